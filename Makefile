@@ -1,0 +1,35 @@
+# interlearn — set-up and commands. `make run` and `make test` work on a fresh machine.
+# GPU users: `make run TORCH_SPEC="torch" CONSTRAINTS=` installs your platform's torch instead of
+# the pinned CPU build (or install torch yourself into .venv before `make`).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+CONSTRAINTS ?= -c constraints.txt
+EXTRAS ?= all,dev
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.interlearn-installed
+DATA ?= $(or $(INTERLEARN_DATA),../shared/data)
+export OMP_NUM_THREADS ?= 1
+export MPLBACKEND ?= Agg
+
+.PHONY: run test bench setup clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/interlearn tour --out runs/tour
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	INTERLEARN_DATA=$(DATA) bash benchmarks/run_all.sh
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

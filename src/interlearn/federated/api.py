@@ -1,0 +1,151 @@
+"""The federated interfaces every strategy, client update, update step and engine implements.
+
+The shape follows DESIGN.md: server-side aggregation is a pure ``init``/``aggregate`` pair
+over parameter dictionaries (optax-style, STYLE.md #1); the local training a client runs is a
+``ClientUpdate``; protections (clipping, noise, compression, validation, secure aggregation)
+are ``UpdateStep``s composed around the strategy (STYLE.md #2); engines only decide *where*
+client updates run (STYLE.md #11).
+
+Data boundary: an engine hands a client's raw data only to that client's ``ClientUpdate``.
+Everything the server side receives is a ``ClientResult`` (update tensors, a weight, metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from interlearn.types import ClientId, Params
+
+__all__ = [
+    "ClientData",
+    "ClientResult",
+    "ClientUpdate",
+    "Strategy",
+    "UpdateStep",
+    "Engine",
+    "RoundContext",
+]
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's local data. Only the client's own ``ClientUpdate`` ever reads ``x``/``y``.
+
+    Attributes:
+        client_id: the client's index in the population.
+        x: inputs, first dimension = examples.
+        y: targets, first dimension = examples.
+    """
+
+    client_id: ClientId
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    """What one client sends back to the server: never raw data.
+
+    Attributes:
+        client_id: who sent it.
+        update: ``local_params - global_params`` (after client-side steps such as clipping or
+            compression have been applied), keyed like the global params.
+        weight: aggregation weight, normally the number of local training examples.
+        metrics: scalar training metrics (loss, accuracy, steps, ...).
+        extras: additional tensors uploaded for the strategy (e.g. SCAFFOLD's control-variate
+            delta); empty when the strategy needs none.
+    """
+
+    client_id: ClientId
+    update: Params
+    weight: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    extras: Params = field(default_factory=dict)
+
+
+@dataclass
+class RoundContext:
+    """Per-round information shared by steps and strategies (round index, seeded generator,
+    a log of rejected/skipped events, and free-form notes that end up in the run's metrics)."""
+
+    round: int
+    generator: torch.Generator
+    log: list[str] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Server-side aggregation: a pure function pair (state is returned, never mutated)."""
+
+    def init(self, params: Params) -> Any:
+        """Return the initial server state for ``params`` (momentum buffers, control variates)."""
+        ...
+
+    def aggregate(
+        self,
+        params: Params,
+        results: Sequence[ClientResult],
+        state: Any,
+    ) -> tuple[Params, Any]:
+        """Combine the cohort's results into new global params and a new state."""
+        ...
+
+
+@runtime_checkable
+class ClientUpdate(Protocol):
+    """Local training on one client. Pure given its inputs: the engine supplies the global
+    params, the client's data, the client's persistent state (or ``None``) and a generator."""
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        params: Params,
+        data: ClientData,
+        client_state: Params | None,
+        server_extras: Params,
+        generator: torch.Generator,
+    ) -> tuple[ClientResult, Params | None]:
+        """Train locally and return the result to upload and the client's new private state."""
+        ...
+
+
+class UpdateStep(Protocol):
+    """A composable protection or transform around aggregation (clip, noise, compress,
+    validate, secure aggregation). Client-side hooks run in order on each client's result;
+    server-side hooks run in reverse order before the strategy; ``after`` runs on the
+    new global params in order. Each hook may be the identity."""
+
+    name: str
+
+    def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult: ...
+
+    def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]: ...
+
+    def after(self, old: Params, new: Params, ctx: RoundContext) -> Params: ...
+
+
+class Engine(Protocol):
+    """Where client updates run. Same strategy and client code on every engine."""
+
+    name: str
+
+    def run_cohort(
+        self,
+        model: torch.nn.Module,
+        client_update: ClientUpdate,
+        params: Params,
+        cohort: Sequence[ClientData],
+        client_states: dict[ClientId, Params | None],
+        server_extras: Params,
+        generators: Sequence[torch.Generator],
+    ) -> list[tuple[ClientResult, Params | None]]:
+        """Run ``client_update`` for every client of the cohort; return results in cohort order."""
+        ...

@@ -1,0 +1,298 @@
+"""The one training loop: :func:`fit` and :func:`evaluate`, used by every centralized paradigm.
+
+One epoch of :func:`fit`, in order: seeded batch order -> forward (autocast on CUDA) -> loss
+(NaN/Inf stops the run) -> backward -> clip -> step -> schedule; then evaluation, early
+stopping and an atomic checkpoint (safetensors + JSON) from which ``resume=True`` continues.
+Hooks let paradigms change one move without forking the loop: ``compute_loss`` (distillation,
+multi-task), ``backward`` (gradient combination), ``on_epoch_start`` (gradual unfreezing).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from interlearn.config import FitConfig
+from interlearn.data.tensors import TensorData
+from interlearn.errors import DataError, TrainingDivergedError
+from interlearn.optim import build_optimizer, build_scheduler
+from interlearn.state import flatten_state, unflatten_state
+from interlearn.tasks import Task
+
+__all__ = ["fit", "evaluate", "FitResult", "resolve_device", "batches"]
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
+BackwardFn = Callable[["torch.Tensor | dict[str, torch.Tensor]", nn.Module], None]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: one dict of metrics per epoch (``train_loss``, ``val_accuracy``, ``lr`` ...).
+        best_epoch: epoch (0-based) with the best validation metric (last epoch without val).
+        best_metric: that metric's value, or ``None`` without validation data.
+        train_seconds: wall time spent in training epochs (evaluation included).
+        stopped_early: whether early stopping ended the run.
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_metric: float | None = None
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> the first CUDA device when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` examples, shuffled with ``generator`` when given."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def _default_loss(task: Task) -> LossFn:
+    return lambda model, x, y: task.loss(model(x), y)
+
+
+def _total(loss: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    return sum(loss.values()) if isinstance(loss, dict) else loss  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+    """Metrics of ``model`` on ``data`` (mean over examples), in eval mode.
+
+    Returns:
+        e.g. ``{"accuracy": 0.97, "loss": 0.09}`` for classification.
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    for idx in batches(len(data), batch_size):
+        out = model(data.x[idx].to(dev))
+        for k, v in task.metric_sums(out, data.y[idx].to(dev)).items():
+            sums[k] = sums.get(k, 0.0) + v
+    model.train(was_training)
+    n = max(sums.pop("n", 0.0), 1.0)
+    return {k: v / n for k, v in sums.items()}
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult, best_state: dict | None) -> None:
+    opt_skel, opt_t = flatten_state(opt.state_dict(), "optim")
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | rng_state()
+    if best_state is not None:
+        tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    meta = {
+        "epoch": epoch,
+        "optimizer": opt_skel,
+        "scheduler": sched.state_dict() if not callable(getattr(sched, "lr_lambdas", None)) else {"last_epoch": sched.last_epoch},
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_metric": result.best_metric,
+        "train_seconds": result.train_seconds,
+    }
+    save_checkpoint(ckpt, tensors, json.loads(json.dumps(meta, default=float)))
+
+
+def fit(
+    model: nn.Module,
+    train: TensorData,
+    task: Task,
+    config: FitConfig | None = None,
+    *,
+    val: TensorData | None = None,
+    param_groups: Iterable[dict[str, Any]] | None = None,
+    compute_loss: LossFn | None = None,
+    backward: BackwardFn | None = None,
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train`` for ``task``; the one loop every centralized paradigm uses.
+
+    Args:
+        model: any module; trained in place (frozen parameters stay frozen).
+        train: training data.
+        task: loss and metrics (also used to score ``val``).
+        config: a :class:`FitConfig` (defaults when ``None``).
+        val: validation data for per-epoch metrics, early stopping and best-epoch restore.
+        param_groups: optimizer parameter groups (e.g. from
+            :func:`interlearn.surgery.param_groups`); default: all trainable parameters.
+        compute_loss: ``(model, x, y) -> loss`` or a dict of losses (summed unless ``backward``
+            combines them). Default: ``task.loss(model(x), y)``.
+        backward: ``(loss, model) -> None`` replacing ``loss.backward()`` (gradient combination).
+        on_epoch_start: ``(epoch, model)`` called before each epoch (gradual unfreezing).
+        augment: ``(x, generator) -> x`` applied to each training batch.
+
+    Returns:
+        A :class:`FitResult`; the model holds the trained (or best, with ``val``) weights.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN/Inf (the last epoch's checkpoint is kept).
+        DataError: empty training data, or targets that do not fit the task.
+    """
+    cfg = config or FitConfig()
+    if len(train) == 0:
+        raise DataError("train is empty: fit() needs at least one example")
+    if compute_loss is None:
+        task.check_targets(train.y, "train.y")
+    dev = resolve_device(cfg.device)
+    model.to(dev)
+    torch.manual_seed(cfg.seed)
+    groups = list(param_groups) if param_groups is not None else _trainable(model)
+    if not groups:
+        raise DataError("the model has no trainable parameters: unfreeze something (interlearn.surgery.unfreeze)")
+    opt = build_optimizer(groups, cfg)
+    steps_per_epoch = -(-len(train) // cfg.batch_size)
+    sched = build_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
+    use_amp = cfg.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    loss_fn = compute_loss or _default_loss(task)
+    sign = 1.0 if task.higher_is_better else -1.0
+    result, best_state, start = FitResult(), None, 0
+    ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+
+    if ckpt is not None and cfg.resume and has_checkpoint(ckpt):
+        tensors, meta = load_checkpoint(ckpt)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
+        sched.load_state_dict(meta["scheduler"]) if "lr_lambdas" not in meta["scheduler"] else None
+        if "last_epoch" in meta["scheduler"] and hasattr(sched, "lr_lambdas"):
+            sched.last_epoch = meta["scheduler"]["last_epoch"]
+            for g, lam in zip(opt.param_groups, sched.lr_lambdas):
+                g["lr"] = g["initial_lr"] * lam(sched.last_epoch)
+        if scaler is not None and meta.get("scaler"):
+            scaler.load_state_dict(meta["scaler"])
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        best_state = best or None
+        result = FitResult(meta["history"], meta["best_epoch"], meta["best_metric"], meta["train_seconds"])
+        start = meta["epoch"] + 1
+        set_rng_state(tensors)
+
+    progress = _progress(cfg.progress, cfg.epochs * steps_per_epoch, start * steps_per_epoch)
+    bad_epochs = sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
+    with progress as bar:
+        for epoch in range(start, cfg.epochs):
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model)
+            t0 = time.perf_counter()
+            model.train()
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            loss_sum, n_seen = 0.0, 0
+            for idx in batches(len(train), cfg.batch_size, gen):
+                x, y = train.x[idx].to(dev, non_blocking=True), train.y[idx].to(dev, non_blocking=True)
+                if augment is not None:
+                    x = augment(x, gen)
+                with torch.autocast(dev.type, enabled=use_amp):
+                    loss = loss_fn(model, x, y)
+                total = _total(loss)
+                if not torch.isfinite(total):
+                    raise TrainingDivergedError(
+                        f"loss became {total.item()} at epoch {epoch}, after {n_seen} examples; "
+                        f"lower the learning rate (lr={cfg.lr}) or enable clip_grad_norm"
+                        + (f"; the last good checkpoint is kept in {ckpt}" if ckpt else "")
+                    )
+                opt.zero_grad(set_to_none=True)
+                if backward is not None:
+                    backward(loss, model)
+                elif scaler is not None:
+                    scaler.scale(total).backward()
+                else:
+                    total.backward()
+                if scaler is not None:
+                    scaler.unscale_(opt)
+                if cfg.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip_grad_norm)
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                sched.step()
+                loss_sum += float(total.detach()) * len(idx)
+                n_seen += len(idx)
+                bar.advance()
+            row = {"epoch": epoch, "train_loss": loss_sum / n_seen, "lr": opt.param_groups[0]["lr"]}
+            if val is not None:
+                row |= {f"val_{k}": v for k, v in evaluate(model, val, task, device=dev).items()}
+                metric = row[f"val_{task.main_metric}"]
+                if result.best_metric is None or sign * metric > sign * result.best_metric:
+                    result.best_metric, result.best_epoch, bad_epochs = metric, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict()) if cfg.restore_best else None
+                else:
+                    bad_epochs += 1
+            else:
+                result.best_epoch = epoch
+            result.train_seconds += time.perf_counter() - t0
+            result.history.append(row)
+            bar.describe(row)
+            if ckpt is not None:
+                _save(ckpt, model, opt, sched, scaler, epoch, result, best_state)
+            if cfg.patience is not None and val is not None and bad_epochs >= cfg.patience:
+                result.stopped_early = True
+                break
+    if best_state is not None and cfg.restore_best:
+        model.load_state_dict(best_state)
+    return result
+
+
+class _NoBar:
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self) -> None:
+        return None
+
+    def describe(self, row: dict[str, float]) -> None:
+        return None
+
+
+class _RichBar(_NoBar):
+    def __init__(self, total: int, done: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+        self._t = self._p.add_task("training", total=total, completed=done)
+
+    def __enter__(self) -> "_RichBar":
+        self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.__exit__(*exc)
+
+    def advance(self) -> None:
+        self._p.advance(self._t)
+
+    def describe(self, row: dict[str, float]) -> None:
+        text = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "lr")
+        self._p.update(self._t, description=text)
+
+
+def _progress(enabled: bool, total: int, done: int) -> _NoBar | nullcontext:
+    return _RichBar(total, done) if enabled else _NoBar()

@@ -1,0 +1,16 @@
+"""Domain nouns shared across the package."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import torch
+
+Params: TypeAlias = dict[str, torch.Tensor]
+"""A model's named tensors (parameters, and buffers where they matter). The currency of
+federated code and of every pure algorithm in interlearn."""
+
+ClientId: TypeAlias = int
+"""Index of a client in a federated population."""
+
+__all__ = ["Params", "ClientId"]
