@@ -1,0 +1,121 @@
+"""The ``interlearn`` command: ``tour``, ``run``, ``report``, ``compare``, ``recipes``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _threads() -> None:
+    # Tiny models on few cores run fastest single-threaded (2 busy OpenMP threads were measured
+    # ~50x slower on a small step); users can raise it with INTERLEARN_THREADS.
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("INTERLEARN_THREADS", "1")))
+
+
+def _cmd_tour(args: argparse.Namespace) -> int:
+    from interlearn.tour import PARTS, run_tour
+
+    only = args.only.split(",") if args.only else None
+    run_tour(Path(args.out), only=only, progress=not args.no_progress, seed=args.seed)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from interlearn.recipes import run_recipe
+    from interlearn.report import markdown_table
+
+    run_dir = run_recipe(args.recipe, args.out, progress=not args.no_progress)
+    rows = json.loads((run_dir / "summary.json").read_text())
+    print(markdown_table(rows))
+    print(f"\nrun folder: {run_dir}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from interlearn.report import render
+
+    md = render(args.run_dir)
+    print(md.read_text())
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from interlearn.errors import DataError
+    from interlearn.report import markdown_table
+
+    rows: dict[str, dict] = {}
+    for d in args.run_dirs:
+        p = Path(d) / "summary.json"
+        if not p.is_file():
+            raise DataError(f"{d}: no summary.json; is it a run folder?")
+        for k, v in json.loads(p.read_text()).items():
+            rows[f"{Path(d).name}/{k}"] = v
+    print(markdown_table(rows))
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from interlearn.recipes import example_recipes
+
+    for p in example_recipes():
+        if args.show and p.stem == args.show:
+            print(p.read_text())
+            return 0
+        if not args.show:
+            print(f"{p.stem:<12} {p}")
+    if args.show:
+        from interlearn.errors import ConfigError
+
+        raise ConfigError(f"no example recipe {args.show!r}; known: {[p.stem for p in example_recipes()]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="interlearn", description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("tour", help="run every paradigm on the embedded digits and print one comparison table")
+    t.add_argument("--out", default="runs/tour", help="run folder (summary.json, summary.md, plots)")
+    t.add_argument("--only", default=None, help="comma-separated parts to run (default: all)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", action="store_true", help="no progress output")
+    t.set_defaults(func=_cmd_tour)
+    r = sub.add_parser("run", help="run a YAML recipe (see `interlearn recipes`)")
+    r.add_argument("recipe", help="path to a recipe .yaml")
+    r.add_argument("--out", default=None, help="run folder (default runs/<kind>-<name>)")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="re-render a run folder's summary.md and plots")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+    c = sub.add_parser("compare", help="one table from several run folders")
+    c.add_argument("run_dirs", nargs="+")
+    c.set_defaults(func=_cmd_compare)
+    e = sub.add_parser("recipes", help="list the shipped example recipes, or print one with --show NAME")
+    e.add_argument("--show", default=None)
+    e.set_defaults(func=_cmd_recipes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``interlearn`` command."""
+    from interlearn.errors import InterlearnError
+
+    args = build_parser().parse_args(argv)
+    _threads()
+    try:
+        return int(args.func(args) or 0)
+    except InterlearnError as exc:
+        print(f"interlearn: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
