@@ -6,6 +6,15 @@ over parameter dictionaries (optax-style, STYLE.md #1); the local training a cli
 are ``UpdateStep``s composed around the strategy (STYLE.md #2); engines only decide *where*
 client updates run (STYLE.md #11).
 
+A strategy is normally an :class:`Aggregator` (how the cohort's updates are combined into one
+update: weighted mean, median, trimmed mean, Krum, ...) followed by a :class:`ServerOptimizer`
+(how that combined update moves the global params: plain SGD for FedAvg, momentum for FedAvgM,
+Adam/Yogi/Adagrad for FedOpt); ``interlearn.federated.strategies.ServerStrategy`` glues the two.
+
+State that must survive a checkpoint is a flat ``Params`` dict of tensors (strategy state,
+client state); update steps with state may add ``state_dict()``/``load_state_dict()`` returning
+and taking JSON-serializable dicts.
+
 Data boundary: an engine hands a client's raw data only to that client's ``ClientUpdate``.
 Everything the server side receives is a ``ClientResult`` (update tensors, a weight, metrics).
 """
@@ -28,6 +37,8 @@ __all__ = [
     "UpdateStep",
     "Engine",
     "RoundContext",
+    "Aggregator",
+    "ServerOptimizer",
 ]
 
 
@@ -82,10 +93,43 @@ class RoundContext:
 
 
 @runtime_checkable
-class Strategy(Protocol):
-    """Server-side aggregation: a pure function pair (state is returned, never mutated)."""
+class Aggregator(Protocol):
+    """Combines the cohort's (post-processed) results into ONE update (a ``Params`` delta).
 
-    def init(self, params: Params) -> Any:
+    The default is the example-weighted mean (:class:`~interlearn.federated.aggregate.WeightedMean`);
+    robust rules (median, trimmed mean, Krum) and secure sums implement the same call. Raise
+    :class:`~interlearn.errors.RoundSkipped` when nothing can be aggregated.
+    """
+
+    name: str
+
+    def __call__(self, results: Sequence[ClientResult]) -> Params:
+        ...
+
+
+@runtime_checkable
+class ServerOptimizer(Protocol):
+    """Applies a combined update to the global params: ``x <- opt(x, delta)`` (Reddi et al. 2021
+    treat ``-delta`` as a pseudo-gradient). State is a flat ``Params`` dict (checkpointable)."""
+
+    def init(self, params: Params) -> Params:
+        ...
+
+    def step(self, params: Params, delta: Params, state: Params) -> tuple[Params, Params]:
+        ...
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Server-side aggregation: a pure function pair (state is returned, never mutated).
+
+    ``state`` is a flat ``Params`` dict (possibly empty) so that any strategy can be
+    checkpointed. A strategy that sends tensors to the clients with the model (SCAFFOLD's
+    server control variate) also defines ``server_extras(state) -> Params``; the round loop
+    calls it when present (see :func:`interlearn.federated.strategies.server_extras`).
+    """
+
+    def init(self, params: Params) -> Params:
         """Return the initial server state for ``params`` (momentum buffers, control variates)."""
         ...
 
@@ -93,8 +137,8 @@ class Strategy(Protocol):
         self,
         params: Params,
         results: Sequence[ClientResult],
-        state: Any,
-    ) -> tuple[Params, Any]:
+        state: Params,
+    ) -> tuple[Params, Params]:
         """Combine the cohort's results into new global params and a new state."""
         ...
 
@@ -121,7 +165,13 @@ class UpdateStep(Protocol):
     """A composable protection or transform around aggregation (clip, noise, compress,
     validate, secure aggregation). Client-side hooks run in order on each client's result;
     server-side hooks run in reverse order before the strategy; ``after`` runs on the
-    new global params in order. Each hook may be the identity."""
+    new global params in order. Each hook may be the identity.
+
+    Client hooks run on the client side of the boundary (the raw data is already gone: they
+    see only the result). A step may set ``ctx.notes["stop"]`` to a message to end the run
+    after this round (e.g. a privacy budget is spent). Steps with state that must survive a
+    resume may define ``state_dict() -> dict`` (JSON-serializable) and
+    ``load_state_dict(dict)``; the round loop saves and restores them when present."""
 
     name: str
 

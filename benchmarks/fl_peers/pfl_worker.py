@@ -1,0 +1,102 @@
+"""pfl-research 0.6 baseline for fl_speed.py: FedAvg on the MNIST 2NN in pfl's simulator.
+
+Usage (fl_speed.py launches it with .venv-bench/bin/python): python pfl_worker.py PREP_DIR OUT_DIR
+
+Follows pfl's documented PyTorch setup (its benchmarks/image_classification/pytorch/train.py):
+``PyTorchModel`` (local SGD, central SGD with lr 1.0 = plain FedAvg), ``SimulatedBackend`` with
+``WeightByDatapoints``, ``FederatedAveraging().run(NNAlgorithmParams, ...)``. The user sampler is
+the prep's cohort schedule, so pfl trains the same clients in the same rounds as the others.
+pfl's ``Dataset.iter`` does not shuffle; each client's indices were shuffled once by the prep.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from itertools import chain
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from pfl.aggregate.simulate import SimulatedBackend  # noqa: E402
+from pfl.aggregate.weighting import WeightByDatapoints  # noqa: E402
+from pfl.algorithm import FederatedAveraging, NNAlgorithmParams  # noqa: E402
+from pfl.callback.base import TrainingProcessCallback  # noqa: E402
+from pfl.data.dataset import Dataset  # noqa: E402
+from pfl.data.federated_dataset import FederatedDataset  # noqa: E402
+from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams  # noqa: E402
+from pfl.metrics import Metrics, Weighted  # noqa: E402
+from pfl.model.pytorch import PyTorchModel  # noqa: E402
+
+from common import Clock, TwoNN, init_model, load_prep, read_mnist, write_result  # noqa: E402
+
+
+class PflTwoNN(TwoNN):
+    """The 2NN with the ``loss``/``metrics`` methods pfl's PyTorchModel requires."""
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:  # noqa: A002
+        self.eval() if eval else self.train()
+        return torch.nn.functional.cross_entropy(self(x), y)
+
+    @torch.no_grad()
+    def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict:  # noqa: A002
+        logits = self(x)
+        n = len(y)
+        return {
+            "loss": Weighted(float(torch.nn.functional.cross_entropy(logits, y, reduction="sum")), n),
+            "accuracy": Weighted(float((logits.argmax(1) == y).sum()), n),
+        }
+
+
+class Timeline(TrainingProcessCallback):
+    """Wall-clock timestamp at the start and after every central iteration."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.cpu: list[float] = []
+
+    def on_train_begin(self, *, model) -> Metrics:  # type: ignore[no-untyped-def]
+        self.times.append(Clock.now())
+        self.cpu.append(Clock.cpu())
+        return Metrics()
+
+    def after_central_iteration(self, aggregate_metrics, model, *, central_iteration):  # type: ignore[no-untyped-def]
+        self.times.append(Clock.now())
+        self.cpu.append(Clock.cpu())
+        return False, Metrics()
+
+
+def main() -> None:
+    prep, out = sys.argv[1], sys.argv[2]
+    start = Clock.now()
+    torch.set_num_threads(1)
+    cfg = load_prep(prep)
+    np.random.seed(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    x, y = read_mnist(cfg["data_dir"], "train")
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    users = {i: (xt[torch.from_numpy(ix)], yt[torch.from_numpy(ix)]) for i, ix in enumerate(cfg["partition"])}
+    order = iter(chain.from_iterable(cfg["schedule"].tolist()))  # the shared cohort schedule
+    train_data = FederatedDataset(lambda uid: Dataset(users[uid], user_id=str(uid)), user_sampler=lambda: next(order))
+
+    net = PflTwoNN()
+    net.load_state_dict(init_model(cfg).state_dict())
+    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(net.parameters(), lr=1.0))
+    backend = SimulatedBackend(training_data=train_data, val_data=None, postprocessors=[WeightByDatapoints()])  # type: ignore[arg-type]
+    timeline = Timeline()
+    FederatedAveraging().run(
+        algorithm_params=NNAlgorithmParams(central_num_iterations=cfg["rounds"], evaluation_frequency=cfg["rounds"], train_cohort_size=cfg["cohort"], val_cohort_size=0),
+        backend=backend,
+        model=model,
+        model_train_params=NNTrainHyperParams(local_learning_rate=cfg["lr"], local_num_epochs=cfg["local_epochs"], local_batch_size=cfg["batch_size"]),
+        model_eval_params=NNEvalHyperParams(local_batch_size=1000),
+        callbacks=[timeline],
+    )
+    write_result(out, list(net.parameters()), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Federated learning: the data stays on the clients, only updates reach the server.
+
+The pieces (each one small and replaceable; interfaces in :mod:`interlearn.federated.api`)::
+
+    population = Population(x, y, partition("shards", y, num_clients=100, classes_per_client=2))
+    result = simulate(model, population,
+                      client_update=LocalSGD(epochs=1, batch_size=10, lr=0.1),
+                      strategy=get_strategy("fedavg"),
+                      config=SimulationConfig(rounds=20, clients_per_round=10, seed=0),
+                      engine="vectorized", test=(x_test, y_test), run_dir="runs/fedavg")
+
+How to plug things in:
+
+* **An UpdateStep** (clipping, noise, compression, validation, secure aggregation) is any object
+  with ``name`` and three hooks: ``client(result, ctx) -> result`` runs on each client's
+  :class:`ClientResult` (client side, in list order); ``server(results, ctx) -> results`` runs
+  on the cohort's results before aggregation (reverse order, so it can undo client-side
+  transforms; it may collapse them into one aggregate result); ``after(old, new, ctx) -> new``
+  runs on the new global params. Pass them as ``simulate(..., steps=[clip, noise])``. Optional
+  ``state_dict()/load_state_dict()`` make their state survive a resume; setting
+  ``ctx.notes["stop"]`` ends the run after the round.
+* **A strategy** is ``init(params) -> state`` + ``aggregate(params, results, state) -> (params,
+  state)`` with ``state`` a flat tensor dict. Most are a :class:`ServerStrategy` =
+  an **aggregator** (``__call__(results) -> delta``: the weighted mean by default; robust rules
+  plug in here, e.g. ``get_strategy("fedadam", aggregator=my_median)``) + a **server optimizer**
+  (``init``/``step(params, delta, state)``). Register new ones with ``register_strategy`` /
+  ``register_aggregator`` so recipes can name them.
+* **An engine** is ``run_cohort(model, client_update, params, cohort, client_states,
+  server_extras, generators) -> [(ClientResult, new_client_state)]``; register it with
+  ``register_engine``. ``sequential`` is the reference, ``vectorized`` the fast path
+  (``torch.func`` over the stacked cohort), ``ray`` scales out.
+* **A client update** is ``__call__(model, params, data, client_state, server_extras,
+  generator) -> (ClientResult, new_state)`` (see :class:`LocalSGD`, :class:`ScaffoldClient`).
+"""
+
+from interlearn.federated.aggregate import WeightedMean, weighted_mean
+from interlearn.federated.api import (
+    Aggregator,
+    ClientData,
+    ClientResult,
+    ClientUpdate,
+    Engine,
+    RoundContext,
+    ServerOptimizer,
+    Strategy,
+    UpdateStep,
+)
+from interlearn.federated.client import LocalSGD, ScaffoldClient, batch_schedule
+from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
+from interlearn.federated.engines import get_engine, register_engine
+from interlearn.federated.evaluate import client_accuracies, evaluate_params
+from interlearn.federated.params import load_params, model_params
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
+from interlearn.federated.strategies import (
+    ServerStrategy,
+    get_aggregator,
+    get_strategy,
+    register_aggregator,
+    register_strategy,
+)
+
+__all__ = [
+    "Aggregator",
+    "ClientData",
+    "ClientResult",
+    "ClientUpdate",
+    "Engine",
+    "LocalSGD",
+    "Population",
+    "RoundContext",
+    "ScaffoldClient",
+    "ServerOptimizer",
+    "ServerStrategy",
+    "SimulationConfig",
+    "SimulationResult",
+    "Strategy",
+    "UpdateStep",
+    "WeightedMean",
+    "batch_schedule",
+    "client_accuracies",
+    "download_bytes",
+    "evaluate_params",
+    "get_aggregator",
+    "get_engine",
+    "get_strategy",
+    "load_params",
+    "model_params",
+    "params_bytes",
+    "register_aggregator",
+    "register_engine",
+    "register_strategy",
+    "simulate",
+    "upload_bytes",
+    "weighted_mean",
+]

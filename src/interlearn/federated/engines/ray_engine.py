@@ -1,0 +1,278 @@
+"""The Ray engine: each client update of a cohort runs as a Ray task, on local cores or a cluster.
+
+Ray (Moritz et al. 2018, "Ray: A Distributed Framework for Emerging AI Applications", OSDI)
+schedules the tasks; the strategy, the client update and every update step are the same objects
+the in-process engines use, so with the same seed the Ray engine's model equals the sequential
+engine's (the client update is deterministic given its inputs and its generator's state, and both
+run it single-threaded).
+
+How it maps onto Ray:
+
+* ``ray.init()`` is called once, on the first cohort (or by :meth:`RayEngine.start`), locally with
+  ``num_cpus`` cores or against ``address`` (``"auto"`` or ``"ray://head:10001"``) for a cluster
+  started with ``ray start``. Start-up is paid once per run, not per round.
+* The model and the client update are put in Ray's object store once per run; each client's data
+  is put once (the first time the client is sampled); the global params once per round. Tasks
+  receive object references, so nothing is re-serialized per client.
+* Client state (SCAFFOLD's control variate, ...) is passed to the task and the new state returned,
+  exactly like the sequential engine does, so stateful clients keep their state across rounds
+  even when their next round lands on another worker or machine.
+* The generator's state travels with the task and the advanced state is copied back into the
+  caller's generator, so the caller sees exactly what an in-process engine would leave behind.
+* A lost worker or node (``WorkerCrashedError``, ``NodeDiedError``, lost objects) or a client
+  slower than ``timeout_s`` is a *dropout*: the client is left out of the cohort's results and
+  listed in :attr:`RayEngine.last_dropped`; the run continues. An exception raised by the client
+  update itself is a bug or a rejected input and is re-raised with its original type.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from interlearn.errors import ConfigError
+from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
+from interlearn.types import ClientId, Params
+
+__all__ = ["RayEngine"]
+
+log = logging.getLogger(__name__)
+
+
+def _run_client(
+    model: torch.nn.Module,
+    client_update: ClientUpdate,
+    params: Params,
+    data: ClientData,
+    client_state: Params | None,
+    server_extras: Params,
+    generator_state: torch.Tensor,
+    num_threads: int,
+) -> tuple[ClientResult, Params | None, torch.Tensor]:
+    """Body of the Ray task: one client's local update, on whichever worker Ray picks."""
+    torch.set_num_threads(num_threads)
+    generator = torch.Generator()
+    generator.set_state(generator_state)
+    result, new_state = client_update(model, params, data, client_state, server_extras, generator)
+    return result, new_state, generator.get_state()
+
+
+def _warm() -> int:
+    """A no-op task: loading this module on a worker imports torch and interlearn there."""
+    return torch.get_num_threads()
+
+
+class RayEngine:
+    """Runs a cohort's client updates as Ray tasks (see the module docstring).
+
+    Args:
+        address: ``None`` starts a local Ray instance; ``"auto"`` joins the cluster this machine
+            belongs to (``ray start --head`` / ``ray start --address=...``); ``"ray://host:10001"``
+            connects through Ray Client.
+        num_cpus: cores of the local instance (``None``: all); ignored with ``address``.
+        cpus_per_client: Ray CPU resources one client update requests.
+        num_threads: torch threads inside a task (1 keeps results bitwise equal to the
+            single-threaded sequential engine and avoids oversubscription).
+        max_retries: Ray retries of a task whose worker died; 0 (default) turns a lost worker
+            into a dropout immediately, as a lost device is in real federated learning.
+        timeout_s: seconds to wait for a cohort; clients still running afterwards are
+            cancelled and count as dropouts (``None``: wait for all).
+        init_kwargs: extra keyword arguments for ``ray.init`` (``runtime_env``, ``namespace``,
+            ...).
+        warmup: at start-up, run one no-op task per schedulable slot so worker processes are
+            started and have imported torch before the first round (start-up is then paid in
+            :meth:`start`, not in round 1).
+
+    Raises:
+        ConfigError: on a non-positive ``num_cpus``, ``cpus_per_client``, ``num_threads`` or
+            ``timeout_s``, or a negative ``max_retries``.
+
+    Example:
+        >>> engine = RayEngine(num_cpus=2)            # local
+        >>> engine = RayEngine(address="auto")        # on a cluster started with `ray start`
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        cpus_per_client: float = 1.0,
+        num_threads: int = 1,
+        max_retries: int = 0,
+        timeout_s: float | None = None,
+        init_kwargs: dict[str, Any] | None = None,
+        warmup: bool = True,
+    ) -> None:
+        if num_cpus is not None and num_cpus < 1:
+            raise ConfigError(f"num_cpus={num_cpus}: must be >= 1 or None (all cores)")
+        if not cpus_per_client > 0:
+            raise ConfigError(f"cpus_per_client={cpus_per_client}: must be > 0")
+        if num_threads < 1:
+            raise ConfigError(f"num_threads={num_threads}: must be >= 1")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries={max_retries}: must be >= 0")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ConfigError(f"timeout_s={timeout_s}: must be > 0 or None")
+        self.address = address
+        self.num_cpus = num_cpus
+        self.cpus_per_client = float(cpus_per_client)
+        self.num_threads = int(num_threads)
+        self.max_retries = int(max_retries)
+        self.timeout_s = timeout_s
+        self.init_kwargs = dict(init_kwargs or {})
+        self.warmup = warmup
+        self.last_dropped: list[ClientId] = []
+        self.startup_seconds: float | None = None
+        self._owns_ray = False
+        self._task: Any = None
+        # Object-store references cached for the run: (object, ref) so the id stays valid.
+        self._model_ref: tuple[Any, Any] | None = None
+        self._update_ref: tuple[Any, Any] | None = None
+        self._data_refs: dict[ClientId, tuple[ClientData, Any]] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Connect to (or start) Ray once; later calls are no-ops. Sets ``startup_seconds``."""
+        if self._task is not None:
+            return
+        try:
+            import ray
+        except ImportError as exc:  # optional dependency
+            raise ConfigError(
+                "the ray engine needs Ray: pip install 'interlearn[federated]' (or ray>=2.40)"
+            ) from exc
+        t0 = time.perf_counter()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs.update(self.init_kwargs)
+            if self.address is not None:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(num_cpus=self.num_cpus, **kwargs)
+            self._owns_ray = True
+        self._task = ray.remote(_run_client).options(
+            num_cpus=self.cpus_per_client, max_retries=self.max_retries
+        )
+        if self.warmup:
+            slots = int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_client)
+            warm = ray.remote(_warm).options(num_cpus=self.cpus_per_client)
+            ray.get([warm.remote() for _ in range(max(1, min(slots, 64)))])
+        self.startup_seconds = time.perf_counter() - t0
+
+    def shutdown(self) -> None:
+        """Drop cached objects; stop Ray if this engine started it."""
+        self._model_ref = self._update_ref = None
+        self._data_refs.clear()
+        self._task = None
+        if self._owns_ray:
+            import ray
+
+            ray.shutdown()
+            self._owns_ray = False
+
+    def __enter__(self) -> RayEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ----------------------------------------------------------------- object store
+    def _cached(self, slot: tuple[Any, Any] | None, obj: Any) -> tuple[Any, Any]:
+        import ray
+
+        if slot is not None and slot[0] is obj:
+            return slot
+        return (obj, ray.put(obj))
+
+    def _data_ref(self, data: ClientData) -> Any:
+        import ray
+
+        hit = self._data_refs.get(data.client_id)
+        if hit is None or hit[0] is not data:
+            hit = (data, ray.put(data))
+            self._data_refs[data.client_id] = hit
+        return hit[1]
+
+    # ----------------------------------------------------------------- the cohort
+    def run_cohort(
+        self,
+        model: torch.nn.Module,
+        client_update: ClientUpdate,
+        params: Params,
+        cohort: Sequence[ClientData],
+        client_states: dict[ClientId, Params | None],
+        server_extras: Params,
+        generators: Sequence[torch.Generator],
+    ) -> list[tuple[ClientResult, Params | None]]:
+        """Run ``client_update`` for every client as a Ray task.
+
+        Returns:
+            ``(result, new_client_state)`` for every client that finished, in cohort order;
+            clients lost to a dead worker/node or the timeout are left out and listed in
+            :attr:`last_dropped`.
+
+        Raises:
+            ConfigError: when ``cohort`` and ``generators`` differ in length.
+            Exception: whatever the client update raised, with its original type.
+        """
+        import ray
+        from ray import exceptions as rex
+
+        if len(cohort) != len(generators):
+            raise ConfigError(
+                f"{len(cohort)} clients but {len(generators)} generators: pass one generator per client"
+            )
+        self.start()
+        self._model_ref = self._cached(self._model_ref, model)
+        self._update_ref = self._cached(self._update_ref, client_update)
+        params_ref = ray.put({k: v.detach() for k, v in params.items()})
+        extras_ref = ray.put(dict(server_extras))
+        refs = [
+            self._task.remote(
+                self._model_ref[1],
+                self._update_ref[1],
+                params_ref,
+                self._data_ref(data),
+                client_states.get(data.client_id),
+                extras_ref,
+                gen.get_state(),
+                self.num_threads,
+            )
+            for data, gen in zip(cohort, generators)
+        ]
+        if self.timeout_s is not None:
+            ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            late = {id(r) for r in pending}
+        else:
+            late = set()
+
+        lost = (rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError, rex.LocalRayletDiedError,
+                rex.RaySystemError, rex.TaskCancelledError, rex.OutOfMemoryError)
+        out: list[tuple[ClientResult, Params | None]] = []
+        self.last_dropped = []
+        for data, gen, ref in zip(cohort, generators, refs):
+            if id(ref) in late:
+                log.warning("client %s: no result within %ss, counted as a dropout", data.client_id, self.timeout_s)
+                self.last_dropped.append(data.client_id)
+                continue
+            try:
+                result, new_state, gen_state = ray.get(ref)
+            except rex.RayTaskError as err:  # the client update itself raised
+                cause = err.as_instanceof_cause()
+                raise cause from None
+            except lost as err:
+                log.warning("client %s: worker lost (%s), counted as a dropout", data.client_id, type(err).__name__)
+                self.last_dropped.append(data.client_id)
+                continue
+            gen.set_state(gen_state)
+            out.append((result, new_state))
+        return out

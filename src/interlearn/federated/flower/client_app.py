@@ -1,0 +1,113 @@
+"""The node side: a Flower ``ClientApp`` that runs our ``ClientUpdate`` on the node's own data.
+
+Three message types are handled (Flower's Message API, ``flwr.clientapp.ClientApp``):
+
+* ``query``: the node reports which client it is (``client-id``) and how many examples it holds,
+  so the server can address clients by our ids. Raw data never leaves the node.
+* ``train``: the message carries the global params, the server extras and the state of the
+  generator the in-process engines would hand this client; the node runs the client update,
+  keeps its private client state (SCAFFOLD's control variate, ...) in ``context.state`` (Flower
+  keeps it on the node across rounds) and replies with the result and the advanced generator.
+* ``evaluate``: the node scores the given params on its own data; only accuracy and loss leave.
+
+What the node runs comes from ``build(context) -> ClientSetup``, written by the user in their
+Flower app module; ``context.node_config`` (``flower-supernode --node-config``) tells the node
+which partition or data path is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from interlearn.errors import ConfigError
+from interlearn.federated.api import ClientData, ClientUpdate
+from interlearn.federated.evaluate import evaluate_params
+from interlearn.federated.flower.codec import (
+    generator_to_record,
+    params_to_record,
+    record_to_generator,
+    record_to_params,
+    result_to_content,
+)
+
+__all__ = ["ClientSetup", "make_client_app", "STATE_KEY"]
+
+STATE_KEY = "interlearn-client-state"
+"""Key of the ``ArrayRecord`` in ``context.state`` holding the node's persistent client state."""
+
+
+@dataclass
+class ClientSetup:
+    """What one node needs: a model to train, the client update and the node's own data.
+
+    Attributes:
+        model: a module of the federation's architecture (its weights are overwritten by the
+            global params each round).
+        client_update: the local training (same object as in simulation).
+        data: this node's examples; ``data.client_id`` is the client id the server addresses.
+    """
+
+    model: torch.nn.Module
+    client_update: ClientUpdate
+    data: ClientData
+
+
+def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
+    """A Flower ``ClientApp`` running ``build(context)``'s client update.
+
+    Args:
+        build: called in the ClientApp process with Flower's ``Context``; returns the node's
+            :class:`ClientSetup`. Flower may start a fresh process per message, so ``build``
+            should be cheap or cache what it loads.
+
+    Returns:
+        The ``ClientApp``; reference it from ``[tool.flwr.app.components] clientapp``.
+    """
+    app = ClientApp()
+
+    def _setup(context: Context) -> ClientSetup:
+        setup = build(context)
+        if not isinstance(setup, ClientSetup):
+            raise ConfigError(f"the client build function returned {type(setup).__name__}, expected ClientSetup")
+        return setup
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        setup = _setup(context)
+        meta = MetricRecord({"client-id": int(setup.data.client_id), "num-examples": len(setup.data)})
+        return Message(RecordDict({"meta": meta}), reply_to=msg)
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        torch.set_num_threads(1)
+        setup = _setup(context)
+        params = record_to_params(msg.content["params"])
+        extras = record_to_params(msg.content["extras"])
+        generator = record_to_generator(msg.content["generator"])
+        state_record = context.state.get(STATE_KEY)
+        client_state = record_to_params(state_record) if isinstance(state_record, ArrayRecord) else None
+        result, new_state = setup.client_update(setup.model, params, setup.data, client_state, extras, generator)
+        if new_state is not None:
+            context.state[STATE_KEY] = params_to_record(new_state)
+        content = result_to_content(result)
+        content["generator"] = generator_to_record(generator)
+        return Message(content, reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        torch.set_num_threads(1)
+        setup = _setup(context)
+        n = len(setup.data)
+        ev = evaluate_params(setup.model, record_to_params(msg.content["params"]), setup.data.x, setup.data.y) if n else {}
+        metrics = MetricRecord(
+            {"client-id": int(setup.data.client_id), "num-examples": n,
+             "accuracy": float(ev.get("accuracy", 0.0)), "loss": float(ev.get("loss", 0.0))}
+        )
+        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app

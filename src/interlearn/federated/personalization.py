@@ -1,0 +1,349 @@
+"""Personalization after (or during) federated training.
+
+Two ways for each user to get a model of their own:
+
+* **Local fine-tuning** (Wang et al. 2019, "Federated Evaluation of On-device Personalization";
+  Yu et al. 2020, "Salvaging Federated Learning by Local Adaptation"): after global training,
+  every user takes a few SGD steps on their own training data, either on the last layer only
+  (``scope="head"``) or on all parameters (``scope="all"``), and is evaluated on their own test
+  data. :func:`personalize` reports global vs personalized accuracy per user.
+* **FedPer** (Arivazhagan et al. 2019, "Federated Learning with Personalization Layers"): a
+  shared trunk is trained federatedly while each user keeps a personal head that never leaves
+  the device. :class:`FedPerUpdate` is a ``ClientUpdate`` whose private client state is the
+  head; the server receives trunk updates only (the head's entries are zero).
+
+Both are pure functions of parameter dictionaries (``torch.func.functional_call``), so the
+model object is never mutated and any engine can run them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from interlearn.data.tensors import TensorData
+from interlearn.errors import ConfigError, DataError
+from interlearn.federated.api import ClientData, ClientResult
+from interlearn.types import Params
+
+__all__ = [
+    "PersonalizeConfig",
+    "UserResult",
+    "PersonalizationReport",
+    "finetune_params",
+    "evaluate_params",
+    "personalize",
+    "plot_personalization",
+    "FedPerUpdate",
+    "personal_heads",
+    "cross_entropy_any",
+    "accuracy_sums",
+]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy_any(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for (B, C) logits with (B,) labels or (B, C, T) logits with (B, T) labels."""
+    return F.cross_entropy(logits, y.long())
+
+
+@torch.no_grad()
+def accuracy_sums(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """(correct, total) predictions; the class dimension is 1 in both layouts."""
+    return int((logits.argmax(1) == y).sum()), int(y.numel())
+
+
+@dataclass(frozen=True)
+class PersonalizeConfig:
+    """Local fine-tuning on each user's own data.
+
+    Attributes:
+        scope: ``"head"`` (only parameters matching ``head_patterns``) or ``"all"``.
+        steps: SGD steps per user (a few: the point is a cheap on-device adaptation).
+        lr: learning rate of plain SGD.
+        batch_size: examples per step, sampled from the user's training data.
+        head_patterns: globs naming the last layer (``"head.*"`` for the models in interlearn).
+        max_eval: cap on the test examples scored per user (``None``: all).
+        seed: base seed; user ``i`` samples batches with ``seed + i``.
+    """
+
+    scope: str = "head"
+    steps: int = 20
+    lr: float = 0.5
+    batch_size: int = 32
+    head_patterns: tuple[str, ...] = ("head.*",)
+    max_eval: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("head", "all"):
+            raise ConfigError(f"PersonalizeConfig.scope={self.scope!r}; use 'head' (last layer) or 'all'")
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError(f"PersonalizeConfig: steps={self.steps} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0)")
+        if self.max_eval is not None and self.max_eval < 1:
+            raise ConfigError(f"PersonalizeConfig.max_eval={self.max_eval}; use None or a positive count")
+
+
+def _select(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not chosen:
+        raise ConfigError(f"no parameter matches {list(patterns)}; parameter names look like {list(names)[:6]}")
+    return chosen
+
+
+def finetune_params(
+    model: nn.Module,
+    params: Params,
+    data: TensorData,
+    trainable: Sequence[str],
+    steps: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    loss_fn: LossFn = cross_entropy_any,
+) -> Params:
+    """Plain SGD on the ``trainable`` entries of ``params`` (the rest stay fixed); pure.
+
+    Args:
+        model: the architecture (its own tensors are not used or changed).
+        params: starting parameters (and buffers), e.g. the global model's.
+        data: the user's training data.
+        trainable: names of the entries to train.
+        steps, lr, batch_size: the optimisation budget.
+        generator: seeds the minibatch sampling.
+        loss_fn: ``loss_fn(model_output, y)``.
+
+    Returns:
+        New parameters: trained copies of ``trainable``, the other entries shared with ``params``.
+
+    Raises:
+        DataError: the user has no training data while ``steps > 0``.
+    """
+    if steps == 0:
+        return dict(params)
+    if len(data) == 0:
+        raise DataError("finetune_params: the user has no training examples; skip users without data")
+    current = {k: (v.detach().clone().requires_grad_(True) if k in trainable else v) for k, v in params.items()}
+    train = [current[k] for k in trainable]
+    for _ in range(steps):
+        idx = torch.randint(len(data), (min(batch_size, len(data)),), generator=generator)
+        loss = loss_fn(functional_call(model, current, (data.x[idx],)), data.y[idx])
+        grads = torch.autograd.grad(loss, train)
+        with torch.no_grad():
+            for p, g in zip(train, grads):
+                p.sub_(lr * g)
+    return {k: v.detach() for k, v in current.items()}
+
+
+@torch.no_grad()
+def evaluate_params(model: nn.Module, params: Params, data: TensorData, batch_size: int = 256, max_examples: int | None = None) -> float:
+    """Accuracy of ``model`` with ``params`` on ``data`` (the first ``max_examples`` examples)."""
+    n = len(data) if max_examples is None else min(len(data), max_examples)
+    if n == 0:
+        raise DataError("evaluate_params: no test examples")
+    correct = total = 0
+    was_training = model.training
+    model.eval()
+    for start in range(0, n, batch_size):
+        sl = slice(start, min(start + batch_size, n))
+        c, t = accuracy_sums(functional_call(model, params, (data.x[sl],)), data.y[sl])
+        correct, total = correct + c, total + t
+    model.train(was_training)
+    return correct / total
+
+
+@dataclass(frozen=True)
+class UserResult:
+    """One user's accuracy on their own test data before and after personalization."""
+
+    user: str
+    global_acc: float
+    personal_acc: float
+    n_test: int
+
+
+@dataclass(frozen=True)
+class PersonalizationReport:
+    """Per-user results and their summary."""
+
+    users: list[UserResult] = field(default_factory=list)
+    config: PersonalizeConfig = field(default_factory=PersonalizeConfig)
+
+    def _values(self, attr: str) -> list[float]:
+        return [getattr(u, attr) for u in self.users]
+
+    def summary(self) -> dict[str, float]:
+        """Medians, example-weighted means and the fraction of users who gained."""
+        if not self.users:
+            return {}
+        n = sum(u.n_test for u in self.users)
+        return {
+            "users": float(len(self.users)),
+            "global_median": statistics.median(self._values("global_acc")),
+            "personal_median": statistics.median(self._values("personal_acc")),
+            "global_weighted": sum(u.global_acc * u.n_test for u in self.users) / n,
+            "personal_weighted": sum(u.personal_acc * u.n_test for u in self.users) / n,
+            "improved_fraction": sum(u.personal_acc > u.global_acc for u in self.users) / len(self.users),
+        }
+
+
+def personalize(
+    model: nn.Module,
+    global_params: Params,
+    users: Sequence[tuple[str, TensorData, TensorData]],
+    config: PersonalizeConfig = PersonalizeConfig(),
+    loss_fn: LossFn = cross_entropy_any,
+) -> tuple[PersonalizationReport, dict[str, Params]]:
+    """Fine-tune the global model on each user's own training data; score both on their test data.
+
+    Args:
+        model: the architecture.
+        global_params: the trained global parameters (e.g. ``dict(model.state_dict())``).
+        users: ``(name, train, test)`` per user.
+        config: scope, steps, learning rate, batch size.
+        loss_fn: ``loss_fn(output, y)``.
+
+    Returns:
+        The report and each user's personalized parameters (only what differs is new memory).
+
+    Raises:
+        ConfigError: ``head_patterns`` match no parameter.
+        DataError: a user with no test data.
+    """
+    names = list(global_params)
+    trainable = names if config.scope == "all" else _select(names, config.head_patterns)
+    trainable = [k for k in trainable if global_params[k].is_floating_point()]
+    results, personal = [], {}
+    for i, (name, train, test) in enumerate(users):
+        g = torch.Generator().manual_seed(config.seed + i)
+        p = finetune_params(model, global_params, train, trainable, config.steps, config.lr, config.batch_size, g, loss_fn)
+        n_test = len(test) if config.max_eval is None else min(len(test), config.max_eval)
+        results.append(UserResult(name, evaluate_params(model, global_params, test, max_examples=config.max_eval), evaluate_params(model, p, test, max_examples=config.max_eval), n_test))
+        personal[name] = p
+    return PersonalizationReport(results, config), personal
+
+
+def plot_personalization(report: PersonalizationReport, path: str | Path, title: str = "Personalization") -> Path:
+    """Distribution plot: per-user accuracy histograms (global vs personalized) and a scatter
+    of personalized against global accuracy (points above the diagonal gained). PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g, p = report._values("global_acc"), report._values("personal_acc")
+    s = report.summary()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    bins = [i / 40 for i in range(41)]
+    a.hist(g, bins=bins, alpha=0.6, label=f"global (median {s.get('global_median', 0):.3f})")
+    a.hist(p, bins=bins, alpha=0.6, label=f"personalized (median {s.get('personal_median', 0):.3f})")
+    a.set_xlabel("test accuracy per user")
+    a.set_ylabel("users")
+    a.legend()
+    b.scatter(g, p, s=8, alpha=0.6)
+    lo, hi = min(g + p + [0.0]), max(g + p + [1.0])
+    b.plot([lo, hi], [lo, hi], "k--", lw=1)
+    b.set_xlabel("global model accuracy")
+    b.set_ylabel("personalized accuracy")
+    fig.suptitle(f"{title}: {len(g)} users, scope={report.config.scope}, {report.config.steps} steps")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+@dataclass(frozen=True)
+class FedPerUpdate:
+    """FedPer's client update: local SGD on trunk + personal head; only the trunk is shared.
+
+    The client's private state is its head (initialised from the global head on first
+    participation). The uploaded update holds the trunk's change and zeros for the head, so any
+    strategy keeps the global head fixed (it only seeds newcomers' heads).
+
+    Attributes:
+        epochs: local passes over the client's data.
+        batch_size: minibatch size.
+        lr: SGD learning rate.
+        head_patterns: globs naming the personal layers.
+        loss_fn: ``loss_fn(output, y)``.
+    """
+
+    epochs: int = 1
+    batch_size: int = 10
+    lr: float = 0.1
+    head_patterns: tuple[str, ...] = ("head.*",)
+    loss_fn: LossFn = cross_entropy_any
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError(f"FedPerUpdate: epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}; all must be positive")
+
+    def __call__(
+        self,
+        model: nn.Module,
+        params: Params,
+        data: ClientData,
+        client_state: Params | None,
+        server_extras: Params,
+        generator: torch.Generator,
+    ) -> tuple[ClientResult, Params | None]:
+        heads = _select(list(params), self.head_patterns)
+        start = dict(params)
+        if client_state:
+            start.update({k: client_state[k] for k in heads})
+        trainable = [k for k, v in start.items() if v.is_floating_point()]
+        local = TensorData(data.x, data.y)
+        steps = self.epochs * -(-len(local) // self.batch_size)
+        losses = []
+        current = {k: (v.detach().clone().requires_grad_(True) if k in trainable else v) for k, v in start.items()}
+        train = [current[k] for k in trainable]
+        for _ in range(self.epochs):
+            for idx in torch.randperm(len(local), generator=generator).split(self.batch_size):
+                loss = self.loss_fn(functional_call(model, current, (local.x[idx],)), local.y[idx])
+                grads = torch.autograd.grad(loss, train)
+                with torch.no_grad():
+                    for p, g in zip(train, grads):
+                        p.sub_(self.lr * g)
+                losses.append(float(loss.detach()))
+        new = {k: v.detach() for k, v in current.items()}
+        update = {k: (torch.zeros_like(params[k]) if k in heads else new[k] - params[k]) for k in params}
+        result = ClientResult(data.client_id, update, float(len(local)), {"loss": sum(losses) / max(len(losses), 1), "steps": float(steps)})
+        return result, {k: new[k] for k in heads}
+
+
+def personal_heads(result: object | None = None, run_dir: str | Path | None = None) -> dict[int, Params]:
+    """Every client's private FedPer head after a :func:`~interlearn.federated.simulation.simulate`
+    run: from ``result.client_states`` when the result carries them, else from the run folder's
+    checkpoint (``client/<id>/<name>`` entries; run with ``checkpoint_every``).
+
+    Raises:
+        DataError: neither source holds client states.
+    """
+    states = getattr(result, "client_states", None)
+    if states:
+        return {int(c): dict(s) for c, s in states.items() if s}
+    if run_dir is not None:
+        from interlearn.checkpoint import has_checkpoint, load_checkpoint
+
+        ckpt = Path(run_dir) / "checkpoint"
+        if has_checkpoint(ckpt):
+            tensors, _ = load_checkpoint(ckpt)
+            heads: dict[int, Params] = {}
+            for name, t in tensors.items():
+                if name.startswith("client/"):
+                    _, cid, key = name.split("/", 2)
+                    heads.setdefault(int(cid), {})[key] = t
+            if heads:
+                return heads
+    raise DataError("no client states found: pass the simulate() result, or a run_dir simulated with checkpoint_every > 0")

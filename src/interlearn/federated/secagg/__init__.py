@@ -1,0 +1,20 @@
+"""Secure aggregation (Bonawitz et al. 2017): the server learns only the sum of the updates."""
+
+from __future__ import annotations
+
+from interlearn.federated.secagg.protocol import SecAggClient, SecAggServer, Transcript, secure_sum
+from interlearn.federated.secagg.ring import Ring, expand_mask
+from interlearn.federated.secagg.shamir import combine_shares, split_secret
+from interlearn.federated.secagg.step import SecureAggregation
+
+__all__ = [
+    "Ring",
+    "SecAggClient",
+    "SecAggServer",
+    "SecureAggregation",
+    "Transcript",
+    "combine_shares",
+    "expand_mask",
+    "secure_sum",
+    "split_secret",
+]

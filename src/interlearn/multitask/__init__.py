@@ -1,0 +1,28 @@
+"""Multi-task learning: a shared trunk with task heads, loss weighting and gradient combination,
+partial labels, MultiMNIST, and comparisons against independent single-task models."""
+
+from interlearn.multitask.methods import MTLMethod, StepContext, list_methods, make_method, method_kind, register_method
+from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_trunk, mlp_trunk
+from interlearn.multitask.targets import TaskSet, mix_sources, pack_targets
+from interlearn.multitask.train import MultiTaskResult, evaluate_multitask, train_independent, train_multitask
+
+__all__ = [
+    "MTLMethod",
+    "StepContext",
+    "list_methods",
+    "make_method",
+    "method_kind",
+    "register_method",
+    "MultiTaskModel",
+    "MMoE",
+    "heads_for",
+    "lenet_trunk",
+    "mlp_trunk",
+    "TaskSet",
+    "pack_targets",
+    "mix_sources",
+    "MultiTaskResult",
+    "evaluate_multitask",
+    "train_independent",
+    "train_multitask",
+]

@@ -1,0 +1,139 @@
+"""Gradient combination on the shared parameters, through torchjd's aggregators.
+
+Per-task gradients of the shared parameters form a Jacobian (tasks x parameters) that an
+aggregator turns into one update; task-specific parameters get their own task's gradient.
+``torchjd.autojac.mtl_backward`` computes the Jacobian in one batched (vmapped) backward through
+the trunk, and ``jac_to_grad`` applies the aggregator. Methods and papers:
+
+* mgda: Désidéri 2012; Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization".
+* mgda_ub: Sener & Koltun's upper bound — MGDA weights from the gradients w.r.t. the shared
+  *representation* (cheap: only the heads are differentiated per task), then one weighted backward.
+* pcgrad: Yu et al. 2020, "Gradient Surgery for Multi-Task Learning".
+* cagrad: Liu et al. 2021, "Conflict-Averse Gradient Descent for Multi-task Learning" (c=0.5).
+* imtl_g: Liu et al. 2021, "Towards Impartial Multi-task Learning".
+* aligned_mtl: Senushkin et al. 2023, "Independent Component Alignment for Multi-Task Learning".
+* upgrad: Quinton & Rey 2024, "Jacobian Descent for Multi-Objective Optimization".
+* nash_mtl: Navon et al. 2022, "Multi-Task Learning as a Bargaining Game" (needs cvxpy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from interlearn.errors import ConfigError
+from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+
+__all__ = ["JacobianMethod", "MGDAUB", "AGGREGATORS"]
+
+
+def _aggregators() -> dict[str, Callable[..., Any]]:
+    from torchjd import aggregation as A
+
+    return {
+        "mgda": lambda n, **kw: A.MGDA(**kw),
+        "pcgrad": lambda n, **kw: A.PCGrad(**kw),
+        "cagrad": lambda n, c=0.5, **kw: A.CAGrad(c=c, **kw),
+        "imtl_g": lambda n, **kw: A.IMTLG(**kw),
+        "aligned_mtl": lambda n, **kw: A.AlignedMTL(**kw),
+        "upgrad": lambda n, **kw: A.UPGrad(**kw),
+        "nash_mtl": lambda n, **kw: A.NashMTL(n_tasks=n, **kw),
+    }
+
+
+AGGREGATORS = ("mgda", "pcgrad", "cagrad", "imtl_g", "aligned_mtl", "upgrad", "nash_mtl")
+
+
+class JacobianMethod(MTLMethod):
+    """Aggregate the shared-parameter Jacobian with torchjd's aggregator ``aggregator``.
+
+    Args:
+        tasks: task names.
+        aggregator: a name in :data:`AGGREGATORS`.
+        parallel_chunk_size: passed to ``mtl_backward`` (``None``: all tasks in one vmapped pass).
+        **options: the aggregator's own options (e.g. ``c`` for CAGrad).
+    """
+
+    kind = "gradient"
+    aggregator_name = ""
+
+    def __init__(self, tasks: Sequence[str], parallel_chunk_size: int | None = None, **options: Any) -> None:
+        super().__init__(tasks)
+        self.parallel_chunk_size = parallel_chunk_size
+        self.options = options
+        self._build = _aggregators()[self.aggregator_name]
+        self.aggregator(len(self.tasks))  # fail early on bad options
+        self._by_subset: dict[tuple[str, ...], Any] = {}
+
+    def aggregator(self, n: int) -> Any:
+        """A fresh torchjd aggregator for ``n`` tasks."""
+        try:
+            return self._build(n, **self.options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"method {self.aggregator_name!r}: bad options {self.options} ({exc})") from exc
+
+    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+        from torchjd.autojac import jac_to_grad, mtl_backward
+
+        if not losses:
+            return
+        names = list(losses)
+        if len(names) == 1:  # nothing to combine
+            self.last_weights = {names[0]: 1.0}
+            losses[names[0]].backward()
+            return
+        # stateful aggregators (Nash-MTL) keep one state per set of labelled tasks
+        key = tuple(names)
+        if key not in self._by_subset:
+            self._by_subset[key] = self.aggregator(len(names))
+        shared = ctx.model.shared_parameters()
+        mtl_backward(
+            [losses[t] for t in names],
+            features=ctx.features,
+            tasks_params=[ctx.model.task_parameters(t) for t in names],
+            shared_params=shared,
+            parallel_chunk_size=self.parallel_chunk_size,
+        )
+        weights = jac_to_grad(shared, self._by_subset[key])
+        if isinstance(weights, torch.Tensor):
+            self.last_weights = {t: float(w) for t, w in zip(names, weights.detach().cpu())}
+
+
+def _register(name: str) -> None:
+    cls = type(f"JacobianMethod_{name}", (JacobianMethod,), {"aggregator_name": name, "__doc__": f"torchjd's {name} aggregator on the shared parameters."})
+    register_method(name)(cls)
+
+
+for _name in AGGREGATORS:
+    _register(_name)
+
+
+@register_method("mgda_ub")
+class MGDAUB(MTLMethod):
+    """MGDA-UB: torchjd's MGDA weighting on the Gramian of the representation gradients."""
+
+    kind = "gradient"
+
+    def __init__(self, tasks: Sequence[str], epsilon: float = 1e-3, max_iters: int = 100) -> None:
+        super().__init__(tasks)
+        from torchjd.aggregation import MGDAWeighting
+
+        self.weighting = MGDAWeighting(epsilon=epsilon, max_iters=max_iters)
+
+    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+        if not losses:
+            return
+        names = list(losses)
+        values = torch.stack([losses[t] for t in names])
+        if len(names) > 1:
+            # (tasks, batch, ...) gradients of each loss w.r.t. the representation in one vmapped pass
+            eye = torch.eye(len(names), device=values.device, dtype=values.dtype)
+            (jac,) = torch.autograd.grad(values, ctx.features, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+            flat = jac.reshape(len(names), -1)
+            w = self.weighting(flat @ flat.T).detach().to(values.dtype)
+        else:
+            w = torch.ones(1, device=values.device, dtype=values.dtype)
+        self.last_weights = {t: float(x) for t, x in zip(names, w.cpu())}
+        (w * values).sum().backward()

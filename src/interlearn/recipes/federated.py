@@ -1,0 +1,231 @@
+"""The ``federated`` recipe: partition a dataset into clients and train with a strategy.
+
+A YAML recipe names the data and its partition, the model, the client update, the strategy,
+the engine and the round schedule; :func:`run` simulates the run (:func:`interlearn.federated.
+simulate`) and writes the run folder: ``metrics.jsonl`` (one record per round), ``checkpoint/``,
+``accuracy.png``, ``client_accuracy.png`` and ``partition.png``. ``resume: true`` continues a
+killed run from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from interlearn.errors import ConfigError
+from interlearn.federated import LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
+from interlearn.federated.partition import partition, partition_stats
+from interlearn.federated.plots import plot_partition
+
+__all__ = ["DataConfig", "ModelConfig", "ClientConfig", "StrategyConfig", "Config", "run", "load_data", "build_model"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Data and its split into clients.
+
+    Attributes:
+        dataset: ``"digits"`` (embedded 8x8), ``"mnist"`` or ``"fashion"`` (IDX files).
+        data_dir: folder with the IDX files (default ``$INTERLEARN_DATA``).
+        num_clients: clients in the population.
+        partitioner: ``iid``, ``dirichlet`` (label skew, ``alpha``), ``shards`` (McMahan's
+            ``shards_per_client`` classes per client) or ``quantity`` (size skew, ``alpha``).
+        alpha: concentration of ``dirichlet`` / ``quantity``.
+        shards_per_client: shards per client for ``shards``.
+    """
+
+    dataset: Literal["digits", "mnist", "fashion"] = "digits"
+    data_dir: str | None = None
+    num_clients: int = 20
+    partitioner: Literal["iid", "dirichlet", "shards", "quantity"] = "dirichlet"
+    alpha: float = 0.5
+    shards_per_client: int = 2
+
+    def __post_init__(self) -> None:
+        if self.num_clients < 1:
+            raise ConfigError(f"num_clients={self.num_clients}: must be >= 1")
+        if not self.alpha > 0:
+            raise ConfigError(f"alpha={self.alpha}: must be > 0")
+        if self.shards_per_client < 1:
+            raise ConfigError(f"shards_per_client={self.shards_per_client}: must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model.
+
+    Attributes:
+        name: ``"mlp"`` (``hidden`` widths; 784-200-200-10 is McMahan's 2NN) or ``"cnn"``
+            (McMahan's CNN, ``channels`` and ``hidden[0]`` as its sizes).
+        hidden: hidden widths (MLP) or the fully connected width (CNN, first entry).
+        channels: the CNN's two convolution widths.
+    """
+
+    name: Literal["mlp", "cnn"] = "mlp"
+    hidden: tuple[int, ...] = (32,)
+    channels: tuple[int, ...] = (32, 64)
+
+    def __post_init__(self) -> None:
+        if any(h < 1 for h in self.hidden) or any(c < 1 for c in self.channels):
+            raise ConfigError(f"hidden={self.hidden}, channels={self.channels}: sizes must be >= 1")
+        if self.name == "cnn" and (len(self.channels) != 2 or not self.hidden):
+            raise ConfigError(f"cnn needs two channels and one hidden width, got channels={self.channels}, hidden={self.hidden}")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Local training (:class:`~interlearn.federated.LocalSGD`; ``scaffold: true`` uses
+    :class:`~interlearn.federated.ScaffoldClient` and needs ``strategy.name: scaffold``)."""
+
+    epochs: int = 1
+    steps: int | None = None
+    batch_size: int | None = 10
+    lr: float = 0.1
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    prox_mu: float = 0.0
+    scaffold: bool = False
+
+    def __post_init__(self) -> None:
+        self.build()  # validates every value with LocalSGD's own checks
+
+    def build(self) -> LocalSGD:
+        kw = dict(epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                  momentum=self.momentum, weight_decay=self.weight_decay, prox_mu=self.prox_mu)
+        return ScaffoldClient(**kw) if self.scaffold else LocalSGD(**kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Server strategy by name (``fedavg``, ``fedavgm``, ``fedadam``, ``fedyogi``,
+    ``fedadagrad``, ``scaffold``) with its keyword arguments in ``options`` (e.g. ``lr``,
+    ``momentum``, ``beta1``, ``beta2``, ``tau``) and an aggregator by name."""
+
+    name: str = "fedavg"
+    options: dict[str, float] = field(default_factory=dict)
+    aggregator: str | None = None
+
+    def __post_init__(self) -> None:
+        from interlearn.errors import closest
+        from interlearn.federated.strategies import known_aggregators, known_strategies
+
+        names = known_strategies()
+        if self.name not in names:
+            raise ConfigError(f"name: unknown strategy {self.name!r}; known: {names} (closest: {closest(self.name, names)})")
+        aggs = known_aggregators()
+        if self.aggregator is not None and self.aggregator not in aggs:
+            raise ConfigError(f"aggregator: unknown {self.aggregator!r}; known: {aggs} (closest: {closest(self.aggregator, aggs)})")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The ``federated`` recipe (see the module docstring and ``examples/federated.yaml``).
+
+    Attributes:
+        data, model, client, strategy: see their classes.
+        engine: ``"vectorized"`` (fast; MLP/CNN) or ``"sequential"`` (any model).
+        rounds, clients_per_round, dropout, min_survivors, eval_every, checkpoint_every: the
+            round schedule (:class:`~interlearn.federated.SimulationConfig`).
+        seed: model, partition and sampling seed.
+        resume: continue from the run folder's checkpoint.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    engine: Literal["sequential", "vectorized", "ray"] = "vectorized"
+    rounds: int = 30
+    clients_per_round: int = 10
+    dropout: float = 0.0
+    min_survivors: int = 1
+    eval_every: int = 1
+    checkpoint_every: int = 10
+    seed: int = 0
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.clients_per_round > self.data.num_clients:
+            raise ConfigError(f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}")
+        if self.client.scaffold != (self.strategy.name == "scaffold"):
+            raise ConfigError("client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)")
+        self.simulation(progress=False)  # validates the schedule
+
+    def simulation(self, progress: bool) -> SimulationConfig:
+        return SimulationConfig(rounds=self.rounds, clients_per_round=self.clients_per_round, dropout=self.dropout,
+                                min_survivors=self.min_survivors, eval_every=self.eval_every,
+                                checkpoint_every=self.checkpoint_every, seed=self.seed, progress=progress)
+
+
+def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int]:
+    """``(train, test, input_side)`` as ``(x, y)`` pairs; images are (N, 1, side, side)."""
+    if cfg.dataset == "digits":
+        from interlearn.data import load_digits
+
+        tr, te = load_digits(seed=0, image=True)
+        return (tr.x, tr.y), (te.x, te.y), 8
+    from interlearn.data import load_mnist
+
+    tr = load_mnist("train", cfg.data_dir, kind=cfg.dataset)
+    te = load_mnist("test", cfg.data_dir, kind=cfg.dataset)
+    return (tr.x, tr.y), (te.x, te.y), 28
+
+
+def build_model(cfg: ModelConfig, side: int, num_classes: int, seed: int) -> nn.Module:
+    """The recipe's model for ``side x side`` grey images."""
+    if cfg.name == "cnn":
+        from interlearn.models.cnn import mnist_cnn
+
+        return mnist_cnn(num_classes, (cfg.channels[0], cfg.channels[1]), cfg.hidden[0], side, seed=seed)
+    from interlearn.models.mlp import mlp
+
+    return mlp(side * side, list(cfg.hidden), num_classes, seed=seed)
+
+
+def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Run the recipe; return the summary row ``{"federated": {...}}``."""
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train, test, side = load_data(config.data)
+    x, y = train
+    d = config.data
+    kw: dict[str, Any] = {"seed": config.seed}
+    if d.partitioner in ("dirichlet", "quantity"):
+        kw["alpha"] = d.alpha
+    if d.partitioner == "shards":
+        kw["shards_per_client"] = d.shards_per_client
+    parts = partition(d.partitioner, y, d.num_clients, **kw)
+    stats = partition_stats(y, parts, num_classes=10)
+    plot_partition(stats["counts"], out / "partition.png")
+    (out / "partition.json").write_text(json.dumps({k: v for k, v in stats.items() if k != "counts"}, indent=2))
+    model = build_model(config.model, side, 10, config.seed)
+    opts: dict[str, Any] = dict(config.strategy.options)
+    if config.strategy.name == "scaffold":
+        opts.setdefault("num_clients", d.num_clients)
+    if config.strategy.aggregator is not None:
+        opts["aggregator"] = config.strategy.aggregator
+    strategy = get_strategy(config.strategy.name, **opts)
+    t0 = time.perf_counter()
+    res = simulate(model, Population(x, y, parts), config.client.build(), strategy, config.simulation(progress),
+                   engine=config.engine, test=test, run_dir=out, resume=config.resume)
+    seconds = time.perf_counter() - t0
+    accs = list(res.client_accuracy.values())
+    row = {
+        "accuracy": res.final_accuracy,
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "train_seconds": seconds,
+        "bytes_communicated": res.bytes_down + res.bytes_up,
+        "rounds": len(res.history),
+        "client_accuracy_mean": sum(accs) / len(accs) if accs else None,
+        "client_accuracy_min": min(accs) if accs else None,
+        "strategy": config.strategy.name,
+        "engine": config.engine,
+    }
+    return {"federated": row}

@@ -1,0 +1,186 @@
+"""The ``finetune`` recipe: pretrain on source classes, fine-tune on a few labels of new classes.
+
+A base model learns the source classes from all their training images; its head is replaced by
+a new one for the target classes, and each listed strategy fine-tunes a copy of it on
+``labels_per_class`` images per target class. The summary has one row per strategy: accuracy
+on the new task, forgetting on the source task (:mod:`interlearn.forgetting`), trainable
+parameters and train time. The tour runs this recipe with its defaults on the embedded digits.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_digits, load_mnist
+from interlearn.errors import ConfigError
+from interlearn.finetune import FinetuneSpec, finetune
+from interlearn.forgetting import forgetting_table, measure_forgetting
+from interlearn.lora import save_adapter
+from interlearn.models.small_cnn import small_cnn
+from interlearn.surgery import count_params, replace_module
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
+
+__all__ = ["DataConfig", "Config", "run", "tour_part", "split_classes"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, and how it is split into a source task and a few-label target task.
+
+    Attributes:
+        dataset: ``"digits"`` (embedded 8x8), ``"mnist"`` or ``"fashion"`` (IDX files).
+        data_dir: folder with the IDX files (default ``$INTERLEARN_DATA``).
+        source_classes: classes of the abundant source task.
+        target_classes: classes of the new task (relabelled 0..k-1).
+        labels_per_class: labelled training images per target class.
+        seed: seeds the label draw.
+    """
+
+    dataset: Literal["digits", "mnist", "fashion"] = "digits"
+    data_dir: str | None = None
+    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+    target_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
+    labels_per_class: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.source_classes or not self.target_classes:
+            raise ConfigError("source_classes and target_classes must both be non-empty")
+        if set(self.source_classes) & set(self.target_classes):
+            raise ConfigError(f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes")
+        if any(c < 0 or c > 9 for c in (*self.source_classes, *self.target_classes)):
+            raise ConfigError("classes must be in 0..9 for digits/mnist/fashion")
+        if self.labels_per_class < 1:
+            raise ConfigError(f"labels_per_class={self.labels_per_class}: must be >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The ``finetune`` recipe.
+
+    Attributes:
+        data: the source/target split.
+        model: ``"mlp"`` (64/784-128-64-k) or ``"cnn"`` (:func:`interlearn.models.small_cnn.small_cnn`).
+        pretrain: training of the base model on the source task.
+        finetune: training on the target task (shared by all strategies).
+        strategies: the strategies compared (:class:`interlearn.finetune.FinetuneSpec`).
+        seed: seeds model initialisation.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Literal["mlp", "cnn"] = "mlp"
+    pretrain: FitConfig = field(default_factory=lambda: FitConfig(epochs=20, batch_size=64, lr=3e-3, progress=False))
+    finetune: FitConfig = field(default_factory=lambda: FitConfig(epochs=60, batch_size=16, lr=3e-3, progress=False))
+    strategies: tuple[FinetuneSpec, ...] = (FinetuneSpec("full"), FinetuneSpec("lora"))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.strategies:
+            raise ConfigError("strategies is empty: list at least one, e.g. [{strategy: full}]")
+
+
+def _load(cfg: DataConfig, image: bool) -> tuple[TensorData, TensorData]:
+    if cfg.dataset == "digits":
+        return load_digits(seed=cfg.seed, image=image)
+    kind = "mnist" if cfg.dataset == "mnist" else "fashion"
+    return load_mnist("train", cfg.data_dir, kind=kind, flatten=not image), load_mnist("test", cfg.data_dir, kind=kind, flatten=not image)
+
+
+def _relabel(data: TensorData, classes: tuple[int, ...]) -> TensorData:
+    mask = torch.zeros(len(data), dtype=torch.bool)
+    y = torch.full_like(data.y, -1)
+    for i, c in enumerate(classes):
+        hit = data.y == c
+        mask |= hit
+        y[hit] = i
+    return TensorData(data.x[mask], y[mask])
+
+
+def split_classes(cfg: DataConfig, image: bool = False) -> dict[str, TensorData]:
+    """``source``/``source_test`` (all labels) and ``target``/``target_test`` (few labels)."""
+    train, test = _load(cfg, image)
+    target_all = _relabel(train, cfg.target_classes)
+    g = torch.Generator().manual_seed(cfg.seed)
+    picks = []
+    for c in range(len(cfg.target_classes)):
+        idx = (target_all.y == c).nonzero().flatten()
+        if len(idx) < cfg.labels_per_class:
+            raise ConfigError(f"labels_per_class={cfg.labels_per_class} but class {cfg.target_classes[c]} has only {len(idx)} training images")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[: cfg.labels_per_class]])
+    return {
+        "source": _relabel(train, cfg.source_classes),
+        "source_test": _relabel(test, cfg.source_classes),
+        "target": target_all.subset(torch.cat(picks)),
+        "target_test": _relabel(test, cfg.target_classes),
+    }
+
+
+def _model(kind: str, inputs: torch.Tensor, classes: int, seed: int) -> tuple[nn.Module, str]:
+    """The base model and the name of its head."""
+    torch.manual_seed(seed)
+    if kind == "cnn":
+        return small_cnn(classes, image_size=inputs.shape[-1], in_channels=inputs.shape[1], seed=seed), "fc2"
+    d = inputs[0].numel()
+    return nn.Sequential(nn.Flatten(), nn.Linear(d, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, classes)), "5"
+
+
+def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Run the recipe; write ``forgetting.md`` (and LoRA adapters) into ``run_dir``.
+
+    Progress bars follow the ``progress`` fields of the recipe's fit configs.
+
+    Returns:
+        Summary rows: ``pretrained`` (source task) and ``finetune_<strategy>`` per strategy, each
+        with ``accuracy`` (new task), ``trainable_params``, ``train_seconds``, ``source_before``,
+        ``source_after`` and ``forgetting``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = split_classes(config.data, image=config.model == "cnn")
+    src_task, tgt_task = classification(len(config.data.source_classes)), classification(len(config.data.target_classes))
+    base, head = _model(config.model, data["source"].x, src_task.num_outputs, config.seed)
+    t0 = time.perf_counter()
+    fit(base, data["source"], src_task, config.pretrain)
+    rows: dict[str, dict[str, Any]] = {
+        "pretrained": {
+            "accuracy": evaluate(base, data["source_test"], src_task)["accuracy"],
+            "trainable_params": count_params(base),
+            "train_seconds": time.perf_counter() - t0,
+            "note": "source task",
+        }
+    }
+    reports = []
+    for i, spec in enumerate(config.strategies):
+        name = f"finetune_{spec.strategy}" if f"finetune_{spec.strategy}" not in rows else f"finetune_{spec.strategy}_{i}"
+        model = copy.deepcopy(base)
+        hidden = dict(model.named_modules())[head].in_features
+        torch.manual_seed(config.seed + 1)  # the same new head for every strategy
+        replace_module(model, head, nn.Linear(hidden, tgt_task.num_outputs))
+        result = finetune(model, data["target"], tgt_task, config.finetune, spec)
+        rep = measure_forgetting(name, result.model, base, head, data["target_test"], tgt_task, data["source_test"], src_task, result.trainable_params)
+        reports.append(rep)
+        rows[name] = {**rep.as_row(), "train_seconds": result.train_seconds}
+        if spec.strategy == "lora":
+            save_adapter(result.model, run_dir / f"{name}.adapter.safetensors")
+    (run_dir / "forgetting.md").write_text(forgetting_table(reports) + "\n")
+    return rows
+
+
+def tour_part(out: Path, seed: int = 0, progress: bool = False) -> dict[str, dict[str, Any]]:
+    """The tour's fine-tuning rows on the embedded digits (pretrain on 0-4, 5 labels of 5-9).
+
+    Returns ``{"finetune": ..., "finetune_lora": ...}`` (full fine-tuning and LoRA), each with
+    ``accuracy``, ``trainable_params``, ``train_seconds`` and the forgetting columns.
+    """
+    cfg = Config(data=DataConfig(seed=seed), seed=seed)
+    rows = run(cfg, Path(out) / "finetune", progress)
+    return {"finetune": rows["finetune_full"], "finetune_lora": rows["finetune_lora"]}

@@ -1,0 +1,161 @@
+"""Flower deployment with real processes: a ``flower-superlink`` and three ``flower-supernode``s
+on loopback (insecure mode), runs submitted with ``flwr run``; the final model must equal the
+in-process sequential engine's for the same clients and seed. All processes are stopped in the
+fixture's teardown, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("flwr", reason="Flower deployment needs the federated extra (flwr)")
+
+from interlearn.checkpoint import load_checkpoint  # noqa: E402
+from interlearn.federated.engines import SequentialEngine  # noqa: E402
+from interlearn.federated.flower import FINAL, LocalFederation, RemotePopulation, run_job, write_flower_app  # noqa: E402
+
+pytestmark = [pytest.mark.flower, pytest.mark.slow]
+
+APP_SOURCE = '''
+"""A tiny federation: 3 clients, an MLP, FedAvg; each node takes its partition by partition-id."""
+import torch
+from torch import nn
+
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.flower import FlowerJob, job_client_app, job_server_app
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig
+from interlearn.federated.strategies import get_strategy
+
+NUM_CLIENTS = 3
+
+
+def model_fn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def population():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 5, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return Population(x, y, [torch.arange(0, 15), torch.arange(15, 35), torch.arange(35, 60)])
+
+
+def job(context):
+    rc = dict(context.run_config or {})
+    return FlowerJob(
+        model_fn=model_fn,
+        client_update=LocalSGD(epochs=2, batch_size=5, lr=0.1),
+        strategy_fn=lambda: get_strategy("fedavg"),
+        config=SimulationConfig(rounds=int(rc.get("num-rounds", 2)), clients_per_round=NUM_CLIENTS, seed=7, progress=True),
+        client_data=lambda ctx: population().client(int(ctx.node_config["partition-id"])),
+        num_clients=NUM_CLIENTS,
+        round_timeout_s=float(rc.get("round-timeout", 90.0)),
+        discovery_timeout_s=120.0,
+    )
+
+
+server_app = job_server_app(job)
+client_app = job_client_app(job)
+'''
+
+
+def _load_app_module(path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("interlearn_flower_test_app", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    work = tmp_path_factory.mktemp("flower")
+    app = write_flower_app(work / "app", APP_SOURCE, {"num-rounds": 2, "run-dir": "", "round-timeout": 90.0})
+    fed = LocalFederation(work / "deploy", [{"partition-id": i} for i in range(3)])
+    try:
+        fed.start()
+        yield fed, app, work
+    finally:
+        fed.stop()
+        assert fed.superlink is None and fed.supernodes == []
+
+
+def _records(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
+
+
+def _max_diff(a, b) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def test_two_rounds_on_real_supernodes_equal_in_process(federation):
+    fed, app, work = federation
+    run_dir = work / "run-equal"
+    fed.run(app, {"run-dir": str(run_dir), "num-rounds": 2}, timeout_s=420)
+    params, meta = load_checkpoint(run_dir / FINAL)
+    assert meta["engine"] == "flower" and meta["rounds"] == 2
+    assert [r["reported"] for r in _records(run_dir)] == [3, 3]
+
+    mod = _load_app_module(app / "interlearn_flower_app.py")
+    job = mod.job(types.SimpleNamespace(run_config={"num-rounds": 2}))
+    ref = run_job(job, SequentialEngine(), mod.population(), None)
+    assert _max_diff(ref.params, params) < 1e-5
+    assert _max_diff(ref.params, mod.model_fn().state_dict()) > 1e-3  # it trained
+
+
+class _DropFromRound(SequentialEngine):
+    """Reference for the kill test: the sequential engine losing ``victim`` from round ``start``."""
+
+    def __init__(self, victim: int, start: int) -> None:
+        self.victim, self.start, self.round = victim, start, 0
+
+    def run_cohort(self, model, client_update, params, cohort, client_states, server_extras, generators):
+        self.round += 1
+        keep = [(d, g) for d, g in zip(cohort, generators) if self.round < self.start or d.client_id != self.victim]
+        return super().run_cohort(model, client_update, params, [d for d, _ in keep], client_states,
+                                  server_extras, [g for _, g in keep])
+
+
+def test_killed_supernode_is_a_dropout(federation):
+    fed, app, work = federation
+    run_dir = work / "run-kill"
+    proc = fed.start_run(app, {"run-dir": str(run_dir), "num-rounds": 2, "round-timeout": 60.0})
+    try:
+        deadline = time.monotonic() + 300
+        while not _records(run_dir) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _records(run_dir), "round 1 never finished"
+        fed.kill_supernode(2)  # SIGKILL while round 2 is being dispatched
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    records = _records(run_dir)
+    assert [r["reported"] for r in records] == [3, 2]
+    params, _ = load_checkpoint(run_dir / FINAL)
+    mod = _load_app_module(app / "interlearn_flower_app.py")
+    job = mod.job(types.SimpleNamespace(run_config={"num-rounds": 2}))
+    ref = run_job(job, _DropFromRound(victim=2, start=2), mod.population(), None)
+    assert _max_diff(ref.params, params) < 1e-5
+
+
+def test_remote_population_checks_ids():
+    pop = RemotePopulation({0: 5, 1: 7})
+    assert len(pop) == 2 and pop.sizes.tolist() == [5, 7] and len(pop.client(1)) == 0
+    from interlearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="partition-id"):
+        RemotePopulation({0: 5, 2: 7})

@@ -1,0 +1,192 @@
+"""Client-level DP: clipping (fixed, adaptive), Gaussian noise (central, local), accounting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from protection_helpers import ctx, result, round_trip, run_steps, template
+
+from interlearn.errors import ConfigError
+from interlearn.federated.privacy import (
+    AGGREGATE_ID,
+    ClipUpdates,
+    GaussianNoise,
+    PrivacyAccountant,
+    PrivacyBudgetExhausted,
+    adaptive_clip_norm,
+    clip_update,
+    dp_fedavg_steps,
+    global_norm,
+    update_noise_multiplier,
+)
+
+
+def test_clip_bounds_norm_and_keeps_small_updates():
+    big = {"a": torch.full((10,), 3.0), "b": torch.full((5,), 4.0)}
+    clipped, norm = clip_update(big, 1.0)
+    assert norm == pytest.approx(math.sqrt(10 * 9 + 5 * 16))
+    assert global_norm(clipped) == pytest.approx(1.0, rel=1e-6)
+    # direction kept
+    assert torch.allclose(clipped["a"] / clipped["b"][0], big["a"] / big["b"][0])
+    small = {"a": torch.full((4,), 0.1)}
+    same, _ = clip_update(small, 1.0)
+    assert torch.equal(same["a"], small["a"])
+
+
+def test_clip_step_clips_every_client():
+    clip = ClipUpdates(0.5)
+    c = ctx()
+    out = run_steps([clip], [result(i, scale=3.0) for i in range(4)], c)
+    assert all(global_norm(r.update) <= 0.5 + 1e-6 for r in out)
+    assert c.notes["clip/norm"] == 0.5
+
+
+def test_adaptive_clip_geometric_step():
+    assert adaptive_clip_norm(1.0, 0.5, 0.5, 0.2) == pytest.approx(1.0)
+    assert adaptive_clip_norm(1.0, 1.0, 0.5, 0.2) == pytest.approx(math.exp(-0.1))  # all unclipped: shrink
+    assert adaptive_clip_norm(1.0, 0.0, 0.5, 0.2) == pytest.approx(math.exp(0.1))  # all clipped: grow
+
+
+def test_adaptive_clipping_tracks_the_median_norm():
+    """Andrew et al. 2021: C converges to the target quantile of the update norms."""
+    clip = ClipUpdates(0.05, adaptive=True, target_quantile=0.5, learning_rate=0.2)
+    g = torch.Generator().manual_seed(3)
+    for rnd in range(150):
+        c = ctx(rnd, seed=rnd)
+        # norms of these updates are ~ |N(0,1)| * 2 * sqrt(15)... use explicit norms instead
+        scales = torch.rand(20, generator=g) * 2.0 + 1.0  # update norms uniform in [1, 3]
+        results = [result(i, weight=1.0) for i in range(20)]
+        results = [type(r)(r.client_id, {k: v / global_norm(r.update) * float(s) for k, v in r.update.items()}, 1.0)
+                   for r, s in zip(results, scales)]
+        round_trip([clip], template(), results, c)
+    assert clip.clip_norm == pytest.approx(2.0, abs=0.25)  # median of U[1, 3]
+
+
+def test_central_noise_collapses_cohort_and_has_calibrated_std():
+    clip = ClipUpdates(1.0)
+    noise = GaussianNoise(clip, noise_multiplier=2.0)
+    n = 8
+    big = [type(r)(r.client_id, {"w": torch.zeros(20000)}, 5.0) for r in (result(i) for i in range(n))]
+    c = ctx()
+    out = run_steps([clip, noise], big, c)
+    assert len(out) == 1 and out[0].client_id == AGGREGATE_ID
+    assert out[0].metrics["num_clients"] == n
+    expected = 2.0 * 1.0 / n
+    assert c.notes["dp/noise_std"] == pytest.approx(expected)
+    assert float(out[0].update["w"].std()) == pytest.approx(expected, rel=0.03)
+    assert float(out[0].update["w"].mean()) == pytest.approx(0.0, abs=4 * expected / math.sqrt(20000))
+
+
+def test_central_noise_mean_is_unweighted_mean_of_clipped():
+    clip = ClipUpdates(100.0)  # no clipping happens
+    noise = GaussianNoise(clip, noise_multiplier=1e-9)
+    res = [result(i, weight=float(i + 1)) for i in range(5)]
+    out = run_steps([clip, noise], res, ctx())
+    expect = sum(r.update["w"] for r in res) / 5
+    assert torch.allclose(out[0].update["w"], expect, atol=1e-5)
+
+
+def test_local_noise_noises_each_client_and_keeps_results():
+    clip = ClipUpdates(1.0)
+    noise = GaussianNoise(clip, noise_multiplier=1.5, mode="local")
+    res = [type(r)(r.client_id, {"w": torch.zeros(20000)}, 1.0) for r in (result(i) for i in range(3))]
+    out = run_steps([clip, noise], res, ctx())
+    assert [r.client_id for r in out] == [0, 1, 2]
+    for r in out:
+        assert float(r.update["w"].std()) == pytest.approx(1.5, rel=0.03)
+    assert not torch.allclose(out[0].update["w"], out[1].update["w"])
+
+
+def test_accountant_matches_an_independent_library():
+    """Opacus' RDP epsilon agrees with Google's dp-accounting for the same mechanism."""
+    dp_accounting = pytest.importorskip("dp_accounting")
+    acc = PrivacyAccountant(delta=1e-5, kind="rdp")
+    for _ in range(30):
+        acc.step(noise_multiplier=1.1, sample_rate=0.05)
+    ref = dp_accounting.rdp.RdpAccountant()
+    ref.compose(
+        dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(0.05, dp_accounting.GaussianDpEvent(1.1)), 30)
+    )
+    assert acc.steps == 30
+    assert acc.epsilon() == pytest.approx(ref.get_epsilon(1e-5), rel=0.05)
+
+
+@pytest.mark.parametrize("kind", ["rdp", "prv", "gdp"])
+def test_accountant_epsilon_grows_with_rounds_and_shrinks_with_noise(kind):
+    a, b = PrivacyAccountant(1e-5, kind), PrivacyAccountant(1e-5, kind)
+    assert a.epsilon() == 0.0
+    eps = []
+    for _ in range(3):
+        a.step(noise_multiplier=1.0, sample_rate=0.1)
+        b.step(noise_multiplier=3.0, sample_rate=0.1)
+        eps.append(a.epsilon())
+    assert eps[0] < eps[1] < eps[2]
+    assert b.epsilon() < a.epsilon()
+    assert a.epsilon_after(noise_multiplier=1.0, sample_rate=0.1) > eps[-1]
+    assert a.steps == 3  # epsilon_after leaves the state alone
+
+
+def test_accountant_rejects_bad_config():
+    with pytest.raises(ConfigError, match="did you mean"):
+        PrivacyAccountant(kind="rpd")
+    with pytest.raises(ConfigError, match="delta"):
+        PrivacyAccountant(delta=0.0)
+    with pytest.raises(ConfigError, match="sample_rate"):
+        PrivacyAccountant().step(noise_multiplier=1.0, sample_rate=1.5)
+
+
+def test_epsilon_reported_every_round_and_target_stops_training():
+    steps = dp_fedavg_steps(clip_norm=1.0, noise_multiplier=1.0, sample_rate=0.2, target_epsilon=5.0)
+    params = template()
+    eps, stopped_at = [], None
+    for rnd in range(100):
+        c = ctx(rnd, seed=rnd)
+        params = round_trip(steps, params, [result(i) for i in range(4)], c)
+        eps.append(c.notes["dp/epsilon"])
+        assert c.notes["dp/delta"] == 1e-5
+        if "stop" in c.notes:
+            stopped_at = rnd
+            break
+    assert stopped_at is not None and stopped_at > 0
+    assert all(e2 > e1 for e1, e2 in zip(eps, eps[1:]))
+    assert eps[-1] <= 5.0 and len(eps) == 6  # eps after 6 rounds 4.82, after 7 5.08
+    msg = c.notes["stop"]
+    assert "target_epsilon = 5" in msg and "privacy budget reached" in msg
+    # one more round would exceed the target, so a loop that ignores the note is stopped
+    with pytest.raises(PrivacyBudgetExhausted, match="privacy budget"):
+        run_steps(steps, [result(0)], ctx(stopped_at + 1))
+
+
+def test_target_smaller_than_one_round_is_a_config_error():
+    with pytest.raises(ConfigError, match="single round"):
+        dp_fedavg_steps(clip_norm=1.0, noise_multiplier=0.3, sample_rate=1.0, target_epsilon=0.01)
+
+
+def test_adaptive_clipping_budget_split():
+    # Andrew et al. Theorem 1
+    z, sb = 1.0, 5.0
+    assert update_noise_multiplier(z, sb) == pytest.approx((1 - 1 / 100) ** -0.5)
+    assert update_noise_multiplier(z, 0.0) == z
+    with pytest.raises(ConfigError, match="count_noise_std"):
+        update_noise_multiplier(1.0, 0.4)
+    with pytest.raises(ConfigError, match="count_noise_std"):
+        GaussianNoise(ClipUpdates(1.0, adaptive=True), 1.0, sample_rate=0.1)
+    clip = ClipUpdates(1.0, adaptive=True, count_noise_std=5.0)
+    noise = GaussianNoise(clip, 1.0, sample_rate=0.1)
+    assert noise.update_multiplier > 1.0
+
+
+def test_noise_step_config_errors():
+    clip = ClipUpdates(1.0)
+    with pytest.raises(ConfigError, match="mode"):
+        GaussianNoise(clip, 1.0, mode="global")
+    with pytest.raises(ConfigError, match="sample_rate"):
+        GaussianNoise(clip, 1.0, accountant=PrivacyAccountant())
+    with pytest.raises(ConfigError, match="noise_multiplier"):
+        GaussianNoise(clip, 0.0)
+    with pytest.raises(ConfigError, match="max_norm"):
+        ClipUpdates(-1.0)
+    with pytest.raises(ConfigError, match="target_quantile"):
+        ClipUpdates(1.0, adaptive=True, target_quantile=1.5)
