@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--clients-per-round", type=int, default=100)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--clip", type=float, default=0.3)
-    p.add_argument("--noise", default="0.5,0.7,1.0,1.5,2.0", help="noise multipliers, comma-separated")
+    p.add_argument("--noise", default="0.7,1.0,2.0,4.0,8.0,16.0", help="noise multipliers, comma-separated")
     p.add_argument("--delta", type=float, default=1e-4)
     p.add_argument("--engine", default="vectorized")
     a = p.parse_args()

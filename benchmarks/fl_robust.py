@@ -20,7 +20,7 @@ import fl_protect_common as C
 import torch
 
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
-from interlearn.federated.attacks import AttackStep, choose_attackers
+from interlearn.federated.attacks import AttackStep, choose_attackers, poison_labels
 from interlearn.federated.robust import Krum, Median, TrimmedMean
 
 ATTACKS = ("sign_flip", "scaling", "gaussian", "label_flip")
@@ -55,15 +55,12 @@ def main() -> None:
     rows = []
     for attack, frac in settings:
         bad = choose_attackers(n, frac, seed=a.seed)
-        steps, yy = [], y
+        steps, pop = [], Population(x, y, parts)
         if attack == "label_flip":
-            yy = y.clone()
-            for c in bad:
-                yy[parts[c]] = 9 - yy[parts[c]]
+            pop = poison_labels(pop, bad, num_classes=10)
         elif attack != "none":
             scale = {"sign_flip": a.flip_scale, "scaling": a.boost, "gaussian": a.noise_std}[attack]
             steps = [AttackStep(attack, bad, scale=scale)]
-        pop = Population(x, yy, parts)
         for name, make in aggregators.items():
             # Krum tolerates f attackers; with none expected, assume the 10% default
             f_assumed = frac if frac > 0 else 0.1

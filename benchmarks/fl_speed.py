@@ -13,6 +13,8 @@ subprocess (pfl in its own venv, .venv-bench) with one torch thread; Flower uses
 2 CPUs. "wall_s" is launch-to-exit of that subprocess (imports, data loading, Ray start-up
 included); "per_round_s" is the median round time over rounds 2..R; "final_acc" is the
 MNIST test accuracy of each tool's final weights, scored by the same function.
+"interlearn_fused" is a benchmark-only prototype engine (fl_peers/fused_mlp_engine.py: hand-derived
+batched backward for Linear/ReLU stacks) that shows what the vectorized engine could reach.
 JSON keys: "tools" {name: {...}}, "speedup_vs_flower", "speedup_vs_pfl",
 "speedup_vs_flower_per_round", "speedup_vs_pfl_per_round" (interlearn vectorized vs peer), "targets".
 """
@@ -44,7 +46,7 @@ from interlearn.federated.partition import shards  # noqa: E402
 from interlearn.federated.sampling import round_generator, sample_cohort  # noqa: E402
 from interlearn.models.mlp import mnist_2nn  # noqa: E402
 
-TOOLS = ("interlearn_vectorized", "interlearn_sequential", "pfl", "flower")
+TOOLS = ("interlearn_vectorized", "interlearn_sequential", "interlearn_fused", "pfl", "flower")
 
 
 def prep(folder: Path, data_dir: str, rounds: int, seed: int, clients: int = 100, cohort: int = 10) -> None:
@@ -126,6 +128,12 @@ def main() -> None:
             if "error" not in res[tool]:
                 r = res[tool]
                 print(f"   wall {r['wall_s']:.1f}s  per-round {r['per_round_s']:.3f}s  acc {r['final_acc']:.4f}", flush=True)
+        ref = work / "interlearn_sequential" / "final.pt"
+        for tool in tools:  # same seed and data: how far each tool's final weights are from sequential's
+            mine = work / tool / "final.pt"
+            if tool != "interlearn_sequential" and ref.exists() and mine.exists():
+                diffs = [float((a - b).abs().max()) for a, b in zip(torch.load(ref), torch.load(mine), strict=True)]
+                res[tool]["max_abs_param_diff_vs_sequential"] = max(diffs)
 
     out: dict = {"workload": {"model": "mnist_2nn 784-200-200-10", "clients": 100, "partition": "shards 2/client (200x300)", "cohort": 10,
                               "E": 1, "B": 10, "lr": 0.1, "rounds": args.rounds, "seed": args.seed, "torch_threads": 1, "ray_cpus": 2},

@@ -9,6 +9,8 @@ MultiMNIST LeNet trunk (fc 50) with T heads (50-50-10) and batch 128 of random 2
 the cost is the median *CPU time* per step of this single-threaded process (time.process_time),
 which the other processes sharing the CPU do not inflate (--clock wall for wall time, e.g. on a
 GPU). Also: the multi-task model vs T independent single-task models, parameters and step time.
+Rows "<name>@rep" time the Jacobian methods with level="representation" (weights from the
+gradients w.r.t. the shared representation, one backward: the batched route of MGDA-UB).
 JSON: {method: {"ratio_t2", "ratio_t10", "ms_t2", "ms_t10"}, "multitask_vs_independent": {...}}.
 """
 
@@ -41,7 +43,9 @@ class Runner:
 
     def __init__(self, model: MultiTaskModel, tasks: TaskSet, method: str, x: torch.Tensor, y: torch.Tensor) -> None:
         self.model, self.tasks, self.x, self.y = model, tasks, x, y
-        self.method = make_method(method, tasks.names).to(x.device)
+        name, _, level = method.partition("@")
+        options = {"level": "representation"} if level == "rep" else {}
+        self.method = make_method(name, tasks.names, **options).to(x.device)
         params = list(model.parameters()) + (list(self.method.parameters()) if self.method.optimizer_params else [])
         self.opt = torch.optim.Adam(params, lr=1e-3)
 
@@ -86,12 +90,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--methods", default=",".join(list_methods()))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--with-representation", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time each Jacobian method with level='representation' (rows '<name>@rep')")
     ap.add_argument("--clock", choices=("cpu", "wall"), default=None, help="default: cpu on CPU, wall on CUDA")
     args = ap.parse_args()
     torch.set_num_threads(1)
     dev = resolve_device(args.device)
     clock = args.clock or ("wall" if dev.type == "cuda" else "cpu")
     methods = [m for m in args.methods.split(",") if m]
+    if args.with_representation:  # the cheap MGDA-UB-style route of every Jacobian method
+        methods += [f"{m}@rep" for m in list_methods("gradient") if m != "mgda_ub" and m in methods]
     if "equal" not in methods:
         methods.insert(0, "equal")
     out: dict[str, dict[str, float]] = {m: {} for m in methods}
@@ -121,7 +129,7 @@ def main() -> None:
     print("| method | kind | " + " | ".join(f"ms/step T={t} | ratio T={t}" for t in ts) + " |")
     print("|---|---|" + "---:|---:|" * len(ts))
     for m in methods:
-        print(f"| {m} | {method_kind(m)} | " + " | ".join(f"{out[m][f'ms_t{t}']:.1f} | {out[m][f'ratio_t{t}']:.2f}" for t in ts) + " |")
+        print(f"| {m} | {method_kind(m.split('@')[0])} | " + " | ".join(f"{out[m][f'ms_t{t}']:.1f} | {out[m][f'ratio_t{t}']:.2f}" for t in ts) + " |")
     print("multi-task vs independent:", {k: round(v, 3) for k, v in versus.items()})
     print(f"wrote {args.json}")
 

@@ -183,6 +183,7 @@ def main() -> None:
         "global_params": sum(v.numel() for v in gparams.values()),
         "global_bytes": model_bytes(model),
         "ondevice_params": sum(p.numel() for p in student.parameters()) if student is not None else None,
+        "ondevice_float32_bytes": model_bytes(student) if student is not None else None,
         "distill_rounds": args.distill_rounds,
         "personalization": {
             "users": len(people), "steps": args.personalize_steps, "lr": args.personalize_lr,

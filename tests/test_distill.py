@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interlearn.config import FitConfig
-from interlearn.data import TensorData, load_digits
+from interlearn.data import load_digits
 from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, size_on_disk, teacher_logits
 from interlearn.errors import ConfigError, ShapeError
 from interlearn.recipes.base import build

@@ -1,10 +1,10 @@
 import copy
+import importlib
 
 import pytest
 import torch
 from torch import nn
 
-import interlearn.finetune as ft
 from interlearn.config import FitConfig
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError
@@ -12,6 +12,9 @@ from interlearn.finetune import STRATEGIES, FinetuneSpec, blocks_of, finetune, r
 from interlearn.lora import LoraSpec, is_lora
 from interlearn.recipes.base import build
 from interlearn.tasks import classification
+
+# the module, even if the package re-exports a function named ``finetune``
+ft = importlib.import_module("interlearn.finetune")
 
 CFG = FitConfig(epochs=1, batch_size=8, lr=1e-2, device="cpu", progress=False)
 TASK = classification(3)

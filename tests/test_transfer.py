@@ -129,3 +129,12 @@ def test_hf_local_folder_as_frozen_base():
     res = transfer(base, data, classification(2), cut=1, config=FitConfig(epochs=10, batch_size=4, lr=1e-2, device="cpu"))
     assert res.cached and res.trainable_params == 384 * 2 + 2
     assert evaluate(res.model, data, classification(2))["accuracy"] == 1.0
+
+
+def test_transfer_with_an_explicit_head():
+    res = transfer(_mlp(), _blobs(), classification(3), cut=2, head=nn.Linear(16, 3), config=FAST)
+    assert res.trainable_params == 16 * 3 + 3 and [n for n, _ in res.model.named_children()] == ["fc1", "act1", "head"]
+    from interlearn.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"expects 8 input features but the features have shape \(2, 16\)"):
+        transfer(_mlp(), _blobs(), classification(3), cut=2, head=nn.Linear(8, 3), config=FAST)

@@ -6,7 +6,7 @@ Follows pfl's documented PyTorch setup (its benchmarks/image_classification/pyto
 ``PyTorchModel`` (local SGD, central SGD with lr 1.0 = plain FedAvg), ``SimulatedBackend`` with
 ``WeightByDatapoints``, ``FederatedAveraging().run(NNAlgorithmParams, ...)``. The user sampler is
 the prep's cohort schedule, so pfl trains the same clients in the same rounds as the others.
-pfl's ``Dataset.iter`` does not shuffle; each client's indices were shuffled once by the prep.
+pfl's ``Dataset.iter`` does not shuffle, so each sampled user's data is permuted when it is built.
 """
 
 from __future__ import annotations
@@ -80,7 +80,16 @@ def main() -> None:
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     users = {i: (xt[torch.from_numpy(ix)], yt[torch.from_numpy(ix)]) for i, ix in enumerate(cfg["partition"])}
     order = iter(chain.from_iterable(cfg["schedule"].tolist()))  # the shared cohort schedule
-    train_data = FederatedDataset(lambda uid: Dataset(users[uid], user_id=str(uid)), user_sampler=lambda: next(order))
+    shuffle = torch.Generator().manual_seed(cfg["seed"])
+
+    def make_dataset(uid: int) -> Dataset:
+        # pfl's Dataset.iter does not shuffle: give each sampled user a fresh permutation, as
+        # the other tools reshuffle their local data every round.
+        ux, uy = users[uid]
+        perm = torch.randperm(len(uy), generator=shuffle)
+        return Dataset((ux[perm], uy[perm]), user_id=str(uid))
+
+    train_data = FederatedDataset(make_dataset, user_sampler=lambda: next(order))
 
     net = PflTwoNN()
     net.load_state_dict(init_model(cfg).state_dict())

@@ -237,8 +237,8 @@ def compare_models(
         ``{name: {"params", "bytes", "accuracy", "errors", "latency_ms_b1", "latency_ms_b256"}}``.
 
     Raises:
-        DataError: ``test`` has fewer than 256 examples is fine (the batch is what there is);
-            an empty ``test`` is not.
+        DataError: ``test`` is empty (with fewer than 256 examples the batch-256 latency is
+            timed on all of them).
     """
     if len(test) == 0:
         raise DataError("test is empty: compare_models needs examples to score and time")

@@ -5,9 +5,10 @@ Forgetting in Gradient-Based Neural Networks", arXiv:1312.6211; Kirkpatrick et a
 measure it the same way: accuracy on the source task before fine-tuning minus accuracy after.
 
 A fine-tuned model has a new head for the new task, so its source-task accuracy is measured by
-putting the *original* source head back on the fine-tuned body (:func:`with_head`). Strategies
-that leave the body alone (``last_n=1``, LoRA before merging adapters into a shared body) forget
-nothing by construction; ``full`` fine-tuning usually forgets the most.
+putting the *original* source head back on the fine-tuned body (:func:`with_head`; LoRA
+adapters are merged first, as they would be for export). Strategies that leave the body alone
+(``last_n=1``) forget nothing by construction; adapters kept separate could be switched off for
+the source task, but once merged they change the body like any other update.
 """
 
 from __future__ import annotations

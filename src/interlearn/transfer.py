@@ -158,6 +158,7 @@ class TransferResult:
         pretrain: the base's :class:`FitResult` when :func:`transfer` trained it.
         autocut: the :class:`interlearn.autocut.AutoCutReport` when ``cut="auto"``.
         trainable_params: parameters trained on the target task.
+        notes: remarks (e.g. why features were not cached).
     """
 
     model: nn.Sequential
@@ -208,7 +209,8 @@ def transfer(
         pretrain_config: training settings for the base on ``source``.
         cut: ``"auto"`` (cross-validated choice), an index, or the name of the first layer to
             replace.
-        config: training settings for the new layers (also used for the auto-cut scoring).
+        config: training settings for the new layers (also used for the auto-cut scoring);
+            default: about 300 AdamW steps (lr 1e-3, warmup + cosine, batch <= 32).
         head: explicit new layers instead of fresh copies of the replaced ones.
         val: optional validation data of the target task.
         cache: cache the frozen part's features when that is exact.
@@ -224,8 +226,11 @@ def transfer(
         ConfigError: a bad cut, a non-sequential base, missing ``source_task`` information.
         ShapeError: ``head`` does not fit the kept layers' features.
     """
+    from interlearn.budgets import step_config
+
     base = _sequential(base, "transfer")
-    cfg = config or FitConfig(epochs=100, batch_size=32, lr=1e-3, warmup=0.1, weight_decay=1e-4, seed=seed)
+    cfg = config or step_config(len(target), 300, 32, 1e-3, 1e-4, seed)
+    k = None if cut == "auto" else resolve_cut(base, cut)  # a bad cut fails before any training
     pre: FitResult | None = None
     base = copy.deepcopy(base)
     if source is not None:
@@ -238,13 +243,11 @@ def transfer(
             source_task = classification(last[-1].out_features)
         pre = pretrain(base, source, source_task, pretrain_config)
     report = None
-    if cut == "auto":
+    if k is None:
         from interlearn.autocut import auto_cut
 
         report = auto_cut(base, target, task, config=cfg, folds=folds, include_scratch=include_scratch, seed=seed)
         k = report.chosen
-    else:
-        k = resolve_cut(base, cut)
     body, _ = split_at(base, k)
     new = head if head is not None else fresh_tail(base, k, task.num_outputs, sample=target.x[:1], seed=seed)
     for p in body.parameters():

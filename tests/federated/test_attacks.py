@@ -8,7 +8,15 @@ from protection_helpers import ctx, result, run_steps
 
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData
-from interlearn.federated.attacks import AttackStep, choose_attackers, flip_labels, gaussian_update, scale_update, sign_flip
+from interlearn.federated.attacks import (
+    AttackStep,
+    choose_attackers,
+    flip_labels,
+    gaussian_update,
+    poison_labels,
+    scale_update,
+    sign_flip,
+)
 
 
 def test_choose_attackers_fraction_and_determinism():
@@ -61,3 +69,15 @@ def test_unknown_attack_is_explained():
         AttackStep("label_flip", {0})
     with pytest.raises(ConfigError, match="did you mean"):
         AttackStep("signflip", {0})
+
+
+def test_poison_labels_on_a_population():
+    from interlearn.federated import Population
+
+    pop = Population(torch.zeros(6, 2), torch.tensor([0, 1, 2, 3, 4, 5]), [[0, 1], [2, 3], [4, 5]])
+    bad = poison_labels(pop, {1}, num_classes=6)
+    assert torch.equal(bad.client(1).y, torch.tensor([3, 2]))
+    assert torch.equal(bad.client(0).y, pop.client(0).y) and torch.equal(bad.client(2).y, pop.client(2).y)
+    assert torch.equal(pop.client(1).y, torch.tensor([2, 3]))  # the original is untouched
+    with pytest.raises(ConfigError, match="labels outside"):
+        poison_labels(pop, {2}, num_classes=5)

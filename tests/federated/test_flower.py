@@ -159,3 +159,59 @@ def test_remote_population_checks_ids():
 
     with pytest.raises(ConfigError, match="partition-id"):
         RemotePopulation({0: 5, 2: 7})
+
+
+def test_flower_simulation_runtime_equals_in_process(tmp_path):
+    """The same job on Flower's Simulation Runtime (virtual SuperNodes on Ray actors)."""
+    pytest.importorskip("ray", reason="Flower's simulation runtime runs on Ray")
+    from interlearn.federated.flower import run_flower_simulation
+
+    (tmp_path / "simapp.py").write_text(APP_SOURCE)
+    mod = _load_app_module(tmp_path / "simapp.py")
+    run_flower_simulation(mod.job, num_supernodes=3, run_dir=tmp_path / "run",
+                          backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                          "init_args": {"num_cpus": 2}})
+    params, meta = load_checkpoint(tmp_path / "run" / FINAL)
+    ref = run_job(mod.job(types.SimpleNamespace(run_config={})), SequentialEngine(), mod.population(), None)
+    assert meta["rounds"] == 2 and _max_diff(ref.params, params) < 1e-5
+
+
+def test_codec_round_trips_results_and_generators():
+    from interlearn.errors import UpdateRejected
+    from interlearn.federated.api import ClientResult
+    from interlearn.federated.flower.codec import (
+        content_to_result,
+        generator_to_record,
+        record_to_generator,
+        result_to_content,
+    )
+
+    res = ClientResult(4, {"w": torch.randn(3, 2), "b": torch.randn(2)}, 17.0, {"loss": 0.25},
+                       extras={"c": torch.ones(2)})
+    back = content_to_result(result_to_content(res))
+    assert back.client_id == 4 and back.weight == 17.0 and back.metrics == {"loss": 0.25}
+    assert all(torch.equal(back.update[k], res.update[k]) for k in res.update)
+    assert torch.equal(back.extras["c"], res.extras["c"])
+    g = torch.Generator().manual_seed(11)
+    torch.rand(3, generator=g)
+    g2 = record_to_generator(generator_to_record(g))
+    assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=g2))
+    from flwr.app import RecordDict
+
+    with pytest.raises(UpdateRejected, match="update"):
+        content_to_result(RecordDict())
+
+
+def test_write_flower_app_and_config_values(tmp_path):
+    import tomllib
+
+    from interlearn.errors import ConfigError
+    from interlearn.federated.flower.deploy import toml_value
+
+    app = write_flower_app(tmp_path / "app", "server_app = 1\nclient_app = 2\n", {"num-rounds": 3, "run-dir": "/x"})
+    conf = tomllib.loads((app / "pyproject.toml").read_text())
+    assert conf["tool"]["flwr"]["app"]["config"] == {"num-rounds": 3, "run-dir": "/x"}
+    assert conf["tool"]["flwr"]["app"]["components"]["serverapp"] == "interlearn_flower_app:server_app"
+    assert toml_value(True) == "true" and toml_value('a"b') == '"a\\"b"'
+    with pytest.raises(ConfigError, match="run config value"):
+        toml_value([1, 2])

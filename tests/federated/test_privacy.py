@@ -137,6 +137,7 @@ def test_accountant_rejects_bad_config():
         PrivacyAccountant().step(noise_multiplier=1.0, sample_rate=1.5)
 
 
+@pytest.mark.slow
 def test_epsilon_reported_every_round_and_target_stops_training():
     steps = dp_fedavg_steps(clip_norm=1.0, noise_multiplier=1.0, sample_rate=0.2, target_epsilon=5.0)
     params = template()

@@ -69,6 +69,7 @@ def test_dpsgd_rejects_batchnorm_and_bad_config():
         DPSGDClientUpdate(noise_multiplier=0)
 
 
+@pytest.mark.slow
 def test_dpsgd_in_the_round_loop_sequential_engine_and_vectorized_refuses():
     from protection_helpers import toy_problem
 

@@ -10,6 +10,7 @@ from interlearn.federated import LocalSGD, SimulationConfig, get_strategy, simul
 from interlearn.federated.privacy import ClipUpdates, GaussianNoise, PrivacyAccountant, dp_fedavg_steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["sequential", "vectorized"])
 def test_dp_fedavg_reports_epsilon_each_round_and_stops_at_target(engine):
     model, pop, test = toy_problem()
@@ -25,6 +26,7 @@ def test_dp_fedavg_reports_epsilon_each_round_and_stops_at_target(engine):
     assert res.final_accuracy is not None and res.final_accuracy > 0.6  # learns despite noise
 
 
+@pytest.mark.slow
 def test_central_dp_with_adaptive_clipping_and_fedadam():
     model, pop, test = toy_problem()
     clip = ClipUpdates(0.05, adaptive=True, count_noise_std=0.5, learning_rate=0.3)
@@ -36,3 +38,37 @@ def test_central_dp_with_adaptive_clipping_and_fedadam():
     assert norms[-1] > norms[0]  # the initial norm was far below the update norms: it grows
     assert all(h["dp/epsilon"] > 0 for h in res.history)
     assert noise.state_dict()["history"][0][2] == 8  # 8 noised rounds in the accountant
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold"])
+def test_protection_steps_compose_with_every_strategy(strategy):
+    """clip -> validate -> compress runs with every strategy; central DP and secure aggregation
+    with every strategy that has no extras (SCAFFOLD's control variates are refused, loudly)."""
+    from interlearn.errors import ConfigError
+    from interlearn.federated import ScaffoldClient
+    from interlearn.federated.compression import CompressUpdates
+    from interlearn.federated.secagg import SecureAggregation
+    from interlearn.federated.validation import ValidateUpdates
+
+    model, pop, test = toy_problem()
+    ref = {k: v.detach().clone() for k, v in model.named_parameters()}
+    client = ScaffoldClient(lr=0.2) if strategy == "scaffold" else LocalSGD(lr=0.2)
+    cfg = SimulationConfig(rounds=2, clients_per_round=6, seed=0, progress=False)
+    kw = {"lr": 0.05} if strategy in ("fedadam", "fedyogi", "fedadagrad") else {}
+    if strategy == "scaffold":
+        kw = {"num_clients": len(pop)}
+
+    def run(steps):
+        return simulate(model, pop, client, get_strategy(strategy, **kw), cfg, steps=steps, test=test)
+
+    res = run([ClipUpdates(5.0), ValidateUpdates(reference=ref), CompressUpdates("q8")])
+    assert all("skipped" not in h for h in res.history) and res.final_accuracy > 0.3
+    clip = ClipUpdates(5.0)
+    dp = [clip, GaussianNoise(clip, 0.5, sample_rate=0.5, accountant=PrivacyAccountant())]
+    for steps in (dp, [SecureAggregation()]):
+        if strategy == "scaffold":
+            with pytest.raises(ConfigError, match="extras"):
+                run(steps)
+        else:
+            assert run(steps).final_accuracy > 0.3

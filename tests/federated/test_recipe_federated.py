@@ -50,6 +50,8 @@ def test_recipe_runs_and_resumes(tmp_path):
         ({"clients_per_round": 50}, r"exceeds data.num_clients=20"),
         ({"client": {"scaffold": True}}, r"scaffold"),
         ({"data": {"partitioner": "pathological"}}, r"federated.data.partitioner"),
+        ({"data": {"dataset": "femnist"}}, r"FEMNIST is split by writer"),
+        ({"strategy": {"aggregator": "medain"}}, r"aggregator: unknown 'medain'.*median"),
     ],
 )
 def test_recipe_errors_name_the_field(tmp_path, over, message):

@@ -110,6 +110,7 @@ def test_krum_adapts_f_to_small_cohorts():
     assert out["w"].shape == (2,)
 
 
+@pytest.mark.slow
 def test_median_survives_sign_flip_attackers_in_the_round_loop():
     from protection_helpers import toy_problem
 

@@ -21,6 +21,7 @@ def _run(engine, steps, rounds=3, dropout=0.0):
                     engine=engine, steps=steps, test=test)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["sequential", "vectorized"])
 def test_secure_aggregation_gives_the_same_model_as_plain_fedavg(engine):
     plain = _run(engine, [])
@@ -33,6 +34,7 @@ def test_secure_aggregation_gives_the_same_model_as_plain_fedavg(engine):
     assert all(h["secagg/bytes_up"] > 0 for h in secure.history)
 
 
+@pytest.mark.slow
 def test_protocol_dropouts_are_recovered_in_the_loop_and_below_threshold_skips():
     res = _run("sequential", [ClipUpdates(5.0), SecureAggregation(dropout=0.3, threshold=3)], rounds=4)
     assert any(h.get("log") for h in res.history)  # some dropouts happened and were unmasked

@@ -95,6 +95,7 @@ class _Corrupt:
         return new
 
 
+@pytest.mark.slow
 def test_in_the_round_loop_bad_updates_are_dropped_and_empty_rounds_skipped():
     from protection_helpers import toy_problem
 

@@ -177,3 +177,22 @@ def test_methods_follow_the_model_device(name, mixed_tasks, mixed_model, mixed_d
     losses, ctx = _batch(model, data, mixed_tasks)
     method.backward(losses, ctx)
     assert all(p.grad.is_cuda for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_representation_level_weights_the_losses_by_the_feature_jacobian(name, mixed_tasks, mixed_model, mixed_data):
+    """level="representation": the aggregator's weighting on the tasks' gradients w.r.t. the
+    shared representation, then one backward of the weighted sum (MGDA-UB's route)."""
+    from interlearn.multitask.gradients import _aggregators
+
+    losses, ctx = _batch(mixed_model, mixed_data, mixed_tasks)
+    rows = torch.stack([torch.autograd.grad(v, ctx.features, retain_graph=True)[0].reshape(-1) for v in losses.values()])
+    torch.manual_seed(0)
+    w = _aggregators()[name](3).weighting(rows)
+    expected = torch.autograd.grad(sum(wi * v for wi, v in zip(w, losses.values())), list(mixed_model.parameters()), retain_graph=True)
+    torch.manual_seed(0)
+    make_method(name, mixed_tasks.names, level="representation").backward(losses, ctx)
+    for p, g in zip(mixed_model.parameters(), expected):
+        assert torch.allclose(p.grad, g, atol=1e-5), name
+    with pytest.raises(ConfigError, match="level"):
+        make_method(name, mixed_tasks.names, level="weights")

@@ -47,9 +47,11 @@ from interlearn.federated.api import (
 )
 from interlearn.federated.client import LocalSGD, ScaffoldClient, batch_schedule
 from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
-from interlearn.federated.engines import get_engine, register_engine
+from interlearn.federated.engines import SequentialEngine, get_engine, register_engine
+from interlearn.federated.engines.vectorized import VectorizedEngine
 from interlearn.federated.evaluate import client_accuracies, evaluate_params
 from interlearn.federated.params import load_params, model_params
+from interlearn.federated.partition import dirichlet, iid, natural, partition, partition_stats, quantity_skew, shards
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import (
@@ -70,26 +72,35 @@ __all__ = [
     "Population",
     "RoundContext",
     "ScaffoldClient",
+    "SequentialEngine",
     "ServerOptimizer",
     "ServerStrategy",
     "SimulationConfig",
     "SimulationResult",
     "Strategy",
     "UpdateStep",
+    "VectorizedEngine",
     "WeightedMean",
     "batch_schedule",
     "client_accuracies",
+    "dirichlet",
     "download_bytes",
     "evaluate_params",
     "get_aggregator",
     "get_engine",
     "get_strategy",
+    "iid",
     "load_params",
     "model_params",
+    "natural",
     "params_bytes",
+    "partition",
+    "partition_stats",
+    "quantity_skew",
     "register_aggregator",
     "register_engine",
     "register_strategy",
+    "shards",
     "simulate",
     "upload_bytes",
     "weighted_mean",

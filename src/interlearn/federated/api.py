@@ -197,5 +197,7 @@ class Engine(Protocol):
         server_extras: Params,
         generators: Sequence[torch.Generator],
     ) -> list[tuple[ClientResult, Params | None]]:
-        """Run ``client_update`` for every client of the cohort; return results in cohort order."""
+        """Run ``client_update`` for every client of the cohort; return ``(result, new client
+        state)`` pairs in cohort order. An engine may leave out clients it lost (a dead worker,
+        a timeout): the round loop aggregates over the results it gets."""
         ...

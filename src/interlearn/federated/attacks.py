@@ -10,7 +10,8 @@ send):
 - ``gaussian``: send pure noise ``N(0, std**2)`` instead of an update (Blanchard et al. 2017).
 
 Data poisoning, applied to the attackers' local data by :func:`flip_labels` (works on every
-engine, as the attacker's ClientUpdate is the honest one on bad data):
+engine, as the attacker's ClientUpdate is the honest one on bad data; :func:`poison_labels` does
+the same to a whole :class:`~interlearn.federated.Population`):
 
 - ``label_flip``: ``y -> num_classes - 1 - y`` (Tolpegin et al. 2020, "Data Poisoning Attacks
   Against Federated Learning Systems").
@@ -25,6 +26,7 @@ import torch
 
 from interlearn.errors import ConfigError, closest
 from interlearn.federated.api import ClientData, ClientResult, RoundContext
+from interlearn.federated.population import Population
 from interlearn.types import ClientId, Params
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "scale_update",
     "gaussian_update",
     "flip_labels",
+    "poison_labels",
     "AttackStep",
 ]
 
@@ -89,6 +92,25 @@ def flip_labels(clients: Sequence[ClientData], attackers: Iterable[ClientId], nu
             c = replace(c, y=num_classes - 1 - c.y)
         out.append(c)
     return out
+
+
+def poison_labels(population: Population, attackers: Iterable[ClientId], num_classes: int) -> Population:
+    """A copy of ``population`` whose attackers' examples have labels ``num_classes - 1 - y``
+    (the label-flip attack for :func:`~interlearn.federated.simulate`; honest clients and the
+    shared inputs are untouched).
+
+    Raises:
+        ConfigError: ``num_classes < 2``, or labels outside ``0..num_classes-1``.
+    """
+    if num_classes < 2:
+        raise ConfigError(f"num_classes must be >= 2, got {num_classes}")
+    y = population.y.clone()
+    for c in set(attackers):
+        idx = population.indices(c)
+        if len(idx) and (int(y[idx].min()) < 0 or int(y[idx].max()) >= num_classes):
+            raise ConfigError(f"client {c} has labels outside 0..{num_classes - 1}; pass the right num_classes")
+        y[idx] = num_classes - 1 - y[idx]
+    return Population(population.x, y, population.parts())
 
 
 class AttackStep:

@@ -2,8 +2,9 @@
 
 Bytes are counted from each tensor's dtype (``numel * element_size``; sparse tensors count
 their values and indices), so an int8- or top-k-compressed upload is counted as what it is.
-Down = the global model (and server extras, e.g. SCAFFOLD's control variate) to every cohort
-client; up = every surviving client's update and extras.
+Down = the global model (and server extras, e.g. SCAFFOLD's control variate) to every sampled
+client (a simulated dropout fails after the download); up = every reporting client's update
+and extras, as they left the client (after client-side steps such as compression).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ Median, trimmed mean and Krum ignore the weights on purpose: a weight is attacke
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import torch
 

@@ -53,8 +53,7 @@ def cohort_size(num_clients: int, fraction: float | None = None, count: int | No
         if not 0.0 < fraction <= 1.0:
             raise ConfigError(f"fraction={fraction}: must be in (0, 1]")
         return max(1, int(math.ceil(fraction * num_clients - 1e-9)))
-    assert count is not None
-    if not 1 <= count <= num_clients:
+    if count is None or not 1 <= count <= num_clients:
         raise ConfigError(f"clients_per_round={count}: must be between 1 and the population size {num_clients}")
     return int(count)
 

@@ -185,7 +185,8 @@ def comparison_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[st
 
 
 def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path: str | Path, title: str = "multi-task vs independent") -> Path:
-    """Bar charts (PNG, Agg backend): per-task metric, trainable parameters and training time per row."""
+    """Bar charts (PNG, Agg backend) per row: per-task metric, trainable parameters, training
+    time, and weight / training memory (MB)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +194,7 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
 
     names = list(rows)
     metric = {t.name: t.main_metric for t in tasks.tasks}
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
     width = 0.8 / max(len(tasks), 1)
     for i, t in enumerate(tasks.names):
         vals = [float(rows[n].get(f"{t}_{metric[t]}", float("nan"))) for n in names]
@@ -208,6 +209,13 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
         ax.bar(names, [float(rows[n].get(key, 0)) for n in names], color="tab:gray")
         ax.set_title(key)
         ax.tick_params(axis="x", rotation=45)
+    mem_key = "peak_memory_bytes" if any("peak_memory_bytes" in r for r in rows.values()) else "est_memory_bytes"
+    xs = range(len(names))
+    axes[3].bar([i - 0.2 for i in xs], [float(rows[n].get("weight_bytes", 0)) / 1e6 for n in names], 0.4, label="weights")
+    axes[3].bar([i + 0.2 for i in xs], [float(rows[n].get(mem_key, 0)) / 1e6 for n in names], 0.4, label=mem_key.replace("_bytes", ""))
+    axes[3].set_xticks(list(xs), names, rotation=45, ha="right")
+    axes[3].set_title("memory (MB)")
+    axes[3].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     out = Path(path)

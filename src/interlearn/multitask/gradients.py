@@ -8,6 +8,11 @@ the trunk, and ``jac_to_grad`` applies the aggregator. Methods and papers:
 * mgda: Désidéri 2012; Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization".
 * mgda_ub: Sener & Koltun's upper bound — MGDA weights from the gradients w.r.t. the shared
   *representation* (cheap: only the heads are differentiated per task), then one weighted backward.
+
+Every method takes ``level="representation"`` to use that same cheap route: the aggregator's
+weighting is applied to the tasks' gradients w.r.t. the representation (one vmapped pass through
+the heads), then one backward of the weighted loss sum (like LibMTL's ``rep_grad``). ``mgda_ub``
+is ``mgda`` at that level. The default ``level="parameters"`` is the exact method.
 * pcgrad: Yu et al. 2020, "Gradient Surgery for Multi-Task Learning".
 * cagrad: Liu et al. 2021, "Conflict-Averse Gradient Descent for Multi-task Learning" (c=0.5).
 * imtl_g: Liu et al. 2021, "Towards Impartial Multi-task Learning".
@@ -59,8 +64,11 @@ class JacobianMethod(MTLMethod):
     kind = "gradient"
     aggregator_name = ""
 
-    def __init__(self, tasks: Sequence[str], parallel_chunk_size: int | None = None, **options: Any) -> None:
+    def __init__(self, tasks: Sequence[str], level: str = "parameters", parallel_chunk_size: int | None = None, **options: Any) -> None:
         super().__init__(tasks)
+        if level not in ("parameters", "representation"):
+            raise ConfigError(f"level={level!r}: choose 'parameters' (exact) or 'representation' (cheap, MGDA-UB style)")
+        self.level = level
         self.parallel_chunk_size = parallel_chunk_size
         self.options = options
         self._build = _aggregators()[self.aggregator_name]
@@ -88,6 +96,9 @@ class JacobianMethod(MTLMethod):
         key = tuple(names)
         if key not in self._by_subset:
             self._by_subset[key] = self.aggregator(len(names))
+        if self.level == "representation":
+            self._representation_backward(losses, names, ctx, self._by_subset[key])
+            return
         shared = ctx.model.shared_parameters()
         mtl_backward(
             [losses[t] for t in names],
@@ -101,6 +112,16 @@ class JacobianMethod(MTLMethod):
             self.last_weights = {t: float(w) for t, w in zip(names, weights.detach().cpu())}
 
 
+    def _representation_backward(self, losses: dict[str, torch.Tensor], names: list[str], ctx: StepContext, aggregator: Any) -> None:
+        values = torch.stack([losses[t] for t in names])
+        # (tasks, batch, ...) gradients of each loss w.r.t. the representation, one vmapped pass
+        eye = torch.eye(len(names), device=values.device, dtype=values.dtype)
+        (jac,) = torch.autograd.grad(values, ctx.features, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
+        w = aggregator.weighting(jac.reshape(len(names), -1)).detach().to(values.dtype)
+        self.last_weights = {t: float(x) for t, x in zip(names, w.cpu())}
+        (w * values).sum().backward()
+
+
 def _register(name: str) -> None:
     cls = type(f"JacobianMethod_{name}", (JacobianMethod,), {"aggregator_name": name, "__doc__": f"torchjd's {name} aggregator on the shared parameters."})
     register_method(name)(cls)
@@ -111,29 +132,10 @@ for _name in AGGREGATORS:
 
 
 @register_method("mgda_ub")
-class MGDAUB(MTLMethod):
+class MGDAUB(JacobianMethod):
     """MGDA-UB: torchjd's MGDA weighting on the Gramian of the representation gradients."""
 
-    kind = "gradient"
+    aggregator_name = "mgda"
 
     def __init__(self, tasks: Sequence[str], epsilon: float = 1e-3, max_iters: int = 100) -> None:
-        super().__init__(tasks)
-        from torchjd.aggregation import MGDAWeighting
-
-        self.weighting = MGDAWeighting(epsilon=epsilon, max_iters=max_iters)
-
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
-        if not losses:
-            return
-        names = list(losses)
-        values = torch.stack([losses[t] for t in names])
-        if len(names) > 1:
-            # (tasks, batch, ...) gradients of each loss w.r.t. the representation in one vmapped pass
-            eye = torch.eye(len(names), device=values.device, dtype=values.dtype)
-            (jac,) = torch.autograd.grad(values, ctx.features, grad_outputs=eye, is_grads_batched=True, retain_graph=True)
-            flat = jac.reshape(len(names), -1)
-            w = self.weighting(flat @ flat.T).detach().to(values.dtype)
-        else:
-            w = torch.ones(1, device=values.device, dtype=values.dtype)
-        self.last_weights = {t: float(x) for t, x in zip(names, w.cpu())}
-        (w * values).sum().backward()
+        super().__init__(tasks, level="representation", epsilon=epsilon, max_iters=max_iters)

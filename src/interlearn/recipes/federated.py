@@ -31,19 +31,21 @@ class DataConfig:
     """Data and its split into clients.
 
     Attributes:
-        dataset: ``"digits"`` (embedded 8x8), ``"mnist"`` or ``"fashion"`` (IDX files).
-        data_dir: folder with the IDX files (default ``$INTERLEARN_DATA``).
-        num_clients: clients in the population.
+        dataset: ``"digits"`` (embedded 8x8), ``"mnist"`` or ``"fashion"`` (IDX files), or
+            ``"femnist"`` (LEAF JSON; 62 classes, one client per writer).
+        data_dir: folder with the data files (default ``$INTERLEARN_DATA``).
+        num_clients: clients in the population (FEMNIST: the first ``num_clients`` writers).
         partitioner: ``iid``, ``dirichlet`` (label skew, ``alpha``), ``shards`` (McMahan's
-            ``shards_per_client`` classes per client) or ``quantity`` (size skew, ``alpha``).
+            ``shards_per_client`` classes per client), ``quantity`` (size skew, ``alpha``) or
+            ``natural`` (FEMNIST's writers; the only choice for FEMNIST).
         alpha: concentration of ``dirichlet`` / ``quantity``.
         shards_per_client: shards per client for ``shards``.
     """
 
-    dataset: Literal["digits", "mnist", "fashion"] = "digits"
+    dataset: Literal["digits", "mnist", "fashion", "femnist"] = "digits"
     data_dir: str | None = None
     num_clients: int = 20
-    partitioner: Literal["iid", "dirichlet", "shards", "quantity"] = "dirichlet"
+    partitioner: Literal["iid", "dirichlet", "shards", "quantity", "natural"] = "dirichlet"
     alpha: float = 0.5
     shards_per_client: int = 2
 
@@ -54,6 +56,11 @@ class DataConfig:
             raise ConfigError(f"alpha={self.alpha}: must be > 0")
         if self.shards_per_client < 1:
             raise ConfigError(f"shards_per_client={self.shards_per_client}: must be >= 1")
+        if (self.dataset == "femnist") != (self.partitioner == "natural"):
+            raise ConfigError(
+                f"partitioner={self.partitioner!r} with dataset={self.dataset!r}: FEMNIST is split by writer "
+                "(partitioner: natural), and natural partitions need FEMNIST's writer ids"
+            )
 
 
 @dataclass(frozen=True)
@@ -164,18 +171,30 @@ class Config:
                                 checkpoint_every=self.checkpoint_every, seed=self.seed, progress=progress)
 
 
-def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int]:
-    """``(train, test, input_side)`` as ``(x, y)`` pairs; images are (N, 1, side, side)."""
+def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int, int, list[torch.Tensor] | None]:
+    """``(train, test, input_side, num_classes, natural_parts)``; images are (N, 1, side, side);
+    ``natural_parts`` is one index tensor per FEMNIST writer (``None`` for the others)."""
     if cfg.dataset == "digits":
         from interlearn.data import load_digits
 
         tr, te = load_digits(seed=0, image=True)
-        return (tr.x, tr.y), (te.x, te.y), 8
+        return (tr.x, tr.y), (te.x, te.y), 8, 10, None
+    if cfg.dataset == "femnist":
+        from interlearn.data.femnist import load_femnist
+
+        tr_f = load_femnist("train", cfg.data_dir, max_users=cfg.num_clients)
+        te_f = load_femnist("test", cfg.data_dir, max_users=cfg.num_clients)
+        sizes = [len(d) for d in tr_f.data]
+        starts = torch.tensor([0, *sizes]).cumsum(0).tolist()
+        parts = [torch.arange(starts[i], starts[i + 1]) for i in range(len(sizes))]
+        train = (torch.cat([d.x for d in tr_f.data]), torch.cat([d.y for d in tr_f.data]))
+        test = (torch.cat([d.x for d in te_f.data]), torch.cat([d.y for d in te_f.data]))
+        return train, test, 28, 62, parts
     from interlearn.data import load_mnist
 
     tr = load_mnist("train", cfg.data_dir, kind=cfg.dataset)
     te = load_mnist("test", cfg.data_dir, kind=cfg.dataset)
-    return (tr.x, tr.y), (te.x, te.y), 28
+    return (tr.x, tr.y), (te.x, te.y), 28, 10, None
 
 
 def build_model(cfg: ModelConfig, side: int, num_classes: int, seed: int) -> nn.Module:
@@ -193,22 +212,27 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
     """Run the recipe; return the summary row ``{"federated": {...}}``."""
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train, test, side = load_data(config.data)
+    train, test, side, classes, natural = load_data(config.data)
     x, y = train
     d = config.data
-    kw: dict[str, Any] = {"seed": config.seed}
-    if d.partitioner in ("dirichlet", "quantity"):
-        kw["alpha"] = d.alpha
-    if d.partitioner == "shards":
-        kw["shards_per_client"] = d.shards_per_client
-    parts = partition(d.partitioner, y, d.num_clients, **kw)
-    stats = partition_stats(y, parts, num_classes=10)
+    if natural is not None:
+        parts = natural
+    else:
+        kw: dict[str, Any] = {"seed": config.seed}
+        if d.partitioner in ("dirichlet", "quantity"):
+            kw["alpha"] = d.alpha
+        if d.partitioner == "shards":
+            kw["shards_per_client"] = d.shards_per_client
+        parts = partition(d.partitioner, y, d.num_clients, **kw)
+    if config.clients_per_round > len(parts):
+        raise ConfigError(f"clients_per_round={config.clients_per_round} exceeds the {len(parts)} clients the data has")
+    stats = partition_stats(y, parts, num_classes=classes)
     plot_partition(stats["counts"], out / "partition.png")
     (out / "partition.json").write_text(json.dumps({k: v for k, v in stats.items() if k != "counts"}, indent=2))
-    model = build_model(config.model, side, 10, config.seed)
+    model = build_model(config.model, side, classes, config.seed)
     opts: dict[str, Any] = dict(config.strategy.options)
     if config.strategy.name == "scaffold":
-        opts.setdefault("num_clients", d.num_clients)
+        opts.setdefault("num_clients", len(parts))
     if config.strategy.aggregator is not None:
         opts["aggregator"] = config.strategy.aggregator
     strategy = get_strategy(config.strategy.name, **opts)

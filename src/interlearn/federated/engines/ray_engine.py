@@ -13,7 +13,10 @@ How it maps onto Ray:
   started with ``ray start``. Start-up is paid once per run, not per round.
 * The model and the client update are put in Ray's object store once per run; each client's data
   is put once (the first time the client is sampled); the global params once per round. Tasks
-  receive object references, so nothing is re-serialized per client.
+  receive object references, so nothing is re-serialized per client. The model is therefore
+  shipped as it was at the first cohort: tensors the client update does not overwrite from the
+  global params (a frozen pretrained base) must not change during a run; a different model
+  object is shipped anew.
 * Client state (SCAFFOLD's control variate, ...) is passed to the task and the new state returned,
   exactly like the sequential engine does, so stateful clients keep their state across rounds
   even when their next round lands on another worker or machine.
@@ -63,6 +66,8 @@ def _run_client(
 
 def _warm() -> int:
     """A no-op task: loading this module on a worker imports torch and interlearn there."""
+    import interlearn.federated.client  # noqa: F401  (the usual client updates)
+
     return torch.get_num_threads()
 
 
@@ -248,7 +253,7 @@ class RayEngine:
             for data, gen in zip(cohort, generators)
         ]
         if self.timeout_s is not None:
-            ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
+            _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
             for ref in pending:
                 ray.cancel(ref, force=True)
             late = {id(r) for r in pending}

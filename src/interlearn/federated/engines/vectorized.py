@@ -99,13 +99,13 @@ class VectorizedEngine:
             DataError: a client without examples.
         """
         check_vectorizable(model, client_update)
-        assert isinstance(client_update, LocalSGD)
         if len(cohort) != len(generators):
             raise ConfigError(f"{len(cohort)} clients but {len(generators)} generators: pass one generator per client")
         step = len(cohort) if self.chunk_size is None else self.chunk_size
         out: list[tuple[ClientResult, Params | None]] = []
         for s in range(0, len(cohort), step):
-            out.extend(_run_chunk(model, client_update, params, cohort[s : s + step], client_states, server_extras, generators[s : s + step]))
+            chunk = _run_chunk(model, client_update, params, cohort[s : s + step], client_states, server_extras, generators[s : s + step])  # type: ignore[arg-type]
+            out.extend(chunk)
         return out
 
     def __repr__(self) -> str:

@@ -50,6 +50,7 @@ def write_flower_app(
     run_config: Mapping[str, Any],
     name: str = "interlearnapp",
     module: str = "interlearn_flower_app",
+    dependencies: Sequence[str] = (),
 ) -> Path:
     """Write a Flower app folder: ``pyproject.toml`` plus one module defining ``server_app``
     and ``client_app`` (built with :func:`make_server_app` / :func:`make_client_app`).
@@ -61,6 +62,9 @@ def write_flower_app(
             override).
         name: the project name.
         module: the module's name.
+        dependencies: the app's ``[project] dependencies``. Empty by default: the machines are
+            expected to have interlearn installed (SuperLinks that install app dependencies at
+            run time would otherwise try to fetch them).
 
     Returns:
         The app folder.
@@ -79,7 +83,7 @@ name = "{name}"
 version = "1.0.0"
 description = "interlearn federated recipe deployed with Flower"
 license = "Apache-2.0"
-dependencies = ["interlearn[federated]"]
+dependencies = {json.dumps(list(dependencies))}
 
 [tool.hatch.build.targets.wheel]
 packages = ["."]

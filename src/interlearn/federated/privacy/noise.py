@@ -12,6 +12,10 @@ Local DP: each client adds ``N(0, (z * C)**2)`` to its own clipped update before
 server (and anyone else) sees only noised updates. Accounting then uses sampling rate 1 (no
 amplification: the client knows it takes part).
 
+Noise is drawn from the round's ``torch.Generator`` (seeded, reproducible). That is right for
+simulation and research; a production deployment needs a cryptographically secure source (as
+Opacus' ``secure_mode``) and the floating-point care of Mironov 2012.
+
 Compose ``[ClipUpdates, GaussianNoise, ...]``: clients clip then (local) noise; the server
 collapses the cohort into one noised mean (central) before the strategy.
 """

@@ -72,6 +72,7 @@ class SecAggClient:
         self._inbox: dict[ClientId, bytes] = {}
         self._b_shares: dict[ClientId, Share] = {}
         self._s_shares: dict[ClientId, Share] = {}
+        self._enc_keys: dict[ClientId, bytes] = {}
 
     def advertise_keys(self) -> tuple[bytes, bytes]:
         """Round 0: the public keys ``(c_pk, s_pk)``."""
@@ -93,6 +94,7 @@ class SecAggClient:
                 self._b_shares[v], self._s_shares[v] = bs, ss
                 continue
             key = _kdf(self._c.exchange(X25519PublicKey.from_public_bytes(roster[v][0])), b"secagg-enc")
+            self._enc_keys[v] = key  # the same key decrypts v's shares to us in round 4
             nonce = os.urandom(12)
             body = struct.pack(">qq", self.id, v) + bs[1].to_bytes(66, "big") + ss[1].to_bytes(66, "big")
             out[v] = nonce + AESGCM(key).encrypt(nonce, body, None)
@@ -121,8 +123,7 @@ class SecAggClient:
         if len(survivors) < threshold:
             raise RoundSkipped(f"client {self.id}: only {len(survivors)} survivors, threshold is {threshold}")
         for v, ct in self._inbox.items():
-            key = _kdf(self._c.exchange(X25519PublicKey.from_public_bytes(self._roster[v][0])), b"secagg-enc")
-            body = AESGCM(key).decrypt(ct[:12], ct[12:], None)
+            body = AESGCM(self._enc_keys[v]).decrypt(ct[:12], ct[12:], None)
             sender, recipient = struct.unpack(">qq", body[:16])
             if (sender, recipient) != (v, self.id):
                 raise RoundSkipped(f"client {self.id}: a share from {v} was addressed to {recipient} by {sender}")
