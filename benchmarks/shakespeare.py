@@ -152,6 +152,8 @@ def main() -> None:
     save_checkpoint(args.checkpoint_out, gparams, {"vocab": data.vocab.chars, "hidden": 256, "rounds": fa["rounds"], "source": "complete"})
     cfg = Config(**base, strategy="fedavg", rounds=args.rounds)
 
+    global_int8 = int8_copy(model)  # the global model itself with int8 weights (no distillation)
+    global_int8_acc = evaluate_params(global_int8, model_params(global_int8), *test)["accuracy"]
     t = time.perf_counter()
     student = int8_copy(distill_ondevice(model, data, cfg, progress=True)) if args.distill_rounds else None
     distill_s = time.perf_counter() - t
@@ -184,6 +186,8 @@ def main() -> None:
         "global_bytes": model_bytes(model),
         "ondevice_params": sum(p.numel() for p in student.parameters()) if student is not None else None,
         "ondevice_float32_bytes": model_bytes(student) if student is not None else None,
+        "global_int8_acc": global_int8_acc,
+        "global_int8_bytes": model_bytes(model, int8=True),
         "distill_rounds": args.distill_rounds,
         "personalization": {
             "users": len(people), "steps": args.personalize_steps, "lr": args.personalize_lr,
@@ -203,6 +207,7 @@ def main() -> None:
     print(f"{'model':<28}{'rounds':>8}{'test acc':>10}{'params':>10}{'bytes':>12}")
     for k, v in runs.items():
         print(f"{k + ' (2x256 LSTM)':<28}{v['rounds']:>8}{v['curve'][-1][1]:>10.4f}{result['global_params']:>10}{result['global_bytes']:>12}")
+    print(f"{'global, int8 weights':<28}{result['rounds']:>8}{global_int8_acc:>10.4f}{result['global_params']:>10}{result['global_int8_bytes']:>12}")
     if student is not None:
         print(f"{'on-device int8 (2x128)':<28}{args.distill_rounds:>8}{ondevice_acc:>10.4f}{result['ondevice_params']:>10}{result['ondevice_bytes']:>12}")
     print(f"personalization ({len(people)} users, {args.personalize_steps} steps): median global {s_all['global_median']:.4f} -> "

@@ -4,16 +4,16 @@ from interlearn.cli import main
 
 
 def test_tour_part_writes_run_folder(tmp_path, capsys):
-    assert main(["tour", "--out", str(tmp_path), "--only", "centralized", "--no-progress"]) == 0
+    assert main(["tour", "--out", str(tmp_path), "--only", "multitask", "--no-progress"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert "scratch" in summary and {"accuracy", "trainable_params"} <= set(summary["scratch"])
+    assert {"multitask", "independent"} <= set(summary) and {"accuracy", "trainable_params", "train_seconds"} <= set(summary["multitask"])
     assert (tmp_path / "summary.md").is_file() and list(tmp_path.glob("*.png"))
     assert "interlearn tour" in capsys.readouterr().out
 
 
 def test_unknown_part_is_a_clean_error(tmp_path, capsys):
-    assert main(["tour", "--out", str(tmp_path), "--only", "centralised"]) == 2
-    assert "unknown tour part(s) ['centralised']" in capsys.readouterr().err
+    assert main(["tour", "--out", str(tmp_path), "--only", "centralized"]) == 2
+    assert "unknown tour part(s) ['centralized']" in capsys.readouterr().err
 
 
 def test_report_and_compare(tmp_path, capsys):

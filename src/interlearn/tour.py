@@ -1,9 +1,9 @@
 """``interlearn tour``: every paradigm on the embedded digits, one comparison table.
 
 The digits are split the way each paradigm needs them:
-- centralized (scratch / transfer / fine-tune / LoRA): a base model learns digits 0-4 from all
-  their training images (the abundant related task); the task of interest is digits 5-9 with
-  only ``LABELS_PER_CLASS`` labelled images per class; all variants share one architecture.
+- transfer and fine-tuning (scratch / transfer / fine-tune / LoRA): a base model learns digits
+  0-4 from all their training images (the abundant related task); the task of interest is
+  digits 5-9 with only a few labelled images per class; variants share one architecture.
 - distillation: a wide teacher on all ten digits -> a small student.
 - multi-task: digit, parity and ">= 5" predicted by one shared trunk vs three models.
 - federated: the digits split non-IID across clients (FedAvg vs local-only vs centralized).
@@ -13,78 +13,52 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from interlearn.config import FitConfig
-from interlearn.data import TensorData, load_digits
+from interlearn.data import load_digits
 from interlearn.report import write_summary
-from interlearn.surgery import count_params
-from interlearn.tasks import classification
-from interlearn.training import evaluate, fit
 
-__all__ = ["run_tour", "PARTS", "digits_transfer_split", "TransferSplit"]
-
-LABELS_PER_CLASS = 5
+__all__ = ["run_tour", "PARTS"]
 
 
-@dataclass(frozen=True)
-class TransferSplit:
-    """Digits 0-4 (source, all labels) and digits 5-9 (target, few labels), labels 0..4."""
+def _transfer(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    from interlearn.recipes import transfer as recipe
 
-    source: TensorData
-    source_test: TensorData
-    target: TensorData
-    target_test: TensorData
+    return recipe.tour_part(out, seed=seed, progress=progress)
 
 
-def digits_transfer_split(labels_per_class: int = LABELS_PER_CLASS, seed: int = 0) -> TransferSplit:
-    """The tour's transfer split of sklearn's digits (see module docstring)."""
+def _finetune(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    from interlearn.recipes import finetune as recipe
+
+    return recipe.tour_part(out, seed=seed, progress=progress)
+
+
+def _distill(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    from interlearn.recipes import distill as recipe
+
+    return recipe.tour_part(out, seed=seed, progress=progress)
+
+
+def _multitask(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    from interlearn.recipes import multitask as recipe
+
+    return recipe.tour_part(out, seed=seed, progress=progress)
+
+
+def _federated(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
+    from interlearn.federated.tour import tour_rows
+
     tr, te = load_digits(seed=seed)
-    src = tr.y < 5
-    src_te = te.y < 5
-    g = torch.Generator().manual_seed(seed)
-    picks = []
-    for c in range(5, 10):
-        idx = (tr.y == c).nonzero().flatten()
-        picks.append(idx[torch.randperm(len(idx), generator=g)[:labels_per_class]])
-    pick = torch.cat(picks)
-    return TransferSplit(
-        source=TensorData(tr.x[src], tr.y[src]),
-        source_test=TensorData(te.x[src_te], te.y[src_te]),
-        target=TensorData(tr.x[pick], tr.y[pick] - 5),
-        target_test=TensorData(te.x[~src_te], te.y[~src_te] - 5),
-    )
-
-
-def tour_mlp(seed: int = 0, classes: int = 5) -> nn.Sequential:
-    """The tour's shared architecture: 64-128-64-classes MLP."""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, classes))
-
-
-def _row(model: nn.Module, acc: float, seconds: float, **extra: Any) -> dict[str, Any]:
-    return {"accuracy": acc, "trainable_params": count_params(model, trainable_only=True), "train_seconds": seconds, **extra}
-
-
-def _centralized(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
-    split = digits_transfer_split(seed=seed)
-    task = classification(5)
-    rows: dict[str, dict[str, Any]] = {}
-    # scratch: the same architecture trained only on the few target labels
-    scratch = tour_mlp(seed)
-    t0 = time.perf_counter()
-    fit(scratch, split.target, task, FitConfig(epochs=60, batch_size=16, lr=3e-3, seed=seed, progress=progress))
-    rows["scratch"] = _row(scratch, evaluate(scratch, split.target_test, task)["accuracy"], time.perf_counter() - t0)
-    return rows
+    return tour_rows((tr.x, tr.y), (te.x, te.y), out / "federated", seed=seed, progress=progress)
 
 
 PARTS: dict[str, Callable[[Path, int, bool], dict[str, dict[str, Any]]]] = {
-    "centralized": _centralized,
+    "transfer": _transfer,
+    "finetune": _finetune,
+    "distill": _distill,
+    "multitask": _multitask,
+    "federated": _federated,
 }
 
 

@@ -82,7 +82,11 @@ def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 5
     Returns:
         e.g. ``{"accuracy": 0.97, "loss": 0.09}`` for classification.
     """
-    dev = resolve_device(device) if isinstance(device, str) else device
+    if isinstance(device, str):
+        # "auto" follows the model: a model trained on the CPU is evaluated there even on a GPU machine
+        dev = next(model.parameters(), torch.empty(0)).device if device == "auto" else resolve_device(device)
+    else:
+        dev = device
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}

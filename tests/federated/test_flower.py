@@ -131,7 +131,7 @@ class _DropFromRound(SequentialEngine):
 def test_killed_supernode_is_a_dropout(federation):
     fed, app, work = federation
     run_dir = work / "run-kill"
-    proc = fed.start_run(app, {"run-dir": str(run_dir), "num-rounds": 2, "round-timeout": 60.0})
+    proc = fed.start_run(app, {"run-dir": str(run_dir), "num-rounds": 2, "round-timeout": 120.0})
     try:
         deadline = time.monotonic() + 300
         while not _records(run_dir) and time.monotonic() < deadline and proc.poll() is None:

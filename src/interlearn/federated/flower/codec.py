@@ -23,6 +23,7 @@ __all__ = [
     "content_to_result",
     "generator_to_record",
     "record_to_generator",
+    "config_record",
 ]
 
 _WEIGHT = "__weight__"
