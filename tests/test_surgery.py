@@ -86,3 +86,13 @@ def test_trainable_table_counts():
     assert "Conv2d" in table and "total" in table
     assert f"{s.count_params(m):,}" in table.splitlines()[-1]
     assert s.leaf_layers(m) == ["0", "1", "4", "6"]
+
+
+def test_replace_last_keeps_layer_names():
+    from collections import OrderedDict
+
+    m = nn.Sequential(OrderedDict(fc1=nn.Linear(3, 4), act=nn.ReLU(), fc2=nn.Linear(4, 2)))
+    new = s.replace_last(m, 1, nn.Sequential(OrderedDict(head=nn.Linear(4, 5))))
+    assert [n for n, _ in new.named_children()] == ["fc1", "act", "head"]
+    with pytest.raises(ConfigError, match="clashes"):
+        s.replace_last(m, 1, nn.Sequential(OrderedDict(fc1=nn.Linear(4, 5))))

@@ -9,6 +9,7 @@ Small functions over module names, not subclasses (STYLE.md #8). Names are those
 from __future__ import annotations
 
 import fnmatch
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -180,7 +181,8 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
     n = len(model)
     if not 0 <= k <= n:
         raise ConfigError(f"k={k}: the model has {n} top-level layers; choose 0 <= k <= {n}")
-    body = nn.Sequential(*list(model.children())[: n - k])
+    kept = list(model.named_children())[: n - k]
+    body = nn.Sequential(OrderedDict(kept))
     tail = nn.Sequential(*new) if isinstance(new, (list, tuple)) else new
     if example_input is not None:
         with torch.no_grad():
@@ -189,7 +191,20 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
             feats = body(example_input)
             body.train(was)
         check_head_input(feats, tail)
-    return nn.Sequential(*body.children(), *(tail.children() if isinstance(tail, nn.Sequential) else [tail]))
+    tail_items = list(tail.named_children()) if isinstance(tail, nn.Sequential) else [(str(n - k), tail)]
+    if all(name.isdigit() for name, _ in kept) and all(name.isdigit() for name, _ in tail_items):
+        # purely numbered models stay numbered 0..m-1, like nn.Sequential(*modules)
+        return nn.Sequential(*[m for _, m in kept], *[m for _, m in tail_items])
+    names = [name for name, _ in kept]
+    items = list(kept)
+    for i, (name, m) in enumerate(tail_items):
+        name = name if not name.isdigit() else f"new{i}"
+        if name in names:
+            raise ConfigError(f"new layer name {name!r} clashes with a kept layer; rename it (kept: {names})")
+        names.append(name)
+        items.append((name, m))
+    # named layers keep their names, so code addressing them by name keeps working
+    return nn.Sequential(OrderedDict(items))
 
 
 def param_groups(model: nn.Module, lrs: Mapping[str, float], default_lr: float | None = None, weight_decay: float | None = None) -> list[dict[str, Any]]:
