@@ -172,7 +172,10 @@ def fit(
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     sched = build_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
     use_amp = cfg.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    # A custom ``backward`` (gradient combination) produces gradients the GradScaler never
+    # scaled, so it gets bfloat16 autocast, which needs no loss scaling, instead of float16.
+    amp_dtype = torch.bfloat16 if backward is not None else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if use_amp and backward is None else None
     loss_fn = compute_loss or _default_loss(task)
     sign = 1.0 if task.higher_is_better else -1.0
     result, best_state, start = FitResult(), None, 0
@@ -209,7 +212,7 @@ def fit(
                 x, y = train.x[idx].to(dev, non_blocking=True), train.y[idx].to(dev, non_blocking=True)
                 if augment is not None:
                     x = augment(x, gen)
-                with torch.autocast(dev.type, enabled=use_amp):
+                with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
                     loss = loss_fn(model, x, y)
                 total = _total(loss)
                 if not torch.isfinite(total):

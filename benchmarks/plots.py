@@ -1,0 +1,100 @@
+"""Overview plots for the README from the benchmark JSON in benchmarks/results/.
+
+    python benchmarks/plots.py            # writes benchmarks/results/overview_*.png
+
+Each panel is drawn only when its JSON exists; nothing here is measured, only re-plotted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def fl_speed(ax) -> bool:
+    d = _load("fl_speed")
+    if not d:
+        return False
+    tools = d["tools"]
+    names = [n for n in tools if "wall_s" in tools[n]]
+    walls = [tools[n]["wall_s"] for n in names]
+    ax.barh(names, walls, color="#4477aa")
+    ax.set_xscale("log")
+    ax.set_xlabel("end-to-end wall time, s (log)")
+    ax.set_title("FedAvg MNIST 2NN, 20 rounds")
+    for i, v in enumerate(walls):
+        ax.text(v, i, f" {v:.0f}s", va="center", fontsize=8)
+    return True
+
+
+def transfer(ax) -> bool:
+    d = _load("transfer")
+    if not d:
+        return False
+    xs = [c["labels_per_class"] for c in d["curve"]]
+    for key, label in (("scratch", "scratch"), ("transfer", "transfer (auto cut)"), ("finetune", "fine-tune")):
+        ys = [100 * c[f"{key}_mean"] for c in d["curve"]]
+        es = [100 * c[f"{key}_std"] for c in d["curve"]]
+        ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, capsize=2, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("labels per class (MNIST 5-9)")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("transfer from digits 0-4")
+    ax.legend(fontsize=7)
+    return True
+
+
+def privacy(ax) -> bool:
+    d = _load("fl_privacy")
+    if not d:
+        return False
+    pts = sorted(d["points"], key=lambda p: p["epsilon"])
+    ax.plot([p["epsilon"] for p in pts], [100 * p["accuracy"] for p in pts], marker="o")
+    ax.set_xscale("log")
+    ax.set_xlabel("ε (δ from the run, Opacus RDP)")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("central DP-FedAvg on MNIST")
+    return True
+
+
+def distill(ax) -> bool:
+    d = _load("distill")
+    if not d:
+        return False
+    names = ["teacher", "student alone", "distilled"]
+    vals = [d["teacher_errors"], d["student_errors"], d["distilled_errors"]]
+    ax.bar(names, vals, color=["#777777", "#cc6677", "#117733"])
+    for i, v in enumerate(vals):
+        ax.text(i, v, str(v), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("MNIST test errors")
+    ax.set_title("distillation (Hinton 2015)")
+    return True
+
+
+def main() -> None:
+    panels = [transfer, distill, fl_speed, privacy]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    drawn = [p(ax) for p, ax in zip(panels, axes.flat)]
+    for ok, ax in zip(drawn, axes.flat):
+        if not ok:
+            ax.axis("off")
+    fig.tight_layout()
+    out = RESULTS / "overview.png"
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
