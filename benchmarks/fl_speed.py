@@ -13,10 +13,12 @@ subprocess (pfl in its own venv, .venv-bench) with one torch thread; Flower uses
 2 CPUs. "wall_s" is launch-to-exit of that subprocess (imports, data loading, Ray start-up
 included); "per_round_s" is the median round time over rounds 2..R; "final_acc" is the
 MNIST test accuracy of each tool's final weights, scored by the same function.
-"interlearn_fused" is a benchmark-only prototype engine (fl_peers/fused_mlp_engine.py: hand-derived
-batched backward for Linear/ReLU stacks) that shows what the vectorized engine could reach.
+"interlearn_fused_mlp" is the library's ``fused_mlp`` engine (interlearn.federated.engines.fused_mlp:
+closed-form batched backward for Linear/ReLU stacks, SGD fused into ``baddbmm_``), the path the
+``vectorized`` engine dispatches to for such models once that dispatch is wired in.
 JSON keys: "tools" {name: {...}}, "speedup_vs_flower", "speedup_vs_pfl",
-"speedup_vs_flower_per_round", "speedup_vs_pfl_per_round" (interlearn vectorized vs peer), "targets".
+"speedup_vs_flower_per_round", "speedup_vs_pfl_per_round" (interlearn vectorized vs peer), "targets";
+"<engine>_speedup_vs_<peer>..." for the other interlearn rows.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from interlearn.federated.partition import shards  # noqa: E402
 from interlearn.federated.sampling import round_generator, sample_cohort  # noqa: E402
 from interlearn.models.mlp import mnist_2nn  # noqa: E402
 
-TOOLS = ("interlearn_vectorized", "interlearn_sequential", "interlearn_fused", "pfl", "flower")
+TOOLS = ("interlearn_vectorized", "interlearn_sequential", "interlearn_fused_mlp", "pfl", "flower")
 
 
 def prep(folder: Path, data_dir: str, rounds: int, seed: int, clients: int = 100, cohort: int = 10) -> None:
@@ -112,7 +114,7 @@ def summarize(res: dict[str, dict], rounds: int, seed: int) -> dict:
                               "E": 1, "B": 10, "lr": 0.1, "rounds": rounds, "seed": seed, "torch_threads": 1, "ray_cpus": 2},
                  "tools": res}
     targets: dict[str, dict] = {}
-    for tool in ("interlearn_vectorized", "interlearn_sequential", "interlearn_fused"):
+    for tool in ("interlearn_vectorized", "interlearn_sequential", "interlearn_fused_mlp"):
         ours = res.get(tool, {})
         prefix = "" if tool == "interlearn_vectorized" else tool.split("_", 1)[1] + "_"
         for peer, need, key in (("flower", 20.0, "wall_s"), ("pfl", 2.0, "per_round_s")):

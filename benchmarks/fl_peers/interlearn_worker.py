@@ -1,7 +1,7 @@
 """interlearn run for fl_speed.py: ``interlearn.federated.simulate`` with FedAvg + LocalSGD.
 
 Usage (fl_speed.py launches it): python interlearn_worker.py PREP_DIR OUT_DIR ENGINE
-(ENGINE: sequential, vectorized, or fused = the benchmark-only prototype in fused_mlp_engine.py)
+(ENGINE: any registered interlearn engine name: sequential, vectorized, fused_mlp)
 
 Uses the prep's partition and initial weights; the cohort schedule the prep wrote is the one
 ``simulate`` draws itself (``sample_cohort`` with ``round_generator(seed, r, 0)``), which this
@@ -28,8 +28,6 @@ from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: 
 from interlearn.federated.strategies.registry import get_strategy  # noqa: E402
 from interlearn.models.mlp import mnist_2nn  # noqa: E402
 
-from fused_mlp_engine import FusedMLPEngine  # noqa: E402
-
 
 def main() -> None:
     prep, out, engine = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -52,7 +50,7 @@ def main() -> None:
         LocalSGD(epochs=cfg["local_epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"]),
         get_strategy("fedavg"),
         SimulationConfig(rounds=cfg["rounds"], clients_per_round=cfg["cohort"], eval_every=0, seed=cfg["seed"], progress=False),
-        engine=FusedMLPEngine() if engine == "fused" else engine,
+        engine=engine,
         initial_params=init,
         on_round=lambda rec: (marks.append(Clock.now()), cpu.append(Clock.cpu())),
     )

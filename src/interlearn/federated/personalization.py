@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData, ClientResult
+from interlearn.federated.client.local_sgd import cross_entropy
 from interlearn.types import Params
 
 __all__ = [
@@ -51,9 +51,9 @@ __all__ = [
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def cross_entropy_any(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for (B, C) logits with (B,) labels or (B, C, T) logits with (B, T) labels."""
-    return F.cross_entropy(logits, y.long())
+cross_entropy_any = cross_entropy
+"""Cross-entropy for (B, C) logits with (B,) labels or (B, C, T) logits with (B, T) labels
+(the federated client's default loss, so fine-tuning optimises what training optimised)."""
 
 
 @torch.no_grad()

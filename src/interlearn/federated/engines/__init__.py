@@ -28,7 +28,13 @@ def _ray(**kw: Any) -> Engine:
     return RayEngine(**kw)
 
 
-ENGINES: dict[str, Callable[..., Engine]] = {"sequential": SequentialEngine, "vectorized": _vectorized, "ray": _ray}
+def _fused_mlp(**kw: Any) -> Engine:
+    from interlearn.federated.engines.fused_mlp import FusedMLPEngine
+
+    return FusedMLPEngine(**kw)
+
+
+ENGINES: dict[str, Callable[..., Engine]] = {"sequential": SequentialEngine, "vectorized": _vectorized, "ray": _ray, "fused_mlp": _fused_mlp}
 
 
 def register_engine(name: str, factory: Callable[..., Engine]) -> None:
