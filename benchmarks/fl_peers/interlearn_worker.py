@@ -49,7 +49,7 @@ def main() -> None:
         population,
         LocalSGD(epochs=cfg["local_epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"]),
         get_strategy("fedavg"),
-        SimulationConfig(rounds=cfg["rounds"], clients_per_round=cfg["cohort"], eval_every=0, seed=cfg["seed"], progress=False),
+        SimulationConfig(rounds=cfg["rounds"], clients_per_round=cfg["cohort"], eval_every=0, client_eval=False, seed=cfg["seed"], progress=False),  # peers do no per-client evaluation
         engine=engine,
         initial_params=init,
         on_round=lambda rec: (marks.append(Clock.now()), cpu.append(Clock.cpu())),

@@ -21,10 +21,10 @@ from fl_helpers import cohort
 SIZES = [13, 30, 7, 25]  # unequal: exercises the padding and the active-client masks
 
 
-def _both(model, clients, cu, extras=None, states=None, chunk=None):
+def _both(model, clients, cu, extras=None, states=None, chunk=None, fast=False):
     params = model_params(model)
     outs = []
-    for eng in (SequentialEngine(), VectorizedEngine(chunk_size=chunk)):
+    for eng in (SequentialEngine(), VectorizedEngine(chunk_size=chunk, fast_path=fast)):
         gens = [client_generator(0, 1, d.client_id) for d in clients]
         outs.append(eng.run_cohort(model, cu, params, clients, dict(states or {}), dict(extras or {}), gens))
     return params, outs
@@ -54,9 +54,10 @@ CLIENT_UPDATES = {
 }
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["vmap", "fused_fast_path"])
 @pytest.mark.parametrize("name", sorted(CLIENT_UPDATES))
-def test_mlp_equal(name):
-    _assert_equal(*_both(mlp(8, [16], 3, seed=0), cohort(SIZES), CLIENT_UPDATES[name]))
+def test_mlp_equal(name, fast):
+    _assert_equal(*_both(mlp(8, [16], 3, seed=0), cohort(SIZES), CLIENT_UPDATES[name], fast=fast))
 
 
 def test_mlp_equal_in_chunks():

@@ -32,6 +32,12 @@ def test_secure_aggregation_gives_the_same_model_as_plain_fedavg(engine):
         assert torch.allclose(plain.params[k], secure.params[k], atol=1e-4)
     assert all(h["secagg/survivors"] == 6 for h in secure.history)
     assert all(h["secagg/bytes_up"] > 0 for h in secure.history)
+    assert all(h["bytes_up"] == h["secagg/bytes_up"] for h in secure.history)  # real bytes, not placeholders
+
+
+def test_validation_takes_its_reference_from_the_round_loop():
+    res = _run("sequential", [ValidateUpdates(max_norm=1e6)], rounds=2)
+    assert all(h["reported"] == 6 and "skipped" not in h for h in res.history)
 
 
 @pytest.mark.slow

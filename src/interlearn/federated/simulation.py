@@ -64,6 +64,7 @@ class SimulationConfig:
         client_eval_every: per-client accuracies every N rounds (0: only after the last round).
         client_eval_max: evaluate at most this many clients (a seeded sample) for the
             client-accuracy distribution.
+        client_eval: ``False`` turns per-client evaluation off entirely.
         checkpoint_every: write a checkpoint every N rounds (0: never; needs a run folder).
         seed: the run's seed (sampling, dropouts, local batches).
         progress: print one line per round.
@@ -77,6 +78,7 @@ class SimulationConfig:
     eval_every: int = 1
     client_eval_every: int = 0
     client_eval_max: int = 1000
+    client_eval: bool = True
     checkpoint_every: int = 0
     seed: int = 0
     progress: bool = True
@@ -264,6 +266,7 @@ def simulate(
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"round": r}
         ctx = RoundContext(r, round_generator(config.seed, r, 1))
+        ctx.notes["global_params"] = params  # reference for steps that validate keys/shapes/dtypes
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(config.seed, r, 3))  # model-internal randomness (dropout layers)
             cohort = sample_cohort(n_clients, size, round_generator(config.seed, r, 0))
@@ -279,6 +282,8 @@ def simulate(
                 outs = eng.run_cohort(model, client_update, params, data,
                                       {c: client_states.get(c) for c in survivors}, extras, gens)
                 del data
+                if getattr(eng, "last_dropped", None):  # Ray/Flower: lost workers or nodes
+                    rec["engine_dropped"] = [int(c) for c in eng.last_dropped]
                 results: list[ClientResult] = []
                 new_client_states: dict[ClientId, Params | None] = {}
                 for res, st in outs:
@@ -294,6 +299,8 @@ def simulate(
                 check_survivors(len(results), config.min_survivors, r)
                 for step in reversed(steps):
                     results = step.server(results, ctx)
+                if "secagg/bytes_up" in ctx.notes:  # masked vectors + protocol messages, not placeholders
+                    rec["bytes_up"] = int(ctx.notes["secagg/bytes_up"])
                 new_params, new_state = strategy.aggregate(params, results, state)
                 for step in steps:
                     new_params = step.after(params, new_params, ctx)
@@ -315,8 +322,10 @@ def simulate(
         if test is not None and ((config.eval_every and r % config.eval_every == 0) or last):
             ev = evaluate_params(model, params, test[0], test[1])
             rec["test_accuracy"], rec["test_loss"] = ev["accuracy"], ev["loss"]
-        if (config.client_eval_every and r % config.client_eval_every == 0) or last:
-            accs = client_accuracies(model, params, population, _eval_sample(n_clients, config))
+        if config.client_eval and ((config.client_eval_every and r % config.client_eval_every == 0) or last):
+            # engines whose clients hold their own data (Flower) evaluate there
+            evaluate_clients = getattr(eng, "client_accuracies", None) or client_accuracies
+            accs = evaluate_clients(model, params, population, _eval_sample(n_clients, config))
             rec["client_accuracy"] = summarize_accuracies(list(accs.values()))
         rec.update({k: v for k, v in ctx.notes.items() if isinstance(v, (int, float, str, bool))})
         if ctx.log:

@@ -34,6 +34,7 @@ from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
 from interlearn.federated.client.local_sgd import LocalSGD, cross_entropy
 from interlearn.federated.client.scaffold import ScaffoldClient
+from interlearn.federated.engines.fused_mlp import vectorized_fast_path
 from interlearn.types import ClientId, Params
 
 __all__ = ["VectorizedEngine", "check_vectorizable"]
@@ -67,6 +68,9 @@ class VectorizedEngine:
     Args:
         chunk_size: clients per batched computation (``None``: the whole cohort); lower it to
             bound memory for large cohorts or models.
+        fast_path: run plain Linear/ReLU MLPs trained with SGD through the fused closed-form
+            engine (:mod:`~interlearn.federated.engines.fused_mlp`, same results, ~2-3x less
+            CPU); ``False`` always uses ``vmap``.
 
     Raises:
         ConfigError: ``chunk_size < 1``.
@@ -77,10 +81,11 @@ class VectorizedEngine:
 
     name = "vectorized"
 
-    def __init__(self, chunk_size: int | None = None) -> None:
+    def __init__(self, chunk_size: int | None = None, fast_path: bool = True) -> None:
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"chunk_size={chunk_size}: must be >= 1 or None (whole cohort)")
         self.chunk_size = chunk_size
+        self.fast_path = fast_path
 
     def run_cohort(
         self,
@@ -98,6 +103,8 @@ class VectorizedEngine:
             ConfigError: a model or client update that cannot be vectorized (use ``sequential``).
             DataError: a client without examples.
         """
+        if self.fast_path and (fast := vectorized_fast_path(model, client_update, self.chunk_size)) is not None:
+            return fast.run_cohort(model, client_update, params, cohort, client_states, server_extras, generators)
         check_vectorizable(model, client_update)
         if len(cohort) != len(generators):
             raise ConfigError(f"{len(cohort)} clients but {len(generators)} generators: pass one generator per client")
