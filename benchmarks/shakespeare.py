@@ -41,7 +41,7 @@ from interlearn.federated.evaluate import evaluate_params  # noqa: E402
 from interlearn.federated.params import load_params, model_params  # noqa: E402
 from interlearn.federated.personalization import plot_personalization  # noqa: E402
 from interlearn.models.char_lstm import char_lstm, model_bytes  # noqa: E402
-from interlearn.recipes.keyboard import Config, distill_ondevice, int8_copy, personalize_users, test_set, train_global  # noqa: E402
+from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, personalize_users, train_global  # noqa: E402
 
 
 def check_engines(data, args) -> dict:  # type: ignore[no-untyped-def]
@@ -112,7 +112,7 @@ def main() -> None:
     sizes = [len(u.train) for u in data.users]
     print(f"users {len(data.users)}  train chunks {sum(sizes)} (median {statistics.median(sizes)})  vocab {len(data.vocab)}  "
           f"load {time.perf_counter() - t0:.1f}s", flush=True)
-    test = test_set(data.users, args.test_users, args.test_chunks)
+    test = held_out_set(data.users, args.test_users, args.test_chunks)
     base = dict(data_dir=args.data_dir, source="complete", max_users=args.max_users, clients_per_round=args.clients,
                 local_epochs=1, max_local_steps=None, batch_size=args.batch_size, client_lr=args.client_lr, hidden=256,
                 ondevice_hidden=args.ondevice_hidden, distill_rounds=args.distill_rounds, personalize_users=args.personalize_users,

@@ -46,7 +46,7 @@ __all__ = [
     "Config",
     "run",
     "population_of",
-    "test_set",
+    "held_out_set",
     "train_global",
     "distill_ondevice",
     "int8_copy",
@@ -139,7 +139,7 @@ def population_of(users: list[ShakespeareUser]) -> Population:
     return Population.from_clients([(u.train.x, u.train.y) for u in users])
 
 
-def test_set(users: list[ShakespeareUser], max_users: int, per_user: int) -> tuple[torch.Tensor, torch.Tensor]:
+def held_out_set(users: list[ShakespeareUser], max_users: int, per_user: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``per_user`` test chunks of every ``len(users) // max_users``-th user (a fixed,
     spread-out sample, so the test cost does not grow with the population)."""
     step = max(len(users) // max_users, 1)
@@ -206,7 +206,7 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     torch.manual_seed(cfg.seed)
     data = load_shakespeare(cfg.data_dir, source=cfg.source, mode="sequence", max_users=cfg.max_users)
     model = char_lstm(len(data.vocab), hidden=cfg.hidden, output="all")
-    test = test_set(data.users, cfg.test_users, cfg.test_chunks_per_user)
+    test = held_out_set(data.users, cfg.test_users, cfg.test_chunks_per_user)
     if cfg.checkpoint:
         tensors, meta = load_checkpoint(cfg.checkpoint)
         if meta.get("vocab") != data.vocab.chars or meta.get("hidden") != cfg.hidden:
