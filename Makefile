@@ -12,6 +12,9 @@ DATA ?= $(or $(INTERLEARN_DATA),../shared/data)
 export OMP_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.peers-installed
+
 .PHONY: run test bench setup clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -28,8 +31,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# Peer tools measured side by side but not dependencies of interlearn: pfl-research lives in
+# its own venv (its pins conflict with ours); Flower and Ray come with interlearn[federated].
+$(BENCH_STAMP):
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet "$(TORCH_SPEC)"
+	$(BENCH_VENV)/bin/pip install --quiet $(CONSTRAINTS) "pfl[pytorch]==0.6.*"
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
 	INTERLEARN_DATA=$(DATA) bash benchmarks/run_all.sh
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache
