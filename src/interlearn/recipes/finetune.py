@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from interlearn.config import FitConfig
-from interlearn.data import TensorData, load_digits, load_mnist
+from interlearn.data import TensorData
 from interlearn.errors import ConfigError
 from interlearn.finetune import FinetuneSpec, finetune
 from interlearn.forgetting import forgetting_table, measure_forgetting
@@ -27,40 +27,11 @@ from interlearn.lora import save_adapter
 from interlearn.models.small_cnn import small_cnn
 from interlearn.surgery import count_params, replace_module
 from interlearn.tasks import classification
+from interlearn.recipes.splits import DataConfig
+from interlearn.recipes.splits import split_classes as _split_classes
 from interlearn.training import evaluate, fit
 
 __all__ = ["DataConfig", "Config", "run", "tour_part", "split_classes"]
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data, and how it is split into a source task and a few-label target task.
-
-    Attributes:
-        dataset: ``"digits"`` (embedded 8x8), ``"mnist"`` or ``"fashion"`` (IDX files).
-        data_dir: folder with the IDX files (default ``$INTERLEARN_DATA``).
-        source_classes: classes of the abundant source task.
-        target_classes: classes of the new task (relabelled 0..k-1).
-        labels_per_class: labelled training images per target class.
-        seed: seeds the label draw.
-    """
-
-    dataset: Literal["digits", "mnist", "fashion"] = "digits"
-    data_dir: str | None = None
-    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
-    target_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
-    labels_per_class: int = 5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.source_classes or not self.target_classes:
-            raise ConfigError("source_classes and target_classes must both be non-empty")
-        if set(self.source_classes) & set(self.target_classes):
-            raise ConfigError(f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes")
-        if any(c < 0 or c > 9 for c in (*self.source_classes, *self.target_classes)):
-            raise ConfigError("classes must be in 0..9 for digits/mnist/fashion")
-        if self.labels_per_class < 1:
-            raise ConfigError(f"labels_per_class={self.labels_per_class}: must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -88,40 +59,9 @@ class Config:
             raise ConfigError("strategies is empty: list at least one, e.g. [{strategy: full}]")
 
 
-def _load(cfg: DataConfig, image: bool) -> tuple[TensorData, TensorData]:
-    if cfg.dataset == "digits":
-        return load_digits(seed=cfg.seed, image=image)
-    kind = "mnist" if cfg.dataset == "mnist" else "fashion"
-    return load_mnist("train", cfg.data_dir, kind=kind, flatten=not image), load_mnist("test", cfg.data_dir, kind=kind, flatten=not image)
-
-
-def _relabel(data: TensorData, classes: tuple[int, ...]) -> TensorData:
-    mask = torch.zeros(len(data), dtype=torch.bool)
-    y = torch.full_like(data.y, -1)
-    for i, c in enumerate(classes):
-        hit = data.y == c
-        mask |= hit
-        y[hit] = i
-    return TensorData(data.x[mask], y[mask])
-
-
 def split_classes(cfg: DataConfig, image: bool = False) -> dict[str, TensorData]:
-    """``source``/``source_test`` (all labels) and ``target``/``target_test`` (few labels)."""
-    train, test = _load(cfg, image)
-    target_all = _relabel(train, cfg.target_classes)
-    g = torch.Generator().manual_seed(cfg.seed)
-    picks = []
-    for c in range(len(cfg.target_classes)):
-        idx = (target_all.y == c).nonzero().flatten()
-        if len(idx) < cfg.labels_per_class:
-            raise ConfigError(f"labels_per_class={cfg.labels_per_class} but class {cfg.target_classes[c]} has only {len(idx)} training images")
-        picks.append(idx[torch.randperm(len(idx), generator=g)[: cfg.labels_per_class]])
-    return {
-        "source": _relabel(train, cfg.source_classes),
-        "source_test": _relabel(test, cfg.source_classes),
-        "target": target_all.subset(torch.cat(picks)),
-        "target_test": _relabel(test, cfg.target_classes),
-    }
+    """The shared class split (see :mod:`interlearn.recipes.splits`), flat inputs by default."""
+    return _split_classes(cfg, image=image)
 
 
 def _model(kind: str, inputs: torch.Tensor, classes: int, seed: int) -> tuple[nn.Module, str]:
