@@ -21,3 +21,4 @@ run() {
 for b in "${with_data[@]}"; do run "$b" --data-dir "$DATA"; done
 for b in "${no_data[@]}"; do run "$b"; done
 "$PY" benchmarks/plots.py
+"$PY" benchmarks/assemble.py

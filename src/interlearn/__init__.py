@@ -11,6 +11,7 @@ from interlearn import surgery
 from interlearn.checkpoint import load_checkpoint, save_checkpoint
 from interlearn.config import FitConfig
 from interlearn.data import TensorData, from_arrays, load_csv, load_digits, load_mnist, load_npz
+from interlearn.distill import kd_loss
 from interlearn.errors import (
     CheckpointError,
     ConfigError,
@@ -21,10 +22,19 @@ from interlearn.errors import (
     TrainingDivergedError,
     UpdateRejected,
 )
+from interlearn.finetune import FinetuneSpec
+from interlearn.lora import LoraSpec
+from interlearn.pretrained import load_pretrained
 from interlearn.surgery import count_params, freeze, param_groups, replace_last, replace_module, trainable_table, unfreeze
 from interlearn.tasks import Task, classification, multilabel, regression
 from interlearn.training import FitResult, evaluate, fit
+from interlearn.transfer import TransferResult
 from interlearn.types import Params
+
+# The paradigm entry points live in their modules (``interlearn.transfer.transfer``,
+# ``interlearn.finetune.finetune``, ``interlearn.distill.distill``,
+# ``interlearn.multitask``, ``interlearn.federated``): re-exporting same-named functions here
+# would shadow the modules themselves.
 
 __version__ = "0.1.0"
 
@@ -55,6 +65,12 @@ __all__ = [
     "param_groups",
     "count_params",
     "trainable_table",
+    # paradigms (configs and results; entry points are in their modules)
+    "TransferResult",
+    "FinetuneSpec",
+    "LoraSpec",
+    "kd_loss",
+    "load_pretrained",
     # checkpoints
     "save_checkpoint",
     "load_checkpoint",

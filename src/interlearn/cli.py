@@ -20,7 +20,7 @@ def _threads() -> None:
 
 
 def _cmd_tour(args: argparse.Namespace) -> int:
-    from interlearn.tour import PARTS, run_tour
+    from interlearn.tour import run_tour
 
     only = args.only.split(",") if args.only else None
     run_tour(Path(args.out), only=only, progress=not args.no_progress, seed=args.seed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from protection_helpers import toy_problem
 
 from interlearn.federated import LocalSGD, SimulationConfig, get_strategy, simulate

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from interlearn.errors import ConfigError
 from interlearn.multitask import StepContext, list_methods, make_method, method_kind

@@ -6,10 +6,9 @@ from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.multitask import (
-    MMoE, MultiTaskModel, TaskSet, evaluate_multitask, heads_for, mix_sources, mlp_trunk, pack_targets, train_independent, train_multitask,
+    MMoE, MultiTaskModel, TaskSet, evaluate_multitask, heads_for, mix_sources, mlp_trunk, train_independent, train_multitask,
 )
 from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
-from interlearn.training import fit
 
 CFG = FitConfig(epochs=8, batch_size=64, lr=3e-3, device="cpu", amp=False)
 

@@ -24,7 +24,7 @@ from torch import nn
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import list_methods, method_kind
+from interlearn.multitask.methods import method_kind
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
 from interlearn.multitask.train import evaluate_multitask, model_device, train_independent, train_multitask

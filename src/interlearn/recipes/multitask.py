@@ -100,9 +100,9 @@ class Config:
 def build_model(config: Config, tasks: TaskSet) -> MultiTaskModel:
     """The recipe's architecture for ``tasks`` (MLP on digits, LeNet on MultiMNIST)."""
     if config.data.dataset == "digits":
-        make, features, heads, gate_in = (lambda: mlp_trunk(64, 64, 32)), 32, heads_for(tasks.tasks, 32), 64
+        make, heads, gate_in = (lambda: mlp_trunk(64, 64, 32)), heads_for(tasks.tasks, 32), 64
     else:
-        make, features, heads, gate_in = (lambda: lenet_trunk(28, 50)), 50, heads_for(tasks.tasks, 50, hidden=50), 28 * 28
+        make, heads, gate_in = (lambda: lenet_trunk(28, 50)), heads_for(tasks.tasks, 50, hidden=50), 28 * 28
     if config.architecture == "mmoe":
         return MMoE(make, heads, config.num_experts, gate_in)
     return MultiTaskModel(make(), heads)

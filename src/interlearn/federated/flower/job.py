@@ -37,7 +37,6 @@ from interlearn.checkpoint import save_checkpoint
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientUpdate, Engine, Strategy, UpdateStep
 from interlearn.federated.flower.client_app import ClientSetup, make_client_app
-from interlearn.federated.flower.grid_engine import RemotePopulation
 from interlearn.federated.flower.server_app import ServerSetup, make_server_app
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 
