@@ -96,21 +96,28 @@ def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 5
             sums[k] = sums.get(k, 0.0) + v
     model.train(was_training)
     n = max(sums.pop("n", 0.0), 1.0)
-    return {k: v / n for k, v in sums.items()}
+    # a task may give a metric its own denominator ("n/<metric>": e.g. the rows labelled for it)
+    counts = {k[2:]: sums.pop(k) for k in list(sums) if k.startswith("n/")}
+    out = {k: v / max(counts.get(k, n), 1.0) for k, v in sums.items()}
+    finalize = getattr(task, "finalize_metrics", None)
+    return finalize(out) if finalize is not None else out
 
 
 def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult, best_state: dict | None) -> None:
+def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult,
+          best_state: dict | None, extra_state: nn.Module | None = None) -> None:
     opt_skel, opt_t = flatten_state(opt.state_dict(), "optim")
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | rng_state()
+    extra_skel, extra_t = flatten_state(extra_state.state_dict(), "extra") if extra_state is not None else (None, {})
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | extra_t | rng_state()
     if best_state is not None:
         tensors |= {f"best.{k}": v for k, v in best_state.items()}
     meta = {
         "epoch": epoch,
         "optimizer": opt_skel,
+        "extra_state": extra_skel,
         "scheduler": sched.state_dict() if not callable(getattr(sched, "lr_lambdas", None)) else {"last_epoch": sched.last_epoch},
         "scaler": scaler.state_dict() if scaler is not None else None,
         "history": result.history,
@@ -133,6 +140,7 @@ def fit(
     backward: BackwardFn | None = None,
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    extra_state: nn.Module | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` for ``task``; the one loop every centralized paradigm uses.
 
@@ -149,6 +157,8 @@ def fit(
         backward: ``(loss, model) -> None`` replacing ``loss.backward()`` (gradient combination).
         on_epoch_start: ``(epoch, model)`` called before each epoch (gradual unfreezing).
         augment: ``(x, generator) -> x`` applied to each training batch.
+        extra_state: a module whose ``state_dict()`` (with ``get_extra_state()``) is saved in
+            the checkpoint and restored on resume, e.g. a multi-task method's task weights.
 
     Returns:
         A :class:`FitResult`; the model holds the trained (or best, with ``val``) weights.
@@ -185,6 +195,8 @@ def fit(
         tensors, meta = load_checkpoint(ckpt)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
+        if extra_state is not None and meta.get("extra_state") is not None:
+            extra_state.load_state_dict(unflatten_state(meta["extra_state"], tensors))
         sched.load_state_dict(meta["scheduler"]) if "lr_lambdas" not in meta["scheduler"] else None
         if "last_epoch" in meta["scheduler"] and hasattr(sched, "lr_lambdas"):
             sched.last_epoch = meta["scheduler"]["last_epoch"]
@@ -256,7 +268,7 @@ def fit(
             result.history.append(row)
             bar.describe(row)
             if ckpt is not None:
-                _save(ckpt, model, opt, sched, scaler, epoch, result, best_state)
+                _save(ckpt, model, opt, sched, scaler, epoch, result, best_state, extra_state)
             if cfg.patience is not None and val is not None and bad_epochs >= cfg.patience:
                 result.stopped_early = True
                 break

@@ -8,6 +8,7 @@ from protection_helpers import ctx, result, run_steps
 
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult
+from interlearn.federated.client_steps import client_context, merge_client_context
 from interlearn.federated.comm import upload_bytes
 from interlearn.federated.compression import CompressUpdates, densify, dequantize, quantize, topk_sparsify
 
@@ -43,7 +44,11 @@ def test_step_round_trip_and_bytes(method, ratio_max):
     big = [ClientResult(i, {"w": torch.randn(200, 50), "b": torch.randn(50)}, 1.0) for i in range(3)]
     step = CompressUpdates(method, ratio=0.05)
     c = ctx()
-    sent = [step.client(r, c) for r in big]
+    sent = []
+    for r in big:  # each client with its own context (own memory), notes merged as the round loop does
+        cc = client_context(0, 0, r.client_id)
+        sent.append(step.client(r, cc))
+        merge_client_context(c, cc.notes, cc.log)
     assert upload_bytes(sent) == c.notes["compress/bytes_up"]  # what the round loop counts
     assert c.notes["compress/bytes_dense"] == 3 * (200 * 50 + 50) * 4
     assert c.notes["compress/bytes_up"] / c.notes["compress/bytes_dense"] < ratio_max
@@ -61,13 +66,16 @@ def test_error_feedback_sends_everything_eventually():
     g = torch.Generator().manual_seed(0)
     true_sum = torch.zeros(100)
     sent_sum = torch.zeros(100)
+    memory: dict = {}  # the client's memory, carried across rounds as the round loop does
     for rnd in range(60):
         u = torch.randn(100, generator=g)
         c = ctx(rnd)
+        c.memory = memory
         out = step.server([step.client(ClientResult(7, {"w": u}, 1.0), c)], c)
+        memory = c.memory
         true_sum += u
         sent_sum += out[0].update["w"]
-    residual = step._residual[7]["w"]
+    residual = memory["compress/residual/w"]
     assert torch.allclose(true_sum - sent_sum, residual, atol=1e-4)
     assert float(residual.norm()) < 0.5 * float(true_sum.norm()) + 30
     # without error feedback the gap grows with the rounds

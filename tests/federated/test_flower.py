@@ -29,7 +29,9 @@ import torch
 from torch import nn
 
 from interlearn.federated.client import LocalSGD
+from interlearn.federated.compression import CompressUpdates
 from interlearn.federated.flower import FlowerJob, job_client_app, job_server_app
+from interlearn.federated.privacy import ClipUpdates, GaussianNoise
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig
 from interlearn.federated.strategies import get_strategy
@@ -49,6 +51,12 @@ def population():
     return Population(x, y, [torch.arange(0, 15), torch.arange(15, 35), torch.arange(35, 60)])
 
 
+def protections():
+    """Adaptive clipping, local DP noise, top-k compression with error feedback: client hooks."""
+    clip = ClipUpdates(0.5, adaptive=True, learning_rate=0.5)
+    return [clip, GaussianNoise(clip, 0.2, mode="local"), CompressUpdates("topk", ratio=0.3)]
+
+
 def job(context):
     rc = dict(context.run_config or {})
     return FlowerJob(
@@ -58,6 +66,7 @@ def job(context):
         config=SimulationConfig(rounds=int(rc.get("num-rounds", 2)), clients_per_round=NUM_CLIENTS, seed=7, progress=True),
         client_data=lambda ctx: population().client(int(ctx.node_config["partition-id"])),
         num_clients=NUM_CLIENTS,
+        steps_fn=protections if int(rc.get("protect", 0)) else (lambda: ()),
         round_timeout_s=float(rc.get("round-timeout", 90.0)),
         discovery_timeout_s=120.0,
     )
@@ -78,7 +87,7 @@ def _load_app_module(path: Path) -> types.ModuleType:
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
     work = tmp_path_factory.mktemp("flower")
-    app = write_flower_app(work / "app", APP_SOURCE, {"num-rounds": 2, "run-dir": "", "round-timeout": 90.0})
+    app = write_flower_app(work / "app", APP_SOURCE, {"num-rounds": 2, "run-dir": "", "round-timeout": 90.0, "protect": 0})
     fed = LocalFederation(work / "deploy", [{"partition-id": i} for i in range(3)])
     try:
         fed.start()
@@ -113,6 +122,26 @@ def test_two_rounds_on_real_supernodes_equal_in_process(federation):
     ref = run_job(job, SequentialEngine(), mod.population(), None)
     assert _max_diff(ref.params, params) < 1e-5
     assert _max_diff(ref.params, mod.model_fn().state_dict()) > 1e-3  # it trained
+
+
+def test_client_protections_run_on_the_nodes_and_equal_in_process(federation):
+    """Clip (adaptive), local noise and compression run on the SuperNodes; the server only
+    decompresses and aggregates. Same model as the in-process run with the same steps."""
+    fed, app, work = federation
+    run_dir = work / "run-protect"
+    fed.run(app, {"run-dir": str(run_dir), "num-rounds": 2, "protect": 1}, timeout_s=420)
+    params, _ = load_checkpoint(run_dir / FINAL)
+    records = _records(run_dir)
+    assert [r["reported"] for r in records] == [3, 3]
+    assert all(r["compress/bytes_up"] > 0 for r in records)  # notes that only the nodes' hooks write
+    assert records[0]["clip/norm"] != records[1]["clip/norm"]  # the adapted norm reached the nodes
+
+    mod = _load_app_module(app / "interlearn_flower_app.py")
+    job = mod.job(types.SimpleNamespace(run_config={"num-rounds": 2, "protect": 1}))
+    ref = run_job(job, SequentialEngine(), mod.population(), None)
+    assert _max_diff(ref.params, params) < 1e-5
+    plain = run_job(mod.job(types.SimpleNamespace(run_config={"num-rounds": 2})), SequentialEngine(), mod.population(), None)
+    assert _max_diff(plain.params, params) > 1e-3  # the protections changed the model
 
 
 class _DropFromRound(SequentialEngine):

@@ -16,14 +16,23 @@ def _fake_mnist(n=40):
     return images, labels
 
 
-def test_left_and_right_labels_match_the_placed_digits():
+@pytest.mark.parametrize(("layout", "corner"), [("random", 35), ("sener_koltun", 33)])
+def test_left_and_right_labels_match_the_placed_digits(layout, corner):
     images, labels = _fake_mnist()
-    data = make_multimnist(images, labels, n=60, size=36, max_shift=0, seed=1)
+    data = make_multimnist(images, labels, n=60, size=36, max_shift=0, seed=1, layout=layout)
     parts = MULTIMNIST_TASKS.split(data.y)
     left, right = parts["left"][0], parts["right"][0]
     assert data.x.shape == (60, 1, 36, 36)
     assert torch.allclose(data.x[:, 0, 0, 0], (left + 1) / 20.0)
-    assert torch.allclose(data.x[:, 0, 35, 35], (right + 1) / 20.0)
+    assert torch.allclose(data.x[:, 0, corner, corner], (right + 1) / 20.0)
+    if layout == "sener_koltun":  # Sener & Koltun's loader: right digit at [6:34, 6:34]
+        assert float(data.x[:, 0, 34:, :].abs().sum()) == 0.0
+
+
+def test_unknown_layout_names_the_known_ones():
+    images, labels = _fake_mnist()
+    with pytest.raises(ConfigError, match="sener_koltun"):
+        make_multimnist(images, labels, layout="diagonal")
 
 
 def test_generation_is_seeded_and_resizes():

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -119,3 +121,53 @@ def test_a_batch_without_any_label_is_skipped(digits):
     model = _model()
     res = train_multitask(model, TensorData(train.x, y), DIGITS_TASKS, "famo", FitConfig(epochs=2, batch_size=8, device="cpu", amp=False))
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in res.fit.history)
+
+
+def test_fit_validation_metrics_are_means_over_the_labelled_rows(digits):
+    train, test = digits
+    y = test.y.clone()
+    y[: len(y) // 2, DIGITS_TASKS.columns["digit"]] = float("nan")  # half the rows unlabelled for digit
+    val = TensorData(test.x, y)
+    model = _model()
+    res = train_multitask(model, train, DIGITS_TASKS, "equal", FitConfig(epochs=1, device="cpu", amp=False), val=val)
+    row, exact = res.fit.history[-1], evaluate_multitask(model, val, DIGITS_TASKS)
+    for t in DIGITS_TASKS.names:
+        assert row[f"val_{t}_accuracy"] == pytest.approx(exact[t]["accuracy"])
+        assert row[f"val_{t}_loss"] == pytest.approx(exact[t]["loss"])
+    assert row["val_mean_accuracy"] == pytest.approx(_mean_acc(exact))
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["uncertainty", "dwa", "rlw", "famo", "gradnorm"])
+def test_method_state_survives_a_resume(digits, tmp_path, method):
+    """A run killed after epoch 2 and resumed ends where the uninterrupted run ends, method state
+    (task weights, their optimizer, DWA's history, RLW's generator, FAMO's pending batch) included."""
+    train, _ = digits
+    cfg = FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False, checkpoint_dir=str(tmp_path / "ck"))
+    full_model = _model()
+    full = train_multitask(full_model, train, DIGITS_TASKS, method, FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False))
+
+    from interlearn.multitask import make_method
+
+    killed = make_method(method, DIGITS_TASKS.names)
+    original = killed.on_epoch_start
+
+    def stop_at_3(epoch):
+        if epoch == 3:
+            raise _Stop
+        original(epoch)
+
+    killed.on_epoch_start = stop_at_3
+    with pytest.raises(_Stop):
+        train_multitask(_model(), train, DIGITS_TASKS, killed, cfg)
+    resumed_model = _model()
+    torch.manual_seed(123)  # the resumed process's global RNG differs
+    resumed = train_multitask(resumed_model, train, DIGITS_TASKS, method, dataclasses.replace(cfg, resume=True))
+    for p, q in zip(full_model.parameters(), resumed_model.parameters()):
+        assert torch.equal(p, q)
+    for (name, a), b in zip(full.method.state_dict().items(), resumed.method.state_dict().values()):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), name

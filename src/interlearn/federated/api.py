@@ -84,12 +84,18 @@ class ClientResult:
 @dataclass
 class RoundContext:
     """Per-round information shared by steps and strategies (round index, seeded generator,
-    a log of rejected/skipped events, and free-form notes that end up in the run's metrics)."""
+    a log of rejected/skipped events, and free-form notes that end up in the run's metrics).
+
+    Client hooks get a per-client context (:func:`interlearn.federated.client_steps.client_context`):
+    the generator is the client's own, ``memory`` is that client's persistent step state (it
+    lives with the client: in the round loop's checkpoint, or on the Flower node), and what
+    they write to ``notes``/``log`` is merged into the round's context (numbers summed)."""
 
     round: int
     generator: torch.Generator
     log: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    memory: Params = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -168,7 +174,9 @@ class UpdateStep(Protocol):
     new global params in order. Each hook may be the identity.
 
     Client hooks run on the client side of the boundary (the raw data is already gone: they
-    see only the result). A step may set ``ctx.notes["stop"]`` to a message to end the run
+    see only the result and the client's own context: generator, ``memory``, notes); with the
+    Flower engine they run on the node itself, after the server's ``state_dict()`` of each
+    step has been loaded there. A step may set ``ctx.notes["stop"]`` to a message to end the run
     after this round (e.g. a privacy budget is spent). Steps with state that must survive a
     resume may define ``state_dict() -> dict`` (JSON-serializable) and
     ``load_state_dict(dict)``; the round loop saves and restores them when present."""

@@ -24,7 +24,7 @@ import torch
 from interlearn.errors import ConfigError, UpdateRejected, closest
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.validation import reject
-from interlearn.types import ClientId, Params
+from interlearn.types import Params
 
 __all__ = [
     "COMPRESSORS",
@@ -38,6 +38,7 @@ __all__ = [
 
 COMPRESSORS = ("q8", "q4", "topk")
 _SEP = "::"
+_MEM = "compress/residual/"  # prefix of the error-feedback residual in the client's memory
 
 
 def quantize(x: torch.Tensor, bits: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -120,7 +121,6 @@ class CompressUpdates:
         self.method = method
         self.ratio = ratio
         self.error_feedback = (method == "topk") if error_feedback is None else error_feedback
-        self._residual: dict[ClientId, Params] = {}  # client-side memory (lives on the device)
 
     def _compress(self, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
         if self.method == "topk":
@@ -133,7 +133,8 @@ class CompressUpdates:
         return dequantize(p, numel, 8 if self.method == "q8" else 4)
 
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
-        res = self._residual.get(result.client_id, {}) if self.error_feedback else {}
+        # the residual is client memory: it lives with the client (ctx.memory), on the device
+        res = {k[len(_MEM):]: v for k, v in ctx.memory.items() if k.startswith(_MEM)} if self.error_feedback else {}
         payload: Params = {}
         new_res: Params = {}
         for k, v in result.update.items():
@@ -145,7 +146,7 @@ class CompressUpdates:
                 payload[f"{k}{_SEP}{part}"] = t
             payload[f"{k}{_SEP}shape"] = torch.tensor(list(v.shape), dtype=torch.int32)
         if self.error_feedback:
-            self._residual[result.client_id] = new_res
+            ctx.memory.update({_MEM + k: v for k, v in new_res.items()})
         notes = ctx.notes
         notes["compress/bytes_up"] = int(notes.get("compress/bytes_up", 0)) + payload_bytes(payload)
         dense = sum(v.numel() * 4 for v in result.update.values())

@@ -41,6 +41,12 @@ def client_generator(seed: int, round_: int, cid: ClientId) -> torch.Generator:
     return torch.Generator().manual_seed(_mix(seed, round_, cid, 2))
 
 
+def step_generator(seed: int, round_: int, cid: ClientId) -> torch.Generator:
+    """The generator a client's update-step hooks use in a round (local noise, stochastic
+    rounding): per client, so the draws do not depend on where or in which order clients run."""
+    return torch.Generator().manual_seed(_mix(seed, round_, cid, 5))
+
+
 def cohort_size(num_clients: int, fraction: float | None = None, count: int | None = None) -> int:
     """Clients per round from a ``fraction`` of the population or an absolute ``count``.
 

@@ -25,6 +25,14 @@ from torch import nn
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from interlearn.errors import CheckpointError, ConfigError, RoundSkipped, TrainingDivergedError
 from interlearn.federated.api import ClientResult, ClientUpdate, Engine, RoundContext, Strategy, UpdateStep
+from interlearn.federated.client_steps import (
+    ClientRound,
+    apply_client_steps,
+    check_remote_steps,
+    client_context,
+    merge_client_context,
+    step_states,
+)
 from interlearn.federated.comm import download_bytes, upload_bytes
 from interlearn.federated.engines import get_engine
 from interlearn.federated.evaluate import client_accuracies, evaluate_params, summarize_accuracies
@@ -137,24 +145,25 @@ class SimulationResult:
         return None
 
 
-def _step_states(steps: Sequence[UpdateStep]) -> list[Any]:
-    return [s.state_dict() if hasattr(s, "state_dict") else None for s in steps]  # type: ignore[attr-defined]
-
-
 def _save(run_dir: Path, round_: int, params: Params, state: Params, client_states: dict[ClientId, Params | None],
-          steps: Sequence[UpdateStep], totals: dict[str, int], config: SimulationConfig, population: int) -> None:
+          memory: dict[ClientId, Params], steps: Sequence[UpdateStep], totals: dict[str, int], config: SimulationConfig,
+          population: int) -> None:
     tensors: dict[str, torch.Tensor] = {f"params/{k}": v for k, v in params.items()}
     tensors.update({f"strategy/{k}": v for k, v in state.items()})
     for cid, st in client_states.items():
         for k, v in (st or {}).items():
             tensors[f"client/{cid}/{k}"] = v
+    for cid, mem in memory.items():  # the steps' per-client memory (e.g. compression residuals)
+        for k, v in mem.items():
+            tensors[f"memory/{cid}/{k}"] = v
     tensors.update(rng_state())
     meta = {"round": round_, "seed": config.seed, "population": population, "totals": totals,
-            "steps": _step_states(steps), "config": asdict(config)}
+            "steps": step_states(steps), "config": asdict(config)}
     save_checkpoint(run_dir / CHECKPOINT, tensors, meta)
 
 
-def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Sequence[UpdateStep]) -> tuple[int, Params, Params, dict[ClientId, Params | None], dict[str, int]]:
+def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Sequence[UpdateStep]
+          ) -> tuple[int, Params, Params, dict[ClientId, Params | None], dict[ClientId, Params], dict[str, int]]:
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT)
     if meta.get("seed") != config.seed or meta.get("population") != population:
         raise CheckpointError(
@@ -164,6 +173,7 @@ def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Seque
     params: Params = {}
     state: Params = {}
     clients: dict[ClientId, Params | None] = {}
+    memory: dict[ClientId, Params] = {}
     for name, t in tensors.items():
         head, _, rest = name.partition("/")
         if head == "params":
@@ -173,10 +183,13 @@ def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Seque
         elif head == "client":
             cid, _, key = rest.partition("/")
             clients.setdefault(int(cid), {})[key] = t  # type: ignore[index]
+        elif head == "memory":
+            cid, _, key = rest.partition("/")
+            memory.setdefault(int(cid), {})[key] = t
     for step, st in zip(steps, meta.get("steps", [])):
         if st is not None and hasattr(step, "load_state_dict"):
             step.load_state_dict(st)  # type: ignore[attr-defined]
-    return int(meta["round"]), params, state, clients, dict(meta.get("totals", {}))
+    return int(meta["round"]), params, state, clients, memory, dict(meta.get("totals", {}))
 
 
 def _to(params: Params, device: torch.device) -> Params:
@@ -241,6 +254,10 @@ def simulate(
     params = clone_params(initial_params) if initial_params is not None else model_params(model)
     state = strategy.init(params)
     client_states: dict[ClientId, Params | None] = {}
+    memory: dict[ClientId, Params] = {}  # the steps' per-client memory (clients on remote engines keep their own)
+    remote_steps = bool(getattr(eng, "runs_client_steps", False))  # Flower: the nodes run the client hooks
+    if remote_steps:
+        check_remote_steps(steps, getattr(eng, "name", type(eng).__name__))
     totals = {"bytes_down": 0, "bytes_up": 0}
     start = 1
     history: list[dict[str, Any]] = []
@@ -248,10 +265,11 @@ def simulate(
         out.mkdir(parents=True, exist_ok=True)
         metrics_path = out / METRICS
         if resume and has_checkpoint(out / CHECKPOINT):
-            done, params, state, client_states, totals = _load(out, config, n_clients, steps)
+            done, params, state, client_states, memory, totals = _load(out, config, n_clients, steps)
             dev = next(iter(model_params(model).values())).device
             params, state = _to(params, dev), _to(state, dev)
             client_states = {c: _to(s, dev) if s is not None else None for c, s in client_states.items()}
+            memory = {c: _to(m, dev) for c, m in memory.items()}
             start = done + 1
             if metrics_path.exists():  # keep the records up to the checkpoint; later ones are redone
                 kept = [json.loads(s) for s in metrics_path.read_text().splitlines() if s.strip()]
@@ -279,19 +297,33 @@ def simulate(
                 # ---- client side: only here does raw data exist, and only the cohort's
                 data = [population.client(c) for c in survivors]
                 gens = [client_generator(config.seed, r, c) for c in survivors]
-                outs = eng.run_cohort(model, client_update, params, data,
-                                      {c: client_states.get(c) for c in survivors}, extras, gens)
+                states_in = {c: client_states.get(c) for c in survivors}
+                if remote_steps:  # the clients run the steps' client hooks themselves
+                    round_info = ClientRound(r, config.seed, step_states(steps))
+                    outs = eng.run_cohort(model, client_update, params, data, states_in, extras, gens,  # type: ignore[call-arg]
+                                          client_round=round_info)
+                else:
+                    outs = eng.run_cohort(model, client_update, params, data, states_in, extras, gens)
                 del data
                 if getattr(eng, "last_dropped", None):  # Ray/Flower: lost workers or nodes
                     rec["engine_dropped"] = [int(c) for c in eng.last_dropped]
                 results: list[ClientResult] = []
                 new_client_states: dict[ClientId, Params | None] = {}
+                new_memory: dict[ClientId, Params] = {}
                 for res, st in outs:
-                    for step in steps:
-                        res = step.client(res, ctx)
+                    cid = res.client_id
+                    if remote_steps:
+                        notes, lines = eng.last_client_contexts.get(cid, ({}, []))  # type: ignore[attr-defined]
+                    else:
+                        cctx = client_context(r, config.seed, cid, memory.get(cid))
+                        res = apply_client_steps(steps, res, cctx)
+                        notes, lines = cctx.notes, cctx.log
+                        if cctx.memory:
+                            new_memory[cid] = cctx.memory
+                    merge_client_context(ctx, notes, lines)
                     results.append(res)
                     if st is not None:
-                        new_client_states[res.client_id] = st
+                        new_client_states[cid] = st
                 # ---- server side: ClientResults only
                 rec["reported"] = len(results)
                 rec["bytes_up"] = upload_bytes(results)
@@ -315,6 +347,7 @@ def simulate(
                     )
                 params, state = new_params, new_state
                 client_states.update(new_client_states)
+                memory.update(new_memory)
         totals["bytes_down"] += rec["bytes_down"]
         totals["bytes_up"] += rec.get("bytes_up", 0)
         rec["round_seconds"] = time.perf_counter() - t0
@@ -335,7 +368,7 @@ def simulate(
             with (out / METRICS).open("a") as fh:
                 fh.write(json.dumps(rec) + "\n")
             if config.checkpoint_every and (r % config.checkpoint_every == 0 or last):
-                _save(out, r, params, state, client_states, steps, totals, config, n_clients)
+                _save(out, r, params, state, client_states, memory, steps, totals, config, n_clients)
         if config.progress:
             print(_progress_line(rec, config.rounds), flush=True)
         if on_round is not None:

@@ -11,6 +11,7 @@ file.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,13 @@ class GradNorm(MTLMethod):
         self.weights = nn.Parameter(torch.ones(len(self.tasks)))
         self._opt = torch.optim.Adam([self.weights], lr=lr)
         self.register_buffer("initial", torch.full((len(self.tasks),), float("nan")))
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The weights' own Adam state (in :func:`interlearn.fit`'s checkpoints)."""
+        return {"opt": self._opt.state_dict()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._opt.load_state_dict(state["opt"])
 
     def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
         if not losses:

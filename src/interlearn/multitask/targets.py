@@ -41,9 +41,9 @@ class TaskSet:
         tasks: the tasks; their names key the model's output dict and must be unique.
 
     ``main_metric`` is ``"mean_accuracy"`` when every task is classification/multi-label, else
-    ``"mean_loss"``. As ``fit``'s validation task, per-task metrics are means over all rows of
-    the validation set; use :func:`interlearn.multitask.evaluate_multitask` for exact means over
-    the labelled rows of partially labelled data.
+    ``"mean_loss"``. As ``fit``'s validation task, each per-task metric is a mean over the
+    validation rows labelled for that task (as in :func:`interlearn.multitask.evaluate_multitask`),
+    and the main metric is the mean over tasks.
     """
 
     tasks: tuple[Task, ...]
@@ -132,25 +132,32 @@ class TaskSet:
 
     @torch.no_grad()
     def metric_sums(self, outputs: Mapping[str, torch.Tensor], y: torch.Tensor) -> dict[str, float]:
-        """Per-task metric sums over labelled rows (keys ``"<task>_<metric>"``) plus ``"n"``.
+        """Per-task metric sums over labelled rows (keys ``"<task>_<metric>"``), each with its
+        own denominator under ``"n/<task>_<metric>"`` (the task's labelled rows), plus ``"n"``.
 
-        ``mean_accuracy`` / ``mean_loss`` sum the per-task values; with fully labelled data
-        their mean over ``n`` is the mean over tasks.
+        :func:`interlearn.training.evaluate` divides each sum by its denominator, then
+        :meth:`finalize_metrics` adds ``mean_accuracy`` / ``mean_loss``.
         """
         sums: dict[str, float] = {"n": float(y.shape[0])}
-        main: list[float] = []
         for name, (target, mask) in self.split(y).items():
-            task = self[name]
-            part = task.metric_sums(outputs[name][mask], target[mask]) if bool(mask.any()) else {}
+            if not bool(mask.any()):
+                continue
+            part = self[name].metric_sums(outputs[name][mask], target[mask])
+            count = float(part.get("n", int(mask.sum())))
             for k, v in part.items():
                 if k != "n":
                     sums[f"{name}_{k}"] = v
-            if task.kind == "regression":
-                main.append(part.get("loss", 0.0))
-            else:
-                main.append(part.get("accuracy", 0.0) if self.main_metric == "mean_accuracy" else part.get("loss", 0.0))
-        sums[self.main_metric] = sum(main) / len(main)
+                    sums[f"n/{name}_{k}"] = count
         return sums
+
+    def finalize_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Add the main metric: the mean over the tasks that had labelled rows of each task's
+        accuracy (or loss, when a task is a regression)."""
+        key = "accuracy" if self.main_metric == "mean_accuracy" else "loss"
+        values = [metrics[f"{t.name}_{key}"] for t in self.tasks if f"{t.name}_{key}" in metrics]
+        out = dict(metrics)
+        out[self.main_metric] = sum(values) / len(values) if values else float("nan")
+        return out
 
 
 def pack_targets(targets: Mapping[str, torch.Tensor], tasks: TaskSet, masks: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:

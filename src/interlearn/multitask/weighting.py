@@ -20,6 +20,7 @@ exactly and tests/multitask/test_reference.py checks that they agree on fully la
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,6 +91,14 @@ class DWA(MTLMethod):
         self._counts = torch.zeros(len(self.tasks), dtype=torch.float64)
         self._history: list[torch.Tensor] = []  # mean loss per task of the last two epochs
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """This epoch's loss sums and the last two epochs' means (in fit's checkpoints)."""
+        return {"sums": self._sums.clone(), "counts": self._counts.clone(), "history": [h.clone() for h in self._history]}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._sums, self._counts = state["sums"].clone(), state["counts"].clone()
+        self._history = [h.clone() for h in state["history"]]
+
     def on_epoch_start(self, epoch: int) -> None:
         if self._counts.sum() == 0:
             return
@@ -123,6 +132,13 @@ class RLW(MTLMethod):
         super().__init__(tasks)
         self._gen = torch.Generator().manual_seed(seed)
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """The weight generator's state (in fit's checkpoints)."""
+        return {"gen": self._gen.get_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._gen.set_state(state["gen"].to(torch.uint8).contiguous())
+
     def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
         w = torch.softmax(torch.randn(len(losses), generator=self._gen), dim=0)
         self.last_weights = {t: float(w[i]) for i, t in enumerate(losses)}
@@ -147,6 +163,16 @@ class FAMO(MTLMethod):
         self._opt = torch.optim.Adam([self.logits], lr=lr, weight_decay=weight_decay)
         self.eps = eps
         self._prev: tuple[torch.Tensor, torch.Tensor, dict[str, float]] | None = None
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The logits' Adam state and the batch awaiting its post-step re-scoring (in fit's checkpoints)."""
+        prev = None if self._prev is None else {"x": self._prev[0], "y": self._prev[1], "losses": self._prev[2]}
+        return {"opt": self._opt.state_dict(), "prev": prev}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._opt.load_state_dict(state["opt"])
+        p = state["prev"]
+        self._prev = None if p is None else (p["x"], p["y"], {k: float(v) for k, v in p["losses"].items()})
 
     def _update(self, ctx: StepContext) -> None:
         x, y, before = self._prev  # type: ignore[misc]

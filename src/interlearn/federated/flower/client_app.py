@@ -8,6 +8,10 @@ Three message types are handled (Flower's Message API, ``flwr.clientapp.ClientAp
   generator the in-process engines would hand this client; the node runs the client update,
   keeps its private client state (SCAFFOLD's control variate, ...) in ``context.state`` (Flower
   keeps it on the node across rounds) and replies with the result and the advanced generator.
+  When the message carries a ``client-round`` record, the node then runs the update steps'
+  client hooks itself (clip, local noise, compress; with the server's step states loaded into
+  its own copies of the steps and its step memory kept in ``context.state``), so the update is
+  protected before it leaves the node.
 * ``evaluate``: the node scores the given params on its own data; only accuracy and loss leave.
 
 What the node runs comes from ``build(context) -> ClientSetup``, written by the user in their
@@ -17,15 +21,22 @@ which partition or data path is its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientData, ClientUpdate
+from interlearn.federated.api import ClientData, ClientUpdate, UpdateStep
+from interlearn.federated.client_steps import (
+    ClientRound,
+    apply_client_steps,
+    client_context,
+    context_to_json,
+    load_step_states,
+)
 from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.flower.codec import (
     generator_to_record,
@@ -35,10 +46,13 @@ from interlearn.federated.flower.codec import (
     result_to_content,
 )
 
-__all__ = ["ClientSetup", "make_client_app", "STATE_KEY"]
+__all__ = ["ClientSetup", "make_client_app", "STATE_KEY", "MEMORY_KEY"]
 
 STATE_KEY = "interlearn-client-state"
 """Key of the ``ArrayRecord`` in ``context.state`` holding the node's persistent client state."""
+
+MEMORY_KEY = "interlearn-step-memory"
+"""Key of the ``ArrayRecord`` in ``context.state`` holding the update steps' memory on this node."""
 
 
 @dataclass
@@ -50,11 +64,13 @@ class ClientSetup:
             global params each round).
         client_update: the local training (same object as in simulation).
         data: this node's examples; ``data.client_id`` is the client id the server addresses.
+        steps: the job's update steps (same list as the server's); their client hooks run here.
     """
 
     model: torch.nn.Module
     client_update: ClientUpdate
     data: ClientData
+    steps: Sequence[UpdateStep] = field(default_factory=tuple)
 
 
 def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
@@ -94,8 +110,19 @@ def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
         result, new_state = setup.client_update(setup.model, params, setup.data, client_state, extras, generator)
         if new_state is not None:
             context.state[STATE_KEY] = params_to_record(new_state)
+        if "client-round" in msg.content:  # protect the update here, before it leaves the node
+            info = ClientRound.from_json(str(msg.content["client-round"]["json"]))
+            load_step_states(setup.steps, info.states)
+            mem_record = context.state.get(MEMORY_KEY)
+            memory = record_to_params(mem_record) if isinstance(mem_record, ArrayRecord) else {}
+            ctx = client_context(info.round, info.seed, result.client_id, memory)
+            result = apply_client_steps(setup.steps, result, ctx)
+            if ctx.memory:
+                context.state[MEMORY_KEY] = params_to_record(ctx.memory)
         content = result_to_content(result)
         content["generator"] = generator_to_record(generator)
+        if "client-round" in msg.content:
+            content["client-context"] = ConfigRecord({"json": context_to_json(ctx)})
         return Message(content, reply_to=msg)
 
     @app.evaluate()

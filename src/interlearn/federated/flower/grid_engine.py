@@ -6,6 +6,12 @@ that run in-process run unchanged inside a ``ServerApp``. Each client of the coh
 that reported that client id; it gets a ``train`` message with the global params, the server
 extras and its generator state, and replies with its ``ClientResult``.
 
+The nodes also run the update steps' client hooks (clipping, local noise, compression):
+``runs_client_steps = True`` tells the round loop to send each step's state with the ``train``
+message (a :class:`~interlearn.federated.client_steps.ClientRound`) instead of running the hooks
+itself, so what leaves a node is already clipped, noised or compressed; the notes the hooks
+write come back with the reply (:attr:`FlowerGridEngine.last_client_contexts`).
+
 A node that does not answer within ``timeout_s`` (killed, disconnected, too slow) or replies
 with an error is a *dropout*: it is left out of the results and listed in ``last_dropped``,
 and the run continues with the survivors.
@@ -23,6 +29,7 @@ from flwr.serverapp import Grid
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
 from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
+from interlearn.federated.client_steps import ClientRound, context_from_json
 from interlearn.federated.flower.codec import (
     config_record,
     content_to_result,
@@ -128,6 +135,7 @@ class FlowerGridEngine:
     """
 
     name = "flower"
+    runs_client_steps = True
 
     def __init__(self, grid: Grid, node_of: dict[ClientId, int], timeout_s: float = 120.0) -> None:
         if not timeout_s > 0:
@@ -136,6 +144,7 @@ class FlowerGridEngine:
         self.node_of = dict(node_of)
         self.timeout_s = timeout_s
         self.last_dropped: list[ClientId] = []
+        self.last_client_contexts: dict[ClientId, tuple[dict, list[str]]] = {}
         self._round = 0
 
     def run_cohort(
@@ -147,8 +156,13 @@ class FlowerGridEngine:
         client_states: dict[ClientId, Params | None],
         server_extras: Params,
         generators: Sequence[torch.Generator],
+        client_round: ClientRound | None = None,
     ) -> list[tuple[ClientResult, Params | None]]:
         """Send one ``train`` message per client and collect the replies.
+
+        With ``client_round`` the nodes run the update steps' client hooks on their result
+        (with the step states it carries) before replying; each reply's notes and log land in
+        :attr:`last_client_contexts`.
 
         ``model``, ``client_update``, ``client_states`` and the cohort's (empty) data stay on the
         server unused: each node has its own model, client update, data and private state. Returns survivors in cohort order
@@ -174,11 +188,14 @@ class FlowerGridEngine:
                     "config": config_record(round=self._round, client_id=int(data.client_id)),
                 }
             )
+            if client_round is not None:
+                content["client-round"] = config_record(json=client_round.to_json())
             msgs.append(Message(content, dst_node_id=self.node_of[data.client_id], message_type="train", group_id=group))
         replies = list(self.grid.send_and_receive(msgs, timeout=self.timeout_s))
         by_node: dict[int, Message] = {int(r.metadata.src_node_id): r for r in replies}
         out: list[tuple[ClientResult, Params | None]] = []
         self.last_dropped = []
+        self.last_client_contexts = {}
         for data, gen in zip(cohort, generators):
             reply = by_node.get(self.node_of[data.client_id])
             if reply is None or reply.has_error():
@@ -190,6 +207,13 @@ class FlowerGridEngine:
             if result.client_id != data.client_id:
                 raise UpdateRejected(f"node {self.node_of[data.client_id]} answered as client {result.client_id}, expected {data.client_id}")
             gen.set_state(record_to_generator(reply.content["generator"]).get_state())
+            if client_round is not None:
+                if "client-context" not in reply.content:
+                    raise UpdateRejected(
+                        f"node {self.node_of[data.client_id]} did not run the update steps' client hooks: "
+                        "is it running interlearn's ClientApp with the job's steps?"
+                    )
+                self.last_client_contexts[data.client_id] = context_from_json(str(reply.content["client-context"]["json"]))
             out.append((result, None))
         return out
 

@@ -15,9 +15,11 @@ data. :func:`job_server_app` and :func:`job_client_app` turn a job builder into 
 The same pair runs on Flower's Deployment Engine (``flower-superlink``/``flower-supernode``
 and ``flwr run``) and on its Simulation Runtime (:func:`run_flower_simulation`).
 
-Client-side update steps (clipping, local noise, compression, masking) run inside the round
-loop after the engine returns, i.e. in the ServerApp process, exactly as in simulation; running
-them on the nodes needs a round-loop hook (see the module notes in the README section).
+Update steps: ``steps_fn`` is called on both sides. The server runs their server and ``after``
+hooks; each node runs their client hooks (clipping, local noise, compression) on its own update,
+with the server's step states of the round (e.g. the adaptive clip norm) loaded first, so only
+protected updates leave the nodes. The in-process secure-aggregation simulation cannot be split
+across processes and is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def job_client_app(job_fn: Callable[[Context], FlowerJob]) -> ClientApp:
 
     def client(context: Context) -> ClientSetup:
         job = job_fn(context)
-        return ClientSetup(job.model_fn(), job.client_update, job.client_data(context))
+        return ClientSetup(job.model_fn(), job.client_update, job.client_data(context), job.steps_fn())
 
     return make_client_app(client)
 

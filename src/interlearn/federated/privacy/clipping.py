@@ -115,7 +115,6 @@ class ClipUpdates:
         metrics = dict(result.metrics)
         if self.adaptive:
             metrics["clip/unclipped"] = 1.0 if norm <= self._norm else 0.0
-        ctx.notes["clip/norm"] = self._norm
         return replace(result, update=clipped, metrics=metrics)
 
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:

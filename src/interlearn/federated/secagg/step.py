@@ -50,6 +50,7 @@ class SecureAggregation:
     """
 
     name = "secagg"
+    in_process_only = True  # the protocol's parties are simulated in this process
 
     def __init__(
         self,

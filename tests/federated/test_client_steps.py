@@ -1,0 +1,146 @@
+"""Client hooks run where the client runs: per-client contexts, step states sent to remote
+clients, step memory kept by the client (and in checkpoints), refused in-process-only steps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from interlearn.errors import ConfigError
+from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
+from interlearn.federated.api import RoundContext
+from interlearn.federated.client_steps import (
+    ClientRound,
+    apply_client_steps,
+    client_context,
+    context_to_json,
+    load_step_states,
+    merge_client_context,
+)
+from interlearn.federated.compression import CompressUpdates
+from interlearn.federated.engines import SequentialEngine
+from interlearn.federated.partition import shards
+from interlearn.federated.privacy import ClipUpdates, GaussianNoise
+from interlearn.federated.secagg import SecureAggregation
+
+from fl_helpers import blobs, tiny_mlp
+
+
+def _population():
+    x, y = blobs(120, seed=0)
+    return Population(x, y, shards(y, 8, 2, seed=0)), (x, y)
+
+
+def _steps():
+    clip = ClipUpdates(0.5, adaptive=True, learning_rate=0.5)
+    return [clip, GaussianNoise(clip, 0.3, mode="local"), CompressUpdates("topk", ratio=0.3)]
+
+
+class FakeNodes(SequentialEngine):
+    """Clients that run the client hooks themselves, as Flower nodes do: their own copies of the
+    steps (rebuilt per message), the server's step states loaded first, memory kept per node,
+    and only JSON notes going back."""
+
+    name = "fake-nodes"
+    runs_client_steps = True
+
+    def __init__(self) -> None:
+        self.node_memory: dict[int, dict] = {}
+        self.last_client_contexts: dict = {}
+        self.rounds_seen: list[ClientRound] = []
+
+    def run_cohort(self, model, client_update, params, cohort, client_states, server_extras, generators, client_round=None):
+        assert client_round is not None, "the round loop must send the step states"
+        self.rounds_seen.append(client_round)
+        outs = super().run_cohort(model, client_update, params, cohort, client_states, server_extras, generators)
+        self.last_client_contexts = {}
+        done = []
+        for res, st in outs:
+            steps = _steps()  # the node's own objects
+            load_step_states(steps, json.loads(client_round.to_json())["states"])
+            ctx = client_context(client_round.round, client_round.seed, res.client_id, self.node_memory.get(res.client_id))
+            res = apply_client_steps(steps, res, ctx)
+            self.node_memory[res.client_id] = ctx.memory
+            notes = json.loads(context_to_json(ctx))
+            self.last_client_contexts[res.client_id] = (notes["notes"], notes["log"])
+            done.append((res, st))
+        return done
+
+
+def test_remote_clients_running_the_hooks_equal_the_in_process_run():
+    pop, (x, y) = _population()
+    cfg = SimulationConfig(rounds=4, clients_per_round=4, seed=3, progress=False)
+    cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
+    local_steps = _steps()
+    ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=local_steps, test=(x, y))
+    nodes = FakeNodes()
+    remote_steps = _steps()  # the server's copies: only server/after hooks run on them
+    got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=remote_steps, test=(x, y))
+    for k in ref.params:
+        assert torch.equal(ref.params[k], got.params[k]), k
+    # the adaptive clip norm moved and reached the nodes every round
+    norms = [r.states[0]["clip_norm"] for r in nodes.rounds_seen]
+    assert len(set(norms)) > 1 and norms[0] == 0.5
+    assert remote_steps[0].clip_norm == local_steps[0].clip_norm
+    # compression's notes came back from the nodes and were summed over the cohort
+    for a, b in zip(ref.history, got.history):
+        assert a["compress/bytes_up"] == b["compress/bytes_up"] > 0
+        assert a["bytes_up"] == b["bytes_up"]
+    # the error-feedback residual lives on the node, not in the server's round loop
+    assert all(any(k.startswith("compress/residual/") for k in m) for m in nodes.node_memory.values())
+
+
+def test_in_process_only_steps_are_refused_by_name():
+    pop, _ = _population()
+    cfg = SimulationConfig(rounds=1, clients_per_round=4, seed=0, progress=False)
+    with pytest.raises(ConfigError, match=r"\['secagg'\].*fake-nodes"):
+        simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), cfg, engine=FakeNodes(), steps=[SecureAggregation()])
+
+
+class _Kill:
+    name = "kill"
+
+    def __init__(self, at):
+        self.at = at
+
+    def client(self, result, ctx):
+        return result
+
+    def server(self, results, ctx):
+        return list(results)
+
+    def after(self, old, new, ctx):
+        if ctx.round == self.at:
+            raise KeyboardInterrupt("simulated kill")
+        return new
+
+
+def test_compression_memory_survives_a_resume(tmp_path):
+    pop, (x, y) = _population()
+    cfg = SimulationConfig(rounds=5, clients_per_round=8, seed=1, progress=False, checkpoint_every=2)
+    cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
+    full = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)], run_dir=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2), _Kill(4)], run_dir=tmp_path / "b")
+    resumed = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)],
+                       run_dir=tmp_path / "b", resume=True)
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k]), k
+
+
+def test_client_contexts_are_per_client_and_merge_by_summing_numbers():
+    a, b = client_context(2, 7, 0), client_context(2, 7, 1)
+    assert not torch.equal(torch.rand(3, generator=a.generator), torch.rand(3, generator=b.generator))
+    again = client_context(2, 7, 0)  # depends on (seed, round, client) only
+    assert torch.equal(torch.rand(3, generator=again.generator), torch.rand(3, generator=client_context(2, 7, 0).generator))
+    round_ctx = RoundContext(2, torch.Generator())
+    merge_client_context(round_ctx, {"bytes": 10, "ids": [0], "mode": "x"}, ["one"])
+    merge_client_context(round_ctx, {"bytes": 5, "ids": [1], "mode": "y"}, ["two"])
+    assert round_ctx.notes == {"bytes": 15, "ids": [0, 1], "mode": "y"} and round_ctx.log == ["one", "two"]
+
+
+def test_mismatched_step_lists_name_both_sides():
+    with pytest.raises(ConfigError, match=r"server runs 3 update step\(s\), this client built 1"):
+        load_step_states([CompressUpdates("q8")], [None, None, None])
