@@ -24,6 +24,7 @@ from interlearn.federated.engines import SequentialEngine
 from interlearn.federated.partition import shards
 from interlearn.federated.privacy import ClipUpdates, GaussianNoise
 from interlearn.federated.secagg import SecureAggregation
+from interlearn.federated.secagg.remote import INPUT_KEY, device_message
 
 from fl_helpers import blobs, tiny_mlp
 
@@ -38,18 +39,44 @@ def _steps():
     return [clip, GaussianNoise(clip, 0.3, mode="local"), CompressUpdates("topk", ratio=0.3)]
 
 
+def _secagg_steps():
+    return [ClipUpdates(1.0), SecureAggregation(threshold=2)]
+
+
 class FakeNodes(SequentialEngine):
     """Clients that run the client hooks themselves, as Flower nodes do: their own copies of the
     steps (rebuilt per message), the server's step states loaded first, memory kept per node,
-    and only JSON notes going back."""
+    and only JSON notes going back; ``protocol_channel`` carries secure aggregation's rounds
+    through JSON, like the Flower engine's messages."""
 
     name = "fake-nodes"
     runs_client_steps = True
 
-    def __init__(self) -> None:
+    def __init__(self, steps_fn=_steps, silent_from_stage=None) -> None:
+        self.steps_fn = steps_fn
         self.node_memory: dict[int, dict] = {}
+        self.node_secagg: dict[int, dict | None] = {}
         self.last_client_contexts: dict = {}
         self.rounds_seen: list[ClientRound] = []
+        self.silent = silent_from_stage  # (client, stage): that client stops answering there
+
+    def protocol_channel(self, round_):
+        def channel(stage, payloads):
+            out = {}
+            for cid, payload in payloads.items():
+                if self.silent is not None and self.silent == (cid, stage):
+                    continue
+                wire = json.loads(json.dumps({"stage": stage, **payload}))
+                mem = self.node_memory.setdefault(cid, {})
+                reply, self.node_secagg[cid] = device_message(stage, wire, cid, mem, self.node_secagg.get(cid))
+                masked = reply.pop("masked", None)
+                reply = json.loads(json.dumps(reply))
+                if masked is not None:
+                    reply["masked"] = masked
+                out[cid] = reply
+            return out
+
+        return channel
 
     def run_cohort(self, model, client_update, params, cohort, client_states, server_extras, generators, client_round=None):
         assert client_round is not None, "the round loop must send the step states"
@@ -58,9 +85,9 @@ class FakeNodes(SequentialEngine):
         self.last_client_contexts = {}
         done = []
         for res, st in outs:
-            steps = _steps()  # the node's own objects
+            steps = self.steps_fn()  # the node's own objects
             load_step_states(steps, json.loads(client_round.to_json())["states"])
-            ctx = client_context(client_round.round, client_round.seed, res.client_id, self.node_memory.get(res.client_id))
+            ctx = client_context(client_round.round, client_round.seed, res.client_id, self.node_memory.get(res.client_id), on_device=True)
             res = apply_client_steps(steps, res, ctx)
             self.node_memory[res.client_id] = ctx.memory
             notes = json.loads(context_to_json(ctx))
@@ -92,11 +119,41 @@ def test_remote_clients_running_the_hooks_equal_the_in_process_run():
     assert all(any(k.startswith("compress/residual/") for k in m) for m in nodes.node_memory.values())
 
 
-def test_in_process_only_steps_are_refused_by_name():
+@pytest.mark.parametrize("silent", [None, (2, "mask"), (5, "unmask")])
+def test_secure_aggregation_over_a_channel_equals_the_in_process_protocol(silent):
+    """Secure aggregation with the clients on their devices: keys, shares and masked inputs as
+    messages, each device keeping its protocol state between them. Same model as the in-process
+    protocol; a client silent before masking is a dropout (its masks are removed), one silent
+    at unmasking still counts (its masked input is in)."""
+    pop, (x, y) = _population()
+    cfg = SimulationConfig(rounds=3, clients_per_round=6, seed=2, progress=False)
+    cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
+    nodes = FakeNodes(_secagg_steps, silent_from_stage=silent)
+    got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=_secagg_steps(), test=(x, y))
+    if silent is None or silent[1] == "unmask":
+        ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=_secagg_steps(), test=(x, y))
+        plain = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[ClipUpdates(1.0)], test=(x, y))
+        for k in ref.params:
+            assert torch.equal(ref.params[k], got.params[k]), k
+            torch.testing.assert_close(plain.params[k], got.params[k], atol=1e-5, rtol=0)  # fixed-point encoding only
+    else:
+        pairs = [(r["secagg/survivors"], r["reported"]) for r in got.history]
+        assert any(s == n - 1 for s, n in pairs) and all(s >= n - 1 for s, n in pairs), pairs
+        assert any("dropped; their masks were removed" in line for r in got.history for line in r.get("log", []))
+    assert all(r["secagg/bytes_up"] > 0 for r in got.history)
+    assert all(INPUT_KEY not in m for m in nodes.node_memory.values())  # inputs consumed, never kept
+
+
+class _NodesWithoutChannel(SequentialEngine):
+    name = "no-channel"
+    runs_client_steps = True
+
+
+def test_steps_needing_a_channel_are_refused_by_name():
     pop, _ = _population()
     cfg = SimulationConfig(rounds=1, clients_per_round=4, seed=0, progress=False)
-    with pytest.raises(ConfigError, match=r"\['secagg'\].*fake-nodes"):
-        simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), cfg, engine=FakeNodes(), steps=[SecureAggregation()])
+    with pytest.raises(ConfigError, match=r"\['secagg'\].*no-channel.*protocol_channel"):
+        simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), cfg, engine=_NodesWithoutChannel(), steps=[SecureAggregation()])
 
 
 class _Kill:

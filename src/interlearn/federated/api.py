@@ -89,13 +89,21 @@ class RoundContext:
     Client hooks get a per-client context (:func:`interlearn.federated.client_steps.client_context`):
     the generator is the client's own, ``memory`` is that client's persistent step state (it
     lives with the client: in the round loop's checkpoint, or on the Flower node), and what
-    they write to ``notes``/``log`` is merged into the round's context (numbers summed)."""
+    they write to ``notes``/``log`` is merged into the round's context (numbers summed).
+    ``on_device`` is true when the hook runs on a real remote device (a Flower node).
+
+    ``channel`` (server side, engines with remote clients only) sends one protocol message to
+    each of some clients and returns the replies of those that answered (see
+    :data:`interlearn.federated.secagg.remote.Channel`): secure aggregation runs its extra
+    rounds over it."""
 
     round: int
     generator: torch.Generator
     log: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     memory: Params = field(default_factory=dict)
+    on_device: bool = False
+    channel: Any = None
 
 
 @runtime_checkable

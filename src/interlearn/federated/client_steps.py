@@ -17,8 +17,9 @@ leaves it. Both paths use the functions here, so they compute the same thing:
   round's context (:func:`merge_client_context`): numbers are summed over the cohort (byte
   counts, attack counts), lists are concatenated, anything else is the last client's value.
 
-A step that cannot run apart from the server (the in-process secure-aggregation simulation)
-sets ``in_process_only = True``; engines whose clients run the hooks refuse it by name.
+A step whose protocol needs more messages than the round's one (secure aggregation) sets
+``needs_channel = True``; it runs on an engine with remote clients only if that engine offers a
+``protocol_channel(round)``, and is refused by name otherwise.
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None
             step.load_state_dict(st)  # type: ignore[attr-defined]
 
 
-def client_context(round_: int, seed: int, client_id: ClientId, memory: Params | None = None) -> RoundContext:
-    """The context a client's hooks see: its own generator and memory, fresh notes and log."""
-    return RoundContext(round_, step_generator(seed, round_, client_id), memory=dict(memory or {}))
+def client_context(round_: int, seed: int, client_id: ClientId, memory: Params | None = None, on_device: bool = False) -> RoundContext:
+    """The context a client's hooks see: its own generator and memory, fresh notes and log
+    (``on_device``: the hooks run on a real remote device)."""
+    return RoundContext(round_, step_generator(seed, round_, client_id), memory=dict(memory or {}), on_device=on_device)
 
 
 def apply_client_steps(steps: Sequence[UpdateStep], result: ClientResult, ctx: RoundContext) -> ClientResult:
@@ -127,16 +129,20 @@ def context_from_json(text: str) -> tuple[dict[str, Any], list[str]]:
     return dict(d.get("notes", {})), [str(s) for s in d.get("log", [])]
 
 
-def check_remote_steps(steps: Sequence[UpdateStep], engine_name: str) -> None:
-    """Refuse steps that only work with the server in the same process.
+def check_remote_steps(steps: Sequence[UpdateStep], engine: Any) -> None:
+    """Refuse steps whose protocol the engine cannot carry to its remote clients.
 
     Raises:
-        ConfigError: a step has ``in_process_only = True``; the message names it.
+        ConfigError: a step has ``needs_channel = True`` and the engine has no
+            ``protocol_channel``; the message names both.
     """
-    bad = [s.name for s in steps if getattr(s, "in_process_only", False)]
+    if hasattr(engine, "protocol_channel"):
+        return
+    bad = [s.name for s in steps if getattr(s, "needs_channel", False)]
     if bad:
+        name = getattr(engine, "name", type(engine).__name__)
         raise ConfigError(
-            f"update step(s) {bad} simulate their protocol inside one process and cannot run with the "
-            f"{engine_name!r} engine, whose clients run the client hooks on their own devices; "
-            "remove them from the steps or use an in-process engine (sequential, vectorized, ray)"
+            f"update step(s) {bad} need extra protocol messages to the clients, which the {name!r} engine "
+            "cannot send (it has no protocol_channel); remove them from the steps or use an in-process "
+            "engine (sequential, vectorized, ray) or the Flower engine"
         )

@@ -257,7 +257,7 @@ def simulate(
     memory: dict[ClientId, Params] = {}  # the steps' per-client memory (clients on remote engines keep their own)
     remote_steps = bool(getattr(eng, "runs_client_steps", False))  # Flower: the nodes run the client hooks
     if remote_steps:
-        check_remote_steps(steps, getattr(eng, "name", type(eng).__name__))
+        check_remote_steps(steps, eng)
     totals = {"bytes_down": 0, "bytes_up": 0}
     start = 1
     history: list[dict[str, Any]] = []
@@ -285,6 +285,8 @@ def simulate(
         rec: dict[str, Any] = {"round": r}
         ctx = RoundContext(r, round_generator(config.seed, r, 1))
         ctx.notes["global_params"] = params  # reference for steps that validate keys/shapes/dtypes
+        if remote_steps and hasattr(eng, "protocol_channel"):
+            ctx.channel = eng.protocol_channel(r)  # protocol rounds to the clients (secure aggregation)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(config.seed, r, 3))  # model-internal randomness (dropout layers)
             cohort = sample_cohort(n_clients, size, round_generator(config.seed, r, 0))

@@ -12,6 +12,9 @@ Three message types are handled (Flower's Message API, ``flwr.clientapp.ClientAp
   client hooks itself (clip, local noise, compress; with the server's step states loaded into
   its own copies of the steps and its step memory kept in ``context.state``), so the update is
   protected before it leaves the node.
+* ``query.secagg``: one message of the secure-aggregation protocol (advertise keys, share keys,
+  masked input, unmasking; see :mod:`interlearn.federated.secagg.remote`); the node's protocol
+  state (private keys, shares) stays in ``context.state`` between messages.
 * ``evaluate``: the node scores the given params on its own data; only accuracy and loss leave.
 
 What the node runs comes from ``build(context) -> ClientSetup``, written by the user in their
@@ -21,6 +24,7 @@ which partition or data path is its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +42,7 @@ from interlearn.federated.client_steps import (
     load_step_states,
 )
 from interlearn.federated.evaluate import evaluate_params
+from interlearn.federated.secagg.remote import device_message
 from interlearn.federated.flower.codec import (
     generator_to_record,
     params_to_record,
@@ -53,6 +58,10 @@ STATE_KEY = "interlearn-client-state"
 
 MEMORY_KEY = "interlearn-step-memory"
 """Key of the ``ArrayRecord`` in ``context.state`` holding the update steps' memory on this node."""
+
+SECAGG_KEY = "interlearn-secagg"
+"""Key of the ``ConfigRecord`` in ``context.state`` holding this node's secure-aggregation state
+between the protocol's messages (its private keys and shares: it never leaves the node)."""
 
 
 @dataclass
@@ -115,14 +124,31 @@ def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
             load_step_states(setup.steps, info.states)
             mem_record = context.state.get(MEMORY_KEY)
             memory = record_to_params(mem_record) if isinstance(mem_record, ArrayRecord) else {}
-            ctx = client_context(info.round, info.seed, result.client_id, memory)
+            ctx = client_context(info.round, info.seed, result.client_id, memory, on_device=True)
             result = apply_client_steps(setup.steps, result, ctx)
-            if ctx.memory:
-                context.state[MEMORY_KEY] = params_to_record(ctx.memory)
+            context.state[MEMORY_KEY] = params_to_record(ctx.memory)
         content = result_to_content(result)
         content["generator"] = generator_to_record(generator)
         if "client-round" in msg.content:
             content["client-context"] = ConfigRecord({"json": context_to_json(ctx)})
+        return Message(content, reply_to=msg)
+
+    @app.query("secagg")
+    def secagg(msg: Message, context: Context) -> Message:
+        """One secure-aggregation protocol message; the protocol state stays in ``context.state``."""
+        setup = _setup(context)
+        payload = json.loads(str(msg.content["secagg"]["json"]))
+        mem_record = context.state.get(MEMORY_KEY)
+        memory = record_to_params(mem_record) if isinstance(mem_record, ArrayRecord) else {}
+        old = context.state.get(SECAGG_KEY)
+        state = json.loads(str(old["json"])) if isinstance(old, ConfigRecord) and old.get("json") else None
+        reply, new_state = device_message(payload["stage"], payload, setup.data.client_id, memory, state)
+        context.state[MEMORY_KEY] = params_to_record(memory)
+        context.state[SECAGG_KEY] = ConfigRecord({"json": json.dumps(new_state) if new_state is not None else ""})
+        masked = reply.pop("masked", None)
+        content = RecordDict({"secagg": ConfigRecord({"json": json.dumps(reply)})})
+        if masked is not None:
+            content["masked"] = ArrayRecord({"y": masked}, keep_input=True)
         return Message(content, reply_to=msg)
 
     @app.evaluate()

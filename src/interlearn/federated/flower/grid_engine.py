@@ -19,12 +19,14 @@ and the run continues with the survivors.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-from flwr.app import Message, RecordDict
+from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
@@ -216,6 +218,33 @@ class FlowerGridEngine:
                 self.last_client_contexts[data.client_id] = context_from_json(str(reply.content["client-context"]["json"]))
             out.append((result, None))
         return out
+
+    def protocol_channel(self, round_: int) -> Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[str, Any]]]:
+        """A channel for the round's extra protocol messages (secure aggregation): ``channel(stage,
+        {client: payload})`` sends one ``query.secagg`` message per client and returns the replies
+        that came back within ``timeout_s`` without error (the rest are dropouts)."""
+
+        def channel(stage: str, payloads: dict[ClientId, dict[str, Any]]) -> dict[ClientId, dict[str, Any]]:
+            msgs = []
+            for cid, payload in payloads.items():
+                body = ConfigRecord({"json": json.dumps({"stage": stage, **payload})})
+                msgs.append(Message(RecordDict({"secagg": body}), dst_node_id=self.node_of[cid],
+                                    message_type="query.secagg", group_id=f"round-{round_}-secagg-{stage}"))
+            client_of = {n: c for c, n in self.node_of.items()}
+            out: dict[ClientId, dict[str, Any]] = {}
+            for reply in self.grid.send_and_receive(msgs, timeout=self.timeout_s):
+                cid = client_of.get(int(reply.metadata.src_node_id))
+                if cid is None or reply.has_error():
+                    why = "unknown node" if cid is None else reply.error.reason
+                    log.warning("secure aggregation %s: node %s dropped (%s)", stage, reply.metadata.src_node_id, why)
+                    continue
+                answer = json.loads(str(reply.content["secagg"]["json"]))
+                if "masked" in reply.content:
+                    answer["masked"] = reply.content["masked"].to_torch_state_dict()["y"]
+                out[cid] = answer
+            return out
+
+        return channel
 
     def client_accuracies(
         self, model: torch.nn.Module, params: Params, population: object, clients: Sequence[ClientId] | None = None

@@ -18,8 +18,9 @@ and ``flwr run``) and on its Simulation Runtime (:func:`run_flower_simulation`).
 Update steps: ``steps_fn`` is called on both sides. The server runs their server and ``after``
 hooks; each node runs their client hooks (clipping, local noise, compression) on its own update,
 with the server's step states of the round (e.g. the adaptive clip norm) loaded first, so only
-protected updates leave the nodes. The in-process secure-aggregation simulation cannot be split
-across processes and is refused with a clear error.
+protected updates leave the nodes. Secure aggregation runs its protocol rounds as extra
+``query.secagg`` messages (:meth:`FlowerGridEngine.protocol_channel`), the nodes keeping their
+keys and shares in ``context.state``.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,6 +135,44 @@ class SecAggClient:
 
     def _pair_seed(self, v: ClientId) -> bytes:
         return _kdf(self._s.exchange(X25519PublicKey.from_public_bytes(self._roster[v][1])), b"secagg-mask")
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything this client holds between protocol rounds, JSON-serializable (bytes as hex).
+
+        A device that handles each protocol message in a fresh process (a Flower ClientApp)
+        keeps this in its own storage between messages; it never leaves the device.
+        """
+        raw = serialization.PrivateFormat.Raw
+        none = serialization.NoEncryption()
+        return {
+            "id": int(self.id),
+            "bits": self.ring.bits,
+            "frac_bits": self.ring.frac_bits,
+            "x": self._x.numpy().tobytes().hex(),
+            "c": self._c.private_bytes(_RAW, raw, none).hex(),
+            "s": self._s.private_bytes(_RAW, raw, none).hex(),
+            "b": self._b.hex(),
+            "roster": [[int(v), c.hex(), k.hex()] for v, (c, k) in self._roster.items()],
+            "inbox": [[int(v), ct.hex()] for v, ct in self._inbox.items()],
+            "b_shares": [[int(v), x, y] for v, (x, y) in self._b_shares.items()],
+            "s_shares": [[int(v), x, y] for v, (x, y) in self._s_shares.items()],
+            "enc_keys": [[int(v), k.hex()] for v, k in self._enc_keys.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> SecAggClient:
+        """Inverse of :meth:`to_state`."""
+        x = torch.from_numpy(np.frombuffer(bytes.fromhex(state["x"]), dtype=np.int64).copy())
+        c = cls(int(state["id"]), x, Ring(int(state["bits"]), int(state["frac_bits"])))
+        c._c = X25519PrivateKey.from_private_bytes(bytes.fromhex(state["c"]))
+        c._s = X25519PrivateKey.from_private_bytes(bytes.fromhex(state["s"]))
+        c._b = bytes.fromhex(state["b"])
+        c._roster = {int(v): (bytes.fromhex(ck), bytes.fromhex(sk)) for v, ck, sk in state["roster"]}
+        c._inbox = {int(v): bytes.fromhex(ct) for v, ct in state["inbox"]}
+        c._b_shares = {int(v): (int(x_), int(y)) for v, x_, y in state["b_shares"]}
+        c._s_shares = {int(v): (int(x_), int(y)) for v, x_, y in state["s_shares"]}
+        c._enc_keys = {int(v): bytes.fromhex(k) for v, k in state["enc_keys"]}
+        return c
 
 
 @dataclass

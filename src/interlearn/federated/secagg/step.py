@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -26,6 +27,7 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.privacy.cohort import AGGREGATE_ID, summed_metrics
 from interlearn.federated.secagg.protocol import secure_sum
+from interlearn.federated.secagg.remote import INPUT_KEY, remote_secure_sum
 from interlearn.federated.secagg.ring import Ring
 from interlearn.types import ClientId, Params
 
@@ -50,7 +52,7 @@ class SecureAggregation:
     """
 
     name = "secagg"
-    in_process_only = True  # the protocol's parties are simulated in this process
+    needs_channel = True  # with remote clients the protocol's rounds are extra messages
 
     def __init__(
         self,
@@ -92,11 +94,18 @@ class SecureAggregation:
         self._layout = [(k, v.shape, v.dtype) for k, v in result.update.items()]
         w = float(result.weight) if self.weighted else 1.0
         flat = torch.cat([v.detach().reshape(-1).to(torch.float64) * w for v in result.update.values()])
-        self._devices[result.client_id] = (torch.cat([flat, torch.tensor([w], dtype=torch.float64)]), result)
+        vec = torch.cat([flat, torch.tensor([w], dtype=torch.float64)])
+        if ctx.on_device:  # a real device: the input waits in its memory for the protocol's messages
+            ctx.memory[INPUT_KEY] = vec
+            # what travels outside the protocol: id, example count and metrics (not protected)
+            return replace(result, update={})
+        self._devices[result.client_id] = (vec, result)
         # what travels to the server outside the protocol: id and metrics (not protected)
         return replace(result, update={}, weight=0.0)
 
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
+        if ctx.channel is not None:
+            return self._remote(results, ctx)
         ids = [r.client_id for r in results if r.client_id in self._devices]
         devices, self._devices = self._devices, {}
         if not ids:
@@ -108,15 +117,33 @@ class SecureAggregation:
             pick = torch.rand(n, generator=ctx.generator) < self.dropout
             drop = [cid for cid, p in zip(ids, pick.tolist()) if p]
         total, tr = secure_sum(inputs, self.ring, self.threshold_for(n), drop_before_masking=drop)
-        summed = self.ring.decode(total)
+        survivors = [devices[cid][1] for cid in tr.survivors]
+        return [self._aggregate(self.ring.decode(total), self._layout, survivors, tr, ctx)]
+
+    def _remote(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
+        """The protocol with the clients on their devices, over the engine's channel."""
+        if not results:
+            return []
+        ref = ctx.notes.get("global_params")
+        if ref is None:
+            raise ConfigError("secure aggregation with remote clients needs the round's global params (ctx.notes['global_params'])")
+        layout = [(k, v.shape, v.dtype) for k, v in ref.items()]
+        length = sum(math.prod(s) for _, s, _ in layout) + 1
+        n = len(results)
+        total, tr = remote_secure_sum(ctx.channel, [r.client_id for r in results], self.ring, self.threshold_for(n), length, n)
+        by_id = {r.client_id: r for r in results}
+        survivors = [by_id[c] for c in tr.survivors]
+        return [self._aggregate(self.ring.decode(total), layout, survivors, tr, ctx)]
+
+    def _aggregate(self, summed: torch.Tensor, layout: list[tuple[str, torch.Size, torch.dtype]], survivors: list[ClientResult],
+                   tr: Any, ctx: RoundContext) -> ClientResult:
         weight = float(summed[-1])
         mean: Params = {}
         offset = 0
-        for k, shape, dtype in self._layout:
+        for k, shape, dtype in layout:
             size = math.prod(shape)
             mean[k] = (summed[offset : offset + size] / weight).reshape(shape).to(dtype)
             offset += size
-        survivors = [devices[cid][1] for cid in tr.survivors]
         metrics = summed_metrics(survivors)
         metrics["secagg/weighted"] = 1.0 if self.weighted else 0.0
         ctx.notes["secagg/bytes_up"] = sum(tr.bytes_up.values())
@@ -125,8 +152,7 @@ class SecureAggregation:
         ctx.notes["secagg/survivors"] = len(tr.survivors)
         if tr.dropped:
             ctx.log.append(f"secure aggregation: clients {tr.dropped} dropped; their masks were removed")
-        total_weight = sum(float(devices[c][1].weight) for c in tr.survivors)
-        return [ClientResult(AGGREGATE_ID, mean, total_weight, metrics)]
+        return ClientResult(AGGREGATE_ID, mean, sum(float(r.weight) for r in survivors), metrics)
 
     def after(self, old: Params, new: Params, ctx: RoundContext) -> Params:
         return new
