@@ -29,3 +29,23 @@ def cohort(sizes: list[int], d: int = 8, classes: int = 3, seed: int = 0) -> lis
 
 def result(cid: int, update: dict[str, torch.Tensor], weight: float = 1.0, extras: dict[str, torch.Tensor] | None = None) -> ClientResult:
     return ClientResult(cid, update, weight, {"loss": 0.0}, extras or {})
+
+
+class KillAt:
+    """An update step that raises ``KeyboardInterrupt`` after round ``at`` (a simulated kill)."""
+
+    name = "kill"
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def client(self, result, ctx):
+        return result
+
+    def server(self, results, ctx):
+        return list(results)
+
+    def after(self, old, new, ctx):
+        if ctx.round == self.at:
+            raise KeyboardInterrupt("simulated kill")
+        return new

@@ -26,7 +26,7 @@ from interlearn.federated.privacy import ClipUpdates, GaussianNoise
 from interlearn.federated.secagg import SecureAggregation
 from interlearn.federated.secagg.remote import INPUT_KEY, device_message
 
-from fl_helpers import blobs, tiny_mlp
+from fl_helpers import KillAt, blobs, tiny_mlp
 
 
 def _population():
@@ -156,31 +156,13 @@ def test_steps_needing_a_channel_are_refused_by_name():
         simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), cfg, engine=_NodesWithoutChannel(), steps=[SecureAggregation()])
 
 
-class _Kill:
-    name = "kill"
-
-    def __init__(self, at):
-        self.at = at
-
-    def client(self, result, ctx):
-        return result
-
-    def server(self, results, ctx):
-        return list(results)
-
-    def after(self, old, new, ctx):
-        if ctx.round == self.at:
-            raise KeyboardInterrupt("simulated kill")
-        return new
-
-
 def test_compression_memory_survives_a_resume(tmp_path):
     pop, (x, y) = _population()
     cfg = SimulationConfig(rounds=5, clients_per_round=8, seed=1, progress=False, checkpoint_every=2)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
     full = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)], run_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2), _Kill(4)], run_dir=tmp_path / "b")
+        simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2), KillAt(4)], run_dir=tmp_path / "b")
     resumed = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)],
                        run_dir=tmp_path / "b", resume=True)
     for k in full.params:

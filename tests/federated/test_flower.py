@@ -113,6 +113,13 @@ def _records(run_dir: Path) -> list[dict]:
     return [json.loads(s) for s in path.read_text().splitlines() if s.strip()]
 
 
+def _in_process(app: Path, run_config: dict, engine=None):
+    """The same job run in this process (sequential engine unless given): the reference."""
+    mod = _load_app_module(app / "interlearn_flower_app.py")
+    job = mod.job(types.SimpleNamespace(run_config=run_config))
+    return run_job(job, engine or SequentialEngine(), mod.population(), None)
+
+
 def _max_diff(a, b) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k] - b[k]).abs().max()) for k in a)
@@ -145,12 +152,8 @@ def test_client_protections_run_on_the_nodes_and_equal_in_process(federation):
     assert all(r["compress/bytes_up"] > 0 for r in records)  # notes that only the nodes' hooks write
     assert records[0]["clip/norm"] != records[1]["clip/norm"]  # the adapted norm reached the nodes
 
-    mod = _load_app_module(app / "interlearn_flower_app.py")
-    job = mod.job(types.SimpleNamespace(run_config={"num-rounds": 2, "protect": 1}))
-    ref = run_job(job, SequentialEngine(), mod.population(), None)
-    assert _max_diff(ref.params, params) < 1e-5
-    plain = run_job(mod.job(types.SimpleNamespace(run_config={"num-rounds": 2})), SequentialEngine(), mod.population(), None)
-    assert _max_diff(plain.params, params) > 1e-3  # the protections changed the model
+    assert _max_diff(_in_process(app, {"num-rounds": 2, "protect": 1}).params, params) < 1e-5
+    assert _max_diff(_in_process(app, {"num-rounds": 2}).params, params) > 1e-3  # the protections changed the model
 
 
 def test_secure_aggregation_runs_over_flower_messages(federation):
@@ -164,10 +167,7 @@ def test_secure_aggregation_runs_over_flower_messages(federation):
     assert [r["secagg/survivors"] for r in records] == [3, 3]
     assert all(r["secagg/bytes_up"] > r["bytes_down"] / 3 for r in records)  # masked vectors + protocol messages
 
-    mod = _load_app_module(app / "interlearn_flower_app.py")
-    job = mod.job(types.SimpleNamespace(run_config={"num-rounds": 2, "protect": 2}))
-    ref = run_job(job, SequentialEngine(), mod.population(), None)
-    assert _max_diff(ref.params, params) < 1e-5
+    assert _max_diff(_in_process(app, {"num-rounds": 2, "protect": 2}).params, params) < 1e-5
 
 
 class _DropFromRound(SequentialEngine):

@@ -10,7 +10,7 @@ from interlearn.federated import ClientResult, LocalSGD, Population, ScaffoldCli
 from interlearn.federated.comm import params_bytes
 from interlearn.federated.partition import shards
 
-from fl_helpers import blobs, tiny_mlp
+from fl_helpers import KillAt, blobs, tiny_mlp
 
 
 def _population(n=120, clients=8, seed=0):
@@ -55,26 +55,6 @@ def test_engines_agree_over_rounds():
         torch.testing.assert_close(a.params[k], b.params[k], atol=1e-5, rtol=0)
 
 
-class _Kill:
-    """An update step that kills the run (like a crash) after a given round's aggregation."""
-
-    name = "kill"
-
-    def __init__(self, at):
-        self.at = at
-
-    def client(self, result, ctx):
-        return result
-
-    def server(self, results, ctx):
-        return list(results)
-
-    def after(self, old, new, ctx):
-        if ctx.round == self.at:
-            raise KeyboardInterrupt("simulated kill")
-        return new
-
-
 @pytest.mark.parametrize(
     "strategy, client",
     [
@@ -88,7 +68,7 @@ def test_killed_and_resumed_run_is_bit_exact(tmp_path, strategy, client):
     cfg = _cfg(checkpoint_every=2, dropout=0.2)
     full = simulate(tiny_mlp(), pop, client, get_strategy(strategy, **kw), cfg, test=(x, y), run_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        simulate(tiny_mlp(), pop, client, get_strategy(strategy, **kw), cfg, steps=[_Kill(5)], test=(x, y), run_dir=tmp_path / "b")
+        simulate(tiny_mlp(), pop, client, get_strategy(strategy, **kw), cfg, steps=[KillAt(5)], test=(x, y), run_dir=tmp_path / "b")
     # a new process would rebuild the model with other weights: resume must not depend on them
     resumed = simulate(tiny_mlp(seed=99), pop, client, get_strategy(strategy, **kw), cfg, test=(x, y), run_dir=tmp_path / "b", resume=True)
     for k in full.params:
