@@ -171,3 +171,20 @@ def test_method_state_survives_a_resume(digits, tmp_path, method):
     for (name, a), b in zip(full.method.state_dict().items(), resumed.method.state_dict().values()):
         if isinstance(a, torch.Tensor):
             assert torch.equal(a, b), name
+
+
+def test_lenet_trunk_and_heads_take_the_papers_dropout():
+    from interlearn.multitask import lenet_trunk
+
+    torch.manual_seed(0)
+    tasks = TaskSet((DIGITS_TASKS["digit"],))
+    model = MultiTaskModel(lenet_trunk(28, 50, dropout=0.5), heads_for(tasks.tasks, 50, hidden=50, dropout=0.5))
+    x = torch.rand(8, 1, 28, 28)
+    assert model(x)["digit"].shape == (8, 10)
+    model.eval()
+    assert torch.equal(model(x)["digit"], model(x)["digit"])  # no dropout at evaluation
+    model.train()
+    assert not torch.equal(model(x)["digit"], model(x)["digit"])
+    assert sum(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in model.modules()) == 2
+    with pytest.raises(ConfigError, match="dropout"):
+        lenet_trunk(dropout=1.0)

@@ -106,12 +106,18 @@ class MMoE(MultiTaskModel):
         return super().task_parameters(name) + [p for p in self.gates[name].parameters() if p.requires_grad]
 
 
-def lenet_trunk(in_size: int = 28, out_features: int = 50) -> nn.Sequential:
-    """The LeNet trunk of Sener & Koltun (2018) for MultiMNIST: 2 conv + max-pool layers, fc 50."""
+def lenet_trunk(in_size: int = 28, out_features: int = 50, dropout: float = 0.0) -> nn.Sequential:
+    """The LeNet trunk of Sener & Koltun (2018) for MultiMNIST: 2 conv + max-pool layers, fc 50.
+
+    ``dropout``: channel dropout after the second convolution (their code uses 0.5).
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout={dropout}: must be in [0, 1)")
     side = ((in_size - 4) // 2 - 4) // 2
+    drop: list[nn.Module] = [nn.Dropout2d(dropout)] if dropout > 0 else []
     return nn.Sequential(
         nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(10, 20, 5), *drop, nn.MaxPool2d(2), nn.ReLU(),
         nn.Flatten(), nn.Linear(20 * side * side, out_features), nn.ReLU(),
     )
 
@@ -121,12 +127,15 @@ def mlp_trunk(in_features: int, hidden: int = 64, out_features: int = 32) -> nn.
     return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, out_features), nn.ReLU())
 
 
-def heads_for(tasks: Iterator | list, in_features: int, hidden: int | None = None) -> dict[str, nn.Module]:
-    """One head per task: ``Linear`` (or ``Linear-ReLU-Linear`` with ``hidden``) to its outputs."""
+def heads_for(tasks: Iterator | list, in_features: int, hidden: int | None = None, dropout: float = 0.0) -> dict[str, nn.Module]:
+    """One head per task: ``Linear`` (or ``Linear-ReLU-[Dropout]-Linear`` with ``hidden``) to its outputs."""
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout={dropout}: must be in [0, 1)")
     heads: dict[str, nn.Module] = {}
     for t in tasks:
         if hidden:
-            heads[t.name] = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, t.num_outputs))
+            drop: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+            heads[t.name] = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), *drop, nn.Linear(hidden, t.num_outputs))
         else:
             heads[t.name] = nn.Linear(in_features, t.num_outputs)
     return heads
