@@ -14,7 +14,7 @@ MNIST); copy that module to start your own. On real machines you would instead r
     flwr run ./my_app my-superlink --run-config 'num-rounds=10 run-dir="runs/fed"'
 
 Usage:
-    python examples/flower_deploy.py --data-dir ../shared/data [--rounds 2] [--clients 3]
+    python examples/flower_deploy.py --data-dir ../shared/data [--rounds 2] [--clients 3] [--protect secagg]
 """
 
 from __future__ import annotations
@@ -46,12 +46,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--run-dir", default="runs/flower-deploy")
+    ap.add_argument("--protect", default="none", choices=demo.PROTECTIONS,
+                    help="update steps: local-dp (clip + noise on the nodes) or secagg (secure aggregation over Flower messages)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
     run_config = {**demo.DEFAULTS, "data-dir": str(Path(args.data_dir).resolve()), "num-rounds": args.rounds,
                   "num-clients": args.clients, "clients-per-round": args.clients,
-                  "run-dir": str(Path(args.run_dir).resolve())}
+                  "run-dir": str(Path(args.run_dir).resolve()), "protect": args.protect}
     with tempfile.TemporaryDirectory(prefix="interlearn-flower-") as tmp:
         app = write_flower_app(Path(tmp) / "app", APP_MODULE, demo.DEFAULTS, name="interlearndemo")
         nodes = [{"partition-id": i} for i in range(args.clients)]

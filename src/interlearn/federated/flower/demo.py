@@ -23,13 +23,16 @@ import torch
 from torch import nn
 
 from interlearn.data.mnist import load_mnist
+from interlearn.errors import ConfigError
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.flower.job import FlowerJob, job_client_app, job_server_app
 from interlearn.federated.population import Population
+from interlearn.federated.privacy import ClipUpdates, GaussianNoise
+from interlearn.federated.secagg import SecureAggregation
 from interlearn.federated.simulation import SimulationConfig
 from interlearn.federated.strategies import get_strategy
 
-__all__ = ["DEFAULTS", "model_fn", "population", "test_set", "job", "server_app", "client_app"]
+__all__ = ["DEFAULTS", "PROTECTIONS", "steps", "model_fn", "population", "test_set", "job", "server_app", "client_app"]
 
 DEFAULTS: dict[str, Any] = {
     "data-dir": "",  # empty: $INTERLEARN_DATA
@@ -44,7 +47,26 @@ DEFAULTS: dict[str, Any] = {
     "test-examples": 2000,
     "round-timeout": 180.0,
     "run-dir": "",
+    "protect": "none",  # "none", "local-dp" (clip + local Gaussian noise) or "secagg" (clip + secure aggregation)
 }
+
+PROTECTIONS = ("none", "local-dp", "secagg")
+
+
+def steps(protect: str) -> list[Any]:
+    """The update steps of ``protect`` (client hooks run on the SuperNodes, server hooks here).
+
+    Raises:
+        ConfigError: an unknown name (the known ones are listed).
+    """
+    if protect not in PROTECTIONS:
+        raise ConfigError(f"protect={protect!r}: choose one of {PROTECTIONS}")
+    if protect == "none":
+        return []
+    clip = ClipUpdates(1.0)
+    if protect == "local-dp":
+        return [clip, GaussianNoise(clip, 0.1, mode="local")]
+    return [clip, SecureAggregation()]
 
 
 def model_fn() -> nn.Module:
@@ -88,6 +110,7 @@ def job(context: Any) -> FlowerJob:
         ),
         client_data=lambda ctx: population(cfg).client(int(ctx.node_config["partition-id"])),
         num_clients=int(cfg["num-clients"]),
+        steps_fn=lambda: steps(str(cfg["protect"])),
         test_fn=lambda: test_set(cfg),
         round_timeout_s=float(cfg["round-timeout"]),
     )
