@@ -42,7 +42,6 @@ from interlearn.federated.client_steps import (
     load_step_states,
 )
 from interlearn.federated.evaluate import evaluate_params
-from interlearn.federated.secagg.remote import device_message
 from interlearn.federated.flower.codec import (
     generator_to_record,
     params_to_record,
@@ -50,6 +49,8 @@ from interlearn.federated.flower.codec import (
     record_to_params,
     result_to_content,
 )
+from interlearn.federated.secagg.remote import device_message
+from interlearn.types import Params
 
 __all__ = ["ClientSetup", "make_client_app", "STATE_KEY", "MEMORY_KEY"]
 
@@ -80,6 +81,12 @@ class ClientSetup:
     client_update: ClientUpdate
     data: ClientData
     steps: Sequence[UpdateStep] = field(default_factory=tuple)
+
+
+def _memory(context: Context) -> Params:
+    """The update steps' memory kept on this node (empty before the first protected round)."""
+    record = context.state.get(MEMORY_KEY)
+    return record_to_params(record) if isinstance(record, ArrayRecord) else {}
 
 
 def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
@@ -119,18 +126,18 @@ def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
         result, new_state = setup.client_update(setup.model, params, setup.data, client_state, extras, generator)
         if new_state is not None:
             context.state[STATE_KEY] = params_to_record(new_state)
+        notes: ConfigRecord | None = None
         if "client-round" in msg.content:  # protect the update here, before it leaves the node
             info = ClientRound.from_json(str(msg.content["client-round"]["json"]))
             load_step_states(setup.steps, info.states)
-            mem_record = context.state.get(MEMORY_KEY)
-            memory = record_to_params(mem_record) if isinstance(mem_record, ArrayRecord) else {}
-            ctx = client_context(info.round, info.seed, result.client_id, memory, on_device=True)
+            ctx = client_context(info.round, info.seed, result.client_id, _memory(context), on_device=True)
             result = apply_client_steps(setup.steps, result, ctx)
             context.state[MEMORY_KEY] = params_to_record(ctx.memory)
+            notes = ConfigRecord({"json": context_to_json(ctx)})
         content = result_to_content(result)
         content["generator"] = generator_to_record(generator)
-        if "client-round" in msg.content:
-            content["client-context"] = ConfigRecord({"json": context_to_json(ctx)})
+        if notes is not None:
+            content["client-context"] = notes
         return Message(content, reply_to=msg)
 
     @app.query("secagg")
@@ -138,8 +145,7 @@ def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
         """One secure-aggregation protocol message; the protocol state stays in ``context.state``."""
         setup = _setup(context)
         payload = json.loads(str(msg.content["secagg"]["json"]))
-        mem_record = context.state.get(MEMORY_KEY)
-        memory = record_to_params(mem_record) if isinstance(mem_record, ArrayRecord) else {}
+        memory = _memory(context)
         old = context.state.get(SECAGG_KEY)
         state = json.loads(str(old["json"])) if isinstance(old, ConfigRecord) and old.get("json") else None
         reply, new_state = device_message(payload["stage"], payload, setup.data.client_id, memory, state)
