@@ -27,17 +27,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from interlearn.config import FitConfig  # noqa: E402
-from interlearn.multitask import MultiTaskModel, TaskSet, heads_for, lenet_trunk  # noqa: E402
+from interlearn.multitask import CrossStitch, MMoE, MultiTaskModel, TaskSet, heads_for, lenet_stages, lenet_trunk  # noqa: E402
 from interlearn.multitask.compare import compare_methods, comparison_table, plot_comparison  # noqa: E402
 from interlearn.multitask.data import MULTIMNIST_TASKS, load_multimnist  # noqa: E402
 
 DEFAULT_METHODS = ("equal", "uncertainty", "gradnorm", "mgda_ub", "pcgrad", "upgrad", "famo")
 
 
-def lenet(dropout: float) -> Callable[[TaskSet], MultiTaskModel]:
+def lenet(dropout: float, arch: str = "hard", experts: int = 2) -> Callable[[TaskSet], MultiTaskModel]:
     """LeNet trunk (fc 50) + a 50-50-10 head per task, as in Sener & Koltun 2018 (their code
-    uses channel dropout 0.5 after the second convolution and dropout 0.5 in the heads)."""
-    return lambda tasks: MultiTaskModel(lenet_trunk(28, 50, dropout=dropout), heads_for(tasks.tasks, 50, hidden=50, dropout=dropout))
+    uses channel dropout 0.5 after the second convolution and dropout 0.5 in the heads).
+
+    ``arch``: ``hard`` (one shared LeNet trunk), ``cross_stitch`` (one LeNet column per task,
+    stitched after each stage) or ``mmoe`` (``experts`` LeNet trunks, a softmax gate per task).
+    A one-task set (the independent baselines) gets a plain LeNet in every case."""
+    def build(tasks: TaskSet) -> MultiTaskModel:
+        heads = heads_for(tasks.tasks, 50, hidden=50, dropout=dropout)
+        if arch == "cross_stitch" and len(tasks) > 1:
+            return CrossStitch(lambda: lenet_stages(28, 50, dropout=dropout), heads)
+        if arch == "mmoe" and len(tasks) > 1:
+            return MMoE(lambda: lenet_trunk(28, 50, dropout=dropout), heads, experts, 28 * 28)
+        return MultiTaskModel(lenet_trunk(28, 50, dropout=dropout), heads)
+    return build
 
 
 def main() -> None:
@@ -52,6 +63,9 @@ def main() -> None:
     ap.add_argument("--layout", default="sener_koltun", choices=["sener_koltun", "random"],
                     help="digit placement: Sener & Koltun's fixed (0,0)/(6,6) layout, or random 4-8 px offsets")
     ap.add_argument("--dropout", type=float, default=0.5, help="trunk and head dropout (Sener & Koltun: 0.5; 0 before 2026-11-27)")
+    ap.add_argument("--arch", default="hard", choices=["hard", "cross_stitch", "mmoe"],
+                    help="hard sharing (one LeNet trunk), cross-stitch (a LeNet column per task) or MMoE (LeNet experts)")
+    ap.add_argument("--experts", type=int, default=2, help="MMoE experts (with --arch mmoe)")
     ap.add_argument("--no-independent", action="store_true", help="skip the single-task baselines (no delta_m_pct)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--plot", default=None, help="PNG path (default: next to --json)")
@@ -64,12 +78,12 @@ def main() -> None:
     print(f"MultiMNIST: {len(train)} train, {len(test)} test ({time.perf_counter() - t0:.1f}s to load/generate)")
     cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adam", schedule="cosine", device=args.device, amp=False, seed=0)
     methods = [m for m in args.methods.split(",") if m]
-    rows = compare_methods(lenet(args.dropout), train, test, MULTIMNIST_TASKS, methods, cfg, independent=not args.no_independent)
+    rows = compare_methods(lenet(args.dropout, args.arch, args.experts), train, test, MULTIMNIST_TASKS, methods, cfg, independent=not args.no_independent)
     out = {name: {"left_acc": r["left_accuracy"], "right_acc": r["right_accuracy"]} | {k: v for k, v in r.items() if k not in ("left_accuracy", "right_accuracy")} for name, r in rows.items()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
     plot = Path(args.plot) if args.plot else Path(args.json).with_suffix(".png")
-    plot_comparison(rows, MULTIMNIST_TASKS, plot, title=f"MultiMNIST ({len(train)} train, {args.epochs} epochs, dropout {args.dropout})")
+    plot_comparison(rows, MULTIMNIST_TASKS, plot, title=f"MultiMNIST ({args.arch}, {len(train)} train, {args.epochs} epochs, dropout {args.dropout})")
     cols = ["left_acc", "right_acc", "delta_m_pct", "trainable_params", "train_seconds"]
     print(comparison_table(out, cols))
     best = max((n for n in out if n != "independent"), key=lambda n: out[n]["left_acc"] + out[n]["right_acc"])

@@ -1,4 +1,5 @@
-"""Multi-task models: hard parameter sharing (a trunk + a head per task) and MMoE soft sharing.
+"""Multi-task models: hard parameter sharing (a trunk + a head per task) and MMoE soft sharing
+(cross-stitch networks are in :mod:`interlearn.multitask.cross_stitch`).
 
 Hard sharing (Caruana 1997): one trunk computes a shared representation, a ``ModuleDict`` of heads
 maps it to each task's output. MMoE (Ma et al. 2018, "Modeling Task Relationships in Multi-task
@@ -19,7 +20,7 @@ from torch import nn
 
 from interlearn.errors import ConfigError, closest
 
-__all__ = ["MultiTaskModel", "MMoE", "lenet_trunk", "mlp_trunk", "heads_for"]
+__all__ = ["MultiTaskModel", "MMoE", "lenet_stages", "lenet_trunk", "mlp_stages", "mlp_trunk", "heads_for"]
 
 
 class MultiTaskModel(nn.Module):
@@ -106,25 +107,45 @@ class MMoE(MultiTaskModel):
         return super().task_parameters(name) + [p for p in self.gates[name].parameters() if p.requires_grad]
 
 
-def lenet_trunk(in_size: int = 28, out_features: int = 50, dropout: float = 0.0) -> nn.Sequential:
-    """The LeNet trunk of Sener & Koltun (2018) for MultiMNIST: 2 conv + max-pool layers, fc 50.
+def lenet_stages(in_size: int = 28, out_features: int = 50, dropout: float = 0.0) -> list[nn.Module]:
+    """The LeNet of Sener & Koltun (2018) for MultiMNIST as three stages (conv-pool, conv-pool,
+    fc), the points where a cross-stitch network mixes its columns.
 
     ``dropout``: channel dropout after the second convolution (their code uses 0.5).
     """
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout={dropout}: must be in [0, 1)")
     side = ((in_size - 4) // 2 - 4) // 2
+    if side < 1:
+        raise ConfigError(f"in_size={in_size}: LeNet needs images of at least 12x12")
     drop: list[nn.Module] = [nn.Dropout2d(dropout)] if dropout > 0 else []
-    return nn.Sequential(
-        nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(10, 20, 5), *drop, nn.MaxPool2d(2), nn.ReLU(),
-        nn.Flatten(), nn.Linear(20 * side * side, out_features), nn.ReLU(),
-    )
+    return [
+        nn.Sequential(nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(10, 20, 5), *drop, nn.MaxPool2d(2), nn.ReLU()),
+        nn.Sequential(nn.Flatten(), nn.Linear(20 * side * side, out_features), nn.ReLU()),
+    ]
+
+
+def lenet_trunk(in_size: int = 28, out_features: int = 50, dropout: float = 0.0) -> nn.Sequential:
+    """The LeNet trunk of Sener & Koltun (2018) for MultiMNIST: 2 conv + max-pool layers, fc 50
+    (the layers of :func:`lenet_stages` in one ``Sequential``).
+
+    ``dropout``: channel dropout after the second convolution (their code uses 0.5).
+    """
+    return nn.Sequential(*[layer for stage in lenet_stages(in_size, out_features, dropout) for layer in stage])
+
+
+def mlp_stages(in_features: int, hidden: int = 64, out_features: int = 32) -> list[nn.Module]:
+    """A two-layer MLP (flattens its input) as two stages, for a cross-stitch network."""
+    return [
+        nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU()),
+        nn.Sequential(nn.Linear(hidden, out_features), nn.ReLU()),
+    ]
 
 
 def mlp_trunk(in_features: int, hidden: int = 64, out_features: int = 32) -> nn.Sequential:
-    """A two-layer MLP trunk (flattens its input)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, out_features), nn.ReLU())
+    """A two-layer MLP trunk (flattens its input; the layers of :func:`mlp_stages`)."""
+    return nn.Sequential(*[layer for stage in mlp_stages(in_features, hidden, out_features) for layer in stage])
 
 
 def heads_for(tasks: Iterator | list, in_features: int, hidden: int | None = None, dropout: float = 0.0) -> dict[str, nn.Module]:

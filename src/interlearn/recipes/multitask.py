@@ -2,7 +2,7 @@
 
 Data: the embedded digits with three attributes (digit, parity, >=5) or MultiMNIST (left/right
 digit, built from MNIST). Optionally only a fraction of the training rows is labelled for each
-task (partial labels, independently per task). Architecture: hard sharing (trunk + heads) or MMoE.
+task (partial labels, independently per task). Architecture: hard sharing (trunk + heads), MMoE, or a cross-stitch network.
 Every method and the independent baseline train with the same ``fit`` settings; the rows report
 per-task accuracy, Δm% against the baseline, parameters, weight bytes, time and memory, and
 ``multitask.png`` plots them.
@@ -22,7 +22,8 @@ from interlearn.errors import ConfigError, closest
 from interlearn.multitask.compare import compare_methods, plot_comparison
 from interlearn.multitask.data import DIGITS_TASKS, MULTIMNIST_TASKS, load_digits_multitask, load_multimnist
 from interlearn.multitask.methods import list_methods
-from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_trunk, mlp_trunk
+from interlearn.multitask.cross_stitch import CrossStitch
+from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_stages, lenet_trunk, mlp_stages, mlp_trunk
 from interlearn.multitask.targets import TaskSet
 
 __all__ = ["DataConfig", "Config", "run", "tour_part", "build_model", "load_data"]
@@ -55,6 +56,9 @@ class DataConfig:
             raise ConfigError(f"train_size={self.train_size}: must be >= 1")
 
 
+ARCHITECTURES = ("hard", "mmoe", "cross_stitch")
+
+
 def _default_fit() -> FitConfig:
     return FitConfig(epochs=30, batch_size=64, lr=3e-3, amp=False)
 
@@ -65,7 +69,8 @@ class Config:
 
     Attributes:
         data: which data.
-        architecture: ``"hard"`` (trunk + heads) or ``"mmoe"`` (experts + per-task gates).
+        architecture: ``"hard"`` (trunk + heads), ``"mmoe"`` (experts + per-task gates) or
+            ``"cross_stitch"`` (a column per task, mixed by learned stitch units).
         num_experts: MMoE experts.
         methods: registered method names (:func:`interlearn.multitask.list_methods`).
         method_options: ``{method: {option: value}}`` (e.g. ``static: {weights: {digit: 2.0}}``).
@@ -75,7 +80,7 @@ class Config:
     """
 
     data: DataConfig = field(default_factory=DataConfig)
-    architecture: Literal["hard", "mmoe"] = "hard"
+    architecture: Literal["hard", "mmoe", "cross_stitch"] = "hard"
     num_experts: int = 3
     methods: tuple[str, ...] = ("equal",)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -95,16 +100,22 @@ class Config:
             raise ConfigError(f"method_options for {extra}, which are not in methods {list(self.methods)}")
         if self.num_experts < 1:
             raise ConfigError(f"num_experts={self.num_experts}: must be >= 1")
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"architecture={self.architecture!r}: use one of {', '.join(ARCHITECTURES)} (closest: {closest(self.architecture, ARCHITECTURES)})")
 
 
 def build_model(config: Config, tasks: TaskSet) -> MultiTaskModel:
     """The recipe's architecture for ``tasks`` (MLP on digits, LeNet on MultiMNIST)."""
     if config.data.dataset == "digits":
-        make, heads, gate_in = (lambda: mlp_trunk(64, 64, 32)), heads_for(tasks.tasks, 32), 64
+        stages, heads, gate_in = (lambda: mlp_stages(64, 64, 32)), heads_for(tasks.tasks, 32), 64
+        make = lambda: mlp_trunk(64, 64, 32)  # noqa: E731
     else:
-        make, heads, gate_in = (lambda: lenet_trunk(28, 50)), heads_for(tasks.tasks, 50, hidden=50), 28 * 28
+        stages, heads, gate_in = (lambda: lenet_stages(28, 50)), heads_for(tasks.tasks, 50, hidden=50), 28 * 28
+        make = lambda: lenet_trunk(28, 50)  # noqa: E731
     if config.architecture == "mmoe":
         return MMoE(make, heads, config.num_experts, gate_in)
+    if config.architecture == "cross_stitch" and len(tasks) > 1:
+        return CrossStitch(stages, heads)
     return MultiTaskModel(make(), heads)
 
 
