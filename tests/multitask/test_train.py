@@ -173,6 +173,38 @@ def test_method_state_survives_a_resume(digits, tmp_path, method):
             assert torch.equal(a, b), name
 
 
+def test_nash_mtl_state_survives_a_resume(digits, tmp_path):
+    """Nash-MTL's step count (its update schedule) and warm start are in the checkpoint: a killed
+    and resumed run equals the uninterrupted one."""
+    pytest.importorskip("cvxpy", reason="Nash-MTL needs cvxpy (the multitask extra)")
+    from interlearn.multitask import make_method
+
+    train, _ = digits
+    train = TensorData(train.x[:600], train.y[:600])
+    opts = {"update_weights_every": 3}
+    base = FitConfig(epochs=3, batch_size=128, lr=3e-3, device="cpu", amp=False)
+    full_model = _model()
+    train_multitask(full_model, train, DIGITS_TASKS, "nash_mtl", base, options=opts)
+    cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path / "ck"))
+    killed = make_method("nash_mtl", DIGITS_TASKS.names, **opts)
+    original = killed.on_epoch_start
+
+    def stop_at_2(epoch):
+        if epoch == 2:
+            raise _Stop
+        original(epoch)
+
+    killed.on_epoch_start = stop_at_2
+    with pytest.raises(_Stop):
+        train_multitask(_model(), train, DIGITS_TASKS, killed, cfg)
+    resumed_model = _model()
+    resumed = train_multitask(resumed_model, train, DIGITS_TASKS, "nash_mtl", dataclasses.replace(cfg, resume=True), options=opts)
+    for p, q in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    (state,) = resumed.method.get_extra_state()["weightings"].values()
+    assert float(state["step"]) == 15  # 5 batches x 3 epochs, counted across the resume
+
+
 def test_lenet_trunk_and_heads_take_the_papers_dropout():
     from interlearn.multitask import lenet_trunk
 

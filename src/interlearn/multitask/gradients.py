@@ -75,6 +75,33 @@ class JacobianMethod(MTLMethod):
         self.aggregator(len(self.tasks))  # fail early on bad options
         self._by_subset: dict[tuple[str, ...], Any] = {}
 
+    # torchjd's stateful weightings (Nash-MTL) have reset() but no state_dict, so the state that
+    # carries from step to step (the step count, which sets the update schedule, and the last
+    # solution, the solver's warm start) is read from their attributes for fit's checkpoints.
+    _CARRIED = ("step", "prvs_alpha", "normalization_factor")
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The stateful aggregators' step counts and warm starts, per set of labelled tasks."""
+        out: dict[str, Any] = {}
+        for key, agg in self._by_subset.items():
+            w = getattr(agg, "weighting", None)
+            if w is not None and all(hasattr(w, a) for a in self._CARRIED):
+                out["|".join(key)] = {"step": torch.tensor(float(w.step), dtype=torch.float64),
+                                      "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
+                                      "normalization_factor": torch.as_tensor(w.normalization_factor).clone()}
+        return {"weightings": out}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        for joined, saved in state.get("weightings", {}).items():
+            key = tuple(joined.split("|"))
+            agg = self._by_subset.setdefault(key, self.aggregator(len(key)))
+            w = agg.weighting
+            w.step = float(saved["step"])
+            w.prvs_alpha = saved["prvs_alpha"].numpy().copy()
+            w.normalization_factor = saved["normalization_factor"].numpy().copy()
+            if w.step > 0:  # the solver's problem is built on the first step; rebuild it
+                w._init_optim_problem()
+
     def aggregator(self, n: int) -> Any:
         """A fresh torchjd aggregator for ``n`` tasks."""
         try:
