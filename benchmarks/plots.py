@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,6 +33,7 @@ def fl_speed(ax) -> bool:
     walls = [tools[n]["wall_s"] for n in names]
     ax.barh(names, walls, color="#4477aa")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("end-to-end wall time, s (log)")
     ax.set_title("FedAvg MNIST 2NN, 20 rounds")
     for i, v in enumerate(walls):
@@ -83,10 +85,40 @@ def distill(ax) -> bool:
     return True
 
 
+def multimnist(ax) -> bool:
+    """Left vs right accuracy of every 100-epoch MultiMNIST row, with the 97/96 target."""
+    files = sorted(RESULTS.glob("multitask_100epochs*.json"))
+    if not files:
+        return False
+    style = {"hard": ("o", "#4477aa"), "soft": ("^", "#117733"), "independent": ("*", "#cc6677")}
+    seen = set()
+    for f in files:
+        arch = "soft" if ("cross_stitch" in f.stem or "mmoe" in f.stem) else "hard"
+        tag = "cross-stitch " if "cross_stitch" in f.stem else "MMoE " if "mmoe" in f.stem else ""
+        for name, row in json.loads(f.read_text()).items():
+            kind = "independent" if name == "independent" else arch
+            marker, color = style[kind]
+            label = {"hard": "hard sharing", "soft": "soft sharing", "independent": "independent"}[kind]
+            ax.scatter(100 * row["left_acc"], 100 * row["right_acc"], marker=marker, color=color, s=60 if kind == "independent" else 25,
+                       label=None if label in seen else label)
+            seen.add(label)
+            ax.annotate(tag + name if kind != "independent" else "independent", (100 * row["left_acc"], 100 * row["right_acc"]),
+                        fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.scatter([97.23, 97.26, 96.47], [95.90, 95.90, 95.29], marker="x", color="#777777", s=25, label="Sener & Koltun 2018")
+    ax.axvline(97.0, color="#999999", lw=0.8, ls="--")
+    ax.axhline(96.0, color="#999999", lw=0.8, ls="--")
+    ax.set_xlabel("left digit accuracy %")
+    ax.set_ylabel("right digit accuracy %")
+    ax.set_title("MultiMNIST LeNet, 100 epochs (target: top right of the dashes)")
+    ax.legend(fontsize=7, loc="upper left")
+    return True
+
+
 def main() -> None:
-    panels = [transfer, distill, fl_speed, privacy]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    panels = [transfer, distill, fl_speed, privacy, multimnist]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     drawn = [p(ax) for p, ax in zip(panels, axes.flat)]
+    drawn += [False] * (axes.size - len(drawn))
     for ok, ax in zip(drawn, axes.flat):
         if not ok:
             ax.axis("off")
