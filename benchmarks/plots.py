@@ -95,6 +95,7 @@ def multimnist(ax) -> bool:
     for f in files:
         arch = "soft" if ("cross_stitch" in f.stem or "mmoe" in f.stem) else "hard"
         tag = "cross-stitch " if "cross_stitch" in f.stem else "MMoE " if "mmoe" in f.stem else ""
+        seed = " (seed 1)" if "seed1" in f.stem else ""
         for name, row in json.loads(f.read_text()).items():
             kind = "independent" if name == "independent" else arch
             marker, color = style[kind]
@@ -102,7 +103,7 @@ def multimnist(ax) -> bool:
             ax.scatter(100 * row["left_acc"], 100 * row["right_acc"], marker=marker, color=color, s=60 if kind == "independent" else 25,
                        label=None if label in seen else label)
             seen.add(label)
-            ax.annotate(tag + name if kind != "independent" else "independent", (100 * row["left_acc"], 100 * row["right_acc"]),
+            ax.annotate((tag + name if kind != "independent" else "independent") + seed, (100 * row["left_acc"], 100 * row["right_acc"]),
                         fontsize=6, xytext=(3, 2), textcoords="offset points")
     ax.scatter([97.23, 97.26, 96.47], [95.90, 95.90, 95.29], marker="x", color="#777777", s=25, label="Sener & Koltun 2018")
     ax.axvline(97.0, color="#999999", lw=0.8, ls="--")
