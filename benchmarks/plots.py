@@ -104,7 +104,8 @@ def multimnist(ax) -> bool:
                        label=None if label in seen else label)
             seen.add(label)
             ax.annotate((tag + name if kind != "independent" else "independent") + seed, (100 * row["left_acc"], 100 * row["right_acc"]),
-                        fontsize=6, xytext=(3, 2), textcoords="offset points")
+                        fontsize=6, textcoords="offset points",
+                        **({"xytext": (-4, -2), "ha": "right"} if kind == "independent" else {"xytext": (3, 2)}))
     ax.scatter([97.23, 97.26, 96.47], [95.90, 95.90, 95.29], marker="x", color="#777777", s=25, label="Sener & Koltun 2018")
     ax.axvline(97.0, color="#999999", lw=0.8, ls="--")
     ax.axhline(96.0, color="#999999", lw=0.8, ls="--")
