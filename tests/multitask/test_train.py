@@ -141,6 +141,22 @@ class _Stop(Exception):
     pass
 
 
+def _killed_at(method, epoch, **options):
+    """The method, made to raise :class:`_Stop` when ``epoch`` starts (a killed process)."""
+    from interlearn.multitask import make_method
+
+    killed = make_method(method, DIGITS_TASKS.names, **options)
+    original = killed.on_epoch_start
+
+    def stop(e):
+        if e == epoch:
+            raise _Stop
+        original(e)
+
+    killed.on_epoch_start = stop
+    return killed
+
+
 @pytest.mark.parametrize("method", ["uncertainty", "dwa", "rlw", "famo", "gradnorm"])
 def test_method_state_survives_a_resume(digits, tmp_path, method):
     """A run killed after epoch 2 and resumed ends where the uninterrupted run ends, method state
@@ -149,18 +165,7 @@ def test_method_state_survives_a_resume(digits, tmp_path, method):
     cfg = FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False, checkpoint_dir=str(tmp_path / "ck"))
     full_model = _model()
     full = train_multitask(full_model, train, DIGITS_TASKS, method, FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False))
-
-    from interlearn.multitask import make_method
-
-    killed = make_method(method, DIGITS_TASKS.names)
-    original = killed.on_epoch_start
-
-    def stop_at_3(epoch):
-        if epoch == 3:
-            raise _Stop
-        original(epoch)
-
-    killed.on_epoch_start = stop_at_3
+    killed = _killed_at(method, 3)
     with pytest.raises(_Stop):
         train_multitask(_model(), train, DIGITS_TASKS, killed, cfg)
     resumed_model = _model()
@@ -177,8 +182,6 @@ def test_nash_mtl_state_survives_a_resume(digits, tmp_path):
     """Nash-MTL's step count (its update schedule) and warm start are in the checkpoint: a killed
     and resumed run equals the uninterrupted one."""
     pytest.importorskip("cvxpy", reason="Nash-MTL needs cvxpy (the multitask extra)")
-    from interlearn.multitask import make_method
-
     train, _ = digits
     train = TensorData(train.x[:600], train.y[:600])
     opts = {"update_weights_every": 3}
@@ -186,15 +189,7 @@ def test_nash_mtl_state_survives_a_resume(digits, tmp_path):
     full_model = _model()
     train_multitask(full_model, train, DIGITS_TASKS, "nash_mtl", base, options=opts)
     cfg = dataclasses.replace(base, checkpoint_dir=str(tmp_path / "ck"))
-    killed = make_method("nash_mtl", DIGITS_TASKS.names, **opts)
-    original = killed.on_epoch_start
-
-    def stop_at_2(epoch):
-        if epoch == 2:
-            raise _Stop
-        original(epoch)
-
-    killed.on_epoch_start = stop_at_2
+    killed = _killed_at("nash_mtl", 2, **opts)
     with pytest.raises(_Stop):
         train_multitask(_model(), train, DIGITS_TASKS, killed, cfg)
     resumed_model = _model()
