@@ -1,46 +1,32 @@
-"""Shared pieces for the peer workers of benchmarks/fl_speed.py (Flower, pfl-research).
+"""Shared pieces for the tool workers of benchmarks/fl_matrix.py (interlearn, Flower, pfl-research).
 
 The workers run in their own interpreters (pfl lives in a separate venv, .venv-bench), so this
 module imports only the standard library, NumPy and torch: never ``interlearn``. The prep step
-of fl_speed.py writes, into one folder, everything a worker needs to train on exactly the same
-problem as interlearn: the client partition (indices into MNIST train), the cohort schedule
-(which clients train in which round) and the initial weights of the 2NN. Workers write their
-final weights and per-round timestamps back; fl_speed.py scores every tool with one function.
+of fl_matrix.py writes, into one folder per workload, everything a worker needs to train on
+exactly the same problem: the training and test arrays, the client partition, the cohort
+schedule (which clients train in which round), the initial weights (in the naming of the
+models below) and the hyper-parameters. Workers write their final weights and per-round
+timestamps back; fl_matrix.py scores every tool with one function.
+
+The models are the plain PyTorch modules a user of Flower or pfl would write: McMahan et al.
+2017's MNIST 2NN, LEAF's FEMNIST CNN and the Shakespeare character LSTM (``nn.LSTM``; its
+recurrent bias is zero and frozen so that it is the same function class as interlearn's
+``CharLSTM``, which has one bias per gate).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import struct
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["read_mnist", "TwoNN", "load_prep", "write_result", "accuracy", "Clock"]
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    # A 10-line IDX reader instead of interlearn.data.mnist: peer venvs cannot import interlearn.
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def read_mnist(data_dir: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """MNIST ``split`` as (N, 784) float32 in [0, 1] and int64 labels (same scaling as interlearn)."""
-    root = Path(data_dir)
-    root = root / "mnist" if (root / "mnist").is_dir() else root
-    prefix = "train" if split == "train" else "t10k"
-    x = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz").astype(np.float32).reshape(-1, 784) / 255.0
-    y = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-    return x, y
+__all__ = ["MODELS", "build_model", "load_prep", "write_result", "accuracy", "Clock", "single_thread", "loss_fn"]
 
 
 class TwoNN(nn.Module):
@@ -57,47 +43,112 @@ class TwoNN(nn.Module):
         return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
 
+class FemnistCNN(nn.Module):
+    """LEAF's FEMNIST CNN: two 5x5 convolutions (32, 64) with 2x2 max-pooling, 2048 dense, 62 out."""
+
+    def __init__(self, num_classes: int = 62) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        self.fc = nn.Linear(7 * 7 * 64, 2048)
+        self.head = nn.Linear(2048, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, 1, 28, 28)
+        h = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        h = F.max_pool2d(torch.relu(self.conv2(h)), 2)
+        return self.head(torch.relu(self.fc(h.flatten(1))))
+
+
+class CharLSTM(nn.Module):
+    """Shakespeare next-character model: 8-dim embedding, 2 x 256 LSTM, logits at every position
+    as (batch, vocab, time)."""
+
+    def __init__(self, vocab: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 8)
+        self.lstm = nn.LSTM(8, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+        for k in range(2):  # interlearn's CharLSTM has one bias per gate: the same function class
+            getattr(self.lstm, f"bias_hh_l{k}").data.zero_()
+            getattr(self.lstm, f"bias_hh_l{k}").requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(self.embed(x.long()))
+        return self.head(h).transpose(1, 2)
+
+
+MODELS = {"2nn": TwoNN, "femnist_cnn": FemnistCNN, "char_lstm": CharLSTM}
+
+
+def build_model(cfg: dict) -> nn.Module:
+    """The workload's model holding the prep's initial weights."""
+    model = MODELS[cfg["model"]](**cfg.get("model_kwargs", {}))
+    model.load_state_dict(cfg["init"])
+    return model
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy ((B, C) with (B,) or (B, C, T) with (B, T))."""
+    return F.cross_entropy(logits, y.long())
+
+
 def load_prep(prep: str | Path) -> dict:
-    """Read what fl_speed.py's prep step wrote: config, partition, schedule, initial weights."""
+    """Read what fl_matrix.py's prep step wrote for one workload."""
     prep = Path(prep)
     cfg = json.loads((prep / "config.json").read_text())
     arrays = np.load(prep / "partition.npz")
     cfg["partition"] = [arrays[f"c{i}"] for i in range(cfg["num_clients"])]
     cfg["schedule"] = arrays["schedule"]  # (rounds, cohort) client ids
-    cfg["init"] = torch.load(prep / "init.pt")  # list of tensors in TwoNN parameter order
+    cfg["init"] = torch.load(prep / "init.pt")
+    cfg["prep"] = str(prep.resolve())
     return cfg
 
 
-def init_model(cfg: dict) -> TwoNN:
-    """A TwoNN holding the prep's initial weights (loaded by position)."""
-    model = TwoNN()
-    with torch.no_grad():
-        for p, t in zip(model.parameters(), cfg["init"], strict=True):
-            p.copy_(t.reshape(p.shape))
-    return model
+def train_arrays(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training inputs (as the model takes them) and targets."""
+    prep = Path(cfg["prep"])
+    x = torch.from_numpy(np.load(prep / "train_x.npy"))
+    y = torch.from_numpy(np.load(prep / "train_y.npy")).long()
+    if cfg.get("scale_255"):
+        x = x.float().div_(255.0)
+    return x, y
 
 
-def write_result(out: str | Path, params: list[torch.Tensor], round_end_times: list[float], start: float, **extra: object) -> None:
-    """Save final weights (by position) and the wall-clock timeline of the run."""
+def test_arrays(prep: str | Path, cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    prep = Path(prep)
+    x = torch.from_numpy(np.load(prep / "test_x.npy"))
+    y = torch.from_numpy(np.load(prep / "test_y.npy")).long()
+    if cfg.get("scale_255"):
+        x = x.float().div_(255.0)
+    return x, y
+
+
+def write_result(out: str | Path, state: dict[str, torch.Tensor], round_end_times: list[float], start: float, **extra: object) -> None:
+    """Save the final weights (state dict in this module's naming) and the run's timeline."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save([p.detach().cpu().float().clone() for p in params], out / "final.pt")
+    torch.save({k: v.detach().cpu().clone() for k, v in state.items()}, out / "final.pt")
     (out / "timeline.json").write_text(json.dumps({"start": start, "round_end": round_end_times, **extra}))
 
 
-def accuracy(params: list[torch.Tensor], x: np.ndarray, y: np.ndarray) -> float:
-    """Test accuracy of a TwoNN holding ``params`` (by position)."""
-    model = TwoNN()
-    with torch.no_grad():
-        for p, t in zip(model.parameters(), params, strict=True):
-            p.copy_(t.reshape(p.shape))
-        pred = model(torch.from_numpy(x)).argmax(1).numpy()
-    return float((pred == y).mean())
+@torch.no_grad()
+def accuracy(cfg: dict, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Test accuracy of the workload's model holding ``state`` (every position for sequences)."""
+    model = MODELS[cfg["model"]](**cfg.get("model_kwargs", {}))
+    model.load_state_dict(state)
+    model.eval()
+    correct = total = 0
+    for s in range(0, len(x), batch):
+        pred = model(x[s : s + batch]).argmax(1)
+        correct += int((pred == y[s : s + batch]).sum())
+        total += int(y[s : s + batch].numel())
+    return correct / max(total, 1)
 
 
 class Clock:
     """Timestamps: wall clock (``time.time()``, comparable with the orchestrator's launch time
-    across processes) and this process's CPU time (robust to other load on a shared machine)."""
+    across processes) and this process's CPU time."""
 
     @staticmethod
     def now() -> float:

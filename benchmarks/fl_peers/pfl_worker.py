@@ -1,12 +1,13 @@
-"""pfl-research 0.6 baseline for fl_speed.py: FedAvg on the MNIST 2NN in pfl's simulator.
+"""pfl-research 0.6 for fl_matrix.py: FedAvg in pfl's simulator on the workload's model.
 
-Usage (fl_speed.py launches it with .venv-bench/bin/python): python pfl_worker.py PREP_DIR OUT_DIR
+Usage (fl_matrix.py launches it with .venv-bench/bin/python): python pfl_worker.py PREP_DIR OUT_DIR
 
 Follows pfl's documented PyTorch setup (its benchmarks/image_classification/pytorch/train.py):
 ``PyTorchModel`` (local SGD, central SGD with lr 1.0 = plain FedAvg), ``SimulatedBackend`` with
 ``WeightByDatapoints``, ``FederatedAveraging().run(NNAlgorithmParams, ...)``. The user sampler is
 the prep's cohort schedule, so pfl trains the same clients in the same rounds as the others.
-pfl's ``Dataset.iter`` does not shuffle, so each sampled user's data is permuted when it is built.
+pfl's ``Dataset.iter`` does not shuffle, so each sampled user's data is permuted when it is
+built. pfl's simulator runs in this one process (its multi-process mode needs Horovod/MPI).
 """
 
 from __future__ import annotations
@@ -31,24 +32,30 @@ from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams  # noqa: E402
 from pfl.metrics import Metrics, Weighted  # noqa: E402
 from pfl.model.pytorch import PyTorchModel  # noqa: E402
 
-from common import Clock, TwoNN, init_model, load_prep, read_mnist, write_result  # noqa: E402
+from common import MODELS, Clock, load_prep, loss_fn, train_arrays, write_result  # noqa: E402
 
 
-class PflTwoNN(TwoNN):
-    """The 2NN with the ``loss``/``metrics`` methods pfl's PyTorchModel requires."""
+def pfl_model(cfg: dict) -> torch.nn.Module:
+    """The workload's model with the ``loss``/``metrics`` methods pfl's PyTorchModel requires."""
+    base = MODELS[cfg["model"]]
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:  # noqa: A002
-        self.eval() if eval else self.train()
-        return torch.nn.functional.cross_entropy(self(x), y)
+    class PflModel(base):  # type: ignore[valid-type,misc]
+        def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:  # noqa: A002
+            self.eval() if eval else self.train()
+            return loss_fn(self(x), y)
 
-    @torch.no_grad()
-    def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict:  # noqa: A002
-        logits = self(x)
-        n = len(y)
-        return {
-            "loss": Weighted(float(torch.nn.functional.cross_entropy(logits, y, reduction="sum")), n),
-            "accuracy": Weighted(float((logits.argmax(1) == y).sum()), n),
-        }
+        @torch.no_grad()
+        def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict:  # noqa: A002
+            logits = self(x)
+            n = int(y.numel())
+            return {
+                "loss": Weighted(float(torch.nn.functional.cross_entropy(logits, y.long(), reduction="sum")), n),
+                "accuracy": Weighted(float((logits.argmax(1) == y).sum()), n),
+            }
+
+    model = PflModel(**cfg.get("model_kwargs", {}))
+    model.load_state_dict(cfg["init"])
+    return model
 
 
 class Timeline(TrainingProcessCallback):
@@ -76,9 +83,8 @@ def main() -> None:
     cfg = load_prep(prep)
     np.random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
-    x, y = read_mnist(cfg["data_dir"], "train")
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    users = {i: (xt[torch.from_numpy(ix)], yt[torch.from_numpy(ix)]) for i, ix in enumerate(cfg["partition"])}
+    x, y = train_arrays(cfg)
+    users = {i: (x[torch.from_numpy(ix)], y[torch.from_numpy(ix)]) for i, ix in enumerate(cfg["partition"])}
     order = iter(chain.from_iterable(cfg["schedule"].tolist()))  # the shared cohort schedule
     shuffle = torch.Generator().manual_seed(cfg["seed"])
 
@@ -90,10 +96,9 @@ def main() -> None:
         return Dataset((ux[perm], uy[perm]), user_id=str(uid))
 
     train_data = FederatedDataset(make_dataset, user_sampler=lambda: next(order))
-
-    net = PflTwoNN()
-    net.load_state_dict(init_model(cfg).state_dict())
-    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(net.parameters(), lr=1.0))
+    net = pfl_model(cfg)
+    params = [p for p in net.parameters() if p.requires_grad]
+    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(params, lr=1.0))
     backend = SimulatedBackend(training_data=train_data, val_data=None, postprocessors=[WeightByDatapoints()])  # type: ignore[arg-type]
     timeline = Timeline()
     FederatedAveraging().run(
@@ -101,10 +106,10 @@ def main() -> None:
         backend=backend,
         model=model,
         model_train_params=NNTrainHyperParams(local_learning_rate=cfg["lr"], local_num_epochs=cfg["local_epochs"], local_batch_size=cfg["batch_size"]),
-        model_eval_params=NNEvalHyperParams(local_batch_size=1000),
+        model_eval_params=NNEvalHyperParams(local_batch_size=500),
         callbacks=[timeline],
     )
-    write_result(out, list(net.parameters()), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu)
+    write_result(out, net.state_dict(), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu)
 
 
 if __name__ == "__main__":

@@ -53,10 +53,10 @@ class FakeNodes(SequentialEngine):
     runs_client_steps = True
 
     def __init__(self, steps_fn=_steps, silent_from_stage=None) -> None:
+        super().__init__(warmup=False)
         self.steps_fn = steps_fn
         self.node_memory: dict[int, dict] = {}
         self.node_secagg: dict[int, dict | None] = {}
-        self.last_client_contexts: dict = {}
         self.rounds_seen: list[ClientRound] = []
         self.silent = silent_from_stage  # (client, stage): that client stops answering there
 
@@ -78,22 +78,23 @@ class FakeNodes(SequentialEngine):
 
         return channel
 
-    def run_cohort(self, model, client_update, params, cohort, client_states, server_extras, generators, client_round=None):
+    def run_cohort(self, task):
+        client_round = task.client_round
         assert client_round is not None, "the round loop must send the step states"
         self.rounds_seen.append(client_round)
-        outs = super().run_cohort(model, client_update, params, cohort, client_states, server_extras, generators)
-        self.last_client_contexts = {}
+        outcome = super().run_cohort(task)
         done = []
-        for res, st in outs:
+        for res, st in outcome.results:
             steps = self.steps_fn()  # the node's own objects
             load_step_states(steps, json.loads(client_round.to_json())["states"])
             ctx = client_context(client_round.round, client_round.seed, res.client_id, self.node_memory.get(res.client_id), on_device=True)
             res = apply_client_steps(steps, res, ctx)
             self.node_memory[res.client_id] = ctx.memory
             notes = json.loads(context_to_json(ctx))
-            self.last_client_contexts[res.client_id] = (notes["notes"], notes["log"])
+            outcome.client_contexts[res.client_id] = (notes["notes"], notes["log"])
             done.append((res, st))
-        return done
+        outcome.results = done
+        return outcome
 
 
 def test_remote_clients_running_the_hooks_equal_the_in_process_run():
@@ -101,7 +102,7 @@ def test_remote_clients_running_the_hooks_equal_the_in_process_run():
     cfg = SimulationConfig(rounds=4, clients_per_round=4, seed=3, progress=False)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
     local_steps = _steps()
-    ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=local_steps, test=(x, y))
+    ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=local_steps, test=(x, y))
     nodes = FakeNodes()
     remote_steps = _steps()  # the server's copies: only server/after hooks run on them
     got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=remote_steps, test=(x, y))
@@ -131,8 +132,8 @@ def test_secure_aggregation_over_a_channel_equals_the_in_process_protocol(silent
     nodes = FakeNodes(_secagg_steps, silent_from_stage=silent)
     got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=_secagg_steps(), test=(x, y))
     if silent is None or silent[1] == "unmask":
-        ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=_secagg_steps(), test=(x, y))
-        plain = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[ClipUpdates(1.0)], test=(x, y))
+        ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=_secagg_steps(), test=(x, y))
+        plain = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=[ClipUpdates(1.0)], test=(x, y))
         for k in ref.params:
             assert torch.equal(ref.params[k], got.params[k]), k
             torch.testing.assert_close(plain.params[k], got.params[k], atol=1e-5, rtol=0)  # fixed-point encoding only

@@ -1,103 +1,250 @@
-"""The vectorized engine equals the sequential reference (within 1e-5) on MLP, CNN and the
-character LSTM, for every client optimizer; unsupported models get a clear error."""
+"""Every engine runs the same client step and equals the sequential reference (within 1e-5) on an
+MLP, a CNN and an LSTM with ragged clients, for SGD, momentum, Adam, FedProx and SCAFFOLD; a
+client update defined only here runs batched; ``auto`` picks a valid engine; unsupported models
+get a clear error."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad_and_value
 
-from interlearn.errors import ConfigError
+from interlearn.errors import ConfigError, DataError, InterlearnError
 from interlearn.federated.api import ClientData
-from interlearn.federated.client import LocalSGD, ScaffoldClient
-from interlearn.federated.engines import get_engine
-from interlearn.federated.engines.sequential import SequentialEngine
-from interlearn.federated.engines.vectorized import VectorizedEngine
+from interlearn.federated.client import LocalSGD, ScaffoldClient, StepUpdate, batch_schedule
+from interlearn.federated.engines import AutoEngine, MultiCoreEngine, SequentialEngine, VectorizedEngine, get_engine, run_cohort_on
+from interlearn.federated.engines import auto as auto_module
 from interlearn.federated.params import model_params
 from interlearn.federated.sampling import client_generator
+from interlearn.models.char_lstm import char_lstm
 from interlearn.models.cnn import mnist_cnn
 from interlearn.models.mlp import mlp
 
 from fl_helpers import cohort
 
-SIZES = [13, 30, 7, 25]  # unequal: exercises the padding and the active-client masks
+SIZES = [13, 30, 7, 25]  # ragged: different step counts and short last batches mid-schedule
 
 
-def _both(model, clients, cu, extras=None, states=None, chunk=None, fast=False):
-    params = model_params(model)
-    outs = []
-    for eng in (SequentialEngine(), VectorizedEngine(chunk_size=chunk, fast_path=fast)):
-        gens = [client_generator(0, 1, d.client_id) for d in clients]
-        outs.append(eng.run_cohort(model, cu, params, clients, dict(states or {}), dict(extras or {}), gens))
-    return params, outs
+def _mlp_clients() -> list[ClientData]:
+    return cohort(SIZES)
 
 
-def _assert_equal(params, outs, atol=1e-5):
-    seq, vec = outs
-    assert [r.client_id for r, _ in seq] == [r.client_id for r, _ in vec]
-    for (a, sa), (b, sb) in zip(seq, vec):
-        assert a.weight == b.weight and a.metrics["steps"] == b.metrics["steps"]
-        assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], abs=1e-5)
-        for k in params:
-            torch.testing.assert_close(a.update[k], b.update[k], atol=atol, rtol=0)
-        for k in a.extras:
-            torch.testing.assert_close(a.extras[k], b.extras[k], atol=atol, rtol=0)
-        if sa is not None:
-            for k in sa:
-                torch.testing.assert_close(sa[k], sb[k], atol=atol, rtol=0)
+def _cnn_clients() -> list[ClientData]:
+    g = torch.Generator().manual_seed(0)
+    return [ClientData(i, torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g)) for i, n in enumerate(SIZES)]
 
 
-CLIENT_UPDATES = {
+def _lstm_clients() -> list[ClientData]:
+    g = torch.Generator().manual_seed(0)
+    return [ClientData(i, torch.randint(0, 12, (n, 6), generator=g), torch.randint(0, 12, (n, 6), generator=g)) for i, n in enumerate(SIZES)]
+
+
+def _lstm() -> nn.Module:
+    torch.manual_seed(0)
+    return char_lstm(12, embed_dim=4, hidden=16, layers=2, output="all")
+
+
+MODELS = {
+    "mlp": (lambda: mlp(8, [16], 3, seed=0), _mlp_clients),
+    "cnn": (lambda: mnist_cnn(num_classes=4, channels=(3, 5), hidden=12, image_size=8, seed=0), _cnn_clients),
+    "lstm": (_lstm, _lstm_clients),
+}
+UPDATES = {
     "sgd": LocalSGD(epochs=2, batch_size=8, lr=0.1),
-    "momentum_wd": LocalSGD(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "momentum": LocalSGD(epochs=2, batch_size=8, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "adam": LocalSGD(steps=6, batch_size=8, lr=0.01, optimizer="adam"),
     "fedprox": LocalSGD(epochs=1, batch_size=8, lr=0.1, prox_mu=0.5),
-    "adam_steps": LocalSGD(steps=6, batch_size=8, lr=0.01, optimizer="adam"),
-    "full_batch": LocalSGD(epochs=3, batch_size=None, lr=0.1),
+    "scaffold": ScaffoldClient(epochs=2, batch_size=8, lr=0.1),
+}
+ENGINES = {
+    "vectorized": lambda: VectorizedEngine(),
+    "vectorized_autograd": lambda: VectorizedEngine(closed_form=False),
+    "vectorized_chunks": lambda: VectorizedEngine(chunk_size=3),
+    "multicore": lambda: MultiCoreEngine(workers=2),
+    "multicore_vectorized": lambda: MultiCoreEngine(workers=2, inner="vectorized"),
+    "auto": lambda: AutoEngine(),
 }
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["vmap", "fused_fast_path"])
-@pytest.mark.parametrize("name", sorted(CLIENT_UPDATES))
-def test_mlp_equal(name, fast):
-    _assert_equal(*_both(mlp(8, [16], 3, seed=0), cohort(SIZES), CLIENT_UPDATES[name], fast=fast))
-
-
-def test_mlp_equal_in_chunks():
-    _assert_equal(*_both(mlp(8, [16], 3, seed=0), cohort(SIZES), CLIENT_UPDATES["sgd"], chunk=3))
-
-
-def test_cnn_equal():
-    g = torch.Generator().manual_seed(0)
-    clients = [ClientData(i, torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g)) for i, n in enumerate(SIZES)]
-    model = mnist_cnn(num_classes=4, channels=(3, 5), hidden=12, image_size=8, seed=0)
-    _assert_equal(*_both(model, clients, LocalSGD(epochs=1, batch_size=8, lr=0.1, momentum=0.5)))
-
-
-@pytest.mark.parametrize("output", ["last", "all"])
-def test_char_lstm_equal(output):
-    from interlearn.models.char_lstm import char_lstm
-
-    g = torch.Generator().manual_seed(0)
-    ys = (lambda n: (n,)) if output == "last" else (lambda n: (n, 6))
-    clients = [ClientData(i, torch.randint(0, 12, (n, 6), generator=g), torch.randint(0, 12, ys(n), generator=g)) for i, n in enumerate(SIZES)]
-    torch.manual_seed(0)
-    model = char_lstm(12, embed_dim=4, hidden=16, layers=2, output=output)
-    _assert_equal(*_both(model, clients, LocalSGD(epochs=1, batch_size=8, lr=0.5)))
-
-
-def test_scaffold_equal():
-    model = mlp(8, [16], 3, seed=0)
+def _run(engine, model, update, clients, extras=None, states=None):
     params = model_params(model)
-    g = torch.Generator().manual_seed(1)
-    c = {k: torch.randn(v.shape, generator=g) * 0.1 for k, v in params.items()}
-    states = {1: {k: torch.randn(v.shape, generator=g) * 0.1 for k, v in params.items()}}
-    _assert_equal(*_both(model, cohort(SIZES), ScaffoldClient(epochs=2, batch_size=8, lr=0.1), c, states))
+    gens = [client_generator(0, 1, d.client_id) for d in clients]
+    try:
+        out = run_cohort_on(engine, model, update, params, clients, states, extras, gens)
+    finally:
+        engine.stop()
+    return params, out.results, gens
 
 
-def test_frozen_params_stay_put():
-    model = mlp(8, [16], 3, seed=0)
-    model[1].weight.requires_grad_(False)
-    params, outs = _both(model, cohort(SIZES), CLIENT_UPDATES["sgd"])
-    _assert_equal(params, outs)
-    assert float(outs[1][0][0].update["1.weight"].abs().max()) == 0.0
+def _assert_equal(params, ref, got, atol=1e-5):
+    assert [r.client_id for r, _ in ref] == [r.client_id for r, _ in got]
+    for (a, sa), (b, sb) in zip(ref, got):
+        assert a.weight == b.weight and a.metrics["steps"] == b.metrics["steps"]
+        assert a.metrics["loss"] == pytest.approx(b.metrics["loss"], abs=1e-5)
+        assert list(a.update) == list(b.update) == list(params)
+        for k in params:
+            torch.testing.assert_close(b.update[k], a.update[k], atol=atol, rtol=0)
+        assert a.extras.keys() == b.extras.keys()
+        for k in a.extras:
+            torch.testing.assert_close(b.extras[k], a.extras[k], atol=atol, rtol=0)
+        assert (sa is None) == (sb is None)
+        for k in sa or {}:
+            torch.testing.assert_close(sb[k], sa[k], atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("update_name", sorted(UPDATES))
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_every_engine_equals_sequential(model_name, update_name):
+    build, clients_fn = MODELS[model_name]
+    model, clients, update = build(), clients_fn(), UPDATES[update_name]
+    if update_name == "adam":
+        # Adam divides by sqrt(v): an entry whose gradient is ~0 turns float32 rounding noise (the
+        # batched conv sums in another order) into an lr-sized step. In float64 the same
+        # comparison is tight, which is what "same math" means here.
+        model = model.double()
+        clients = [ClientData(c.client_id, c.x.double() if c.x.is_floating_point() else c.x, c.y) for c in clients]
+    extras, states = None, None
+    if update_name == "scaffold":
+        g = torch.Generator().manual_seed(1)
+        params = model_params(model)
+        extras = {k: torch.randn(v.shape, generator=g) * 0.1 for k, v in params.items()}
+        states = {1: {k: torch.randn(v.shape, generator=g) * 0.1 for k, v in params.items()}}
+    params, ref, ref_gens = _run(SequentialEngine(), model, update, clients, extras, states)
+    assert any(float(r.update[k].abs().max()) > 1e-4 for r, _ in ref for k in params)  # it trained
+    for name, make in ENGINES.items():
+        _, got, gens = _run(make(), model, update, clients, extras, states)
+        _assert_equal(params, ref, got)
+        for a, b in zip(ref_gens, gens):  # every engine leaves each generator where training left it
+            assert torch.equal(a.get_state(), b.get_state()), name
+
+
+def test_multicore_with_sequential_inside_is_bitwise_sequential():
+    model, clients = MODELS["cnn"][0](), _cnn_clients()
+    _, ref, _ = _run(SequentialEngine(), model, UPDATES["momentum"], clients)
+    _, got, _ = _run(MultiCoreEngine(workers=2, inner="sequential"), model, UPDATES["momentum"], clients)
+    for (a, _), (b, _) in zip(ref, got):
+        assert all(torch.equal(a.update[k], b.update[k]) for k in a.update)
+
+
+# ---------------------------------------------------------------- a client update written here
+
+
+@dataclass(frozen=True)
+class NormalizedSGD(StepUpdate):
+    """Steps of length ``lr`` along each tensor's gradient direction: per-tensor norms make its
+    ``apply`` not elementwise, so the batched engine must ``vmap`` it (a norm over the stacked
+    clients would be wrong)."""
+
+    lr: float = 0.05
+    batch_size: int = 6
+
+    def schedule(self, n, generator):
+        return batch_schedule(n, self.batch_size, 1, None, generator)
+
+    def objective(self, model, params, x, y):
+        return F.cross_entropy(functional_call(model, params, (x,)), y)
+
+    def apply(self, params, grads, state, ctx, t):
+        new = dict(params)
+        for k, g in grads.items():
+            new[k] = params[k] - self.lr * g / (g.norm() + 1e-12)
+        return new, state
+
+
+@dataclass(frozen=True)
+class HeavyBallStep(StepUpdate):
+    """A whole custom step written with torch.func (so the batched engine can vmap it)."""
+
+    lr: float = 0.1
+    beta: float = 0.5
+
+    def schedule(self, n, generator):
+        return batch_schedule(n, 5, 2, None, generator)
+
+    def init_state(self, params, client_state, ctx):
+        return {k: torch.zeros_like(params[k]) for k in ctx.trainable}
+
+    def step(self, model, params, state, x, y, ctx, t):
+        def loss_of(trainable):
+            return F.cross_entropy(functional_call(model, {**params, **trainable}, (x,)), y)
+
+        grads, loss = grad_and_value(loss_of)({k: params[k] for k in ctx.trainable})
+        new_state = {k: self.beta * state[k] + grads[k] for k in ctx.trainable}
+        new_params = {**params, **{k: params[k] - self.lr * new_state[k] for k in ctx.trainable}}
+        return new_params, new_state, loss
+
+
+@pytest.mark.parametrize("update", [NormalizedSGD(), HeavyBallStep()], ids=["custom_apply", "custom_step"])
+def test_a_client_update_defined_in_a_test_runs_batched(update):
+    model, clients = mlp(8, [16], 3, seed=0), _mlp_clients()
+    params, ref, _ = _run(SequentialEngine(), model, update, clients)
+    for engine in (VectorizedEngine(), MultiCoreEngine(workers=2, inner="vectorized")):
+        _, got, _ = _run(engine, model, update, clients)
+        _assert_equal(params, ref, got)
+
+
+@dataclass(frozen=True)
+class CountingSGD(LocalSGD):
+    """LocalSGD that counts the client-steps its apply advances (a batched call counts its stack)."""
+
+    counter: list = None  # type: ignore[assignment]
+
+    def apply(self, params, grads, state, ctx, t):
+        p = next(iter(grads.values()))
+        self.counter.append(p.shape[0] if p.dim() == ctx.global_params[next(iter(grads))].dim() + 1 else 1)
+        return super().apply(params, grads, state, ctx, t)
+
+
+def test_ragged_cohorts_cost_the_sum_of_their_steps():
+    counter: list[int] = []
+    update = CountingSGD(epochs=1, batch_size=4, lr=0.1, counter=counter)
+    clients = cohort([3, 40, 9, 1, 17])  # 1 .. 10 steps each
+    steps = sum(-(-len(c) // 4) for c in clients)
+    _run(VectorizedEngine(), mlp(8, [16], 3, seed=0), update, clients)
+    assert sum(counter) == steps  # not cohort x longest = 50
+    assert max(counter) == 3  # step 1: the three clients with a full batch of 4 advance together
+
+
+# ---------------------------------------------------------------- auto
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_auto_picks_a_valid_engine(model_name):
+    build, clients_fn = MODELS[model_name]
+    engine = AutoEngine()
+    params, ref, _ = _run(SequentialEngine(), build(), UPDATES["sgd"], clients_fn())
+    run_cohort_on(engine, build(), UPDATES["sgd"], params, clients_fn())
+    chosen = engine.describe()
+    engine.stop()
+    expected = "vectorized" if model_name == "mlp" else "sequential"
+    assert expected in chosen and chosen.startswith("auto -> ")
+
+
+def test_auto_rule(monkeypatch):
+    from interlearn.federated.api import EngineSetup
+    from interlearn.federated.population import Population
+
+    pop = Population.from_clients([(c.x, c.y) for c in _cnn_clients()])
+    cnn = MODELS["cnn"][0]()
+    engine, why = auto_module.choose_engine(EngineSetup(cnn, UPDATES["sgd"], pop, 4), cores=1)
+    assert isinstance(engine, SequentialEngine) and "1 core" in why
+    engine, why = auto_module.choose_engine(EngineSetup(cnn, UPDATES["sgd"], pop, 4), cores=2)
+    assert isinstance(engine, SequentialEngine) and "ms of work" in why  # a tiny round stays in process
+    monkeypatch.setattr(auto_module, "MIN_ROUND_SECONDS", 0.0)
+    engine, why = auto_module.choose_engine(EngineSetup(cnn, UPDATES["sgd"], pop, 4), cores=2)
+    assert isinstance(engine, MultiCoreEngine) and engine.inner == "sequential" and "2 cores" in why
+    engine, why = auto_module.choose_engine(EngineSetup(mlp(8, [16], 3), UPDATES["sgd"], Population.from_clients([(c.x, c.y) for c in _mlp_clients()]), 4), cores=2)
+    assert isinstance(engine, MultiCoreEngine) and engine.inner == "vectorized"
+    engine, why = auto_module.choose_engine(EngineSetup(mlp(8, [16], 3), ScaffoldClient(), pop, 1), cores=2)
+    assert isinstance(engine, VectorizedEngine) and "cohort 1" in why  # SCAFFOLD's apply on closed-form gradients
+
+
+# ---------------------------------------------------------------- errors
 
 
 @pytest.mark.parametrize(
@@ -109,7 +256,7 @@ def test_frozen_params_stay_put():
 )
 def test_unvectorizable_model_suggests_sequential(model, match):
     with pytest.raises(ConfigError, match=f"(?s){match}.*sequential"):
-        VectorizedEngine().run_cohort(model, CLIENT_UPDATES["sgd"], model_params(model), cohort([4]), {}, {}, [torch.Generator()])
+        run_cohort_on(VectorizedEngine(), model, UPDATES["sgd"], model_params(model), cohort([4]))
 
 
 def test_nn_lstm_suggests_sequential():
@@ -122,10 +269,10 @@ def test_nn_lstm_suggests_sequential():
             return self.lstm(x)[0][:, -1]
 
     with pytest.raises(ConfigError, match="sequential"):
-        VectorizedEngine().run_cohort(M(), CLIENT_UPDATES["sgd"], model_params(M()), cohort([4]), {}, {}, [torch.Generator()])
+        run_cohort_on(VectorizedEngine(), M(), UPDATES["sgd"], model_params(M()), cohort([4]))
 
 
-def test_sequential_runs_batchnorm_and_lstm():
+def test_sequential_and_multicore_run_batchnorm_and_lstm():
     class M(nn.Module):
         def __init__(self):
             super().__init__()
@@ -136,23 +283,52 @@ def test_sequential_runs_batchnorm_and_lstm():
         def forward(self, x):
             return self.head(self.lstm(self.bn(x).unsqueeze(1))[0][:, -1])
 
+    torch.manual_seed(0)
     m = M()
     params = model_params(m)
     assert "bn.running_mean" in params and "bn.num_batches_tracked" not in params
-    outs = SequentialEngine().run_cohort(m, CLIENT_UPDATES["sgd"], params, cohort([10, 12]), {}, {}, [torch.Generator(), torch.Generator()])
-    assert float(outs[0][0].update["bn.running_mean"].abs().sum()) > 0  # BN statistics are averaged too
+    _, ref, _ = _run(SequentialEngine(), m, UPDATES["sgd"], cohort([10, 12]))
+    assert float(ref[0][0].update["bn.running_mean"].abs().sum()) > 0  # BN statistics are averaged too
+    _, got, _ = _run(MultiCoreEngine(workers=2), m, UPDATES["sgd"], cohort([10, 12]))
+    _assert_equal(params, ref, got)
 
 
-def test_unsupported_client_update_suggests_sequential():
-    def my_update(model, params, data, state, extras, gen):  # a custom ClientUpdate
-        raise AssertionError("not called")
+def test_a_plain_callable_update_runs_everywhere_but_vectorized():
+    def my_update(model, params, data, state, extras, gen):  # a custom ClientUpdate without steps
+        return LocalSGD(epochs=1, batch_size=4)(model, params, data, state, extras, gen)
 
-    with pytest.raises(ConfigError, match="sequential"):
-        VectorizedEngine().run_cohort(mlp(8, [4], 3), my_update, {}, cohort([4]), {}, {}, [torch.Generator()])
+    model = mlp(8, [4], 3, seed=0)
+    with pytest.raises(ConfigError, match="StepUpdate.*sequential"):
+        run_cohort_on(VectorizedEngine(), model, my_update, model_params(model), cohort([4]))
+    params, ref, _ = _run(SequentialEngine(), model, my_update, cohort([5, 9]))
+    _, got, _ = _run(MultiCoreEngine(workers=2), model, my_update, cohort([5, 9]))
+    _assert_equal(params, ref, got)
+
+
+def test_multicore_reraises_a_client_error_with_its_type():
+    model = mlp(8, [4], 3, seed=0)
+    with pytest.raises(DataError, match="no training examples"):
+        _run(MultiCoreEngine(workers=2), model, UPDATES["sgd"], cohort([5, 0]))
+
+
+def _die(model, params, data, state, extras, gen):
+    os._exit(3)
+
+
+def test_multicore_names_a_dead_worker():
+    model = mlp(8, [4], 3, seed=0)
+    with pytest.raises(InterlearnError, match="worker .* died .*exit code 3"):
+        _run(MultiCoreEngine(workers=2), model, _die, cohort([5, 6]))
 
 
 def test_engine_registry():
     assert get_engine("sequential").name == "sequential"
     assert get_engine("vectorized", chunk_size=4).name == "vectorized"
+    assert get_engine("multicore", workers=2).name == "multicore"
+    assert get_engine("auto").name == "auto"
     with pytest.raises(ConfigError, match="vectorized"):
         get_engine("vectorised")
+    with pytest.raises(ConfigError, match="workers=0"):
+        MultiCoreEngine(workers=0)
+    with pytest.raises(ConfigError, match="not started"):
+        SequentialEngine().bound()

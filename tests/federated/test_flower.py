@@ -6,6 +6,8 @@ fixture's teardown, also when a test fails.
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import json
 import time
@@ -174,13 +176,13 @@ class _DropFromRound(SequentialEngine):
     """Reference for the kill test: the sequential engine losing ``victim`` from round ``start``."""
 
     def __init__(self, victim: int, start: int) -> None:
+        super().__init__(warmup=False)
         self.victim, self.start, self.round = victim, start, 0
 
-    def run_cohort(self, model, client_update, params, cohort, client_states, server_extras, generators):
+    def run_cohort(self, task):
         self.round += 1
-        keep = [(d, g) for d, g in zip(cohort, generators) if self.round < self.start or d.client_id != self.victim]
-        return super().run_cohort(model, client_update, params, [d for d, _ in keep], client_states,
-                                  server_extras, [g for _, g in keep])
+        keep = [(c, g) for c, g in zip(task.clients, task.generators) if self.round < self.start or c != self.victim]
+        return super().run_cohort(dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep]))
 
 
 def test_killed_supernode_is_a_dropout(federation):

@@ -5,6 +5,7 @@ One Ray session serves the whole module (start-up takes seconds on a small CI ma
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ ray = pytest.importorskip("ray", reason="the ray engine needs the federated extr
 from interlearn.errors import ConfigError  # noqa: E402
 from interlearn.federated.api import ClientData, ClientResult  # noqa: E402
 from interlearn.federated.client import LocalSGD, ScaffoldClient  # noqa: E402
-from interlearn.federated.engines import SequentialEngine, get_engine  # noqa: E402
+from interlearn.federated.engines import SequentialEngine, get_engine, run_cohort_on  # noqa: E402
 from interlearn.federated.engines.ray_engine import RayEngine  # noqa: E402
 from interlearn.federated.population import Population  # noqa: E402
 from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
@@ -68,7 +69,7 @@ def test_fedavg_equals_sequential(engine):
     assert _max_diff(ref.params, got.params) < 1e-5
     assert _max_diff(ref.params, _model().state_dict()) > 1e-3  # training moved the model
     assert [h["reported"] for h in got.history] == [4, 4, 4]
-    assert engine.last_dropped == []
+    assert not any("engine_dropped" in h for h in got.history)
 
 
 def test_scaffold_client_state_survives_rounds(engine):
@@ -83,7 +84,7 @@ def test_scaffold_client_state_survives_rounds(engine):
     strategy = get_strategy("scaffold", num_clients=len(pop))
     extras = server_extras(strategy, strategy.init(params))
     gens = [torch.Generator().manual_seed(i) for i in range(2)]
-    outs = engine.run_cohort(model, update, params, [pop.client(0), pop.client(1)], {}, extras, gens)
+    outs = run_cohort_on(engine, model, update, params, [pop.client(0), pop.client(1)], {}, extras, gens).results
     states = [st for _, st in outs]
     assert all(st is not None and _max_diff(st, {k: torch.zeros_like(v) for k, v in st.items()}) > 0 for st in states)
 
@@ -96,8 +97,8 @@ def test_generators_advance_like_sequential(engine):
     g_seq = [torch.Generator().manual_seed(i) for i in range(3)]
     g_ray = [torch.Generator().manual_seed(i) for i in range(3)]
     cohort = [pop.client(c) for c in (0, 2, 4)]
-    seq = SequentialEngine().run_cohort(model, update, params, cohort, {}, {}, g_seq)
-    got = engine.run_cohort(model, update, params, cohort, {}, {}, g_ray)
+    seq = run_cohort_on(SequentialEngine(), model, update, params, cohort, generators=g_seq).results
+    got = run_cohort_on(engine, model, update, params, cohort, generators=g_ray).results
     for (a, _), (b, _) in zip(seq, got):
         assert a.client_id == b.client_id and _max_diff(a.update, b.update) < 1e-6
     assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(g_seq, g_ray))
@@ -121,12 +122,12 @@ class SkipVictim(SequentialEngine):
     """Reference: the sequential engine with the victim's result removed."""
 
     def __init__(self, victim: int) -> None:
+        super().__init__(warmup=False)
         self.victim = victim
 
-    def run_cohort(self, model, client_update, params, cohort, client_states, server_extras, generators):
-        keep = [(d, g) for d, g in zip(cohort, generators) if d.client_id != self.victim]
-        return super().run_cohort(model, client_update, params, [d for d, _ in keep], client_states,
-                                  server_extras, [g for _, g in keep])
+    def run_cohort(self, task):
+        keep = [(c, g) for c, g in zip(task.clients, task.generators) if c != self.victim]
+        return super().run_cohort(dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep]))
 
 
 def test_lost_worker_is_a_dropout_and_the_run_continues(engine):
@@ -136,7 +137,7 @@ def test_lost_worker_is_a_dropout_and_the_run_continues(engine):
     update = CrashingClient(LocalSGD(epochs=1, batch_size=5, lr=0.1), victim=2, driver_pid=os.getpid())
     got = simulate(_model(), pop, update, get_strategy("fedavg"), config, engine=engine)
     assert [h["reported"] for h in got.history] == [5, 5]
-    assert engine.last_dropped == [2]
+    assert [h["engine_dropped"] for h in got.history] == [[2], [2]]
     ref = simulate(_model(), pop, update, get_strategy("fedavg"), config, engine=SkipVictim(2))
     assert _max_diff(ref.params, got.params) < 1e-5
 
@@ -149,7 +150,7 @@ def test_client_errors_keep_their_type(engine):
     from interlearn.errors import DataError
 
     with pytest.raises(DataError, match="no training examples"):
-        engine.run_cohort(model, LocalSGD(), params, [pop.client(0), empty], {}, {}, [torch.Generator(), torch.Generator()])
+        run_cohort_on(engine, model, LocalSGD(), params, [pop.client(0), empty])
 
 
 def test_registry_and_bad_arguments():
@@ -159,12 +160,12 @@ def test_registry_and_bad_arguments():
     with pytest.raises(ConfigError, match="timeout_s"):
         RayEngine(timeout_s=0)
     with pytest.raises(ConfigError, match="generators"):
-        RayEngine().run_cohort(nn.Linear(1, 1), LocalSGD(), {}, [ClientData(0, torch.zeros(1, 1), torch.zeros(1))], {}, {}, [])
+        run_cohort_on(RayEngine(), nn.Linear(1, 1), LocalSGD(), {}, [ClientData(0, torch.zeros(1, 1), torch.zeros(1))], generators=[])
 
 
 def test_result_is_a_client_result(engine):
     pop = _population()
     model = _model()
     params = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    [(res, _)] = engine.run_cohort(model, LocalSGD(), params, [pop.client(1)], {}, {}, [torch.Generator()])
+    [(res, _)] = run_cohort_on(engine, model, LocalSGD(), params, [pop.client(1)]).results
     assert isinstance(res, ClientResult) and res.weight == 14.0 and set(res.update) == set(params)

@@ -22,7 +22,7 @@ def _write(tmp_path, **over):
 
 def test_example_recipe_validates():
     kind, cfg = load_recipe(next(p for p in example_recipes() if p.name == "federated.yaml"))
-    assert kind == "federated" and cfg.strategy.name == "fedavg" and cfg.engine == "vectorized"
+    assert kind == "federated" and cfg.strategy.name == "fedavg" and cfg.engine == "auto"
 
 
 def test_recipe_runs_and_resumes(tmp_path):

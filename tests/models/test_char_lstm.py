@@ -9,6 +9,7 @@ from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, ShapeError
 from interlearn.models.char_lstm import (
     CharLSTMConfig,
+    LSTMLayer,
     char_lstm,
     dequantize_int8,
     distill_char_lstm,
@@ -140,14 +141,14 @@ def test_vectorized_engine_equals_sequential_on_char_lstm(output):
     exactly as the sequential reference does: same updates within 1e-5."""
     from interlearn.federated.api import ClientData
     from interlearn.federated.client import LocalSGD
-    from interlearn.federated.engines import get_engine
+    from interlearn.federated.engines import get_engine, run_cohort_on
     from interlearn.federated.params import model_params
 
     torch.manual_seed(0)
     m = char_lstm(V, hidden=12, output=output)
     params = model_params(m)
     cohort = []
-    for cid, n in enumerate((7, 12, 4)):  # different sizes: masking in the vectorized engine
+    for cid, n in enumerate((7, 12, 4)):  # different sizes: ragged steps in the vectorized engine
         x = torch.randint(0, V, (n, 10), dtype=torch.uint8)
         y = torch.randint(0, V, (n,) if output == "last" else (n, 10))
         cohort.append(ClientData(cid, x, y))
@@ -155,7 +156,7 @@ def test_vectorized_engine_equals_sequential_on_char_lstm(output):
 
     def run(engine):
         gens = [torch.Generator().manual_seed(100 + c.client_id) for c in cohort]
-        return get_engine(engine).run_cohort(m, update, params, cohort, {}, {}, gens)
+        return run_cohort_on(get_engine(engine), m, update, params, cohort, generators=gens).results
 
     seq, vec = run("sequential"), run("vectorized")
     for (rs, _), (rv, _) in zip(seq, vec):
@@ -163,3 +164,16 @@ def test_vectorized_engine_equals_sequential_on_char_lstm(output):
         for k in params:
             torch.testing.assert_close(rv.update[k], rs.update[k], atol=1e-5, rtol=1e-5)
         assert abs(rs.metrics["loss"] - rv.metrics["loss"]) < 1e-5
+
+
+def test_fused_kernel_equals_explicit_gates_forward_and_backward():
+    """The layer runs torch.lstm outside vmap and its explicit gates inside: same function."""
+    torch.manual_seed(0)
+    layer = LSTMLayer(5, 7)
+    x = torch.randn(3, 9, 5, requires_grad=True)
+    fused, explicit = layer(x), layer.explicit(x)
+    torch.testing.assert_close(fused, explicit, atol=1e-6, rtol=0)
+    g_fused = torch.autograd.grad(fused.square().sum(), [x, *layer.parameters()])
+    g_explicit = torch.autograd.grad(explicit.square().sum(), [x, *layer.parameters()])
+    for a, b in zip(g_fused, g_explicit):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

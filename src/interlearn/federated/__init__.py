@@ -7,7 +7,7 @@ The pieces (each one small and replaceable; interfaces in :mod:`interlearn.feder
                       client_update=LocalSGD(epochs=1, batch_size=10, lr=0.1),
                       strategy=get_strategy("fedavg"),
                       config=SimulationConfig(rounds=20, clients_per_round=10, seed=0),
-                      engine="vectorized", test=(x_test, y_test), run_dir="runs/fedavg")
+                      test=(x_test, y_test), run_dir="runs/fedavg")    # engine="auto" picks the fastest
 
 How to plug things in:
 
@@ -25,18 +25,24 @@ How to plug things in:
   plug in here, e.g. ``get_strategy("fedadam", aggregator=my_median)``) + a **server optimizer**
   (``init``/``step(params, delta, state)``). Register new ones with ``register_strategy`` /
   ``register_aggregator`` so recipes can name them.
-* **An engine** is ``run_cohort(model, client_update, params, cohort, client_states,
-  server_extras, generators) -> [(ClientResult, new_client_state)]``; register it with
-  ``register_engine``. ``sequential`` is the reference, ``vectorized`` the fast path
-  (``torch.func`` over the stacked cohort), ``ray`` scales out.
-* **A client update** is ``__call__(model, params, data, client_state, server_extras,
-  generator) -> (ClientResult, new_state)`` (see :class:`LocalSGD`, :class:`ScaffoldClient`).
+* **A client update** is written as one step (:class:`StepUpdate`: ``objective`` + ``apply``,
+  the optimizer's math, see :class:`LocalSGD`, :class:`ScaffoldClient`); every engine runs
+  that step. Any callable ``(model, params, data, client_state, server_extras, generator) ->
+  (ClientResult, new_state)`` also works, on every engine but ``vectorized``.
+* **An engine** only schedules clients (:class:`Engine`: ``start(setup)``,
+  ``run_cohort(task) -> CohortOutcome``, ...; subclass :class:`EngineBase` for the defaults and
+  register it with ``register_engine``). ``auto`` (the default) picks the fastest of
+  ``sequential`` (the reference), ``vectorized`` (batched steps over the stacked cohort),
+  ``multicore`` (worker processes, one per core); ``ray`` scales out to machines.
 """
 
 from interlearn.federated.aggregate import WeightedMean, weighted_mean
 from interlearn.federated.api import (
     Aggregator,
     ClientData,
+    CohortOutcome,
+    CohortTask,
+    EngineSetup,
     ClientResult,
     ClientUpdate,
     Engine,
@@ -45,10 +51,18 @@ from interlearn.federated.api import (
     Strategy,
     UpdateStep,
 )
-from interlearn.federated.client import LocalSGD, ScaffoldClient, batch_schedule
+from interlearn.federated.client import LocalSGD, ScaffoldClient, StepContext, StepUpdate, batch_schedule, run_client
 from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
-from interlearn.federated.engines import SequentialEngine, get_engine, register_engine
-from interlearn.federated.engines.vectorized import VectorizedEngine
+from interlearn.federated.engines import (
+    AutoEngine,
+    EngineBase,
+    MultiCoreEngine,
+    SequentialEngine,
+    VectorizedEngine,
+    get_engine,
+    register_engine,
+    run_cohort_on,
+)
 from interlearn.federated.evaluate import client_accuracies, evaluate_params
 from interlearn.federated.params import load_params, model_params
 from interlearn.federated.partition import dirichlet, iid, natural, partition, partition_stats, quantity_skew, shards
@@ -64,7 +78,17 @@ from interlearn.federated.strategies import (
 
 __all__ = [
     "Aggregator",
+    "AutoEngine",
     "ClientData",
+    "CohortOutcome",
+    "CohortTask",
+    "EngineBase",
+    "EngineSetup",
+    "MultiCoreEngine",
+    "StepContext",
+    "StepUpdate",
+    "run_client",
+    "run_cohort_on",
     "ClientResult",
     "ClientUpdate",
     "Engine",

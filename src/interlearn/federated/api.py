@@ -30,6 +30,9 @@ import torch
 from interlearn.types import ClientId, Params
 
 __all__ = [
+    "CohortOutcome",
+    "CohortTask",
+    "EngineSetup",
     "ClientData",
     "ClientResult",
     "ClientUpdate",
@@ -198,22 +201,106 @@ class UpdateStep(Protocol):
     def after(self, old: Params, new: Params, ctx: RoundContext) -> Params: ...
 
 
+@dataclass(frozen=True)
+class EngineSetup:
+    """What an engine is bound to for a whole run (:meth:`Engine.start`).
+
+    Attributes:
+        model: the architecture (a scratch vessel; its weights are overwritten by params).
+        client_update: the local training every client runs.
+        population: the clients' data (``population.client(cid)`` materializes one client; a
+            deployed population holds ids and sizes only).
+        max_cohort: the largest cohort the run will hand over (engines may size buffers by it).
+    """
+
+    model: torch.nn.Module
+    client_update: ClientUpdate
+    population: Any
+    max_cohort: int = 0
+
+
+@dataclass(frozen=True)
+class CohortTask:
+    """One round's work for an engine: the clients to train and what the server sends them.
+
+    Attributes:
+        round: the round index.
+        params: the global params.
+        clients: the ids of the clients to train, in cohort order.
+        client_states: each client's private state (``None`` before its first round).
+        server_extras: tensors the strategy sends with the model (SCAFFOLD's control variate).
+        generators: one generator per client (its local batch order); engines leave each in
+            the state local training left it.
+        client_round: when the engine's clients run the update steps' client hooks themselves
+            (``Engine.runs_client_steps``), the step states they need.
+    """
+
+    round: int
+    params: Params
+    clients: Sequence[ClientId]
+    client_states: dict[ClientId, Params | None]
+    server_extras: Params
+    generators: Sequence[torch.Generator]
+    client_round: Any = None
+
+
+@dataclass
+class CohortOutcome:
+    """What an engine returns for a round.
+
+    Attributes:
+        results: ``(result, new client state)`` for every client that finished, in cohort order.
+        dropped: clients lost on the way (a dead worker or node, a timeout).
+        client_contexts: for clients that ran the update steps' client hooks themselves, the
+            notes and log lines those hooks wrote, by client id.
+    """
+
+    results: list[tuple[ClientResult, Params | None]]
+    dropped: list[ClientId] = field(default_factory=list)
+    client_contexts: dict[ClientId, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+
+
+@runtime_checkable
 class Engine(Protocol):
-    """Where client updates run. Same strategy and client code on every engine."""
+    """Where and how a cohort's client updates run (one after another, batched, on worker
+    processes, on Ray, on Flower nodes). The same client update and strategy run on every
+    engine; an engine only schedules. Every capability the round loop uses is declared here;
+    :class:`interlearn.federated.engines.base.EngineBase` gives the defaults.
+
+    Attributes:
+        name: the engine's registry name.
+        runs_client_steps: the engine's clients run the update steps' client hooks themselves
+            (real devices); the round loop then sends the step states with the task
+            (``CohortTask.client_round``) and reads the hooks' notes from the outcome.
+    """
 
     name: str
+    runs_client_steps: bool
 
-    def run_cohort(
-        self,
-        model: torch.nn.Module,
-        client_update: ClientUpdate,
-        params: Params,
-        cohort: Sequence[ClientData],
-        client_states: dict[ClientId, Params | None],
-        server_extras: Params,
-        generators: Sequence[torch.Generator],
-    ) -> list[tuple[ClientResult, Params | None]]:
-        """Run ``client_update`` for every client of the cohort; return ``(result, new client
-        state)`` pairs in cohort order. An engine may leave out clients it lost (a dead worker,
-        a timeout): the round loop aggregates over the results it gets."""
+    def start(self, setup: EngineSetup) -> None:
+        """Bind to a run before its first round (start workers, warm up); idempotent."""
+        ...
+
+    def run_cohort(self, task: CohortTask) -> CohortOutcome:
+        """Train the task's clients; results in cohort order. An engine may leave out clients it
+        lost (listed in ``CohortOutcome.dropped``): the round loop aggregates what it gets."""
+        ...
+
+    def protocol_channel(self, round_: int) -> Any:
+        """A channel for multi-message protocols to the clients (secure aggregation on real
+        devices), or ``None`` when the clients run in process."""
+        ...
+
+    def client_accuracies(
+        self, model: torch.nn.Module, params: Params, population: Any, clients: Sequence[ClientId] | None = None
+    ) -> dict[ClientId, float]:
+        """Each client's accuracy of ``params`` on its own data (only the numbers leave)."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the run log: the engine and what it decided (``auto``'s choice)."""
+        ...
+
+    def stop(self) -> None:
+        """Release workers and other resources (the engine can be started again)."""
         ...

@@ -133,16 +133,13 @@ def check_remote_steps(steps: Sequence[UpdateStep], engine: Any) -> None:
     """Refuse steps whose protocol the engine cannot carry to its remote clients.
 
     Raises:
-        ConfigError: a step has ``needs_channel = True`` and the engine has no
+        ConfigError: a step has ``needs_channel = True`` and the engine offers no
             ``protocol_channel``; the message names both.
     """
-    if hasattr(engine, "protocol_channel"):
-        return
     bad = [s.name for s in steps if getattr(s, "needs_channel", False)]
-    if bad:
-        name = getattr(engine, "name", type(engine).__name__)
+    if bad and engine.protocol_channel(0) is None:
         raise ConfigError(
-            f"update step(s) {bad} need extra protocol messages to the clients, which the {name!r} engine "
+            f"update step(s) {bad} need extra protocol messages to the clients, which the {engine.name!r} engine "
             "cannot send (it has no protocol_channel); remove them from the steps or use an in-process "
-            "engine (sequential, vectorized, ray) or the Flower engine"
+            "engine (sequential, vectorized, multicore, ray) or the Flower engine"
         )

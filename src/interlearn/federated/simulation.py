@@ -1,7 +1,10 @@
-"""The round loop: sample -> dispatch -> client steps -> server steps -> aggregate -> evaluate
--> checkpoint (McMahan et al. 2017, Algorithm 1, with the composition of Reddi et al. 2021 and
-the system view of Bonawitz et al. 2019). Read :func:`simulate` top to bottom: it is the whole
-federated run.
+"""The round loop: sample -> run clients -> client steps -> server steps -> aggregate ->
+evaluate -> checkpoint (McMahan et al. 2017, Algorithm 1, with the composition of Reddi et al.
+2021 and the system view of Bonawitz et al. 2019). Read :func:`simulate` top to bottom, then
+one function per phase (:func:`_round`, :func:`_run_clients`, :func:`_aggregate`,
+:func:`_evaluate`, :func:`_record`): that is the whole federated run. The engine only decides
+how the cohort's clients are scheduled; everything it may do differently is declared on the
+engine protocol (:class:`~interlearn.federated.api.Engine`).
 
 Determinism: the cohort, the dropouts and every client's local generator are derived from
 ``(seed, round, client)``, and the torch global RNG is re-seeded per round inside a fork, so a
@@ -24,7 +27,7 @@ from torch import nn
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from interlearn.errors import CheckpointError, ConfigError, RoundSkipped, TrainingDivergedError
-from interlearn.federated.api import ClientResult, ClientUpdate, Engine, RoundContext, Strategy, UpdateStep
+from interlearn.federated.api import ClientResult, ClientUpdate, CohortTask, Engine, EngineSetup, RoundContext, Strategy, UpdateStep
 from interlearn.federated.client_steps import (
     ClientRound,
     apply_client_steps,
@@ -35,8 +38,9 @@ from interlearn.federated.client_steps import (
 )
 from interlearn.federated.comm import download_bytes, upload_bytes
 from interlearn.federated.engines import get_engine
-from interlearn.federated.evaluate import client_accuracies, evaluate_params, summarize_accuracies
+from interlearn.federated.evaluate import evaluate_params, summarize_accuracies
 from interlearn.federated.params import clone_params, model_params
+from interlearn.federated.plots import plot_client_accuracy, plot_history
 from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
     _mix,
@@ -125,6 +129,7 @@ class SimulationResult:
         bytes_down / bytes_up: totals over the run (this process's rounds and resumed ones).
         stopped: why the run ended early (an update step asked), or ``None``.
         run_dir: the run folder, when one was given.
+        engine: the engine that ran the clients (``auto``'s choice included).
     """
 
     params: Params
@@ -135,6 +140,7 @@ class SimulationResult:
     bytes_up: int = 0
     stopped: str | None = None
     run_dir: Path | None = None
+    engine: str = ""
 
     @property
     def final_accuracy(self) -> float | None:
@@ -145,55 +151,59 @@ class SimulationResult:
         return None
 
 
-def _save(run_dir: Path, round_: int, params: Params, state: Params, client_states: dict[ClientId, Params | None],
-          memory: dict[ClientId, Params], steps: Sequence[UpdateStep], totals: dict[str, int], config: SimulationConfig,
-          population: int) -> None:
-    tensors: dict[str, torch.Tensor] = {f"params/{k}": v for k, v in params.items()}
-    tensors.update({f"strategy/{k}": v for k, v in state.items()})
-    for cid, st in client_states.items():
+def _save(run_dir: Path, run: _Run, round_: int, steps: Sequence[UpdateStep], config: SimulationConfig, population: int) -> None:
+    tensors: dict[str, torch.Tensor] = {f"params/{k}": v for k, v in run.params.items()}
+    tensors.update({f"strategy/{k}": v for k, v in run.state.items()})
+    for cid, st in run.client_states.items():
         for k, v in (st or {}).items():
             tensors[f"client/{cid}/{k}"] = v
-    for cid, mem in memory.items():  # the steps' per-client memory (e.g. compression residuals)
+    for cid, mem in run.memory.items():  # the steps' per-client memory (e.g. compression residuals)
         for k, v in mem.items():
             tensors[f"memory/{cid}/{k}"] = v
     tensors.update(rng_state())
-    meta = {"round": round_, "seed": config.seed, "population": population, "totals": totals,
+    meta = {"round": round_, "seed": config.seed, "population": population, "totals": run.totals,
             "steps": step_states(steps), "config": asdict(config)}
     save_checkpoint(run_dir / CHECKPOINT, tensors, meta)
 
 
-def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Sequence[UpdateStep]
-          ) -> tuple[int, Params, Params, dict[ClientId, Params | None], dict[ClientId, Params], dict[str, int]]:
+def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Sequence[UpdateStep], device: torch.device) -> _Run:
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT)
     if meta.get("seed") != config.seed or meta.get("population") != population:
         raise CheckpointError(
             f"checkpoint in {run_dir / CHECKPOINT} is for seed={meta.get('seed')}, population={meta.get('population')}; "
             f"this run has seed={config.seed}, population={population}: use the same run or start without resume"
         )
-    params: Params = {}
-    state: Params = {}
-    clients: dict[ClientId, Params | None] = {}
-    memory: dict[ClientId, Params] = {}
+    run = _Run(params={}, state={}, start=int(meta["round"]) + 1, totals=dict(meta.get("totals", {})))
+    clients: dict[ClientId, Params] = {}
     for name, t in tensors.items():
         head, _, rest = name.partition("/")
+        t = t.to(device)
         if head == "params":
-            params[rest] = t
+            run.params[rest] = t
         elif head == "strategy":
-            state[rest] = t
-        elif head == "client":
+            run.state[rest] = t
+        elif head in ("client", "memory"):
             cid, _, key = rest.partition("/")
-            clients.setdefault(int(cid), {})[key] = t  # type: ignore[index]
-        elif head == "memory":
-            cid, _, key = rest.partition("/")
-            memory.setdefault(int(cid), {})[key] = t
+            (clients if head == "client" else run.memory).setdefault(int(cid), {})[key] = t
+    run.client_states = dict(clients)
     for step, st in zip(steps, meta.get("steps", [])):
         if st is not None and hasattr(step, "load_state_dict"):
-            step.load_state_dict(st)  # type: ignore[attr-defined]
-    return int(meta["round"]), params, state, clients, memory, dict(meta.get("totals", {}))
+            step.load_state_dict(st)
+    return run
 
 
-def _to(params: Params, device: torch.device) -> Params:
-    return {k: v.to(device) for k, v in params.items()}
+@dataclass
+class _Run:
+    """The state a run carries from round to round (and what a checkpoint holds)."""
+
+    params: Params
+    state: Params
+    start: int = 1
+    totals: dict[str, int] = field(default_factory=lambda: {"bytes_down": 0, "bytes_up": 0})
+    client_states: dict[ClientId, Params | None] = field(default_factory=dict)
+    memory: dict[ClientId, Params] = field(default_factory=dict)  # the steps' per-client memory
+    history: list[dict[str, Any]] = field(default_factory=list)
+    client_accuracy: dict[ClientId, float] = field(default_factory=dict)
 
 
 def _finite(params: Params) -> bool:
@@ -207,7 +217,7 @@ def simulate(
     strategy: Strategy,
     config: SimulationConfig,
     *,
-    engine: str | Engine = "sequential",
+    engine: str | Engine = "auto",
     steps: Sequence[UpdateStep] = (),
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
     run_dir: str | Path | None = None,
@@ -224,7 +234,9 @@ def simulate(
         client_update: local training (e.g. :class:`~interlearn.federated.client.LocalSGD`).
         strategy: server aggregation (e.g. ``get_strategy("fedavg")``).
         config: rounds, cohort, dropouts, evaluation, checkpoints, seed, progress.
-        engine: an engine or its name (``"sequential"``, ``"vectorized"``, ``"ray"``).
+        engine: an engine or its name: ``"auto"`` (the fastest for this model and machine; its
+            choice is logged), ``"sequential"``, ``"vectorized"``, ``"multicore"``, ``"ray"``.
+            An engine built from a name is stopped at the end; one passed in is left running.
         steps: update steps (clip, noise, compress, validate, secure aggregation) in client
             order; server hooks run in reverse.
         test: a global test set ``(x, y)``.
@@ -238,153 +250,184 @@ def simulate(
 
     Raises:
         ConfigError: checkpoints or resume without ``run_dir``; a cohort larger than the
-            population.
+            population; update steps the engine cannot carry to its clients.
         CheckpointError: resuming from a checkpoint of another run.
         TrainingDivergedError: the global params became NaN/Inf (the last checkpoint is kept).
     """
     eng = get_engine(engine) if isinstance(engine, str) else engine
     out = Path(run_dir) if run_dir is not None else None
+    size = _check_run(config, len(population), out, resume)
+    run = _open_run(model, strategy, config, len(population), steps, out, resume, initial_params)
+    eng.start(EngineSetup(model, client_update, population, size))
+    if eng.runs_client_steps:
+        check_remote_steps(steps, eng)
+    if config.progress:
+        print(f"engine: {eng.describe()}", flush=True)
+    stopped: str | None = None
+    try:
+        for r in range(run.start, config.rounds + 1):
+            rec, ctx = _round(r, eng, model, population, strategy, config, steps, run, size)
+            last = r == config.rounds or bool(ctx.notes.get("stop"))
+            _evaluate(rec, eng, model, population, config, test, run, last, r)
+            rec.update({k: v for k, v in ctx.notes.items() if isinstance(v, (int, float, str, bool))})
+            if ctx.log:
+                rec["log"] = list(ctx.log)
+            if r == run.start:
+                rec["engine"] = eng.describe()
+            _record(rec, run, out, config, steps, len(population), last, on_round)
+            if ctx.notes.get("stop"):
+                stopped = str(ctx.notes["stop"])
+                break
+    finally:
+        if isinstance(engine, str):
+            eng.stop()
+    if out is not None and run.history:
+        plot_history(run.history, out / "accuracy.png")
+        if run.client_accuracy:
+            plot_client_accuracy(list(run.client_accuracy.values()), out / "client_accuracy.png")
+    return SimulationResult(run.params, run.history, run.client_accuracy, run.state, run.totals["bytes_down"],
+                            run.totals["bytes_up"], stopped, out, eng.describe())
+
+
+def _check_run(config: SimulationConfig, n_clients: int, out: Path | None, resume: bool) -> int:
+    """The cohort size; refuses settings no round could run with."""
     if out is None and (config.checkpoint_every or resume):
         raise ConfigError("checkpoint_every / resume need a run_dir to hold the checkpoint")
-    n_clients = len(population)
     size = cohort_size(n_clients, config.fraction, config.clients_per_round)
     if config.min_survivors > size:
         raise ConfigError(f"min_survivors={config.min_survivors} exceeds the cohort size {size}: no round could ever run")
+    return size
 
+
+def _open_run(model: nn.Module, strategy: Strategy, config: SimulationConfig, n_clients: int, steps: Sequence[UpdateStep],
+              out: Path | None, resume: bool, initial_params: Params | None) -> _Run:
+    """A fresh run, or the one ``out``'s checkpoint holds (its metrics up to the checkpoint kept)."""
     params = clone_params(initial_params) if initial_params is not None else model_params(model)
-    state = strategy.init(params)
-    client_states: dict[ClientId, Params | None] = {}
-    memory: dict[ClientId, Params] = {}  # the steps' per-client memory (clients on remote engines keep their own)
-    remote_steps = bool(getattr(eng, "runs_client_steps", False))  # Flower: the nodes run the client hooks
-    if remote_steps:
-        check_remote_steps(steps, eng)
-    totals = {"bytes_down": 0, "bytes_up": 0}
-    start = 1
-    history: list[dict[str, Any]] = []
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        metrics_path = out / METRICS
-        if resume and has_checkpoint(out / CHECKPOINT):
-            done, params, state, client_states, memory, totals = _load(out, config, n_clients, steps)
-            dev = next(iter(model_params(model).values())).device
-            params, state = _to(params, dev), _to(state, dev)
-            client_states = {c: _to(s, dev) if s is not None else None for c, s in client_states.items()}
-            memory = {c: _to(m, dev) for c, m in memory.items()}
-            start = done + 1
-            if metrics_path.exists():  # keep the records up to the checkpoint; later ones are redone
-                kept = [json.loads(s) for s in metrics_path.read_text().splitlines() if s.strip()]
-                history = [h for h in kept if h.get("round", 0) <= done]
-            if config.progress:
-                print(f"resuming after round {done} from {out / CHECKPOINT}", flush=True)
-        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-
-    stopped: str | None = None
-    accs: dict[ClientId, float] = {}
-    for r in range(start, config.rounds + 1):
-        t0 = time.perf_counter()
-        rec: dict[str, Any] = {"round": r}
-        ctx = RoundContext(r, round_generator(config.seed, r, 1))
-        ctx.notes["global_params"] = params  # reference for steps that validate keys/shapes/dtypes
-        if remote_steps and hasattr(eng, "protocol_channel"):
-            ctx.channel = eng.protocol_channel(r)  # protocol rounds to the clients (secure aggregation)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_mix(config.seed, r, 3))  # model-internal randomness (dropout layers)
-            cohort = sample_cohort(n_clients, size, round_generator(config.seed, r, 0))
-            survivors, dropped = apply_dropout(cohort, config.dropout, round_generator(config.seed, r, 2))
-            extras = server_extras(strategy, state)
-            rec.update(cohort=len(cohort), dropped=len(dropped))
-            rec["bytes_down"] = download_bytes(params, extras, len(cohort))
-            try:
-                check_survivors(len(survivors), config.min_survivors, r)
-                # ---- client side: only here does raw data exist, and only the cohort's
-                data = [population.client(c) for c in survivors]
-                gens = [client_generator(config.seed, r, c) for c in survivors]
-                states_in = {c: client_states.get(c) for c in survivors}
-                if remote_steps:  # the clients run the steps' client hooks themselves
-                    round_info = ClientRound(r, config.seed, step_states(steps))
-                    outs = eng.run_cohort(model, client_update, params, data, states_in, extras, gens,  # type: ignore[call-arg]
-                                          client_round=round_info)
-                else:
-                    outs = eng.run_cohort(model, client_update, params, data, states_in, extras, gens)
-                del data
-                if getattr(eng, "last_dropped", None):  # Ray/Flower: lost workers or nodes
-                    rec["engine_dropped"] = [int(c) for c in eng.last_dropped]
-                results: list[ClientResult] = []
-                new_client_states: dict[ClientId, Params | None] = {}
-                new_memory: dict[ClientId, Params] = {}
-                for res, st in outs:
-                    cid = res.client_id
-                    if remote_steps:
-                        notes, lines = eng.last_client_contexts.get(cid, ({}, []))  # type: ignore[attr-defined]
-                    else:
-                        cctx = client_context(r, config.seed, cid, memory.get(cid))
-                        res = apply_client_steps(steps, res, cctx)
-                        notes, lines = cctx.notes, cctx.log
-                        if cctx.memory:
-                            new_memory[cid] = cctx.memory
-                    merge_client_context(ctx, notes, lines)
-                    results.append(res)
-                    if st is not None:
-                        new_client_states[cid] = st
-                # ---- server side: ClientResults only
-                rec["reported"] = len(results)
-                rec["bytes_up"] = upload_bytes(results)
-                rec["train_loss"] = _mean_metric(results, "loss")
-                check_survivors(len(results), config.min_survivors, r)
-                for step in reversed(steps):
-                    results = step.server(results, ctx)
-                if "secagg/bytes_up" in ctx.notes:  # masked vectors + protocol messages, not placeholders
-                    rec["bytes_up"] = int(ctx.notes["secagg/bytes_up"])
-                new_params, new_state = strategy.aggregate(params, results, state)
-                for step in steps:
-                    new_params = step.after(params, new_params, ctx)
-            except RoundSkipped as exc:
-                log.warning("%s", exc)
-                rec["skipped"] = str(exc)
-            else:
-                if not _finite(new_params):
-                    raise TrainingDivergedError(
-                        f"round {r}: the global params became NaN/Inf; lower the client or server learning rate "
-                        "(the last checkpoint, if any, is kept)"
-                    )
-                params, state = new_params, new_state
-                client_states.update(new_client_states)
-                memory.update(new_memory)
-        totals["bytes_down"] += rec["bytes_down"]
-        totals["bytes_up"] += rec.get("bytes_up", 0)
-        rec["round_seconds"] = time.perf_counter() - t0
-        last = r == config.rounds or bool(ctx.notes.get("stop"))
-        if test is not None and ((config.eval_every and r % config.eval_every == 0) or last):
-            ev = evaluate_params(model, params, test[0], test[1])
-            rec["test_accuracy"], rec["test_loss"] = ev["accuracy"], ev["loss"]
-        if config.client_eval and ((config.client_eval_every and r % config.client_eval_every == 0) or last):
-            # engines whose clients hold their own data (Flower) evaluate there
-            evaluate_clients = getattr(eng, "client_accuracies", None) or client_accuracies
-            accs = evaluate_clients(model, params, population, _eval_sample(n_clients, config))
-            rec["client_accuracy"] = summarize_accuracies(list(accs.values()))
-        rec.update({k: v for k, v in ctx.notes.items() if isinstance(v, (int, float, str, bool))})
-        if ctx.log:
-            rec["log"] = list(ctx.log)
-        history.append(rec)
-        if out is not None:
-            with (out / METRICS).open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-            if config.checkpoint_every and (r % config.checkpoint_every == 0 or last):
-                _save(out, r, params, state, client_states, memory, steps, totals, config, n_clients)
+    run = _Run(params, strategy.init(params))
+    if out is None:
+        return run
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / METRICS
+    if resume and has_checkpoint(out / CHECKPOINT):
+        device = next(iter(params.values())).device
+        run = _load(out, config, n_clients, steps, device)
+        if metrics_path.exists():  # keep the records up to the checkpoint; later ones are redone
+            kept = [json.loads(s) for s in metrics_path.read_text().splitlines() if s.strip()]
+            run.history = [h for h in kept if h.get("round", 0) < run.start]
         if config.progress:
-            print(_progress_line(rec, config.rounds), flush=True)
-        if on_round is not None:
-            on_round(rec)
-        if ctx.notes.get("stop"):
-            stopped = str(ctx.notes["stop"])
-            break
-    if out is not None and history:
-        from interlearn.federated.plots import plot_client_accuracy, plot_history
+            print(f"resuming after round {run.start - 1} from {out / CHECKPOINT}", flush=True)
+    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in run.history))
+    return run
 
-        plot_history(history, out / "accuracy.png")
-        if accs:
-            plot_client_accuracy(list(accs.values()), out / "client_accuracy.png")
-    return SimulationResult(params, history, accs, state, totals["bytes_down"], totals["bytes_up"], stopped, out)
+
+def _round(r: int, eng: Engine, model: nn.Module, population: Population, strategy: Strategy, config: SimulationConfig,
+           steps: Sequence[UpdateStep], run: _Run, size: int) -> tuple[dict[str, Any], RoundContext]:
+    """One round: sample -> run clients -> client steps -> server steps -> aggregate. Updates ``run``."""
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"round": r}
+    ctx = RoundContext(r, round_generator(config.seed, r, 1))
+    ctx.notes["global_params"] = run.params  # reference for steps that validate keys/shapes/dtypes
+    ctx.channel = eng.protocol_channel(r) if eng.runs_client_steps else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_mix(config.seed, r, 3))  # server-side randomness of the round
+        cohort = sample_cohort(len(population), size, round_generator(config.seed, r, 0))
+        survivors, dropped = apply_dropout(cohort, config.dropout, round_generator(config.seed, r, 2))
+        extras = server_extras(strategy, run.state)
+        rec.update(cohort=len(cohort), dropped=len(dropped), bytes_down=download_bytes(run.params, extras, len(cohort)))
+        try:
+            check_survivors(len(survivors), config.min_survivors, r)
+            results, new_states, new_memory = _run_clients(eng, r, survivors, extras, steps, run, config, ctx, rec)
+            new_params, new_state = _aggregate(results, steps, strategy, run, ctx, rec, config, r)
+        except RoundSkipped as exc:
+            log.warning("%s", exc)
+            rec["skipped"] = str(exc)
+        else:
+            if not _finite(new_params):
+                raise TrainingDivergedError(
+                    f"round {r}: the global params became NaN/Inf; lower the client or server learning rate "
+                    "(the last checkpoint, if any, is kept)"
+                )
+            run.params, run.state = new_params, new_state
+            run.client_states.update(new_states)
+            run.memory.update(new_memory)
+    run.totals["bytes_down"] += rec["bytes_down"]
+    run.totals["bytes_up"] += rec.get("bytes_up", 0)
+    rec["round_seconds"] = time.perf_counter() - t0
+    return rec, ctx
+
+
+def _run_clients(eng: Engine, r: int, survivors: list[ClientId], extras: Params, steps: Sequence[UpdateStep], run: _Run,
+                 config: SimulationConfig, ctx: RoundContext, rec: dict[str, Any]
+                 ) -> tuple[list[ClientResult], dict[ClientId, Params | None], dict[ClientId, Params]]:
+    """The client side: the engine trains the survivors, then each result passes the steps'
+    client hooks (here, or on the device when the engine's clients run them)."""
+    client_round = ClientRound(r, config.seed, step_states(steps)) if eng.runs_client_steps else None
+    task = CohortTask(r, run.params, survivors, {c: run.client_states.get(c) for c in survivors}, extras,
+                      [client_generator(config.seed, r, c) for c in survivors], client_round)
+    outcome = eng.run_cohort(task)
+    if outcome.dropped:  # lost workers or nodes
+        rec["engine_dropped"] = [int(c) for c in outcome.dropped]
+    results: list[ClientResult] = []
+    new_states: dict[ClientId, Params | None] = {}
+    new_memory: dict[ClientId, Params] = {}
+    for res, st in outcome.results:
+        cid = res.client_id
+        if eng.runs_client_steps:
+            notes, lines = outcome.client_contexts.get(cid, ({}, []))
+        else:
+            cctx = client_context(r, config.seed, cid, run.memory.get(cid))
+            res = apply_client_steps(steps, res, cctx)
+            notes, lines = cctx.notes, cctx.log
+            if cctx.memory:
+                new_memory[cid] = cctx.memory
+        merge_client_context(ctx, notes, lines)
+        results.append(res)
+        if st is not None:
+            new_states[cid] = st
+    return results, new_states, new_memory
+
+
+def _aggregate(results: list[ClientResult], steps: Sequence[UpdateStep], strategy: Strategy, run: _Run, ctx: RoundContext,
+               rec: dict[str, Any], config: SimulationConfig, r: int) -> tuple[Params, Params]:
+    """The server side (ClientResults only): server hooks in reverse, the strategy, ``after`` hooks."""
+    rec["reported"] = len(results)
+    rec["bytes_up"] = upload_bytes(results)
+    rec["train_loss"] = _mean_metric(results, "loss")
+    check_survivors(len(results), config.min_survivors, r)
+    for step in reversed(steps):
+        results = step.server(results, ctx)
+    if "secagg/bytes_up" in ctx.notes:  # masked vectors + protocol messages, not placeholders
+        rec["bytes_up"] = int(ctx.notes["secagg/bytes_up"])
+    new_params, new_state = strategy.aggregate(run.params, results, run.state)
+    for step in steps:
+        new_params = step.after(run.params, new_params, ctx)
+    return new_params, new_state
+
+
+def _evaluate(rec: dict[str, Any], eng: Engine, model: nn.Module, population: Population, config: SimulationConfig,
+              test: tuple[torch.Tensor, torch.Tensor] | None, run: _Run, last: bool, r: int) -> None:
+    """Global test accuracy and the per-client accuracy distribution, when due."""
+    if test is not None and ((config.eval_every and r % config.eval_every == 0) or last):
+        ev = evaluate_params(model, run.params, test[0], test[1])
+        rec["test_accuracy"], rec["test_loss"] = ev["accuracy"], ev["loss"]
+    if config.client_eval and ((config.client_eval_every and r % config.client_eval_every == 0) or last):
+        run.client_accuracy = eng.client_accuracies(model, run.params, population, _eval_sample(len(population), config))
+        rec["client_accuracy"] = summarize_accuracies(list(run.client_accuracy.values()))
+
+
+def _record(rec: dict[str, Any], run: _Run, out: Path | None, config: SimulationConfig, steps: Sequence[UpdateStep],
+            n_clients: int, last: bool, on_round: Callable[[dict[str, Any]], None] | None) -> None:
+    """Keep the round's record: history, metrics.jsonl, the checkpoint when due, progress, callback."""
+    run.history.append(rec)
+    if out is not None:
+        with (out / METRICS).open("a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        if config.checkpoint_every and (rec["round"] % config.checkpoint_every == 0 or last):
+            _save(out, run, rec["round"], steps, config, n_clients)
+    if config.progress:
+        print(_progress_line(rec, config.rounds), flush=True)
+    if on_round is not None:
+        on_round(rec)
 
 
 def _eval_sample(n: int, config: SimulationConfig) -> list[ClientId] | None:

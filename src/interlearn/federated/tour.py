@@ -23,7 +23,7 @@ import torch
 from interlearn.federated.api import ClientData
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.comm import params_bytes
-from interlearn.federated.engines.vectorized import VectorizedEngine
+from interlearn.federated.engines import VectorizedEngine, run_cohort_on
 from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.params import model_params
 from interlearn.federated.partition import dirichlet, partition_stats
@@ -81,7 +81,7 @@ def tour_rows(
     model = digits_mlp(seed=seed)
     t0 = time.perf_counter()
     cfg = SimulationConfig(rounds=ROUNDS, clients_per_round=CLIENTS_PER_ROUND, seed=seed, eval_every=10, progress=progress)
-    res = simulate(model, population, LOCAL, get_strategy("fedavg"), cfg, engine="vectorized", test=test, run_dir=out)
+    res = simulate(model, population, LOCAL, get_strategy("fedavg"), cfg, engine="auto", test=test, run_dir=out)
     rows["federated"] = {
         "accuracy": res.final_accuracy,
         "trainable_params": _trainable(model),
@@ -100,7 +100,7 @@ def tour_rows(
     t0 = time.perf_counter()
     cohort = [population.client(c) for c in range(NUM_CLIENTS)]
     gens = [client_generator(seed, 0, c) for c in range(NUM_CLIENTS)]
-    outs = VectorizedEngine().run_cohort(model, alone, params, cohort, {}, {}, gens)
+    outs = run_cohort_on(VectorizedEngine(), model, alone, params, cohort, generators=gens).results
     seconds = time.perf_counter() - t0
     accs = [evaluate_params(model, {k: params[k] + r.update[k] for k in params}, *test)["accuracy"] for r, _ in outs]
     rows["local_only"] = {

@@ -5,10 +5,12 @@ embedding, two LSTM layers of 256 units, and a linear layer on the last step's o
 predicts the character following an 80-character window. Reddi et al. 2021 ("Adaptive
 Federated Optimization") use the same architecture.
 
-The LSTM is written with explicit gate matmuls (``nn.Linear`` per layer, a Python loop over
-time) instead of ``nn.LSTM`` so that ``torch.func.functional_call`` + ``grad`` + ``vmap`` work on
-it: the vectorized federated engine trains a whole cohort as one batched computation, which
-``nn.LSTM``'s fused kernel does not support under ``vmap``. Gate order is PyTorch's (i, f, g, o).
+Each LSTM layer keeps its weights as two ``nn.Linear`` (input and recurrent gate matmuls, gate
+order PyTorch's (i, f, g, o)) and runs PyTorch's fused LSTM kernel on them (``torch.lstm``, what
+``nn.LSTM`` calls: about 2x faster per step on a CPU than gates written out in Python). Under
+``torch.func.vmap`` (the vectorized federated engine batching a cohort) that kernel has no
+batching rule, so the layer switches to the same gates written with explicit matmuls; both forms
+compute the same function with the same weights (tested within 1e-6).
 
 The on-device variant is the same architecture, smaller (default one-quarter the parameters),
 and can be stored with int8 weights (see :func:`quantize_int8`).
@@ -81,6 +83,13 @@ class CharLSTMConfig:
         return asdict(self)
 
 
+def _under_vmap(x: torch.Tensor) -> bool:
+    """True inside a ``torch.func`` transform (``vmap``, or ``grad`` under ``vmap``), where
+    ``torch.lstm`` has no batching rule. ``torch._C._functorch`` is private, hence the guard."""
+    peek = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
+    return peek is not None and peek() is not None
+
+
 class LSTMLayer(nn.Module):
     """One LSTM layer with explicit gates: ``[i f g o] = W_ih x_t + b + W_hh h_{t-1}``."""
 
@@ -95,6 +104,14 @@ class LSTMLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, time, input) -> hidden states (batch, time, hidden)."""
+        if not _under_vmap(x):
+            h0 = x.new_zeros(1, x.shape[0], self.hidden)
+            weights = [self.ih.weight, self.hh.weight, self.ih.bias, torch.zeros_like(self.ih.bias)]
+            return torch.lstm(x, (h0, h0), weights, True, 1, 0.0, self.training, False, True)[0]
+        return self.explicit(x)
+
+    def explicit(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer with its gates written out (runs under ``vmap``)."""
         xw = self.ih(x)  # (B, T, 4H): the input projection of every step at once
         h = xw.new_zeros(xw.shape[0], self.hidden)
         c = h

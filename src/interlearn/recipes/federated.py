@@ -137,7 +137,8 @@ class Config:
 
     Attributes:
         data, model, client, strategy: see their classes.
-        engine: ``"vectorized"`` (fast; MLP/CNN) or ``"sequential"`` (any model).
+        engine: ``"auto"`` (the fastest for the model and machine, logged), ``"sequential"``,
+            ``"vectorized"``, ``"multicore"`` or ``"ray"``.
         rounds, clients_per_round, dropout, min_survivors, eval_every, checkpoint_every: the
             round schedule (:class:`~interlearn.federated.SimulationConfig`).
         seed: model, partition and sampling seed.
@@ -148,7 +149,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    engine: Literal["sequential", "vectorized", "ray"] = "vectorized"
+    engine: Literal["auto", "sequential", "vectorized", "multicore", "ray"] = "auto"
     rounds: int = 30
     clients_per_round: int = 10
     dropout: float = 0.0

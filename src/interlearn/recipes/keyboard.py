@@ -83,7 +83,7 @@ class Config:
         test_chunks_per_user: cap on test chunks per user.
         user: the user whose suggestions are shown (``None``: the one with the most text).
         prefix: the typed text the suggestions continue.
-        engine: ``"vectorized"`` or ``"sequential"`` for the global model.
+        engine: the engine of the global model's training (``"auto"``: the fastest, logged).
         checkpoint: load the global model from this checkpoint folder instead of training
             (it is written to ``<run>/global`` after training).
         seed: the run's seed.
@@ -111,7 +111,7 @@ class Config:
     test_chunks_per_user: int = 8
     user: str | None = None
     prefix: str = "What say you, my lord? I pray you, tell me th"
-    engine: Literal["vectorized", "sequential"] = "vectorized"
+    engine: Literal["auto", "sequential", "vectorized", "multicore"] = "auto"
     checkpoint: str | None = None
     seed: int = 0
 
@@ -148,13 +148,16 @@ def held_out_set(users: list[ShakespeareUser], max_users: int, per_user: int) ->
 
 
 def train_global(model: CharLSTM, data: ShakespeareData, cfg: Config, run_dir: Path | None, progress: bool = True,
-                 test: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 1) -> SimulationResult:
-    """Federated training of the global model (the configured strategy, engine and budget)."""
+                 test: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 1, checkpoint_every: int = 0,
+                 resume: bool = False) -> SimulationResult:
+    """Federated training of the global model (the configured strategy, engine and budget); with
+    ``checkpoint_every`` and ``resume`` a killed run continues from ``run_dir``'s checkpoint."""
     strategy = get_strategy(cfg.strategy, lr=cfg.server_lr)
     update = LocalSGD(epochs=cfg.local_epochs, steps=cfg.max_local_steps, batch_size=cfg.batch_size, lr=cfg.client_lr)
     sim = SimulationConfig(rounds=cfg.rounds, clients_per_round=cfg.clients_per_round, eval_every=eval_every,
-                           client_eval_max=1, seed=cfg.seed, progress=progress)
-    return simulate(model, population_of(data.users), update, strategy, sim, engine=cfg.engine, test=test, run_dir=run_dir)
+                           client_eval_max=1, checkpoint_every=checkpoint_every, seed=cfg.seed, progress=progress)
+    return simulate(model, population_of(data.users), update, strategy, sim, engine=cfg.engine, test=test, run_dir=run_dir,
+                    resume=resume)
 
 
 def distill_ondevice(teacher: CharLSTM, data: ShakespeareData, cfg: Config, progress: bool = True) -> CharLSTM:
@@ -163,8 +166,7 @@ def distill_ondevice(teacher: CharLSTM, data: ShakespeareData, cfg: Config, prog
     update = FedDistillUpdate(teacher, epochs=1, batch_size=cfg.batch_size, lr=cfg.client_lr, max_steps=cfg.max_local_steps)
     sim = SimulationConfig(rounds=cfg.distill_rounds, clients_per_round=cfg.clients_per_round, eval_every=0,
                            client_eval_max=1, seed=cfg.seed + 1, progress=progress)
-    # The sequential engine: the vectorized one runs LocalSGD, not custom client updates.
-    res = simulate(student, population_of(data.users), update, get_strategy("fedavg"), sim, engine="sequential")
+    res = simulate(student, population_of(data.users), update, get_strategy("fedavg"), sim, engine="auto")
     load_params(student, res.params)
     return student
 

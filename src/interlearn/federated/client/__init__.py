@@ -1,6 +1,8 @@
-"""Client updates: :class:`LocalSGD` (FedAvg / FedProx) and :class:`ScaffoldClient`."""
+"""Client updates: :class:`LocalSGD` (FedAvg / FedProx) and :class:`ScaffoldClient`, written as one
+step (:class:`StepUpdate`) that every engine runs."""
 
-from interlearn.federated.client.local_sgd import LocalSGD, batch_schedule, cross_entropy
+from interlearn.federated.client.local_sgd import LocalSGD, cross_entropy
 from interlearn.federated.client.scaffold import ScaffoldClient
+from interlearn.federated.client.step import StepContext, StepUpdate, batch_schedule, run_client
 
-__all__ = ["LocalSGD", "ScaffoldClient", "batch_schedule", "cross_entropy"]
+__all__ = ["LocalSGD", "ScaffoldClient", "StepContext", "StepUpdate", "batch_schedule", "cross_entropy", "run_client"]

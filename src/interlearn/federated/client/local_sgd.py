@@ -6,23 +6,27 @@
 * FedProx — Li, Sahu, Zaheer, Sanjabi, Talwalkar & Smith 2020, "Federated Optimization in
   Heterogeneous Networks" (MLSys): the local loss gets ``mu/2 * ||w - w_global||^2``.
 
-The minibatch order comes from :func:`batch_schedule` and the client's own generator, so the
-sequential and vectorized engines visit exactly the same batches.
+:meth:`LocalSGD.apply` is the client optimizer's math — SGD with heavy-ball momentum and
+Adam, as ``torch.optim.SGD``/``torch.optim.Adam`` define them, with L2 weight decay and the
+proximal term added to the gradient — and the only place it is written: every engine runs it
+(see :mod:`interlearn.federated.client.step`). The minibatch order comes from
+:func:`~interlearn.federated.client.step.batch_schedule` and the client's own generator, so
+every engine visits exactly the same batches.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from interlearn.errors import ConfigError, DataError
-from interlearn.federated.api import ClientData, ClientResult
-from interlearn.federated.params import load_params, model_params
+from interlearn.errors import ConfigError
+from interlearn.federated.client.step import StepContext, StepUpdate, batch_schedule, functional_objective
 from interlearn.types import Params
 
 __all__ = ["LocalSGD", "batch_schedule", "cross_entropy"]
@@ -35,33 +39,8 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y.long())
 
 
-def batch_schedule(
-    n: int, batch_size: int | None, epochs: int, steps: int | None, generator: torch.Generator
-) -> list[torch.Tensor]:
-    """The minibatches (example indices) of one client's local training.
-
-    Each epoch is a fresh permutation of ``range(n)`` drawn from ``generator``, cut into batches
-    of ``batch_size`` (the last one may be smaller; ``None`` = the whole local set). With
-    ``steps`` set, epochs are drawn until exactly ``steps`` batches exist.
-    """
-    b = n if batch_size is None else min(batch_size, n)
-    out: list[torch.Tensor] = []
-    target = steps if steps is not None else None
-    e = 0
-    while True:
-        if target is None and e >= epochs:
-            break
-        perm = torch.randperm(n, generator=generator)
-        for start in range(0, n, b):
-            if target is not None and len(out) >= target:
-                return out
-            out.append(perm[start : start + b])
-        e += 1
-    return out
-
-
 @dataclass(frozen=True)
-class LocalSGD:
+class LocalSGD(StepUpdate):
     """The standard client update (FedAvg; FedProx with ``prox_mu > 0``).
 
     Attributes:
@@ -69,7 +48,7 @@ class LocalSGD:
         steps: exact number of local minibatch steps instead of epochs.
         batch_size: local batch size ``B``; ``None`` = full batch (McMahan's ``B = inf``).
         lr: local learning rate.
-        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``; a fresh optimizer per round.
+        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``; fresh optimizer state per round.
         momentum: SGD heavy-ball momentum in [0, 1).
         weight_decay: L2 penalty added to the gradient (as ``torch.optim`` does).
         prox_mu: FedProx ``mu`` >= 0 (0 = FedAvg).
@@ -95,6 +74,8 @@ class LocalSGD:
     eps: float = 1e-8
     loss: LossFn = field(default=cross_entropy, compare=False)
 
+    elementwise: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
         if self.steps is None and int(self.epochs) < 1:
             raise ConfigError(f"epochs={self.epochs}: must be >= 1 (or set steps)")
@@ -102,75 +83,54 @@ class LocalSGD:
             raise ConfigError(f"steps={self.steps}: must be >= 1 (or None to train for epochs)")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ConfigError(f"batch_size={self.batch_size}: must be >= 1 (or None for full batch)")
-        if not self.lr > 0:
-            raise ConfigError(f"lr={self.lr}: must be > 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr={self.lr}: must be a finite number > 0")
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"optimizer={self.optimizer!r}: choose 'sgd' or 'adam'")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum={self.momentum}: must be in [0, 1)")
         if self.weight_decay < 0 or self.prox_mu < 0:
             raise ConfigError(f"weight_decay={self.weight_decay}, prox_mu={self.prox_mu}: must be >= 0")
+        if not (0.0 <= self.betas[0] < 1.0 and 0.0 <= self.betas[1] < 1.0) or not self.eps > 0:
+            raise ConfigError(f"betas={self.betas}, eps={self.eps}: need 0 <= beta < 1 and eps > 0")
 
     def schedule(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
         """This client's minibatches (see :func:`batch_schedule`)."""
         return batch_schedule(n, self.batch_size, self.epochs, self.steps, generator)
 
-    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    def init_state(self, params: Params, client_state: Params | None, ctx: StepContext) -> Params:
+        """Zero momentum buffers (SGD with momentum) or Adam moments, per trainable entry."""
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-
-    def _correct_grads(self, named: list[tuple[str, nn.Parameter]], correction: Params) -> None:
-        """Hook for subclasses that change the gradient (SCAFFOLD); identity here."""
-
-    def _finish(
-        self, params: Params, local: Params, steps: int, client_state: Params | None, correction: Params, trainable: set[str]
-    ) -> tuple[Params, Params | None]:
-        """Hook: extras to upload and the new client state (none for plain local SGD)."""
-        return {}, client_state
-
-    def _correction(self, params: Params, client_state: Params | None, server_extras: Params) -> Params:
+            return {f"{s}/{k}": torch.zeros_like(params[k]) for k in ctx.trainable for s in ("m", "v")}
+        if self.momentum:
+            return {f"m/{k}": torch.zeros_like(params[k]) for k in ctx.trainable}
         return {}
 
-    def __call__(
-        self,
-        model: nn.Module,
-        params: Params,
-        data: ClientData,
-        client_state: Params | None,
-        server_extras: Params,
-        generator: torch.Generator,
-    ) -> tuple[ClientResult, Params | None]:
-        """Train ``model`` from ``params`` on ``data``; return the update and the client state.
+    def objective(self, model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``loss(model(x), y)`` with ``params`` swapped into ``model``."""
+        return self.loss(functional_objective(model, params, x), y)
 
-        Raises:
-            DataError: the client has no examples.
-        """
-        n = len(data)
-        if n == 0:
-            raise DataError(f"client {data.client_id} has no training examples; drop empty clients from the partition")
-        load_params(model, params)
-        model.train()
-        named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
-        opt = self._optimizer([p for _, p in named])
-        correction = self._correction(params, client_state, server_extras)
-        prox = [(p, params[k]) for k, p in named if k in params] if self.prox_mu > 0 else []
-        batches = self.schedule(n, generator)
-        loss_sum = torch.zeros((), device=data.x.device)
-        for idx in batches:
-            out = model(data.x[idx])
-            loss = self.loss(out, data.y[idx])
-            total = loss
-            if prox:
-                total = loss + 0.5 * self.prox_mu * sum(((p - g) ** 2).sum() for p, g in prox)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if correction:
-                self._correct_grads(named, correction)
-            opt.step()
-            loss_sum += loss.detach()
-        local = model_params(model)
-        update = {k: local[k] - v for k, v in params.items()}
-        extras, new_state = self._finish(params, local, len(batches), client_state, correction, {k for k, _ in named})
-        metrics = {"loss": float(loss_sum) / len(batches), "steps": float(len(batches)), "examples": float(n)}
-        return ClientResult(data.client_id, update, float(n), metrics, extras), new_state
+    def apply(self, params: Params, grads: Params, state: Params, ctx: StepContext, t: int) -> tuple[Params, Params]:
+        """SGD (heavy-ball momentum, ``torch.optim.SGD``) or Adam (``torch.optim.Adam``, bias-corrected),
+        with ``weight_decay * w`` and FedProx's ``mu * (w - w_global)`` added to the gradient.
+        Updates ``params`` and ``state`` in place; entry by entry, so it runs unchanged on a
+        stack of clients."""
+        lr, wd, mu = self.lr, self.weight_decay, self.prox_mu
+        b1, b2 = self.betas
+        for k, g in grads.items():
+            p = params[k]
+            if wd:
+                g = g.add(p, alpha=wd)
+            if mu:
+                g = g.add(p - ctx.global_params[k], alpha=mu)
+            if self.optimizer == "adam":
+                m, v = state[f"m/{k}"], state[f"v/{k}"]
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(self.eps)
+                p.addcdiv_(m, denom, value=-lr / (1 - b1**t))
+                continue
+            if self.momentum:
+                g = state[f"m/{k}"].mul_(self.momentum).add_(g)
+            p.add_(g, alpha=-lr)
+        return params, state

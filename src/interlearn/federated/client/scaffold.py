@@ -17,13 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from interlearn.errors import ConfigError
 from interlearn.federated.client.local_sgd import LocalSGD
+from interlearn.federated.client.step import StepContext
 from interlearn.types import Params
 
-__all__ = ["ScaffoldClient"]
+__all__ = ["ScaffoldClient", "scaffold_control_update"]
+
+
+def scaffold_control_update(ci: Params, c: Params, start: Params, end: Params, steps: int, lr: float, trainable: set[str]) -> Params:
+    """Option II of SCAFFOLD: ``c_i+ = c_i - c + (x - y) / (K lr)`` for trainable entries
+    (``x`` = ``start``, the global params; ``y`` = ``end``, the local ones); others keep ``c_i``."""
+    return {k: ci[k] - c[k] + (start[k] - end[k]) / (steps * lr) if k in trainable else ci[k] for k in start}
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,8 @@ class ScaffoldClient(LocalSGD):
 
     Raises:
         ConfigError: an optimizer other than plain SGD (option II assumes ``K`` SGD steps of
-            size ``lr``), or FedProx on top.
+            size ``lr``), or FedProx on top; no server control variate (use the ``scaffold``
+            strategy).
     """
 
     def __post_init__(self) -> None:
@@ -43,34 +50,27 @@ class ScaffoldClient(LocalSGD):
                 f"got optimizer={self.optimizer!r}, momentum={self.momentum}, weight_decay={self.weight_decay}, prox_mu={self.prox_mu}"
             )
 
-    def _correction(self, params: Params, client_state: Params | None, server_extras: Params) -> Params:
-        c = server_extras
-        if c.keys() != params.keys():
+    def _ci(self, client_state: Params | None, ctx: StepContext) -> Params:
+        if ctx.server_extras.keys() != ctx.global_params.keys():
             raise ConfigError("ScaffoldClient got no server control variate: pair it with the 'scaffold' strategy")
-        ci = client_state if client_state is not None else {k: torch.zeros_like(v) for k, v in params.items()}
-        # the term added to every gradient: c - c_i (and c_i itself, needed by _finish)
-        out = {f"corr/{k}": c[k] - ci[k] for k in params}
-        out.update({f"ci/{k}": ci[k] for k in params})
-        out.update({f"c/{k}": c[k] for k in params})
-        return out
+        if client_state is None:
+            return {k: torch.zeros_like(v) for k, v in ctx.global_params.items()}
+        return client_state
 
-    @torch.no_grad()
-    def _correct_grads(self, named: list[tuple[str, nn.Parameter]], correction: Params) -> None:
-        for k, p in named:
-            if p.grad is not None:
-                p.grad.add_(correction[f"corr/{k}"])
+    def init_state(self, params: Params, client_state: Params | None, ctx: StepContext) -> Params:
+        """The correction ``c - c_i`` added to every step's gradient."""
+        ci = self._ci(client_state, ctx)
+        return {f"corr/{k}": ctx.server_extras[k] - ci[k] for k in ctx.trainable}
 
-    def _finish(
-        self, params: Params, local: Params, steps: int, client_state: Params | None, correction: Params, trainable: set[str]
-    ) -> tuple[Params, Params | None]:
-        new_ci: Params = {}
-        dc: Params = {}
-        for k, x in params.items():
-            ci = correction[f"ci/{k}"]
-            if k in trainable:
-                new_ci[k] = ci - correction[f"c/{k}"] + (x - local[k]) / (steps * self.lr)
-            else:
-                new_ci[k] = ci
-            dc[k] = new_ci[k] - ci
-        return dc, new_ci
+    def apply(self, params: Params, grads: Params, state: Params, ctx: StepContext, t: int) -> tuple[Params, Params]:
+        """Plain SGD on the corrected gradient ``g - c_i + c``."""
+        return super().apply(params, {k: g + state[f"corr/{k}"] for k, g in grads.items()}, state, ctx, t)
 
+    def finish(
+        self, params: Params, state: Params, client_state: Params | None, ctx: StepContext, steps: int
+    ) -> tuple[Params, Params, Params | None]:
+        """Upload ``(y - x, c_i+ - c_i)`` and keep ``c_i+``."""
+        ci = self._ci(client_state, ctx)
+        new_ci = scaffold_control_update(ci, ctx.server_extras, ctx.global_params, params, steps, self.lr, set(ctx.trainable))
+        update = {k: params[k] - v for k, v in ctx.global_params.items()}
+        return update, {k: new_ci[k] - ci[k] for k in new_ci}, new_ci

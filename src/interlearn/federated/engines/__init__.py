@@ -1,5 +1,9 @@
-"""Engines by name: ``get_engine("sequential" | "vectorized" | "ray")``.
+"""Engines by name: ``get_engine("auto" | "sequential" | "vectorized" | "multicore" | "ray")``.
 
+Every engine runs the same client update (one step function, :mod:`interlearn.federated.client.step`)
+and differs only in how it schedules clients: one after another (``sequential``), many at once
+(``vectorized``), on worker processes (``multicore``), on Ray (``ray``), on Flower nodes
+(``interlearn.federated.flower``). ``auto`` picks the fastest for the model and machine.
 ``ray`` is imported lazily (Ray is an optional dependency); other engines register with
 :func:`register_engine`.
 """
@@ -11,15 +15,23 @@ from typing import Any
 
 from interlearn.errors import ConfigError, closest
 from interlearn.federated.api import Engine
+from interlearn.federated.engines.auto import AutoEngine
+from interlearn.federated.engines.base import EngineBase, run_cohort_on
+from interlearn.federated.engines.multicore import MultiCoreEngine
 from interlearn.federated.engines.sequential import SequentialEngine
+from interlearn.federated.engines.vectorized import VectorizedEngine
 
-__all__ = ["ENGINES", "get_engine", "register_engine", "SequentialEngine", "VectorizedEngine"]
-
-
-def _vectorized(**kw: Any) -> Engine:
-    from interlearn.federated.engines.vectorized import VectorizedEngine
-
-    return VectorizedEngine(**kw)
+__all__ = [
+    "ENGINES",
+    "AutoEngine",
+    "EngineBase",
+    "MultiCoreEngine",
+    "SequentialEngine",
+    "VectorizedEngine",
+    "get_engine",
+    "register_engine",
+    "run_cohort_on",
+]
 
 
 def _ray(**kw: Any) -> Engine:
@@ -28,13 +40,13 @@ def _ray(**kw: Any) -> Engine:
     return RayEngine(**kw)
 
 
-def _fused_mlp(**kw: Any) -> Engine:
-    from interlearn.federated.engines.fused_mlp import FusedMLPEngine
-
-    return FusedMLPEngine(**kw)
-
-
-ENGINES: dict[str, Callable[..., Engine]] = {"sequential": SequentialEngine, "vectorized": _vectorized, "ray": _ray, "fused_mlp": _fused_mlp}
+ENGINES: dict[str, Callable[..., Engine]] = {
+    "auto": AutoEngine,
+    "sequential": SequentialEngine,
+    "vectorized": VectorizedEngine,
+    "multicore": MultiCoreEngine,
+    "ray": _ray,
+}
 
 
 def register_engine(name: str, factory: Callable[..., Engine]) -> None:
@@ -60,11 +72,3 @@ def get_engine(name: str, **kwargs: Any) -> Engine:
         return ENGINES[name](**kwargs)
     except TypeError as exc:
         raise ConfigError(f"engine {name!r}: {exc}") from exc
-
-
-def __getattr__(name: str) -> Any:
-    if name == "VectorizedEngine":
-        from interlearn.federated.engines.vectorized import VectorizedEngine
-
-        return VectorizedEngine
-    raise AttributeError(name)

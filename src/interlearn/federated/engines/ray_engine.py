@@ -24,7 +24,7 @@ How it maps onto Ray:
   caller's generator, so the caller sees exactly what an in-process engine would leave behind.
 * A lost worker or node (``WorkerCrashedError``, ``NodeDiedError``, lost objects) or a client
   slower than ``timeout_s`` is a *dropout*: the client is left out of the cohort's results and
-  listed in :attr:`RayEngine.last_dropped`; the run continues. An exception raised by the client
+  listed in the outcome's ``dropped``; the run continues. An exception raised by the client
   update itself is a bug or a rejected input and is re-raised with its original type.
 """
 
@@ -38,7 +38,8 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
+from interlearn.federated.api import ClientData, ClientResult, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
+from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.types import ClientId, Params
 
 __all__ = ["RayEngine"]
@@ -71,7 +72,7 @@ def _warm() -> int:
     return torch.get_num_threads()
 
 
-class RayEngine:
+class RayEngine(EngineBase):
     """Runs a cohort's client updates as Ray tasks (see the module docstring).
 
     Args:
@@ -114,6 +115,7 @@ class RayEngine:
         init_kwargs: dict[str, Any] | None = None,
         warmup: bool = True,
     ) -> None:
+        super().__init__()
         if num_cpus is not None and num_cpus < 1:
             raise ConfigError(f"num_cpus={num_cpus}: must be >= 1 or None (all cores)")
         if not cpus_per_client > 0:
@@ -132,18 +134,19 @@ class RayEngine:
         self.timeout_s = timeout_s
         self.init_kwargs = dict(init_kwargs or {})
         self.warmup = warmup
-        self.last_dropped: list[ClientId] = []
         self.startup_seconds: float | None = None
         self._owns_ray = False
         self._task: Any = None
         # Object-store references cached for the run: (object, ref) so the id stays valid.
         self._model_ref: tuple[Any, Any] | None = None
         self._update_ref: tuple[Any, Any] | None = None
-        self._data_refs: dict[ClientId, tuple[ClientData, Any]] = {}
+        self._data_refs: dict[ClientId, tuple[Any, Any]] = {}
 
     # ----------------------------------------------------------------- lifecycle
-    def start(self) -> None:
-        """Connect to (or start) Ray once; later calls are no-ops. Sets ``startup_seconds``."""
+    def start(self, setup: EngineSetup | None = None) -> None:
+        """Connect to (or start) Ray once (later calls only rebind the run). Sets ``startup_seconds``."""
+        if setup is not None:
+            EngineBase.start(self, setup)
         if self._task is not None:
             return
         try:
@@ -169,6 +172,10 @@ class RayEngine:
             warm = ray.remote(_warm).options(num_cpus=self.cpus_per_client)
             ray.get([warm.remote() for _ in range(max(1, min(slots, 64)))])
         self.startup_seconds = time.perf_counter() - t0
+
+    def stop(self) -> None:
+        """Drop cached objects; stop Ray if this engine started it."""
+        self.shutdown()
 
     def shutdown(self) -> None:
         """Drop cached objects; stop Ray if this engine started it."""
@@ -196,61 +203,51 @@ class RayEngine:
             return slot
         return (obj, ray.put(obj))
 
-    def _data_ref(self, data: ClientData) -> Any:
+    def _data_ref(self, population: Any, cid: ClientId) -> Any:
+        """The client's data in the object store, put once per population and client."""
         import ray
 
-        hit = self._data_refs.get(data.client_id)
-        if hit is None or hit[0] is not data:
-            hit = (data, ray.put(data))
-            self._data_refs[data.client_id] = hit
+        hit = self._data_refs.get(cid)
+        if hit is None or hit[0] is not population:
+            data: ClientData = population.client(cid)
+            hit = (population, ray.put(data))
+            self._data_refs[cid] = hit
         return hit[1]
 
     # ----------------------------------------------------------------- the cohort
-    def run_cohort(
-        self,
-        model: torch.nn.Module,
-        client_update: ClientUpdate,
-        params: Params,
-        cohort: Sequence[ClientData],
-        client_states: dict[ClientId, Params | None],
-        server_extras: Params,
-        generators: Sequence[torch.Generator],
-    ) -> list[tuple[ClientResult, Params | None]]:
-        """Run ``client_update`` for every client as a Ray task.
+    def run_cohort(self, task: CohortTask) -> CohortOutcome:
+        """Run the client update of every client of ``task`` as a Ray task.
 
         Returns:
             ``(result, new_client_state)`` for every client that finished, in cohort order;
-            clients lost to a dead worker/node or the timeout are left out and listed in
-            :attr:`last_dropped`.
+            clients lost to a dead worker/node or the timeout are listed in ``dropped``.
 
         Raises:
-            ConfigError: when ``cohort`` and ``generators`` differ in length.
+            ConfigError: when the task's clients and generators differ in length.
             Exception: whatever the client update raised, with its original type.
         """
         import ray
         from ray import exceptions as rex
 
-        if len(cohort) != len(generators):
-            raise ConfigError(
-                f"{len(cohort)} clients but {len(generators)} generators: pass one generator per client"
-            )
+        setup = self.bound()
+        check_task(task)
         self.start()
-        self._model_ref = self._cached(self._model_ref, model)
-        self._update_ref = self._cached(self._update_ref, client_update)
-        params_ref = ray.put({k: v.detach() for k, v in params.items()})
-        extras_ref = ray.put(dict(server_extras))
+        self._model_ref = self._cached(self._model_ref, setup.model)
+        self._update_ref = self._cached(self._update_ref, setup.client_update)
+        params_ref = ray.put({k: v.detach() for k, v in task.params.items()})
+        extras_ref = ray.put(dict(task.server_extras))
         refs = [
             self._task.remote(
                 self._model_ref[1],
                 self._update_ref[1],
                 params_ref,
-                self._data_ref(data),
-                client_states.get(data.client_id),
+                self._data_ref(setup.population, cid),
+                task.client_states.get(cid),
                 extras_ref,
                 gen.get_state(),
                 self.num_threads,
             )
-            for data, gen in zip(cohort, generators)
+            for cid, gen in zip(task.clients, task.generators)
         ]
         if self.timeout_s is not None:
             _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
@@ -263,11 +260,11 @@ class RayEngine:
         lost = (rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError, rex.LocalRayletDiedError,
                 rex.RaySystemError, rex.TaskCancelledError, rex.OutOfMemoryError)
         out: list[tuple[ClientResult, Params | None]] = []
-        self.last_dropped = []
-        for data, gen, ref in zip(cohort, generators, refs):
+        dropped: list[ClientId] = []
+        for cid, gen, ref in zip(task.clients, task.generators, refs):
             if id(ref) in late:
-                log.warning("client %s: no result within %ss, counted as a dropout", data.client_id, self.timeout_s)
-                self.last_dropped.append(data.client_id)
+                log.warning("client %s: no result within %ss, counted as a dropout", cid, self.timeout_s)
+                dropped.append(cid)
                 continue
             try:
                 result, new_state, gen_state = ray.get(ref)
@@ -275,9 +272,15 @@ class RayEngine:
                 cause = err.as_instanceof_cause()
                 raise cause from None
             except lost as err:
-                log.warning("client %s: worker lost (%s), counted as a dropout", data.client_id, type(err).__name__)
-                self.last_dropped.append(data.client_id)
+                log.warning("client %s: worker lost (%s), counted as a dropout", cid, type(err).__name__)
+                dropped.append(cid)
                 continue
             gen.set_state(gen_state)
             out.append((result, new_state))
-        return out
+        return CohortOutcome(out, dropped)
+
+    def describe(self) -> str:
+        return f"ray ({self.address or 'local'}, {self.cpus_per_client:g} CPU per client)"
+
+    def __repr__(self) -> str:
+        return f"RayEngine(address={self.address!r}, num_cpus={self.num_cpus})"

@@ -1,24 +1,26 @@
 """The sequential engine: the cohort's clients one after another, in process.
 
 The reference engine: it runs any ``nn.Module`` (BatchNorm, ``nn.LSTM``, dropout, custom
-layers) and any ``ClientUpdate``; every other engine is tested against it.
+layers) and any ``ClientUpdate``; every other engine is tested against it. A
+:class:`~interlearn.federated.client.StepUpdate` runs through
+:func:`~interlearn.federated.client.step.run_client`, its steps one after another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
-
-from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
-from interlearn.types import ClientId, Params
+from interlearn.federated.api import CohortOutcome, CohortTask, EngineSetup
+from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.warmup import warm_up
 
 __all__ = ["SequentialEngine"]
 
 
-class SequentialEngine:
-    """Runs ``client_update`` for each client in turn on one shared model instance.
+class SequentialEngine(EngineBase):
+    """Runs the client update for each client in turn on one shared model instance.
+
+    Args:
+        warmup: at start, take two throwaway local steps so that one-off costs (first kernel
+            calls, buffer allocation) are paid before round 1.
 
     Example:
         >>> engine = SequentialEngine()
@@ -26,27 +28,29 @@ class SequentialEngine:
 
     name = "sequential"
 
-    def run_cohort(
-        self,
-        model: torch.nn.Module,
-        client_update: ClientUpdate,
-        params: Params,
-        cohort: Sequence[ClientData],
-        client_states: dict[ClientId, Params | None],
-        server_extras: Params,
-        generators: Sequence[torch.Generator],
-    ) -> list[tuple[ClientResult, Params | None]]:
+    def __init__(self, warmup: bool = True) -> None:
+        super().__init__()
+        self.warmup = warmup
+
+    def start(self, setup: EngineSetup) -> None:
+        fresh = self.setup is None or self.setup.model is not setup.model
+        super().start(setup)
+        if self.warmup and fresh:
+            warm_up(setup)
+
+    def run_cohort(self, task: CohortTask) -> CohortOutcome:
         """Results in cohort order.
 
         Raises:
-            ConfigError: ``cohort`` and ``generators`` differ in length.
+            ConfigError: ``task.clients`` and ``task.generators`` differ in length.
         """
-        if len(cohort) != len(generators):
-            raise ConfigError(f"{len(cohort)} clients but {len(generators)} generators: pass one generator per client")
-        return [
-            client_update(model, params, data, client_states.get(data.client_id), server_extras, gen)
-            for data, gen in zip(cohort, generators)
-        ]
+        setup = self.bound()
+        check_task(task)
+        update, model, pop = setup.client_update, setup.model, setup.population
+        return CohortOutcome([
+            update(model, task.params, pop.client(cid), task.client_states.get(cid), task.server_extras, gen)
+            for cid, gen in zip(task.clients, task.generators)
+        ])
 
     def __repr__(self) -> str:
         return "SequentialEngine()"

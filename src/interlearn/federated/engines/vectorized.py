@@ -1,23 +1,27 @@
-"""The vectorized engine: a whole cohort's local training as one batched computation.
+"""The vectorized engine: a cohort's local steps as batched computations over stacked clients.
 
-The cohort's parameters are stacked along a new leading "client" dimension, and every local
-step computes all clients' gradients at once: the forward is ``torch.func.vmap`` over
-``torch.func.functional_call`` with the stacked params, the backward is one autograd pass
-over the sum of the clients' losses (see ``grads_of`` for why not ``torch.func.grad``); then applies the client optimizer (SGD with momentum, Adam,
-FedProx's proximal term, SCAFFOLD's correction) as batched tensor arithmetic. This replaces
-``clients x steps`` small kernel launches and Python iterations by ``steps`` batched ones: the
-idea behind JAX-based simulators such as FedJAX (Ro, Suresh & Wu 2021, "FedJAX: Federated
-learning simulation with JAX") and pfl-research's vectorized local training.
+Every client's params and optimizer state are stacked along a leading "client" dimension, and
+one call advances many clients by one step: the client update's ``objective`` is
+``torch.func.vmap``-ed over the stack and differentiated by one autograd pass over the sum of
+the clients' losses (client c's loss depends only on its own slice, so the gradient of the sum
+w.r.t. that slice is client c's gradient); for Linear/ReLU MLPs the gradients come in closed
+form instead (:mod:`~interlearn.federated.engines.closed_form`). The client update's own
+``apply`` then takes the step — on the stacked tensors directly when it declares itself
+elementwise, ``vmap``-ed otherwise; a client update that overrides ``step`` itself is
+``vmap``-ed whole. The idea is FedJAX's (Ro, Suresh & Wu 2021) and pfl-research's vectorized
+local training; the optimizer math stays in the client update.
 
-Clients with different data sizes are handled by masking: each client's minibatches come from
-:func:`~interlearn.federated.client.batch_schedule` with its own generator (exactly the
-batches the sequential engine visits); batches are padded to the largest one with zero-weight
-examples, and clients that have finished their steps are frozen by a per-client "active" mask.
-The result equals the sequential engine's up to float rounding (tested within 1e-5).
+Ragged cohorts cost the sum of their steps, not cohort × longest: clients are ordered by their
+number of steps (longest first), so at step ``j`` the clients still training are a prefix of
+the stack, and only that prefix is computed; within it, clients whose batch at step ``j`` has
+another size (the last batch of an epoch) are split into their own contiguous run, so every
+computed example is a real one. Batches come from each client's own schedule and generator, so
+results equal the ``sequential`` engine's up to float rounding (tested within 1e-5).
 
-Only per-example models vectorize: layers that mix examples in a batch or update state in
-place (BatchNorm), fused recurrent kernels (``nn.LSTM``/``GRU``/``RNN``) and random layers
-(dropout) raise a ConfigError that suggests the ``sequential`` engine.
+Only per-example models vectorize: layers that mix examples or update state in place
+(BatchNorm), fused recurrent kernels (``nn.LSTM``/``GRU``/``RNN``; interlearn's ``CharLSTM``
+switches to explicit gates under ``vmap`` by itself) and random layers (dropout) raise a
+ConfigError that suggests the ``sequential`` engine.
 """
 
 from __future__ import annotations
@@ -27,31 +31,31 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
-import torch.nn.functional as F
+from torch.func import vmap
 
 from interlearn.errors import ConfigError, DataError
-from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
-from interlearn.federated.client.local_sgd import LocalSGD, cross_entropy
-from interlearn.federated.client.scaffold import ScaffoldClient
-from interlearn.federated.engines.fused_mlp import vectorized_fast_path
-from interlearn.types import ClientId, Params
+from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, CohortTask, EngineSetup
+from interlearn.federated.client.step import StepContext, StepUpdate, trainable_keys
+from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.closed_form import MLPGradients, closed_form_reason
+from interlearn.types import Params
 
 __all__ = ["VectorizedEngine", "check_vectorizable"]
 
-_SUGGEST = "use engine='sequential' (it runs any model and client update)"
+_SUGGEST = "use engine='sequential' or 'multicore' (they run any model and client update)"
 
 
 def check_vectorizable(model: nn.Module, client_update: Any) -> None:
     """Raise ConfigError when the vectorized engine cannot run ``model``/``client_update``.
 
     Raises:
-        ConfigError: a BatchNorm, fused RNN or active dropout layer, or a client update other
-            than :class:`LocalSGD` / :class:`ScaffoldClient`.
+        ConfigError: a BatchNorm, fused RNN or active dropout layer, or a client update that is
+            not a :class:`~interlearn.federated.client.StepUpdate`.
     """
-    if type(client_update) not in (LocalSGD, ScaffoldClient):
+    if not isinstance(client_update, StepUpdate):
         raise ConfigError(
-            f"the vectorized engine runs LocalSGD and ScaffoldClient client updates, not {type(client_update).__name__}; {_SUGGEST}"
+            f"the vectorized engine runs client updates written as a StepUpdate (objective + apply), not "
+            f"{type(client_update).__name__}; {_SUGGEST}, or write the update as a StepUpdate"
         )
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -62,15 +66,33 @@ def check_vectorizable(model: nn.Module, client_update: Any) -> None:
             raise ConfigError(f"module {name!r} is {type(m).__name__}(p={m.p}): random layers cannot match per-client randomness under vmap; {_SUGGEST}")
 
 
-class VectorizedEngine:
-    """Runs the cohort's :class:`LocalSGD` updates as one ``vmap``-ed computation.
+def _runs(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """Maximal ``[start, end)`` runs of equal values."""
+    out: list[tuple[int, int]] = []
+    s = 0
+    for i in range(1, len(sizes) + 1):
+        if i == len(sizes) or sizes[i] != sizes[s]:
+            out.append((s, i))
+            s = i
+    return out
+
+
+def _write_back(dst: Params, new: Params, s: int, e: int) -> None:
+    """Copy ``new`` into ``dst[k][s:e]`` unless it already lives there (an in-place update)."""
+    for k, v in new.items():
+        view = dst[k][s:e]
+        if v.data_ptr() != view.data_ptr() or v.shape != view.shape:
+            view.copy_(v)
+
+
+class VectorizedEngine(EngineBase):
+    """Runs a cohort's :class:`~interlearn.federated.client.StepUpdate` as batched steps.
 
     Args:
         chunk_size: clients per batched computation (``None``: the whole cohort); lower it to
             bound memory for large cohorts or models.
-        fast_path: run plain Linear/ReLU MLPs trained with SGD through the fused closed-form
-            engine (:mod:`~interlearn.federated.engines.fused_mlp`, same results, ~2-3x less
-            CPU); ``False`` always uses ``vmap``.
+        closed_form: use closed-form gradients for qualifying Linear/ReLU MLPs (same results,
+            less CPU); ``False`` always uses autograd.
 
     Raises:
         ConfigError: ``chunk_size < 1``.
@@ -81,202 +103,113 @@ class VectorizedEngine:
 
     name = "vectorized"
 
-    def __init__(self, chunk_size: int | None = None, fast_path: bool = True) -> None:
+    def __init__(self, chunk_size: int | None = None, closed_form: bool = True) -> None:
+        super().__init__()
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"chunk_size={chunk_size}: must be >= 1 or None (whole cohort)")
         self.chunk_size = chunk_size
-        self.fast_path = fast_path
+        self.closed_form = closed_form
+        self._mlp: MLPGradients | None = None
 
-    def run_cohort(
-        self,
-        model: nn.Module,
-        client_update: ClientUpdate,
-        params: Params,
-        cohort: Sequence[ClientData],
-        client_states: dict[ClientId, Params | None],
-        server_extras: Params,
-        generators: Sequence[torch.Generator],
-    ) -> list[tuple[ClientResult, Params | None]]:
+    def start(self, setup: EngineSetup) -> None:
+        """Check the model and client update can be vectorized; pick the gradient path.
+
+        Raises:
+            ConfigError: they cannot (the message says why and what to use instead).
+        """
+        check_vectorizable(setup.model, setup.client_update)
+        super().start(setup)
+        use = self.closed_form and closed_form_reason(setup.model, setup.client_update) is None
+        self._mlp = MLPGradients(setup.model) if use else None
+
+    def describe(self) -> str:
+        return f"vectorized ({'closed-form MLP gradients' if self._mlp is not None else 'vmap + autograd'})"
+
+    def run_cohort(self, task: CohortTask) -> CohortOutcome:
         """Results in cohort order (see the module docstring).
 
         Raises:
             ConfigError: a model or client update that cannot be vectorized (use ``sequential``).
             DataError: a client without examples.
         """
-        if self.fast_path and (fast := vectorized_fast_path(model, client_update, self.chunk_size)) is not None:
-            return fast.run_cohort(model, client_update, params, cohort, client_states, server_extras, generators)
-        check_vectorizable(model, client_update)
-        if len(cohort) != len(generators):
-            raise ConfigError(f"{len(cohort)} clients but {len(generators)} generators: pass one generator per client")
-        step = len(cohort) if self.chunk_size is None else self.chunk_size
-        out: list[tuple[ClientResult, Params | None]] = []
-        for s in range(0, len(cohort), step):
-            chunk = _run_chunk(model, client_update, params, cohort[s : s + step], client_states, server_extras, generators[s : s + step])  # type: ignore[arg-type]
-            out.extend(chunk)
+        setup = self.bound()
+        check_task(task)
+        update: StepUpdate = setup.client_update  # type: ignore[assignment]  # checked in start()
+        data = [setup.population.client(c) for c in task.clients]
+        for d in data:
+            if len(d) == 0:
+                raise DataError(f"client {d.client_id} has no training examples; drop empty clients from the partition")
+        schedules = [update.schedule(len(d), g) for d, g in zip(data, task.generators)]
+        order = sorted(range(len(data)), key=lambda i: -len(schedules[i]))
+        step = len(order) if self.chunk_size is None else self.chunk_size
+        ctx = StepContext(task.params, task.server_extras, trainable_keys(setup.model, task.params))
+        results: dict[int, tuple[ClientResult, Params | None]] = {}
+        for s in range(0, len(order), step):
+            chunk = order[s : s + step]
+            outs = self._train(update, [data[i] for i in chunk], [schedules[i] for i in chunk],
+                               [task.client_states.get(task.clients[i]) for i in chunk], ctx)
+            results.update(zip(chunk, outs))
+        return CohortOutcome([results[i] for i in range(len(data))])
+
+    def _train(
+        self, update: StepUpdate, data: list[ClientData], schedules: list[list[torch.Tensor]],
+        states_in: list[Params | None], ctx: StepContext,
+    ) -> list[tuple[ClientResult, Params | None]]:
+        """Train one chunk of clients, ordered longest schedule first."""
+        model = self.bound().model
+        starts = [update.begin(ctx.global_params, st, ctx) for st in states_in]
+        opt = [update.init_state(p, st, ctx) for p, st in zip(starts, states_in)]
+        P = {k: torch.stack([p[k] for p in starts]) for k in starts[0]}  # (C, ...) per entry
+        S = {k: torch.stack([o[k] for o in opt]) for k in opt[0]} if opt[0] else {}
+        del starts, opt
+        num = [len(sch) for sch in schedules]
+        loss_sum = torch.zeros(len(data), dtype=torch.float64)
+        model.train()
+        for j in range(num[0]):
+            active = sum(1 for n in num if n > j)  # a prefix: num is sorted descending
+            for s, e in _runs([int(schedules[i][j].shape[0]) for i in range(active)]):
+                xb = torch.stack([data[i].x[schedules[i][j]] for i in range(s, e)])  # (c, B, ...)
+                yb = torch.stack([data[i].y[schedules[i][j]] for i in range(s, e)])
+                pv = {k: v[s:e] for k, v in P.items()}
+                sv = {k: v[s:e] for k, v in S.items()}
+                loss_sum[s:e] += self._step(update, model, pv, sv, xb, yb, ctx, j + 1)
+        out = []
+        for i, d in enumerate(data):
+            local = {k: v[i] for k, v in P.items()}
+            delta, extras, new_state = update.finish(local, {k: v[i] for k, v in S.items()}, states_in[i], ctx, num[i])
+            metrics = {"loss": float(loss_sum[i]) / num[i], "steps": float(num[i]), "examples": float(len(d))}
+            out.append((ClientResult(d.client_id, delta, float(len(d)), metrics, extras), new_state))
         return out
 
-    def __repr__(self) -> str:
-        return f"VectorizedEngine(chunk_size={self.chunk_size})"
-
-
-def _expand(t: torch.Tensor, c: int) -> torch.Tensor:
-    return t.unsqueeze(0).expand(c, *t.shape).clone()
-
-
-def _gate(active: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """Keep ``old`` for clients whose ``active`` flag is off. active: (C,)."""
-    return torch.where(active.reshape(-1, *([1] * (new.dim() - 1))), new, old)
-
-
-def _run_chunk(
-    model: nn.Module,
-    cu: LocalSGD,
-    params: Params,
-    cohort: Sequence[ClientData],
-    client_states: dict[ClientId, Params | None],
-    server_extras: Params,
-    generators: Sequence[torch.Generator],
-) -> list[tuple[ClientResult, Params | None]]:
-    c = len(cohort)
-    sizes = [len(d) for d in cohort]
-    for d in cohort:
-        if len(d) == 0:
-            raise DataError(f"client {d.client_id} has no training examples; drop empty clients from the partition")
-    # ---- the batch schedule of every client, padded: (C, S, B) indices, masks
-    schedules = [cu.schedule(n, g) for n, g in zip(sizes, generators)]
-    num_steps = [len(s) for s in schedules]
-    s_max = max(num_steps)
-    b_max = max(len(b) for sch in schedules for b in sch)
-    dev = cohort[0].x.device
-    idx = torch.zeros(c, s_max, b_max, dtype=torch.long)
-    mask = torch.zeros(c, s_max, b_max)
-    for i, sch in enumerate(schedules):
-        for j, b in enumerate(sch):
-            idx[i, j, : len(b)] = b
-            mask[i, j, : len(b)] = 1.0
-    active = torch.arange(s_max).unsqueeze(0) < torch.tensor(num_steps).unsqueeze(1)  # (C, S)
-    idx, mask, active = idx.to(dev), mask.to(dev), active.to(dev)
-    # ---- the cohort's data, padded to the largest client: (C, n_max, ...)
-    n_max = max(sizes)
-    x0, y0 = cohort[0].x, cohort[0].y
-    xs = x0.new_zeros(c, n_max, *x0.shape[1:])
-    ys = y0.new_zeros(c, n_max, *y0.shape[1:])
-    for i, d in enumerate(cohort):
-        xs[i, : sizes[i]] = d.x
-        ys[i, : sizes[i]] = d.y
-    rows = torch.arange(c, device=dev).unsqueeze(1)  # (C, 1)
-
-    model.train()
-    trainable = [k for k, p in model.named_parameters() if p.requires_grad]
-    missing = [k for k in trainable if k not in params]
-    if missing:
-        raise ConfigError(f"trainable parameters {missing[:3]} are not in the global params; build params with model_params(model)")
-    fixed = {k: v for k, v in params.items() if k not in trainable}  # frozen weights, float buffers
-    p = {k: _expand(params[k], c).requires_grad_(True) for k in trainable}  # (C, *shape)
-    glob = {k: params[k] for k in trainable}
-    loss_fn = cu.loss
-    mu = cu.prox_mu
-
-    def per_example(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(N, C[, T]) outputs, (N[, T]) targets -> (N,) losses."""
-        if loss_fn is cross_entropy:  # fast path for the default loss: no nested vmap
-            le = F.cross_entropy(out, y.long(), reduction="none")
-            return le.reshape(le.shape[0], -1).mean(1)
-        # any mean-reduced loss, applied to one example at a time
-        return vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))(out, y)
-
-    def forward(pc: Params, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, {**pc, **fixed}, (x,))
-
-    batched_forward = vmap(forward)
-
-    def grads_of(pp: Params, xb: torch.Tensor, yb: torch.Tensor, mb: torch.Tensor) -> tuple[Params, torch.Tensor]:
-        """Every client's gradient at once. The forward is vmapped over clients; the backward
-        is ordinary autograd of the sum of the clients' losses: client c's loss depends only
-        on its own slice of the stacked params, so d(sum)/d(params[c]) is client c's gradient.
-        (torch.func.grad around the vmap gives the same numbers at about twice the per-step
-        Python overhead, which dominates for small models.)"""
-        out = batched_forward(pp, xb)  # (C, B, ...)
-        le = per_example(out.flatten(0, 1), yb.flatten(0, 1)).reshape(mb.shape)  # (C, B)
-        losses = (le * mb).sum(1) / mb.sum(1).clamp_min(1.0)  # (C,)
-        total = losses.sum()
-        if mu > 0:
-            total = total + 0.5 * mu * sum(((pp[k] - glob[k]) ** 2).sum() for k in pp)
-        gs = torch.autograd.grad(total, [pp[k] for k in trainable])
-        return dict(zip(trainable, gs)), losses.detach()
-
-    scaffold = isinstance(cu, ScaffoldClient)
-    corr: Params = {}
-    ci: Params = {}
-    if scaffold:
-        if server_extras.keys() != params.keys():
-            raise ConfigError("ScaffoldClient got no server control variate: pair it with the 'scaffold' strategy")
-        for k in params:
-            states = [client_states.get(d.client_id) for d in cohort]
-            ci[k] = torch.stack([st[k] if st is not None else torch.zeros_like(params[k]) for st in states])
-        corr = {k: server_extras[k].unsqueeze(0) - ci[k] for k in trainable}
-
-    sgd = cu.optimizer == "sgd"
-    buf = {k: torch.zeros_like(v) for k, v in p.items()} if (sgd and cu.momentum) or not sgd else {}
-    sq = {k: torch.zeros_like(v) for k, v in p.items()} if not sgd else {}
-    t = torch.zeros(c, device=dev)
-    b1, b2 = cu.betas
-    loss_sum = torch.zeros(c, device=dev)
-    all_active = active.all(0).tolist()  # steps where every client still trains: no gating needed
-    for j in range(s_max):
-        act = active[:, j]
-        xb = xs[rows, idx[:, j]]  # (C, B, ...)
-        yb = ys[rows, idx[:, j]]
+    def _step(
+        self, update: StepUpdate, model: nn.Module, pv: Params, sv: Params, xb: torch.Tensor, yb: torch.Tensor,
+        ctx: StepContext, t: int,
+    ) -> torch.Tensor:
+        """Advance the clients of ``pv``/``sv`` (views into the stacks) by one step; their losses."""
         try:
-            g, lval = grads_of(p, xb, yb, mask[:, j])
+            if type(update).step is not StepUpdate.step:  # a custom step: vmap it whole
+                new_p, new_s, losses = vmap(lambda p, s, x, y: update.step(model, p, s, x, y, ctx, t))(pv, sv, xb, yb)
+                _write_back(pv, new_p, 0, xb.shape[0])
+                _write_back(sv, new_s, 0, xb.shape[0])
+                return losses.detach()
+            if self._mlp is not None:
+                losses, grads = self._mlp(pv, xb, yb)
+            else:
+                leaves = {k: pv[k].detach().requires_grad_(True) for k in ctx.trainable}
+                full = {**pv, **leaves}
+                losses = vmap(lambda p, x, y: update.objective(model, p, x, y))(full, xb, yb)
+                gs = torch.autograd.grad(losses.sum(), [leaves[k] for k in ctx.trainable])
+                grads, losses = dict(zip(ctx.trainable, gs)), losses.detach()
         except (RuntimeError, NotImplementedError) as exc:
             raise ConfigError(f"the vectorized engine could not batch this model under vmap ({type(exc).__name__}: {exc}); {_SUGGEST}") from exc
-        full = all_active[j]
-        loss_sum += lval if full else torch.where(act, lval, torch.zeros_like(lval))
-        # per-client step size: -lr for active clients, 0 for finished ones, shaped (C, 1, ...)
-        neg_lr = -cu.lr * act.to(xs.dtype if xs.is_floating_point() else torch.float32)
         with torch.no_grad():
-            for k in trainable:
-                gk = g[k]
-                if scaffold:
-                    gk = gk + corr[k]
-                if cu.weight_decay:
-                    gk = gk + cu.weight_decay * p[k]
-                shape = (-1, *([1] * (gk.dim() - 1)))
-                if sgd:
-                    if cu.momentum:
-                        buf[k] = cu.momentum * buf[k] + gk if full else _gate(act, cu.momentum * buf[k] + gk, buf[k])
-                        gk = buf[k]
-                    if full:
-                        p[k].add_(gk, alpha=-cu.lr)
-                    else:
-                        p[k].addcmul_(gk, neg_lr.reshape(shape))
-                else:  # Adam, as torch.optim.Adam (L2 weight decay, bias correction)
-                    tk = (t + act.float()).clamp_min(1.0).reshape(shape)
-                    m_new = b1 * buf[k] + (1 - b1) * gk
-                    v_new = b2 * sq[k] + (1 - b2) * gk * gk
-                    bc1 = 1 - b1**tk
-                    bc2 = 1 - b2**tk
-                    upd = (cu.lr / bc1) * m_new / (v_new.sqrt() / bc2.sqrt() + cu.eps)
-                    p[k].copy_(_gate(act, p[k] - upd, p[k]))
-                    buf[k] = _gate(act, m_new, buf[k])
-                    sq[k] = _gate(act, v_new, sq[k])
-        t = t + act.float()
+            if update.elementwise:
+                new_p, new_s = update.apply(pv, grads, sv, ctx, t)
+            else:
+                new_p, new_s = vmap(lambda p, g, s: update.apply(p, g, s, ctx, t))(pv, grads, sv)
+            _write_back(pv, new_p, 0, xb.shape[0])
+            _write_back(sv, new_s, 0, xb.shape[0])
+        return losses
 
-    results: list[tuple[ClientResult, Params | None]] = []
-    for i, d in enumerate(cohort):
-        update = {k: (p[k][i].detach() - params[k]) if k in p else torch.zeros_like(v) for k, v in params.items()}
-        metrics = {"loss": float(loss_sum[i]) / num_steps[i], "steps": float(num_steps[i]), "examples": float(sizes[i])}
-        extras: Params = {}
-        new_state = client_states.get(d.client_id)
-        if scaffold:
-            new_ci = {}
-            for k, x in params.items():
-                if k in p:
-                    new_ci[k] = ci[k][i] - server_extras[k] + (x - p[k][i].detach()) / (num_steps[i] * cu.lr)
-                else:
-                    new_ci[k] = ci[k][i]
-            extras = {k: new_ci[k] - ci[k][i] for k in params}
-            new_state = new_ci
-        results.append((ClientResult(d.client_id, update, float(sizes[i]), metrics, extras), new_state))
-    return results
+    def __repr__(self) -> str:
+        return f"VectorizedEngine(chunk_size={self.chunk_size}, closed_form={self.closed_form})"

@@ -10,11 +10,11 @@ The nodes also run the update steps' client hooks (clipping, local noise, compre
 ``runs_client_steps = True`` tells the round loop to send each step's state with the ``train``
 message (a :class:`~interlearn.federated.client_steps.ClientRound`) instead of running the hooks
 itself, so what leaves a node is already clipped, noised or compressed; the notes the hooks
-write come back with the reply (:attr:`FlowerGridEngine.last_client_contexts`).
+write come back with the reply (``CohortOutcome.client_contexts``).
 
 A node that does not answer within ``timeout_s`` (killed, disconnected, too slow) or replies
-with an error is a *dropout*: it is left out of the results and listed in ``last_dropped``,
-and the run continues with the survivors.
+with an error is a *dropout*: it is left out of the results and listed in the outcome's
+``dropped``, and the run continues with the survivors.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
-from interlearn.federated.client_steps import ClientRound, context_from_json
+from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, CohortTask
+from interlearn.federated.client_steps import context_from_json
 from interlearn.federated.flower.codec import (
     config_record,
     content_to_result,
@@ -39,6 +39,7 @@ from interlearn.federated.flower.codec import (
     params_to_record,
     record_to_generator,
 )
+from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.types import ClientId, Params
 
 __all__ = ["FlowerGridEngine", "RemotePopulation", "discover_clients"]
@@ -127,7 +128,7 @@ class RemotePopulation:
         return f"RemotePopulation(clients={len(self)}, examples={sum(self._sizes.values())})"
 
 
-class FlowerGridEngine:
+class FlowerGridEngine(EngineBase):
     """Our ``Engine`` over a Flower ``Grid`` (see the module docstring).
 
     Args:
@@ -140,84 +141,70 @@ class FlowerGridEngine:
     runs_client_steps = True
 
     def __init__(self, grid: Grid, node_of: dict[ClientId, int], timeout_s: float = 120.0) -> None:
+        super().__init__()
         if not timeout_s > 0:
             raise ConfigError(f"timeout_s={timeout_s}: must be > 0")
         self.grid = grid
         self.node_of = dict(node_of)
         self.timeout_s = timeout_s
-        self.last_dropped: list[ClientId] = []
-        self.last_client_contexts: dict[ClientId, tuple[dict, list[str]]] = {}
         self._round = 0
 
-    def run_cohort(
-        self,
-        model: torch.nn.Module,
-        client_update: ClientUpdate,
-        params: Params,
-        cohort: Sequence[ClientData],
-        client_states: dict[ClientId, Params | None],
-        server_extras: Params,
-        generators: Sequence[torch.Generator],
-        client_round: ClientRound | None = None,
-    ) -> list[tuple[ClientResult, Params | None]]:
-        """Send one ``train`` message per client and collect the replies.
+    def run_cohort(self, task: CohortTask) -> CohortOutcome:
+        """Send one ``train`` message per client of the task and collect the replies.
 
-        With ``client_round`` the nodes run the update steps' client hooks on their result
+        With ``task.client_round`` the nodes run the update steps' client hooks on their result
         (with the step states it carries) before replying; each reply's notes and log land in
-        :attr:`last_client_contexts`.
-
-        ``model``, ``client_update``, ``client_states`` and the cohort's (empty) data stay on the
-        server unused: each node has its own model, client update, data and private state. Returns survivors in cohort order
-        with ``None`` states (the states live on the nodes).
+        the outcome's ``client_contexts``. The server's model, client update and client states
+        stay unused: each node has its own model, client update, data and private state.
+        Returns survivors in cohort order with ``None`` states (the states live on the nodes).
 
         Raises:
             ConfigError: a client of the cohort has no node.
         """
-        unknown = [d.client_id for d in cohort if d.client_id not in self.node_of]
+        check_task(task)
+        unknown = [c for c in task.clients if c not in self.node_of]
         if unknown:
             raise ConfigError(f"clients {unknown} have no SuperNode; known clients: {sorted(self.node_of)}")
         self._round += 1
         group = f"round-{self._round}"
-        params_rec = params_to_record(params)
-        extras_rec = params_to_record(server_extras)
+        params_rec = params_to_record(task.params)
+        extras_rec = params_to_record(task.server_extras)
         msgs = []
-        for data, gen in zip(cohort, generators):
+        for cid, gen in zip(task.clients, task.generators):
             content = RecordDict(
                 {
                     "params": params_rec,
                     "extras": extras_rec,
                     "generator": generator_to_record(gen),
-                    "config": config_record(round=self._round, client_id=int(data.client_id)),
+                    "config": config_record(round=self._round, client_id=int(cid)),
                 }
             )
-            if client_round is not None:
-                content["client-round"] = config_record(json=client_round.to_json())
-            msgs.append(Message(content, dst_node_id=self.node_of[data.client_id], message_type="train", group_id=group))
+            if task.client_round is not None:
+                content["client-round"] = config_record(json=task.client_round.to_json())
+            msgs.append(Message(content, dst_node_id=self.node_of[cid], message_type="train", group_id=group))
         replies = list(self.grid.send_and_receive(msgs, timeout=self.timeout_s))
         by_node: dict[int, Message] = {int(r.metadata.src_node_id): r for r in replies}
-        out: list[tuple[ClientResult, Params | None]] = []
-        self.last_dropped = []
-        self.last_client_contexts = {}
-        for data, gen in zip(cohort, generators):
-            reply = by_node.get(self.node_of[data.client_id])
+        outcome = CohortOutcome([])
+        for cid, gen in zip(task.clients, task.generators):
+            reply = by_node.get(self.node_of[cid])
             if reply is None or reply.has_error():
                 why = "no reply" if reply is None else f"error: {reply.error.reason}"
-                log.warning("client %s (%s): counted as a dropout", data.client_id, why)
-                self.last_dropped.append(data.client_id)
+                log.warning("client %s (%s): counted as a dropout", cid, why)
+                outcome.dropped.append(cid)
                 continue
             result = content_to_result(reply.content)
-            if result.client_id != data.client_id:
-                raise UpdateRejected(f"node {self.node_of[data.client_id]} answered as client {result.client_id}, expected {data.client_id}")
+            if result.client_id != cid:
+                raise UpdateRejected(f"node {self.node_of[cid]} answered as client {result.client_id}, expected {cid}")
             gen.set_state(record_to_generator(reply.content["generator"]).get_state())
-            if client_round is not None:
+            if task.client_round is not None:
                 if "client-context" not in reply.content:
                     raise UpdateRejected(
-                        f"node {self.node_of[data.client_id]} did not run the update steps' client hooks: "
+                        f"node {self.node_of[cid]} did not run the update steps' client hooks: "
                         "is it running interlearn's ClientApp with the job's steps?"
                     )
-                self.last_client_contexts[data.client_id] = context_from_json(str(reply.content["client-context"]["json"]))
-            out.append((result, None))
-        return out
+                outcome.client_contexts[cid] = context_from_json(str(reply.content["client-context"]["json"]))
+            outcome.results.append((result, None))
+        return outcome
 
     def protocol_channel(self, round_: int) -> Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[str, Any]]]:
         """A channel for the round's extra protocol messages (secure aggregation): ``channel(stage,
