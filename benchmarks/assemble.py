@@ -9,7 +9,7 @@ numbers; this script only concatenates them in a fixed order.
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["transfer", "feature_cache", "distill", "multitask", "mtl_overhead", "fl_speed", "fl_scale", "fl_mnist", "fl_privacy",
+ORDER = ["transfer", "feature_cache", "distill", "multitask", "mtl_overhead", "fl_matrix", "fl_scale", "fl_mnist", "fl_privacy",
          "fl_robust", "fl_secagg", "fl_compress", "shakespeare", "femnist", "fl_engines", "fl_lora"]
 
 

@@ -24,20 +24,26 @@ def _load(name: str) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def fl_speed(ax) -> bool:
-    d = _load("fl_speed")
+def fl_matrix(ax) -> bool:
+    d = _load("fl_matrix")
     if not d:
         return False
-    tools = d["tools"]
-    names = [n for n in tools if "wall_s" in tools[n]]
-    walls = [tools[n]["wall_s"] for n in names]
-    ax.barh(names, walls, color="#4477aa")
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("end-to-end wall time, s (log)")
-    ax.set_title("FedAvg MNIST 2NN, 20 rounds")
-    for i, v in enumerate(walls):
-        ax.text(v, i, f" {v:.0f}s", va="center", fontsize=8)
+    workloads = list(d["results"])
+    tools = ["auto", "sequential", "vectorized", "multicore", "ray", "flower", "pfl"]
+    width = 0.8 / len(tools)
+    for i, tool in enumerate(tools):
+        ys = [d["results"][w].get(tool, {}).get("s_per_round", float("nan")) for w in workloads]
+        ax.bar([j + (i - len(tools) / 2) * width for j in range(len(workloads))], ys, width, label=tool)
+    for j, w in enumerate(workloads):
+        f = d["floor_s_per_round"].get(w)
+        if f:
+            ax.hlines(f, j - 0.45, j + 0.45, colors="k", linestyles="dashed", linewidth=1)
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(range(len(workloads)), [w.replace("_", " ") for w in workloads], fontsize=7)
+    ax.set_ylabel("s per round (log); dashed: floor")
+    ax.set_title("FL simulation speed, 2 cores")
+    ax.legend(fontsize=6, ncol=2)
     return True
 
 
@@ -117,7 +123,7 @@ def multimnist(ax) -> bool:
 
 
 def main() -> None:
-    panels = [transfer, distill, fl_speed, privacy, multimnist]
+    panels = [transfer, distill, fl_matrix, privacy, multimnist]
     fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     drawn = [p(ax) for p, ax in zip(panels, axes.flat)]
     drawn += [False] * (axes.size - len(drawn))

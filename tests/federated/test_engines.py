@@ -332,3 +332,25 @@ def test_engine_registry():
         MultiCoreEngine(workers=0)
     with pytest.raises(ConfigError, match="not started"):
         SequentialEngine().bound()
+
+
+def test_library_client_updates_run_on_every_engine():
+    """FedPer (a private head in the client state) and federated distillation (a KD objective) are
+    StepUpdates too: batched and multi-core runs equal the sequential ones."""
+    from interlearn.federated.personalization import FedPerUpdate
+    from interlearn.models.char_lstm import FedDistillUpdate
+
+    model, clients = mlp(8, [16], 3, seed=0), _mlp_clients()
+    params = model_params(model)
+    g = torch.Generator().manual_seed(3)
+    states = {2: {k: v + 0.1 * torch.randn(v.shape, generator=g) for k, v in params.items() if k.startswith("3.")}}
+    updates = [FedPerUpdate(epochs=2, batch_size=8, lr=0.1, head_patterns=("3.*",)),
+               FedDistillUpdate(teacher=mlp(8, [32], 3, seed=1), epochs=2, batch_size=8, lr=0.1, max_steps=5)]
+    for update in updates:
+        _, ref, _ = _run(SequentialEngine(), model, update, clients, states=states)
+        for engine in (VectorizedEngine(), MultiCoreEngine(workers=2)):
+            _, got, _ = _run(engine, model, update, clients, states=states)
+            _assert_equal(params, ref, got)
+    fedper = _run(SequentialEngine(), model, updates[0], clients, states=states)[1]
+    assert all(float(r.update["3.weight"].abs().max()) == 0.0 for r, _ in fedper)  # the head stays private
+    assert set(fedper[2][1]) == {"3.weight", "3.bias"}

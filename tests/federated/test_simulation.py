@@ -210,3 +210,18 @@ def test_config_validation():
         SimulationConfig(rounds=1, fraction=0.5, dropout=1.0)
     with pytest.raises(ConfigError, match="rounds"):
         SimulationConfig(rounds=0, fraction=0.5)
+
+
+def test_time_budget_stops_the_run_and_says_so():
+    from interlearn.federated.client import LocalSGD
+    from interlearn.federated.simulation import SimulationConfig, simulate
+    from interlearn.federated.strategies import get_strategy
+
+    x, y = blobs(80)
+    pop = Population(x, y, [list(range(i, 80, 4)) for i in range(4)])
+    cfg = SimulationConfig(rounds=50, clients_per_round=2, seed=0, progress=False, time_budget_s=1e-9)
+    res = simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), cfg, engine="sequential", test=(x, y))
+    assert len(res.history) == 1 and res.stopped == "time budget of 1e-09 s spent after round 1"
+    assert "test_accuracy" in res.history[-1]  # the last round is evaluated like any last round
+    with pytest.raises(ConfigError, match="time_budget_s=0"):
+        SimulationConfig(rounds=1, clients_per_round=1, time_budget_s=0)

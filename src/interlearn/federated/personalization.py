@@ -30,8 +30,8 @@ from torch.func import functional_call
 
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.federated.api import ClientData, ClientResult
-from interlearn.federated.client.local_sgd import cross_entropy
+from interlearn.federated.client.local_sgd import LocalSGD, cross_entropy
+from interlearn.federated.client.step import StepContext
 from interlearn.types import Params
 
 __all__ = [
@@ -264,62 +264,40 @@ def plot_personalization(report: PersonalizationReport, path: str | Path, title:
 
 
 @dataclass(frozen=True)
-class FedPerUpdate:
-    """FedPer's client update: local SGD on trunk + personal head; only the trunk is shared.
+class FedPerUpdate(LocalSGD):
+    """FedPer's client update (Arivazhagan et al. 2019): :class:`LocalSGD` on trunk + personal
+    head; only the trunk is shared.
 
     The client's private state is its head (initialised from the global head on first
     participation). The uploaded update holds the trunk's change and zeros for the head, so any
-    strategy keeps the global head fixed (it only seeds newcomers' heads).
+    strategy keeps the global head fixed (it only seeds newcomers' heads). The local steps are
+    LocalSGD's own (every engine runs them, batched included).
 
     Attributes:
-        epochs: local passes over the client's data.
-        batch_size: minibatch size.
-        lr: SGD learning rate.
         head_patterns: globs naming the personal layers.
-        loss_fn: ``loss_fn(output, y)``.
+        (and every :class:`LocalSGD` field: epochs, batch_size, lr, optimizer, ...)
     """
 
-    epochs: int = 1
-    batch_size: int = 10
-    lr: float = 0.1
     head_patterns: tuple[str, ...] = ("head.*",)
-    loss_fn: LossFn = cross_entropy_any
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError(f"FedPerUpdate: epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}; all must be positive")
+    def _heads(self, params: Params) -> list[str]:
+        return _select(list(params), self.head_patterns)
 
-    def __call__(
-        self,
-        model: nn.Module,
-        params: Params,
-        data: ClientData,
-        client_state: Params | None,
-        server_extras: Params,
-        generator: torch.Generator,
-    ) -> tuple[ClientResult, Params | None]:
-        heads = _select(list(params), self.head_patterns)
-        start = dict(params)
+    def begin(self, params: Params, client_state: Params | None, ctx: StepContext) -> Params:
+        """The global trunk with the client's own head (the global head on its first round)."""
+        start = super().begin(params, client_state, ctx)
         if client_state:
-            start.update({k: client_state[k] for k in heads})
-        trainable = [k for k, v in start.items() if v.is_floating_point()]
-        local = TensorData(data.x, data.y)
-        steps = self.epochs * -(-len(local) // self.batch_size)
-        losses = []
-        current = {k: (v.detach().clone().requires_grad_(True) if k in trainable else v) for k, v in start.items()}
-        train = [current[k] for k in trainable]
-        for _ in range(self.epochs):
-            for idx in torch.randperm(len(local), generator=generator).split(self.batch_size):
-                loss = self.loss_fn(functional_call(model, current, (local.x[idx],)), local.y[idx])
-                grads = torch.autograd.grad(loss, train)
-                with torch.no_grad():
-                    for p, g in zip(train, grads):
-                        p.sub_(self.lr * g)
-                losses.append(float(loss.detach()))
-        new = {k: v.detach() for k, v in current.items()}
-        update = {k: (torch.zeros_like(params[k]) if k in heads else new[k] - params[k]) for k in params}
-        result = ClientResult(data.client_id, update, float(len(local)), {"loss": sum(losses) / max(len(losses), 1), "steps": float(steps)})
-        return result, {k: new[k] for k in heads}
+            for k in self._heads(params):
+                start[k] = client_state[k].detach().clone()
+        return start
+
+    def finish(
+        self, params: Params, state: Params, client_state: Params | None, ctx: StepContext, steps: int
+    ) -> tuple[Params, Params, Params | None]:
+        """Upload the trunk's change (zeros for the head); keep the trained head."""
+        heads = set(self._heads(ctx.global_params))
+        update = {k: torch.zeros_like(v) if k in heads else params[k] - v for k, v in ctx.global_params.items()}
+        return update, {}, {k: params[k].detach().clone() for k in sorted(heads)}
 
 
 def personal_heads(result: object | None = None, run_dir: str | Path | None = None) -> dict[int, Params]:

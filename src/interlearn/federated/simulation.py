@@ -80,6 +80,8 @@ class SimulationConfig:
         checkpoint_every: write a checkpoint every N rounds (0: never; needs a run folder).
         seed: the run's seed (sampling, dropouts, local batches).
         progress: print one line per round.
+        time_budget_s: stop after the first round that ends this many seconds after the run
+            (this invocation) started; ``None``: run every round. The result says it stopped.
     """
 
     rounds: int
@@ -94,6 +96,7 @@ class SimulationConfig:
     checkpoint_every: int = 0
     seed: int = 0
     progress: bool = True
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         if int(self.rounds) < 1:
@@ -115,6 +118,8 @@ class SimulationConfig:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be >= 0")
         if self.client_eval_max < 1:
             raise ConfigError(f"client_eval_max={self.client_eval_max}: must be >= 1")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"time_budget_s={self.time_budget_s}: must be > 0 seconds or None (no budget)")
 
 
 @dataclass
@@ -264,9 +269,12 @@ def simulate(
     if config.progress:
         print(f"engine: {eng.describe()}", flush=True)
     stopped: str | None = None
+    began = time.perf_counter()
     try:
         for r in range(run.start, config.rounds + 1):
             rec, ctx = _round(r, eng, model, population, strategy, config, steps, run, size)
+            if config.time_budget_s is not None and time.perf_counter() - began >= config.time_budget_s and r < config.rounds:
+                ctx.notes["stop"] = f"time budget of {config.time_budget_s:g} s spent after round {r}"
             last = r == config.rounds or bool(ctx.notes.get("stop"))
             _evaluate(rec, eng, model, population, config, test, run, last, r)
             rec.update({k: v for k, v in ctx.notes.items() if isinstance(v, (int, float, str, bool))})

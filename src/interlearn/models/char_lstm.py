@@ -31,7 +31,7 @@ from torch.func import functional_call
 from interlearn.data.tensors import TensorData
 from interlearn.distill import kd_loss as hinton_kd_loss
 from interlearn.errors import ConfigError, DataError, ShapeError
-from interlearn.federated.api import ClientData, ClientResult
+from interlearn.federated.client.local_sgd import LocalSGD
 from interlearn.types import Params
 
 __all__ = [
@@ -256,60 +256,46 @@ def distill_char_lstm(
 
 
 @dataclass(frozen=True)
-class FedDistillUpdate:
-    """Federated distillation of the on-device model: a ``ClientUpdate`` that trains the
-    *student*'s params on the client's own text against the *teacher* (the trained global
-    model, which every device already holds), with :func:`kd_loss`. Raw text stays on the
-    device; the server averages student updates as in FedAvg.
+class FedDistillUpdate(LocalSGD):
+    """Federated distillation of the on-device model: :class:`LocalSGD` whose objective is
+    :func:`kd_loss` of the *student* against the *teacher* (the trained global model, which every
+    device already holds) on the client's own text. Raw text stays on the device; the server
+    averages student updates as in FedAvg. The local steps are LocalSGD's own.
 
     Attributes:
         teacher: the global model with its trained weights loaded (evaluated, never trained).
-        epochs, batch_size, lr: local SGD budget per round.
         temperature, alpha: see :func:`kd_loss`.
         max_steps: cap on local steps per round (``None``: full epochs).
+        (and every :class:`LocalSGD` field: epochs, batch_size, lr, ...)
+
+    Raises:
+        ConfigError: no teacher, or a value out of range.
     """
 
-    teacher: nn.Module = field(repr=False)
-    epochs: int = 1
-    batch_size: int = 10
-    lr: float = 1.0
+    teacher: nn.Module | None = field(default=None, repr=False, compare=False)
     temperature: float = 2.0
     alpha: float = 0.7
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.temperature <= 0 or not 0 <= self.alpha <= 1:
-            raise ConfigError(f"FedDistillUpdate: epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}, temperature={self.temperature}, alpha={self.alpha}")
+        super().__post_init__()
+        if self.teacher is None:
+            raise ConfigError("FedDistillUpdate needs teacher=<the trained global model>")
+        if self.temperature <= 0 or not 0 <= self.alpha <= 1 or (self.max_steps is not None and self.max_steps < 1):
+            raise ConfigError(f"FedDistillUpdate: temperature={self.temperature}, alpha={self.alpha}, max_steps={self.max_steps}; "
+                              "need temperature > 0, alpha in [0, 1], max_steps >= 1 or None")
 
-    def __call__(
-        self,
-        model: nn.Module,
-        params: Params,
-        data: ClientData,
-        client_state: Params | None,
-        server_extras: Params,
-        generator: torch.Generator,
-    ) -> tuple[ClientResult, Params | None]:
-        current = {k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in params.items()}
-        train = [v for v in current.values() if v.requires_grad]
+    def schedule(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """The epochs' minibatches, cut at ``max_steps``."""
+        return super().schedule(n, generator)[: self.max_steps]
+
+    def objective(self, model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:func:`kd_loss` of the student (``params``) against the teacher on this batch."""
+        assert self.teacher is not None  # internal: checked in __post_init__
         self.teacher.eval()
-        losses: list[float] = []
-        for _ in range(self.epochs):
-            for idx in torch.randperm(len(data), generator=generator).split(self.batch_size):
-                if self.max_steps is not None and len(losses) >= self.max_steps:
-                    break
-                x, y = data.x[idx], data.y[idx]
-                with torch.no_grad():
-                    t = self.teacher(x)
-                loss = kd_loss(functional_call(model, current, (x,)), t, y, self.temperature, self.alpha)
-                grads = torch.autograd.grad(loss, train)
-                with torch.no_grad():
-                    for p, g in zip(train, grads):
-                        p.sub_(self.lr * g)
-                losses.append(float(loss.detach()))
-        update = {k: current[k].detach() - params[k] for k in params}
-        metrics = {"loss": sum(losses) / max(len(losses), 1), "steps": float(len(losses))}
-        return ClientResult(data.client_id, update, float(len(data)), metrics), client_state
+        with torch.no_grad():
+            t = self.teacher(x)
+        return kd_loss(functional_call(model, params, (x,)), t, y, self.temperature, self.alpha)
 
 
 # Weight-only int8: torch.ao.quantization's dynamic quantization is deprecated in torch 2.13

@@ -163,7 +163,7 @@ def train_global(model: CharLSTM, data: ShakespeareData, cfg: Config, run_dir: P
 def distill_ondevice(teacher: CharLSTM, data: ShakespeareData, cfg: Config, progress: bool = True) -> CharLSTM:
     """Federated distillation of the small on-device model from the trained global model."""
     student = ondevice_char_lstm(len(data.vocab), hidden=cfg.ondevice_hidden, output="all")
-    update = FedDistillUpdate(teacher, epochs=1, batch_size=cfg.batch_size, lr=cfg.client_lr, max_steps=cfg.max_local_steps)
+    update = FedDistillUpdate(teacher=teacher, epochs=1, batch_size=cfg.batch_size, lr=cfg.client_lr, max_steps=cfg.max_local_steps)
     sim = SimulationConfig(rounds=cfg.distill_rounds, clients_per_round=cfg.clients_per_round, eval_every=0,
                            client_eval_max=1, seed=cfg.seed + 1, progress=progress)
     res = simulate(student, population_of(data.users), update, get_strategy("fedavg"), sim, engine="auto")
