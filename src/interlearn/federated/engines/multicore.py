@@ -203,6 +203,9 @@ class MultiCoreEngine(EngineBase):
         except BaseException:
             self.stop()
             raise
+        from interlearn.federated.params import model_params
+
+        self._publish(model_params(setup.model))  # the shared-memory layout, before round 1
 
     def stop(self) -> None:
         """Stop the workers (the engine can be started again)."""
