@@ -240,6 +240,8 @@ def test_auto_rule(monkeypatch):
     assert isinstance(engine, MultiCoreEngine) and engine.inner == "sequential" and "2 cores" in why
     engine, why = auto_module.choose_engine(EngineSetup(mlp(8, [16], 3), UPDATES["sgd"], Population.from_clients([(c.x, c.y) for c in _mlp_clients()]), 4), cores=2)
     assert isinstance(engine, MultiCoreEngine) and engine.inner == "vectorized"
+    engine, why = auto_module.choose_engine(EngineSetup(cnn, lambda *a: None, pop, 4), cores=2)
+    assert isinstance(engine, SequentialEngine) and "not a StepUpdate" in why  # a plain callable may keep state
     engine, why = auto_module.choose_engine(EngineSetup(mlp(8, [16], 3), ScaffoldClient(), pop, 1), cores=2)
     assert isinstance(engine, VectorizedEngine) and "cohort 1" in why  # SCAFFOLD's apply on closed-form gradients
 

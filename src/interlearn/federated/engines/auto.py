@@ -3,6 +3,9 @@
 The rule (validated on the matrix of ``benchmarks/fl_matrix.py``: the MNIST 2NN, LEAF's FEMNIST
 CNN and the Shakespeare character LSTM, on this repository's 2-core machine):
 
+0. A client update that is not a :class:`~interlearn.federated.client.StepUpdate` (a plain
+   callable, e.g. Opacus' DP-SGD, which keeps each client's accountant in the object) runs
+   ``sequential`` in process: its state would split across worker processes.
 1. **How one core trains a share of the cohort.** Linear/ReLU MLPs trained with
    :class:`~interlearn.federated.client.LocalSGD` and cross-entropy batch well: the
    ``vectorized`` engine with closed-form gradients trains a cohort several times faster than
@@ -80,6 +83,10 @@ def _round_seconds(setup: EngineSetup) -> float | None:
 
 def choose_engine(setup: EngineSetup, cores: int | None = None) -> tuple[EngineBase, str]:
     """The engine the rule picks (not started) and the reason, in words."""
+    if not isinstance(setup.client_update, StepUpdate):
+        # a plain callable may keep per-client state in itself (Opacus' accountants do): the
+        # state would split across worker processes, so it stays in this process
+        return SequentialEngine(), f"{type(setup.client_update).__name__} is not a StepUpdate: one client after another, in process"
     reason = closed_form_reason(setup.model, setup.client_update)
     inner = "vectorized" if reason is None else "sequential"
     why = "Linear/ReLU MLP with LocalSGD: batched closed-form steps" if reason is None else f"{reason}: one client after another"
