@@ -29,6 +29,7 @@ from interlearn.errors import ConfigError
 from interlearn.features import cache_status, extract_features, fit_head
 from interlearn.surgery import count_params, freeze
 from interlearn.tasks import Task
+from interlearn.tracking import paused
 from interlearn.training import evaluate
 
 __all__ = ["auto_cut", "AutoCutReport", "CutScore", "stratified_folds"]
@@ -203,8 +204,9 @@ def auto_cut(
                 f"candidate cut {chosen} ({name(chosen)}) by rule; negative transfer cannot be assessed")
         return AutoCutReport(chosen, name(chosen), (), None, "rule", 0, task.main_metric, False, note, tuple(cands))
     held = stratified_folds(data.y, k, seed, stratify=classify)
-    scores = tuple(_score(base, c, data, task, cfg, held, seed) for c in cands)
-    scratch = _score(base, 0, data, task, cfg, held, seed) if include_scratch else None
+    with paused():  # the folds' trainings are scoring, not the run: never tracked
+        scores = tuple(_score(base, c, data, task, cfg, held, seed) for c in cands)
+        scratch = _score(base, 0, data, task, cfg, held, seed) if include_scratch else None
     sign = 1.0 if task.higher_is_better else -1.0
     best = max(scores, key=lambda s: (sign * s.mean, s.cut))
     negative = scratch is not None and all(sign * s.mean < sign * scratch.mean for s in scores)
