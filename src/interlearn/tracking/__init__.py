@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ from typing import Any, Protocol, Union
 
 from interlearn.errors import ConfigError
 
-__all__ = ["TrackingConfig", "Tracker", "NULL", "Backend", "open_tracker", "recording", "section", "paused", "flatten", "BACKENDS", "TrackingSpec"]
+__all__ = ["TrackingConfig", "Tracker", "NULL", "Backend", "open_tracker", "recording", "section", "paused", "describe", "flatten", "BACKENDS", "TrackingSpec"]
 
 BACKENDS = ("tensorboard", "mlflow")
 
@@ -166,6 +167,17 @@ class Tracker:
         for b in self.backends:
             b.log_text(text, f"{self.prefix}{name}")
 
+    def close(self, folder: str | Path | None = None) -> None:
+        """End a run that produced ``folder``: its files (checkpoint, metrics, plots) become
+        artifacts, then the run finishes. A view does neither (its owner attaches its own
+        folder), so a training inside a recipe is not attached twice."""
+        if not self.owner:
+            return
+        if folder is not None and Path(folder).is_dir():
+            for f in sorted(Path(folder).iterdir()):
+                self.log_artifact(f)
+        self.finish()
+
     def finish(self, failed: bool = False) -> None:
         """End the run (only the owner does; views return at once)."""
         if not self.owner or self._done:
@@ -219,6 +231,13 @@ def paused() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def describe(obj: Any) -> Any:
+    """A component as parameters: a dataclass's fields (with its type), else its type's name."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"type": type(obj).__name__, **{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}}
+    return type(obj).__name__
 
 
 def _config(spec: Any) -> TrackingConfig:
