@@ -48,6 +48,7 @@ from interlearn.federated.sampling import (
     sample_cohort,
 )
 from interlearn.federated.strategies.base import server_extras
+from interlearn.tracking import describe, open_tracker
 from interlearn.types import ClientId, Params
 
 __all__ = ["SimulationConfig", "SimulationResult", "simulate"]
@@ -214,6 +215,7 @@ def simulate(
     resume: bool = False,
     initial_params: Params | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    tracking: Any = None,
 ) -> SimulationResult:
     """Run federated training in simulation (see the module docstring).
 
@@ -232,6 +234,8 @@ def simulate(
         resume: continue from ``run_dir``'s checkpoint (a fresh start when there is none).
         initial_params: global params to start from instead of the model's weights.
         on_round: called with each round's record after it is written.
+        tracking: TensorBoard/MLflow tracking (:mod:`interlearn.tracking`): the config as
+            params, each round's record as metrics, the run folder as artifacts.
 
     Returns:
         A :class:`SimulationResult`.
@@ -251,6 +255,8 @@ def simulate(
     if config.min_survivors > size:
         raise ConfigError(f"min_survivors={config.min_survivors} exceeds the cohort size {size}: no round could ever run")
 
+    tracker = open_tracker(tracking, "simulate", {"config": asdict(config), "strategy": describe(strategy), "client_update": describe(client_update),
+                                                  "engine": type(eng).__name__, "clients": n_clients, "steps": [describe(s) for s in steps]})
     params = clone_params(initial_params) if initial_params is not None else model_params(model)
     state = strategy.init(params)
     client_states: dict[ClientId, Params | None] = {}
@@ -375,6 +381,7 @@ def simulate(
             print(_progress_line(rec, config.rounds), flush=True)
         if on_round is not None:
             on_round(rec)
+        tracker.log_metrics(rec, step=r)
         if ctx.notes.get("stop"):
             stopped = str(ctx.notes["stop"])
             break
@@ -384,6 +391,7 @@ def simulate(
         plot_history(history, out / "accuracy.png")
         if accs:
             plot_client_accuracy(list(accs.values()), out / "client_accuracy.png")
+    tracker.close(out)
     return SimulationResult(params, history, accs, state, totals["bytes_down"], totals["bytes_up"], stopped, out)
 
 
