@@ -103,11 +103,29 @@ def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
     return data.subset(torch.cat(picks))
 
 
-def finetune_at(base: nn.Sequential, cut: int, data: TensorData, task: Task, config: FitConfig, lr_scale: float = 0.1, seed: int = 0) -> nn.Sequential:
+def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, lr_scale: float = 0.1, seed: int = 0) -> nn.Module:
     """Discriminative fine-tuning: fresh layers from ``cut`` on at ``config.lr``, the pretrained
-    layers before it at ``config.lr * lr_scale``; everything trains. Returns the trained model."""
+    layers before it at ``config.lr * lr_scale``; everything trains. Returns the trained model.
+
+    ``cut`` is a layer index of a Sequential or a submodule name of any module (:mod:`interlearn.cuts`).
+    """
     from interlearn.transfer import fresh_tail, split_at
 
+    if isinstance(cut, str):
+        from collections import OrderedDict
+
+        from interlearn.cuts import cut_module
+        from interlearn.surgery import unfreeze
+
+        nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
+        model: nn.Module = nn.Sequential(OrderedDict(body=nc.body, head=nc.new)) if nc.separable else nc.new
+        fresh = [p for p in nc.new.parameters() if p.requires_grad]
+        ids = {id(p) for p in fresh}
+        kept = [p for p in model.parameters() if id(p) not in ids]
+        unfreeze(model)
+        groups = [{"params": fresh, "lr": config.lr}] + ([{"params": kept, "lr": config.lr * lr_scale}] if kept else [])
+        fit(model, data, task, config, param_groups=groups)
+        return model
     body, _ = split_at(copy.deepcopy(base), cut)
     tail = fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)
     model = nn.Sequential(*body, *tail)
