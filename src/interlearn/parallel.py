@@ -34,7 +34,15 @@ from torch import nn
 
 from interlearn.errors import ConfigError
 
-__all__ = ["Replicas"]
+__all__ = ["Replicas", "is_main_process"]
+
+
+def is_main_process() -> bool:
+    """Whether this is process 0 of a launch (always true in a plain single process)."""
+    from accelerate import PartialState
+
+    # the same `cpu` flag as Replicas: whichever is created first sets up the process for both
+    return bool(PartialState(cpu=not torch.cuda.is_available()).is_main_process)
 
 
 class Replicas:

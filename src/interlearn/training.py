@@ -5,6 +5,10 @@ One epoch of :func:`fit`, in order: seeded batch order -> forward (autocast on C
 stopping and an atomic checkpoint (safetensors + JSON) from which ``resume=True`` continues.
 Hooks let paradigms change one move without forking the loop: ``compute_loss`` (distillation,
 multi-task), ``backward`` (gradient combination), ``on_epoch_start`` (gradual unfreezing).
+
+Under ``accelerate launch`` the same loop runs data-parallel (:mod:`interlearn.parallel`): each
+process takes its slice of every global batch, the gradients are averaged, losses and metrics
+reduced, and process 0 alone checkpoints, shows progress and tracks (:mod:`interlearn.tracking`).
 """
 
 from __future__ import annotations

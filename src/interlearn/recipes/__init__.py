@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from interlearn.errors import ConfigError, closest
+from interlearn.parallel import is_main_process
 from interlearn.recipes.base import build, load_yaml, to_dict
 from interlearn.tracking import NULL, TrackingConfig, open_tracker, recording
 
@@ -80,7 +81,7 @@ def run_recipe(path: str | Path, out: str | Path | None = None, progress: bool =
     resolved = {"kind": kind, **to_dict(config)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump({**resolved, **({"tracking": to_dict(tracking)} if tracking else {})}, sort_keys=False))
     spec = dataclasses.replace(tracking, run_name=tracking.run_name or run_dir.name) if tracking is not None else None
-    tracker = open_tracker(spec, kind, {"recipe": resolved}) if spec is not None else NULL
+    tracker = open_tracker(spec, kind, {"recipe": resolved}) if spec is not None and is_main_process() else NULL
     with tracker, recording(tracker):
         rows = _module(kind).run(config, run_dir, progress)
         write_summary(run_dir, rows, title=f"interlearn {kind} run")
