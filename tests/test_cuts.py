@@ -152,3 +152,18 @@ def test_minilm_linear_probe_caches_features(minilm):
     base, data = minilm
     res = transfer(base.backbone, data, classification(2), cut=KEEP_ALL, config=FitConfig(epochs=2, batch_size=8, lr=1e-2))
     assert res.cached and res.trainable_params == 384 * 2 + 2 and res.model(data.x).shape == (8, 2)
+
+
+def test_finetune_and_lora_at_a_named_cut():
+    from interlearn.budgets import finetune_at, lora_at
+
+    base, data = _base(), _images()
+    ft = finetune_at(base, "layer3", data, classification(3), FAST, lr_scale=0.1)
+    assert all(p.requires_grad for p in ft.parameters()) and ft.eval()(data.x).shape == (48, 3)
+    assert not torch.equal(ft.body.get_submodule("layer2.0.conv1").weight, base.layer2[0].conv1.weight)  # the kept part trains too
+    lo = lora_at(base, "layer3", data, classification(3), FAST, r=2)
+    trainable = [n for n, p in lo.named_parameters() if p.requires_grad]
+    assert any("lora_A" in n and "body" in n for n in trainable) and not any("body" in n and "lora" not in n for n in trainable)
+    assert lo.eval()(data.x).shape == (48, 3)
+    hooks = lora_at(_base(Untraceable), "layer3", data, classification(3), FAST, r=2)  # in place: adapters on the kept convs
+    assert any("layer2" in n and "lora_A" in n for n, p in hooks.named_parameters() if p.requires_grad)
