@@ -69,6 +69,6 @@ def test_label_budgets_report(tmp_path):
 
 def test_budget_config_validation():
     with pytest.raises(ConfigError, match="choose from"):
-        BudgetConfig(methods=("scratch", "lora"))
+        BudgetConfig(methods=("scratch", "qlora"))  # lora is a method since advise; qlora is not
     with pytest.raises(ConfigError, match="labels_per_class"):
         BudgetConfig(labels_per_class=(0,))

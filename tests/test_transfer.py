@@ -77,7 +77,7 @@ def test_transfer_pretrains_on_source_then_auto_cut():
 
 
 def test_transfer_rejects_bad_input():
-    with pytest.raises(ConfigError, match="nn.Sequential"):
+    with pytest.raises(ConfigError, match="a Linear is cut at a submodule name"):  # indices cut Sequentials only
         transfer(nn.Linear(6, 3), _blobs(), classification(3), cut=1)
     with pytest.raises(ConfigError, match="cut=-1"):
         transfer(_mlp(), _blobs(), classification(3), cut=-1)

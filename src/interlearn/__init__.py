@@ -27,6 +27,7 @@ from interlearn.lora import LoraSpec
 from interlearn.pretrained import load_pretrained
 from interlearn.surgery import count_params, freeze, param_groups, replace_last, replace_module, trainable_table, unfreeze
 from interlearn.tasks import Task, classification, multilabel, regression
+from interlearn.tracking import TrackingConfig
 from interlearn.training import FitResult, evaluate, fit
 from interlearn.transfer import TransferResult
 from interlearn.types import Params
@@ -45,6 +46,7 @@ __all__ = [
     "evaluate",
     "FitConfig",
     "FitResult",
+    "TrackingConfig",
     # tasks and data
     "Task",
     "classification",

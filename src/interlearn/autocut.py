@@ -24,12 +24,14 @@ import torch
 from torch import nn
 
 from interlearn.config import FitConfig
+from interlearn.cuts import SCRATCH, cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
 from interlearn.features import cache_status, extract_features, fit_head
 from interlearn.surgery import count_params, freeze
 from interlearn.tasks import Task
-from interlearn.training import evaluate
+from interlearn.tracking import paused
+from interlearn.training import evaluate, fit
 
 __all__ = ["auto_cut", "AutoCutReport", "CutScore", "stratified_folds"]
 
@@ -39,7 +41,8 @@ class CutScore:
     """Cross-validated score of one cut.
 
     Attributes:
-        cut: index of the first replaced layer (0 = from scratch).
+        cut: index of the first replaced layer (0 = from scratch), or its name for a named cut
+            (``"(scratch)"``, ``"(all)"``).
         name: that layer's name.
         mean: mean held-out metric over folds (``task.main_metric``).
         std: its standard deviation over folds.
@@ -47,7 +50,7 @@ class CutScore:
         trainable_params: parameters the cut trains.
     """
 
-    cut: int
+    cut: int | str
     name: str
     mean: float
     std: float
@@ -71,7 +74,7 @@ class AutoCutReport:
         note: one sentence explaining the decision.
     """
 
-    chosen: int
+    chosen: int | str
     chosen_name: str
     scores: tuple[CutScore, ...]
     scratch: CutScore | None
@@ -80,7 +83,7 @@ class AutoCutReport:
     metric: str
     negative_transfer: bool
     note: str
-    candidates: tuple[int, ...] = field(default_factory=tuple)
+    candidates: tuple[int | str, ...] = field(default_factory=tuple)
 
     def table(self) -> str:
         """A text table of the scores, the choice and the negative-transfer verdict."""
@@ -91,7 +94,7 @@ class AutoCutReport:
             for s in rows:
                 mark = " <- chosen" if s.cut == self.chosen and s is not self.scratch else ""
                 label = "(scratch)" if s is self.scratch else s.name
-                lines.append(f"{s.cut:>4}  {label:<16} {s.mean:>7.4f} {s.std:>7.4f} {s.trainable_params:>10,}{mark}")
+                lines.append(f"{s.cut!s:>4}  {label:<16} {s.mean:>7.4f} {s.std:>7.4f} {s.trainable_params:>10,}{mark}")
         lines.append(self.note)
         return "\n".join(lines)
 
@@ -128,41 +131,65 @@ def stratified_folds(y: torch.Tensor, k: int, seed: int = 0, stratify: bool = Tr
     return [torch.tensor(sorted(b), dtype=torch.long) for b in buckets]
 
 
-def _score(base: nn.Sequential, cut: int, data: TensorData, task: Task, cfg: FitConfig, held: list[torch.Tensor], seed: int) -> CutScore:
-    from interlearn.transfer import fresh_tail, split_at
+def _prepare(base: nn.Module, cut: int | str, task: Task, data: TensorData, seed: int) -> tuple[nn.Module, nn.Module, bool]:
+    """``(kept part, fresh part, whether the kept part runs alone)`` at ``cut``."""
+    from interlearn.transfer import fresh_tail
 
-    body = copy.deepcopy(split_at(base, cut)[0])
-    for p in body.parameters():
-        p.requires_grad_(False)
-    if any(True for _ in body.parameters()):
-        freeze(body)
-    ok, _ = cache_status(body, data.x[:2])
+    if isinstance(cut, int):
+        return nn.Identity(), fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed), True
+    nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
+    return nc.body, nc.new, nc.separable
+
+
+def _score(base: nn.Module, cut: int | str, data: TensorData, task: Task, cfg: FitConfig, held: list[torch.Tensor], seed: int) -> CutScore:
+    from interlearn.transfer import split_at
+
+    if isinstance(cut, int):
+        body = copy.deepcopy(split_at(base, cut)[0])
+        for p in body.parameters():
+            p.requires_grad_(False)
+        if any(True for _ in body.parameters()):
+            freeze(body)
+        separable = True
+    else:
+        body, _, separable = _prepare(base, cut, task, data, seed)
+    ok = separable and cache_status(body, data.x[:2])[0]
     feats = extract_features(body, data, device=cfg.device) if ok else None
     scores, params = [], 0
     for f, val_idx in enumerate(held):
         mask = torch.ones(len(data), dtype=torch.bool)
         mask[val_idx] = False
         tr_idx = mask.nonzero().flatten()
-        head = fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed * 1000 + f)
+        _, head, sep = _prepare(base, cut, task, data, seed * 1000 + f)
         params = count_params(head, trainable_only=True)
-        pre = (feats.subset(tr_idx), None) if feats is not None else None
-        fit_head(body, head, data.subset(tr_idx), task, cfg, cache=ok, features=pre)
+        if sep:
+            pre = (feats.subset(tr_idx), None) if feats is not None else None
+            fit_head(body, head, data.subset(tr_idx), task, cfg, cache=ok, features=pre)
+            model = head if feats is not None else nn.Sequential(body, head)
+        else:  # the whole model trains with its kept modules frozen
+            fit(head, data.subset(tr_idx), task, cfg)
+            model = head
         val = feats.subset(val_idx) if feats is not None else data.subset(val_idx)
-        model = head if feats is not None else nn.Sequential(body, head)
         scores.append(evaluate(model, val, task, device=cfg.device)[task.main_metric])
     mean = sum(scores) / len(scores)
     std = math.sqrt(sum((s - mean) ** 2 for s in scores) / max(len(scores) - 1, 1))
+    return CutScore(cut, _name(base, cut), mean, std, tuple(scores), params)
+
+
+def _name(base: nn.Module, cut: int | str) -> str:
+    if isinstance(cut, str):
+        return cut
     names = [n for n, _ in base.named_children()]
-    return CutScore(cut, names[cut] if cut < len(names) else "(none)", mean, std, tuple(scores), params)
+    return names[cut] if cut < len(names) else "(none)"
 
 
 def auto_cut(
-    base: nn.Sequential,
+    base: nn.Module,
     data: TensorData,
     task: Task,
     *,
     config: FitConfig | None = None,
-    candidates: list[int] | None = None,
+    candidates: list[int] | list[str] | None = None,
     folds: int = 5,
     include_scratch: bool = True,
     seed: int = 0,
@@ -170,18 +197,21 @@ def auto_cut(
     """Score candidate cuts of ``base`` by cross-validation on ``data``; choose the best.
 
     Args:
-        base: the (pretrained) ``nn.Sequential``; not modified.
+        base: the (pretrained) model, an ``nn.Sequential`` (index cuts) or any module (named
+            cuts, :mod:`interlearn.cuts`); not modified.
         data: the small labelled target set (the only data used).
         task: the target task.
         config: training settings for the replaced layers in every fold (use the same as for
             the final training so the scores predict it).
-        candidates: cut indices to try (default :func:`interlearn.transfer.cut_points`).
+        candidates: cuts to try, indices or submodule names (default
+            :func:`interlearn.transfer.cut_points`).
         folds: at most this many folds (fewer when a class has fewer examples).
         include_scratch: also score cut 0 (all layers fresh) to detect negative transfer.
         seed: fold assignment and fresh-layer initialization.
 
     Returns:
         An :class:`AutoCutReport`; ties go to the later cut (fewer trained parameters).
+        Training from scratch is cut ``0`` of a Sequential and ``"(scratch)"`` of another module.
 
     Raises:
         ConfigError: no candidate cuts, or a candidate out of range.
@@ -189,12 +219,11 @@ def auto_cut(
     from interlearn.transfer import cut_points, resolve_cut
 
     cfg = config or FitConfig(epochs=100, batch_size=32, lr=1e-3, warmup=0.1, weight_decay=1e-4, seed=seed)
-    cands = [resolve_cut(base, c) for c in (candidates if candidates is not None else cut_points(base))]
-    cands = [c for c in cands if c > 0]
+    cands = [resolve_cut(base, c) for c in (candidates if candidates is not None else cut_points(base, data.x[:2]))]
+    cands = [c for c in cands if c != 0 and c != SCRATCH]
     if not cands:
         raise ConfigError(f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut")
-    names = [n for n, _ in base.named_children()]
-    name = lambda c: names[c] if c < len(names) else "(none)"  # noqa: E731
+    name = lambda c: _name(base, c)  # noqa: E731
     classify = task.kind == "classification"
     k = min(folds, int(torch.unique(data.y, return_counts=True)[1].min())) if classify else min(folds, len(data))
     if k < 2:
@@ -203,10 +232,11 @@ def auto_cut(
                 f"candidate cut {chosen} ({name(chosen)}) by rule; negative transfer cannot be assessed")
         return AutoCutReport(chosen, name(chosen), (), None, "rule", 0, task.main_metric, False, note, tuple(cands))
     held = stratified_folds(data.y, k, seed, stratify=classify)
-    scores = tuple(_score(base, c, data, task, cfg, held, seed) for c in cands)
-    scratch = _score(base, 0, data, task, cfg, held, seed) if include_scratch else None
+    with paused():  # the folds' trainings are scoring, not the run: never tracked
+        scores = tuple(_score(base, c, data, task, cfg, held, seed) for c in cands)
+        scratch = _score(base, 0 if isinstance(cands[0], int) else SCRATCH, data, task, cfg, held, seed) if include_scratch else None
     sign = 1.0 if task.higher_is_better else -1.0
-    best = max(scores, key=lambda s: (sign * s.mean, s.cut))
+    best = max(scores, key=lambda s: (sign * s.mean, cands.index(s.cut)))
     negative = scratch is not None and all(sign * s.mean < sign * scratch.mean for s in scores)
     if negative:
         gap, noise = abs(scratch.mean - best.mean), max(best.std, scratch.std) / math.sqrt(k)

@@ -34,9 +34,9 @@ from interlearn.surgery import count_params
 from interlearn.tasks import Task
 from interlearn.training import evaluate, fit
 
-__all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "step_config", "finetune_at", "METHODS"]
+__all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "step_config", "finetune_at", "lora_at", "METHODS"]
 
-METHODS = ("scratch", "transfer", "finetune")
+METHODS = ("scratch", "transfer", "finetune", "lora")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class BudgetConfig:
     Attributes:
         labels_per_class: label budgets to evaluate.
         seeds: repetitions (pretraining, label sampling and initialization change with the seed).
-        methods: any of ``"scratch"``, ``"transfer"``, ``"finetune"``.
+        methods: any of ``"scratch"``, ``"transfer"``, ``"finetune"``, ``"lora"`` (LoRA on the kept
+            layers at the chosen cut, the replaced ones trained in full).
         steps: optimizer steps every method gets at every budget (the fair fixed budget).
         batch_size: examples per step (capped at the labelled set's size).
         lr: peak learning rate of the newly initialized layers (AdamW, warmup + cosine).
@@ -57,7 +58,7 @@ class BudgetConfig:
 
     labels_per_class: tuple[int, ...] = (1, 5, 10, 50)
     seeds: tuple[int, ...] = (0, 1, 2)
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = ("scratch", "transfer", "finetune")
     steps: int = 300
     batch_size: int = 32
     lr: float = 1e-3
@@ -103,11 +104,29 @@ def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
     return data.subset(torch.cat(picks))
 
 
-def finetune_at(base: nn.Sequential, cut: int, data: TensorData, task: Task, config: FitConfig, lr_scale: float = 0.1, seed: int = 0) -> nn.Sequential:
+def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, lr_scale: float = 0.1, seed: int = 0) -> nn.Module:
     """Discriminative fine-tuning: fresh layers from ``cut`` on at ``config.lr``, the pretrained
-    layers before it at ``config.lr * lr_scale``; everything trains. Returns the trained model."""
+    layers before it at ``config.lr * lr_scale``; everything trains. Returns the trained model.
+
+    ``cut`` is a layer index of a Sequential or a submodule name of any module (:mod:`interlearn.cuts`).
+    """
     from interlearn.transfer import fresh_tail, split_at
 
+    if isinstance(cut, str):
+        from collections import OrderedDict
+
+        from interlearn.cuts import cut_module
+        from interlearn.surgery import unfreeze
+
+        nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
+        model: nn.Module = nn.Sequential(OrderedDict(body=nc.body, head=nc.new)) if nc.separable else nc.new
+        fresh = [p for p in nc.new.parameters() if p.requires_grad]
+        ids = {id(p) for p in fresh}
+        kept = [p for p in model.parameters() if id(p) not in ids]
+        unfreeze(model)
+        groups = [{"params": fresh, "lr": config.lr}] + ([{"params": kept, "lr": config.lr * lr_scale}] if kept else [])
+        fit(model, data, task, config, param_groups=groups)
+        return model
     body, _ = split_at(copy.deepcopy(base), cut)
     tail = fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)
     model = nn.Sequential(*body, *tail)
@@ -118,6 +137,49 @@ def finetune_at(base: nn.Sequential, cut: int, data: TensorData, task: Task, con
         groups.append({"params": list(body.parameters()), "lr": config.lr * lr_scale})
     fit(model, data, task, config, param_groups=groups)
     return model
+
+
+def _cut_model(base: nn.Module, cut: int | str, data: TensorData, task: Task, seed: int) -> tuple[nn.Module, list[str], list[str]]:
+    """``(model, kept module names, fresh module names)``: ``base`` cut at ``cut``, fresh layers at
+    the end, everything frozen except the fresh layers."""
+    from collections import OrderedDict
+
+    from interlearn.surgery import freeze
+    from interlearn.transfer import fresh_tail, split_at
+
+    if isinstance(cut, int):
+        body, _ = split_at(copy.deepcopy(base), cut)
+        model: nn.Module = nn.Sequential(OrderedDict(body=body, head=fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)))
+        freeze(model.body)  # type: ignore[arg-type]
+        return model, ["body"], ["head"]
+    from interlearn.cuts import cut_module
+
+    nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
+    if nc.separable:
+        return nn.Sequential(OrderedDict(body=nc.body, head=nc.new)), ["body"], ["head"]
+    fresh = [n for n, m in nc.new.named_modules() if n and any(p.requires_grad for p in m.parameters(recurse=False))]
+    kept = [n for n, m in nc.new.named_modules() if n and any(True for _ in m.parameters(recurse=False)) and n not in fresh]
+    return nc.new, kept, fresh
+
+
+def lora_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, r: int = 4, seed: int = 0) -> nn.Module:
+    """LoRA (Hu et al. 2021, through PEFT) on the kept layers before ``cut``; the fresh layers from
+    ``cut`` on train in full. Returns the trained model.
+
+    Raises:
+        ConfigError: the kept part has no ``nn.Linear``/``nn.Conv2d`` for LoRA to adapt.
+    """
+    from interlearn.lora import LoraSpec, apply_lora
+    from interlearn.lora import _SUPPORTED as supported
+
+    model, kept, fresh = _cut_model(base, cut, data, task, seed)
+    modules = dict(model.named_modules())
+    targets = [n for n, m in modules.items() if isinstance(m, supported) and any(n == k or n.startswith(k + ".") for k in kept)]
+    if not targets:
+        raise ConfigError(f"LoRA at cut {cut!r}: the kept layers have no nn.Linear/nn.Conv2d to adapt; choose a later cut")
+    peft_model = apply_lora(model, LoraSpec(targets=tuple(targets), r=r, alpha=2.0 * r, modules_to_save=tuple(fresh)))
+    fit(peft_model, data, task, config)
+    return peft_model
 
 
 @dataclass
@@ -161,7 +223,7 @@ class BudgetReport:
             lines.append(f"| {row['labels_per_class']} | " + " | ".join(cells) + f" | {row.get('transfer_cuts', '')} |")
         return "\n".join(lines)
 
-    def plot(self, path: str | Path, title: str = "accuracy vs label budget") -> Path:
+    def plot(self, path: str | Path, title: str = "accuracy vs label budget", ylabel: str = "test accuracy (%)") -> Path:
         """PNG: accuracy (mean, error bars = std over seeds) vs labels per class, one line per method."""
         import matplotlib
 
@@ -175,7 +237,7 @@ class BudgetReport:
             ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts], marker="o", ms=4, capsize=3, label=m)
         ax.set_xscale("log")
         ax.set_xlabel("labelled examples per class")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -230,7 +292,7 @@ def label_budgets(
     report = BudgetReport(config=cfg)
     pre_cfg = pretrain_config or FitConfig(epochs=2, batch_size=128, lr=2e-3, warmup=0.05)
     for seed in cfg.seeds:
-        needs_base = any(m in cfg.methods for m in ("transfer", "finetune"))
+        needs_base = any(m in cfg.methods for m in ("transfer", "finetune", "lora"))
         base = make_model(seed)
         if needs_base:
             t0 = time.perf_counter()
@@ -267,4 +329,8 @@ def label_budgets(
                 t0 = time.perf_counter()
                 model = finetune_at(base, ac.chosen, labelled, task, fc, cfg.finetune_lr_scale, seed=seed)
                 record("finetune", model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen)
+            if "lora" in cfg.methods:
+                t0 = time.perf_counter()
+                model = lora_at(base, ac.chosen, labelled, task, fc, seed=seed)
+                record("lora", model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen)
     return report

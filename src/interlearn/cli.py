@@ -1,4 +1,4 @@
-"""The ``interlearn`` command: ``tour``, ``run``, ``report``, ``compare``, ``recipes``."""
+"""The ``interlearn`` command: ``tour``, ``run``, ``report``, ``compare``, ``recipes``, ``advise``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,30 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    from interlearn.errors import ConfigError
+
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give comma-separated integers, e.g. 5,10,50") from None
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from interlearn.advise import AdviseConfig, advise, load_base, load_labelled
+
+    cfg = AdviseConfig(labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"), seeds=_ints(args.seeds, "--seeds"),
+                       folds=args.folds, steps=args.steps, lr=args.lr, methods=tuple(m.strip() for m in args.methods.split(",")))
+    data = load_labelled(args.data, args.base)
+    base = load_base(args.base)
+    say = (lambda line: print(line, flush=True)) if not args.no_progress else None
+    result = advise(base, data, cfg, progress=say)
+    out = result.write(args.out)
+    print(result.text)
+    print(f"\nplot and summary: {out / 'advise.png'}, {out / 'summary.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="interlearn", description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.")
@@ -98,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="one table from several run folders")
     c.add_argument("run_dirs", nargs="+")
     c.set_defaults(func=_cmd_compare)
+    a = sub.add_parser("advise", help="scratch vs transfer vs fine-tuning vs LoRA on your labelled data (cross-validated)")
+    a.add_argument("--data", required=True, help="labelled examples: my.npz (x, y), my.csv (label column) or a folder with a sub-folder per class")
+    a.add_argument("--base", required=True, help="pretrained model: a .pt file saved with torch.save(model, path), or hf:FOLDER")
+    a.add_argument("--labels-per-class", default=None, help="label budgets to compare, e.g. 5,10,50 (default: all your labels)")
+    a.add_argument("--out", default="runs/advise", help="folder for advise.png, summary.md, summary.json")
+    a.add_argument("--seeds", default="0,1,2", help="repetitions, comma-separated")
+    a.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    a.add_argument("--steps", type=int, default=200, help="optimizer steps every method gets in every fold")
+    a.add_argument("--lr", type=float, default=1e-3, help="learning rate of new layers (AdamW, warmup + cosine)")
+    a.add_argument("--methods", default="scratch,transfer,finetune,lora")
+    a.add_argument("--no-progress", action="store_true")
+    a.set_defaults(func=_cmd_advise)
     e = sub.add_parser("recipes", help="list the shipped example recipes, or print one with --show NAME")
     e.add_argument("--show", default=None)
     e.set_defaults(func=_cmd_recipes)

@@ -5,12 +5,18 @@ One epoch of :func:`fit`, in order: seeded batch order -> forward (autocast on C
 stopping and an atomic checkpoint (safetensors + JSON) from which ``resume=True`` continues.
 Hooks let paradigms change one move without forking the loop: ``compute_loss`` (distillation,
 multi-task), ``backward`` (gradient combination), ``on_epoch_start`` (gradual unfreezing).
+
+Under ``accelerate launch`` the same loop runs data-parallel (:mod:`interlearn.parallel`): each
+process takes its slice of every global batch, the gradients are averaged, losses and metrics
+reduced, and process 0 alone checkpoints, shows progress and tracks (:mod:`interlearn.tracking`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
@@ -24,12 +30,14 @@ from torch import nn
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
-from interlearn.errors import DataError, TrainingDivergedError
+from interlearn.errors import CheckpointError, DataError, TrainingDivergedError
 from interlearn.optim import build_optimizer, build_scheduler
+from interlearn.parallel import Replicas, sum_metric_dicts
 from interlearn.state import flatten_state, unflatten_state
 from interlearn.tasks import Task
+from interlearn.tracking import NULL, Tracker, TrackingSpec, open_tracker
 
-__all__ = ["fit", "evaluate", "FitResult", "resolve_device", "batches"]
+__all__ = ["fit", "evaluate", "metric_sums", "finish_metrics", "FitResult", "resolve_device", "batches"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 BackwardFn = Callable[["torch.Tensor | dict[str, torch.Tensor]", nn.Module], None]
@@ -76,11 +84,11 @@ def _total(loss: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
-    """Metrics of ``model`` on ``data`` (mean over examples), in eval mode.
+def metric_sums(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+    """Per-example metric *sums* of ``model`` on ``data`` (with the count ``"n"``), in eval mode.
 
-    Returns:
-        e.g. ``{"accuracy": 0.97, "loss": 0.09}`` for classification.
+    Sums add up across shards of a dataset (processes of a data-parallel run); :func:`finish_metrics`
+    turns them into means.
     """
     if isinstance(device, str):
         # "auto" follows the model: a model trained on the CPU is evaluated there even on a GPU machine
@@ -95,6 +103,12 @@ def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 5
         for k, v in task.metric_sums(out, data.y[idx].to(dev)).items():
             sums[k] = sums.get(k, 0.0) + v
     model.train(was_training)
+    return sums
+
+
+def finish_metrics(sums: dict[str, float], task: Task) -> dict[str, float]:
+    """Means from :func:`metric_sums` (a task may give a metric its own count ``"n/<metric>"``)."""
+    sums = dict(sums)
     n = max(sums.pop("n", 0.0), 1.0)
     # a task may give a metric its own denominator ("n/<metric>": e.g. the rows labelled for it)
     counts = {k[2:]: sums.pop(k) for k in list(sums) if k.startswith("n/")}
@@ -103,15 +117,26 @@ def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 5
     return finalize(out) if finalize is not None else out
 
 
+def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+    """Metrics of ``model`` on ``data`` (mean over examples), in eval mode.
+
+    Returns:
+        e.g. ``{"accuracy": 0.97, "loss": 0.09}`` for classification.
+    """
+    return finish_metrics(metric_sums(model, data, task, batch_size, device), task)
+
+
 def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
 def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult,
-          best_state: dict | None, extra_state: nn.Module | None = None) -> None:
+          best_state: dict | None, extra_state: nn.Module | None = None, rngs: list[torch.Tensor] | None = None) -> None:
     opt_skel, opt_t = flatten_state(opt.state_dict(), "optim")
     extra_skel, extra_t = flatten_state(extra_state.state_dict(), "extra") if extra_state is not None else (None, {})
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | extra_t | rng_state()
+    # the other processes' RNG states (dropout differs per process), restored by rank on resume
+    tensors |= {f"rng.cpu.{r}": s for r, s in enumerate(rngs or []) if r > 0}
     if best_state is not None:
         tensors |= {f"best.{k}": v for k, v in best_state.items()}
     meta = {
@@ -141,8 +166,16 @@ def fit(
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     extra_state: nn.Module | None = None,
+    tracking: TrackingSpec = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` for ``task``; the one loop every centralized paradigm uses.
+
+    The same call trains data-parallel when the script runs under ``accelerate launch`` with
+    several processes (:mod:`interlearn.parallel`): each process takes its slice of every global
+    batch of ``config.batch_size`` examples, gradients are averaged, losses and metrics reduced,
+    and only the main process writes checkpoints, shows progress and tracks. With the same seed
+    and global batch, N processes train the same model as one (without dropout or BatchNorm,
+    whose statistics are per process).
 
     Args:
         model: any module; trained in place (frozen parameters stay frozen).
@@ -153,12 +186,16 @@ def fit(
         param_groups: optimizer parameter groups (e.g. from
             :func:`interlearn.surgery.param_groups`); default: all trainable parameters.
         compute_loss: ``(model, x, y) -> loss`` or a dict of losses (summed unless ``backward``
-            combines them). Default: ``task.loss(model(x), y)``.
+            combines them), a mean over the batch. Default: ``task.loss(model(x), y)``.
         backward: ``(loss, model) -> None`` replacing ``loss.backward()`` (gradient combination).
         on_epoch_start: ``(epoch, model)`` called before each epoch (gradual unfreezing).
         augment: ``(x, generator) -> x`` applied to each training batch.
         extra_state: a module whose ``state_dict()`` (with ``get_extra_state()``) is saved in
             the checkpoint and restored on resume, e.g. a multi-task method's task weights.
+        tracking: per-epoch metrics, the config and the final checkpoint and summary to
+            TensorBoard and/or MLflow: ``{"tensorboard": DIR}``, ``{"mlflow": URI}``, a
+            :class:`interlearn.tracking.TrackingConfig`, or an open tracker (see
+            :mod:`interlearn.tracking`). ``None``: no tracking.
 
     Returns:
         A :class:`FitResult`; the model holds the trained (or best, with ``val``) weights.
@@ -166,33 +203,43 @@ def fit(
     Raises:
         TrainingDivergedError: the loss became NaN/Inf (the last epoch's checkpoint is kept).
         DataError: empty training data, or targets that do not fit the task.
+        CheckpointError: resuming where some processes see the checkpoint and others do not.
     """
     cfg = config or FitConfig()
     if len(train) == 0:
         raise DataError("train is empty: fit() needs at least one example")
     if compute_loss is None:
         task.check_targets(train.y, "train.y")
-    dev = resolve_device(cfg.device)
+    par = Replicas(cfg.device)
+    dev = par.device
     model.to(dev)
-    torch.manual_seed(cfg.seed)
+    # model-internal randomness (dropout) differs per process; process 0 matches a single process
+    torch.manual_seed(cfg.seed + 1_000_003 * par.rank)
     groups = list(param_groups) if param_groups is not None else _trainable(model)
     if not groups:
         raise DataError("the model has no trainable parameters: unfreeze something (interlearn.surgery.unfreeze)")
     opt = build_optimizer(groups, cfg)
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     sched = build_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
-    use_amp = cfg.amp and dev.type == "cuda"
+    # Mixed precision is torch.autocast chosen per call, not Accelerate's `mixed_precision`:
+    # Accelerate's choice is process-wide (a second Accelerator may not change it), while fit
+    # runs many times per process with different needs. `accelerate launch --mixed_precision`
+    # still turns it on for every fit of the launch.
+    use_amp = dev.type == "cuda" and (cfg.amp or par.precision != "no")
     # A custom ``backward`` (gradient combination) produces gradients the GradScaler never
     # scaled, so it gets bfloat16 autocast, which needs no loss scaling, instead of float16.
-    amp_dtype = torch.bfloat16 if backward is not None else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if use_amp and backward is None else None
+    amp_dtype = torch.bfloat16 if backward is not None or par.precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
     loss_fn = compute_loss or _default_loss(task)
     sign = 1.0 if task.higher_is_better else -1.0
     result, best_state, start = FitResult(), None, 0
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
 
-    if ckpt is not None and cfg.resume and has_checkpoint(ckpt):
-        tensors, meta = load_checkpoint(ckpt)
+    found = ckpt is not None and cfg.resume and has_checkpoint(ckpt)
+    if len(set(par.gather(found))) > 1:
+        raise CheckpointError(f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares")
+    if found:
+        tensors, meta = load_checkpoint(ckpt)  # type: ignore[arg-type]
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
         if extra_state is not None and meta.get("extra_state") is not None:
@@ -208,54 +255,65 @@ def fit(
         best_state = best or None
         result = FitResult(meta["history"], meta["best_epoch"], meta["best_metric"], meta["train_seconds"])
         start = meta["epoch"] + 1
-        set_rng_state(tensors)
+        set_rng_state(tensors | {"rng.cpu": tensors.get(f"rng.cpu.{par.rank}", tensors["rng.cpu"])})
 
-    progress = _progress(cfg.progress, cfg.epochs * steps_per_epoch, start * steps_per_epoch)
+    tracker = open_tracker(tracking, "fit", fit_params(cfg, model, train, task, par.world)) if par.is_main else NULL
+    net = par.wrap(model) if backward is None else model
+    wrapped = _trainable_ids(model)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    progress = _progress(cfg.progress and par.is_main, cfg.epochs * steps_per_epoch, start * steps_per_epoch)
     bad_epochs = sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
-    with progress as bar:
+    with tracker, progress as bar:
         for epoch in range(start, cfg.epochs):
             if on_epoch_start is not None:
                 on_epoch_start(epoch, model)
+                if backward is None and _trainable_ids(model) != wrapped:  # DDP syncs only what was trainable when wrapped
+                    net, wrapped = par.wrap(par.unwrap(net)), _trainable_ids(model)
             t0 = time.perf_counter()
-            model.train()
+            net.train()
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             loss_sum, n_seen = 0.0, 0
-            for idx in batches(len(train), cfg.batch_size, gen):
-                x, y = train.x[idx].to(dev, non_blocking=True), train.y[idx].to(dev, non_blocking=True)
+            for idx in batches(len(train), cfg.batch_size, gen):  # the global batch: the same on every process
+                local, n_local, weight = par.shard(idx)
+                x, y = train.x[local].to(dev, non_blocking=True), train.y[local].to(dev, non_blocking=True)
                 if augment is not None:
                     x = augment(x, gen)
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                    loss = loss_fn(model, x, y)
+                    loss = loss_fn(net, x, y)
                 total = _total(loss)
-                if not torch.isfinite(total):
+                part, bad = (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
+                if par.world > 1:  # (loss sum, non-finite flag) over all processes: all raise at the same step
+                    part, flag = par.sum(torch.tensor([part, float(bad)], dtype=torch.float64, device=dev)).tolist()
+                    bad = flag > 0
+                if bad:
                     raise TrainingDivergedError(
-                        f"loss became {total.item()} at epoch {epoch}, after {n_seen} examples; "
+                        f"loss became {total.item() if n_local else 'NaN/Inf on another process'} at epoch {epoch}, after {n_seen} examples; "
                         f"lower the learning rate (lr={cfg.lr}) or enable clip_grad_norm"
                         + (f"; the last good checkpoint is kept in {ckpt}" if ckpt else "")
                     )
                 opt.zero_grad(set_to_none=True)
                 if backward is not None:
                     backward(loss, model)
-                elif scaler is not None:
-                    scaler.scale(total).backward()
+                    par.average_grads([p for p in params if p.requires_grad], weight)
                 else:
-                    total.backward()
+                    scaled = total * weight if weight != 1.0 else total  # this slice's share of the global mean
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 if scaler is not None:
                     scaler.unscale_(opt)
                 if cfg.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.clip_grad_norm)
+                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
                 if scaler is not None:
                     scaler.step(opt)
                     scaler.update()
                 else:
                     opt.step()
                 sched.step()
-                loss_sum += float(total.detach()) * len(idx)
+                loss_sum += part
                 n_seen += len(idx)
                 bar.advance()
             row = {"epoch": epoch, "train_loss": loss_sum / n_seen, "lr": opt.param_groups[0]["lr"]}
             if val is not None:
-                row |= {f"val_{k}": v for k, v in evaluate(model, val, task, device=dev).items()}
+                row |= {f"val_{k}": v for k, v in _evaluate_replicas(model, val, task, dev, par).items()}
                 metric = row[f"val_{task.main_metric}"]
                 if result.best_metric is None or sign * metric > sign * result.best_metric:
                     result.best_metric, result.best_epoch, bad_epochs = metric, epoch, 0
@@ -267,14 +325,59 @@ def fit(
             result.train_seconds += time.perf_counter() - t0
             result.history.append(row)
             bar.describe(row)
+            tracker.log_metrics(row, step=epoch)
             if ckpt is not None:
-                _save(ckpt, model, opt, sched, scaler, epoch, result, best_state, extra_state)
+                rngs = par.gather(torch.get_rng_state())
+                if par.is_main:
+                    _save(ckpt, model, opt, sched, scaler, epoch, result, best_state, extra_state, rngs)
+                par.barrier()  # no process resumes or reads a half-written checkpoint
             if cfg.patience is not None and val is not None and bad_epochs >= cfg.patience:
                 result.stopped_early = True
                 break
-    if best_state is not None and cfg.restore_best:
-        model.load_state_dict(best_state)
+        par.unwrap(net)
+        if best_state is not None and cfg.restore_best:
+            model.load_state_dict(best_state)
+        _track_end(tracker, model, result, ckpt)
     return result
+
+
+def fit_params(cfg: FitConfig, model: nn.Module, train: TensorData, task: Task, processes: int) -> dict[str, Any]:
+    """What a tracked ``fit`` logs as its parameters."""
+    return {
+        "fit": dataclasses.asdict(cfg),
+        "model": type(model).__name__,
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "train_examples": len(train),
+        "task": getattr(task, "name", type(task).__name__),
+        "processes": processes,
+    }
+
+
+def _track_end(tracker: Tracker, model: nn.Module, result: FitResult, ckpt: Path | None) -> None:
+    """The summary and the final weights (and the resumable checkpoint, if any) as artifacts."""
+    if not tracker.active:
+        return
+    summary = {"best_epoch": result.best_epoch, "best_metric": result.best_metric, "train_seconds": result.train_seconds,
+               "stopped_early": result.stopped_early, "epochs": len(result.history), "history": result.history}
+    tracker.log_text(json.dumps(summary, indent=2, default=float), "summary.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(Path(tmp) / "final", {f"model.{k}": v for k, v in model.state_dict().items()}, {"best_epoch": result.best_epoch})
+        tracker.log_artifact(Path(tmp) / "final", "final")
+    if ckpt is not None:
+        tracker.log_artifact(ckpt, "checkpoint")
+
+
+def _trainable_ids(model: nn.Module) -> tuple[int, ...]:
+    return tuple(id(p) for p in model.parameters() if p.requires_grad)
+
+
+def _evaluate_replicas(model: nn.Module, data: TensorData, task: Task, dev: torch.device, par: Replicas) -> dict[str, float]:
+    """:func:`evaluate`, each process scoring its share of ``data`` and the sums added up."""
+    if par.world == 1:
+        return evaluate(model, data, task, device=dev)
+    mine = metric_sums(model, data.subset(par.shard_of(len(data))), task, device=dev)
+    return finish_metrics(sum_metric_dicts(par.gather(mine)), task)
 
 
 class _NoBar:

@@ -10,7 +10,10 @@ small labelled set (:mod:`interlearn.autocut`).
 
 A *cut* ``k`` of an ``nn.Sequential`` keeps children ``[:k]`` (frozen) and replaces ``[k:]``;
 ``k = 0`` is training from scratch and ``k = len(model)`` keeps everything and adds a new linear
-layer. Yosinski et al. 2014, "How transferable are features in deep neural networks?" showed
+layer. Any other module (a residual network, a Hugging Face encoder) is cut at a *named*
+submodule, ``cut="layer3"`` or ``cut="model.encoder.layer.4"`` (:mod:`interlearn.cuts`: split
+with torch.fx where the model traces, re-initialized in place where it does not); a dotted name
+also reaches inside a Sequential's layers. Yosinski et al. 2014, "How transferable are features in deep neural networks?" showed
 why the cut matters: early layers are general, the last ones specific to the source task.
 """
 
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from interlearn.config import FitConfig
+from interlearn.cuts import KEEP_ALL, SCRATCH, cut_module, named_cut_points
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, closest
 from interlearn.features import fit_head
@@ -32,15 +36,14 @@ from interlearn.surgery import count_params, freeze
 from interlearn.tasks import Task
 from interlearn.training import FitResult, fit
 
-__all__ = ["cut_points", "resolve_cut", "split_at", "fresh_tail", "pretrain", "transfer", "TransferResult"]
+__all__ = ["cut_points", "resolve_cut", "split_at", "fresh_tail", "pretrain", "transfer", "TransferResult", "KEEP_ALL"]
 
 
 def _sequential(model: nn.Module, what: str) -> nn.Sequential:
     if not isinstance(model, nn.Sequential):
         raise ConfigError(
-            f"{what} needs an nn.Sequential base, got {type(model).__name__}; wrap a feature extractor as "
-            "nn.Sequential(backbone) (interlearn.pretrained.load_pretrained does) or replace a named head with "
-            "interlearn.surgery.replace_module"
+            f"{what} cuts an nn.Sequential by layer index, got {type(model).__name__}; cut any other module at a named "
+            "submodule: transfer(base, ..., cut='layer3') or interlearn.cuts.cut_module(base, 'layer3', ...)"
         )
     return model
 
@@ -49,8 +52,11 @@ def _has_params(m: nn.Module) -> bool:
     return any(True for _ in m.parameters())
 
 
-def cut_points(model: nn.Sequential) -> list[int]:
+def cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> list[int] | list[str]:
     """Candidate cuts: before every top-level layer with parameters except the first.
+
+    Any module that is not an ``nn.Sequential`` gets named candidates instead
+    (:func:`interlearn.cuts.named_cut_points`; ``sample`` is needed when it does not trace).
 
     A base with a single parametrized layer (a wrapped feature extractor) has one candidate,
     ``len(model)``: keep it whole and train a new linear head on its features.
@@ -58,18 +64,29 @@ def cut_points(model: nn.Sequential) -> list[int]:
     For the small CNN (``conv1 act1 pool1 conv2 act2 pool2 flatten fc1 act3 fc2``) these are
     ``[3, 7, 9]``: keep conv1, keep both conv blocks, keep everything but the classifier.
     """
-    model = _sequential(model, "cut_points")
+    if not isinstance(model, nn.Sequential):
+        return named_cut_points(model, sample)
     cuts = [i for i, m in enumerate(model) if _has_params(m) and any(_has_params(p) for p in list(model)[:i])]
     return cuts or [len(model)]  # a single feature extractor: keep it whole, train a linear head
 
 
-def resolve_cut(model: nn.Sequential, cut: int | str) -> int:
-    """A cut given as an index or as the name of the first replaced layer -> an index.
+def resolve_cut(model: nn.Module, cut: int | str) -> int | str:
+    """A cut given as an index or as the name of the first replaced layer -> an index (a
+    Sequential's top-level layers) or a submodule name (any other cut, any other module).
 
     Raises:
-        ConfigError: an index out of ``[0, len(model)]`` or an unknown layer name (closest named).
+        ConfigError: an index out of ``[0, len(model)]``, an index into a non-Sequential model,
+            or an unknown layer name (closest named).
     """
-    model = _sequential(model, "resolve_cut")
+    modules = [n for n, _ in model.named_modules() if n]
+    if not isinstance(model, nn.Sequential) or (isinstance(cut, str) and "." in cut and cut in modules):
+        if isinstance(cut, str) and (cut in modules or cut in (KEEP_ALL, SCRATCH)):
+            return cut
+        if isinstance(cut, str) and not cut.lstrip("-").isdigit():
+            raise ConfigError(f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, modules)} "
+                              f"(or 'auto', or {KEEP_ALL!r} to keep everything)")
+        raise ConfigError(f"cut={cut!r}: a {type(model).__name__} is cut at a submodule name, e.g. {closest('layer', modules, n=3)}; "
+                          "see interlearn.transfer.cut_points(model, sample)")
     names = [n for n, _ in model.named_children()]
     if isinstance(cut, bool) or not isinstance(cut, (int, str)):
         raise ConfigError(f"cut={cut!r}: give 'auto', an index in [0, {len(model)}] or a layer name from {names}")
@@ -150,8 +167,10 @@ class TransferResult:
     """What :func:`transfer` returns.
 
     Attributes:
-        model: ``nn.Sequential`` of the frozen kept layers followed by the trained new layers.
-        cut: the cut used (index of the first replaced layer).
+        model: ``nn.Sequential`` of the frozen kept layers followed by the trained new layers
+            (``body`` and ``head`` for a named cut of another module; for a model that cannot be
+            split, the model itself, its kept modules frozen).
+        cut: the cut used (index of the first replaced layer, or its name).
         cut_name: name of the first replaced layer (``"(none)"`` when everything is kept).
         cached: whether the new layers trained on cached features.
         fit: the new layers' :class:`FitResult`.
@@ -161,8 +180,8 @@ class TransferResult:
         notes: remarks (e.g. why features were not cached).
     """
 
-    model: nn.Sequential
-    cut: int
+    model: nn.Module
+    cut: int | str
     cut_name: str
     cached: bool
     fit: FitResult
@@ -200,15 +219,16 @@ def transfer(
     """Transfer ``base`` to the small task of interest ``target``.
 
     Args:
-        base: an ``nn.Sequential`` (e.g. :func:`interlearn.models.small_cnn.small_cnn`, or
-            :func:`interlearn.pretrained.load_pretrained`'s result). It is copied, never modified.
+        base: any module: an ``nn.Sequential`` (e.g. :func:`interlearn.models.small_cnn.small_cnn`,
+            :func:`interlearn.pretrained.load_pretrained`'s result) is cut between its layers,
+            any other module at a named submodule. It is copied, never modified.
         target: the small labelled set of the task of interest.
         task: the target task (its ``num_outputs`` sizes the new last layer).
         source: when given, ``base`` is first trained on this abundant related data.
         source_task: the source task (default: classification with ``base``'s output size).
         pretrain_config: training settings for the base on ``source``.
         cut: ``"auto"`` (cross-validated choice), an index, or the name of the first layer to
-            replace.
+            replace (a dotted submodule name such as ``"layer3"``; ``"(all)"`` keeps everything).
         config: training settings for the new layers (also used for the auto-cut scoring);
             default: about 300 AdamW steps (lr 1e-3, warmup + cosine, batch <= 32).
         head: explicit new layers instead of fresh copies of the replaced ones.
@@ -223,12 +243,12 @@ def transfer(
         A :class:`TransferResult`.
 
     Raises:
-        ConfigError: a bad cut, a non-sequential base, missing ``source_task`` information.
+        ConfigError: a bad cut (closest names listed), missing ``source_task`` information, or
+            ``head=`` with a model that cannot be split.
         ShapeError: ``head`` does not fit the kept layers' features.
     """
     from interlearn.budgets import step_config
 
-    base = _sequential(base, "transfer")
     cfg = config or step_config(len(target), 300, 32, 1e-3, 1e-4, seed)
     k = None if cut == "auto" else resolve_cut(base, cut)  # a bad cut fails before any training
     pre: FitResult | None = None
@@ -248,6 +268,8 @@ def transfer(
 
         report = auto_cut(base, target, task, config=cfg, folds=folds, include_scratch=include_scratch, seed=seed)
         k = report.chosen
+    if isinstance(k, str):
+        return _transfer_named(base, k, target, task, cfg, head, val, cache, seed, pre, report)
     body, _ = split_at(base, k)
     new = head if head is not None else fresh_tail(base, k, task.num_outputs, sample=target.x[:1], seed=seed)
     for p in body.parameters():
@@ -259,3 +281,27 @@ def transfer(
     names = [n for n, _ in base.named_children()]
     notes = [f"features not cached: {result.reason}"] if not result.cached and result.reason else []
     return TransferResult(model, k, names[k] if k < len(names) else "(none)", result.cached, result.fit, pre, report, count_params(new, trainable_only=True), notes)
+
+
+def _transfer_named(base: nn.Module, cut: str, target: TensorData, task: Task, cfg: FitConfig, head: nn.Module | None,
+                    val: TensorData | None, cache: bool, seed: int, pre: FitResult | None, report: Any) -> TransferResult:
+    """:func:`transfer` at a named submodule of any module (:func:`interlearn.cuts.cut_module`)."""
+    nc = cut_module(base, cut, task.num_outputs, target.x[:2], seed=seed)
+    notes = [f"cut: {nc.note}"]
+    if head is not None:
+        if not nc.separable:
+            raise ConfigError(f"head= needs a base that splits at {cut!r}; {type(base).__name__} does not trace with torch.fx, so the cut "
+                              "re-initializes the replaced modules in place (leave head=None)")
+        nc.new = head
+    if nc.separable:
+        result = fit_head(nc.body, nc.new, target, task, cfg, val=val, cache=cache)
+        model: nn.Module = nn.Sequential(OrderedDict(body=nc.body, head=nc.new))
+        cached, fit_result = result.cached, result.fit
+        if not result.cached and result.reason:
+            notes.append(f"features not cached: {result.reason}")
+    else:
+        fit_result = fit(nc.new, target, task, cfg, val=val)
+        model, cached = nc.new, False
+        notes.append("features not cached: the kept part cannot run alone (the model does not trace with torch.fx)")
+    trainable = count_params(nc.new, trainable_only=True)
+    return TransferResult(model, cut, cut if cut != KEEP_ALL else "(none)", cached, fit_result, pre, report, trainable, notes)

@@ -52,6 +52,7 @@ from interlearn.federated.sampling import (
     sample_cohort,
 )
 from interlearn.federated.strategies.base import server_extras
+from interlearn.tracking import Tracker, describe, open_tracker
 from interlearn.types import ClientId, Params
 
 __all__ = ["SimulationConfig", "SimulationResult", "simulate"]
@@ -229,6 +230,7 @@ def simulate(
     resume: bool = False,
     initial_params: Params | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    tracking: Any = None,
 ) -> SimulationResult:
     """Run federated training in simulation (see the module docstring).
 
@@ -249,6 +251,8 @@ def simulate(
         resume: continue from ``run_dir``'s checkpoint (a fresh start when there is none).
         initial_params: global params to start from instead of the model's weights.
         on_round: called with each round's record after it is written.
+        tracking: TensorBoard/MLflow tracking (:mod:`interlearn.tracking`): the config as
+            params, each round's record as metrics, the run folder as artifacts.
 
     Returns:
         A :class:`SimulationResult`.
@@ -268,6 +272,8 @@ def simulate(
         check_remote_steps(steps, eng)
     if config.progress:
         print(f"engine: {eng.describe()}", flush=True)
+    tracker = open_tracker(tracking, "simulate", {"config": asdict(config), "strategy": describe(strategy), "client_update": describe(client_update),
+                                                  "engine": eng.describe(), "clients": len(population), "steps": [describe(s) for s in steps]})
     stopped: str | None = None
     began = time.perf_counter()
     try:
@@ -282,10 +288,13 @@ def simulate(
                 rec["log"] = list(ctx.log)
             if r == run.start:
                 rec["engine"] = eng.describe()
-            _record(rec, run, out, config, steps, len(population), last, on_round)
+            _record(rec, run, out, config, steps, len(population), last, on_round, tracker)
             if ctx.notes.get("stop"):
                 stopped = str(ctx.notes["stop"])
                 break
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
     finally:
         if isinstance(engine, str):
             eng.stop()
@@ -293,6 +302,7 @@ def simulate(
         plot_history(run.history, out / "accuracy.png")
         if run.client_accuracy:
             plot_client_accuracy(list(run.client_accuracy.values()), out / "client_accuracy.png")
+    tracker.close(out)
     return SimulationResult(run.params, run.history, run.client_accuracy, run.state, run.totals["bytes_down"],
                             run.totals["bytes_up"], stopped, out, eng.describe())
 
@@ -424,8 +434,8 @@ def _evaluate(rec: dict[str, Any], eng: Engine, model: nn.Module, population: Po
 
 
 def _record(rec: dict[str, Any], run: _Run, out: Path | None, config: SimulationConfig, steps: Sequence[UpdateStep],
-            n_clients: int, last: bool, on_round: Callable[[dict[str, Any]], None] | None) -> None:
-    """Keep the round's record: history, metrics.jsonl, the checkpoint when due, progress, callback."""
+            n_clients: int, last: bool, on_round: Callable[[dict[str, Any]], None] | None, tracker: Tracker) -> None:
+    """Keep the round's record: history, metrics.jsonl, the checkpoint when due, progress, callback, tracker."""
     run.history.append(rec)
     if out is not None:
         with (out / METRICS).open("a") as fh:
@@ -436,6 +446,7 @@ def _record(rec: dict[str, Any], run: _Run, out: Path | None, config: Simulation
         print(_progress_line(rec, config.rounds), flush=True)
     if on_round is not None:
         on_round(rec)
+    tracker.log_metrics(rec, step=rec["round"])
 
 
 def _eval_sample(n: int, config: SimulationConfig) -> list[ClientId] | None:

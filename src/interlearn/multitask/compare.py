@@ -27,6 +27,7 @@ from interlearn.errors import ConfigError
 from interlearn.multitask.methods import method_kind
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
+from interlearn.tracking import section
 from interlearn.multitask.train import evaluate_multitask, model_device, train_independent, train_multitask
 from interlearn.surgery import count_params
 from interlearn.training import resolve_device
@@ -138,7 +139,8 @@ def compare_methods(
 
     if independent:
         torch.manual_seed(seed)
-        (models, seconds), mem = _measure(lambda: train_independent(build, train, tasks, cfg), dev, lambda: 0)
+        with section("independent"):
+            (models, seconds), mem = _measure(lambda: train_independent(build, train, tasks, cfg), dev, lambda: 0)
         if "est_memory_bytes" in mem:
             one = {n: (TensorData(probe.x, probe.y[:, tasks.columns[n]]), TaskSet((tasks[n],))) for n in models}
             mem = {"est_memory_bytes": max(training_memory(m, *one[n]) for n, m in models.items())}
@@ -152,8 +154,9 @@ def compare_methods(
     for name in methods:
         torch.manual_seed(seed)
         model = build(tasks)
-        res, mem = _measure(lambda: train_multitask(model, train, tasks, name, cfg, options=(options or {}).get(name)), dev,
-                            lambda: training_memory(model, probe, tasks, method_kind(name) == "gradient"))
+        with section(name):
+            res, mem = _measure(lambda: train_multitask(model, train, tasks, name, cfg, options=(options or {}).get(name)), dev,
+                                lambda: training_memory(model, probe, tasks, method_kind(name) == "gradient"))
         metrics = evaluate_multitask(model, test, tasks)
         row = describe(metrics) | {
             "trainable_params": count_params(model, trainable_only=True),

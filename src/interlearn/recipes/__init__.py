@@ -4,10 +4,19 @@ A recipe names its ``kind`` (``transfer``, ``finetune``, ``distill``, ``multitas
 ``federated``, ``keyboard``); the matching module ``interlearn.recipes.<kind>`` provides a
 ``Config`` dataclass and ``run(config, run_dir, progress) -> dict[str, dict]`` (summary rows).
 Kinds are named builders, never arbitrary import paths (STYLE.md #6).
+
+Any recipe may also say where to track the run (:mod:`interlearn.tracking`)::
+
+    tracking: {tensorboard: runs/tb, mlflow: mlruns}
+
+The run then gets the resolved recipe as parameters, every training's per-epoch (or per-round)
+metrics under the name of the recipe's part (``scratch/train_loss``), the summary rows as
+metrics and the run folder (summary, checkpoints, plots) as artifacts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -16,7 +25,9 @@ from typing import Any
 import yaml
 
 from interlearn.errors import ConfigError, closest
+from interlearn.parallel import is_main_process
 from interlearn.recipes.base import build, load_yaml, to_dict
+from interlearn.tracking import NULL, TrackingConfig, open_tracker, recording
 
 __all__ = ["KINDS", "load_recipe", "run_recipe", "build", "load_yaml", "to_dict", "example_recipes"]
 
@@ -32,18 +43,28 @@ def _module(kind: Any) -> Any:
         raise ConfigError(f"kind: {kind!r} needs a module that is not installed ({exc.name}); install interlearn[all]") from exc
 
 
-def load_recipe(path: str | Path) -> tuple[str, Any]:
-    """Parse and validate a recipe file; return ``(kind, config)``.
-
-    Raises:
-        ConfigError: missing/unknown ``kind`` or any invalid field (the message names its path).
-    """
+def _parse(path: str | Path) -> tuple[str, Any, TrackingConfig | None]:
     data = load_yaml(path)
     kind = data.pop("kind", None)
     if kind is None:
         raise ConfigError(f"{path}: missing field 'kind'; choose one of {list(KINDS)}")
+    tracking = data.pop("tracking", None)
     module = _module(kind)
-    return kind, build(module.Config, data, str(kind))
+    config = build(module.Config, data, str(kind))
+    if tracking is not None and not isinstance(tracking, dict):
+        raise ConfigError(f"tracking: expected a mapping such as {{tensorboard: runs/tb}} or {{mlflow: mlruns}}, got {tracking!r}")
+    return kind, config, build(TrackingConfig, tracking, "tracking") if tracking is not None else None
+
+
+def load_recipe(path: str | Path) -> tuple[str, Any]:
+    """Parse and validate a recipe file; return ``(kind, config)``.
+
+    Raises:
+        ConfigError: missing/unknown ``kind`` or any invalid field, ``tracking`` included (the
+            message names its path).
+    """
+    kind, config, _ = _parse(path)
+    return kind, config
 
 
 def run_recipe(path: str | Path, out: str | Path | None = None, progress: bool = True) -> Path:
@@ -54,13 +75,21 @@ def run_recipe(path: str | Path, out: str | Path | None = None, progress: bool =
     """
     from interlearn.report import write_summary
 
-    kind, config = load_recipe(path)
+    kind, config, tracking = _parse(path)
     run_dir = Path(out) if out else Path("runs") / f"{kind}-{Path(path).stem}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"kind": kind, **to_dict(config)}, sort_keys=False))
-    rows = _module(kind).run(config, run_dir, progress)
-    write_summary(run_dir, rows, title=f"interlearn {kind} run")
-    (run_dir / "recipe.json").write_text(json.dumps({"kind": kind, "source": str(path)}))
+    resolved = {"kind": kind, **to_dict(config)}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**resolved, **({"tracking": to_dict(tracking)} if tracking else {})}, sort_keys=False))
+    spec = dataclasses.replace(tracking, run_name=tracking.run_name or run_dir.name) if tracking is not None else None
+    tracker = open_tracker(spec, kind, {"recipe": resolved}) if spec is not None and is_main_process() else NULL
+    with tracker, recording(tracker):
+        rows = _module(kind).run(config, run_dir, progress)
+        write_summary(run_dir, rows, title=f"interlearn {kind} run")
+        (run_dir / "recipe.json").write_text(json.dumps({"kind": kind, "source": str(path)}))
+        if tracker.active:
+            tracker.log_metrics({"summary": rows}, step=0)
+            for f in sorted(run_dir.iterdir()):
+                tracker.log_artifact(f)
     return run_dir
 
 

@@ -25,6 +25,7 @@ from interlearn.errors import ConfigError
 from interlearn.models.small_cnn import small_cnn
 from interlearn.surgery import count_params
 from interlearn.tasks import classification
+from interlearn.tracking import section
 from interlearn.training import fit
 
 __all__ = ["Config", "run", "tour_part", "mlp"]
@@ -112,17 +113,20 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     else:
         teacher = mlp(d_in, config.teacher_hidden, 10, config.teacher_dropout)
     t0 = time.perf_counter()
-    fit(teacher, train, task, config.teacher_fit)
+    with section("teacher"):
+        fit(teacher, train, task, config.teacher_fit)
     seconds = {"teacher": time.perf_counter() - t0}
 
     torch.manual_seed(config.seed + 1)
     init = mlp(d_in, config.student_hidden, 10)
     alone, distilled = copy.deepcopy(init), copy.deepcopy(init)
     t0 = time.perf_counter()
-    fit(alone, train, task, config.student_fit)
+    with section("student_alone"):
+        fit(alone, train, task, config.student_fit)
     seconds["student_alone"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    distill(teacher, distilled, train, task, config.student_fit, temperature=config.temperature, alpha=config.alpha)
+    with section("distilled"):
+        distill(teacher, distilled, train, task, config.student_fit, temperature=config.temperature, alpha=config.alpha)
     seconds["distilled"] = time.perf_counter() - t0
 
     models = {"teacher": teacher, "student_alone": alone, "distilled": distilled}

@@ -29,6 +29,7 @@ from interlearn.surgery import count_params, replace_module
 from interlearn.tasks import classification
 from interlearn.recipes.splits import DataConfig
 from interlearn.recipes.splits import split_classes as _split_classes
+from interlearn.tracking import section
 from interlearn.training import evaluate, fit
 
 __all__ = ["DataConfig", "Config", "run", "tour_part", "split_classes"]
@@ -89,7 +90,8 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     src_task, tgt_task = classification(len(config.data.source_classes)), classification(len(config.data.target_classes))
     base, head = _model(config.model, data["source"].x, src_task.num_outputs, config.seed)
     t0 = time.perf_counter()
-    fit(base, data["source"], src_task, config.pretrain)
+    with section("pretrain"):
+        fit(base, data["source"], src_task, config.pretrain)
     rows: dict[str, dict[str, Any]] = {
         "pretrained": {
             "accuracy": evaluate(base, data["source_test"], src_task)["accuracy"],
@@ -105,7 +107,8 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
         hidden = dict(model.named_modules())[head].in_features
         torch.manual_seed(config.seed + 1)  # the same new head for every strategy
         replace_module(model, head, nn.Linear(hidden, tgt_task.num_outputs))
-        result = finetune(model, data["target"], tgt_task, config.finetune, spec)
+        with section(name):
+            result = finetune(model, data["target"], tgt_task, config.finetune, spec)
         rep = measure_forgetting(name, result.model, base, head, data["target_test"], tgt_task, data["source_test"], src_task, result.trainable_params)
         reports.append(rep)
         rows[name] = {**rep.as_row(), "train_seconds": result.train_seconds}

@@ -26,6 +26,7 @@ from interlearn.errors import ConfigError
 from interlearn.models.small_cnn import small_cnn
 from interlearn.surgery import count_params
 from interlearn.tasks import classification
+from interlearn.tracking import paused, section
 from interlearn.training import evaluate, fit
 from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.transfer import fresh_tail, resolve_cut, transfer
@@ -124,17 +125,20 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     base = load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)
     cut: int | str = "auto" if config.cut == "auto" else resolve_cut(base, config.cut)  # fail before training
     if not config.pretrained:
-        pretrain(base, data["source"], src_task, pre_cfg)
+        with section("pretrain"):
+            pretrain(base, data["source"], src_task, pre_cfg)
     pre_seconds = time.perf_counter() - t0
     fc = step_config(len(data["target"]), config.steps, config.batch_size, config.lr, config.weight_decay, config.seed)
     rows: dict[str, dict[str, Any]] = {}
     if "scratch" in config.compare:
         t0 = time.perf_counter()
         scratch = fresh_tail(make(config.seed), 0, task.num_outputs, seed=config.seed)
-        fit(scratch, data["target"], task, fc)
+        with section("scratch"):
+            fit(scratch, data["target"], task, fc)
         rows["scratch"] = _row(scratch, data["target_test"], time.perf_counter() - t0)
     t0 = time.perf_counter()
-    res = transfer(base, data["target"], task, cut=cut, config=fc, folds=config.folds, seed=config.seed)
+    with section("transfer"):
+        res = transfer(base, data["target"], task, cut=cut, config=fc, folds=config.folds, seed=config.seed)
     rows["transfer"] = _row(res.model, data["target_test"], time.perf_counter() - t0, res.trainable_params, cut=res.cut, cut_name=res.cut_name,
                             negative_transfer=bool(res.autocut and res.autocut.negative_transfer), features_cached=res.cached,
                             pretrain_seconds=pre_seconds)
@@ -143,13 +147,15 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
         (run_dir / "autocut.json").write_text(json.dumps(res.autocut.to_dict(), indent=2))
     if "finetune" in config.compare:
         t0 = time.perf_counter()
-        model = finetune_at(base, res.cut, data["target"], task, fc, config.finetune_lr_scale, seed=config.seed)
+        with section("finetune"):
+            model = finetune_at(base, res.cut, data["target"], task, fc, config.finetune_lr_scale, seed=config.seed)
         rows["finetune"] = _row(model, data["target_test"], time.perf_counter() - t0, cut=res.cut)
     if config.budgets:
         bcfg = BudgetConfig(labels_per_class=config.budgets, seeds=config.budget_seeds, steps=config.steps, batch_size=config.batch_size,
                             lr=config.lr, weight_decay=config.weight_decay, finetune_lr_scale=config.finetune_lr_scale, folds=config.folds)
         say = (lambda line: print(line, flush=True)) if progress else None
-        report = label_budgets(make, data["source"], src_task, data["target_pool"], data["target_test"], task, bcfg, pre_cfg, say)
+        with paused():  # dozens of small trainings: only the report is tracked (as an artifact)
+            report = label_budgets(make, data["source"], src_task, data["target_pool"], data["target_test"], task, bcfg, pre_cfg, say)
         (run_dir / "budgets.json").write_text(json.dumps(report.to_dict(), indent=2))
         (run_dir / "budgets.md").write_text(report.table() + "\n")
         report.plot(run_dir / "budgets.png")
