@@ -177,11 +177,11 @@ class _DropFromRound(SequentialEngine):
 
     def __init__(self, victim: int, start: int) -> None:
         super().__init__(warmup=False)
-        self.victim, self.start, self.round = victim, start, 0
+        self.victim, self.from_round, self.round = victim, start, 0
 
     def run_cohort(self, task):
         self.round += 1
-        keep = [(c, g) for c, g in zip(task.clients, task.generators) if self.round < self.start or c != self.victim]
+        keep = [(c, g) for c, g in zip(task.clients, task.generators) if self.round < self.from_round or c != self.victim]
         return super().run_cohort(dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep]))
 
 
