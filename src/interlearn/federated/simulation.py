@@ -39,13 +39,15 @@ from interlearn.federated.evaluate import client_accuracies, evaluate_params, su
 from interlearn.federated.params import clone_params, model_params
 from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
+    SAMPLINGS,
     _mix,
     apply_dropout,
     check_survivors,
     client_generator,
     cohort_size,
+    releases_every_round,
+    resolve_sampling,
     round_generator,
-    sample_cohort,
 )
 from interlearn.federated.strategies.base import server_extras
 from interlearn.types import ClientId, Params
@@ -76,6 +78,9 @@ class SimulationConfig:
         checkpoint_every: write a checkpoint every N rounds (0: never; needs a run folder).
         seed: the run's seed (sampling, dropouts, local batches).
         progress: print one line per round.
+        sampling: ``"fixed"`` (``clients_per_round`` without replacement), ``"poisson"`` (each
+            client joins with probability ``clients_per_round / N`` or ``fraction``), or
+            ``None``: what the update steps account for (central DP), else fixed.
     """
 
     rounds: int
@@ -90,8 +95,11 @@ class SimulationConfig:
     checkpoint_every: int = 0
     seed: int = 0
     progress: bool = True
+    sampling: str | None = None
 
     def __post_init__(self) -> None:
+        if self.sampling is not None and self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling={self.sampling!r}: choose one of {list(SAMPLINGS)} (or None)")
         if int(self.rounds) < 1:
             raise ConfigError(f"rounds={self.rounds}: must be >= 1")
         if (self.clients_per_round is None) == (self.fraction is None):
@@ -250,6 +258,8 @@ def simulate(
     size = cohort_size(n_clients, config.fraction, config.clients_per_round)
     if config.min_survivors > size:
         raise ConfigError(f"min_survivors={config.min_survivors} exceeds the cohort size {size}: no round could ever run")
+    sampling = resolve_sampling(config.sampling, n_clients, config.fraction, config.clients_per_round, config.dropout, steps)
+    release = releases_every_round(steps, config.min_survivors)  # central DP: every round releases
 
     params = clone_params(initial_params) if initial_params is not None else model_params(model)
     state = strategy.init(params)
@@ -285,22 +295,25 @@ def simulate(
         rec: dict[str, Any] = {"round": r}
         ctx = RoundContext(r, round_generator(config.seed, r, 1))
         ctx.notes["global_params"] = params  # reference for steps that validate keys/shapes/dtypes
+        ctx.notes["sampling"] = sampling  # what the privacy steps check their accounting against
         if remote_steps and hasattr(eng, "protocol_channel"):
             ctx.channel = eng.protocol_channel(r)  # protocol rounds to the clients (secure aggregation)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(config.seed, r, 3))  # model-internal randomness (dropout layers)
-            cohort = sample_cohort(n_clients, size, round_generator(config.seed, r, 0))
+            cohort = sampling.draw(round_generator(config.seed, r, 0))
             survivors, dropped = apply_dropout(cohort, config.dropout, round_generator(config.seed, r, 2))
             extras = server_extras(strategy, state)
             rec.update(cohort=len(cohort), dropped=len(dropped))
             rec["bytes_down"] = download_bytes(params, extras, len(cohort))
             try:
-                check_survivors(len(survivors), config.min_survivors, r)
+                check_survivors(len(survivors), config.min_survivors, r, release=release)
                 # ---- client side: only here does raw data exist, and only the cohort's
                 data = [population.client(c) for c in survivors]
                 gens = [client_generator(config.seed, r, c) for c in survivors]
                 states_in = {c: client_states.get(c) for c in survivors}
-                if remote_steps:  # the clients run the steps' client hooks themselves
+                if not data:  # an empty (Poisson) cohort: under DP the server steps still release
+                    outs = []
+                elif remote_steps:  # the clients run the steps' client hooks themselves
                     round_info = ClientRound(r, config.seed, step_states(steps))
                     outs = eng.run_cohort(model, client_update, params, data, states_in, extras, gens,  # type: ignore[call-arg]
                                           client_round=round_info)
@@ -330,7 +343,7 @@ def simulate(
                 rec["reported"] = len(results)
                 rec["bytes_up"] = upload_bytes(results)
                 rec["train_loss"] = _mean_metric(results, "loss")
-                check_survivors(len(results), config.min_survivors, r)
+                check_survivors(len(results), config.min_survivors, r, release=release)
                 for step in reversed(steps):
                     results = step.server(results, ctx)
                 if "secagg/bytes_up" in ctx.notes:  # masked vectors + protocol messages, not placeholders
