@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from interlearn.errors import ConfigError
 from interlearn.federated.privacy.accounting import ACCOUNTANTS, PrivacyAccountant, PrivacyBudgetExhausted, RoundEvent
+from interlearn.federated.privacy.audit import AuditResult, CanaryAudit
 from interlearn.federated.privacy.clipping import ClipUpdates, adaptive_clip_norm, clip_update, global_norm
 from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, mean_result, num_clients
 from interlearn.federated.privacy.dpsgd import DPSGDClientUpdate
@@ -23,6 +24,8 @@ from interlearn.federated.sampling import CohortSampling
 __all__ = [
     "ACCOUNTANTS",
     "AGGREGATE_ID",
+    "AuditResult",
+    "CanaryAudit",
     "ClipUpdates",
     "CohortSampling",
     "DPSGDClientUpdate",
