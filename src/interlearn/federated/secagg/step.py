@@ -50,7 +50,8 @@ class SecureAggregation:
         dropout: fraction of the cohort that drops after key sharing (simulated with the
             round's generator), to exercise recovery.
         neighbours: who masks with whom: ``"all"`` (every pair, Bonawitz et al. 2017),
-            ``"log"`` (SecAgg+, Bell et al. 2020: a random graph of degree ``2 ceil(log2 n)``)
+            ``"log"`` (SecAgg+, Bell et al. 2020: a random graph of degree about ``log2 n``,
+            see :func:`~interlearn.federated.secagg.graph.default_degree`)
             or an even degree ``k`` (SecAgg+ with ``k`` neighbours each). The graph is drawn
             per round by the server from the round's generator.
 
