@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from interlearn.config import MAX_LR
 from interlearn.errors import ConfigError
 from interlearn.federated import LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
 from interlearn.federated.partition import partition, partition_stats
@@ -101,6 +102,8 @@ class ClientConfig:
     scaffold: bool = False
 
     def __post_init__(self) -> None:
+        if not self.lr <= MAX_LR:
+            raise ConfigError(f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1")
         self.build()  # validates every value with LocalSGD's own checks
 
     def build(self) -> LocalSGD:
@@ -159,6 +162,10 @@ class Config:
     resume: bool = False
 
     def __post_init__(self) -> None:
+        if self.eval_every < 1:
+            raise ConfigError(f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)")
+        if self.clients_per_round < 1:
+            raise ConfigError(f"clients_per_round={self.clients_per_round}: must be >= 1")
         if self.clients_per_round > self.data.num_clients:
             raise ConfigError(f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}")
         if self.client.scaffold != (self.strategy.name == "scaffold"):
