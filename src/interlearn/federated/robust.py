@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
+from interlearn.federated.aggregate import weighted_mean
 from interlearn.federated.api import Aggregator, ClientResult
 from interlearn.federated.privacy.clipping import clip_update
 from interlearn.federated.privacy.cohort import is_aggregate
@@ -200,8 +201,6 @@ def norm_bounded_mean(
     """Clip every update to L2 norm ``max_norm``, then take the (weighted) mean."""
     if not max_norm > 0:
         raise ConfigError(f"max_norm must be > 0, got {max_norm!r}")
-    from interlearn.federated.aggregate import weighted_mean
-
     clipped = [clip_update(u, max_norm)[0] for u in updates]
     w = [1.0] * len(updates) if weights is None else [float(x) for x in weights]
     if updates and sum(w) <= 0:
