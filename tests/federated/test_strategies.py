@@ -1,4 +1,4 @@
-"""Reference checks of the strategies (the conformance suite is in test_conformance.py)."""
+"""Reference checks of the strategies (the conformance suite is in test_aggregation_conformance.py)."""
 
 import pytest
 import torch
@@ -24,7 +24,7 @@ def _results(params, n=3, scale=0.1, seed=1):
     return out
 
 
-# The conformance suite over every registered strategy lives in test_conformance.py.
+# The conformance suite over every registered strategy lives in test_aggregation_conformance.py.
 
 
 def test_fedavg_equal_weights_is_plain_mean():

@@ -14,7 +14,7 @@ Median, trimmed mean and Krum ignore the weights on purpose: a weight is attacke
 
 Every aggregator states ``uses_weights`` (whether ``ClientResult.weight`` changes its output)
 and ``byzantine_tolerance(n)`` (how many arbitrary updates among ``n`` it is built to withstand;
-0 for the plain mean); the conformance suite (``tests/federated/test_conformance.py``) checks
+0 for the plain mean); the conformance suite (``tests/federated/test_aggregation_conformance.py``) checks
 both for every registered aggregator. Arithmetic runs in the updates' own dtype (float64 stays
 float64, see :func:`arithmetic_dtype`) and the result has the input's dtype. A cohort too small
 for the requested ``f`` raises :class:`~interlearn.errors.ConfigError` naming ``n`` and ``f``;
