@@ -233,3 +233,17 @@ def test_noise_step_config_errors():
         ClipUpdates(-1.0)
     with pytest.raises(ConfigError, match="target_quantile"):
         ClipUpdates(1.0, adaptive=True, target_quantile=1.5)
+
+
+def test_accountant_history_round_trips_and_reads_the_earlier_checkpoint_format():
+    a = PrivacyAccountant(delta=1e-5)
+    for _ in range(4):
+        a.step(noise_multiplier=1.2, sample_rate=0.1)
+    b = PrivacyAccountant(delta=1e-5)
+    b.history = a.history
+    assert b.epsilon() == a.epsilon() and b.steps == 4
+    old = PrivacyAccountant(delta=1e-5)
+    old.history = [[1.2, 0.1, 4]]  # Opacus' (z, q, steps), as checkpoints before the event format
+    assert old.epsilon() == a.epsilon()
+    with pytest.raises(ConfigError, match="expected"):
+        old.history = [[1.2, 0.1]]

@@ -167,7 +167,15 @@ class PrivacyAccountant:
 
     @history.setter
     def history(self, value: list[list[Any]]) -> None:
-        self._events = [(RoundEvent.from_json(list(v[:5])), int(v[5])) for v in value]
+        events = []
+        for v in value:
+            if len(v) == 3:  # a checkpoint of an earlier version: Opacus' (z, q, steps) of Poisson rounds
+                events.append((_poisson(float(v[0]), float(v[1])), int(v[2])))
+            elif len(v) == 6:
+                events.append((RoundEvent.from_json(list(v[:5])), int(v[5])))
+            else:
+                raise ConfigError(f"accountant history entry {v!r}: expected [sampling, z, q, N, m, count]")
+        self._events = events
         self._cache = None
 
     @property
