@@ -1,7 +1,8 @@
 """Accuracy of FedAvg and robust aggregators under attack on MNIST.
 
-Aggregators: FedAvg (weighted mean), coordinate-wise median, trimmed mean, Krum and
-Multi-Krum; attacks: sign flip, scaling (model replacement), Gaussian noise (update poisoning)
+Aggregators: FedAvg (weighted mean), coordinate-wise median, trimmed mean, Krum, Multi-Krum
+and Bulyan (El Mhamdi et al. 2018, Krum inside; f = the attacker count capped at (n - 3) / 4,
+the most n = 30 allows); attacks: sign flip, scaling (model replacement), Gaussian noise (update poisoning)
 and label flip (data poisoning), with 0, 10 and 30% of the clients as attackers (chosen once
 per run, seeded). Every client takes part in every round.
 Target: a robust aggregator within 5 points of the clean FedAvg accuracy at 30% sign flip.
@@ -21,6 +22,7 @@ import torch
 
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
 from interlearn.federated.attacks import AttackStep, choose_attackers, poison_labels
+from interlearn.federated.bulyan import Bulyan
 from interlearn.federated.robust import Krum, Median, TrimmedMean
 
 ATTACKS = ("sign_flip", "scaling", "gaussian", "label_flip")
@@ -49,6 +51,7 @@ def main() -> None:
         "trimmed_mean": lambda f: TrimmedMean(trim=max(0.1, f)),  # trim at least the attacker share
         "krum": lambda f: Krum(num_byzantine=int(round(f * n))),
         "multi_krum": lambda f: Krum(num_byzantine=int(round(f * n)), num_selected=n - int(round(f * n))),
+        "bulyan": lambda f: Bulyan(num_byzantine=min(int(round(f * n)), (n - 3) // 4)),
     }
     settings = [("none", 0.0)] + [(k, float(f)) for k in ATTACKS for f in a.fractions.split(",")]
 

@@ -96,10 +96,13 @@ def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
     """
     g = torch.Generator().manual_seed(seed)
     picks = []
-    for c in torch.unique(data.y).tolist():
+    classes = torch.unique(data.y).tolist()
+    smallest = min((int((data.y == c).sum()) for c in classes), default=0)
+    for c in classes:
         idx = (data.y == c).nonzero().flatten()
         if len(idx) < k:
-            raise DataError(f"class {c} has {len(idx)} examples, fewer than labels_per_class={k}")
+            raise DataError(f"class {c} has {len(idx)} examples, fewer than labels_per_class={k}; "
+                            f"lower labels_per_class to at most {smallest} (the smallest class)")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:k]])
     return data.subset(torch.cat(picks))
 

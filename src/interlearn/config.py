@@ -7,10 +7,38 @@ from typing import Literal
 
 from interlearn.errors import ConfigError
 
-__all__ = ["FitConfig"]
+__all__ = ["FitConfig", "check_device", "MAX_LR"]
+
+MAX_LR = 10.0
+"""Largest learning rate accepted: a typo guard (``1e12`` is never meant)."""
 
 _OPTIMIZERS = ("sgd", "adamw", "adam")
 _SCHEDULES = ("constant", "cosine", "onecycle", "linear")
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`ConfigError` unless ``device`` is ``"auto"`` or a device this machine has.
+
+    Raises:
+        ConfigError: an unparsable name, or a CUDA/MPS device that is not there (the message
+            says what is available and suggests ``auto`` or ``cpu``).
+    """
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'cuda:N' ({exc})") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if dev.index is None else dev.index
+        if index >= count:
+            have = f"{count} CUDA device(s) (cuda:0..cuda:{count - 1})" if count else "no CUDA device"
+            raise ConfigError(f"device={device!r} is not available: this machine has {have}; use device: auto or cpu")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device!r} is not available on this machine; use device: auto or cpu")
 
 
 @dataclass(frozen=True)
@@ -65,8 +93,11 @@ class FitConfig:
             raise ConfigError(f"optimizer={self.optimizer!r}: choose one of {_OPTIMIZERS}")
         if self.schedule not in _SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r}: choose one of {_SCHEDULES}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr={self.lr}: must be > 0")
+        if not 0 < self.lr <= MAX_LR:
+            raise ConfigError(f"lr={self.lr:g}: must be in (0, {MAX_LR:g}]; typical values are 1e-4 to 1e-1 (Adam) or 1e-2 to 1 (SGD)")
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed}: must be a non-negative integer")
+        check_device(self.device)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay={self.weight_decay}: must be >= 0")
         if not 0 <= self.warmup < 1:

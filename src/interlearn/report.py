@@ -111,6 +111,8 @@ def render(run_dir: str | Path, title: str | None = None) -> Path:
     title = title or f"interlearn run {d.name}"
     plots = [p for m in ("accuracy", "train_seconds", "trainable_params") if (p := plot_bars(rows, m, d / f"summary_{m}.png", f"{m} per variant"))]
     lines = [f"# {title}", "", markdown_table(rows), ""]
+    if (d / "notes.md").is_file():  # statements a recipe adds (e.g. what a DP epsilon covers)
+        lines += [(d / "notes.md").read_text().strip(), ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     extra = sorted(p.name for p in d.glob("*.png") if p not in plots)
     lines += [f"![{Path(n).stem}]({n})" for n in extra]

@@ -59,3 +59,29 @@ def test_unknown_split_and_kind(fake_mnist):
         load_mnist("val", data_dir=fake_mnist)
     with pytest.raises(DataError, match="kind='kmnist'"):
         load_mnist("test", data_dir=fake_mnist, kind="kmnist")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip", "not_gzip"])
+def test_damaged_gzip_is_a_data_error_naming_the_file(fake_mnist, damage):
+    path = fake_mnist / "mnist" / "t10k-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif damage == "bitflip":
+        for i in range(20, len(raw) - 8, 7):  # inside the deflate stream and its CRC
+            raw[i] ^= 0xFF
+    else:
+        raw = bytearray(b"this is not a gzip file at all" * 10)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: cannot be read as a gzipped IDX file.*fresh copy"):
+        load_mnist("test", data_dir=fake_mnist)
+
+
+def test_labels_outside_0_to_9_are_refused(fake_mnist):
+    _write_idx(fake_mnist / "mnist" / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 3, 200, 9]), 0x801)
+    with pytest.raises(DataError, match=r"1 label\(s\) outside 0-9 \(largest 200\)"):
+        load_mnist("test", data_dir=fake_mnist)
+    # an image file where labels belong is caught by its shape
+    _write_idx(fake_mnist / "mnist" / "t10k-labels-idx1-ubyte.gz", np.zeros((6, 28, 28)), 0x803)
+    with pytest.raises(DataError, match="swapped"):
+        load_mnist("test", data_dir=fake_mnist)

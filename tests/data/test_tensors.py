@@ -51,3 +51,23 @@ def test_from_torch_dataset():
     ds = torch.utils.data.TensorDataset(torch.randn(5, 2), torch.tensor([0, 1, 0, 1, 1]))
     d = from_dataset(ds, num_classes=2)
     assert isinstance(d, TensorData) and len(d) == 5
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01garbage" * 50, b"PK\x03\x04" + b"\xff" * 200])
+def test_garbage_npz_is_a_data_error_not_numpys_pickle_message(tmp_path, content):
+    from interlearn.data import load_npz
+
+    p = tmp_path / "bad.npz"
+    p.write_bytes(content)
+    with pytest.raises(DataError, match=r"bad.npz: (not a .npz file|the arrays cannot be read).*numpy.savez") as info:
+        load_npz(p)
+    assert "pickled" not in str(info.value)
+
+
+def test_npz_of_python_objects_says_so(tmp_path):
+    from interlearn.data import load_npz
+
+    p = tmp_path / "obj.npz"
+    np.savez(p, x=np.array([{"a": 1}, {"b": 2}], dtype=object), y=np.array([0, 1]))
+    with pytest.raises(DataError, match="Python objects rather than numeric arrays"):
+        load_npz(p)

@@ -81,3 +81,9 @@ def test_poison_labels_on_a_population():
     assert torch.equal(pop.client(1).y, torch.tensor([2, 3]))  # the original is untouched
     with pytest.raises(ConfigError, match="labels outside"):
         poison_labels(pop, {2}, num_classes=5)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), 0.0, -2.0, "4"])
+def test_attack_scale_must_be_a_positive_finite_number(scale):
+    with pytest.raises(ConfigError, match=r"AttackStep\(scale=.*\): must be a positive finite number"):
+        AttackStep("sign_flip", [0], scale=scale)

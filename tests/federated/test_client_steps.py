@@ -39,8 +39,8 @@ def _steps():
     return [clip, GaussianNoise(clip, 0.3, mode="local"), CompressUpdates("topk", ratio=0.3)]
 
 
-def _secagg_steps():
-    return [ClipUpdates(1.0), SecureAggregation(threshold=2)]
+def _secagg_steps(neighbours="all"):
+    return [ClipUpdates(1.0), SecureAggregation(threshold=2, neighbours=neighbours)]
 
 
 class FakeNodes(SequentialEngine):
@@ -120,19 +120,21 @@ def test_remote_clients_running_the_hooks_equal_the_in_process_run():
     assert all(any(k.startswith("compress/residual/") for k in m) for m in nodes.node_memory.values())
 
 
+@pytest.mark.parametrize("neighbours", ["all", 2])
 @pytest.mark.parametrize("silent", [None, (2, "mask"), (5, "unmask")])
-def test_secure_aggregation_over_a_channel_equals_the_in_process_protocol(silent):
+def test_secure_aggregation_over_a_channel_equals_the_in_process_protocol(silent, neighbours):
     """Secure aggregation with the clients on their devices: keys, shares and masked inputs as
     messages, each device keeping its protocol state between them. Same model as the in-process
     protocol; a client silent before masking is a dropout (its masks are removed), one silent
-    at unmasking still counts (its masked input is in)."""
+    at unmasking still counts (its masked input is in). SecAgg+ (``neighbours=2``: each client
+    masks with two neighbours on a random ring) works the same over the channel."""
     pop, (x, y) = _population()
     cfg = SimulationConfig(rounds=3, clients_per_round=6, seed=2, progress=False)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
-    nodes = FakeNodes(_secagg_steps, silent_from_stage=silent)
-    got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=_secagg_steps(), test=(x, y))
+    nodes = FakeNodes(lambda: _secagg_steps(neighbours), silent_from_stage=silent)
+    got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=_secagg_steps(neighbours), test=(x, y))
     if silent is None or silent[1] == "unmask":
-        ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=_secagg_steps(), test=(x, y))
+        ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=_secagg_steps(neighbours), test=(x, y))
         plain = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=[ClipUpdates(1.0)], test=(x, y))
         for k in ref.params:
             assert torch.equal(ref.params[k], got.params[k]), k

@@ -307,10 +307,14 @@ def test_a_plain_callable_update_runs_everywhere_but_vectorized():
     _assert_equal(params, ref, got)
 
 
+def _reject(model, params, data, state, extras, gen):
+    raise DataError(f"client {data.client_id}: labels out of range")
+
+
 def test_multicore_reraises_a_client_error_with_its_type():
     model = mlp(8, [4], 3, seed=0)
-    with pytest.raises(DataError, match="no training examples"):
-        _run(MultiCoreEngine(workers=2), model, UPDATES["sgd"], cohort([5, 0]))
+    with pytest.raises(DataError, match="labels out of range"):
+        _run(MultiCoreEngine(workers=2), model, _reject, cohort([5, 6]))
 
 
 def _die(model, params, data, state, extras, gen):

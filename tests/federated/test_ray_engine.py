@@ -142,15 +142,20 @@ def test_lost_worker_is_a_dropout_and_the_run_continues(engine):
     assert _max_diff(ref.params, got.params) < 1e-5
 
 
+def _reject(model, params, data, client_state, server_extras, generator):
+    from interlearn.errors import DataError
+
+    raise DataError(f"client {data.client_id}: labels out of range")
+
+
 def test_client_errors_keep_their_type(engine):
     pop = _population()
-    empty = ClientData(9, torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
     model = _model()
     params = {k: v.detach().clone() for k, v in model.state_dict().items()}
     from interlearn.errors import DataError
 
-    with pytest.raises(DataError, match="no training examples"):
-        run_cohort_on(engine, model, LocalSGD(), params, [pop.client(0), empty])
+    with pytest.raises(DataError, match="labels out of range"):
+        run_cohort_on(engine, model, _reject, params, [pop.client(0), pop.client(1)])
 
 
 def test_registry_and_bad_arguments():

@@ -57,3 +57,28 @@ def test_recipe_runs_and_resumes(tmp_path):
 def test_recipe_errors_name_the_field(tmp_path, over, message):
     with pytest.raises(ConfigError, match=message):
         load_recipe(_write(tmp_path, **over))
+
+
+def test_recipe_with_privacy_states_what_its_epsilon_covers(tmp_path):
+    path = _write(tmp_path, rounds=3, data={"num_clients": 10}, clients_per_round=4, checkpoint_every=0,
+                  privacy={"noise_multiplier": 1.0, "clip_norm": 0.5, "delta": 1e-4})
+    out = run_recipe(path, tmp_path / "run", progress=False)
+    row = json.loads((out / "summary.json").read_text())["federated"]
+    assert row["epsilon"] > 0 and row["delta"] == 1e-4
+    md = (out / "summary.md").read_text()
+    for phrase in ("## Privacy", "Poisson sampling", "add/remove one client", "fixed denominator", "opacus rdp",
+                   "not used for amplification", "after 3 round(s)"):
+        assert phrase in md, phrase
+    records = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["dp/sampling"].startswith("Poisson") for r in records)
+
+
+def test_recipe_privacy_refuses_what_has_no_matching_accountant_or_mechanism(tmp_path):
+    with pytest.raises(ConfigError, match="kind='dp_rdp'"):
+        load_recipe(_write(tmp_path, privacy={"sampling": "fixed", "accountant": "rdp"}))
+    with pytest.raises(ConfigError, match="mean-based strategy"):
+        load_recipe(_write(tmp_path, privacy={}, strategy={"name": "fedavg", "aggregator": "median"}))
+    with pytest.raises(ConfigError, match="min_survivors: 1"):
+        load_recipe(_write(tmp_path, privacy={}, min_survivors=2))
+    with pytest.raises(ConfigError, match="noise_multiplier"):
+        load_recipe(_write(tmp_path, privacy={"noise_multiplier": 0.0}))

@@ -70,7 +70,7 @@ def test_krum_selects_honest_updates_and_checks_n():
     honest, bad, _ = _attacked()
     scores = krum_scores(torch.stack([u["w"] for u in honest + bad]), 3)
     assert set(scores.argsort()[:7].tolist()) == set(range(7))
-    with pytest.raises(ConfigError, match="needs more than 8"):
+    with pytest.raises(ConfigError, match=r"needs n > 2f \+ 2 = 8 updates, got n=8"):
         krum(honest[:5] + bad, num_byzantine=3)
 
 
@@ -94,6 +94,7 @@ def test_aggregator_classes_plug_into_strategies_by_name():
     assert all(torch.allclose(new[k], expect[k]) for k in new)
     mk = get_aggregator("multi_krum", num_byzantine=0.3, num_selected=3)
     assert mk.num_selected == 3 and mk(results).keys() == results[0].update.keys()
+    assert get_aggregator("multi_krum").num_selected is None  # n - f by default
     with pytest.raises(ConfigError, match="known aggregators"):
         get_aggregator("medain")
 
@@ -104,10 +105,34 @@ def test_robust_aggregators_refuse_a_collapsed_cohort():
         Median()([agg])
 
 
-def test_krum_adapts_f_to_small_cohorts():
-    res = [ClientResult(i, {"w": torch.full((2,), float(i))}, 1.0) for i in range(4)]
-    out = Krum(num_byzantine=3)(res)  # f is capped so that n > 2f + 2
-    assert out["w"].shape == (2,)
+def test_krum_refuses_instead_of_silently_lowering_f_or_m():
+    """Asking for 3 of 4 used to give f=0; num_selected=10 of 4 used to become a plain mean
+    (an outlier passing straight through). Both now raise, naming n and f."""
+    res = [ClientResult(i, {"w": torch.full((2,), float(i))}, 1.0) for i in range(3)]
+    res.append(ClientResult(3, {"w": torch.full((2,), 1e6)}, 1.0))
+    with pytest.raises(ConfigError, match=r"f=3 .*got n=4"):
+        Krum(num_byzantine=3)(res)
+    with pytest.raises(ConfigError, match=r"num_selected=10 .*n=4"):
+        Krum(num_selected=10)(res)
+    with pytest.raises(ConfigError, match="num_selected"):
+        Krum(num_selected=0)
+    out = Krum()(res)  # the default f is the most n=4 allows (0): still the honest median point
+    assert float(out["w"].abs().max()) < 10
+
+
+@pytest.mark.parametrize("n", [6, 9])
+def test_float64_median_and_trimmed_mean_are_exact(n):
+    """Even-n median and trimmed mean in float64 equal numpy's float64 results bit for bit
+    (the old code computed them in float32 and labelled the result float64)."""
+    g = torch.Generator().manual_seed(n)
+    ups = [{"w": 1.0 + 1e-9 * torch.randn(50, generator=g, dtype=torch.float64)} for _ in range(n)]
+    stacked = np.stack([u["w"].numpy() for u in ups])
+    med = coordinate_median(ups)["w"]
+    assert med.dtype == torch.float64
+    np.testing.assert_allclose(med.numpy(), np.median(stacked, axis=0), rtol=0, atol=2e-16)
+    tm = trimmed_mean(ups, trim=0.2)["w"]
+    k = int(0.2 * n)
+    np.testing.assert_allclose(tm.numpy(), np.sort(stacked, axis=0)[k:n - k].mean(axis=0), rtol=0, atol=2e-16)
 
 
 @pytest.mark.slow

@@ -40,3 +40,38 @@ def test_client_generators_differ_per_client_and_round():
     draws = {(r, c): torch.rand(1, generator=client_generator(0, r, c)).item() for r in range(3) for c in range(3)}
     assert len(set(draws.values())) == 9
     assert torch.rand(1, generator=client_generator(0, 1, 1)).item() == draws[(1, 1)]
+
+
+def test_cohort_sampling_schemes_and_their_checks():
+    from interlearn.federated.sampling import CohortSampling, poisson_cohort
+
+    f = CohortSampling.build("fixed", 100, fraction=0.1)
+    assert (f.size, f.rate, f.expected_size) == (10, 0.1, 10.0)
+    assert f.draw(round_generator(0, 1)) == sample_cohort(100, 10, round_generator(0, 1))  # the same cohorts as before
+    p = CohortSampling.build("poisson", 100, clients_per_round=10)
+    assert (p.size, p.rate, p.expected_size) == (None, 0.1, 10.0)
+    assert p.draw(round_generator(0, 1)) == p.draw(round_generator(0, 1))  # seeded
+    assert poisson_cohort(5, 1.0, round_generator(0, 1)) == [0, 1, 2, 3, 4]
+    with pytest.raises(ConfigError, match="closest: 'poisson'"):
+        CohortSampling.build("poison", 100, rate=0.1)
+    with pytest.raises(ConfigError, match="exactly one"):
+        CohortSampling.build("poisson", 100, rate=0.1, clients_per_round=10)
+    with pytest.raises(ConfigError, match="between 1 and the population"):
+        CohortSampling.build("poisson", 100, clients_per_round=101)
+
+
+def test_resolve_sampling_follows_the_privacy_steps_and_refuses_a_mismatch():
+    from types import SimpleNamespace
+
+    from interlearn.federated.sampling import CohortSampling, releases_every_round, resolve_sampling
+
+    assert resolve_sampling(None, 50, None, 5, 0.0).kind == "fixed"
+    dp = SimpleNamespace(name="noise", sampling=CohortSampling.build("poisson", 50, clients_per_round=5), releases_every_round=True)
+    got = resolve_sampling(None, 50, None, 5, 0.2, [dp])
+    assert got.kind == "poisson" and got.dropout == 0.2
+    with pytest.raises(ConfigError, match="SimulationConfig\\(sampling='poisson'\\)"):
+        resolve_sampling("fixed", 50, None, 5, 0.0, [dp])
+    assert releases_every_round([dp], 1) is True and releases_every_round([], 3) is False
+    with pytest.raises(ConfigError, match="min_survivors=1"):
+        releases_every_round([dp], 2)
+    check_survivors(0, 1, 4, release=True)  # a DP round releases even with nobody

@@ -177,10 +177,11 @@ def test_step_refuses_extras_and_bad_config():
 
 
 def test_composes_with_central_dp_clip_noise_secagg():
-    from interlearn.federated.privacy import ClipUpdates, GaussianNoise
+    from interlearn.federated.privacy import ClipUpdates, CohortSampling, GaussianNoise
 
     clip = ClipUpdates(1.0)
-    noise = GaussianNoise(clip, noise_multiplier=1e-9)
+    # a fixed cohort of 5 of 20: the noised sum is divided by 5 (replace-one, fixed denominator)
+    noise = GaussianNoise(clip, noise_multiplier=1e-9, sampling=CohortSampling.build("fixed", 20, clients_per_round=5))
     res = [result(i, weight=float(1 + i)) for i in range(5)]
     out = run_steps([clip, noise, SecureAggregation(weighted=False)], res, ctx())
     assert len(out) == 1 and out[0].metrics["num_clients"] == 5

@@ -1,17 +1,12 @@
-"""One conformance suite for every registered strategy, plus reference checks."""
-
-import copy
+"""Reference checks of the strategies (the conformance suite is in test_aggregation_conformance.py)."""
 
 import pytest
 import torch
 
-from interlearn.checkpoint import load_checkpoint, save_checkpoint
-from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.strategies import STRATEGIES, get_aggregator, get_strategy, server_extras
+from interlearn.errors import ConfigError, UpdateRejected
+from interlearn.federated.strategies import get_aggregator, get_strategy, server_extras
 
 from fl_helpers import result
-
-KWARGS = {"scaffold": {"num_clients": 10}}
 
 
 def _params():
@@ -29,63 +24,7 @@ def _results(params, n=3, scale=0.1, seed=1):
     return out
 
 
-@pytest.fixture(params=sorted(STRATEGIES))
-def strategy(request):
-    return get_strategy(request.param, **KWARGS.get(request.param, {}))
-
-
-def test_conformance_shapes_purity_determinism(strategy, tmp_path):
-    params = _params()
-    state = strategy.init(params)
-    assert isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
-    results = _results(params)
-    p0, s0, r0 = copy.deepcopy(params), copy.deepcopy(state), copy.deepcopy(results)
-    new, new_state = strategy.aggregate(params, results, state)
-    # inputs untouched (pure)
-    for k in params:
-        assert torch.equal(params[k], p0[k])
-    for k in state:
-        assert torch.equal(state[k], s0[k])
-    for a, b in zip(results, r0):
-        assert all(torch.equal(a.update[k], b.update[k]) for k in a.update)
-    # keyed, shaped and typed like the params; state keeps its keys
-    assert new.keys() == params.keys() and new_state.keys() == state.keys()
-    for k in params:
-        assert new[k].shape == params[k].shape and new[k].dtype == params[k].dtype
-        assert torch.isfinite(new[k]).all()
-    # deterministic
-    again, _ = strategy.aggregate(params, results, state)
-    assert all(torch.equal(again[k], new[k]) for k in new)
-    # the state is checkpointable (safetensors round trip is exact)
-    save_checkpoint(tmp_path / "ck", {f"s/{k}": v for k, v in new_state.items()}, {})
-    back, _ = load_checkpoint(tmp_path / "ck")
-    assert all(torch.equal(back[f"s/{k}"], v) for k, v in new_state.items())
-
-
-def test_conformance_moves_along_a_shared_update(strategy):
-    params = _params()
-    state = strategy.init(params)
-    up = {k: torch.full_like(v, 0.5) for k, v in params.items()}
-    zeros = {k: torch.zeros_like(v) for k, v in params.items()}
-    rs = [result(i, up, 1.0, zeros) for i in range(4)]
-    new, _ = strategy.aggregate(params, rs, state)
-    for k in params:
-        assert (new[k] > params[k]).all(), f"{strategy!r} did not move towards the clients' update"
-
-
-def test_conformance_zero_update_keeps_params(strategy):
-    params = _params()
-    state = strategy.init(params)
-    zeros = {k: torch.zeros_like(v) for k, v in params.items()}
-    new, _ = strategy.aggregate(params, [result(0, zeros, 1.0, zeros)], state)
-    for k in params:
-        torch.testing.assert_close(new[k], params[k])
-
-
-def test_conformance_empty_round_skipped(strategy):
-    params = _params()
-    with pytest.raises(RoundSkipped):
-        strategy.aggregate(params, [], strategy.init(params))
+# The conformance suite over every registered strategy lives in test_aggregation_conformance.py.
 
 
 def test_fedavg_equal_weights_is_plain_mean():

@@ -50,3 +50,46 @@ def test_load_recipe_kind_errors(tmp_path):
         load_recipe(p)
     with pytest.raises(ConfigError, match="recipe file not found"):
         load_recipe(tmp_path / "none.yaml")
+
+
+def _recipe(tmp_path, text: str, name: str = "r.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("kind: federated\nclient: {lr: 1.0e+12}\n", r"lr=1e\+12: a local learning rate above 10"),
+        ("kind: federated\nclient: {lr: 1e12}\n", r"got '1e12'; YAML reads '1e12' as text, not a number: write 1000000000000 or 1.0e\+12"),
+        ("kind: federated\nclient: {lr: 3e-3}\n", r"got '3e-3'; YAML reads '3e-3' as text, not a number: write 0.003 or 3.0e-03"),
+        ("kind: federated\neval_every: 0\n", r"eval_every=0: must be >= 1"),
+        ("kind: federated\nseed: -5\n", r"federated.seed: seed=-5 must be a non-negative integer"),
+        ("kind: transfer\ndata: {source_classes: [0, 1, 1], target_classes: [5, 6]}\n", r"source_classes=\[0, 1, 1\] lists \[1\] more than once"),
+        ("kind: multitask\nfit: {device: 'cuda:4096'}\n", r"device='cuda:4096' is not available: this machine has .*use device: auto or cpu"),
+        ("kind: multitask\nfit: {device: 'gpu7'}\n", r"device='gpu7' is not a device name"),
+        ("kind: keyboard\nclient_lr: 1000000000000\n", r"keyboard.client_lr=1e\+12: must be in \(0, 10\]"),
+        ("kind: federated\nclient: {lr: .nan}\n", r"client.lr: nan is not a finite number"),
+    ],
+)
+def test_out_of_range_recipe_values_get_one_clear_error(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(_recipe(tmp_path, text))
+
+
+def test_binary_and_empty_recipe_files(tmp_path):
+    binary = tmp_path / "model.pt"
+    binary.write_bytes(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02}q\x00")
+    with pytest.raises(ConfigError, match=r"model.pt: not a text file \(byte 0x80 at position 0"):
+        load_recipe(binary)
+    with pytest.raises(ConfigError, match="the recipe is empty"):
+        load_recipe(_recipe(tmp_path, "  \n\n"))
+
+
+def test_labels_per_class_larger_than_any_class_names_the_fix():
+    from interlearn.errors import DataError
+    from interlearn.recipes.splits import DataConfig, split_classes
+
+    with pytest.raises(DataError, match=r"fewer than labels_per_class=100000; lower labels_per_class to at most \d+"):
+        split_classes(DataConfig(labels_per_class=100000))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -51,11 +52,18 @@ def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file (optionally gzipped) into a NumPy array.
 
     Raises:
-        DataError: bad magic number or a truncated file.
+        DataError: not gzip, a truncated or corrupted gzip stream, a bad magic number or a
+            truncated IDX body (the message names the file and says to replace it).
     """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            raw = fh.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+        raise DataError(
+            f"{path}: cannot be read as a gzipped IDX file ({type(exc).__name__}: {exc}); the file is truncated, "
+            "corrupted or not gzip: replace it with a fresh copy (or delete it and use download=True)"
+        ) from None
     if len(raw) < 4:
         raise DataError(f"{path}: too short to be an IDX file")
     zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
@@ -120,10 +128,22 @@ def load_mnist(
         raise DataError(f"split={split!r}; use 'train' or 'test'")
     if kind not in MNIST_FILES:
         raise DataError(f"kind={kind!r}; use one of {sorted(MNIST_FILES)}")
-    images = read_idx(_locate(f"{split}_images", kind, data_dir, download))
-    labels = read_idx(_locate(f"{split}_labels", kind, data_dir, download))
+    images_path = _locate(f"{split}_images", kind, data_dir, download)
+    labels_path = _locate(f"{split}_labels", kind, data_dir, download)
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataError(
+            f"{kind} {split}: images have shape {images.shape} (expected (N, 28, 28)) and labels {labels.shape} "
+            f"(expected (N,)); are {images_path.name} and {labels_path.name} swapped or from another dataset?"
+        )
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{kind} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if labels.size and int(labels.max()) > 9:
+        bad = int((labels > 9).sum())
+        raise DataError(
+            f"{labels_path}: {bad} label(s) outside 0-9 (largest {int(labels.max())}); {kind} has 10 classes: "
+            "the file is corrupted or not a label file, replace it"
+        )
     # torch's in-place conversion is ~5x faster than NumPy's astype + divide (same values)
     x = torch.from_numpy(images.copy()).to(torch.float32).div_(255.0)
     x = x.reshape(len(x), -1) if flatten else x.unsqueeze(1)

@@ -7,6 +7,8 @@ the example index. Validation happens here, where data enters, so errors name th
 from __future__ import annotations
 
 import csv
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,11 +116,20 @@ def load_npz(path: str | Path, x_key: str = "x", y_key: str = "y", num_classes: 
     p = Path(path)
     if not p.is_file():
         raise DataError(f"npz file not found: {p}")
-    with np.load(p) as z:
-        missing = [k for k in (x_key, y_key) if k not in z.files]
-        if missing:
-            raise DataError(f"{p}: keys {missing} not found; present keys: {z.files}; pass x_key=/y_key=")
-        return from_arrays(z[x_key], z[y_key], num_classes=num_classes, name=p.name)
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"{p}: not a .npz file (an .npz is a zip archive of .npy arrays); write it with numpy.savez(path, x=..., y=...)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            missing = [k for k in (x_key, y_key) if k not in z.files]
+            if missing:
+                raise DataError(f"{p}: keys {missing} not found; present keys: {z.files}; pass x_key=/y_key=")
+            x, y = z[x_key], z[y_key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(
+            f"{p}: the arrays cannot be read ({type(exc).__name__}: {exc}); the file is corrupted, or holds Python "
+            "objects rather than numeric arrays: re-save numeric arrays with numpy.savez(path, x=..., y=...)"
+        ) from None
+    return from_arrays(x, y, num_classes=num_classes, name=p.name)
 
 
 def load_csv(path: str | Path, label_column: str | int = -1, num_classes: int | None = None) -> TensorData:

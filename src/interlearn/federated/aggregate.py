@@ -86,12 +86,22 @@ def weighted_mean(tensors: Sequence[Params], weights: Sequence[float]) -> Params
 
 class WeightedMean:
     """The default :class:`~interlearn.federated.api.Aggregator`: the mean of the results'
-    updates weighted by ``ClientResult.weight`` (``uniform=True``: equal weights)."""
+    updates weighted by ``ClientResult.weight`` (``uniform=True``: equal weights). Not robust:
+    one huge update moves it arbitrarily far (``byzantine_tolerance`` is 0)."""
 
     name = "mean"
 
     def __init__(self, uniform: bool = False) -> None:
         self.uniform = bool(uniform)
+
+    @property
+    def uses_weights(self) -> bool:
+        """Whether ``ClientResult.weight`` changes the result (not for ``uniform=True``)."""
+        return not self.uniform
+
+    def byzantine_tolerance(self, n: int) -> int:
+        """Arbitrary updates among ``n`` this rule withstands: none."""
+        return 0
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
         weights = [1.0] * len(results) if self.uniform else [r.weight for r in results]

@@ -19,6 +19,7 @@ the same to a whole :class:`~interlearn.federated.Population`):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -121,10 +122,11 @@ class AttackStep:
             :func:`flip_labels`).
         attackers: ids of the malicious clients (see :func:`choose_attackers`).
         scale: sign-flip magnitude, scaling factor, or the Gaussian std, by kind (defaults 1.0,
-            10.0, 1.0).
+            10.0, 1.0); a positive finite number.
 
     Raises:
-        ConfigError: unknown kind (the message lists the known ones).
+        ConfigError: unknown kind (the message lists the known ones) or a scale that is not a
+            positive finite number.
     """
 
     name = "attack"
@@ -133,9 +135,11 @@ class AttackStep:
         if kind not in UPDATE_ATTACKS:
             hint = " (label_flip poisons data: use flip_labels)" if kind == "label_flip" else ""
             raise ConfigError(f"unknown update attack {kind!r}{hint}; did you mean {closest(kind, UPDATE_ATTACKS)}?")
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0):
+            raise ConfigError(f"AttackStep(scale={scale!r}): must be a positive finite number (the {kind} magnitude), or None for the default")
         self.kind = kind
         self.attackers = frozenset(attackers)
-        self.scale = scale if scale is not None else {"sign_flip": 1.0, "scaling": 10.0, "gaussian": 1.0}[kind]
+        self.scale = float(scale) if scale is not None else {"sign_flip": 1.0, "scaling": 10.0, "gaussian": 1.0}[kind]
 
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
         if result.client_id not in self.attackers:

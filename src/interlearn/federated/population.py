@@ -28,7 +28,8 @@ class Population:
         parts: one index tensor (or list of ints) per client (e.g. from a partitioner).
 
     Raises:
-        DataError: mismatched ``x``/``y``, no clients, or an index out of range.
+        DataError: mismatched ``x``/``y``, no clients, a client without examples, or an index
+            out of range.
 
     Example:
         >>> pop = Population(torch.randn(6, 2), torch.arange(6), [[0, 1, 2], [3, 4, 5]])
@@ -43,6 +44,12 @@ class Population:
             raise DataError("a population needs at least one client; the partition is empty")
         idx = [torch.as_tensor(p, dtype=torch.long).reshape(-1) for p in parts]
         sizes = torch.tensor([len(p) for p in idx], dtype=torch.long)
+        empty = (sizes == 0).nonzero().reshape(-1).tolist()
+        if empty:
+            raise DataError(
+                f"client(s) {empty[:10]}{' ...' if len(empty) > 10 else ''} have no examples ({len(empty)} of {len(idx)}); "
+                "every client needs data to train: drop empty parts from the partition (or use fewer clients)"
+            )
         order = torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long)
         if order.numel() and (int(order.min()) < 0 or int(order.max()) >= x.shape[0]):
             raise DataError(f"partition indexes example {int(order.max())} but the data has {x.shape[0]} examples")

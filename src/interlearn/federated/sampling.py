@@ -1,8 +1,19 @@
 """Cohort sampling and simulated dropouts.
 
-Every round samples a cohort uniformly without replacement (McMahan et al. 2017: a fraction
-``C`` of the clients per round), from a generator seeded by ``(seed, round)`` so that a resumed
-run samples exactly the cohorts of an uninterrupted one. Stragglers/dropouts (Bonawitz et al.
+Two ways to draw a round's cohort, both from a generator seeded by ``(seed, round)`` so that a
+resumed run samples exactly the cohorts of an uninterrupted one:
+
+* ``"fixed"``: ``m`` clients uniformly without replacement (McMahan et al. 2017: a fraction
+  ``C`` of the clients per round). The matching privacy analysis is sampling without
+  replacement under *replace-one* adjacency (Wang, Balle & Kasiviswanathan 2019).
+* ``"poisson"``: every client joins independently with probability ``q`` (so the cohort size
+  varies around ``q * N``), what DP-FedAvg (McMahan et al. 2018, "Learning Differentially
+  Private Recurrent Language Models") and Opacus' accountants analyse under *add/remove*
+  adjacency. A Poisson round may pick nobody.
+
+:class:`CohortSampling` names the scheme, the population and the rate; the round loop draws with
+it and hands it to the update steps (``ctx.notes["sampling"]``) so that a privacy step can check
+that it accounts for the sampling that actually runs. Stragglers/dropouts (Bonawitz et al.
 2019, "Towards Federated Learning at Scale: System Design", SysML) are simulated by removing
 each sampled client with probability ``dropout``; the round aggregates over the survivors, or
 is skipped (:class:`RoundSkipped`, with the reason logged) when fewer than ``min_survivors``
@@ -12,13 +23,30 @@ remain.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from interlearn.errors import ConfigError, RoundSkipped
+from interlearn.errors import ConfigError, RoundSkipped, closest
 from interlearn.types import ClientId
 
-__all__ = ["cohort_size", "sample_cohort", "apply_dropout", "check_survivors", "round_generator", "client_generator"]
+__all__ = [
+    "SAMPLINGS",
+    "CohortSampling",
+    "cohort_size",
+    "sample_cohort",
+    "poisson_cohort",
+    "resolve_sampling",
+    "releases_every_round",
+    "apply_dropout",
+    "check_survivors",
+    "round_generator",
+    "client_generator",
+]
+
+SAMPLINGS = ("fixed", "poisson")
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant (splitmix64) to decorrelate derived seeds
 
@@ -75,6 +103,175 @@ def sample_cohort(num_clients: int, size: int, generator: torch.Generator) -> li
     return sorted(int(c) for c in pick)
 
 
+def poisson_cohort(num_clients: int, rate: float, generator: torch.Generator) -> list[ClientId]:
+    """Each of ``num_clients`` clients joins independently with probability ``rate``; sorted
+    ids (possibly none).
+
+    Raises:
+        ConfigError: ``rate`` outside (0, 1].
+    """
+    if not 0.0 < rate <= 1.0:
+        raise ConfigError(f"Poisson sampling rate {rate!r}: must be in (0, 1]")
+    if rate == 1.0:
+        return list(range(num_clients))
+    picked = torch.rand(num_clients, generator=generator, dtype=torch.float64) < rate
+    return [int(c) for c in picked.nonzero().reshape(-1)]
+
+
+@dataclass(frozen=True)
+class CohortSampling:
+    """How every round's cohort is drawn: what a privacy accountant has to know.
+
+    Attributes:
+        kind: ``"fixed"`` (``size`` clients without replacement) or ``"poisson"`` (each client
+            independently with probability ``rate``).
+        population: ``N``, the number of clients.
+        rate: ``q``: the Poisson probability, or ``size / N`` for fixed cohorts (derived).
+        size: the fixed cohort size ``m`` (``None`` for Poisson).
+        dropout: probability that a sampled client does not report (simulated stragglers).
+
+    Raises:
+        ConfigError: an unknown kind or out-of-range values.
+
+    Example:
+        >>> CohortSampling.build("poisson", population=1000, clients_per_round=100).rate
+        0.1
+    """
+
+    kind: str
+    population: int
+    rate: float
+    size: int | None = None
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLINGS:
+            raise ConfigError(f"sampling={self.kind!r}: choose one of {list(SAMPLINGS)} (closest: {closest(str(self.kind), SAMPLINGS)})")
+        if isinstance(self.population, bool) or not isinstance(self.population, int) or self.population < 1:
+            raise ConfigError(f"population={self.population!r}: must be the number of clients (>= 1)")
+        if not 0.0 < self.rate <= 1.0:
+            raise ConfigError(f"sampling rate {self.rate!r}: must be in (0, 1] (clients_per_round / population)")
+        if self.kind == "fixed":
+            if self.size is None or not 1 <= self.size <= self.population:
+                raise ConfigError(f"fixed cohorts need 1 <= size <= population={self.population}, got size={self.size}")
+            if not math.isclose(self.rate, self.size / self.population, rel_tol=1e-12):
+                raise ConfigError(f"fixed cohorts have rate = size / population = {self.size / self.population}, got {self.rate}")
+        elif self.size is not None:
+            raise ConfigError(f"a Poisson cohort has no fixed size (got size={self.size}); give the rate")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout}: must be in [0, 1)")
+
+    @classmethod
+    def build(
+        cls,
+        kind: str,
+        population: int,
+        *,
+        fraction: float | None = None,
+        clients_per_round: int | None = None,
+        rate: float | None = None,
+        dropout: float = 0.0,
+    ) -> CohortSampling:
+        """From a population and exactly one of ``fraction``, ``clients_per_round`` (for Poisson:
+        the expected cohort, ``q = clients_per_round / N``) or ``rate``.
+
+        Raises:
+            ConfigError: not exactly one of them, or out of range.
+        """
+        given = [v is not None for v in (fraction, clients_per_round, rate)]
+        if sum(given) != 1:
+            raise ConfigError(
+                f"give exactly one of fraction, clients_per_round or rate; got fraction={fraction}, "
+                f"clients_per_round={clients_per_round}, rate={rate}"
+            )
+        if kind == "fixed":
+            if rate is not None:
+                size = int(round(rate * population))
+                if not math.isclose(size, rate * population, rel_tol=1e-9):
+                    raise ConfigError(f"rate={rate} times population={population} is not a whole cohort; give clients_per_round")
+            else:
+                size = cohort_size(population, fraction, clients_per_round)
+            return cls("fixed", population, size / population, size, dropout)
+        if clients_per_round is not None:
+            if not 1 <= clients_per_round <= population:
+                raise ConfigError(f"clients_per_round={clients_per_round}: must be between 1 and the population size {population}")
+            rate = clients_per_round / population
+        q = fraction if fraction is not None else rate
+        return cls(kind, population, float(q), None, dropout)  # type: ignore[arg-type]
+
+    @property
+    def expected_size(self) -> float:
+        """Clients sampled per round on average (``m``, or ``q * N``)."""
+        return float(self.size) if self.size is not None else self.rate * self.population
+
+    def draw(self, generator: torch.Generator) -> list[ClientId]:
+        """This round's cohort (sorted ids; a Poisson cohort may be empty)."""
+        if self.kind == "fixed":
+            return sample_cohort(self.population, int(self.size), generator)  # type: ignore[arg-type]
+        return poisson_cohort(self.population, self.rate, generator)
+
+    def describe(self) -> str:
+        """One line for run summaries."""
+        if self.kind == "fixed":
+            text = f"fixed-size cohorts: {self.size} of {self.population} clients without replacement (q = {self.rate:g})"
+        else:
+            text = f"Poisson sampling: each of {self.population} clients joins with probability q = {self.rate:g} (expected {self.expected_size:g})"
+        return text + (f"; each sampled client drops with probability {self.dropout:g}" if self.dropout else "")
+
+    def same_scheme(self, other: CohortSampling) -> bool:
+        """Same kind, population and rate (dropout aside)."""
+        return self.kind == other.kind and self.population == other.population and math.isclose(self.rate, other.rate, rel_tol=1e-9)
+
+
+def resolve_sampling(
+    kind: str | None, population: int, fraction: float | None, clients_per_round: int | None, dropout: float, steps: Sequence[Any] = ()
+) -> CohortSampling:
+    """The round loop's sampling: ``kind`` if given, else what the update steps account for
+    (a step's ``sampling`` attribute, e.g. central DP noise), else ``"fixed"``.
+
+    Raises:
+        ConfigError: a step accounts for another scheme, population or rate than the run's
+            (the message names both and the fix), or two steps disagree.
+    """
+    wanted = [s.sampling for s in steps if isinstance(getattr(s, "sampling", None), CohortSampling)]
+    if kind is None:
+        kind = wanted[0].kind if wanted else "fixed"
+    sampling = CohortSampling.build(kind, population, fraction=fraction, clients_per_round=clients_per_round, dropout=dropout)
+    for w in wanted:
+        if not w.same_scheme(sampling):
+            raise ConfigError(
+                f"an update step accounts for {w.describe()}, but this run draws {sampling.describe()}: "
+                f"build the step with the run's sampling (CohortSampling.build({kind!r}, population={population}, ...)) "
+                f"or set SimulationConfig(sampling={w.kind!r}) with the matching clients_per_round / fraction"
+            )
+    return sampling
+
+
+def releases_every_round(steps: Sequence[Any], min_survivors: int) -> bool:
+    """Whether some step (central DP noise) must release an update in every round, even one in
+    which nobody was sampled or too few clients reported.
+
+    The accountant composes one subsampled Gaussian mechanism per round; skipping a round
+    because of *who* took part (an empty Poisson cohort, fewer than ``min_survivors``) would
+    publish that fact outside the mechanism, so such a round releases the noise-only update
+    instead (the round loop passes ``release=True`` to :func:`check_survivors` and runs the
+    server steps on the results it has, possibly none).
+
+    Raises:
+        ConfigError: ``min_survivors > 1`` with such a step: a round must not depend on how many
+            clients reported (a threshold on the count changes the sum's sensitivity from one
+            clip norm to ``min_survivors`` of them); set ``min_survivors=1``.
+    """
+    release = any(getattr(s, "releases_every_round", False) for s in steps)
+    if release and min_survivors > 1:
+        names = [s.name for s in steps if getattr(s, "releases_every_round", False)]
+        raise ConfigError(
+            f"min_survivors={min_survivors} with {names}: under differential privacy every round releases an "
+            "update (noise only when nobody reported), or the accounted epsilon is wrong; set min_survivors=1"
+        )
+    return release
+
+
 def apply_dropout(cohort: list[ClientId], probability: float, generator: torch.Generator) -> tuple[list[ClientId], list[ClientId]]:
     """Split the cohort into ``(survivors, dropped)``; each client drops with ``probability``.
 
@@ -91,7 +288,8 @@ def apply_dropout(cohort: list[ClientId], probability: float, generator: torch.G
     return survivors, dropped
 
 
-def check_survivors(survivors: int, minimum: int, round_: int) -> None:
-    """Raise :class:`RoundSkipped` when fewer than ``minimum`` clients reported."""
-    if survivors < minimum:
+def check_survivors(survivors: int, minimum: int, round_: int, *, release: bool = False) -> None:
+    """Raise :class:`RoundSkipped` when fewer than ``minimum`` clients reported, unless the round
+    must ``release`` an update regardless (see :func:`releases_every_round`)."""
+    if survivors < minimum and not release:
         raise RoundSkipped(f"round {round_}: only {survivors} client(s) reported, fewer than min_survivors={minimum}; round skipped")

@@ -43,13 +43,16 @@ from interlearn.federated.params import clone_params, model_params
 from interlearn.federated.plots import plot_client_accuracy, plot_history
 from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
+    SAMPLINGS,
+    CohortSampling,
     _mix,
     apply_dropout,
     check_survivors,
     client_generator,
     cohort_size,
+    releases_every_round,
+    resolve_sampling,
     round_generator,
-    sample_cohort,
 )
 from interlearn.federated.strategies.base import server_extras
 from interlearn.tracking import Tracker, describe, open_tracker
@@ -83,6 +86,9 @@ class SimulationConfig:
         progress: print one line per round.
         time_budget_s: stop after the first round that ends this many seconds after the run
             (this invocation) started; ``None``: run every round. The result says it stopped.
+        sampling: ``"fixed"`` (``clients_per_round`` without replacement), ``"poisson"`` (each
+            client joins with probability ``clients_per_round / N`` or ``fraction``), or
+            ``None``: what the update steps account for (central DP), else fixed.
     """
 
     rounds: int
@@ -98,8 +104,11 @@ class SimulationConfig:
     seed: int = 0
     progress: bool = True
     time_budget_s: float | None = None
+    sampling: str | None = None
 
     def __post_init__(self) -> None:
+        if self.sampling is not None and self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling={self.sampling!r}: choose one of {list(SAMPLINGS)} (or None)")
         if int(self.rounds) < 1:
             raise ConfigError(f"rounds={self.rounds}: must be >= 1")
         if (self.clients_per_round is None) == (self.fraction is None):
@@ -212,6 +221,15 @@ class _Run:
     client_accuracy: dict[ClientId, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every round of a run shares: how the cohort is drawn, and whether a round must
+    release (central DP: a round is never skipped because of who took part)."""
+
+    sampling: CohortSampling
+    release: bool
+
+
 def _finite(params: Params) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in params.values() if v.is_floating_point())
 
@@ -266,6 +284,8 @@ def simulate(
     eng = get_engine(engine) if isinstance(engine, str) else engine
     out = Path(run_dir) if run_dir is not None else None
     size = _check_run(config, len(population), out, resume)
+    plan = _Plan(resolve_sampling(config.sampling, len(population), config.fraction, config.clients_per_round, config.dropout, steps),
+                 releases_every_round(steps, config.min_survivors))
     run = _open_run(model, strategy, config, len(population), steps, out, resume, initial_params)
     eng.start(EngineSetup(model, client_update, population, size))
     if eng.runs_client_steps:
@@ -278,7 +298,7 @@ def simulate(
     began = time.perf_counter()
     try:
         for r in range(run.start, config.rounds + 1):
-            rec, ctx = _round(r, eng, model, population, strategy, config, steps, run, size)
+            rec, ctx = _round(r, eng, population, strategy, config, steps, run, plan)
             if config.time_budget_s is not None and time.perf_counter() - began >= config.time_budget_s and r < config.rounds:
                 ctx.notes["stop"] = f"time budget of {config.time_budget_s:g} s spent after round {r}"
             last = r == config.rounds or bool(ctx.notes.get("stop"))
@@ -308,7 +328,7 @@ def simulate(
 
 
 def _check_run(config: SimulationConfig, n_clients: int, out: Path | None, resume: bool) -> int:
-    """The cohort size; refuses settings no round could run with."""
+    """The (expected) cohort size; refuses settings no round could run with."""
     if out is None and (config.checkpoint_every or resume):
         raise ConfigError("checkpoint_every / resume need a run_dir to hold the checkpoint")
     size = cohort_size(n_clients, config.fraction, config.clients_per_round)
@@ -338,24 +358,25 @@ def _open_run(model: nn.Module, strategy: Strategy, config: SimulationConfig, n_
     return run
 
 
-def _round(r: int, eng: Engine, model: nn.Module, population: Population, strategy: Strategy, config: SimulationConfig,
-           steps: Sequence[UpdateStep], run: _Run, size: int) -> tuple[dict[str, Any], RoundContext]:
+def _round(r: int, eng: Engine, population: Population, strategy: Strategy, config: SimulationConfig,
+           steps: Sequence[UpdateStep], run: _Run, plan: _Plan) -> tuple[dict[str, Any], RoundContext]:
     """One round: sample -> run clients -> client steps -> server steps -> aggregate. Updates ``run``."""
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"round": r}
     ctx = RoundContext(r, round_generator(config.seed, r, 1))
     ctx.notes["global_params"] = run.params  # reference for steps that validate keys/shapes/dtypes
+    ctx.notes["sampling"] = plan.sampling  # what the privacy steps check their accounting against
     ctx.channel = eng.protocol_channel(r) if eng.runs_client_steps else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_mix(config.seed, r, 3))  # server-side randomness of the round
-        cohort = sample_cohort(len(population), size, round_generator(config.seed, r, 0))
+        cohort = plan.sampling.draw(round_generator(config.seed, r, 0))
         survivors, dropped = apply_dropout(cohort, config.dropout, round_generator(config.seed, r, 2))
         extras = server_extras(strategy, run.state)
         rec.update(cohort=len(cohort), dropped=len(dropped), bytes_down=download_bytes(run.params, extras, len(cohort)))
         try:
-            check_survivors(len(survivors), config.min_survivors, r)
+            check_survivors(len(survivors), config.min_survivors, r, release=plan.release)
             results, new_states, new_memory = _run_clients(eng, r, survivors, extras, steps, run, config, ctx, rec)
-            new_params, new_state = _aggregate(results, steps, strategy, run, ctx, rec, config, r)
+            new_params, new_state = _aggregate(results, steps, strategy, run, ctx, rec, config, r, plan.release)
         except RoundSkipped as exc:
             log.warning("%s", exc)
             rec["skipped"] = str(exc)
@@ -379,6 +400,8 @@ def _run_clients(eng: Engine, r: int, survivors: list[ClientId], extras: Params,
                  ) -> tuple[list[ClientResult], dict[ClientId, Params | None], dict[ClientId, Params]]:
     """The client side: the engine trains the survivors, then each result passes the steps'
     client hooks (here, or on the device when the engine's clients run them)."""
+    if not survivors:  # an empty (Poisson) cohort: under central DP the server steps still release
+        return [], {}, {}
     client_round = ClientRound(r, config.seed, step_states(steps)) if eng.runs_client_steps else None
     task = CohortTask(r, run.params, survivors, {c: run.client_states.get(c) for c in survivors}, extras,
                       [client_generator(config.seed, r, c) for c in survivors], client_round)
@@ -406,12 +429,12 @@ def _run_clients(eng: Engine, r: int, survivors: list[ClientId], extras: Params,
 
 
 def _aggregate(results: list[ClientResult], steps: Sequence[UpdateStep], strategy: Strategy, run: _Run, ctx: RoundContext,
-               rec: dict[str, Any], config: SimulationConfig, r: int) -> tuple[Params, Params]:
+               rec: dict[str, Any], config: SimulationConfig, r: int, release: bool) -> tuple[Params, Params]:
     """The server side (ClientResults only): server hooks in reverse, the strategy, ``after`` hooks."""
     rec["reported"] = len(results)
     rec["bytes_up"] = upload_bytes(results)
     rec["train_loss"] = _mean_metric(results, "loss")
-    check_survivors(len(results), config.min_survivors, r)
+    check_survivors(len(results), config.min_survivors, r, release=release)
     for step in reversed(steps):
         results = step.server(results, ctx)
     if "secagg/bytes_up" in ctx.notes:  # masked vectors + protocol messages, not placeholders

@@ -18,12 +18,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from interlearn.config import MAX_LR
 from interlearn.errors import ConfigError
 from interlearn.federated import LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
 from interlearn.federated.partition import partition, partition_stats
 from interlearn.federated.plots import plot_partition
 
-__all__ = ["DataConfig", "ModelConfig", "ClientConfig", "StrategyConfig", "Config", "run", "load_data", "build_model"]
+__all__ = ["DataConfig", "ModelConfig", "ClientConfig", "StrategyConfig", "PrivacyConfig", "Config", "run", "load_data", "build_model"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class ClientConfig:
     scaffold: bool = False
 
     def __post_init__(self) -> None:
+        if not self.lr <= MAX_LR:
+            raise ConfigError(f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1")
         self.build()  # validates every value with LocalSGD's own checks
 
     def build(self) -> LocalSGD:
@@ -132,6 +135,39 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Central client-level differential privacy (DP-FedAvg, McMahan et al. 2018): clients clip
+    their update, the server noises the sum and divides by the expected cohort; the run samples
+    clients the way the accountant assumes (see the README's privacy section).
+
+    Attributes:
+        noise_multiplier: ``z`` > 0 (noise std over the sensitivity).
+        clip_norm: the clip norm ``C`` > 0.
+        delta: delta of the reported (epsilon, delta).
+        target_epsilon: stop before a round would exceed it (``null``: never).
+        sampling: ``poisson`` (add/remove adjacency) or ``fixed`` (replace-one; needs the
+            ``dp_rdp`` accountant, its default).
+        accountant: ``rdp``, ``prv``, ``gdp`` (Opacus) or ``dp_rdp``, ``dp_pld`` (dp-accounting);
+            ``null``: ``rdp`` for poisson, ``dp_rdp`` for fixed.
+    """
+
+    noise_multiplier: float = 1.0
+    clip_norm: float = 1.0
+    delta: float = 1e-5
+    target_epsilon: float | None = None
+    sampling: Literal["poisson", "fixed"] = "poisson"
+    accountant: Literal["rdp", "prv", "gdp", "dp_rdp", "dp_pld"] | None = None
+
+    def steps(self, population: int, clients_per_round: int) -> list[Any]:
+        """The ``[ClipUpdates, GaussianNoise]`` steps for a population (validates everything)."""
+        from interlearn.federated.privacy import dp_fedavg_steps
+
+        return dp_fedavg_steps(clip_norm=self.clip_norm, noise_multiplier=self.noise_multiplier, population=population,
+                               clients_per_round=clients_per_round, sampling=self.sampling, delta=self.delta,
+                               target_epsilon=self.target_epsilon, accountant=self.accountant)
+
+
+@dataclass(frozen=True)
 class Config:
     """The ``federated`` recipe (see the module docstring and ``examples/federated.yaml``).
 
@@ -143,6 +179,7 @@ class Config:
             round schedule (:class:`~interlearn.federated.SimulationConfig`).
         seed: model, partition and sampling seed.
         resume: continue from the run folder's checkpoint.
+        privacy: central DP (``null``: none); the summary then states epsilon and what it covers.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -158,13 +195,28 @@ class Config:
     checkpoint_every: int = 10
     seed: int = 0
     resume: bool = False
+    privacy: PrivacyConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.eval_every < 1:
+            raise ConfigError(f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)")
+        if self.clients_per_round < 1:
+            raise ConfigError(f"clients_per_round={self.clients_per_round}: must be >= 1")
         if self.clients_per_round > self.data.num_clients:
             raise ConfigError(f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}")
         if self.client.scaffold != (self.strategy.name == "scaffold"):
             raise ConfigError("client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)")
         self.simulation(progress=False)  # validates the schedule
+        if self.privacy is not None:
+            if self.strategy.name == "scaffold" or self.strategy.aggregator not in (None, "mean", "uniform_mean"):
+                raise ConfigError(
+                    f"privacy with strategy {self.strategy.name!r} / aggregator {self.strategy.aggregator!r}: central DP "
+                    "releases one noised mean, so use a mean-based strategy (fedavg, fedavgm, fedadam, fedyogi, fedadagrad) "
+                    "without a robust aggregator"
+                )
+            if self.min_survivors > 1:
+                raise ConfigError(f"min_survivors={self.min_survivors} with privacy: every round must release an update; set min_survivors: 1")
+            self.privacy.steps(self.data.num_clients, self.clients_per_round)  # no matching accountant: refused here
 
     def simulation(self, progress: bool) -> SimulationConfig:
         return SimulationConfig(rounds=self.rounds, clients_per_round=self.clients_per_round, dropout=self.dropout,
@@ -237,9 +289,10 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
     if config.strategy.aggregator is not None:
         opts["aggregator"] = config.strategy.aggregator
     strategy = get_strategy(config.strategy.name, **opts)
+    steps = config.privacy.steps(len(parts), config.clients_per_round) if config.privacy is not None else []
     t0 = time.perf_counter()
     res = simulate(model, Population(x, y, parts), config.client.build(), strategy, config.simulation(progress),
-                   engine=config.engine, test=test, run_dir=out, resume=config.resume)
+                   engine=config.engine, test=test, run_dir=out, resume=config.resume, steps=steps)
     seconds = time.perf_counter() - t0
     accs = list(res.client_accuracy.values())
     row = {
@@ -253,4 +306,12 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
         "strategy": config.strategy.name,
         "engine": config.engine,
     }
+    if steps:
+        from interlearn.federated.sampling import CohortSampling
+
+        noise = steps[1]
+        row["epsilon"] = noise.accountant.epsilon()
+        row["delta"] = noise.accountant.delta
+        ran = CohortSampling.build(noise.sampling.kind, len(parts), clients_per_round=config.clients_per_round, dropout=config.dropout)
+        (out / "notes.md").write_text("## Privacy\n\n" + noise.summary(ran) + "\n")
     return {"federated": row}

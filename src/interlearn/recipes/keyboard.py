@@ -23,6 +23,7 @@ import torch
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from interlearn.data.shakespeare import CharVocab, ShakespeareData, ShakespeareUser, load_shakespeare
+from interlearn.config import MAX_LR
 from interlearn.errors import CheckpointError, ConfigError
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.evaluate import evaluate_params
@@ -128,8 +129,8 @@ class Config:
         if self.max_users is not None and self.max_users < self.clients_per_round:
             raise ConfigError(f"keyboard.max_users={self.max_users} is smaller than clients_per_round={self.clients_per_round}")
         for name in ("client_lr", "server_lr", "personalize_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"keyboard.{name}={getattr(self, name)}: must be > 0")
+            if not 0 < getattr(self, name) <= MAX_LR:
+                raise ConfigError(f"keyboard.{name}={getattr(self, name):g}: must be in (0, {MAX_LR:g}] (1.0 is usual for the LSTM's SGD)")
         if not self.prefix:
             raise ConfigError("keyboard.prefix is empty: type a few characters for the suggestions")
 

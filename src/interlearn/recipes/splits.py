@@ -38,6 +38,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not self.source_classes or not self.target_classes:
             raise ConfigError("source_classes and target_classes must both be non-empty")
+        for name, classes in (("source_classes", self.source_classes), ("target_classes", self.target_classes)):
+            dup = sorted({c for c in classes if classes.count(c) > 1})
+            if dup:
+                raise ConfigError(f"{name}={list(classes)} lists {dup} more than once; list each class once")
         if set(self.source_classes) & set(self.target_classes):
             raise ConfigError(f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes")
         if any(c < 0 or c > 9 for c in (*self.source_classes, *self.target_classes)):

@@ -71,9 +71,10 @@ def mean_result(results: Sequence[ClientResult], *, uniform: bool) -> ClientResu
     keys = list(results[0].update)
     mean: Params = {}
     for k in keys:
-        acc = torch.zeros_like(results[0].update[k], dtype=torch.float32)
+        dt = torch.float64 if results[0].update[k].dtype == torch.float64 else torch.float32
+        acc = torch.zeros_like(results[0].update[k], dtype=dt)
         for wi, r in zip(w, results):
-            acc = acc + r.update[k].to(torch.float32) * (wi / total)
+            acc = acc + r.update[k].to(dt) * (wi / total)
         mean[k] = acc.to(results[0].update[k].dtype)
     extras: Params = {}
     for k in results[0].extras:

@@ -1,7 +1,9 @@
-"""Secure aggregation (Bonawitz et al. 2017): the server learns only the sum of the updates."""
+"""Secure aggregation (Bonawitz et al. 2017; SecAgg+, Bell et al. 2020): the server learns only the
+sum of the updates."""
 
 from __future__ import annotations
 
+from interlearn.federated.secagg.graph import complete_graph, default_degree, harary_graph
 from interlearn.federated.secagg.protocol import SecAggClient, SecAggServer, Transcript, secure_sum
 from interlearn.federated.secagg.ring import Ring, expand_mask
 from interlearn.federated.secagg.shamir import combine_shares, split_secret
@@ -14,7 +16,10 @@ __all__ = [
     "SecureAggregation",
     "Transcript",
     "combine_shares",
+    "complete_graph",
+    "default_degree",
     "expand_mask",
+    "harary_graph",
     "secure_sum",
     "split_secret",
 ]

@@ -19,6 +19,12 @@ Rounds, with ``t`` the threshold:
 
 Fewer than ``t`` clients at any stage raises :class:`~interlearn.errors.RoundSkipped` and no sum
 is produced. All messages are bytes or int64 tensors and are counted (``bytes_up``).
+
+SecAgg+ (Bell et al. 2020, :mod:`interlearn.federated.secagg.graph`) runs the same rounds on a
+sparse graph: the server gives each client only its neighbours' keys, ``U2`` and ``U3``
+restricted to its neighbourhood, so a client masks, shares (t-out-of-its neighbourhood) and
+unmasks with its neighbours only; the server rebuilds each secret from that client's
+neighbours. The client code is the same for both; only what the server sends differs.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from interlearn.errors import RoundSkipped
+from interlearn.federated.secagg.graph import Graph, complete_graph
 from interlearn.federated.secagg.ring import Ring, keystream_words
 from interlearn.federated.secagg.shamir import Share, combine_shares, split_secret
 from interlearn.types import ClientId
@@ -195,8 +202,9 @@ class Transcript:
 class SecAggServer:
     """The server's side: routes messages, checks thresholds, removes masks from the sum."""
 
-    def __init__(self, ring: Ring, threshold: int, length: int) -> None:
+    def __init__(self, ring: Ring, threshold: int, length: int, graph: Graph | None = None) -> None:
         self.ring, self.t, self.length = ring, threshold, length
+        self.graph = graph  # None: every pair (the original protocol)
         self.roster: dict[ClientId, tuple[bytes, bytes]] = {}
         self.u2: list[ClientId] = []
         self.masked: dict[ClientId, torch.Tensor] = {}
@@ -211,7 +219,23 @@ class SecAggServer:
     def collect_keys(self, keys: Mapping[ClientId, tuple[bytes, bytes]]) -> dict[ClientId, tuple[bytes, bytes]]:
         self._need(len(keys), "key advertisement")
         self.roster = dict(keys)
+        if self.graph is None:
+            self.graph = complete_graph(sorted(keys))
         return self.roster
+
+    def near(self, u: ClientId) -> frozenset[ClientId]:
+        """``u`` and its neighbours."""
+        return self.graph[u] | {u} if self.graph is not None else frozenset(self.roster)
+
+    def roster_for(self, u: ClientId) -> dict[ClientId, tuple[bytes, bytes]]:
+        """The keys ``u`` gets: its neighbourhood's (itself included)."""
+        near = self.near(u)
+        return {v: k for v, k in self.roster.items() if v in near}
+
+    def restrict(self, u: ClientId, ids: Iterable[ClientId]) -> list[ClientId]:
+        """``ids`` within ``u``'s neighbourhood (what the server tells ``u`` of U2 / U3)."""
+        near = self.near(u)
+        return sorted(v for v in ids if v in near)
 
     def route_shares(self, sent: Mapping[ClientId, Mapping[ClientId, bytes]]) -> dict[ClientId, dict[ClientId, bytes]]:
         self._need(len(sent), "key sharing")
@@ -242,7 +266,9 @@ class SecAggServer:
         for v in dropped:
             raw = combine_shares([s[v] for s in shares.values() if v in s], self.t)
             s_v = X25519PrivateKey.from_private_bytes(raw)
-            for u in u3:
+            for u in self.restrict(v, u3):
+                if u == v:
+                    continue
                 seed = _kdf(s_v.exchange(X25519PublicKey.from_public_bytes(self.roster[u][1])), b"secagg-mask")
                 p = keystream_words(seed, self.length)
                 # u added +p if u < v, -p otherwise: take back exactly that
@@ -260,13 +286,17 @@ def secure_sum(
     *,
     drop_before_masking: Iterable[ClientId] = (),
     drop_before_unmasking: Iterable[ClientId] = (),
+    graph: Graph | None = None,
 ) -> tuple[torch.Tensor, Transcript]:
     """Run the whole protocol in-process between one client object per input and a server.
 
     Args:
         inputs: each client's ring-encoded input (int64, same length).
         ring: the ring the inputs are encoded in.
-        threshold: ``t``, the fewest clients that must survive each stage.
+        threshold: ``t``, the fewest clients that must survive each stage (SecAgg+: in each
+            neighbourhood, the client itself included).
+        graph: who masks with whom (:func:`~interlearn.federated.secagg.graph.harary_graph` for
+            SecAgg+); ``None`` = every pair.
         drop_before_masking: clients that go silent after sharing keys (their masks are
             removed through their peers' shares).
         drop_before_unmasking: survivors that send a masked input but no unmasking shares.
@@ -279,14 +309,15 @@ def secure_sum(
     """
     length = next(iter(inputs.values())).numel()
     tr = Transcript()
-    server = SecAggServer(ring, threshold, length)
+    server = SecAggServer(ring, threshold, length, graph)
     clients = {cid: SecAggClient(cid, x.reshape(-1), ring) for cid, x in inputs.items()}
     keys = {cid: c.advertise_keys() for cid, c in clients.items()}
     for cid in keys:
         tr.up(cid, 64)
-    roster = server.collect_keys(keys)
+    server.collect_keys(keys)
     sent = {}
     for cid, c in clients.items():
+        roster = server.roster_for(cid)
         tr.down(cid, 72 * len(roster))
         sent[cid] = c.share_keys(roster, threshold)
         tr.up(cid, sum(len(ct) for ct in sent[cid].values()))
@@ -294,18 +325,20 @@ def secure_sum(
     gone = set(drop_before_masking)
     masked = {}
     for cid in server.u2:
-        tr.down(cid, sum(len(ct) for ct in inbox[cid].values()))
+        near_u2 = server.restrict(cid, server.u2)
+        tr.down(cid, sum(len(ct) for ct in inbox[cid].values()) + 8 * len(near_u2))
         if cid not in gone:
-            masked[cid] = clients[cid].masked_input(server.u2, inbox[cid])
+            masked[cid] = clients[cid].masked_input(near_u2, inbox[cid])
             tr.up(cid, length * ring.bytes_per_element)
     u3 = server.collect_masked(masked)
     tr.masked = dict(masked)
     quiet = set(drop_before_unmasking)
     shares = {}
     for cid in u3:
-        tr.down(cid, 8 * len(u3))
+        near_u2, near_u3 = server.restrict(cid, server.u2), server.restrict(cid, u3)
+        tr.down(cid, 8 * len(near_u3))
         if cid not in quiet:
-            shares[cid] = clients[cid].unmask(server.u2, u3, threshold)
+            shares[cid] = clients[cid].unmask(near_u2, near_u3, threshold)
             tr.up(cid, _SHARE_BYTES * len(shares[cid]))
     total = server.unmask(shares)
     tr.survivors = u3

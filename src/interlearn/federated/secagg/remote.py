@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
+from interlearn.federated.secagg.graph import Graph
 from interlearn.federated.secagg.protocol import _SHARE_BYTES, SecAggClient, SecAggServer, Transcript
 from interlearn.federated.secagg.ring import Ring
 from interlearn.types import ClientId, Params
@@ -39,32 +40,38 @@ Channel = Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[st
 
 
 def remote_secure_sum(
-    channel: Channel, ids: Sequence[ClientId], ring: Ring, threshold: int, length: int, summands: int
+    channel: Channel, ids: Sequence[ClientId], ring: Ring, threshold: int, length: int, summands: int,
+    graph: Graph | None = None,
 ) -> tuple[torch.Tensor, Transcript]:
     """The server side of the protocol over ``channel``; the ring sum of the survivors' inputs.
+    With a ``graph`` (SecAgg+) every client hears only of its neighbourhood.
 
     Raises:
         RoundSkipped: fewer than ``threshold`` clients at some stage (no sum is produced).
     """
     tr = Transcript()
-    server = SecAggServer(ring, threshold, length)
+    server = SecAggServer(ring, threshold, length, graph)
     setup = {"bits": ring.bits, "frac_bits": ring.frac_bits, "summands": summands, "length": length}
     replies = channel("advertise", {c: dict(setup) for c in ids})
     keys = {c: (bytes.fromhex(r["c"]), bytes.fromhex(r["s"])) for c, r in replies.items()}
     for c in keys:
         tr.up(c, 64)
     roster = server.collect_keys(keys)
-    wire_roster = [[int(v), ck.hex(), sk.hex()] for v, (ck, sk) in sorted(roster.items())]
-    replies = channel("share", {c: {"roster": wire_roster, "threshold": threshold} for c in roster})
+
+    def wire_roster(c: ClientId) -> list[list[Any]]:
+        return [[int(v), ck.hex(), sk.hex()] for v, (ck, sk) in sorted(server.roster_for(c).items())]
+
+    replies = channel("share", {c: {"roster": wire_roster(c), "threshold": threshold} for c in roster})
     sent = {c: {int(v): bytes.fromhex(ct) for v, ct in r["shares"]} for c, r in replies.items()}
     for c in roster:
-        tr.down(c, 72 * len(roster))
+        tr.down(c, 72 * len(server.roster_for(c)))
     for c, cts in sent.items():
         tr.up(c, sum(len(ct) for ct in cts.values()))
     inbox = server.route_shares(sent)
-    payloads = {c: {"u2": server.u2, "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]} for c in server.u2}
+    payloads = {c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]}
+                for c in server.u2}
     for c in server.u2:
-        tr.down(c, sum(len(ct) for ct in inbox[c].values()))
+        tr.down(c, sum(len(ct) for ct in inbox[c].values()) + 8 * len(payloads[c]["u2"]))
     replies = channel("mask", payloads)
     masked = {}
     for c, r in replies.items():
@@ -74,10 +81,11 @@ def remote_secure_sum(
         masked[c] = y.reshape(-1)
         tr.up(c, length * ring.bytes_per_element)
     u3 = server.collect_masked(masked)
-    replies = channel("unmask", {c: {"u2": server.u2, "u3": u3, "threshold": threshold} for c in u3})
+    replies = channel("unmask", {c: {"u2": server.restrict(c, server.u2), "u3": server.restrict(c, u3), "threshold": threshold}
+                                 for c in u3})
     shares = {c: {int(v): (int(x), int(y)) for v, x, y in r["shares"]} for c, r in replies.items()}
     for c in u3:
-        tr.down(c, 8 * len(u3))
+        tr.down(c, 8 * len(server.restrict(c, u3)))
     for c, s in shares.items():
         tr.up(c, _SHARE_BYTES * len(s))
     total = server.unmask(shares)

@@ -14,6 +14,7 @@ integers make the prime-field version below about 100x faster. Coefficients come
 
 from __future__ import annotations
 
+import functools
 import secrets as _secrets
 from collections.abc import Sequence
 
@@ -57,6 +58,23 @@ def split_secret(secret: bytes, threshold: int, xs: Sequence[int]) -> list[Share
     return shares
 
 
+@functools.lru_cache(maxsize=256)
+def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """Lagrange basis coefficients at 0 for the points ``xs``: ``prod_{j != i} x_j / (x_j - x_i)``.
+
+    They depend on the x-coordinates only, and a round reconstructs every secret from the same
+    responders, so they are computed once per set (O(t^2)) and each secret then costs O(t)."""
+    out = []
+    for i, xi in enumerate(xs):
+        num, den = 1, 1
+        for j, xj in enumerate(xs):
+            if i != j:
+                num = num * (-xj) % PRIME
+                den = den * (xi - xj) % PRIME
+        out.append(num * pow(den, -1, PRIME) % PRIME)
+    return tuple(out)
+
+
 def combine_shares(shares: Sequence[Share], threshold: int) -> bytes:
     """Recover the 32-byte secret from at least ``threshold`` shares (Lagrange at 0).
 
@@ -66,15 +84,9 @@ def combine_shares(shares: Sequence[Share], threshold: int) -> bytes:
     uniq = dict(shares)
     if len(uniq) < threshold:
         raise RoundSkipped(f"only {len(uniq)} share(s) of a secret arrived, {threshold} are needed to recover it")
-    pts = list(uniq.items())[:threshold]
-    secret = 0
-    for i, (xi, yi) in enumerate(pts):
-        num, den = 1, 1
-        for j, (xj, _) in enumerate(pts):
-            if i != j:
-                num = num * (-xj) % PRIME
-                den = den * (xi - xj) % PRIME
-        secret = (secret + yi * num * pow(den, -1, PRIME)) % PRIME
+    pts = sorted(uniq.items())[:threshold]
+    coeffs = _lagrange_at_zero(tuple(x for x, _ in pts))
+    secret = sum(y * c for (_, y), c in zip(pts, coeffs)) % PRIME
     if secret >= 1 << (8 * _SECRET_BYTES):
         raise RoundSkipped("Shamir reconstruction gave a value out of range: the shares are inconsistent")
     return secret.to_bytes(_SECRET_BYTES, "big")

@@ -1,6 +1,7 @@
 """Secure aggregation as an ``UpdateStep``: the strategy sees only the cohort's sum.
 
-Bonawitz et al. 2017 (see :mod:`interlearn.federated.secagg.protocol`). In simulation every
+Bonawitz et al. 2017 (see :mod:`interlearn.federated.secagg.protocol`), or SecAgg+ (Bell et
+al. 2020, ``neighbours="log"``: each client masks with O(log n) neighbours of a random graph). In simulation every
 client's device is an in-process :class:`SecAggClient`; its plaintext update stays in the
 device object and the server side only receives key material, ciphertexts, masked vectors and
 Shamir shares. The server hook runs the protocol over the clients whose results reached it,
@@ -26,6 +27,7 @@ import torch
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.privacy.cohort import AGGREGATE_ID, summed_metrics
+from interlearn.federated.secagg.graph import Graph, default_degree, harary_graph
 from interlearn.federated.secagg.protocol import secure_sum
 from interlearn.federated.secagg.remote import INPUT_KEY, remote_secure_sum
 from interlearn.federated.secagg.ring import Ring
@@ -39,13 +41,19 @@ class SecureAggregation:
 
     Args:
         threshold: fewest clients that must survive every protocol stage; an int, or a
-            fraction of the cohort in (0, 1] (default: a strict majority, ``n // 2 + 1``).
+            fraction in (0, 1] of the cohort (SecAgg+: of each neighbourhood, the client itself
+            included); default a strict majority, ``size // 2 + 1``.
         bits: ring size (``Z_{2**bits}``), 8..62.
         frac_bits: fixed-point fractional bits.
         weighted: sum ``weight * update`` and the weights (FedAvg's weighted mean); ``False``
             gives the unweighted mean that central DP needs.
         dropout: fraction of the cohort that drops after key sharing (simulated with the
             round's generator), to exercise recovery.
+        neighbours: who masks with whom: ``"all"`` (every pair, Bonawitz et al. 2017),
+            ``"log"`` (SecAgg+, Bell et al. 2020: a random graph of degree about ``log2 n``,
+            see :func:`~interlearn.federated.secagg.graph.default_degree`)
+            or an even degree ``k`` (SecAgg+ with ``k`` neighbours each). The graph is drawn
+            per round by the server from the round's generator.
 
     Raises:
         ConfigError: out-of-range values; results carrying strategy extras.
@@ -62,6 +70,7 @@ class SecureAggregation:
         frac_bits: int = 20,
         weighted: bool = True,
         dropout: float = 0.0,
+        neighbours: str | int = "all",
     ) -> None:
         if threshold is not None and not (
             (isinstance(threshold, int) and threshold >= 2) or (isinstance(threshold, float) and 0 < threshold <= 1)
@@ -69,6 +78,10 @@ class SecureAggregation:
             raise ConfigError(f"threshold must be an int >= 2 or a fraction in (0, 1], got {threshold!r}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must lie in [0, 1), got {dropout!r}")
+        if not (neighbours in ("all", "log") or (isinstance(neighbours, int) and not isinstance(neighbours, bool)
+                                                 and neighbours >= 2 and neighbours % 2 == 0)):
+            raise ConfigError(f"neighbours must be 'all', 'log' or an even degree >= 2, got {neighbours!r}")
+        self.neighbours = neighbours
         self.threshold = threshold
         self.ring = Ring(bits, frac_bits)
         self.weighted = weighted
@@ -77,8 +90,21 @@ class SecureAggregation:
         self._devices: dict[ClientId, tuple[torch.Tensor, ClientResult]] = {}
         self._layout: list[tuple[str, torch.Size, torch.dtype]] = []
 
+    def degree_for(self, n: int) -> int:
+        """Neighbours per client in a cohort of ``n`` (``n - 1``: every pair)."""
+        if self.neighbours == "all":
+            return max(n - 1, 0)
+        k = default_degree(n) if self.neighbours == "log" else int(self.neighbours)
+        return min(k, max(n - 1, 0))
+
+    def graph_for(self, ids: Sequence[ClientId], generator: torch.Generator) -> Graph | None:
+        """This round's masking graph (``None``: every pair)."""
+        k = self.degree_for(len(ids))
+        return None if k >= len(ids) - 1 else harary_graph(list(ids), k, generator)
+
     def threshold_for(self, n: int) -> int:
-        """The threshold ``t`` for a cohort of ``n`` clients."""
+        """The threshold ``t`` for a group of ``n`` clients (the cohort, or for SecAgg+ one
+        neighbourhood: degree + 1)."""
         if self.threshold is None:
             return n // 2 + 1
         if isinstance(self.threshold, float):
@@ -116,7 +142,8 @@ class SecureAggregation:
         if self.dropout > 0:
             pick = torch.rand(n, generator=ctx.generator) < self.dropout
             drop = [cid for cid, p in zip(ids, pick.tolist()) if p]
-        total, tr = secure_sum(inputs, self.ring, self.threshold_for(n), drop_before_masking=drop)
+        graph = self.graph_for(ids, ctx.generator)
+        total, tr = secure_sum(inputs, self.ring, self.threshold_for(self.degree_for(n) + 1), drop_before_masking=drop, graph=graph)
         survivors = [devices[cid][1] for cid in tr.survivors]
         return [self._aggregate(self.ring.decode(total), self._layout, survivors, tr, ctx)]
 
@@ -130,7 +157,9 @@ class SecureAggregation:
         layout = [(k, v.shape, v.dtype) for k, v in ref.items()]
         length = sum(math.prod(s) for _, s, _ in layout) + 1
         n = len(results)
-        total, tr = remote_secure_sum(ctx.channel, [r.client_id for r in results], self.ring, self.threshold_for(n), length, n)
+        ids = [r.client_id for r in results]
+        total, tr = remote_secure_sum(ctx.channel, ids, self.ring, self.threshold_for(self.degree_for(n) + 1), length, n,
+                                      self.graph_for(ids, ctx.generator))
         by_id = {r.client_id: r for r in results}
         survivors = [by_id[c] for c in tr.survivors]
         return [self._aggregate(self.ring.decode(total), layout, survivors, tr, ctx)]

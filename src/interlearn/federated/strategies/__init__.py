@@ -14,11 +14,14 @@ from interlearn.federated.strategies.registry import (
     register_aggregator,
     register_strategy,
 )
+from interlearn.federated.strategies.qfedavg import QFedAvg, QFFLClient, qfedavg
 from interlearn.federated.strategies.scaffold import Scaffold, scaffold
 
 __all__ = [
     "AGGREGATORS",
     "STRATEGIES",
+    "QFFLClient",
+    "QFedAvg",
     "Scaffold",
     "ServerAdaptive",
     "ServerSGD",
@@ -32,6 +35,7 @@ __all__ = [
     "get_strategy",
     "known_aggregators",
     "known_strategies",
+    "qfedavg",
     "register_aggregator",
     "register_strategy",
     "scaffold",

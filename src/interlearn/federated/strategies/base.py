@@ -36,6 +36,11 @@ class ServerStrategy:
         self.aggregator: Aggregator = aggregator if aggregator is not None else WeightedMean()
         self.name = name
 
+    @property
+    def uses_weights(self) -> bool:
+        """Whether ``ClientResult.weight`` changes the result (the aggregator's declaration)."""
+        return bool(getattr(self.aggregator, "uses_weights", True))
+
     def init(self, params: Params) -> Params:
         return self.optimizer.init(params)
 

@@ -14,6 +14,7 @@ from interlearn.federated.aggregate import WeightedMean
 from interlearn.federated.api import Aggregator, Strategy
 from interlearn.federated.strategies.fedavg import fedavg, fedavgm
 from interlearn.federated.strategies.fedopt import fedadagrad, fedadam, fedyogi
+from interlearn.federated.strategies.qfedavg import qfedavg
 from interlearn.federated.strategies.scaffold import scaffold
 
 __all__ = [
@@ -55,7 +56,7 @@ def register_aggregator(name: str, factory: Callable[..., Aggregator]) -> None:
 
 # modules that register more aggregators/strategies when imported (loaded on the first miss,
 # so ``get_strategy("fedavg", aggregator="median")`` works without importing them by hand)
-_PLUGINS = ("interlearn.federated.robust",)
+_PLUGINS = ("interlearn.federated.robust", "interlearn.federated.bulyan")
 
 
 def _load_plugins() -> None:
@@ -114,7 +115,7 @@ def get_aggregator(name: str, **kwargs: Any) -> Aggregator:
 
 
 for _n, _f in {"fedavg": fedavg, "fedavgm": fedavgm, "fedadam": fedadam, "fedyogi": fedyogi,
-               "fedadagrad": fedadagrad, "scaffold": scaffold}.items():
+               "fedadagrad": fedadagrad, "scaffold": scaffold, "qfedavg": qfedavg}.items():
     register_strategy(_n, _f)
 register_aggregator("mean", WeightedMean)
 register_aggregator("uniform_mean", lambda: WeightedMean(uniform=True))

@@ -45,6 +45,13 @@ class Scaffold:
     """
 
     name = "scaffold"
+    requires_extras = True  # every client uploads its control-variate delta
+
+    @property
+    def uses_weights(self) -> bool:
+        """Whether ``ClientResult.weight`` changes the result (the aggregator's; the paper's
+        uniform mean by default: no)."""
+        return bool(getattr(self.aggregator, "uses_weights", True))
 
     def __init__(self, num_clients: int, lr: float = 1.0, aggregator: Aggregator | None = None) -> None:
         if int(num_clients) < 1:
