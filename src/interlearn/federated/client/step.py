@@ -31,7 +31,8 @@ by the clients a batched step advances together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -167,21 +168,15 @@ def trainable_keys(model: nn.Module, params: Params) -> tuple[str, ...]:
     return tuple(k for k in params if k in names)
 
 
-class client_rng:
-    """Context manager: the torch global RNG (dropout, random layers) seeded from the client's
-    generator for the duration of its local training, and restored afterwards, so a client's
-    randomness does not depend on which engine runs it or which clients ran before it."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self._seed = (generator.initial_seed() * 0x9E3779B97F4A7C15 + 0x632BE5AB) & 0x7FFFFFFFFFFFFFFF
-        self._fork = torch.random.fork_rng(devices=[])
-
-    def __enter__(self) -> None:
-        self._fork.__enter__()
-        torch.manual_seed(self._seed)
-
-    def __exit__(self, *exc: object) -> None:
-        self._fork.__exit__(*exc)
+@contextmanager
+def client_rng(generator: torch.Generator) -> Iterator[None]:
+    """The torch global RNG (dropout, random layers) seeded from the client's generator for the
+    duration of its local training, and restored afterwards, so a client's randomness does not
+    depend on which engine runs it or which clients ran before it."""
+    seed = (generator.initial_seed() * 0x9E3779B97F4A7C15 + 0x632BE5AB) & 0x7FFFFFFFFFFFFFFF
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def run_client(

@@ -65,7 +65,7 @@ def _layers(model: nn.Module) -> tuple[list[Layer], bool] | str:
     flatten_first = False
     for name, m in leaves:
         t = type(m)
-        if t is nn.Linear:
+        if t is nn.Linear and isinstance(m, nn.Linear):
             layers.append((name, m, False))
         elif t is nn.ReLU:
             if not layers or layers[-1][2]:

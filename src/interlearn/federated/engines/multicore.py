@@ -190,7 +190,7 @@ class MultiCoreEngine(EngineBase):
         if setup.max_cohort:
             n = min(n, setup.max_cohort)
         method = self.start_method or ("fork" if sys.platform.startswith("linux") else "spawn")
-        ctx = mp.get_context(method)
+        ctx: Any = mp.get_context(method)
         for _ in range(max(1, n)):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, args=(child, setup, self._inner_name, self.threads), daemon=True)
