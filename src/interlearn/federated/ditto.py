@@ -58,6 +58,11 @@ def sgd_trajectory(
     """Plain SGD from ``start`` on ``data``, with an optional pull ``lam/2 ||p - anchor||^2``;
     the parameters after each step count in ``checkpoints``. Pure: ``start`` is not changed.
 
+    The pull is applied as a proximal step after the data gradient step,
+    ``p <- (p + lr lam anchor) / (1 + lr lam)``: the exact minimizer of the quadratic term plus
+    ``||p - p_half||^2 / (2 lr)``. It agrees with a gradient step to first order in ``lr lam``
+    and, unlike it, cannot overshoot the anchor when ``lr * lam`` is large.
+
     Args:
         model: the architecture (only used through ``functional_call``).
         start: the parameters to start from (e.g. the global model's).
@@ -100,8 +105,8 @@ def sgd_trajectory(
         with torch.no_grad():
             for p, g in zip(train, grads):
                 p.sub_(lr * g)
-            for p, a in pull:  # gradient of lam/2 ||p - a||^2, applied after the data gradient
-                p.sub_(lr * lam * (p - a))
+            for p, a in pull:  # the proximal step of lam/2 ||p - a||^2 (stable for any lr * lam)
+                p.add_(lr * lam * a).div_(1.0 + lr * lam)
         if step in wanted:
             out[step] = {k: v.detach().clone() if k in names else v for k, v in current.items()}
     return out
