@@ -190,29 +190,45 @@ def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: 
 
     With ``cfg.eval_every`` and a ``test`` sample, training runs in segments that resume from
     the run folder's checkpoint (bit-exact, so the trajectory equals one long run) and the
-    top-1 recall after each segment forms the accuracy-vs-rounds curve. A run folder that
-    already holds a checkpoint continues from it.
+    top-1 recall after each segment forms the accuracy-vs-rounds curve (kept in
+    ``run_dir/curve.json``). A run folder that already holds a checkpoint continues from it:
+    rounds done before are not repeated, their curve points are read back.
 
     Returns:
         The global params and ``[(round, top1_recall)]``.
+
+    Raises:
+        CheckpointError: the run folder's checkpoint is past ``cfg.rounds``.
     """
+    from interlearn.checkpoint import has_checkpoint
+
     update = LocalSGD(epochs=cfg.local_epochs, steps=cfg.max_local_steps, batch_size=cfg.batch_size, lr=cfg.client_lr,
                       optimizer=cfg.client_optimizer, loss=masked_cross_entropy)
     strategy = get_strategy(cfg.strategy, lr=cfg.server_lr)
     pop = population_of(data.users)
     every = cfg.eval_every if (cfg.eval_every and test is not None) else cfg.rounds
     marks = list(range(every, cfg.rounds, every)) + [cfg.rounds]
-    curve: list[tuple[int, float]] = []
+    done, stored = 0, {}
+    if run_dir is not None and has_checkpoint(Path(run_dir) / "checkpoint"):
+        done = int(load_checkpoint(Path(run_dir) / "checkpoint")[1].get("round", 0))
+        if done > cfg.rounds:
+            raise CheckpointError(f"{run_dir} holds a checkpoint after round {done}, past rounds={cfg.rounds}; ask for >= {done} rounds "
+                                  "or use another run folder")
+        if (Path(run_dir) / "curve.json").is_file():
+            stored = {int(r): float(v) for r, v in json.loads((Path(run_dir) / "curve.json").read_text())}
+    curve: list[tuple[int, float]] = [(r, v) for r, v in sorted(stored.items()) if r <= done]
     params = model_params(model)
-    for r in marks:
+    for r in [m for m in marks if m > done] or [cfg.rounds]:
         sim = SimulationConfig(rounds=r, clients_per_round=cfg.clients_per_round, eval_every=0, client_eval=False,
                                checkpoint_every=every if run_dir is not None else 0, seed=cfg.seed, progress=progress)
         res = simulate(model, pop, update, strategy, sim, engine=cfg.engine, run_dir=run_dir, resume=run_dir is not None)
         params = res.params
-        if test is not None and (cfg.eval_every or r == cfg.rounds):
+        if test is not None and (cfg.eval_every or r == cfg.rounds) and r not in dict(curve):
             curve.append((r, evaluate_recall(model, params, test)["top1_recall"]))
             if progress:
                 print(f"[keyboard] round {r}: test top-1 recall {curve[-1][1]:.4f}", flush=True)
+            if run_dir is not None:
+                (Path(run_dir) / "curve.json").write_text(json.dumps(curve))
     return params, curve
 
 
