@@ -12,9 +12,11 @@ What is measured (all on this machine's CPU, with the time budget it allows):
   in Reddi et al.'s TFF setup).
 * The on-device model: a 2 x 128 LSTM distilled federatedly from the FedAvg model (every
   client distils on its own text), stored with int8 weights: its accuracy and bytes on disk.
-* Personalization: each of ``--personalize-users`` users fine-tunes the FedAvg model on their
-  own training text (all layers, and the last layer only); global vs personalized accuracy on
-  their own test text, median over users, and a distribution plot.
+* Personalization: each of ``--personalize-users`` users (spread over sizes) holds out their
+  latest 20% of training chunks as validation and chooses on it the fine-tuning steps, an
+  interpolation weight and Ditto's lambda (``interlearn.recipes.keyboard_eval``); global vs
+  personalized accuracy on their own test text, median gain, the fraction of users improved,
+  the users who got worse, and a distribution plot.
 
 Usage:
     python benchmarks/shakespeare.py --data-dir ../shared/data --json benchmarks/results/shakespeare.json
@@ -39,9 +41,10 @@ from interlearn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from interlearn.data.shakespeare import load_shakespeare  # noqa: E402
 from interlearn.federated.evaluate import evaluate_params  # noqa: E402
 from interlearn.federated.params import load_params, model_params  # noqa: E402
-from interlearn.federated.personalization import plot_personalization  # noqa: E402
+from interlearn.federated.personal_select import SelectConfig, plot_gains  # noqa: E402
 from interlearn.models.char_lstm import char_lstm, model_bytes  # noqa: E402
-from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, personalize_users, train_global  # noqa: E402
+from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, train_global  # noqa: E402
+from interlearn.recipes.keyboard_eval import personalize_chars  # noqa: E402
 
 
 def check_engines(data, args) -> dict:  # type: ignore[no-untyped-def]
@@ -92,7 +95,8 @@ def main() -> None:
     ap.add_argument("--distill-rounds", type=int, default=5)
     ap.add_argument("--ondevice-hidden", type=int, default=128)
     ap.add_argument("--personalize-users", type=int, default=30)
-    ap.add_argument("--personalize-steps", type=int, default=10)
+    ap.add_argument("--personalize-steps", default="0,5,10,20,40",
+                    help="fine-tuning step counts each user tries (chosen on their validation split; 0 = keep the global model)")
     ap.add_argument("--personalize-lr", type=float, default=0.5)
     ap.add_argument("--max-users", type=int, default=None, help="keep the users with the most text (default: all)")
     ap.add_argument("--checkpoint-out", default="runs/keyboard-shakespeare/global")
@@ -116,7 +120,8 @@ def main() -> None:
     base = dict(data_dir=args.data_dir, source="complete", max_users=args.max_users, clients_per_round=args.clients,
                 local_epochs=1, max_local_steps=None, batch_size=args.batch_size, client_lr=args.client_lr, hidden=256,
                 ondevice_hidden=args.ondevice_hidden, distill_rounds=args.distill_rounds, personalize_users=args.personalize_users,
-                personalize_steps=args.personalize_steps, personalize_lr=args.personalize_lr, engine=args.engine, seed=args.seed)
+                personalize_steps=max(int(v) for v in str(args.personalize_steps).split(",")), personalize_lr=args.personalize_lr,
+                engine=args.engine, seed=args.seed)
 
     engine_check = check_engines(data, args) if args.engine_check_steps else None
     init, done = None, 0
@@ -160,19 +165,21 @@ def main() -> None:
     ondevice_acc = evaluate_params(student, model_params(student), *test)["accuracy"] if student is not None else None
 
     t = time.perf_counter()
-    people = sorted(data.users, key=lambda u: -len(u.train))[:: max(len(data.users) // max(args.personalize_users, 1), 1)][: args.personalize_users]
-    pers = {}
-    for scope in ("all", "head"):
-        report, _ = personalize_users(model, gparams, people, cfg, scope=scope, max_eval=args.test_chunks * 4)
-        pers[scope] = report
-        plot_personalization(report, out.parent / f"shakespeare_personalization_{scope}.png", title=f"Shakespeare ({scope})")
+    eligible = [u for u in sorted(data.users, key=lambda u: -len(u.train)) if len(u.train) >= 2]  # room for a validation chunk
+    people = eligible[:: max(len(eligible) // max(args.personalize_users, 1), 1)][: args.personalize_users]
+    select = SelectConfig(steps=tuple(int(v) for v in str(args.personalize_steps).split(",")), lr=args.personalize_lr,
+                          batch_size=args.batch_size, seed=args.seed)
+    report = personalize_chars(model, gparams, people, select, max_eval=args.test_chunks * 4)
+    plot_gains(report, out.parent / "shakespeare_personalization.png", title="Shakespeare characters (accuracy)")
     pers_s = time.perf_counter() - t
-    s_all, s_head = pers["all"].summary(), pers["head"].summary()
+    pers = {m: report.summary(m) for m in report.methods()}
+    s_best = pers["best"]
 
     result = {
         "final_acc": fa["curve"][-1][1],
         "rounds": fa["rounds"],
-        "personalized_acc": s_all["personal_median"],
+        "personalized_acc": s_best["personal_median"],
+        "users_improved_fraction": s_best["improved_fraction"],
         "ondevice_acc": ondevice_acc,
         "ondevice_bytes": model_bytes(student, int8=True) if student is not None else None,
         "acc_vs_rounds": {k: v["curve"] for k, v in runs.items()},
@@ -190,11 +197,12 @@ def main() -> None:
         "global_int8_bytes": model_bytes(model, int8=True),
         "distill_rounds": args.distill_rounds,
         "personalization": {
-            "users": len(people), "steps": args.personalize_steps, "lr": args.personalize_lr,
-            "all": s_all, "head": s_head,
+            "users": len(people), "steps": list(select.steps), "lr": args.personalize_lr, "lams": list(select.lams),
+            "alphas": list(select.alphas), "selection": "each user's latest 20% of training chunks", "summary": pers,
+            "per_user": report.to_dict()["users"],
         },
-        "personalized_global_median": s_all["global_median"],
-        "personalized_head_acc": s_head["personal_median"],
+        "personalized_global_median": s_best["global_median"],
+        "personalized_median_gain": s_best["median_gain"],
         "test": {"users": args.test_users, "chunks_per_user": args.test_chunks, "characters": int(test[1].numel())},
         "population": {"users": len(data.users), "train_chunks": sum(sizes)},
         "published": {"reddi2021_fedavg_1200_rounds": 0.569, "mcmahan2017_target": 0.54},
@@ -210,8 +218,10 @@ def main() -> None:
     print(f"{'global, int8 weights':<28}{result['rounds']:>8}{global_int8_acc:>10.4f}{result['global_params']:>10}{result['global_int8_bytes']:>12}")
     if student is not None:
         print(f"{'on-device int8 (2x128)':<28}{args.distill_rounds:>8}{ondevice_acc:>10.4f}{result['ondevice_params']:>10}{result['ondevice_bytes']:>12}")
-    print(f"personalization ({len(people)} users, {args.personalize_steps} steps): median global {s_all['global_median']:.4f} -> "
-          f"all layers {s_all['personal_median']:.4f}, last layer {s_head['personal_median']:.4f}")
+    for m, v in pers.items():
+        print(f"personalization {m:<12} ({len(people)} users, chosen on validation): median global {v['global_median']:.4f} -> "
+              f"{v['personal_median']:.4f} (median gain {100 * v['median_gain']:+.2f} pts, {v['improved_fraction']:.0%} improved, "
+              f"{len(v['worse'])} worse)")
     print(f"accuracy vs rounds (fedavg): {fa['curve']}")
     print("published: FedAvg 56.9% after 1200 rounds (Reddi et al. 2021); target 54% (McMahan et al. 2017)")
     print(f"wrote {out}  ({result['seconds']['total']:.0f}s)")
