@@ -10,8 +10,11 @@ What is measured (all on this machine's CPU, with the time budget it allows):
   1 local epoch of batch-10 SGD, for ``--rounds`` rounds each; test accuracy vs rounds on a
   fixed sample of users' held-out text (every predicted position of 80-character chunks, as
   in Reddi et al.'s TFF setup).
-* The on-device model: a 2 x 128 LSTM distilled federatedly from the FedAvg model (every
-  client distils on its own text), stored with int8 weights: its accuracy and bytes on disk.
+* The on-device model: the most accurate variant within ``--ondevice-budget`` (a quarter) of the
+  float32 global model's bytes among the global model's int8/int4 weight-only, low-rank and
+  pruned encodings and the same encodings of a 2 x 128 LSTM distilled federatedly from it
+  (every client distils on its own text); the accuracy-vs-bytes frontier plot, and the latency
+  of one suggestion (``interlearn.recipes.keyboard_eval``).
 * Personalization: each of ``--personalize-users`` users (spread over sizes) holds out their
   latest 20% of training chunks as validation and chooses on it the fine-tuning steps, an
   interpolation weight and Ditto's lambda (``interlearn.recipes.keyboard_eval``); global vs
@@ -44,7 +47,8 @@ from interlearn.federated.params import load_params, model_params  # noqa: E402
 from interlearn.federated.personal_select import SelectConfig, plot_gains  # noqa: E402
 from interlearn.models.char_lstm import char_lstm, model_bytes  # noqa: E402
 from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, train_global  # noqa: E402
-from interlearn.recipes.keyboard_eval import personalize_chars  # noqa: E402
+from interlearn.ondevice import latency_ms  # noqa: E402
+from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars  # noqa: E402
 
 
 def check_engines(data, args) -> dict:  # type: ignore[no-untyped-def]
@@ -94,6 +98,7 @@ def main() -> None:
     ap.add_argument("--test-chunks", type=int, default=10, help="test chunks (80 chars) per test user")
     ap.add_argument("--distill-rounds", type=int, default=5)
     ap.add_argument("--ondevice-hidden", type=int, default=128)
+    ap.add_argument("--ondevice-budget", type=float, default=0.25, help="on-device bytes budget as a fraction of the float32 global model")
     ap.add_argument("--personalize-users", type=int, default=30)
     ap.add_argument("--personalize-steps", default="0,5,10,20,40",
                     help="fine-tuning step counts each user tries (chosen on their validation split; 0 = keep the global model)")
@@ -160,9 +165,15 @@ def main() -> None:
     global_int8 = int8_copy(model)  # the global model itself with int8 weights (no distillation)
     global_int8_acc = evaluate_params(global_int8, model_params(global_int8), *test)["accuracy"]
     t = time.perf_counter()
-    student = int8_copy(distill_ondevice(model, data, cfg, progress=True)) if args.distill_rounds else None
+    student = distill_ondevice(model, data, cfg, progress=True) if args.distill_rounds else None  # float32; encoded below
     distill_s = time.perf_counter() - t
-    ondevice_acc = evaluate_params(student, model_params(student), *test)["accuracy"] if student is not None else None
+    candidates = {"global": (model, gparams)} | ({"distilled": (student, model_params(student))} if student is not None else {})
+    variants, reference, chosen = ondevice_chars(candidates, test, budget_fraction=args.ondevice_budget, plot=out.parent / "shakespeare_frontier.png")
+    ondevice_acc = chosen.accuracy if chosen is not None else None
+    chosen_model = candidates[chosen.model][0] if chosen is not None else model
+    latency = latency_ms(lambda: chosen_model.next_char_probs(test[0][:1]), repeats=50)  # one suggestion after an 80-character prefix
+    for v in variants:
+        print(f"on-device {v.name:<26} {v.bytes:>10,} bytes  acc {v.accuracy:.4f}", flush=True)
 
     t = time.perf_counter()
     eligible = [u for u in sorted(data.users, key=lambda u: -len(u.train)) if len(u.train) >= 2]  # room for a validation chunk
@@ -181,7 +192,12 @@ def main() -> None:
         "personalized_acc": s_best["personal_median"],
         "users_improved_fraction": s_best["improved_fraction"],
         "ondevice_acc": ondevice_acc,
-        "ondevice_bytes": model_bytes(student, int8=True) if student is not None else None,
+        "ondevice_bytes": chosen.bytes if chosen is not None else None,
+        "ondevice_setting": {"model": chosen.model, "encoding": chosen.encoding} if chosen is not None else None,
+        "ondevice_budget_bytes": int(reference.bytes * args.ondevice_budget),
+        "ondevice_within_2_points": bool(chosen is not None and reference.accuracy - chosen.accuracy <= 0.02),
+        "ondevice_latency_ms_per_suggestion": latency,
+        "ondevice_variants": [v.__dict__ for v in variants],
         "acc_vs_rounds": {k: v["curve"] for k, v in runs.items()},
         "fedadam_final_acc": runs["fedadam"]["curve"][-1][1] if "fedadam" in runs else None,
         "fedadam_rounds": runs["fedadam"]["rounds"] if "fedadam" in runs else 0,
@@ -191,8 +207,9 @@ def main() -> None:
         "continued_from": {"checkpoint": args.init_checkpoint, "rounds_before": done, "seed": args.seed} if init is not None else None,
         "global_params": sum(v.numel() for v in gparams.values()),
         "global_bytes": model_bytes(model),
-        "ondevice_params": sum(p.numel() for p in student.parameters()) if student is not None else None,
-        "ondevice_float32_bytes": model_bytes(student) if student is not None else None,
+        "ondevice_params": sum(p.numel() for p in chosen_model.parameters()) if chosen is not None else None,
+        "distilled_params": sum(p.numel() for p in student.parameters()) if student is not None else None,
+        "distilled_float32_bytes": model_bytes(student) if student is not None else None,
         "global_int8_acc": global_int8_acc,
         "global_int8_bytes": model_bytes(model, int8=True),
         "distill_rounds": args.distill_rounds,
@@ -216,8 +233,9 @@ def main() -> None:
     for k, v in runs.items():
         print(f"{k + ' (2x256 LSTM)':<28}{v['rounds']:>8}{v['curve'][-1][1]:>10.4f}{result['global_params']:>10}{result['global_bytes']:>12}")
     print(f"{'global, int8 weights':<28}{result['rounds']:>8}{global_int8_acc:>10.4f}{result['global_params']:>10}{result['global_int8_bytes']:>12}")
-    if student is not None:
-        print(f"{'on-device int8 (2x128)':<28}{args.distill_rounds:>8}{ondevice_acc:>10.4f}{result['ondevice_params']:>10}{result['ondevice_bytes']:>12}")
+    if chosen is not None:
+        print(f"{'on-device ' + chosen.name:<28}{'':>8}{ondevice_acc:>10.4f}{result['ondevice_params']:>10}{result['ondevice_bytes']:>12}"
+              f"  (most accurate within {args.ondevice_budget:g} x float32; {latency['median_ms']:.1f} ms per suggestion)")
     for m, v in pers.items():
         print(f"personalization {m:<12} ({len(people)} users, chosen on validation): median global {v['global_median']:.4f} -> "
               f"{v['personal_median']:.4f} (median gain {100 * v['median_gain']:+.2f} pts, {v['improved_fraction']:.0%} improved, "
