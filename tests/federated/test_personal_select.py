@@ -80,3 +80,14 @@ def test_interpolation_and_errors(tmp_path):
         personalize_validated(model, w, [("x", _user(0, 10, 0), _user(0, 10, 1), _user(0, 10, 2))], _score, SelectConfig(trainable=("head.*",)))
     report, _ = personalize_validated(model, w, [("x", _user(1, 40, 0), _user(1, 20, 1), _user(1, 20, 2))], _score, CFG)
     assert plot_gains(report, tmp_path / "g.png", extra={"fedper": [0.1]}).stat().st_size > 1000
+
+
+def test_a_separate_selection_criterion_ranks_candidates():
+    """``select`` decides on validation; ``score`` only reports (here: select prefers the global model)."""
+    model, w = _global()
+    users = [("shifted", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3))]
+    prefer_global = lambda m, p, d: -sum(float((p[k] - w[k]).abs().sum()) for k in w)  # noqa: E731
+    report, _ = personalize_validated(model, w, users, _score, CFG, select=prefer_global)
+    u = report.users[0]
+    assert all(u.chosen[m]["test"] == u.global_test for m in report.methods())
+    assert u.chosen["finetune"]["setting"] == {"steps": 0}

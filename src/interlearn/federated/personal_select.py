@@ -159,6 +159,7 @@ def personalize_validated(
     config: SelectConfig = SelectConfig(),
     loss_fn: LossFn = cross_entropy,
     keep: Sequence[str] = (),
+    select: ScoreFn | None = None,
 ) -> tuple[SelectionReport, dict[str, dict[str, Params]]]:
     """Every user tries the configured candidates on their own data and keeps, per method, the
     one with the best validation score (ties: the earliest candidate, i.e. less adaptation).
@@ -172,6 +173,9 @@ def personalize_validated(
         config: the candidate grids.
         loss_fn: the training loss.
         keep: users whose chosen parameters are returned (e.g. the one the keyboard shows).
+        select: what the validation split ranks candidates by (higher is better; default
+            ``score``). A smooth criterion such as minus the validation loss ties less often
+            than a count of hits on a small split.
 
     Returns:
         The report (with a ``best`` method: the best candidate over all methods on validation)
@@ -181,11 +185,12 @@ def personalize_validated(
         DataError: a user with an empty validation or test split.
     """
     names = _names(global_params, config.trainable)
+    rank = select or score
     results, kept = [], {}
     for i, (name, train, val, test) in enumerate(users):
         if len(val) == 0 or len(test) == 0:
             raise DataError(f"user {name}: empty validation or test split; personalize only users that have both")
-        g_val = score(model, global_params, val)
+        g_val = rank(model, global_params, val)
         # candidates: (setting, params, validation score); the global model is every method's first
         cands: dict[str, list[tuple[dict[str, Any], Params, float]]] = {}
         if {"finetune", "interpolate"} & set(config.methods):
@@ -193,20 +198,20 @@ def personalize_validated(
             traj = sgd_trajectory(model, global_params, train, config.steps, config.lr, config.batch_size, gen, loss_fn, trainable=names)
             traj[0] = global_params
         if "finetune" in config.methods:
-            cands["finetune"] = [({"steps": s}, p, g_val if s == 0 else score(model, p, val)) for s, p in sorted(traj.items())]
+            cands["finetune"] = [({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())]
         if "interpolate" in config.methods:
             end = traj[max(traj)]
             cands["interpolate"] = [({"alpha": 0.0}, global_params, g_val)]
             for a in sorted(x for x in config.alphas if x > 0):
                 p = interpolate_params(global_params, end, a)
-                cands["interpolate"].append(({"alpha": a, "steps": max(traj)}, p, score(model, p, val)))
+                cands["interpolate"].append(({"alpha": a, "steps": max(traj)}, p, rank(model, p, val)))
         if "ditto" in config.methods:
             cands["ditto"] = [({"steps": 0}, global_params, g_val)]
             for lam in config.lams:
                 gen = torch.Generator().manual_seed(config.seed + i)
                 traj_l = sgd_trajectory(model, global_params, train, [s for s in config.steps if s > 0] or [0], config.lr, config.batch_size,
                                         gen, loss_fn, anchor=global_params, lam=lam, trainable=names)
-                cands["ditto"] += [({"lam": lam, "steps": s}, p, score(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0]
+                cands["ditto"] += [({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0]
         g_test = score(model, global_params, test)
         tested: dict[int, float] = {id(global_params): g_test}
 

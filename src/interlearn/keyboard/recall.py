@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -53,20 +54,23 @@ def evaluate_recall(model: nn.Module, params: Params | None, data: TensorData, k
     """Top-k recall of ``model`` (with ``params``, or its own weights when ``None``) on ``data``.
 
     Returns:
-        ``{"top1_recall": ..., "top3_recall": ..., "words": scored positions}`` (one key per k).
+        ``{"top1_recall": ..., "top3_recall": ..., "words": scored positions, "loss": mean
+        cross-entropy over every non-padding target, out-of-vocabulary ones included}``.
 
     Raises:
         DataError: ``data`` holds no in-vocabulary target.
     """
     was = model.training
     model.eval()
-    hits, total = [0] * len(ks), 0
+    hits, total, loss_sum, targets = [0] * len(ks), 0, 0.0, 0
     for s in range(0, len(data), batch_size):
         x, y = data.x[s : s + batch_size], data.y[s : s + batch_size]
         out = model(x) if params is None else functional_call(model, params, (x,))
         h, n = recall_sums(out, y, ks)
         hits, total = [a + b for a, b in zip(hits, h)], total + n
+        loss_sum += float(F.cross_entropy(out, y.long(), ignore_index=PAD, reduction="sum"))
+        targets += int((y != PAD).sum())
     model.train(was)
     if total == 0:
         raise DataError("evaluate_recall: no in-vocabulary target word to score")
-    return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total)}
+    return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total), "loss": loss_sum / max(targets, 1)}
