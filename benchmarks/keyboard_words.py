@@ -76,10 +76,15 @@ def main() -> None:
     ap.add_argument("--test-users", type=int, default=100)
     ap.add_argument("--personalize-users", type=int, default=40)
     ap.add_argument("--min-words", type=int, default=100, help="validation and test words a personalized user needs")
-    ap.add_argument("--personalize-steps", default="0,5,10,20,40")
-    ap.add_argument("--personalize-lr", type=float, default=0.5)
+    ap.add_argument("--personalize-methods", default="finetune,interpolate,ditto,cache")
+    ap.add_argument("--personalize-steps", default="0,10,20,40")
+    ap.add_argument("--personalize-optimizer", default="adam", choices=["sgd", "adam"])
+    ap.add_argument("--personalize-lr", type=float, default=1e-3)
     ap.add_argument("--ditto-lams", default="0.1,1.0")
+    ap.add_argument("--cache-lams", default="0.05,0.1,0.2,0.3,0.5")
+    ap.add_argument("--select-by", default="loss", choices=["loss", "top1"], help="what each user's validation split ranks settings by")
     ap.add_argument("--fedper-rounds", type=int, default=20)
+    ap.add_argument("--fedper-lr", type=float, default=0.5)
     ap.add_argument("--latency-repeats", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -91,8 +96,11 @@ def main() -> None:
                  hidden=args.hidden, rounds=args.rounds, clients_per_round=args.clients, local_epochs=1, max_local_steps=None,
                  batch_size=args.batch_size, client_optimizer=args.client_optimizer, client_lr=args.client_lr, eval_every=args.eval_every,
                  test_users=args.test_users, personalize_users=args.personalize_users, min_personal_words=args.min_words,
-                 personalize_steps=tuple(int(s) for s in args.personalize_steps.split(",")), personalize_lr=args.personalize_lr,
-                 ditto_lams=tuple(float(s) for s in args.ditto_lams.split(",")), fedper_rounds=args.fedper_rounds, seed=args.seed)
+                 personalize_methods=tuple(args.personalize_methods.split(",")),
+                 personalize_steps=tuple(int(s) for s in args.personalize_steps.split(",")), personalize_optimizer=args.personalize_optimizer,
+                 personalize_lr=args.personalize_lr, ditto_lams=tuple(float(s) for s in args.ditto_lams.split(",")),
+                 cache_lams=tuple(float(s) for s in args.cache_lams.split(",")), select_by=args.select_by,
+                 fedper_rounds=args.fedper_rounds, fedper_lr=args.fedper_lr, seed=args.seed)
     data = load_shakespeare_words(args.data_dir, source="complete", vocab_size=cfg.vocab_size, seq_len=cfg.seq_len, max_users=cfg.max_users)
     print(f"users {len(data.users)}  words train {data.meta['train_words']:.0f} / val {data.meta['val_words']:.0f} / test "
           f"{data.meta['test_words']:.0f}  test OOV rate {data.meta['test_oov_rate']:.3f}  load {time.perf_counter() - t0:.1f}s", flush=True)
@@ -167,8 +175,10 @@ def main() -> None:
         "latency_ms_per_suggestion": lat,
         "acc_vs_rounds": curve,
         "personalization": {"summary": summaries, "users": report.to_dict()["users"],
-                            "config": {"steps": list(cfg.personalize_steps), "lr": cfg.personalize_lr, "lams": list(cfg.ditto_lams),
-                                       "min_words": cfg.min_personal_words, "fedper_rounds": cfg.fedper_rounds}},
+                            "config": {"methods": list(cfg.personalize_methods), "steps": list(cfg.personalize_steps),
+                                       "optimizer": cfg.personalize_optimizer, "lr": cfg.personalize_lr, "ditto_lams": list(cfg.ditto_lams),
+                                       "cache_lams": list(cfg.cache_lams), "select_by": cfg.select_by, "min_words": cfg.min_personal_words,
+                                       "fedper_rounds": cfg.fedper_rounds, "fedper_lr": cfg.fedper_lr}},
         "ondevice": [v.__dict__ for v in variants],
         "suggestions": suggestions,
         "model": {**model.config.to_dict(), "params": sum(p.numel() for p in params.values())},

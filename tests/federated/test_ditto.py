@@ -90,3 +90,20 @@ def test_ditto_runs_in_a_simulation_with_client_states(tmp_path):
 
     states = personal_heads(res, run_dir=tmp_path)
     assert states and all(set(s) == set(res.params) for s in states.values())
+
+
+def test_adam_trajectory_matches_torch_adam():
+    model = tiny_mlp()
+    w = model_params(model)
+    x, y = blobs(20)
+    got = sgd_trajectory(model, w, TensorData(x, y), [2], 0.01, 20, torch.Generator().manual_seed(0), optimizer="adam")[2]
+    ref = tiny_mlp()
+    opt = torch.optim.Adam(ref.parameters(), lr=0.01)
+    for _ in range(2):  # batch = all 20 examples: the order does not matter
+        loss = torch.nn.functional.cross_entropy(ref(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.allclose(got[k], v, atol=1e-6) for k, v in ref.state_dict().items())
+    with pytest.raises(ConfigError, match="optimizer"):
+        sgd_trajectory(model, w, TensorData(x, y), [2], 0.01, 20, torch.Generator(), optimizer="lion")

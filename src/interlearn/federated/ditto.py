@@ -54,8 +54,9 @@ def sgd_trajectory(
     anchor: Params | None = None,
     lam: float = 0.0,
     trainable: Sequence[str] | None = None,
+    optimizer: str = "sgd",
 ) -> dict[int, Params]:
-    """Plain SGD from ``start`` on ``data``, with an optional pull ``lam/2 ||p - anchor||^2``;
+    """SGD (or Adam) from ``start`` on ``data``, with an optional pull ``lam/2 ||p - anchor||^2``;
     the parameters after each step count in ``checkpoints``. Pure: ``start`` is not changed.
 
     The pull is applied as a proximal step after the data gradient step,
@@ -75,6 +76,8 @@ def sgd_trajectory(
         anchor: the parameters the proximal term pulls toward (Ditto's ``w*``); ``None``: no pull.
         lam: the proximal weight (Ditto's ``lambda``).
         trainable: names trained (default: every floating-point entry).
+        optimizer: ``"sgd"`` (plain steps) or ``"adam"`` (``torch.optim.Adam``, fresh state;
+            for models trained with Adam, whose parameters have very different gradient scales).
 
     Returns:
         ``{steps: params}`` for every requested step count.
@@ -84,9 +87,9 @@ def sgd_trajectory(
         DataError: no training data while a positive step count is requested.
     """
     wanted = sorted(set(int(c) for c in checkpoints))
-    if not wanted or wanted[0] < 0 or lr <= 0 or batch_size < 1 or lam < 0:
-        raise ConfigError(f"checkpoints={list(checkpoints)}, lr={lr}, batch_size={batch_size}, lam={lam}: "
-                          "need step counts >= 0, lr > 0, batch_size >= 1, lam >= 0")
+    if not wanted or wanted[0] < 0 or lr <= 0 or batch_size < 1 or lam < 0 or optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"checkpoints={list(checkpoints)}, lr={lr}, batch_size={batch_size}, lam={lam}, optimizer={optimizer!r}: "
+                          "need step counts >= 0, lr > 0, batch_size >= 1, lam >= 0, optimizer 'sgd' or 'adam'")
     out: dict[int, Params] = {}
     if wanted[0] == 0:
         out[0] = dict(start)
@@ -99,12 +102,18 @@ def sgd_trajectory(
     train = [current[k] for k in names]
     pull = [(current[k], anchor[k]) for k in names] if anchor is not None and lam > 0 else []
     batches = batch_schedule(len(data), batch_size, 1, wanted[-1], generator)
+    adam = torch.optim.Adam(train, lr=lr) if optimizer == "adam" else None
     for step, idx in enumerate(batches, start=1):
         loss = loss_fn(functional_call(model, current, (data.x[idx],)), data.y[idx])
         grads = torch.autograd.grad(loss, train)
         with torch.no_grad():
-            for p, g in zip(train, grads):
-                p.sub_(lr * g)
+            if adam is not None:
+                for p, g in zip(train, grads):
+                    p.grad = g
+                adam.step()
+            else:
+                for p, g in zip(train, grads):
+                    p.sub_(lr * g)
             for p, a in pull:  # the proximal step of lam/2 ||p - a||^2 (stable for any lr * lam)
                 p.add_(lr * lam * a).div_(1.0 + lr * lam)
         if step in wanted:
@@ -122,11 +131,13 @@ def ditto_trajectory(
     batch_size: int,
     generator: torch.Generator,
     loss_fn: LossFn = cross_entropy,
+    optimizer: str = "sgd",
 ) -> dict[int, Params]:
-    """Ditto's personal objective on one device with the global model ``w*`` fixed: SGD on
-    ``f_k(v) + lam/2 ||v - w*||^2`` from ``v = w*``; the personal model after each checkpoint.
-    See :func:`sgd_trajectory` for the arguments."""
-    return sgd_trajectory(model, global_params, data, checkpoints, lr, batch_size, generator, loss_fn, anchor=global_params, lam=lam)
+    """Ditto's personal objective on one device with the global model ``w*`` fixed: SGD (or
+    Adam) on ``f_k(v) + lam/2 ||v - w*||^2`` from ``v = w*``; the personal model after each
+    checkpoint. See :func:`sgd_trajectory` for the arguments."""
+    return sgd_trajectory(model, global_params, data, checkpoints, lr, batch_size, generator, loss_fn, anchor=global_params, lam=lam,
+                          optimizer=optimizer)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ Methods (each a grid of candidates, scored on validation):
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ __all__ = ["SelectConfig", "UserChoice", "SelectionReport", "personalize_validat
 
 METHODS = ("finetune", "interpolate", "ditto")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-ScoreFn = Callable[[nn.Module, Params, TensorData], float]
+ScoreFn = Callable[[nn.Module, Any, TensorData], float]
+CandidateFn = Callable[[int, TensorData], list[tuple[dict[str, Any], Any]]]
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ class SelectConfig:
         steps: fine-tuning step counts tried (0 = the global model).
         alphas: interpolation weights tried (0 = the global model, 1 = the longest fine-tuning).
         lams: Ditto's ``lambda`` values tried (each with every count in ``steps``).
-        lr: SGD learning rate of the local training.
+        lr: learning rate of the local training.
         batch_size: minibatch size.
+        optimizer: ``"sgd"`` or ``"adam"`` (fresh state per user) for the local training.
         trainable: globs of the parameters trained (``("*",)``: all).
         seed: base seed; the ``i``-th user samples batches with ``seed + i``.
     """
@@ -67,6 +69,7 @@ class SelectConfig:
     lams: tuple[float, ...] = (0.1, 1.0)
     lr: float = 0.5
     batch_size: int = 10
+    optimizer: str = "sgd"
     trainable: tuple[str, ...] = ("*",)
     seed: int = 0
 
@@ -80,8 +83,8 @@ class SelectConfig:
             raise ConfigError(f"SelectConfig.alphas={self.alphas}: weights in [0, 1]")
         if any(v < 0 for v in self.lams) or not self.lams:
             raise ConfigError(f"SelectConfig.lams={self.lams}: Ditto lambdas >= 0")
-        if self.lr <= 0 or self.batch_size < 1:
-            raise ConfigError(f"SelectConfig: lr={self.lr} (> 0), batch_size={self.batch_size} (>= 1)")
+        if self.lr <= 0 or self.batch_size < 1 or self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"SelectConfig: lr={self.lr} (> 0), batch_size={self.batch_size} (>= 1), optimizer={self.optimizer!r} ('sgd' or 'adam')")
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,8 @@ def personalize_validated(
     loss_fn: LossFn = cross_entropy,
     keep: Sequence[str] = (),
     select: ScoreFn | None = None,
-) -> tuple[SelectionReport, dict[str, dict[str, Params]]]:
+    extra_methods: Mapping[str, CandidateFn] | None = None,
+) -> tuple[SelectionReport, dict[str, dict[str, Any]]]:
     """Every user tries the configured candidates on their own data and keeps, per method, the
     one with the best validation score (ties: the earliest candidate, i.e. less adaptation).
 
@@ -176,6 +180,9 @@ def personalize_validated(
         select: what the validation split ranks candidates by (higher is better; default
             ``score``). A smooth criterion such as minus the validation loss ties less often
             than a count of hits on a small split.
+        extra_methods: more methods, ``{name: fn(user_index, train) -> [(setting, personal)]}``;
+            ``personal`` is whatever ``score``/``select`` accept (e.g. a model plus a user's
+            cache). The global model is added as every extra method's first candidate.
 
     Returns:
         The report (with a ``best`` method: the best candidate over all methods on validation)
@@ -195,7 +202,8 @@ def personalize_validated(
         cands: dict[str, list[tuple[dict[str, Any], Params, float]]] = {}
         if {"finetune", "interpolate"} & set(config.methods):
             gen = torch.Generator().manual_seed(config.seed + i)
-            traj = sgd_trajectory(model, global_params, train, config.steps, config.lr, config.batch_size, gen, loss_fn, trainable=names)
+            traj = sgd_trajectory(model, global_params, train, config.steps, config.lr, config.batch_size, gen, loss_fn, trainable=names,
+                                  optimizer=config.optimizer)
             traj[0] = global_params
         if "finetune" in config.methods:
             cands["finetune"] = [({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())]
@@ -210,8 +218,10 @@ def personalize_validated(
             for lam in config.lams:
                 gen = torch.Generator().manual_seed(config.seed + i)
                 traj_l = sgd_trajectory(model, global_params, train, [s for s in config.steps if s > 0] or [0], config.lr, config.batch_size,
-                                        gen, loss_fn, anchor=global_params, lam=lam, trainable=names)
+                                        gen, loss_fn, anchor=global_params, lam=lam, trainable=names, optimizer=config.optimizer)
                 cands["ditto"] += [({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0]
+        for mname, fn in (extra_methods or {}).items():
+            cands[mname] = [({}, global_params, g_val)] + [(st, p, rank(model, p, val)) for st, p in fn(i, train)]
         g_test = score(model, global_params, test)
         tested: dict[int, float] = {id(global_params): g_test}
 

@@ -9,6 +9,8 @@ keyboard shows the same strip for both cases).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -30,7 +32,7 @@ def encode_prefix(vocab: WordVocab, prefix: str, seq_len: int = 20) -> tuple[tor
 
 
 @torch.no_grad()
-def suggest_words(model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, params: Params | None = None,
+def suggest_words(model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, params: Params | Any | None = None,
                   seq_len: int = 20) -> list[tuple[str, float]]:
     """The ``k`` most likely next words (or completions of an unfinished word) and their
     probabilities.
@@ -40,19 +42,26 @@ def suggest_words(model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, p
         vocab: its vocabulary.
         prefix: the text typed so far.
         k: suggestions to return.
-        params: parameters to use instead of the model's own (e.g. a personalized model).
+        params: parameters to use instead of the model's own (e.g. a personalized model), or a
+            :class:`~interlearn.keyboard.cache.CachedModel` (the global model mixed with a
+            user's own word statistics).
         seq_len: the training context length (longer prefixes keep their last words).
 
     Returns:
         ``[(word, probability)]``, most likely first (probabilities renormalized over the
         words allowed by the unfinished word, if any).
     """
+    from interlearn.keyboard.cache import CachedModel
+
     x, partial = encode_prefix(vocab, prefix, seq_len)
     was = model.training
     model.eval()
-    out = model(x) if params is None else functional_call(model, params, (x,))
+    if isinstance(params, CachedModel):
+        probs = params.probs(model, x)[0, :, -1].clone()
+    else:
+        out = model(x) if params is None else functional_call(model, params, (x,))
+        probs = out[0, :, -1].softmax(-1)
     model.train(was)
-    probs = out[0, :, -1].softmax(-1)
     probs[list(vocab.special_ids())] = 0.0
     if partial:
         allowed = torch.zeros_like(probs, dtype=torch.bool)

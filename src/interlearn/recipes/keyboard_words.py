@@ -42,6 +42,7 @@ from interlearn.federated.personalization import FedPerUpdate
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
+from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_cached
 from interlearn.keyboard.recall import evaluate_recall
 from interlearn.keyboard.suggest import encode_prefix, suggest_words
 from interlearn.models.word_cifg import WordCIFG, word_cifg
@@ -95,12 +96,20 @@ class Config:
         test_users: users whose test text forms the global test sample (spread over all sizes).
         personalize_users: users personalized (those with enough validation and test words).
         min_personal_words: validation and test words a personalized user needs at least.
-        personalize_methods: from ``finetune``, ``interpolate``, ``ditto``.
+        personalize_methods: from ``finetune``, ``interpolate``, ``ditto`` and ``cache`` (the
+            user's own word statistics interpolated with the global model,
+            :mod:`interlearn.keyboard.cache`).
         personalize_steps: fine-tuning step counts tried per user.
-        personalize_lr: SGD learning rate of personalization.
+        personalize_optimizer: ``"adam"`` (the global model is trained with Adam on the clients,
+            so its parameters' gradient scales differ widely) or ``"sgd"``.
+        personalize_lr: learning rate of personalization.
         ditto_lams: Ditto ``lambda`` values tried.
+        cache_lams: interpolation weights of the personal cache tried.
+        select_by: what each user's validation split ranks candidates by: ``"loss"``
+            (cross-entropy, smooth) or ``"top1"`` (recall; ties on small splits).
         fedper_rounds: FedPer rounds among the personalized users, warm-started from the global
             model (0: no FedPer).
+        fedper_lr: FedPer's local SGD learning rate.
         ondevice_encodings: on-device variants measured (names of ``interlearn.ondevice.ENCODINGS``).
         ondevice_budget: byte budget of the on-device model as a fraction of the float32 global model.
         user: the user whose suggestions are shown (``None``: the first personalized user).
@@ -130,11 +139,15 @@ class Config:
     test_users: int = 100
     personalize_users: int = 5
     min_personal_words: int = 20
-    personalize_methods: tuple[str, ...] = METHODS
-    personalize_steps: tuple[int, ...] = (0, 5, 10, 20, 40)
-    personalize_lr: float = 0.5
+    personalize_methods: tuple[str, ...] = (*METHODS, "cache")
+    personalize_steps: tuple[int, ...] = (0, 10, 20, 40)
+    personalize_optimizer: Literal["sgd", "adam"] = "adam"
+    personalize_lr: float = 1e-3
     ditto_lams: tuple[float, ...] = (0.1, 1.0)
+    cache_lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    select_by: Literal["loss", "top1"] = "loss"
     fedper_rounds: int = 0
+    fedper_lr: float = 0.5
     ondevice_encodings: tuple[str, ...] = ONDEVICE_ENCODINGS
     ondevice_budget: float = 0.25
     user: str | None = None
@@ -154,12 +167,17 @@ class Config:
             raise ConfigError(f"keyboard_words.max_local_steps={self.max_local_steps}: use None (full epochs) or >= 1")
         if self.max_users is not None and self.max_users < self.clients_per_round:
             raise ConfigError(f"keyboard_words.max_users={self.max_users} is smaller than clients_per_round={self.clients_per_round}")
-        for name in ("client_lr", "server_lr", "personalize_lr"):
+        for name in ("client_lr", "server_lr", "personalize_lr", "fedper_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be > 0")
         if not 0 < self.ondevice_budget <= 1:
             raise ConfigError(f"keyboard_words.ondevice_budget={self.ondevice_budget}: a fraction in (0, 1] of the global model's bytes")
-        SelectConfig(methods=self.personalize_methods, steps=self.personalize_steps, lams=self.ditto_lams)  # validates the grids
+        bad = [m for m in self.personalize_methods if m not in (*METHODS, "cache")]
+        if bad or not self.personalize_methods:
+            raise ConfigError(f"keyboard_words.personalize_methods: {bad or 'empty'}; choose from {[*METHODS, 'cache']}")
+        if any(not 0 < v <= 1 for v in self.cache_lams) or not self.cache_lams:
+            raise ConfigError(f"keyboard_words.cache_lams={self.cache_lams}: interpolation weights in (0, 1]")
+        SelectConfig(steps=self.personalize_steps, lams=self.ditto_lams, optimizer=self.personalize_optimizer)  # validates the grids
         from interlearn.ondevice.frontier import ENCODINGS
 
         bad = [e for e in self.ondevice_encodings if e not in ENCODINGS]
@@ -242,17 +260,31 @@ def personalization_users(data: ShakespeareWords, n: int, min_words: int) -> lis
     return ok[::step][:n]
 
 
-def _score(model: torch.nn.Module, params: Params, data: TensorData) -> float:
-    return evaluate_recall(model, params, data)["top1_recall"]
+def _score(model: torch.nn.Module, personal: Any, data: TensorData) -> float:
+    return _evaluate(model, personal, data)["top1_recall"]
+
+
+def _minus_loss(model: torch.nn.Module, personal: Any, data: TensorData) -> float:
+    return -_evaluate(model, personal, data)["loss"]
+
+
+def _evaluate(model: torch.nn.Module, personal: Any, data: TensorData) -> dict[str, float]:
+    if isinstance(personal, CachedModel):
+        return evaluate_cached(model, personal, data)
+    return evaluate_recall(model, personal, data)
 
 
 def personalize_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Config, keep: tuple[str, ...] = ()
-                      ) -> tuple[SelectionReport, dict[str, dict[str, Params]]]:
-    """Validation-selected personalization of every user in ``users`` (top-1 recall decides)."""
-    sel = SelectConfig(methods=cfg.personalize_methods, steps=cfg.personalize_steps, lams=cfg.ditto_lams, lr=cfg.personalize_lr,
-                       batch_size=cfg.batch_size, seed=cfg.seed)
+                      ) -> tuple[SelectionReport, dict[str, dict[str, Any]]]:
+    """Validation-selected personalization of every user in ``users``: each method's setting is
+    chosen on the user's validation split (by ``cfg.select_by``); test top-1 recall reports."""
+    param_methods = tuple(m for m in cfg.personalize_methods if m in METHODS)
+    sel = SelectConfig(methods=param_methods or ("finetune",), steps=cfg.personalize_steps if param_methods else (0,),
+                       lams=cfg.ditto_lams, lr=cfg.personalize_lr, batch_size=cfg.batch_size, optimizer=cfg.personalize_optimizer, seed=cfg.seed)
+    extra = {"cache": cache_candidates(params, model.config.vocab_size, cfg.cache_lams)} if "cache" in cfg.personalize_methods else {}
     return personalize_validated(model, params, [(u.name, u.train, u.val, u.test) for u in users], _score, sel,
-                                 loss_fn=masked_cross_entropy, keep=keep)
+                                 loss_fn=masked_cross_entropy, keep=keep, select=_minus_loss if cfg.select_by == "loss" else None,
+                                 extra_methods=extra)
 
 
 def fedper_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Config, run_dir: Path, progress: bool = False
@@ -266,7 +298,7 @@ def fedper_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Co
     from interlearn.federated.personalization import personal_heads
 
     pop = population_of(users)
-    update = FedPerUpdate(epochs=1, batch_size=cfg.batch_size, lr=cfg.personalize_lr, head_patterns=HEAD, loss_fn=masked_cross_entropy)
+    update = FedPerUpdate(epochs=1, batch_size=cfg.batch_size, lr=cfg.fedper_lr, head_patterns=HEAD, loss_fn=masked_cross_entropy)
     sim = SimulationConfig(rounds=cfg.fedper_rounds, clients_per_round=min(cfg.clients_per_round, len(users)), eval_every=0,
                            client_eval=False, checkpoint_every=cfg.fedper_rounds, seed=cfg.seed + 7, progress=progress)
     res = simulate(model, pop, update, get_strategy("fedavg"), sim, engine="sequential", initial_params=params, run_dir=run_dir)
