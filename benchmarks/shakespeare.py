@@ -184,13 +184,15 @@ def main() -> None:
     plot_gains(report, out.parent / "shakespeare_personalization.png", title="Shakespeare characters (accuracy)")
     pers_s = time.perf_counter() - t
     pers = {m: report.summary(m) for m in report.methods()}
-    s_best = pers["best"]
+    shipped = report.validated_method()  # chosen on the users' validation splits, never on test text
+    s_best = pers[shipped]
 
     result = {
         "final_acc": fa["curve"][-1][1],
         "rounds": fa["rounds"],
         "personalized_acc": s_best["personal_median"],
         "users_improved_fraction": s_best["improved_fraction"],
+        "personalization_method": shipped,
         "ondevice_acc": ondevice_acc,
         "ondevice_bytes": chosen.bytes if chosen is not None else None,
         "ondevice_setting": {"model": chosen.model, "encoding": chosen.encoding} if chosen is not None else None,
