@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["transfer", "feature_cache", "distill", "multitask", "mtl_overhead", "fl_speed", "fl_scale", "fl_mnist", "fl_privacy",
-         "fl_robust", "fl_secagg", "fl_compress", "shakespeare", "femnist", "fl_engines", "fl_lora"]
+         "fl_robust", "fl_secagg", "fl_compress", "shakespeare", "keyboard_words", "femnist", "fl_engines", "fl_lora"]
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--client-optimizer", default="adam", choices=["sgd", "adam"])
     ap.add_argument("--client-lr", type=float, default=3e-3)
+    ap.add_argument("--client-lr-schedule", default="500:0.001", help="step decay: 'after_round:lr,...' ('' for none)")
     ap.add_argument("--vocab-size", type=int, default=5000)
     ap.add_argument("--embed-dim", type=int, default=96)
     ap.add_argument("--hidden", type=int, default=256)
@@ -94,7 +95,9 @@ def main() -> None:
     t0 = time.perf_counter()
     cfg = Config(data_dir=args.data_dir, source="complete", max_users=args.max_users, vocab_size=args.vocab_size, embed_dim=args.embed_dim,
                  hidden=args.hidden, rounds=args.rounds, clients_per_round=args.clients, local_epochs=1, max_local_steps=None,
-                 batch_size=args.batch_size, client_optimizer=args.client_optimizer, client_lr=args.client_lr, eval_every=args.eval_every,
+                 batch_size=args.batch_size, client_optimizer=args.client_optimizer, client_lr=args.client_lr,
+                 client_lr_schedule=tuple((int(a), float(b)) for a, b in (x.split(":") for x in args.client_lr_schedule.split(",") if x)),
+                 eval_every=args.eval_every,
                  test_users=args.test_users, personalize_users=args.personalize_users, min_personal_words=args.min_words,
                  personalize_methods=tuple(args.personalize_methods.split(",")),
                  personalize_steps=tuple(int(s) for s in args.personalize_steps.split(",")), personalize_optimizer=args.personalize_optimizer,
@@ -133,9 +136,10 @@ def main() -> None:
                                "participated_fraction": sum(fedper[u.user]["participated"] for u in report.users) / len(report.users),
                                "rounds": cfg.fedper_rounds,
                                "worse": [{"user": u.user, "gain": x} for u, x in zip(report.users, fp_gains) if x < 0]}
-    best = summaries["best"]
+    shipped = report.validated_method()  # chosen on the users' validation splits, never on test text
+    best = summaries[shipped]
     for m, s in summaries.items():
-        print(f"personalization {m:<12} median gain {100 * s['median_gain']:+.2f} pts  improved {s['improved_fraction']:.0%}  "
+        print(f"personalization {m:<12}{' (shipped)' if m == shipped else ''} median gain {100 * s['median_gain']:+.2f} pts  improved {s['improved_fraction']:.0%}  "
               f"worse {len(s['worse'])}", flush=True)
 
     t = time.perf_counter()
@@ -162,6 +166,7 @@ def main() -> None:
         "top3_recall": g["top3_recall"],
         "rounds": cfg.rounds,
         "personalized_top1_recall": best["personal_median"],
+        "personalization_method": shipped,
         "personalized_global_top1_recall": best["global_median"],
         "personalized_median_gain": best["median_gain"],
         "users_improved_fraction": best["improved_fraction"],
@@ -183,7 +188,8 @@ def main() -> None:
         "suggestions": suggestions,
         "model": {**model.config.to_dict(), "params": sum(p.numel() for p in params.values())},
         "training": {"clients_per_round": cfg.clients_per_round, "local_epochs": 1, "batch_size": cfg.batch_size,
-                     "client_optimizer": cfg.client_optimizer, "client_lr": cfg.client_lr, "strategy": "fedavg", "server_lr": 1.0,
+                     "client_optimizer": cfg.client_optimizer, "client_lr": cfg.client_lr, "client_lr_schedule": cfg.client_lr_schedule,
+                     "strategy": "fedavg", "server_lr": 1.0,
                      "median_round_seconds": statistics.median(h["round_seconds"] for h in history) if history else None},
         "test": {"users": cfg.test_users, "words": int(g["words"]), "chunks": len(test), "oov_rate_all_users": data.meta["test_oov_rate"]},
         "population": {"users": len(data.users), **{k: int(v) for k, v in data.meta.items() if k.endswith("_words")},

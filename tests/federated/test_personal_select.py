@@ -91,3 +91,13 @@ def test_a_separate_selection_criterion_ranks_candidates():
     u = report.users[0]
     assert all(u.chosen[m]["test"] == u.global_test for m in report.methods())
     assert u.chosen["finetune"]["setting"] == {"steps": 0}
+
+
+def test_the_validated_method_is_chosen_on_validation_only():
+    model, w = _global()
+    users = [("a", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3)), ("b", _user(2, 120, 4), _user(2, 60, 5), _user(2, 60, 6))]
+    report, _ = personalize_validated(model, w, users, _score, CFG)
+    m = report.validated_method()
+    means = {k: report.summary(k)["val_metric_mean"] for k in report.methods()}
+    assert m in report.methods() and means[m] == max(means.values())
+    assert report.to_dict()["validated_method"] == m

@@ -50,3 +50,10 @@ def test_load_recipe_kind_errors(tmp_path):
         load_recipe(p)
     with pytest.raises(ConfigError, match="recipe file not found"):
         load_recipe(tmp_path / "none.yaml")
+
+
+def test_every_shipped_recipe_validates():
+    from interlearn.recipes import KINDS, example_recipes, load_recipe
+
+    kinds = {load_recipe(p)[0] for p in example_recipes()}
+    assert kinds == set(KINDS)

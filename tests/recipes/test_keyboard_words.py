@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from interlearn.errors import CheckpointError, ConfigError
 from interlearn.recipes.keyboard_words import Config, run
@@ -34,6 +35,27 @@ def test_runs_end_to_end_and_reloads(tiny_shakespeare_dir):
     assert again["global"]["top1_recall"] == g["top1_recall"]
     with pytest.raises(CheckpointError, match="model size"):
         run(_cfg(tmp_path, checkpoint=str(out / "global"), hidden=16), tmp_path / "again", progress=False)
+
+
+def test_training_resumes_with_a_step_decay(tiny_shakespeare_dir):
+    from interlearn.data.shakespeare_words import load_shakespeare_words
+    from interlearn.models.word_cifg import word_cifg
+    from interlearn.recipes.keyboard_words import test_set, train_global
+
+    cfg = _cfg(tiny_shakespeare_dir, rounds=3, client_lr_schedule=((1, 1e-4),))
+    data = load_shakespeare_words(tiny_shakespeare_dir, source="tiny", vocab_size=40, seq_len=6, max_users=3)
+    test = test_set(data.users, 3)
+    torch.manual_seed(0)
+    one, curve = train_global(word_cifg(len(data.vocab), 16, 64), data, cfg, None, test, progress=False)
+    torch.manual_seed(0)
+    run_dir = tiny_shakespeare_dir / "fed"
+    train_global(word_cifg(len(data.vocab), 16, 64), data, _cfg(tiny_shakespeare_dir, rounds=2, client_lr_schedule=((1, 1e-4),)), run_dir, test,
+                 progress=False)
+    torch.manual_seed(1)  # a different initial model: continuing must not use it
+    two, curve2 = train_global(word_cifg(len(data.vocab), 16, 64), data, cfg, run_dir, test, progress=False)
+    assert all(torch.equal(one[k], two[k]) for k in one) and curve == curve2 and [r for r, _ in curve] == [1, 2, 3]
+    with pytest.raises(ConfigError, match="client_lr_schedule"):
+        Config(rounds=3, client_lr_schedule=((5, 1e-3),))
 
 
 def test_config_is_validated():

@@ -20,6 +20,10 @@ Methods (each a grid of candidates, scored on validation):
 * ``ditto`` — Ditto's personal objective (Li et al. 2021, :mod:`interlearn.federated.ditto`),
   ``lambda`` and the number of steps chosen.
 * ``best`` — the best candidate of all methods on the user's validation split.
+
+:meth:`SelectionReport.validated_method` names the method whose choices score best on all
+users' validation splits together (many more words than one user's split): the method to ship,
+chosen without test text.
 """
 
 from __future__ import annotations
@@ -130,10 +134,20 @@ class SelectionReport:
             "unchanged_fraction": sum(x == 0 for x in g) / len(g),
             "worse": [{"user": u.user, "gain": x, "setting": u.chosen[method]["setting"], "n_test": u.n_test}
                       for u, x in zip(self.users, g) if x < 0],
+            "val_metric_mean": statistics.fmean(u.chosen[method].get("val_metric", u.chosen[method]["val"]) for u in self.users),
         }
+
+    def validated_method(self) -> str | None:
+        """The method whose per-user choices score best on the users' *validation* splits
+        (mean over users of the reported metric): a population-level choice that never looks
+        at test text. ``None`` without users."""
+        if not self.users:
+            return None
+        return max(self.methods(), key=lambda m: statistics.fmean(u.chosen[m].get("val_metric", u.chosen[m]["val"]) for u in self.users))
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "validated_method": self.validated_method(),
             "summary": {m: self.summary(m) for m in self.methods()},
             "users": [{"user": u.user, "global_val": u.global_val, "global_test": u.global_test, "n_val": u.n_val, "n_test": u.n_test,
                        "chosen": u.chosen} for u in self.users],
@@ -230,16 +244,23 @@ def personalize_validated(
                 tested[id(p)] = score(model, p, test)
             return tested[id(p)]
 
+        valued: dict[int, float] = {id(global_params): g_val if select is None else score(model, global_params, val)}
+
+        def val_metric(p: Any) -> float:  # the reported metric on validation (ranks methods over users)
+            if id(p) not in valued:
+                valued[id(p)] = score(model, p, val)
+            return valued[id(p)]
+
         chosen: dict[str, dict[str, Any]] = {}
-        params_of: dict[str, Params] = {}
-        pool: list[tuple[str, dict[str, Any], Params, float]] = []
+        params_of: dict[str, Any] = {}
+        pool: list[tuple[str, dict[str, Any], Any, float]] = []
         for method, options in cands.items():
             setting, p, v = max(options, key=lambda o: o[2])  # max keeps the first of equal scores
-            chosen[method] = {"setting": setting, "val": v, "test": test_score(p)}
+            chosen[method] = {"setting": setting, "val": v, "val_metric": val_metric(p), "test": test_score(p)}
             params_of[method] = p
             pool += [(method, st, q, w) for st, q, w in options]
         m, setting, p, v = max(pool, key=lambda o: o[3])
-        chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "test": test_score(p)}
+        chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "val_metric": val_metric(p), "test": test_score(p)}
         params_of["best"] = p
         results.append(UserChoice(name, g_val, g_test, chosen, _count(val), _count(test)))
         if name in keep:

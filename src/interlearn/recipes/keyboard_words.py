@@ -92,6 +92,9 @@ class Config:
         batch_size: local batch size (chunks).
         client_optimizer: ``"sgd"`` or ``"adam"`` (a fresh optimizer every round).
         client_lr: local learning rate.
+        client_lr_schedule: step decay, ``((after_round, lr), ...)``: from round ``after_round + 1``
+            on, clients use ``lr`` (empty: ``client_lr`` throughout). Local Adam restarts every
+            round, so late in training a smaller step keeps clients from drifting apart.
         eval_every: test recall every N rounds for the accuracy-vs-rounds curve (0: only at the end).
         test_users: users whose test text forms the global test sample (spread over all sizes).
         personalize_users: users personalized (those with enough validation and test words).
@@ -135,6 +138,7 @@ class Config:
     batch_size: int = 10
     client_optimizer: Literal["sgd", "adam"] = "adam"
     client_lr: float = 3e-3
+    client_lr_schedule: tuple[tuple[int, float], ...] = ()
     eval_every: int = 0
     test_users: int = 100
     personalize_users: int = 5
@@ -170,6 +174,10 @@ class Config:
         for name in ("client_lr", "server_lr", "personalize_lr", "fedper_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be > 0")
+        rounds_at = [int(r) for r, _ in self.client_lr_schedule]
+        if rounds_at != sorted(set(rounds_at)) or any(r < 1 or r >= self.rounds for r in rounds_at) or any(not lr > 0 for _, lr in self.client_lr_schedule):
+            raise ConfigError(f"keyboard_words.client_lr_schedule={self.client_lr_schedule}: increasing rounds in [1, rounds) with "
+                              "positive learning rates, e.g. ((500, 0.001),)")
         if not 0 < self.ondevice_budget <= 1:
             raise ConfigError(f"keyboard_words.ondevice_budget={self.ondevice_budget}: a fraction in (0, 1] of the global model's bytes")
         bad = [m for m in self.personalize_methods if m not in (*METHODS, "cache")]
@@ -218,16 +226,28 @@ def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: 
     Raises:
         CheckpointError: the run folder's checkpoint is past ``cfg.rounds``.
     """
+    import tempfile
+
+    if run_dir is None:  # segments continue through a checkpoint, so they need a folder
+        with tempfile.TemporaryDirectory(prefix="interlearn-keyboard-") as tmp:
+            return train_global(model, data, cfg, Path(tmp), test, progress)
     from interlearn.checkpoint import has_checkpoint
 
-    update = LocalSGD(epochs=cfg.local_epochs, steps=cfg.max_local_steps, batch_size=cfg.batch_size, lr=cfg.client_lr,
-                      optimizer=cfg.client_optimizer, loss=masked_cross_entropy)
+    def update_for(last_round: int) -> LocalSGD:
+        lr = cfg.client_lr
+        for after, new_lr in cfg.client_lr_schedule:
+            if last_round > after:
+                lr = new_lr
+        return LocalSGD(epochs=cfg.local_epochs, steps=cfg.max_local_steps, batch_size=cfg.batch_size, lr=lr,
+                        optimizer=cfg.client_optimizer, loss=masked_cross_entropy)
+
     strategy = get_strategy(cfg.strategy, lr=cfg.server_lr)
     pop = population_of(data.users)
     every = cfg.eval_every if (cfg.eval_every and test is not None) else cfg.rounds
-    marks = list(range(every, cfg.rounds, every)) + [cfg.rounds]
+    evals = list(range(every, cfg.rounds, every)) + [cfg.rounds]
+    marks = sorted(set(evals) | {int(r) for r, _ in cfg.client_lr_schedule})  # segments end at evaluations and lr changes
     done, stored = 0, {}
-    if run_dir is not None and has_checkpoint(Path(run_dir) / "checkpoint"):
+    if has_checkpoint(Path(run_dir) / "checkpoint"):
         done = int(load_checkpoint(Path(run_dir) / "checkpoint")[1].get("round", 0))
         if done > cfg.rounds:
             raise CheckpointError(f"{run_dir} holds a checkpoint after round {done}, past rounds={cfg.rounds}; ask for >= {done} rounds "
@@ -236,17 +256,17 @@ def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: 
             stored = {int(r): float(v) for r, v in json.loads((Path(run_dir) / "curve.json").read_text())}
     curve: list[tuple[int, float]] = [(r, v) for r, v in sorted(stored.items()) if r <= done]
     params = model_params(model)
+    start = done
     for r in [m for m in marks if m > done] or [cfg.rounds]:
         sim = SimulationConfig(rounds=r, clients_per_round=cfg.clients_per_round, eval_every=0, client_eval=False,
-                               checkpoint_every=every if run_dir is not None else 0, seed=cfg.seed, progress=progress)
-        res = simulate(model, pop, update, strategy, sim, engine=cfg.engine, run_dir=run_dir, resume=run_dir is not None)
-        params = res.params
-        if test is not None and (cfg.eval_every or r == cfg.rounds) and r not in dict(curve):
+                               checkpoint_every=r - start, seed=cfg.seed, progress=progress)
+        res = simulate(model, pop, update_for(r), strategy, sim, engine=cfg.engine, run_dir=run_dir, resume=True)
+        params, start = res.params, r
+        if test is not None and r in evals and (cfg.eval_every or r == cfg.rounds) and r not in dict(curve):
             curve.append((r, evaluate_recall(model, params, test)["top1_recall"]))
             if progress:
                 print(f"[keyboard] round {r}: test top-1 recall {curve[-1][1]:.4f}", flush=True)
-            if run_dir is not None:
-                (Path(run_dir) / "curve.json").write_text(json.dumps(curve))
+            (Path(run_dir) / "curve.json").write_text(json.dumps(curve))
     return params, curve
 
 
@@ -377,9 +397,10 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
         if cfg.fedper_rounds:
             fp = fedper_users(model, gparams, people, cfg, run_dir / "fedper", progress=False)
             extra["fedper"] = [fp[u.user]["test"] - u.global_test for u in report.users]
-        s = report.summary("best")
+        shipped = report.validated_method() or "best"
+        s = report.summary(shipped)
         rows["personalized"] = {"top1_recall": s["personal_median"], "global_median": s["global_median"], "median_gain": s["median_gain"],
-                                "improved_fraction": s["improved_fraction"], "users": s["users"], "method": "best on validation"}
+                                "improved_fraction": s["improved_fraction"], "users": s["users"], "method": shipped}
         payload = report.to_dict()
         if extra:
             gains = extra["fedper"]
@@ -397,8 +418,9 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
                         "global_bytes": ref.bytes, "latency_ms": lat["median_ms"]}
 
     lines = [f"user {shown.name}: typed {cfg.prefix!r}", "  global model        : " + _fmt(suggest_words(model, data.vocab, cfg.prefix, params=gparams))]
-    if "best" in personal:
-        lines.append("  after personalizing : " + _fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal["best"])))
+    if personal and "personalized" in rows:
+        method = rows["personalized"]["method"]
+        lines.append(f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})")
     if best_params is not None and best is not None:
         lines.append(f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
                      f"({best.bytes / 1024:.0f} KiB stored vs {ref.bytes / 1024:.0f} KiB float32)")
