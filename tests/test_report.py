@@ -65,3 +65,11 @@ def test_run_folders_without_sections_get_them_from_rows(tmp_path):
 def test_render_needs_a_run_folder(tmp_path):
     with pytest.raises(DataError, match="not a run folder"):
         render(tmp_path)
+
+
+def test_keyboard_run_folders_compare_like_with_like(tmp_path):
+    rows = {"global": {"top1_recall": 0.08}, "personalized": {"top1_recall": 0.09, "global_median": 0.085},
+            "ondevice": {"top1_recall": 0.05, "bytes": 100}}
+    pers, dev = sections_from_rows(rows, "keyboard_words", tmp_path)
+    assert pers.baseline_value == 0.085 and pers.verdict == "personalization does not help here: no clear difference"
+    assert dev.baseline_value == 0.08 and "loses 3.0 points at 100 bytes" in dev.verdict

@@ -278,6 +278,8 @@ def sections_from_rows(rows: Mapping[str, Mapping[str, Any]], kind: str | None, 
         row = {"variant": n}
         row.update({k: v for k, v in r.items() if isinstance(v, (int, float, str, bool)) and v is not None})
         table.append(dict(list(row.items())[:MAX_COLUMNS]))
+    if spec and kind in ("keyboard", "keyboard_words") and base_name:
+        return [_keyboard_section(spec[0], n, rows, base_name, metric, plot, table) for n in spec[3] if n in rows]
     diff = None if bval is None or rval is None else rval - bval
     return [Section(
         paradigm=spec[0] if spec else f"Run {d.name if d else ''}".strip(),
@@ -291,6 +293,29 @@ def sections_from_rows(rows: Mapping[str, Mapping[str, Any]], kind: str | None, 
         plot=plot,
         table=table,
     )]
+
+
+def _keyboard_section(title: str, name: str, rows: Mapping[str, Mapping[str, Any]], base: str, metric: str, plot: str | None,
+                      table: list[dict[str, Any]]) -> Section:
+    """Keyboard runs: personalization is compared with the same users' global median, the
+    on-device model with the global model on the same test text."""
+    row = rows[name]
+    personal = "global_median" in row
+    bval = _metric_of(row, "global_median") if personal else _metric_of(rows[base], metric)
+    rval = _metric_of(row, metric)
+    diff = None if bval is None or rval is None else rval - bval
+    question = ("Does each user's personalized model beat the global model on their own test text (median over users)?" if personal
+                else "How much accuracy does the smaller on-device model keep?")
+    if personal:
+        say = verdict(diff, 0.01, what="personalization")
+    elif diff is None:
+        say = verdict(None)
+    else:
+        size = f" at {row['bytes']:,} bytes" if isinstance(row.get("bytes"), int) else ""
+        say = f"the on-device model keeps the global model's {metric} within 2 points{size}" if diff >= -0.02 else \
+            f"the on-device model loses {100 * -diff:.1f} points{size}: more than the 2 a keyboard can spare"
+    return Section(paradigm=f"{title}: {name}", question=question, baseline=f"{base} (same users)" if personal else base, baseline_value=bval,
+                   result=name, result_value=rval, metric=metric, verdict=say, plot=plot if personal else None, table=table)
 
 
 def write_summary(run_dir: str | Path, rows: Mapping[str, Mapping[str, Any]], title: str = "interlearn run",
