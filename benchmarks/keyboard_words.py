@@ -21,7 +21,9 @@ What is measured:
   bytes, and the latency of one suggestion (1 thread).
 
 The federated run is checkpointed in ``--run-dir``; running the same command again continues
-it (bit-exact), so a long run can be done in pieces.
+it (bit-exact), so a long run can be done in pieces. The final global model is saved to
+``<run-dir>/global`` in the format ``examples/keyboard.py --checkpoint`` and ``kind:
+keyboard_words`` recipes load.
 
 Usage:
     python benchmarks/keyboard_words.py --data-dir ../shared/data --json benchmarks/results/keyboard_words.json
@@ -41,6 +43,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
+from interlearn.checkpoint import save_checkpoint  # noqa: E402
 from interlearn.data.shakespeare_words import PAD, load_shakespeare_words  # noqa: E402
 from interlearn.federated.params import load_params  # noqa: E402
 from interlearn.federated.personal_select import plot_gains  # noqa: E402
@@ -115,6 +118,7 @@ def main() -> None:
     train_s = time.perf_counter() - t
     metrics_file = Path(args.run_dir) / "federated" / "metrics.jsonl"
     history = [json.loads(s) for s in metrics_file.read_text().splitlines() if s.strip()] if metrics_file.exists() else []
+    save_checkpoint(Path(args.run_dir) / "global", params, {"vocab": list(data.vocab.words), "model": model.config.to_dict(), "rounds": cfg.rounds})
     g = evaluate_recall(model, params, test)
     print(f"global after {cfg.rounds} rounds: top-1 {g['top1_recall']:.4f}  top-3 {g['top3_recall']:.4f} ({g['words']:.0f} words)", flush=True)
 
@@ -179,7 +183,11 @@ def main() -> None:
         "ondevice_within_2_points": bool(chosen and ref.accuracy - chosen.accuracy <= 0.02),
         "latency_ms_per_suggestion": lat,
         "acc_vs_rounds": curve,
-        "personalization": {"summary": summaries, "users": report.to_dict()["users"],
+        "mean_train_loss_per_50_rounds": [[min(i + 50, len(history)), statistics.fmean(h["train_loss"] for h in history[i : i + 50])]
+                                          for i in range(0, len(history), 50)],
+        "personalization": {"summary": summaries, "users": report.to_dict()["users"], "validated_method": shipped,
+                            "words": [{"user": u.name, "train": int((u.train.y != PAD).sum()), "val": int((u.val.y != PAD).sum()),
+                                       "test": int((u.test.y != PAD).sum())} for u in people],
                             "config": {"methods": list(cfg.personalize_methods), "steps": list(cfg.personalize_steps),
                                        "optimizer": cfg.personalize_optimizer, "lr": cfg.personalize_lr, "ditto_lams": list(cfg.ditto_lams),
                                        "cache_lams": list(cfg.cache_lams), "select_by": cfg.select_by, "min_words": cfg.min_personal_words,
