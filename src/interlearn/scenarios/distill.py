@@ -72,8 +72,8 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     why = ""
     if dist - alone < THRESHOLD:
         why = (f"The students are limited by capacity, not by what the labels tell them: 1,257 labelled images already pin down "
-               f"what a 4-16 unit network can represent, and the teacher's soft targets (T = {TEMPERATURE:g}) are a harder function "
-               f"to fit than the labels. The gap to the teacher is {100 * gap:.1f} points on average. Distillation pays when the "
+               f"what a 4-16 unit network can represent, and the teacher's soft targets (T = {TEMPERATURE:g}) are harder to fit "
+               f"than the labels. The gap to the teacher is {100 * gap:.1f} points on average. Distillation pays when the "
                "student has spare capacity but too little or too noisy labelled data (Hinton et al. 2015 train on 3% of the data), "
                "or when the teacher knows more than the labels (augmentation, ensembles; MNIST in BENCHMARKS.md).")
     section = Section(

@@ -76,16 +76,16 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
                 for t in DIGITS_TASKS.columns}
     gains = ", ".join(f"{t} {100 * g:+.1f}" for t, g in per_task.items())
     why = f"Mean gain per task (points): {gains}."
-    if mt - ind < THRESHOLD:
-        won = [t for t, g in per_task.items() if g >= THRESHOLD]
-        lost = [t for t, g in per_task.items() if g <= -THRESHOLD]
-        if won:
-            why += f" {', '.join(won)} borrows features learned from the other tasks' images"
-            why += f"; {', '.join(lost)} competes for the shared trunk under an equally weighted loss and loses" if lost else ""
-            why += (", so the mean hides a split. Loss weighting or gradient combination (uncertainty, PCGrad; BENCHMARKS.md, "
-                    "multitask) is the tool for such conflicts.")
-        else:
-            why += " No task gains: with these labels the other tasks' images do not teach the shared trunk anything a task cannot learn alone."
+    won = [t for t, g in per_task.items() if g >= THRESHOLD]
+    lost = [t for t, g in per_task.items() if g <= -THRESHOLD]
+    if won:
+        why += f" {' and '.join(won)} borrow{'s' if len(won) == 1 else ''} features learned from the other tasks' images."
+    if lost:
+        one = len(lost) == 1
+        why += (f" {' and '.join(lost)} compete{'s' if one else ''} for the shared trunk under an equally weighted loss and lose{'s' if one else ''}: loss weighting or "
+                "gradient combination (uncertainty, PCGrad; BENCHMARKS.md, multitask) is the tool for such conflicts.")
+    if not won and mt - ind < THRESHOLD:
+        why += " No task gains: with these labels the other tasks' images do not teach the shared trunk anything a task cannot learn alone."
     section = Section(
         paradigm="Multi-task learning",
         question="When each of three related tasks (digit, parity, >= 5) has only 20-200 labelled images, does one shared model beat one "
