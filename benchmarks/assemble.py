@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import tables  # noqa: E402
 
 ORDER = ["transfer", "feature_cache", "distill", "multitask", "mtl_overhead", "fl_matrix", "fl_scale", "fl_mnist", "fl_privacy",
-         "fl_robust", "fl_fairness", "fl_secagg", "fl_compress", "shakespeare", "femnist", "fl_engines", "fl_lora", "fit_parallel"]
+         "fl_robust", "fl_fairness", "fl_secagg", "fl_compress", "shakespeare", "keyboard_words", "femnist", "fl_engines", "fl_lora", "fit_parallel"]
 RESULTS = HERE / "results"
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]+):([^}:]+)(?::([^}]*))?\}\}")
 TABLE = re.compile(r"^<!-- table:([A-Za-z0-9_]+) -->$", re.M)

@@ -17,8 +17,16 @@ What is measured (on this machine's CPU, with interlearn's default engine ``auto
   sample of users' held-out chunks (every predicted position), and at the end on every user's
   held-out text. Wall time per invocation is logged in ``<run-dir>/sessions.json``.
 * Optionally FedAdam (``--fedadam-rounds``; Reddi et al.: server lr 10^-2, client lr 1).
-* The on-device model: a 2 x 128 LSTM distilled federatedly from the FedAvg model, int8.
-* Personalization: users fine-tune the FedAvg model on their own training text.
+* The on-device model: the most accurate variant within ``--ondevice-budget`` (a quarter) of the
+  float32 global model's bytes among the global model's int8/int4 weight-only, low-rank and
+  pruned encodings and the same encodings of a 2 x 128 LSTM distilled federatedly from it
+  (every client distils on its own text); the accuracy-vs-bytes frontier plot, and the latency
+  of one suggestion (``interlearn.recipes.keyboard_eval``).
+* Personalization: each of ``--personalize-users`` users (spread over sizes) holds out their
+  latest 20% of training chunks as validation and chooses on it the fine-tuning steps, an
+  interpolation weight and Ditto's lambda (``interlearn.recipes.keyboard_eval``); global vs
+  personalized accuracy on their own test text, median gain, the fraction of users improved,
+  the users who got worse, and a distribution plot.
 
 Usage:
     python benchmarks/shakespeare.py --data-dir ../shared/data --json benchmarks/results/shakespeare.json
@@ -43,9 +51,11 @@ from interlearn.checkpoint import save_checkpoint  # noqa: E402
 from interlearn.data.shakespeare import load_shakespeare  # noqa: E402
 from interlearn.federated.evaluate import evaluate_params  # noqa: E402
 from interlearn.federated.params import load_params, model_params  # noqa: E402
-from interlearn.federated.personalization import plot_personalization  # noqa: E402
+from interlearn.federated.personal_select import SelectConfig, plot_gains  # noqa: E402
 from interlearn.models.char_lstm import char_lstm, model_bytes  # noqa: E402
-from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, personalize_users, train_global  # noqa: E402
+from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, train_global  # noqa: E402
+from interlearn.ondevice import latency_ms  # noqa: E402
+from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars  # noqa: E402
 
 
 def all_test_chunks(users) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
@@ -80,8 +90,10 @@ def main() -> None:
     ap.add_argument("--test-chunks", type=int, default=20, help="test chunks (80 chars) per sampled user")
     ap.add_argument("--distill-rounds", type=int, default=5)
     ap.add_argument("--ondevice-hidden", type=int, default=128)
+    ap.add_argument("--ondevice-budget", type=float, default=0.25, help="on-device bytes budget as a fraction of the float32 global model")
     ap.add_argument("--personalize-users", type=int, default=30)
-    ap.add_argument("--personalize-steps", type=int, default=10)
+    ap.add_argument("--personalize-steps", default="0,5,10,20,40",
+                    help="fine-tuning step counts each user tries (chosen on their validation split; 0 = keep the global model)")
     ap.add_argument("--personalize-lr", type=float, default=0.5)
     ap.add_argument("--max-users", type=int, default=None, help="keep the users with the most text (default: all)")
     ap.add_argument("--checkpoint-out", default="runs/keyboard-shakespeare/global")
@@ -101,7 +113,8 @@ def main() -> None:
     base = dict(data_dir=args.data_dir, source="complete", max_users=args.max_users, clients_per_round=args.clients,
                 local_epochs=1, max_local_steps=None, batch_size=args.batch_size, client_lr=args.client_lr, hidden=256,
                 ondevice_hidden=args.ondevice_hidden, distill_rounds=args.distill_rounds, personalize_users=args.personalize_users,
-                personalize_steps=args.personalize_steps, personalize_lr=args.personalize_lr, engine=args.engine, seed=args.seed)
+                personalize_steps=max(int(v) for v in str(args.personalize_steps).split(",")), personalize_lr=args.personalize_lr,
+                engine=args.engine, seed=args.seed)
 
     runs = {}
     for name, rounds, lr in (("fedavg", args.rounds, 1.0), ("fedadam", args.fedadam_rounds, args.fedadam_lr)):
@@ -141,19 +154,27 @@ def main() -> None:
     global_int8 = int8_copy(model)  # the global model itself with int8 weights (no distillation)
     global_int8_acc = evaluate_params(global_int8, model_params(global_int8), *test)["accuracy"]
     t = time.perf_counter()
-    student = int8_copy(distill_ondevice(model, data, cfg, progress=True)) if args.distill_rounds else None
+    student = distill_ondevice(model, data, cfg, progress=True) if args.distill_rounds else None  # float32; encoded below
     distill_s = time.perf_counter() - t
-    ondevice_acc = evaluate_params(student, model_params(student), *test)["accuracy"] if student is not None else None
+    candidates = {"global": (model, gparams)} | ({"distilled": (student, model_params(student))} if student is not None else {})
+    variants, reference, chosen = ondevice_chars(candidates, test, budget_fraction=args.ondevice_budget, plot=out.parent / "shakespeare_frontier.png")
+    ondevice_acc = chosen.accuracy if chosen is not None else None
+    chosen_model = candidates[chosen.model][0] if chosen is not None else model
+    latency = latency_ms(lambda: chosen_model.next_char_probs(test[0][:1]), repeats=50)  # one suggestion after an 80-character prefix
+    for v in variants:
+        print(f"on-device {v.name:<26} {v.bytes:>10,} bytes  acc {v.accuracy:.4f}", flush=True)
 
     t = time.perf_counter()
-    people = sorted(data.users, key=lambda u: -len(u.train))[:: max(len(data.users) // max(args.personalize_users, 1), 1)][: args.personalize_users]
-    pers = {}
-    for scope in ("all", "head"):
-        report, _ = personalize_users(model, gparams, people, cfg, scope=scope, max_eval=args.test_chunks * 4)
-        pers[scope] = report
-        plot_personalization(report, out.parent / f"shakespeare_personalization_{scope}.png", title=f"Shakespeare ({scope})")
+    eligible = [u for u in sorted(data.users, key=lambda u: -len(u.train)) if len(u.train) >= 2]  # room for a validation chunk
+    people = eligible[:: max(len(eligible) // max(args.personalize_users, 1), 1)][: args.personalize_users]
+    select = SelectConfig(steps=tuple(int(v) for v in str(args.personalize_steps).split(",")), lr=args.personalize_lr,
+                          batch_size=args.batch_size, seed=args.seed)
+    report = personalize_chars(model, gparams, people, select, max_eval=args.test_chunks * 4)
+    plot_gains(report, out.parent / "shakespeare_personalization.png", title="Shakespeare characters (accuracy)")
     pers_s = time.perf_counter() - t
-    s_all, s_head = pers["all"].summary(), pers["head"].summary()
+    pers = {m: report.summary(m) for m in report.methods()}
+    shipped = report.validated_method()  # chosen on the users' validation splits, never on test text
+    s_best = pers[shipped]
 
     result = {
         "final_acc": final_acc,
@@ -164,9 +185,16 @@ def main() -> None:
         "fedavg_engine": fa["engine"],
         "hyperparameters": {"clients_per_round": args.clients, "local_epochs": 1, "batch_size": args.batch_size,
                             "client_lr": args.client_lr, "server_lr": 1.0, "strategy": "fedavg"},
-        "personalized_acc": s_all["personal_median"],
+        "personalized_acc": s_best["personal_median"],
+        "users_improved_fraction": s_best["improved_fraction"],
+        "personalization_method": shipped,
         "ondevice_acc": ondevice_acc,
-        "ondevice_bytes": model_bytes(student, int8=True) if student is not None else None,
+        "ondevice_bytes": chosen.bytes if chosen is not None else None,
+        "ondevice_setting": {"model": chosen.model, "encoding": chosen.encoding} if chosen is not None else None,
+        "ondevice_budget_bytes": int(reference.bytes * args.ondevice_budget),
+        "ondevice_within_2_points": bool(chosen is not None and reference.accuracy - chosen.accuracy <= 0.02),
+        "ondevice_latency_ms_per_suggestion": latency,
+        "ondevice_variants": [v.__dict__ for v in variants],
         "acc_vs_rounds": {k: v["curve"] for k, v in runs.items()},
         "fedadam_final_acc": runs["fedadam"]["curve"][-1][1] if "fedadam" in runs else None,
         "fedadam_rounds": runs["fedadam"]["rounds"] if "fedadam" in runs else 0,
@@ -174,17 +202,19 @@ def main() -> None:
         "engine": args.engine,
         "global_params": sum(v.numel() for v in gparams.values()),
         "global_bytes": model_bytes(model),
-        "ondevice_params": sum(p.numel() for p in student.parameters()) if student is not None else None,
-        "ondevice_float32_bytes": model_bytes(student) if student is not None else None,
+        "ondevice_params": sum(p.numel() for p in chosen_model.parameters()) if chosen is not None else None,
+        "distilled_params": sum(p.numel() for p in student.parameters()) if student is not None else None,
+        "distilled_float32_bytes": model_bytes(student) if student is not None else None,
         "global_int8_acc": global_int8_acc,
         "global_int8_bytes": model_bytes(model, int8=True),
         "distill_rounds": args.distill_rounds,
         "personalization": {
-            "users": len(people), "steps": args.personalize_steps, "lr": args.personalize_lr,
-            "all": s_all, "head": s_head,
+            "users": len(people), "steps": list(select.steps), "lr": args.personalize_lr, "lams": list(select.lams),
+            "alphas": list(select.alphas), "selection": "each user's latest 20% of training chunks", "summary": pers,
+            "per_user": report.to_dict()["users"],
         },
-        "personalized_global_median": s_all["global_median"],
-        "personalized_head_acc": s_head["personal_median"],
+        "personalized_global_median": s_best["global_median"],
+        "personalized_median_gain": s_best["median_gain"],
         "test": {"curve_sample": {"users": args.test_users, "chunks_per_user": args.test_chunks, "characters": int(test[1].numel())},
                  "final": {"users": len(data.users), "chunks": int(len(full_test[1])), "characters": int(full_test[1].numel())}},
         "population": {"users": len(data.users), "train_chunks": sum(sizes)},
@@ -199,10 +229,13 @@ def main() -> None:
     for k, v in runs.items():
         print(f"{k + ' (2x256 LSTM)':<28}{v['rounds']:>8}{v['curve'][-1][1]:>10.4f}{result['global_params']:>10}{result['global_bytes']:>12}")
     print(f"{'global, int8 weights':<28}{result['rounds']:>8}{global_int8_acc:>10.4f}{result['global_params']:>10}{result['global_int8_bytes']:>12}")
-    if student is not None:
-        print(f"{'on-device int8 (2x128)':<28}{args.distill_rounds:>8}{ondevice_acc:>10.4f}{result['ondevice_params']:>10}{result['ondevice_bytes']:>12}")
-    print(f"personalization ({len(people)} users, {args.personalize_steps} steps): median global {s_all['global_median']:.4f} -> "
-          f"all layers {s_all['personal_median']:.4f}, last layer {s_head['personal_median']:.4f}")
+    if chosen is not None:
+        print(f"{'on-device ' + chosen.name:<28}{'':>8}{ondevice_acc:>10.4f}{result['ondevice_params']:>10}{result['ondevice_bytes']:>12}"
+              f"  (most accurate within {args.ondevice_budget:g} x float32; {latency['median_ms']:.1f} ms per suggestion)")
+    for m, v in pers.items():
+        print(f"personalization {m:<12} ({len(people)} users, chosen on validation): median global {v['global_median']:.4f} -> "
+              f"{v['personal_median']:.4f} (median gain {100 * v['median_gain']:+.2f} pts, {v['improved_fraction']:.0%} improved, "
+              f"{len(v['worse'])} worse)")
     print(f"accuracy vs rounds (fedavg): {fa['curve']}")
     print("published: FedAvg 56.9% after 1200 rounds (Reddi et al. 2021); target 54% (McMahan et al. 2017)")
     print(f"wrote {out}  ({result['seconds']['total']:.0f}s)")

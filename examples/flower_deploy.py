@@ -15,6 +15,7 @@ MNIST); copy that module to start your own. On real machines you would instead r
 
 Usage:
     python examples/flower_deploy.py --data-dir ../shared/data [--rounds 2] [--clients 3] [--protect secagg]
+        [--examples-per-client 500] [--test-examples 2000]
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA", "../shared/data"))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--clients", type=int, default=3)
+    ap.add_argument("--examples-per-client", type=int, default=demo.DEFAULTS["examples-per-client"])
+    ap.add_argument("--test-examples", type=int, default=demo.DEFAULTS["test-examples"])
     ap.add_argument("--run-dir", default="runs/flower-deploy")
     ap.add_argument("--protect", default="none", choices=demo.PROTECTIONS,
                     help="update steps: local-dp (clip + noise on the nodes) or secagg (secure aggregation over Flower messages)")
@@ -53,6 +56,7 @@ def main() -> None:
 
     run_config = {**demo.DEFAULTS, "data-dir": str(Path(args.data_dir).resolve()), "num-rounds": args.rounds,
                   "num-clients": args.clients, "clients-per-round": args.clients,
+                  "examples-per-client": args.examples_per_client, "test-examples": args.test_examples,
                   "run-dir": str(Path(args.run_dir).resolve()), "protect": args.protect}
     with tempfile.TemporaryDirectory(prefix="interlearn-flower-") as tmp:
         app = write_flower_app(Path(tmp) / "app", APP_MODULE, demo.DEFAULTS, name="interlearndemo")

@@ -1,101 +1,139 @@
-"""``interlearn tour``: every paradigm on the embedded digits, one comparison table.
+"""``interlearn tour``: what each paradigm is for, tested on the embedded digits, one report.
 
-The digits are split the way each paradigm needs them:
-- transfer and fine-tuning (scratch / transfer / fine-tune / LoRA): a base model learns digits
-  0-4 from all their training images (the abundant related task); the task of interest is
-  digits 5-9 with only a few labelled images per class; variants share one architecture.
-- distillation: a wide teacher on all ten digits -> a small student.
-- multi-task: digit, parity and ">= 5" predicted by one shared trunk vs three models.
-- federated: the digits split non-IID across clients (FedAvg vs local-only vs centralized).
+Each part is a scenario in which a paradigm's purpose is tested (:mod:`interlearn.scenarios`):
+
+- ``transfer`` — transfer and fine-tuning with few labels of the target task: a learning curve
+  over label budgets (base on digits 0-4, task of interest 5-9);
+- ``distill`` — distillation into students too small to match the teacher: accuracy vs size;
+- ``multitask`` — three related tasks with little labelled data each: shared vs separate models;
+- ``federated`` — non-IID clients: FedAvg vs local-only vs centralized, and accuracy vs epsilon
+  under differential privacy.
+
+The report (``summary.md``, and the terminal table) has one section per paradigm: the
+question, the baseline, the result and its difference, a one-line verdict computed from the
+numbers (including "does not help here", with why) and one plot. Parts run in up to two
+worker processes (``INTERLEARN_TOUR_WORKERS``), each single-threaded.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from interlearn.data import load_digits
-from interlearn.report import write_summary
+from interlearn.report import Section, print_sections, write_summary
+from interlearn.scenarios.base import Scenario
 
-__all__ = ["run_tour", "PARTS"]
+__all__ = ["run_tour", "PARTS", "TITLE"]
 
-
-def _transfer(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
-    from interlearn.recipes import transfer as recipe
-
-    return recipe.tour_part(out, seed=seed, progress=progress)
+TITLE = "interlearn tour — what each paradigm is for, on the embedded digits"
 
 
-def _finetune(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
-    from interlearn.recipes import finetune as recipe
+def _transfer(out: Path, seed: int, progress: bool) -> Scenario:
+    from interlearn.scenarios import transfer
 
-    return recipe.tour_part(out, seed=seed, progress=progress)
-
-
-def _distill(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
-    from interlearn.recipes import distill as recipe
-
-    return recipe.tour_part(out, seed=seed, progress=progress)
+    return transfer.run(out, seed, progress)
 
 
-def _multitask(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
-    from interlearn.recipes import multitask as recipe
+def _distill(out: Path, seed: int, progress: bool) -> Scenario:
+    from interlearn.scenarios import distill
 
-    return recipe.tour_part(out, seed=seed, progress=progress)
-
-
-def _federated(out: Path, seed: int, progress: bool) -> dict[str, dict[str, Any]]:
-    from interlearn.federated.tour import tour_rows
-
-    tr, te = load_digits(seed=seed)
-    return tour_rows((tr.x, tr.y), (te.x, te.y), out / "federated", seed=seed, progress=progress)
+    return distill.run(out, seed, progress)
 
 
-PARTS: dict[str, Callable[[Path, int, bool], dict[str, dict[str, Any]]]] = {
+def _multitask(out: Path, seed: int, progress: bool) -> Scenario:
+    from interlearn.scenarios import multitask
+
+    return multitask.run(out, seed, progress)
+
+
+def _federated(out: Path, seed: int, progress: bool) -> Scenario:
+    from interlearn.scenarios import federated
+
+    return federated.run(out, seed, progress)
+
+
+PARTS: dict[str, Callable[[Path, int, bool], Scenario]] = {
     "transfer": _transfer,
-    "finetune": _finetune,
     "distill": _distill,
     "multitask": _multitask,
     "federated": _federated,
 }
+_ALIASES = {"finetune": "transfer"}  # fine-tuning is measured on the transfer scenario's learning curve
 
 
-def _print_table(rows: dict[str, dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _run_part(name: str, out: Path, seed: int, progress: bool) -> tuple[str, Scenario, float]:
+    import torch
 
-    table = Table(title="interlearn tour — embedded digits")
-    for col in ("paradigm", "accuracy", "trainable params", "train time (s)", "bytes communicated"):
-        table.add_column(col, justify="left" if col == "paradigm" else "right")
-    for name, r in rows.items():
-        b = r.get("bytes_communicated")
-        table.add_row(name, f"{r['accuracy']:.3f}", f"{r['trainable_params']:,}", f"{r['train_seconds']:.2f}", f"{b:,}" if isinstance(b, (int, float)) else "")
-    Console().print(table)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    if progress:
+        print(f"[tour] {name} ...", flush=True)
+    result = PARTS[name](out, seed, progress)
+    return name, result, time.perf_counter() - t0
+
+
+def _workers(n_parts: int) -> int:
+    wanted = int(os.environ.get("INTERLEARN_TOUR_WORKERS", "2"))
+    return max(1, min(wanted, n_parts, os.cpu_count() or 1))
 
 
 def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Run the tour parts, print the table, write ``out/summary.{json,md}`` and plots.
+    """Run the tour's scenarios, print the overview, write ``out/summary.{json,md}``,
+    ``out/sections.json`` and the plots.
+
+    Args:
+        out: the run folder.
+        only: part names (``transfer``/``finetune``, ``distill``, ``multitask``, ``federated``).
+        progress: print progress lines.
+        seed: every scenario's seed.
+
+    Returns:
+        The summary rows (every measured number, keyed by part then variant).
 
     Raises:
         ConfigError: an unknown part name in ``only`` (the message lists the parts).
     """
     from interlearn.errors import ConfigError
 
-    names = only or list(PARTS)
-    unknown = [n for n in names if n not in PARTS]
+    requested = only or list(PARTS)
+    unknown = [n for n in requested if n not in PARTS and n not in _ALIASES]
     if unknown:
-        raise ConfigError(f"unknown tour part(s) {unknown}; choose from {list(PARTS)}")
+        raise ConfigError(f"unknown tour part(s) {unknown}; choose from {list(PARTS) + list(_ALIASES)}")
+    names = list(dict.fromkeys(_ALIASES.get(n, n) for n in requested))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
-    for name in names:
+    results: dict[str, tuple[Scenario, float]] = {}
+    workers = _workers(len(names))
+    if workers == 1:
+        for n in names:
+            name, sc, secs = _run_part(n, out, seed, progress)
+            results[name] = (sc, secs)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+        # the slowest parts first, so the two workers finish together
+        order = sorted(names, key=lambda n: ["transfer", "multitask", "federated", "distill"].index(n))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_run_part, n, out, seed, progress) for n in order]
+            for f in futures:
+                name, sc, secs = f.result()
+                results[name] = (sc, secs)
+    rows: dict[str, dict[str, Any]] = {}
+    sections: list[Section] = []
+    for n in names:
+        sc, secs = results[n]
+        rows |= {f"{n}/{k}": v for k, v in sc.rows.items()}
+        sections += sc.sections
         if progress:
-            print(f"[tour] {name} ...", flush=True)
-        rows |= PARTS[name](out, seed, progress)
-    _print_table(rows)
-    write_summary(out, rows, title="interlearn tour — embedded digits")
-    print(f"tour finished in {time.perf_counter() - start:.1f} s; run folder: {out} (summary.json, summary.md, plots)")
+            print(f"[tour] {n}: {secs:.1f} s", flush=True)
+    print_sections(sections, TITLE)
+    md = write_summary(out, rows, title=TITLE, sections=sections)
+    print(f"tour finished in {time.perf_counter() - start:.1f} s ({workers} worker{'s' if workers > 1 else ''}); "
+          f"report: {md} (one section per paradigm, plots next to it)")
     return rows

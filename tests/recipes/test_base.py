@@ -93,3 +93,10 @@ def test_labels_per_class_larger_than_any_class_names_the_fix():
 
     with pytest.raises(DataError, match=r"fewer than labels_per_class=100000; lower labels_per_class to at most \d+"):
         split_classes(DataConfig(labels_per_class=100000))
+
+
+def test_every_shipped_recipe_validates():
+    from interlearn.recipes import KINDS, example_recipes, load_recipe
+
+    kinds = {load_recipe(p)[0] for p in example_recipes()}
+    assert kinds == set(KINDS)

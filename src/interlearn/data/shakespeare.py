@@ -47,6 +47,7 @@ __all__ = [
     "split_by_role",
     "char_windows",
     "load_shakespeare",
+    "role_texts",
     "SHAKESPEARE_FILES",
 ]
 
@@ -312,6 +313,33 @@ def _read_text(path: Path) -> str:
     return raw.decode("utf-8-sig", errors="replace")
 
 
+def _role_texts(data_dir: str | Path | None, source: Source, test_fraction: float, download: bool,
+                path: str | Path | None) -> tuple[dict[str, tuple[str, str]], Path, list[Play]]:
+    """``{user: (train_text, test_text)}`` (LEAF's split and joining), the file read, the plays."""
+    if source not in SHAKESPEARE_FILES:
+        raise DataError(f"source={source!r}; use one of {sorted(SHAKESPEARE_FILES)}")
+    p = Path(path) if path is not None else _locate(source, data_dir, download)
+    if not p.is_file():
+        raise DataError(f"Shakespeare text not found at {p}")
+    text = _read_text(p)
+    plays = parse_complete_works(text) if source == "complete" else parse_tiny_shakespeare(text)
+    split = split_by_role(plays, test_fraction)
+    return {u: (_join(tr), _join(te)) for u, (tr, te) in split.items()}, p, plays
+
+
+def role_texts(data_dir: str | Path | None = None, source: Source = "complete", test_fraction: float = 0.2,
+               download: bool = False, path: str | Path | None = None) -> dict[str, tuple[str, str]]:
+    """Every user's (play + role) training and test text as strings, split as LEAF does
+    (the last ``test_fraction`` of the role's lines is test text); the input of
+    :func:`load_shakespeare` and of the word-level loader
+    (:mod:`interlearn.data.shakespeare_words`).
+
+    Raises:
+        DataError: unknown source, missing file or bad layout (see :func:`load_shakespeare`).
+    """
+    return _role_texts(data_dir, source, test_fraction, download, path)[0]
+
+
 def load_shakespeare(
     data_dir: str | Path | None = None,
     source: Source = "complete",
@@ -349,13 +377,7 @@ def load_shakespeare(
         raise DataError(f"source={source!r}; use one of {sorted(SHAKESPEARE_FILES)}")
     if seq_len < 1:
         raise DataError(f"seq_len={seq_len}; use a positive window length (80 in the literature)")
-    p = Path(path) if path is not None else _locate(source, data_dir, download)
-    if not p.is_file():
-        raise DataError(f"Shakespeare text not found at {p}")
-    text = _read_text(p)
-    plays = parse_complete_works(text) if source == "complete" else parse_tiny_shakespeare(text)
-    split = split_by_role(plays, test_fraction)
-    joined = {u: (_join(tr), _join(te)) for u, (tr, te) in split.items()}
+    joined, p, plays = _role_texts(data_dir, source, test_fraction, download, path)
     vocab = CharVocab.from_texts([tr for tr, _ in joined.values()])
     users = []
     for name in sorted(joined):
@@ -368,5 +390,5 @@ def load_shakespeare(
         users = [u for u in users if u.name in keep]
     if not users:
         raise DataError(f"no user has >= {min_samples} training windows of {seq_len} characters and a test window; lower min_samples or seq_len")
-    meta = {"plays": len(plays), "roles": len(split), "users": len(users)}
+    meta = {"plays": len(plays), "roles": len(joined), "users": len(users)}
     return ShakespeareData(users, vocab, source, seq_len, str(p), meta, mode)

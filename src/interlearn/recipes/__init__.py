@@ -1,7 +1,7 @@
 """Recipes: YAML files that describe a run, validated into frozen dataclasses.
 
 A recipe names its ``kind`` (``transfer``, ``finetune``, ``distill``, ``multitask``,
-``federated``, ``keyboard``); the matching module ``interlearn.recipes.<kind>`` provides a
+``federated``, ``keyboard`` (next character, LEAF), ``keyboard_words`` (next word)); the matching module ``interlearn.recipes.<kind>`` provides a
 ``Config`` dataclass and ``run(config, run_dir, progress) -> dict[str, dict]`` (summary rows).
 Kinds are named builders, never arbitrary import paths (STYLE.md #6).
 
@@ -31,7 +31,7 @@ from interlearn.tracking import NULL, TrackingConfig, open_tracker, recording
 
 __all__ = ["KINDS", "load_recipe", "run_recipe", "build", "load_yaml", "to_dict", "example_recipes"]
 
-KINDS = ("transfer", "finetune", "distill", "multitask", "federated", "keyboard")
+KINDS = ("transfer", "finetune", "distill", "multitask", "federated", "keyboard", "keyboard_words")
 
 
 def _module(kind: Any) -> Any:

@@ -3,8 +3,8 @@
 Trains the teacher, then the student twice from the same initial weights and with the same batch
 order: alone on the hard labels, and with :func:`interlearn.distill.distill`. The summary has
 one row per model with accuracy, test errors, parameters, safetensors bytes and CPU latency at
-batch 1 and 256 (:func:`interlearn.distill.compare_models`). The tour runs this recipe with its
-defaults on the embedded digits (a 2x256 MLP teacher -> a 16-unit student).
+batch 1 and 256 (:func:`interlearn.distill.compare_models`). Its defaults run on the embedded
+digits (a 2x256 MLP teacher -> a 16-unit student).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from interlearn.tasks import classification
 from interlearn.tracking import section
 from interlearn.training import fit
 
-__all__ = ["Config", "run", "tour_part", "mlp"]
+__all__ = ["Config", "run", "mlp"]
 
 
 @dataclass(frozen=True)
@@ -133,14 +133,3 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     extra = {k: {"train_seconds": seconds[k], "trainable_params": count_params(m)} for k, m in models.items()}
     rows = compare_models(models, test, task, repeats=config.latency_repeats, extra=extra)
     return {k: {"accuracy": r.pop("accuracy"), "trainable_params": r.pop("trainable_params"), **r} for k, r in rows.items()}
-
-
-def tour_part(out: Path, seed: int = 0, progress: bool = False) -> dict[str, dict[str, Any]]:
-    """The tour's distillation rows on the embedded digits.
-
-    Returns ``{"distill_teacher", "distill_student_alone", "distill"}`` rows (``distill`` is the
-    distilled student), each with ``accuracy``, ``trainable_params``, ``train_seconds``, size
-    and latency columns.
-    """
-    rows = run(Config(seed=seed, latency_repeats=10), Path(out) / "distill", progress)
-    return {"distill_teacher": rows["teacher"], "distill_student_alone": rows["student_alone"], "distill": rows["distilled"]}

@@ -4,7 +4,7 @@ A base model learns the source classes from all their training images; its head 
 a new one for the target classes, and each listed strategy fine-tunes a copy of it on
 ``labels_per_class`` images per target class. The summary has one row per strategy: accuracy
 on the new task, forgetting on the source task (:mod:`interlearn.forgetting`), trainable
-parameters and train time. The tour runs this recipe with its defaults on the embedded digits.
+parameters and train time. With its defaults it runs on the embedded digits.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from interlearn.recipes.splits import split_classes as _split_classes
 from interlearn.tracking import section
 from interlearn.training import evaluate, fit
 
-__all__ = ["DataConfig", "Config", "run", "tour_part", "split_classes"]
+__all__ = ["DataConfig", "Config", "run", "split_classes"]
 
 
 @dataclass(frozen=True)
@@ -116,14 +116,3 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
             save_adapter(result.model, run_dir / f"{name}.adapter.safetensors")
     (run_dir / "forgetting.md").write_text(forgetting_table(reports) + "\n")
     return rows
-
-
-def tour_part(out: Path, seed: int = 0, progress: bool = False) -> dict[str, dict[str, Any]]:
-    """The tour's fine-tuning rows on the embedded digits (pretrain on 0-4, 5 labels of 5-9).
-
-    Returns ``{"finetune": ..., "finetune_lora": ...}`` (full fine-tuning and LoRA), each with
-    ``accuracy``, ``trainable_params``, ``train_seconds`` and the forgetting columns.
-    """
-    cfg = Config(data=DataConfig(seed=seed), seed=seed)
-    rows = run(cfg, Path(out) / "finetune", progress)
-    return {"finetune": rows["finetune_full"], "finetune_lora": rows["finetune_lora"]}

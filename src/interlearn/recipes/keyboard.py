@@ -4,8 +4,9 @@ A phone keyboard's model is trained across users without their keystrokes leavin
 (FedAvg / FedAdam over Shakespeare's speaking roles, McMahan et al. 2017; Reddi et al. 2021),
 distilled into a smaller int8 model for the device (Hinton et al. 2015, federated: every phone
 distils the global model on its own text), and personalized on each phone with a few local
-steps (Wang et al. 2019). ``kind: keyboard`` recipes run :func:`run`; ``examples/keyboard.py``
-and ``benchmarks/shakespeare.py`` call the same functions.
+steps (Wang et al. 2019). ``kind: keyboard`` recipes run :func:`run`; ``benchmarks/shakespeare.py``
+calls the same functions (LEAF's next-character benchmark; the next-word keyboard of
+``examples/keyboard.py`` is :mod:`interlearn.recipes.keyboard_words`).
 
 Training uses the TFF layout (non-overlapping 80-character chunks, a label at every position;
 Reddi et al. 2021) because it visits each character once per epoch; accuracy is the fraction of

@@ -26,7 +26,7 @@ from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_stages, lenet_trunk, mlp_stages, mlp_trunk
 from interlearn.multitask.targets import TaskSet
 
-__all__ = ["DataConfig", "Config", "run", "tour_part", "build_model", "load_data"]
+__all__ = ["DataConfig", "Config", "run", "build_model", "load_data"]
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,3 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     plot_comparison(rows, tasks, Path(run_dir) / "multitask.png", title=f"{config.data.dataset}: multi-task vs independent")
     return rows
-
-
-def tour_part(out: Path, seed: int = 0, progress: bool = False) -> dict[str, dict[str, Any]]:
-    """The tour's rows ``multitask`` (one MLP, three heads, equal weighting) and ``independent``
-    (three MLPs) on the embedded digits; a few seconds on one core."""
-    cfg = Config(data=DataConfig(seed=seed), methods=("equal",), seed=seed, fit=FitConfig(epochs=30, batch_size=64, lr=3e-3, amp=False, seed=seed))
-    rows = run(cfg, Path(out) / "multitask", progress)
-    return {"multitask": rows["equal"] | {"method": "equal"}, "independent": rows["independent"]}

@@ -31,7 +31,7 @@ from interlearn.training import evaluate, fit
 from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.transfer import fresh_tail, resolve_cut, transfer
 
-__all__ = ["DataConfig", "Config", "run", "tour_part", "build_model", "split_classes"]
+__all__ = ["DataConfig", "Config", "run", "build_model", "split_classes"]
 
 
 @dataclass(frozen=True)
@@ -160,14 +160,3 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
         (run_dir / "budgets.md").write_text(report.table() + "\n")
         report.plot(run_dir / "budgets.png")
     return rows
-
-
-def tour_part(out: Path, seed: int = 0, progress: bool = False) -> dict[str, dict[str, Any]]:
-    """The tour's transfer row on the embedded digits (base on 0-4, 5 labels/class of 5-9).
-
-    Returns ``{"scratch": row, "transfer": row}``: the same small CNN trained from scratch with
-    the same budget, and transferred (the transfer row repeats ``scratch_accuracy``).
-    """
-    cfg = Config(data=DataConfig(seed=seed), pretrain_steps=300, folds=3, steps=150, lr=3e-3, compare=("scratch",), seed=seed)
-    rows = run(cfg, Path(out) / "transfer", progress)
-    return {"scratch": rows["scratch"], "transfer": {**rows["transfer"], "scratch_accuracy": rows["scratch"]["accuracy"]}}
