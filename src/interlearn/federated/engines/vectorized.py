@@ -26,6 +26,7 @@ ConfigError that suggests the ``sequential`` engine.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,10 @@ from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, Co
 from interlearn.federated.client.step import StepContext, StepUpdate, trainable_keys
 from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.federated.engines.closed_form import MLPGradients, closed_form_reason
+from interlearn.federated.params import model_params
 from interlearn.types import Params
+
+log = logging.getLogger(__name__)
 
 __all__ = ["VectorizedEngine", "check_vectorizable"]
 
@@ -106,7 +110,7 @@ class VectorizedEngine(EngineBase):
 
     name = "vectorized"
 
-    def __init__(self, chunk_size: int | None = None, closed_form: bool = True, cache_bytes: int = 8 << 20) -> None:
+    def __init__(self, chunk_size: int | None = None, closed_form: bool = True, cache_bytes: int = 8 << 20, warmup: bool = True) -> None:
         super().__init__()
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"chunk_size={chunk_size}: must be >= 1 or None (sized to the cache)")
@@ -114,6 +118,7 @@ class VectorizedEngine(EngineBase):
             raise ConfigError(f"cache_bytes={cache_bytes}: must be >= 1")
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
+        self.warmup = warmup
         self.closed_form = closed_form
         self._mlp: MLPGradients | None = None
 
@@ -124,9 +129,30 @@ class VectorizedEngine(EngineBase):
             ConfigError: they cannot (the message says why and what to use instead).
         """
         check_vectorizable(setup.model, setup.client_update)
+        fresh = self.setup is None or self.setup.model is not setup.model or self.setup.client_update is not setup.client_update
         super().start(setup)
         use = self.closed_form and closed_form_reason(setup.model, setup.client_update) is None
         self._mlp = MLPGradients(setup.model) if use else None
+        if self.warmup and fresh:
+            self._warm_up(setup)
+
+    def _warm_up(self, setup: EngineSetup, steps: int = 2) -> None:
+        """Two throwaway batched steps on copies of the largest client, stacked as wide as a
+        round's chunk will be, so round 1 does not pay first calls and first allocations."""
+        update, pop = setup.client_update, setup.population
+        try:
+            sizes = pop.sizes
+            data = pop.client(int(torch.argmax(sizes)))
+            if len(data) == 0:
+                return
+            params = model_params(setup.model)
+            per_client = 2 * sum(v.numel() * v.element_size() for v in params.values())
+            width = max(1, min(self.chunk_size or self.cache_bytes // max(per_client, 1), setup.max_cohort or 1))
+            schedule = update.schedule(len(data), torch.Generator().manual_seed(0))[:steps]  # type: ignore[attr-defined]
+            ctx = StepContext(params, {}, trainable_keys(setup.model, params))
+            self._train(update, [data] * width, [schedule] * width, [None] * width, ctx)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001  (round 1 reports problems with their full context)
+            log.debug("vectorized warm-up skipped: %s", exc)
 
     def describe(self) -> str:
         return f"vectorized ({'closed-form MLP gradients' if self._mlp is not None else 'vmap + autograd'})"
