@@ -62,3 +62,45 @@ def shakespeare_curve(load: Load) -> str:
 def femnist_curve(load: Load) -> str:
     """FedAvg's FEMNIST test accuracy against rounds (at most 13 rows)."""
     return _curve(load("femnist")["acc_vs_rounds"], "test accuracy %")
+
+
+def keyboard_words_curve(load: Load) -> str:
+    """The word model's top-1 recall against rounds."""
+    return _curve(load("keyboard_words")["acc_vs_rounds"], "top-1 recall % (test users)")
+
+
+def keyboard_words_personalization(load: Load) -> str:
+    """Every personalization method: median and mean gain, users improved and worse."""
+    d = load("keyboard_words")
+    shipped = d["personalization"]["validated_method"]
+    out = [_row(["method", "median gain (pts)", "mean gain (pts)", "users improved", "users worse"]),
+           _row(["---", "---:", "---:", "---:", "---:"])]
+    for name, s in d["personalization"]["summary"].items():
+        label = f"{name} (**shipped**)" if name == shipped else name
+        out.append(_row([label, f"{100 * s['median_gain']:+.2f}", f"{100 * s['mean_gain']:+.2f}", f"{s['improved_fraction']:.0%}",
+                         str(len(s["worse"]))]))
+    return "\n".join(out)
+
+
+def _ondevice(variants: list[dict], budget: int, extra_key: str | None) -> str:
+    head = ["encoding", "bytes", "fraction of float32", "accuracy"] + ([extra_key.replace("_", " ")] if extra_key else []) + ["within budget"]
+    out = [_row(head), _row(["---"] + ["---:"] * (len(head) - 1))]
+    full = max(v["bytes"] for v in variants)
+    for v in sorted(variants, key=lambda v: -v["bytes"]):
+        cells = [v["name"], f"{v['bytes']:,}", f"{v['bytes'] / full:.1%}", f"{v['accuracy']:.4f}"]
+        if extra_key:
+            cells.append(f"{v.get('extra', {}).get(extra_key, float('nan')):.4f}")
+        out.append(_row([*cells, "yes" if v["bytes"] <= budget else "no"]))
+    return "\n".join(out)
+
+
+def keyboard_words_ondevice(load: Load) -> str:
+    """Every on-device encoding of the word model: bytes, top-1 and top-3 recall."""
+    d = load("keyboard_words")
+    return _ondevice(d["ondevice"], d["ondevice_budget_bytes"], "top3_recall")
+
+
+def shakespeare_ondevice(load: Load) -> str:
+    """Every on-device variant of the character model: bytes and accuracy (curve sample)."""
+    d = load("shakespeare")
+    return _ondevice(d["ondevice_variants"], d["ondevice_budget_bytes"], None)
