@@ -199,8 +199,9 @@ def test_memory_follows_the_cohort_not_the_population():
         cfg = SimulationConfig(rounds=3, clients_per_round=10, seed=0, progress=False, client_eval_max=10)
         simulate(model, pop, LocalSGD(batch_size=2), get_strategy("fedavg"), cfg, engine="vectorized")
         copied[n_clients] = sum(seen)
-    # 3 rounds x 10 clients trained + 10 clients evaluated at the end, 2 examples each
-    assert copied[1000] == copied[10000] == 40 * 2 * (4 * 4 + 8)
+    # 3 rounds x 10 clients trained + 10 clients evaluated at the end + the one client the
+    # vectorized engine's warm-up reads at start, 2 examples each
+    assert copied[1000] == copied[10000] == 41 * 2 * (4 * 4 + 8)
 
 
 def test_config_validation():
@@ -225,3 +226,12 @@ def test_time_budget_stops_the_run_and_says_so():
     assert "test_accuracy" in res.history[-1]  # the last round is evaluated like any last round
     with pytest.raises(ConfigError, match="time_budget_s=0"):
         SimulationConfig(rounds=1, clients_per_round=1, time_budget_s=0)
+
+
+def test_the_result_names_the_engine_auto_chose_after_it_stopped():
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    pop = Population(x, y, torch.arange(40).reshape(10, 4))
+    cfg = SimulationConfig(rounds=1, clients_per_round=2, seed=0, progress=False)
+    res = simulate(torch.nn.Sequential(torch.nn.Linear(4, 3)), pop, LocalSGD(batch_size=2), get_strategy("fedavg"), cfg)
+    assert res.engine.startswith("auto -> ") and "not started" not in res.engine

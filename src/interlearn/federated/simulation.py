@@ -316,6 +316,7 @@ def simulate(
         tracker.finish(failed=True)
         raise
     finally:
+        described = eng.describe()  # before stop(): auto forgets its choice when stopped
         if isinstance(engine, str):
             eng.stop()
     if out is not None and run.history:
@@ -324,7 +325,7 @@ def simulate(
             plot_client_accuracy(list(run.client_accuracy.values()), out / "client_accuracy.png")
     tracker.close(out)
     return SimulationResult(run.params, run.history, run.client_accuracy, run.state, run.totals["bytes_down"],
-                            run.totals["bytes_up"], stopped, out, eng.describe())
+                            run.totals["bytes_up"], stopped, out, described)
 
 
 def _check_run(config: SimulationConfig, n_clients: int, out: Path | None, resume: bool) -> int:
