@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from interlearn.multitask import MultiTaskModel, StepContext, TaskSet, heads_for, lenet_trunk, list_methods, make_method, method_kind  # noqa: E402
+from interlearn.multitask import MultiTaskModel, MTLContext, TaskSet, heads_for, lenet_trunk, list_methods, make_method, method_kind  # noqa: E402
 from interlearn.surgery import count_params  # noqa: E402
 from interlearn.tasks import classification  # noqa: E402
 from interlearn.training import resolve_device  # noqa: E402
@@ -57,7 +57,7 @@ class Runner:
         features = self.model.shared(self.x)
         losses, present = self.tasks.losses(self.model.task_outputs(features, self.x), self.y)
         self.opt.zero_grad(set_to_none=True)
-        self.method.backward({t: losses[t] for t in present}, StepContext(self.model, features, self.x, self.y, self.recompute))
+        self.method.backward({t: losses[t] for t in present}, MTLContext(self.model, features, self.x, self.y, self.recompute))
         self.opt.step()
 
 

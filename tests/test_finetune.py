@@ -8,7 +8,7 @@ from torch import nn
 from interlearn.config import FitConfig
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError
-from interlearn.finetune import STRATEGIES, FinetuneSpec, blocks_of, finetune, register_strategy
+from interlearn.finetune import FINETUNE_STRATEGIES, FinetuneSpec, blocks_of, finetune, register_finetune_strategy
 from interlearn.lora import LoraSpec, is_lora
 from interlearn.recipes.base import build
 from interlearn.tasks import classification
@@ -57,11 +57,11 @@ def captured(monkeypatch):
 
 
 def test_registry_lists_known_names_on_error():
-    assert set(STRATEGIES) >= {"full", "last_n", "discriminative", "gradual", "freeze_then_unfreeze", "lora"}
-    with pytest.raises(ConfigError, match=r"strategy='fulll'.*known: .*'full'"):
+    assert set(FINETUNE_STRATEGIES) >= {"full", "last_n", "discriminative", "gradual", "freeze_then_unfreeze", "lora"}
+    with pytest.raises(ConfigError, match=r"unknown fine-tuning strategy 'fulll'; known fine-tuning strategies: .*'full'"):
         FinetuneSpec("fulll")
     with pytest.raises(ConfigError, match="already registered"):
-        register_strategy("full")(lambda *a: None)
+        register_finetune_strategy("full")(lambda *a: None)
 
 
 def test_blocks_default_to_layers_with_parameters():

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.multitask import StepContext, list_methods, make_method, method_kind
-from interlearn.multitask.gradients import AGGREGATORS
+from interlearn.multitask import MTLContext, list_methods, make_method, method_kind
+from interlearn.multitask.gradients import TORCHJD_AGGREGATORS
 
 from mtl_toy import TOY_A, TOY_B, toy_problem
 
@@ -15,7 +15,7 @@ EXPECTED = {"equal", "static", "uncertainty", "dwa", "gradnorm", "rlw", "famo", 
 
 def test_registry_has_every_method_of_the_issue():
     assert EXPECTED <= set(ALL)
-    assert set(list_methods("gradient")) == set(AGGREGATORS) | {"mgda_ub"}
+    assert set(list_methods("gradient")) == set(TORCHJD_AGGREGATORS) | {"mgda_ub"}
 
 
 def test_unknown_method_lists_known_ones():
@@ -50,7 +50,7 @@ def _toy_trajectory(name: str, steps: int = 150) -> list[float]:
         features = model.shared(data.x)
         losses, _ = tasks.losses(model.task_outputs(features, data.x), data.y)
         opt.zero_grad(set_to_none=True)
-        method.backward(losses, StepContext(model, features, data.x, data.y, recompute))
+        method.backward(losses, MTLContext(model, features, data.x, data.y, recompute))
         opt.step()
         out.append(_stationarity(model.trunk.theta.detach()[0]))
     theta = model.trunk.theta.detach()[0]
@@ -89,7 +89,7 @@ def test_stays_pareto_stationary(name):
 def _batch(model, data, tasks):
     features = model.shared(data.x)
     losses, present = tasks.losses(model.task_outputs(features, data.x), data.y)
-    ctx = StepContext(model, features, data.x, data.y, lambda x, y: {})
+    ctx = MTLContext(model, features, data.x, data.y, lambda x, y: {})
     return {t: losses[t] for t in present}, ctx
 
 
@@ -128,7 +128,7 @@ def _jacobian(model, losses):
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("name", AGGREGATORS)
+@pytest.mark.parametrize("name", TORCHJD_AGGREGATORS)
 def test_gradient_methods_agree_with_torchjd_on_the_same_jacobian(name, mixed_tasks, mixed_model, mixed_data):
     from torchjd import aggregation as A
 
@@ -178,7 +178,7 @@ def test_methods_follow_the_model_device(name, mixed_tasks, mixed_model, mixed_d
     assert all(p.grad.is_cuda for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("name", AGGREGATORS)
+@pytest.mark.parametrize("name", TORCHJD_AGGREGATORS)
 def test_representation_level_weights_the_losses_by_the_feature_jacobian(name, mixed_tasks, mixed_model, mixed_data):
     """level="representation": the aggregator's weighting on the tasks' gradients w.r.t. the
     shared representation, then one backward of the weighted sum (MGDA-UB's route)."""

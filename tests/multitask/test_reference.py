@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interlearn.multitask import StepContext, make_method
+from interlearn.multitask import MTLContext, make_method
 
 NAMES = ["a", "b", "c"]
 
@@ -14,7 +14,7 @@ def _losses(values):
 
 
 def _ctx(recompute=lambda x, y: {}):
-    return StepContext(None, torch.zeros(1), torch.zeros(1), torch.zeros(1), recompute)
+    return MTLContext(None, torch.zeros(1), torch.zeros(1), torch.zeros(1), recompute)
 
 
 def test_uncertainty_matches_torchjd_uw():

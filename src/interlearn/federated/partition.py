@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from interlearn.errors import ConfigError, DataError, closest
+from interlearn.errors import ConfigError, DataError
+from interlearn.registry import Registry
 
 __all__ = ["iid", "dirichlet", "shards", "natural", "quantity_skew", "PARTITIONERS", "partition", "partition_stats"]
 
@@ -171,12 +172,12 @@ def quantity_skew(n: int, num_clients: int, alpha: float = 1.0, seed: int = 0, m
     return [p.clone() for p in torch.split(perm, sizes.tolist())]
 
 
-PARTITIONERS: dict[str, Callable[..., list[torch.Tensor]]] = {
-    "iid": lambda labels, num_clients, **kw: iid(len(labels), num_clients, **kw),
-    "dirichlet": dirichlet,
-    "shards": shards,
-    "quantity": lambda labels, num_clients, **kw: quantity_skew(len(labels), num_clients, **kw),
-}
+PARTITIONERS: Registry[Callable[..., list[torch.Tensor]]] = Registry("partitioner")
+"""Partitioners by name: ``fn(labels, num_clients, **kwargs) -> index tensors``."""
+PARTITIONERS.register("iid", lambda labels, num_clients, **kw: iid(len(labels), num_clients, **kw))
+PARTITIONERS.register("dirichlet", dirichlet)
+PARTITIONERS.register("shards", shards)
+PARTITIONERS.register("quantity", lambda labels, num_clients, **kw: quantity_skew(len(labels), num_clients, **kw))
 
 
 def partition(name: str, labels: torch.Tensor, num_clients: int, **kwargs: Any) -> list[torch.Tensor]:
@@ -186,12 +187,8 @@ def partition(name: str, labels: torch.Tensor, num_clients: int, **kwargs: Any) 
     Raises:
         ConfigError: unknown name (lists the known ones) or a bad keyword.
     """
-    if name not in PARTITIONERS:
-        raise ConfigError(f"unknown partitioner {name!r}; known: {sorted(PARTITIONERS)} (closest: {closest(name, PARTITIONERS)})")
-    try:
-        return PARTITIONERS[name](labels, num_clients, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"partitioner {name!r}: {exc}") from exc
+    parts: list[torch.Tensor] = PARTITIONERS.build(name, labels, num_clients, **kwargs)
+    return parts
 
 
 def partition_stats(labels: torch.Tensor, parts: Sequence[torch.Tensor], num_classes: int | None = None) -> dict[str, Any]:

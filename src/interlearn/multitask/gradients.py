@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+from interlearn.multitask.base import MTLContext, MTLMethod, register_method
 
-__all__ = ["JacobianMethod", "MGDAUB", "AGGREGATORS"]
+__all__ = ["JacobianMethod", "MGDAUB", "TORCHJD_AGGREGATORS"]
 
 
 def _aggregators() -> dict[str, Callable[..., Any]]:
@@ -48,7 +48,7 @@ def _aggregators() -> dict[str, Callable[..., Any]]:
     }
 
 
-AGGREGATORS = ("mgda", "pcgrad", "cagrad", "imtl_g", "aligned_mtl", "upgrad", "nash_mtl")
+TORCHJD_AGGREGATORS = ("mgda", "pcgrad", "cagrad", "imtl_g", "aligned_mtl", "upgrad", "nash_mtl")
 
 
 class JacobianMethod(MTLMethod):
@@ -56,7 +56,7 @@ class JacobianMethod(MTLMethod):
 
     Args:
         tasks: task names.
-        aggregator: a name in :data:`AGGREGATORS`.
+        aggregator: a name in :data:`TORCHJD_AGGREGATORS`.
         parallel_chunk_size: passed to ``mtl_backward`` (``None``: all tasks in one vmapped pass).
         **options: the aggregator's own options (e.g. ``c`` for CAGrad).
     """
@@ -109,7 +109,7 @@ class JacobianMethod(MTLMethod):
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"method {self.aggregator_name!r}: bad options {self.options} ({exc})") from exc
 
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> None:
         from torchjd.autojac import jac_to_grad, mtl_backward
 
         if not losses:
@@ -139,7 +139,7 @@ class JacobianMethod(MTLMethod):
             self.last_weights = {t: float(w) for t, w in zip(names, weights.detach().cpu())}
 
 
-    def _representation_backward(self, losses: dict[str, torch.Tensor], names: list[str], ctx: StepContext, aggregator: Any) -> None:
+    def _representation_backward(self, losses: dict[str, torch.Tensor], names: list[str], ctx: MTLContext, aggregator: Any) -> None:
         values = torch.stack([losses[t] for t in names])
         # (tasks, batch, ...) gradients of each loss w.r.t. the representation, one vmapped pass
         eye = torch.eye(len(names), device=values.device, dtype=values.dtype)
@@ -154,7 +154,7 @@ def _register(name: str) -> None:
     register_method(name)(cls)
 
 
-for _name in AGGREGATORS:
+for _name in TORCHJD_AGGREGATORS:
     _register(_name)
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+from interlearn.multitask.base import MTLContext, MTLMethod, register_method
 
 __all__ = ["GradNorm"]
 
@@ -42,7 +42,7 @@ class GradNorm(MTLMethod):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._opt.load_state_dict(state["opt"])
 
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> None:
         if not losses:
             return
         names = list(losses)

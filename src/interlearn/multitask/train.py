@@ -21,7 +21,8 @@ from torch import nn
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.multitask.methods import MTLMethod, StepContext, make_method
+from interlearn.multitask.base import MTLContext, MTLMethod
+from interlearn.multitask.methods import make_method
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
 from interlearn.training import FitResult, batches, fit, resolve_device
@@ -118,7 +119,7 @@ def train_multitask(
         return losses
 
     def backward(losses: Any, mdl: nn.Module) -> None:
-        ctx = StepContext(model, last["features"], last["x"], last["y"], recompute)
+        ctx = MTLContext(model, last["features"], last["x"], last["y"], recompute)
         m.backward({t: losses[t] for t in last["present"]}, ctx)
 
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+from interlearn.multitask.base import MTLContext, MTLMethod, register_method
 
 __all__ = ["Equal", "Static", "Uncertainty", "DWA", "RLW", "FAMO"]
 
@@ -35,7 +35,7 @@ __all__ = ["Equal", "Static", "Uncertainty", "DWA", "RLW", "FAMO"]
 class Equal(MTLMethod):
     """Sum of the task losses: exactly ``sum(losses).backward()``."""
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         self.last_weights = {t: 1.0 for t in losses}
         return sum(losses.values())  # type: ignore[return-value]
 
@@ -55,7 +55,7 @@ class Static(MTLMethod):
             raise ConfigError(f"static weights must be numbers >= 0, got {bad}")
         self.weights = {t: float(weights.get(t, 1.0)) for t in self.tasks}
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         self.last_weights = {t: self.weights[t] for t in losses}
         return sum(self.weights[t] * v for t, v in losses.items())  # type: ignore[return-value]
 
@@ -70,7 +70,7 @@ class Uncertainty(MTLMethod):
         super().__init__(tasks)
         self.log_var = nn.Parameter(torch.full((len(self.tasks),), float(init)))
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         idx = torch.tensor([self.index[t] for t in losses], device=self.log_var.device)
         s = self.log_var[idx]
         values = torch.stack(list(losses.values()))
@@ -115,7 +115,7 @@ class DWA(MTLMethod):
         rate = self._history[1] / self._history[0].clamp(min=1e-12)
         return len(self.tasks) * torch.softmax(rate / self.temperature, dim=0)
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         w = self._weights()
         for t, v in losses.items():
             self._sums[self.index[t]] += float(v.detach())
@@ -139,7 +139,7 @@ class RLW(MTLMethod):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._gen.set_state(state["gen"].to(torch.uint8).contiguous())
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         w = torch.softmax(torch.randn(len(losses), generator=self._gen), dim=0)
         self.last_weights = {t: float(w[i]) for i, t in enumerate(losses)}
         w = w.to(self._device(losses))
@@ -174,7 +174,7 @@ class FAMO(MTLMethod):
         p = state["prev"]
         self._prev = None if p is None else (p["x"], p["y"], {k: float(v) for k, v in p["losses"].items()})
 
-    def _update(self, ctx: StepContext) -> None:
+    def _update(self, ctx: MTLContext) -> None:
         x, y, before = self._prev  # type: ignore[misc]
         after = ctx.recompute(x, y)
         common = [t for t in before if t in after]
@@ -190,13 +190,13 @@ class FAMO(MTLMethod):
         self._opt.step()
         self.logits.grad = None
 
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> None:
         if self._prev is not None:
             self._update(ctx)
         super().backward(losses, ctx)
         self._prev = (ctx.x.detach(), ctx.y.detach(), {t: float(v.detach()) for t, v in losses.items()})
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         idx = torch.tensor([self.index[t] for t in losses], device=self.logits.device)
         z = torch.softmax(self.logits.detach()[idx], dim=0).to(self._device(losses))
         values = torch.stack(list(losses.values()))

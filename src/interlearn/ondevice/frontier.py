@@ -24,6 +24,7 @@ from interlearn.errors import ConfigError, DataError
 from interlearn.ondevice.lowrank import defactorize, factorize
 from interlearn.ondevice.prune import decode_sparse, encode_sparse, prune_magnitude
 from interlearn.ondevice.quantize import dequantize_weights, encoded_bytes, quantize_weights
+from interlearn.registry import Registry
 from interlearn.types import Params
 
 __all__ = ["Variant", "Encoding", "ENCODINGS", "encode", "measure_variants", "choose", "plot_frontier", "latency_ms"]
@@ -62,24 +63,24 @@ def _pruned(sparsity: float) -> Encoding:
     return Encoding(f"prune{int(sparsity * 100)}+int8", lambda p: encode_sparse(prune_magnitude(p, sparsity)), decode_sparse)
 
 
-ENCODINGS: dict[str, Encoding] = {
-    e.name: e
-    for e in [
-        Encoding("float32", lambda p: {k: v.detach().float() for k, v in p.items()}, lambda e: dict(e)),
-        Encoding("float16", _fp16, _from16),
-        _q(8, None),
-        _q(4, None),
-        _q(4, 64),
-        _q(4, 32),
-        _lowrank(0.5, None),
-        _lowrank(0.5, 8),
-        _lowrank(0.25, 8),
-        _pruned(0.5),
-        _pruned(0.75),
-    ]
-}
+ENCODINGS: Registry[Encoding] = Registry("encoding")
 """Encodings by name (``float32``, ``float16``, ``int8``, ``int4``, ``int4-g64``, ``int4-g32``,
 ``lowrank0.5``, ``lowrank0.5+int8``, ``lowrank0.25+int8``, ``prune50+int8``, ``prune75+int8``)."""
+
+for _encoding in [
+    Encoding("float32", lambda p: {k: v.detach().float() for k, v in p.items()}, lambda e: dict(e)),
+    Encoding("float16", _fp16, _from16),
+    _q(8, None),
+    _q(4, None),
+    _q(4, 64),
+    _q(4, 32),
+    _lowrank(0.5, None),
+    _lowrank(0.5, 8),
+    _lowrank(0.25, 8),
+    _pruned(0.5),
+    _pruned(0.75),
+]:
+    ENCODINGS.register(_encoding.name, _encoding)
 
 
 def encode(params: Params, name: str) -> tuple[dict[str, torch.Tensor], Params, int]:
@@ -91,11 +92,7 @@ def encode(params: Params, name: str) -> tuple[dict[str, torch.Tensor], Params, 
     Raises:
         ConfigError: unknown encoding name (the message lists the known ones).
     """
-    if name not in ENCODINGS:
-        from interlearn.errors import closest
-
-        raise ConfigError(f"unknown encoding {name!r}; known: {list(ENCODINGS)} (closest: {closest(name, ENCODINGS)})")
-    enc = ENCODINGS[name]
+    enc = ENCODINGS.get(name)
     stored = enc.encode({k: v.detach().cpu() for k, v in params.items()})
     return stored, enc.decode(stored), encoded_bytes(stored)
 

@@ -15,6 +15,7 @@ import torch
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
 from interlearn.federated.evaluate import client_accuracies as local_client_accuracies
+from interlearn.federated.population import Population
 from interlearn.types import ClientId, Params
 
 __all__ = ["EngineBase", "check_task", "run_cohort_on"]
@@ -88,8 +89,6 @@ def run_cohort_on(
 
     Generators default to ``torch.Generator().manual_seed(client_id)``.
     """
-    from interlearn.federated.population import Population
-
     pop = Population.from_clients([(d.x, d.y) for d in cohort])
     ids = list(range(len(cohort)))
     remap = {i: d.client_id for i, d in enumerate(cohort)}

@@ -31,6 +31,10 @@ import torch.multiprocessing as mp
 from interlearn.errors import ConfigError, InterlearnError
 from interlearn.federated.api import ClientResult, CohortOutcome, CohortTask, EngineSetup
 from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.closed_form import closed_form_reason
+from interlearn.federated.engines.sequential import SequentialEngine
+from interlearn.federated.engines.vectorized import VectorizedEngine
+from interlearn.federated.params import model_params
 from interlearn.types import ClientId, Params
 
 __all__ = ["MultiCoreEngine", "available_cores", "assign_clients"]
@@ -86,14 +90,17 @@ def _unpack(packed: list[tuple[Any, ...]]) -> list[tuple[ClientResult, Params | 
     return out
 
 
+# the engines a worker may run its share with (``inner``); imported here, not looked up in the
+# engine registry, which imports this module
+_INNER: dict[str, type[EngineBase]] = {"sequential": SequentialEngine, "vectorized": VectorizedEngine}
+
+
 def _worker_main(conn: Any, setup: EngineSetup, inner: str, threads: int) -> None:
     """A worker's loop: bind the inner engine, then answer ``params`` / ``run`` / ``stop`` messages."""
-    from interlearn.federated.engines import get_engine
-
     torch.set_num_threads(threads)
     params: Params = {}
     try:
-        engine = get_engine(inner)
+        engine = _INNER[inner]()
         engine.start(setup)
         conn.send(("ready", None))
     except BaseException as exc:  # noqa: BLE001  (reported to the parent)
@@ -203,8 +210,6 @@ class MultiCoreEngine(EngineBase):
         except BaseException:
             self.stop()
             raise
-        from interlearn.federated.params import model_params
-
         self._publish(model_params(setup.model))  # the shared-memory layout, before round 1
 
     def stop(self) -> None:
@@ -315,6 +320,4 @@ class MultiCoreEngine(EngineBase):
 
 
 def _inner_for(setup: EngineSetup) -> str:
-    from interlearn.federated.engines.closed_form import closed_form_reason
-
     return "vectorized" if closed_form_reason(setup.model, setup.client_update) is None else "sequential"
