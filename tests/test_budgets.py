@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, sample_per_class, step_config
+from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, sample_per_class
+from interlearn.config import step_config
 from interlearn.config import FitConfig
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError, DataError

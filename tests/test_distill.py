@@ -9,7 +9,7 @@ from interlearn.config import FitConfig
 from interlearn.data import load_digits
 from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, size_on_disk, teacher_logits
 from interlearn.errors import ConfigError, ShapeError
-from interlearn.recipes.base import build
+from interlearn.schema import build
 from interlearn.tasks import classification, regression
 from interlearn.training import evaluate, fit
 

@@ -10,7 +10,7 @@ from interlearn.data import TensorData
 from interlearn.errors import ConfigError
 from interlearn.finetune import FINETUNE_STRATEGIES, FinetuneSpec, blocks_of, finetune, register_finetune_strategy
 from interlearn.lora import LoraSpec, is_lora
-from interlearn.recipes.base import build
+from interlearn.schema import build
 from interlearn.tasks import classification
 
 # the module, even if the package re-exports a function named ``finetune``

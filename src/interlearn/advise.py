@@ -4,7 +4,7 @@ scratch, transfer, fine-tune or use LoRA, and how much does each buy?
 Only the labelled data you give is used, never a test set: every method is scored by stratified
 k-fold cross-validation (:func:`interlearn.autocut.stratified_folds`), repeated over several
 seeds, each fold's model trained with the same fixed budget of optimizer steps
-(:func:`interlearn.budgets.step_config`). Per fold:
+(:func:`interlearn.config.step_config`). Per fold:
 
 - ``scratch``: the base's architecture re-initialized and trained on the fold;
 - ``transfer``: :func:`interlearn.transfer.transfer` with ``cut="auto"``: the cut is chosen by an
@@ -24,6 +24,7 @@ from an unrelated domain, and the advice says to train from scratch.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -31,12 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from interlearn.autocut import stratified_folds
-from interlearn.budgets import BudgetConfig, BudgetReport, finetune_at, lora_at, sample_per_class, step_config
-from interlearn.data.tensors import TensorData
+from interlearn.budgets import BudgetConfig, BudgetReport, finetune_at, lora_at, sample_per_class
+from interlearn.config import step_config
+from interlearn.cuts import SCRATCH, cut_module
+from interlearn.data.tensors import TensorData, load_csv, load_npz
+from interlearn.pretrained import load_pretrained
+from interlearn.split import fresh_tail
+from interlearn.transfer import transfer
 from interlearn.errors import ConfigError, DataError, ShapeError
 from interlearn.tasks import Task, classification
 from interlearn.training import evaluate, fit
@@ -99,8 +106,6 @@ def load_base(spec: str) -> nn.Module:
     Raises:
         ConfigError: a missing file, a state dict without architecture, or an unloadable model.
     """
-    from interlearn.pretrained import load_pretrained
-
     if spec.startswith("hf:"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         return load_pretrained(spec).backbone  # cut inside the encoder (named cuts), not around it
@@ -112,15 +117,13 @@ def load_base(spec: str) -> nn.Module:
 
 
 def _tokenize(folder: str, texts: list[str]) -> torch.Tensor:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # optional dependency (interlearn[text])
 
     tok = AutoTokenizer.from_pretrained(folder)
     return tok(texts, padding="longest", truncation=True, max_length=64, return_tensors="pt")["input_ids"]
 
 
 def _image_folder(path: Path) -> TensorData:
-    import numpy as np
-
     classes = sorted(d for d in path.iterdir() if d.is_dir())
     if len(classes) < 2:
         raise DataError(f"{path}: a data folder needs one sub-folder per class (at least 2), found {[d.name for d in classes]}")
@@ -130,7 +133,7 @@ def _image_folder(path: Path) -> TensorData:
             if f.suffix == ".npy":
                 arr = np.load(f)
             elif f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
-                from PIL import Image
+                from PIL import Image  # Pillow comes with matplotlib; only image folders need it
 
                 arr = np.asarray(Image.open(f), dtype=np.float32) / 255.0
                 arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
@@ -152,16 +155,12 @@ def load_labelled(path: str | Path, base_spec: str = "") -> TensorData:
     Raises:
         DataError: a missing file, mismatched lengths, non-integer labels.
     """
-    from interlearn.data import load_csv, load_npz
-
     p = Path(path)
     if p.is_dir():
         data = _image_folder(p)
     elif p.suffix == ".npz":
         data = load_npz(p)
     elif p.suffix == ".csv":
-        import csv
-
         with p.open(newline="") as fh:
             header = next(csv.reader(fh), [])
         if "text" in header and base_spec.startswith("hf:"):
@@ -209,17 +208,12 @@ def _check(base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig) -> 
 
 # ---------------------------------------------------------------- the comparison
 def _scratch(base: nn.Module, task: Task, data: TensorData, seed: int) -> nn.Module:
-    from interlearn.cuts import SCRATCH, cut_module
-    from interlearn.transfer import fresh_tail
-
     if isinstance(base, nn.Sequential):
         return fresh_tail(base, 0, task.num_outputs, seed=seed)
     return cut_module(base, SCRATCH, task.num_outputs, data.x[:2], seed=seed).new
 
 
 def _fold_scores(base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig, seed: int, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    from interlearn.transfer import transfer
-
     k = min(cfg.folds, int(torch.bincount(data.y).min()))
     rows = []
     for f, held in enumerate(stratified_folds(data.y, k, seed)):

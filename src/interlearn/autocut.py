@@ -28,6 +28,7 @@ from interlearn.cuts import SCRATCH, cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
 from interlearn.features import cache_status, extract_features, fit_head
+from interlearn.split import cut_points, fresh_tail, resolve_cut, split_at
 from interlearn.surgery import count_params, freeze
 from interlearn.tasks import Task
 from interlearn.tracking import paused
@@ -133,8 +134,6 @@ def stratified_folds(y: torch.Tensor, k: int, seed: int = 0, stratify: bool = Tr
 
 def _prepare(base: nn.Module, cut: int | str, task: Task, data: TensorData, seed: int) -> tuple[nn.Module, nn.Module, bool]:
     """``(kept part, fresh part, whether the kept part runs alone)`` at ``cut``."""
-    from interlearn.transfer import fresh_tail
-
     if isinstance(cut, int):
         return nn.Identity(), fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed), True
     nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
@@ -142,8 +141,6 @@ def _prepare(base: nn.Module, cut: int | str, task: Task, data: TensorData, seed
 
 
 def _score(base: nn.Module, cut: int | str, data: TensorData, task: Task, cfg: FitConfig, held: list[torch.Tensor], seed: int) -> CutScore:
-    from interlearn.transfer import split_at
-
     if isinstance(cut, int):
         body = copy.deepcopy(split_at(base, cut)[0])
         for p in body.parameters():
@@ -216,8 +213,6 @@ def auto_cut(
     Raises:
         ConfigError: no candidate cuts, or a candidate out of range.
     """
-    from interlearn.transfer import cut_points, resolve_cut
-
     cfg = config or FitConfig(epochs=100, batch_size=32, lr=1e-3, warmup=0.1, weight_decay=1e-4, seed=seed)
     cands = [resolve_cut(base, c) for c in (candidates if candidates is not None else cut_points(base, data.x[:2]))]
     cands = [c for c in cands if c != 0 and c != SCRATCH]

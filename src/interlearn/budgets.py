@@ -17,8 +17,10 @@ The report gives mean and spread over seeds as a table and a plot (accuracy vs l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +29,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from interlearn.config import FitConfig
+from interlearn.autocut import auto_cut
+from interlearn.config import FitConfig, step_config
+from interlearn.cuts import cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.surgery import count_params
+from interlearn.lora import LORA_LAYERS, LoraSpec, apply_lora
+from interlearn.schema import to_dict
+from interlearn.split import fresh_tail, split_at
+from interlearn.surgery import count_params, freeze, unfreeze
 from interlearn.tasks import Task
 from interlearn.training import evaluate, fit
+from interlearn.transfer import pretrain, transfer
 
-__all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "step_config", "finetune_at", "lora_at", "METHODS"]
+__all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "finetune_at", "lora_at", "METHODS"]
 
 METHODS = ("scratch", "transfer", "finetune", "lora")
 
@@ -80,14 +88,6 @@ class BudgetConfig:
             raise ConfigError(f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}, weight_decay={self.weight_decay}: need lr > 0, 0 < scale <= 1, decay >= 0")
 
 
-def step_config(n: int, steps: int, batch_size: int, lr: float, weight_decay: float = 0.0, seed: int = 0) -> FitConfig:
-    """A :class:`FitConfig` giving about ``steps`` optimizer steps over ``n`` examples."""
-    bs = max(1, min(batch_size, n))
-    per_epoch = -(-n // bs)
-    return FitConfig(epochs=max(1, round(steps / per_epoch)), batch_size=bs, lr=lr, weight_decay=weight_decay,
-                     warmup=0.1, schedule="cosine", seed=seed, restore_best=False)
-
-
 def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
     """``k`` random examples of every class of ``data`` (seeded).
 
@@ -113,16 +113,9 @@ def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, c
 
     ``cut`` is a layer index of a Sequential or a submodule name of any module (:mod:`interlearn.cuts`).
     """
-    from interlearn.transfer import fresh_tail, split_at
-
     if isinstance(cut, str):
-        from collections import OrderedDict
-
-        from interlearn.cuts import cut_module
-        from interlearn.surgery import unfreeze
-
         nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
-        model: nn.Module = nn.Sequential(OrderedDict(body=nc.body, head=nc.new)) if nc.separable else nc.new
+        model: nn.Module = nc.model()
         fresh = [p for p in nc.new.parameters() if p.requires_grad]
         ids = {id(p) for p in fresh}
         kept = [p for p in model.parameters() if id(p) not in ids]
@@ -145,21 +138,14 @@ def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, c
 def _cut_model(base: nn.Module, cut: int | str, data: TensorData, task: Task, seed: int) -> tuple[nn.Module, list[str], list[str]]:
     """``(model, kept module names, fresh module names)``: ``base`` cut at ``cut``, fresh layers at
     the end, everything frozen except the fresh layers."""
-    from collections import OrderedDict
-
-    from interlearn.surgery import freeze
-    from interlearn.transfer import fresh_tail, split_at
-
     if isinstance(cut, int):
         body, _ = split_at(copy.deepcopy(base), cut)
-        model: nn.Module = nn.Sequential(OrderedDict(body=body, head=fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)))
-        freeze(model.body)  # type: ignore[arg-type]
-        return model, ["body"], ["head"]
-    from interlearn.cuts import cut_module
-
+        freeze(body)
+        head = fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)
+        return nn.Sequential(OrderedDict(body=body, head=head)), ["body"], ["head"]
     nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
     if nc.separable:
-        return nn.Sequential(OrderedDict(body=nc.body, head=nc.new)), ["body"], ["head"]
+        return nc.model(), ["body"], ["head"]
     fresh = [n for n, m in nc.new.named_modules() if n and any(p.requires_grad for p in m.parameters(recurse=False))]
     kept = [n for n, m in nc.new.named_modules() if n and any(True for _ in m.parameters(recurse=False)) and n not in fresh]
     return nc.new, kept, fresh
@@ -172,12 +158,9 @@ def lora_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, confi
     Raises:
         ConfigError: the kept part has no ``nn.Linear``/``nn.Conv2d`` for LoRA to adapt.
     """
-    from interlearn.lora import LoraSpec, apply_lora
-    from interlearn.lora import _SUPPORTED as supported
-
     model, kept, fresh = _cut_model(base, cut, data, task, seed)
     modules = dict(model.named_modules())
-    targets = [n for n, m in modules.items() if isinstance(m, supported) and any(n == k or n.startswith(k + ".") for k in kept)]
+    targets = [n for n, m in modules.items() if isinstance(m, LORA_LAYERS) and any(n == k or n.startswith(k + ".") for k in kept)]
     if not targets:
         raise ConfigError(f"LoRA at cut {cut!r}: the kept layers have no nn.Linear/nn.Conv2d to adapt; choose a later cut")
     peft_model = apply_lora(model, LoraSpec(targets=tuple(targets), r=r, alpha=2.0 * r, modules_to_save=tuple(fresh)))
@@ -252,8 +235,6 @@ class BudgetReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the curve, every run, and the auto-cut reports."""
-        from interlearn.recipes.base import to_dict
-
         return {"curve": self.curve(), "runs": self.runs, "autocuts": self.autocuts, "config": to_dict(self.config)}
 
 
@@ -285,11 +266,6 @@ def label_budgets(
     Returns:
         A :class:`BudgetReport`.
     """
-    from dataclasses import replace
-
-    from interlearn.autocut import auto_cut
-    from interlearn.transfer import fresh_tail, pretrain, transfer
-
     cfg = config or BudgetConfig()
     say = progress or (lambda _s: None)
     report = BudgetReport(config=cfg)
@@ -299,7 +275,7 @@ def label_budgets(
         base = make_model(seed)
         if needs_base:
             t0 = time.perf_counter()
-            pretrain(base, source, source_task, replace(pre_cfg, seed=seed))
+            pretrain(base, source, source_task, dataclasses.replace(pre_cfg, seed=seed))
             src_acc = evaluate(base, source, source_task)["accuracy"] if len(source) <= 5000 else float("nan")
             say(f"seed {seed}: pretrained base in {time.perf_counter() - t0:.1f}s" + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else ""))
         for b in cfg.labels_per_class:

@@ -5,15 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from interlearn.errors import ConfigError
 
-__all__ = ["FitConfig", "check_device", "MAX_LR"]
+__all__ = ["FitConfig", "check_device", "resolve_device", "step_config", "MAX_LR"]
 
 MAX_LR = 10.0
 """Largest learning rate accepted: a typo guard (``1e12`` is never meant)."""
 
 _OPTIMIZERS = ("sgd", "adamw", "adam")
 _SCHEDULES = ("constant", "cosine", "onecycle", "linear")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> the first CUDA device when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def check_device(device: str) -> None:
@@ -25,8 +34,6 @@ def check_device(device: str) -> None:
     """
     if device == "auto":
         return
-    import torch
-
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -108,3 +115,13 @@ class FitConfig:
             raise ConfigError(f"patience={self.patience}: must be >= 1 or None")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir")
+
+
+def step_config(n: int, steps: int, batch_size: int, lr: float, weight_decay: float = 0.0, seed: int = 0) -> FitConfig:
+    """A :class:`FitConfig` giving about ``steps`` optimizer steps over ``n`` examples (AdamW,
+    10% warm-up then cosine decay; the budget :func:`interlearn.transfer.transfer` and the
+    label-budget comparisons train with)."""
+    bs = max(1, min(batch_size, n))
+    per_epoch = -(-n // bs)
+    return FitConfig(epochs=max(1, round(steps / per_epoch)), batch_size=bs, lr=lr, weight_decay=weight_decay,
+                     warmup=0.1, schedule="cosine", seed=seed, restore_best=False)

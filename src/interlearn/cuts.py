@@ -35,18 +35,19 @@ from torch import fx, nn
 from interlearn.errors import ConfigError, closest
 from interlearn.surgery import freeze, unfreeze
 
-__all__ = ["KEEP_ALL", "SCRATCH", "NamedCut", "named_cut_points", "cut_module", "trace"]
+__all__ = ["KEEP_ALL", "SCRATCH", "NamedCut", "named_cut_points", "cut_module", "trace", "has_params"]
 
 KEEP_ALL = "(all)"
 SCRATCH = "(scratch)"
 
 
-def _has_params(m: nn.Module) -> bool:
+def has_params(m: nn.Module) -> bool:
+    """Whether ``m`` has at least one parameter."""
     return any(True for _ in m.parameters())
 
 
 def _expand(name: str, mod: nn.Module) -> list[str]:
-    kids = [(n, c) for n, c in mod.named_children() if _has_params(c)]
+    kids = [(n, c) for n, c in mod.named_children() if has_params(c)]
     if isinstance(mod, (nn.ModuleList, nn.ModuleDict)):
         return [f"{name}.{n}" for n, _ in kids]
     if len(kids) == 1 and isinstance(kids[0][1], (nn.ModuleList, nn.ModuleDict)):
@@ -56,7 +57,7 @@ def _expand(name: str, mod: nn.Module) -> list[str]:
 
 def _blocks(model: nn.Module, prefix: str = "") -> list[str]:
     """Structural candidates: parametrized children, through single-child wrappers, stacks expanded."""
-    kids = [(n, c) for n, c in model.named_children() if _has_params(c)]
+    kids = [(n, c) for n, c in model.named_children() if has_params(c)]
     if len(kids) == 1 and not isinstance(kids[0][1], (nn.ModuleList, nn.ModuleDict)):
         return _blocks(kids[0][1], f"{prefix}{kids[0][0]}.")
     return [b for n, c in kids for b in _expand(f"{prefix}{n}", c)]
@@ -159,7 +160,7 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
     """
     plan = _plan(model, sample)
     blocks = sorted((b for b in _blocks(model) if b in plan.order), key=lambda b: plan.order[b])
-    params_before = lambda b: any(_has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])  # noqa: E731
+    params_before = lambda b: any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])  # noqa: E731
     cands = [b for b in blocks if params_before(b)]
     if plan.traced and plan.gm is not None:
         nodes = list(plan.gm.graph.nodes)
@@ -235,6 +236,11 @@ class NamedCut:
     new: nn.Module
     separable: bool
     note: str
+
+    def model(self) -> nn.Module:
+        """The kept and the new part as one model: ``Sequential(body, head)`` when the cut split
+        the model, else ``new`` (the whole model, its kept modules frozen inside it)."""
+        return nn.Sequential(OrderedDict(body=self.body, head=self.new)) if self.separable else self.new
 
 
 def _check(model: nn.Module, cut: str, plan: _Plan) -> None:

@@ -26,9 +26,10 @@ from torch import nn
 from interlearn.errors import CheckpointError, ConfigError, closest
 from interlearn.surgery import select_modules
 
-__all__ = ["LoraSpec", "lora_targets", "apply_lora", "is_lora", "save_adapter", "load_adapter", "merge_lora"]
+__all__ = ["LORA_LAYERS", "LoraSpec", "lora_targets", "apply_lora", "is_lora", "save_adapter", "load_adapter", "merge_lora"]
 
-_SUPPORTED = (nn.Linear, nn.Conv2d)
+LORA_LAYERS = (nn.Linear, nn.Conv2d)
+"""The layer types LoRA adapters are added to here."""
 _META_KEY = "interlearn_lora"
 
 
@@ -74,10 +75,10 @@ def lora_targets(model: nn.Module, patterns: tuple[str, ...] | list[str]) -> lis
             modules LoRA cannot adapt here (the adaptable names are listed).
     """
     modules = dict(model.named_modules())
-    supported = [n for n, m in modules.items() if n and isinstance(m, _SUPPORTED)]
+    supported = [n for n, m in modules.items() if n and isinstance(m, LORA_LAYERS)]
     out: list[str] = []
     for pat in patterns:
-        hit = [n for n in select_modules(model, pat) if isinstance(modules[n], _SUPPORTED)]
+        hit = [n for n in select_modules(model, pat) if isinstance(modules[n], LORA_LAYERS)]
         if not hit:
             raise ConfigError(
                 f"LoRA target {pat!r} matches no nn.Linear/nn.Conv2d (it matches {[type(modules[n]).__name__ for n in select_modules(model, pat)][:5]}); "

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from interlearn.config import resolve_device
 from interlearn.errors import ConfigError
 
 __all__ = ["Replicas", "is_main_process"]
@@ -75,8 +76,6 @@ class Replicas:
         self.rank = self.accelerator.process_index
         self.precision = str(self.accelerator.mixed_precision)
         if self.world == 1:
-            from interlearn.training import resolve_device
-
             self.device = resolve_device(device)
         else:
             self.device = self.accelerator.device

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from interlearn.config import FitConfig
+from interlearn.config import FitConfig, resolve_device
 from interlearn.data.tensors import TensorData
 from interlearn.errors import CheckpointError, DataError, TrainingDivergedError
 from interlearn.optim import build_optimizer, build_scheduler
@@ -60,13 +60,6 @@ class FitResult:
     best_metric: float | None = None
     train_seconds: float = 0.0
     stopped_early: bool = False
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> the first CUDA device when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from interlearn.errors import ConfigError
-from interlearn.multitask import gradients, gradnorm, weighting
 from interlearn.multitask.base import MTL_METHODS, MTLContext, MTLMethod, register_method
+from interlearn.multitask.gradients import MGDAUB, JacobianMethod
+from interlearn.multitask.gradnorm import GradNorm
+from interlearn.multitask.weighting import DWA, FAMO, RLW, Equal, Static, Uncertainty
 
-__all__ = ["MTLMethod", "MTLContext", "MTL_METHODS", "register_method", "make_method", "list_methods", "method_kind", "BUILTIN_MODULES"]
+__all__ = ["MTLMethod", "MTLContext", "MTL_METHODS", "register_method", "make_method", "list_methods", "method_kind", "BUILTIN_METHODS"]
 
-BUILTIN_MODULES = (weighting, gradnorm, gradients)
-"""The modules whose import registered the built-in methods."""
+BUILTIN_METHODS = (Equal, Static, Uncertainty, DWA, RLW, FAMO, GradNorm, JacobianMethod, MGDAUB)
+"""The built-in method classes (importing their modules registered them; every torchjd
+aggregator is a registered subclass of :class:`JacobianMethod`)."""
 
 
 def list_methods(kind: str | None = None) -> list[str]:

@@ -26,7 +26,7 @@ import yaml
 
 from interlearn.errors import ConfigError, closest
 from interlearn.parallel import is_main_process
-from interlearn.recipes.base import build, load_yaml, to_dict
+from interlearn.schema import build, load_yaml, to_dict
 from interlearn.tracking import NULL, TrackingConfig, open_tracker, recording
 
 __all__ = ["KINDS", "load_recipe", "run_recipe", "build", "load_yaml", "to_dict", "example_recipes"]

@@ -19,7 +19,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, step_config
+from interlearn.budgets import BudgetConfig, finetune_at, label_budgets
+from interlearn.config import step_config
 from interlearn.config import FitConfig
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError

@@ -14,7 +14,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from interlearn.budgets import BudgetConfig, label_budgets, step_config
+from interlearn.budgets import BudgetConfig, label_budgets
+from interlearn.config import step_config
 from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.recipes.transfer import build_model
 from interlearn.report import Section, verdict

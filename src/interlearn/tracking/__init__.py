@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, Union
 
 from interlearn.errors import ConfigError
+from interlearn.schema import build
 
 __all__ = ["TrackingConfig", "Tracker", "NULL", "Backend", "open_tracker", "recording", "section", "paused", "describe", "flatten", "BACKENDS", "TrackingSpec"]
 
@@ -244,8 +245,6 @@ def _config(spec: Any) -> TrackingConfig:
     if isinstance(spec, TrackingConfig):
         return spec
     if isinstance(spec, Mapping):
-        from interlearn.recipes.base import build
-
         return build(TrackingConfig, dict(spec), "tracking")
     if isinstance(spec, str) and spec in BACKENDS:
         raise ConfigError(f"tracking={spec!r}: give where to write, e.g. {{'{spec}': {'runs/tb' if spec == 'tensorboard' else 'mlruns'!r}}}")

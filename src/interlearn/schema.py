@@ -1,4 +1,4 @@
-"""YAML recipes -> validated frozen dataclasses.
+"""YAML mappings <-> validated frozen dataclasses (the recipes' schema machinery, used by any config).
 
 ``build(Config, mapping, path)`` walks a dataclass's fields, checks unknown keys (with a
 "did you mean"), types and ``Literal`` choices, recursing into nested dataclasses, and raises

@@ -5,7 +5,7 @@ import pytest
 from interlearn.config import FitConfig
 from interlearn.errors import ConfigError
 from interlearn.recipes import load_recipe
-from interlearn.recipes.base import build, to_dict
+from interlearn.schema import build, to_dict
 
 
 @dataclass(frozen=True)
