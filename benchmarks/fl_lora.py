@@ -19,6 +19,7 @@ round moves (down + up, raw tensor payload, from the round loop's own accounting
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -32,14 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.lora import (  # noqa: E402
-    adapter_params,
-    add_lora,
-    load_minilm,
-    params_bytes,
-    shakespeare_play_lines,
-    tokenize,
-)
+from interlearn.federated.comm import params_bytes  # noqa: E402
+from interlearn.federated.lora import ATTENTION_LORA, adapter_params, load_minilm, shakespeare_play_lines, tokenize  # noqa: E402
+from interlearn.lora import apply_lora  # noqa: E402
 from interlearn.federated.population import Population  # noqa: E402
 from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
 from interlearn.federated.strategies import get_strategy  # noqa: E402
@@ -81,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)  # the same head initialisation in both variants
         model, _ = load_minilm(len(plays))
         if variant == "adapter":
-            model = add_lora(model, r=args.rank, alpha=2 * args.rank)
+            model = apply_lora(model, dataclasses.replace(ATTENTION_LORA, r=args.rank, alpha=2.0 * args.rank))
         params = adapter_params(model)
         lr = args.lr_adapter if variant == "adapter" else args.lr_full
         update = LocalSGD(epochs=args.epochs, batch_size=args.batch_size, lr=lr, optimizer="adam")

@@ -52,7 +52,8 @@ from interlearn.data.shakespeare import load_shakespeare  # noqa: E402
 from interlearn.federated.evaluate import evaluate_params  # noqa: E402
 from interlearn.federated.params import load_params, model_params  # noqa: E402
 from interlearn.federated.personal_select import SelectConfig, plot_gains  # noqa: E402
-from interlearn.models.char_lstm import char_lstm, model_bytes  # noqa: E402
+from interlearn.models.char_lstm import char_lstm  # noqa: E402
+from interlearn.ondevice.quantize import model_bytes  # noqa: E402
 from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, train_global  # noqa: E402
 from interlearn.ondevice import latency_ms  # noqa: E402
 from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars  # noqa: E402

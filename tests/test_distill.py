@@ -7,7 +7,8 @@ from torch import nn
 
 from interlearn.config import FitConfig
 from interlearn.data import load_digits
-from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, size_on_disk, teacher_logits
+from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, teacher_logits
+from interlearn.ondevice.quantize import model_bytes
 from interlearn.errors import ConfigError, ShapeError
 from interlearn.schema import build
 from interlearn.tasks import classification, regression
@@ -31,6 +32,16 @@ def test_kd_loss_matches_the_formula():
     assert torch.allclose(kd_loss(s, t, y, T, a), want, atol=1e-6)
     assert torch.allclose(kd_loss(s, t, y, T, 0.0), F.cross_entropy(s, y))
     assert float(kd_loss(t, t, None, T, 1.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kd_loss_on_sequences_is_the_loss_of_every_position():
+    """(batch, classes, time) logits with (batch, time) targets: one row per predicted token."""
+    torch.manual_seed(0)
+    s, t, y = torch.randn(3, 5, 4), torch.randn(3, 5, 4), torch.randint(0, 5, (3, 4))
+    rows = lambda z: z.transpose(1, 2).reshape(-1, 5)  # noqa: E731
+    torch.testing.assert_close(kd_loss(s, t, y, 2.0, 0.6), kd_loss(rows(s), rows(t), y.reshape(-1), 2.0, 0.6))
+    torch.testing.assert_close(kd_loss(s, t, y, 2.0, 0.0), F.cross_entropy(s, y))
+    assert float(kd_loss(t, t, y, 2.0, 1.0)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_t_squared_scaling_keeps_gradients_at_logit_matching_scale():
@@ -139,7 +150,7 @@ def test_compare_models_reports_size_accuracy_and_latency(digits, teacher):
     t, s = rows["teacher"], rows["student"]
     assert t["params"] == sum(p.numel() for p in teacher.parameters())
     assert t["bytes"] > 4 * t["params"] > 4 * s["params"]  # float32 + a small header
-    assert s["bytes"] == size_on_disk(small)
+    assert s["bytes"] == model_bytes(small)
     assert t["errors"] == round((1 - t["accuracy"]) * len(test))
     assert t["latency_ms_b1"] > 0 and t["latency_ms_b256"] > 0 and s["note"] == "x"
     with pytest.raises(ConfigError):

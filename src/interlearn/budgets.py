@@ -41,6 +41,7 @@ from interlearn.surgery import count_params, freeze, unfreeze
 from interlearn.tasks import Task
 from interlearn.training import evaluate, fit
 from interlearn.transfer import pretrain, transfer
+from interlearn.plotting import pyplot
 
 __all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "finetune_at", "lora_at", "METHODS"]
 
@@ -211,10 +212,7 @@ class BudgetReport:
 
     def plot(self, path: str | Path, title: str = "accuracy vs label budget", ylabel: str = "test accuracy (%)") -> Path:
         """PNG: accuracy (mean, error bars = std over seeds) vs labels per class, one line per method."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         curve = self.curve()

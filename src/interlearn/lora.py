@@ -90,8 +90,10 @@ def lora_targets(model: nn.Module, patterns: tuple[str, ...] | list[str]) -> lis
 
 def is_lora(model: nn.Module) -> bool:
     """Whether ``model`` is a PEFT model (returned by :func:`apply_lora`)."""
-    from peft import PeftModel
-
+    try:
+        from peft import PeftModel  # optional dependency (interlearn[peft])
+    except ImportError:  # without PEFT no model has adapters
+        return False
     return isinstance(model, PeftModel)
 
 

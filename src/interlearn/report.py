@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from interlearn.errors import DataError
+from interlearn.plotting import log_x, pyplot
 
 __all__ = [
     "MAX_COLUMNS",
@@ -180,10 +181,7 @@ def plot_bars(rows: Mapping[str, Mapping[str, Any]], metric: str, path: Path, ti
     items = [(k, float(r[metric])) for k, r in rows.items() if isinstance(r.get(metric), (int, float)) and not isinstance(r.get(metric), bool)]
     if not items:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(items) + 2), 3.2))
     ax.bar([k for k, _ in items], [v for _, v in items], color="#4477aa")
@@ -201,10 +199,7 @@ def plot_bars(rows: Mapping[str, Mapping[str, Any]], metric: str, path: Path, ti
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, xlabel: str, ylabel: str, title: str = "",
                 hlines: Mapping[str, float] | None = None, xlog: bool = False) -> Path:
     """Line plot of several ``name -> (xs, ys)`` curves, with optional horizontal reference lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.4, 3.6))
     for name, (xs, ys) in curves.items():
@@ -212,11 +207,7 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
     for i, (name, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, ls="--", lw=1, color=f"C{len(curves) + i}", label=name)
     if xlog:
-        from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_x(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -19,6 +19,7 @@ from torch import nn
 from interlearn.errors import ConfigError, ShapeError, closest
 
 __all__ = [
+    "select_names",
     "select_params",
     "select_modules",
     "freeze",
@@ -40,7 +41,14 @@ def _as_list(patterns: str | Iterable[str]) -> list[str]:
     return [patterns] if isinstance(patterns, str) else list(patterns)
 
 
-def _match(names: Sequence[str], patterns: str | Iterable[str], what: str) -> list[str]:
+def select_names(names: Sequence[str], patterns: str | Iterable[str], what: str = "name") -> list[str]:
+    """The ``names`` matching any glob (a name also matches the patterns it is a dotted child of:
+    ``"head"`` selects ``"head.weight"``), in the order of ``names``' first matches.
+
+    Raises:
+        ConfigError: a pattern matches nothing (the closest names are listed; ``what`` says
+            what the names are, e.g. ``"parameter"``).
+    """
     out: list[str] = []
     for pat in _as_list(patterns):
         hit = [n for n in names if fnmatch.fnmatchcase(n, pat) or n == pat or n.startswith(pat + ".")]
@@ -52,12 +60,12 @@ def _match(names: Sequence[str], patterns: str | Iterable[str], what: str) -> li
 
 def select_params(model: nn.Module, patterns: str | Iterable[str]) -> list[str]:
     """Names of parameters matching any glob (a module name selects all its parameters)."""
-    return _match([n for n, _ in model.named_parameters()], patterns, "parameter")
+    return select_names([n for n, _ in model.named_parameters()], patterns, "parameter")
 
 
 def select_modules(model: nn.Module, patterns: str | Iterable[str]) -> list[str]:
     """Names of modules matching any glob."""
-    return _match([n for n, _ in model.named_modules() if n], patterns, "module")
+    return select_names([n for n, _ in model.named_modules() if n], patterns, "module")
 
 
 def _bn_eval_hook(module: nn.Module, _inputs: Any) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from interlearn.errors import ConfigError, DataError
 
-__all__ = ["Task", "TaskKind", "classification", "regression", "multilabel"]
+__all__ = ["Task", "TaskKind", "classification", "regression", "multilabel", "cross_entropy", "accuracy_sums"]
 
 TaskKind = Literal["classification", "regression", "multilabel"]
 _KINDS = ("classification", "regression", "multilabel")
@@ -120,3 +120,15 @@ def regression(dim: int = 1, name: str = "main") -> Task:
 def multilabel(num_labels: int, name: str = "main") -> Task:
     """A multi-label task with ``num_labels`` independent binary labels (BCE, accuracy)."""
     return Task(name=name, kind="multilabel", num_outputs=num_labels)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy with the class dimension at 1: (B, C) logits with (B,) labels, or
+    (B, C, T) logits with (B, T) labels (a prediction at every position of a sequence)."""
+    return F.cross_entropy(logits, y.long())
+
+
+@torch.no_grad()
+def accuracy_sums(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """``(correct, total)`` predictions, the class dimension at 1 (either layout above)."""
+    return int((logits.argmax(1) == y).sum()), int(y.numel())

@@ -344,7 +344,7 @@ def test_library_client_updates_run_on_every_engine():
     """FedPer (a private head in the client state) and federated distillation (a KD objective) are
     StepUpdates too: batched and multi-core runs equal the sequential ones."""
     from interlearn.federated.personalization import FedPerUpdate
-    from interlearn.models.char_lstm import FedDistillUpdate
+    from interlearn.federated.distill import FedDistillUpdate
 
     model, clients = mlp(8, [16], 3, seed=0), _mlp_clients()
     params = model_params(model)

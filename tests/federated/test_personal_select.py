@@ -8,7 +8,7 @@ from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.params import model_params
 from interlearn.federated.personal_select import SelectConfig, interpolate_params, personalize_validated, plot_gains
-from interlearn.federated.personalization import evaluate_params
+from interlearn.federated.evaluate import params_accuracy
 
 
 def _user(shift, n, seed):
@@ -31,7 +31,7 @@ def _global(seed=0):
 
 
 def _score(model, params, data):
-    return evaluate_params(model, params, data)
+    return params_accuracy(model, params, data)
 
 
 CFG = SelectConfig(steps=(0, 10, 40), alphas=(0.0, 0.5, 1.0), lams=(0.1,), lr=0.3, batch_size=16)

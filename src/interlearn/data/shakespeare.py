@@ -37,6 +37,7 @@ from interlearn.data.download import download as _download
 from interlearn.data.paths import cache_dir, data_root
 from interlearn.data.tensors import TensorData
 from interlearn.errors import DataError
+from interlearn.data.users import user_named
 
 __all__ = [
     "CharVocab",
@@ -47,6 +48,8 @@ __all__ = [
     "split_by_role",
     "char_windows",
     "load_shakespeare",
+    "locate_text",
+    "read_text",
     "role_texts",
     "SHAKESPEARE_FILES",
 ]
@@ -281,15 +284,16 @@ class ShakespeareData:
         Raises:
             DataError: unknown name (the message suggests close ones).
         """
-        from interlearn.errors import closest
-
-        for u in self.users:
-            if u.name == name:
-                return u
-        raise DataError(f"unknown user {name!r}; did you mean {closest(name, [u.name for u in self.users])}?")
+        return user_named(self.users, name)
 
 
-def _locate(source: Source, data_dir: str | Path | None, download: bool) -> Path:
+def locate_text(source: Source, data_dir: str | Path | None, download: bool) -> Path:
+    """The Shakespeare text file of ``source`` under ``data_dir`` (or the cache), downloaded when
+    allowed.
+
+    Raises:
+        DataError: not found (the message lists where it looked and how to fix it).
+    """
     names, content_sha, urls, file_sha = SHAKESPEARE_FILES[source]
     root = data_root(data_dir)
     folders = ([root / "shakespeare", root] if root is not None else []) + [cache_dir() / "shakespeare"]
@@ -308,7 +312,8 @@ def _locate(source: Source, data_dir: str | Path | None, download: bool) -> Path
     )
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """The text of a (possibly gzipped) file, decoded as UTF-8."""
     raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
     return raw.decode("utf-8-sig", errors="replace")
 
@@ -318,10 +323,10 @@ def _role_texts(data_dir: str | Path | None, source: Source, test_fraction: floa
     """``{user: (train_text, test_text)}`` (LEAF's split and joining), the file read, the plays."""
     if source not in SHAKESPEARE_FILES:
         raise DataError(f"source={source!r}; use one of {sorted(SHAKESPEARE_FILES)}")
-    p = Path(path) if path is not None else _locate(source, data_dir, download)
+    p = Path(path) if path is not None else locate_text(source, data_dir, download)
     if not p.is_file():
         raise DataError(f"Shakespeare text not found at {p}")
-    text = _read_text(p)
+    text = read_text(p)
     plays = parse_complete_works(text) if source == "complete" else parse_tiny_shakespeare(text)
     split = split_by_role(plays, test_fraction)
     return {u: (_join(tr), _join(te)) for u, (tr, te) in split.items()}, p, plays

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from interlearn.data.shakespeare import role_texts
 from interlearn.data.tensors import TensorData
 from interlearn.errors import DataError
+from interlearn.data.users import user_named
 
 __all__ = [
     "PAD",
@@ -168,12 +169,7 @@ class ShakespeareWords:
         Raises:
             DataError: unknown name (the message suggests close ones).
         """
-        from interlearn.errors import closest
-
-        for u in self.users:
-            if u.name == name:
-                return u
-        raise DataError(f"unknown user {name!r}; did you mean {closest(name, [u.name for u in self.users])}?")
+        return user_named(self.users, name)
 
 
 def load_shakespeare_words(

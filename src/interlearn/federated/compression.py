@@ -25,6 +25,7 @@ from interlearn.errors import ConfigError, UpdateRejected, closest
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.validation import reject
 from interlearn.types import Params
+from interlearn.federated.comm import params_bytes
 
 __all__ = [
     "COMPRESSORS",
@@ -32,7 +33,6 @@ __all__ = [
     "dequantize",
     "topk_sparsify",
     "densify",
-    "payload_bytes",
     "CompressUpdates",
 ]
 
@@ -93,11 +93,6 @@ def densify(payload: dict[str, torch.Tensor], numel: int) -> torch.Tensor:
     return out
 
 
-def payload_bytes(tensors: Params) -> int:
-    """Bytes of a dict of tensors on the wire (raw element bytes)."""
-    return sum(t.numel() * t.element_size() for t in tensors.values())
-
-
 class CompressUpdates:
     """Client-side compression, server-side decompression of updates.
 
@@ -148,7 +143,7 @@ class CompressUpdates:
         if self.error_feedback:
             ctx.memory.update({_MEM + k: v for k, v in new_res.items()})
         notes = ctx.notes
-        notes["compress/bytes_up"] = int(notes.get("compress/bytes_up", 0)) + payload_bytes(payload)
+        notes["compress/bytes_up"] = int(notes.get("compress/bytes_up", 0)) + params_bytes(payload)
         dense = sum(v.numel() * 4 for v in result.update.values())
         notes["compress/bytes_dense"] = int(notes.get("compress/bytes_dense", 0)) + dense
         return replace(result, update=payload)

@@ -9,19 +9,19 @@ Resource Allocation in Federated Learning", ICLR).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from interlearn.data.tensors import TensorData
+from interlearn.errors import DataError
 from interlearn.federated.params import load_params
 from interlearn.federated.population import Population
-from interlearn.types import ClientId, Params
+from interlearn.types import ClientId, LossFn, Params
 
-__all__ = ["evaluate_params", "client_accuracies", "summarize_accuracies"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["evaluate_params", "params_accuracy", "client_accuracies", "summarize_accuracies"]
 
 
 @torch.no_grad()
@@ -51,6 +51,19 @@ def evaluate_params(
     model.train(was_training)
     n = max(int(x.shape[0]), 1)
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / (max(total, 1) if loss is None else n), "examples": float(x.shape[0])}
+
+
+def params_accuracy(model: nn.Module, params: Params, data: TensorData, max_examples: int | None = None, batch_size: int = 256) -> float:
+    """Accuracy of ``params`` on the first ``max_examples`` examples of ``data`` (all when
+    ``None``): :func:`evaluate_params`'s accuracy, e.g. one user's score in personalization.
+
+    Raises:
+        DataError: no examples to score.
+    """
+    n = len(data) if max_examples is None else min(len(data), max_examples)
+    if n == 0:
+        raise DataError("no test examples to score; score only users that have test data")
+    return evaluate_params(model, params, data.x[:n], data.y[:n], batch_size=batch_size)["accuracy"]
 
 
 def client_accuracies(

@@ -39,14 +39,15 @@ from torch import nn
 
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.federated.client.local_sgd import cross_entropy
-from interlearn.federated.ditto import sgd_trajectory
-from interlearn.types import Params
+from interlearn.federated.trajectory import sgd_trajectory
+from interlearn.surgery import select_names
+from interlearn.tasks import cross_entropy
+from interlearn.types import LossFn, Params
+from interlearn.plotting import pyplot
 
 __all__ = ["SelectConfig", "UserChoice", "SelectionReport", "personalize_validated", "interpolate_params", "METHODS", "plot_gains"]
 
 METHODS = ("finetune", "interpolate", "ditto")
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ScoreFn = Callable[[nn.Module, Any, TensorData], float]
 CandidateFn = Callable[[int, TensorData], list[tuple[dict[str, Any], Any]]]
 
@@ -160,12 +161,11 @@ def interpolate_params(global_params: Params, local: Params, alpha: float) -> Pa
 
 
 def _names(params: Params, globs: Sequence[str]) -> list[str]:
-    import fnmatch
-
-    names = [k for k, v in params.items() if v.is_floating_point() and any(fnmatch.fnmatchcase(k, g) for g in globs)]
-    if not names:
-        raise ConfigError(f"SelectConfig.trainable={list(globs)} matches no parameter; names look like {list(params)[:6]}")
-    return names
+    floating = [k for k, v in params.items() if v.is_floating_point()]
+    try:
+        return select_names(floating, globs, "parameter")
+    except ConfigError as exc:
+        raise ConfigError(f"SelectConfig.trainable={list(globs)}: {exc}") from None
 
 
 def personalize_validated(
@@ -282,10 +282,7 @@ def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personal
         title: the figure's title.
         extra: more ``{method: gains}`` to draw (e.g. FedPer, trained separately), as fractions.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     series = {m: report.gains(m) for m in report.methods()}
     series.update(extra or {})

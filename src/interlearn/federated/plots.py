@@ -8,22 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from interlearn.plotting import pyplot
 
 __all__ = ["plot_history", "plot_client_accuracy", "plot_partition"]
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Test accuracy (and mean client training loss) vs round."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     pts = [(h["round"], h["test_accuracy"]) for h in history if "test_accuracy" in h]
     if pts:
@@ -45,7 +37,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 def plot_client_accuracy(accuracies: Sequence[float], path: str | Path) -> Path:
     """Histogram of per-client accuracies of the global model."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(list(accuracies), bins=20, range=(0.0, 1.0), color="tab:blue", edgecolor="white")
     ax.set_xlabel("client accuracy")
@@ -60,7 +52,7 @@ def plot_client_accuracy(accuracies: Sequence[float], path: str | Path) -> Path:
 def plot_partition(counts: torch.Tensor, path: str | Path, max_clients: int = 100) -> Path:
     """Heatmap of examples per (client, class); ``counts`` is (clients, classes) as returned in
     ``partition_stats(...)["counts"]``. At most ``max_clients`` rows are drawn."""
-    plt = _plt()
+    plt = pyplot()
     c = counts[:max_clients].float()
     fig, ax = plt.subplots(figsize=(6, max(3.0, min(12.0, 0.12 * c.shape[0] + 1))))
     im = ax.imshow(c.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")

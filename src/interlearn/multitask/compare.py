@@ -31,6 +31,7 @@ from interlearn.tracking import section
 from interlearn.multitask.train import evaluate_multitask, model_device, train_independent, train_multitask
 from interlearn.surgery import count_params
 from interlearn.training import resolve_device
+from interlearn.plotting import pyplot
 
 __all__ = ["delta_m", "weight_bytes", "training_memory", "compare_methods", "comparison_table", "plot_comparison"]
 
@@ -190,10 +191,7 @@ def comparison_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[st
 def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path: str | Path, title: str = "multi-task vs independent") -> Path:
     """Bar charts (PNG, Agg backend) per row: per-task metric, trainable parameters, training
     time, and weight / training memory (MB)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(rows)
     metric = {t.name: t.main_metric for t in tasks.tasks}

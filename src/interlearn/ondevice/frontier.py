@@ -26,6 +26,7 @@ from interlearn.ondevice.prune import decode_sparse, encode_sparse, prune_magnit
 from interlearn.ondevice.quantize import dequantize_weights, encoded_bytes, quantize_weights
 from interlearn.registry import Registry
 from interlearn.types import Params
+from interlearn.plotting import pyplot
 
 __all__ = ["Variant", "Encoding", "ENCODINGS", "encode", "measure_variants", "choose", "plot_frontier", "latency_ms"]
 
@@ -159,10 +160,7 @@ def plot_frontier(variants: Sequence[Variant], path: str | Path, reference: Vari
                   ylabel: str = "accuracy", title: str = "On-device variants") -> Path:
     """Accuracy against stored bytes (log scale): every variant, the Pareto frontier, the byte
     budget and the accuracy floor ``reference.accuracy - points``. PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if not variants:
         raise DataError("plot_frontier: no variants")

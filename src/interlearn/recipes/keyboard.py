@@ -33,15 +33,9 @@ from interlearn.federated.personalization import PersonalizationReport, Personal
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import get_strategy
-from interlearn.models.char_lstm import (
-    CharLSTM,
-    FedDistillUpdate,
-    char_lstm,
-    dequantize_int8,
-    model_bytes,
-    ondevice_char_lstm,
-    quantize_int8,
-)
+from interlearn.federated.distill import FedDistillUpdate
+from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
+from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights
 from interlearn.types import Params
 
 __all__ = [
@@ -176,7 +170,7 @@ def distill_ondevice(teacher: CharLSTM, data: ShakespeareData, cfg: Config, prog
 def int8_copy(model: CharLSTM) -> CharLSTM:
     """The model as it runs on the device: weights rounded through the int8 format."""
     twin = CharLSTM(model.config)
-    twin.load_state_dict(dequantize_int8(quantize_int8(dict(model.state_dict()))))
+    twin.load_state_dict(dequantize_weights(quantize_weights(dict(model.state_dict()), 8)))
     return twin.eval()
 
 

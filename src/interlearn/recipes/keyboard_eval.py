@@ -26,7 +26,7 @@ from interlearn.data.shakespeare import ShakespeareUser
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
 from interlearn.federated.personal_select import SelectConfig, SelectionReport, personalize_validated
-from interlearn.federated.personalization import cross_entropy_any, evaluate_params
+from interlearn.federated.evaluate import params_accuracy
 from interlearn.ondevice.frontier import Variant, choose, measure_variants, plot_frontier
 from interlearn.types import Params
 
@@ -62,13 +62,13 @@ def personalize_chars(model: nn.Module, params: Params, users: Sequence[Shakespe
         max_eval: cap on test chunks scored per user (``None``: all).
     """
     def score(m: nn.Module, p: Params, data: TensorData) -> float:
-        return evaluate_params(m, p, data, max_examples=max_eval)
+        return params_accuracy(m, p, data, max_examples=max_eval)
 
     rows = []
     for u in users:
         fit, val = split_validation(u.train, val_fraction)
         rows.append((u.name, fit, val, u.test))
-    report, _ = personalize_validated(model, params, rows, score, select, loss_fn=cross_entropy_any)
+    report, _ = personalize_validated(model, params, rows, score, select)
     return report
 
 
@@ -92,7 +92,7 @@ def ondevice_chars(models: dict[str, tuple[nn.Module, Params]], test: tuple[torc
     if "global" not in models:
         raise ConfigError(f"ondevice_chars needs a 'global' model (the float32 reference); got {list(models)}")
     data = TensorData(*test)
-    metric = lambda m, p: {"accuracy": evaluate_params(m, p, data)}  # noqa: E731
+    metric = lambda m, p: {"accuracy": params_accuracy(m, p, data)}  # noqa: E731
     names = ("float32", *[e for e in encodings if e != "float32"])
     variants, _ = measure_variants(models, names, metric, "accuracy")
     ref = next(v for v in variants if v.model == "global" and v.encoding == "float32")

@@ -25,6 +25,7 @@ from interlearn.federated.tour import ALPHA, CLIENTS_PER_ROUND, LOCAL, NUM_CLIEN
 from interlearn.models.mlp import digits_mlp
 from interlearn.report import Section, verdict
 from interlearn.scenarios.base import Scenario
+from interlearn.plotting import log_x, pyplot
 
 __all__ = ["run", "NOISE_MULTIPLIERS", "CLIP_NORM"]
 
@@ -35,10 +36,7 @@ THRESHOLD = 0.01
 
 
 def _plot(history: list[dict], central: float, local: float, points: list[tuple[float, float]], nodp: float, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6))
     pts = [(h["round"], h["test_accuracy"]) for h in history if "test_accuracy" in h]
@@ -53,11 +51,7 @@ def _plot(history: list[dict], central: float, local: float, points: list[tuple[
     b.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="DP-FedAvg")
     b.axhline(nodp, ls="--", color="C1", label="FedAvg, no DP")
     b.axhline(local, ls=":", color="C3", label="local only")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    b.set_xscale("log")
-    b.xaxis.set_major_formatter(ScalarFormatter())
-    b.xaxis.set_minor_formatter(NullFormatter())
+    log_x(b)
     b.set_xlabel(f"epsilon (delta = {DELTA:g})")
     b.set_ylabel("test accuracy")
     b.set_title("privacy cost")
