@@ -169,9 +169,12 @@ def build(cls: type[T], mapping: dict[str, Any], path: str = "") -> T:
 
 
 def to_dict(config: Any) -> Any:
-    """A dataclass (recursively) as plain dicts/lists, for writing the resolved config."""
+    """A dataclass (recursively) as plain dicts/lists, for writing the resolved config. A
+    dataclass with ``omit_none = True`` (a class attribute) leaves out its ``None`` fields."""
     if dataclasses.is_dataclass(config):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        skip_none = bool(getattr(config, "omit_none", False))
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)
+                if not (skip_none and getattr(config, f.name) is None)}
     if isinstance(config, (list, tuple)):
         return [to_dict(v) for v in config]
     if isinstance(config, dict):

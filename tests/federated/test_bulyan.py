@@ -9,7 +9,7 @@ import torch
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult
 from interlearn.federated.bulyan import Bulyan, bulyan, bulyan_selection
-from interlearn.federated.robust import Krum, _flat64, krum
+from interlearn.federated.robust import Krum, flat_float64, krum
 
 flower_aggregate = pytest.importorskip("flwr.server.strategy.aggregate", reason="the Flower reference needs the federated extra (flwr)")
 
@@ -22,7 +22,7 @@ def _lex_sorted_updates(n: int, seed: int, attackers: int = 0) -> list[dict[str,
            for _ in range(n - attackers)]
     ups += [{"w": torch.full((4, 3), 50.0 * (i + 1), dtype=torch.float64), "b": torch.full((3,), -50.0, dtype=torch.float64)}
             for i in range(attackers)]
-    flat = _flat64(ups).numpy()
+    flat = flat_float64(ups).numpy()
     order = np.lexsort(flat.T[::-1])
     return [ups[i] for i in order]
 
@@ -52,7 +52,7 @@ def test_krum_equals_flower(n, f, seed):
 
 def test_bulyan_selection_skips_the_attackers_and_the_result_stays_near_honest():
     ups = _lex_sorted_updates(11, seed=7, attackers=2)
-    flat = _flat64(ups)
+    flat = flat_float64(ups)
     chosen = bulyan_selection(flat, 2)
     assert len(chosen) == 11 - 4
     assert all(float(flat[i].abs().max()) < 40 for i in chosen)  # no attacker (|value| >= 50) selected

@@ -33,6 +33,7 @@ from interlearn.errors import ConfigError, RoundSkipped, closest
 from interlearn.types import ClientId
 
 __all__ = [
+    "mix_seed",
     "SAMPLINGS",
     "CohortSampling",
     "cohort_size",
@@ -51,7 +52,9 @@ SAMPLINGS = ("fixed", "poisson")
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant (splitmix64) to decorrelate derived seeds
 
 
-def _mix(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (seed, round, purpose, ...): a multiply-xorshift hash, so nearby
+    inputs give unrelated streams."""
     h = 0
     for p in parts:
         h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * _MIX & 0xFFFFFFFFFFFFFFFF
@@ -61,18 +64,18 @@ def _mix(*parts: int) -> int:
 
 def round_generator(seed: int, round_: int, purpose: int = 0) -> torch.Generator:
     """A generator determined by ``(seed, round, purpose)`` only (resume-safe)."""
-    return torch.Generator().manual_seed(_mix(seed, round_, purpose, 1))
+    return torch.Generator().manual_seed(mix_seed(seed, round_, purpose, 1))
 
 
 def client_generator(seed: int, round_: int, cid: ClientId) -> torch.Generator:
     """The generator a client's local training uses in a round (engine-independent)."""
-    return torch.Generator().manual_seed(_mix(seed, round_, cid, 2))
+    return torch.Generator().manual_seed(mix_seed(seed, round_, cid, 2))
 
 
 def step_generator(seed: int, round_: int, cid: ClientId) -> torch.Generator:
     """The generator a client's update-step hooks use in a round (local noise, stochastic
     rounding): per client, so the draws do not depend on where or in which order clients run."""
-    return torch.Generator().manual_seed(_mix(seed, round_, cid, 5))
+    return torch.Generator().manual_seed(mix_seed(seed, round_, cid, 5))
 
 
 def cohort_size(num_clients: int, fraction: float | None = None, count: int | None = None) -> int:

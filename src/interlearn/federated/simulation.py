@@ -45,7 +45,7 @@ from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
     SAMPLINGS,
     CohortSampling,
-    _mix,
+    mix_seed,
     apply_dropout,
     check_survivors,
     client_generator,
@@ -368,7 +368,7 @@ def _round(r: int, eng: Engine, population: Population, strategy: Strategy, conf
     ctx.notes["sampling"] = plan.sampling  # what the privacy steps check their accounting against
     ctx.channel = eng.protocol_channel(r) if eng.runs_client_steps else None
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_mix(config.seed, r, 3))  # server-side randomness of the round
+        torch.manual_seed(mix_seed(config.seed, r, 3))  # server-side randomness of the round
         cohort = plan.sampling.draw(round_generator(config.seed, r, 0))
         survivors, dropped = apply_dropout(cohort, config.dropout, round_generator(config.seed, r, 2))
         extras = server_extras(strategy, run.state)

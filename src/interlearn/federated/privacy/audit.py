@@ -43,7 +43,7 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.privacy.cohort import is_aggregate
 from interlearn.federated.privacy.noise import GaussianNoise
-from interlearn.federated.sampling import _mix
+from interlearn.federated.sampling import mix_seed
 from interlearn.types import Params
 
 __all__ = ["CANARY_ID", "STATISTICS", "AuditResult", "CanaryAudit", "gaussian_delta", "gaussian_epsilon", "separation", "estimate_epsilon"]
@@ -201,7 +201,7 @@ class CanaryAudit:
         if self._dirs is None:
             self._keys = [k for k, v in template.items() if v.is_floating_point()]
             d = sum(template[k].numel() for k in self._keys)
-            g = torch.Generator().manual_seed(_mix(self.seed, 0, 11))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, 0, 11))
             u = torch.randn(2 * self.k, d, generator=g, dtype=torch.float32)
             self._dirs = u / u.norm(dim=1, keepdim=True)
         return self._dirs
@@ -235,7 +235,7 @@ class CanaryAudit:
         if template is None:
             return list(results)
         self._directions(template)
-        g = torch.Generator().manual_seed(_mix(self.seed, ctx.round, 13))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, ctx.round, 13))
         joins = (torch.rand(self.k, generator=g, dtype=torch.float64) < self.noise.sampling.rate).nonzero().reshape(-1)  # type: ignore[union-attr]
         canaries = [ClientResult(CANARY_ID - int(j), self._update(int(j), template), 1.0, {"audit/canary": 1.0}) for j in joins]
         self.participations += len(canaries)

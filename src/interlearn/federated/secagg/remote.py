@@ -25,7 +25,7 @@ import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
 from interlearn.federated.secagg.graph import Graph
-from interlearn.federated.secagg.protocol import _SHARE_BYTES, SecAggClient, SecAggServer, Transcript
+from interlearn.federated.secagg.protocol import SHARE_BYTES, SecAggClient, SecAggServer, Transcript
 from interlearn.federated.secagg.ring import Ring
 from interlearn.types import ClientId, Params
 
@@ -87,7 +87,7 @@ def remote_secure_sum(
     for c in u3:
         tr.down(c, 8 * len(server.restrict(c, u3)))
     for c, s in shares.items():
-        tr.up(c, _SHARE_BYTES * len(s))
+        tr.up(c, SHARE_BYTES * len(s))
     total = server.unmask(shares)
     tr.survivors = list(u3)
     tr.dropped = [v for v in server.u2 if v not in masked]
