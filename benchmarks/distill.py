@@ -33,15 +33,15 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data import TensorData, load_mnist  # noqa: E402
-from interlearn.distill import compare_models, distill  # noqa: E402
-from interlearn.models.small_cnn import small_cnn  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate, fit  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_mnist
+from interlearn.distill import compare_models, distill
+from interlearn.models.small_cnn import small_cnn
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
 
 
 def jitter(max_shift: int = 2):

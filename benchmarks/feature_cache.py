@@ -26,16 +26,16 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data import TensorData, load_mnist  # noqa: E402
-from interlearn.features import fit_head  # noqa: E402
-from interlearn.models.small_cnn import small_cnn  # noqa: E402
-from interlearn.surgery import freeze  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate  # noqa: E402
-from interlearn.transfer import fresh_tail, pretrain, split_at  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_mnist
+from interlearn.features import fit_head
+from interlearn.models.small_cnn import small_cnn
+from interlearn.surgery import freeze
+from interlearn.tasks import classification
+from interlearn.training import evaluate
+from interlearn.transfer import fresh_tail, pretrain, split_at
 
 
 def compare(base: torch.nn.Sequential, cut: int, train: TensorData, test: TensorData, cfg: FitConfig) -> dict:

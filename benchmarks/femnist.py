@@ -31,18 +31,18 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data.femnist import load_femnist  # noqa: E402
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.params import load_params, model_params  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies import get_strategy  # noqa: E402
-from interlearn.models.femnist_cnn import femnist_cnn  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate, fit  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data.femnist import load_femnist
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.params import load_params, model_params
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies import get_strategy
+from interlearn.models.femnist_cnn import femnist_cnn
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
 
 
 def main() -> None:

@@ -27,14 +27,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data import TensorData, load_digits, load_mnist  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate, fit  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_digits, load_mnist
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
 
 
 def _data(args: argparse.Namespace) -> tuple[TensorData, TensorData]:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.checkpoint import load_checkpoint  # noqa: E402
-from interlearn.federated.engines import get_engine  # noqa: E402
-from interlearn.federated.flower import FINAL, LocalFederation, demo, run_job, write_flower_app  # noqa: E402
+from interlearn.checkpoint import load_checkpoint
+from interlearn.federated.engines import get_engine
+from interlearn.federated.flower import FINAL, LocalFederation, demo, run_job, write_flower_app
 
 ENGINES = ("vectorized", "sequential", "ray", "flower")
 APP_MODULE = """from interlearn.federated.flower import demo

@@ -30,15 +30,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.comm import params_bytes  # noqa: E402
-from interlearn.federated.lora import ATTENTION_LORA, adapter_params, load_minilm, shakespeare_play_lines, tokenize  # noqa: E402
-from interlearn.lora import apply_lora  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies import get_strategy  # noqa: E402
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.comm import params_bytes
+from interlearn.federated.lora import ATTENTION_LORA, adapter_params, load_minilm, shakespeare_play_lines, tokenize
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies import get_strategy
+from interlearn.lora import apply_lora
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,15 +27,15 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.data.mnist import load_mnist  # noqa: E402
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.partition import shards  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies.registry import get_strategy  # noqa: E402
-from interlearn.models.cnn import mnist_cnn  # noqa: E402
+from interlearn.data.mnist import load_mnist
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.partition import shards
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies.registry import get_strategy
+from interlearn.models.cnn import mnist_cnn
 
 
 class _Stop(Exception):

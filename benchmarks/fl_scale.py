@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
 
 def build(clients: int, per_client: int, dim: int, seed: int):  # type: ignore[no-untyped-def]

@@ -41,16 +41,16 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.checkpoint import save_checkpoint  # noqa: E402
-from interlearn.data.shakespeare_words import PAD, load_shakespeare_words  # noqa: E402
-from interlearn.federated.params import load_params  # noqa: E402
-from interlearn.federated.personal_select import plot_gains  # noqa: E402
-from interlearn.keyboard import encode_prefix, evaluate_recall, suggest_words  # noqa: E402
-from interlearn.models.word_cifg import word_cifg  # noqa: E402
-from interlearn.ondevice import latency_ms  # noqa: E402
-from interlearn.recipes.keyboard_words import (  # noqa: E402
+from interlearn.checkpoint import save_checkpoint
+from interlearn.data.shakespeare_words import PAD, load_shakespeare_words
+from interlearn.federated.params import load_params
+from interlearn.federated.personal_select import plot_gains
+from interlearn.keyboard import encode_prefix, evaluate_recall, suggest_words
+from interlearn.models.word_cifg import word_cifg
+from interlearn.ondevice import latency_ms
+from interlearn.recipes.keyboard_words import (
     Config,
     fedper_users,
     ondevice_frontier,

@@ -26,12 +26,21 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.multitask import MultiTaskModel, MTLContext, TaskSet, heads_for, lenet_trunk, list_methods, make_method, method_kind  # noqa: E402
-from interlearn.surgery import count_params  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import resolve_device  # noqa: E402
+from interlearn.multitask import (
+    MTLContext,
+    MultiTaskModel,
+    TaskSet,
+    heads_for,
+    lenet_trunk,
+    list_methods,
+    make_method,
+    method_kind,
+)
+from interlearn.surgery import count_params
+from interlearn.tasks import classification
+from interlearn.training import resolve_device
 
 
 def _tasks(t: int) -> TaskSet:

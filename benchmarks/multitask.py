@@ -24,12 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.multitask import CrossStitch, MMoE, MultiTaskModel, TaskSet, heads_for, lenet_stages, lenet_trunk  # noqa: E402
-from interlearn.multitask.compare import compare_methods, comparison_table, plot_comparison  # noqa: E402
-from interlearn.multitask.data import MULTIMNIST_TASKS, load_multimnist  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.multitask import CrossStitch, MMoE, MultiTaskModel, TaskSet, heads_for, lenet_stages, lenet_trunk
+from interlearn.multitask.compare import compare_methods, comparison_table, plot_comparison
+from interlearn.multitask.data import MULTIMNIST_TASKS, load_multimnist
 
 DEFAULT_METHODS = ("equal", "uncertainty", "gradnorm", "mgda_ub", "pcgrad", "upgrad", "famo")
 

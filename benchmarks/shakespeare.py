@@ -45,18 +45,18 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.checkpoint import save_checkpoint  # noqa: E402
-from interlearn.data.shakespeare import load_shakespeare  # noqa: E402
-from interlearn.federated.evaluate import evaluate_params  # noqa: E402
-from interlearn.federated.params import load_params, model_params  # noqa: E402
-from interlearn.federated.personal_select import SelectConfig, plot_gains  # noqa: E402
-from interlearn.models.char_lstm import char_lstm  # noqa: E402
-from interlearn.ondevice.quantize import model_bytes  # noqa: E402
-from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, train_global  # noqa: E402
-from interlearn.ondevice import latency_ms  # noqa: E402
-from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars  # noqa: E402
+from interlearn.checkpoint import save_checkpoint
+from interlearn.data.shakespeare import load_shakespeare
+from interlearn.federated.evaluate import evaluate_params
+from interlearn.federated.params import load_params, model_params
+from interlearn.federated.personal_select import SelectConfig, plot_gains
+from interlearn.models.char_lstm import char_lstm
+from interlearn.ondevice import latency_ms
+from interlearn.ondevice.quantize import model_bytes
+from interlearn.recipes.keyboard import Config, distill_ondevice, held_out_set, int8_copy, train_global
+from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars
 
 
 def all_test_chunks(users) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
@@ -217,7 +217,7 @@ def main() -> None:
         "personalized_global_median": s_best["global_median"],
         "personalized_median_gain": s_best["median_gain"],
         "test": {"curve_sample": {"users": args.test_users, "chunks_per_user": args.test_chunks, "characters": int(test[1].numel())},
-                 "final": {"users": len(data.users), "chunks": int(len(full_test[1])), "characters": int(full_test[1].numel())}},
+                 "final": {"users": len(data.users), "chunks": len(full_test[1]), "characters": int(full_test[1].numel())}},
         "population": {"users": len(data.users), "train_chunks": sum(sizes)},
         "published": {"reddi2021_fedavg_1200_rounds": 0.569, "mcmahan2017_target": 0.54},
         "seconds": {"total": time.perf_counter() - t0, "distill": distill_s, "personalize": pers_s,

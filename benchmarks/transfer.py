@@ -22,12 +22,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.budgets import BudgetConfig, label_budgets  # noqa: E402
-from interlearn.data import TensorData, load_mnist  # noqa: E402
-from interlearn.models.small_cnn import small_cnn  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
+from interlearn.budgets import BudgetConfig, label_budgets
+from interlearn.data import TensorData, load_mnist
+from interlearn.models.small_cnn import small_cnn
+from interlearn.tasks import classification
 
 
 def main() -> None:

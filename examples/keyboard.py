@@ -30,9 +30,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.recipes.keyboard_words import Config, run  # noqa: E402
+from interlearn.recipes.keyboard_words import Config, run
 
 
 def main() -> None:

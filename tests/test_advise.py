@@ -16,6 +16,7 @@ from interlearn.data import TensorData, load_digits
 from interlearn.tasks import classification
 from interlearn.training import fit
 
+
 def _mlp():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, sample_per_class
-from interlearn.config import step_config
-from interlearn.config import FitConfig
+from interlearn.config import FitConfig, step_config
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.tasks import classification

@@ -8,8 +8,8 @@ from torch import nn
 from interlearn.config import FitConfig
 from interlearn.data import load_digits
 from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, teacher_logits
-from interlearn.ondevice.quantize import model_bytes
 from interlearn.errors import ConfigError, ShapeError
+from interlearn.ondevice.quantize import model_bytes
 from interlearn.schema import build
 from interlearn.tasks import classification, regression
 from interlearn.training import evaluate, fit
@@ -38,7 +38,7 @@ def test_kd_loss_on_sequences_is_the_loss_of_every_position():
     """(batch, classes, time) logits with (batch, time) targets: one row per predicted token."""
     torch.manual_seed(0)
     s, t, y = torch.randn(3, 5, 4), torch.randn(3, 5, 4), torch.randint(0, 5, (3, 4))
-    rows = lambda z: z.transpose(1, 2).reshape(-1, 5)  # noqa: E731
+    rows = lambda z: z.transpose(1, 2).reshape(-1, 5)
     torch.testing.assert_close(kd_loss(s, t, y, 2.0, 0.6), kd_loss(rows(s), rows(t), y.reshape(-1), 2.0, 0.6))
     torch.testing.assert_close(kd_loss(s, t, y, 2.0, 0.0), F.cross_entropy(s, y))
     assert float(kd_loss(t, t, y, 2.0, 1.0)) == pytest.approx(0.0, abs=1e-6)
@@ -144,7 +144,7 @@ def test_teacher_is_left_frozen_and_logits_are_eval_mode(digits):
 
 
 def test_compare_models_reports_size_accuracy_and_latency(digits, teacher):
-    train, test = digits
+    _train, test = digits
     small = _mlp(64, 8)
     rows = compare_models({"teacher": teacher, "student": small}, test, classification(10), repeats=3, extra={"student": {"note": "x"}})
     t, s = rows["teacher"], rows["student"]

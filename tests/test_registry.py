@@ -44,7 +44,7 @@ def test_bad_keyword_is_a_config_error_naming_the_entry():
 def test_plugins_load_on_the_first_miss_and_missing_ones_are_skipped(tmp_path, monkeypatch):
     r: Registry[int] = Registry("widget", plugins=("interlearn_test_plugin_absent", "interlearn_test_plugin"))
     host = types.ModuleType("interlearn_test_host")
-    setattr(host, "REGISTRY", r)
+    host.REGISTRY = r
     monkeypatch.setitem(sys.modules, "interlearn_test_host", host)
     (tmp_path / "interlearn_test_plugin.py").write_text("import interlearn_test_host\ninterlearn_test_host.REGISTRY.register('late', 2)\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -5,7 +5,16 @@ import json
 import pytest
 
 from interlearn.errors import DataError
-from interlearn.report import MAX_COLUMNS, Section, markdown_table, render, section_markdown, sections_from_rows, verdict, write_summary
+from interlearn.report import (
+    MAX_COLUMNS,
+    Section,
+    markdown_table,
+    render,
+    section_markdown,
+    sections_from_rows,
+    verdict,
+    write_summary,
+)
 
 
 def _section(**kw):

@@ -41,7 +41,7 @@ def test_cut_points_and_resolve():
 
 def test_split_and_fresh_tail():
     base = _mlp()
-    body, tail = split_at(base, 2)
+    body, _tail = split_at(base, 2)
     assert [n for n, _ in body.named_children()] == ["fc1", "act1"] and body.fc1 is base.fc1
     new = fresh_tail(base, 2, 5, seed=1)
     assert [n for n, _ in new.named_children()] == ["fc2", "act2", "out"]

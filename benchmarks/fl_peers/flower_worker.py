@@ -27,10 +27,9 @@ def main() -> None:
     prep, out = sys.argv[1], sys.argv[2]
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE / "flower_app"), os.environ.get("PYTHONPATH", "")])
     import torch
-    from flwr.simulation import run_simulation
-
     from flower_app.client_app import app as client_app
     from flower_app.server_app import app as server_app
+    from flwr.simulation import run_simulation
 
     torch.set_num_threads(1)
     os.environ.update(FL_MATRIX_PREP=str(Path(prep).resolve()), FL_MATRIX_OUT=str(Path(out).resolve()), FL_MATRIX_START=repr(start))

@@ -18,17 +18,17 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from common import Clock, load_prep, train_arrays, write_result
+from torch import nn
 
-from common import Clock, load_prep, train_arrays, write_result  # noqa: E402
-from interlearn.federated.api import EngineSetup  # noqa: E402
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.engines import get_engine  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.sampling import round_generator, sample_cohort  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies.registry import get_strategy  # noqa: E402
+from interlearn.federated.api import EngineSetup
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.engines import get_engine
+from interlearn.federated.population import Population
+from interlearn.federated.sampling import round_generator, sample_cohort
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies.registry import get_strategy
 
 
 def interlearn_model(cfg: dict) -> nn.Module:

@@ -21,10 +21,10 @@ attribute access on the package (``interlearn.transfer.cut_points``) and
 """
 
 from interlearn import surgery
+from interlearn.advise import Advice, AdviseConfig, advise
 from interlearn.checkpoint import load_checkpoint, save_checkpoint
 from interlearn.config import FitConfig
 from interlearn.data import TensorData, from_arrays, load_csv, load_digits, load_mnist, load_npz
-from interlearn.advise import AdviseConfig, Advice, advise
 from interlearn.distill import distill, kd_loss
 from interlearn.errors import (
     CheckpointError,
@@ -41,7 +41,15 @@ from interlearn.finetune import FinetuneResult, FinetuneSpec, finetune
 from interlearn.lora import LoraSpec, apply_lora, merge_lora
 from interlearn.multitask.train import MultiTaskResult, train_multitask
 from interlearn.pretrained import load_pretrained
-from interlearn.surgery import count_params, freeze, param_groups, replace_last, replace_module, trainable_table, unfreeze
+from interlearn.surgery import (
+    count_params,
+    freeze,
+    param_groups,
+    replace_last,
+    replace_module,
+    trainable_table,
+    unfreeze,
+)
 from interlearn.tasks import Task, classification, multilabel, regression
 from interlearn.tracking import TrackingConfig
 from interlearn.training import FitResult, evaluate, fit

@@ -28,9 +28,10 @@ import csv
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,12 +42,12 @@ from interlearn.budgets import BudgetConfig, BudgetReport, finetune_at, lora_at,
 from interlearn.config import step_config
 from interlearn.cuts import SCRATCH, cut_module
 from interlearn.data.tensors import TensorData, load_csv, load_npz
+from interlearn.errors import ConfigError, DataError, ShapeError
 from interlearn.pretrained import load_pretrained
 from interlearn.split import fresh_tail
-from interlearn.transfer import transfer
-from interlearn.errors import ConfigError, DataError, ShapeError
 from interlearn.tasks import Task, classification
 from interlearn.training import evaluate, fit
+from interlearn.transfer import transfer
 
 __all__ = ["AdviseConfig", "Advice", "advise", "load_base", "load_labelled", "ADVISE_METHODS"]
 
@@ -197,7 +198,7 @@ def _check(base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig) -> 
     try:
         with torch.no_grad():
             out = base.eval()(data.x[:2])
-    except Exception as exc:  # any failure of the base on the data: say which shapes met
+    except Exception as exc:  # noqa: BLE001  (any failure of the base on the data: say which shapes met)
         raise ShapeError(f"the base cannot take your examples of shape {tuple(data.x.shape[1:])}: {type(exc).__name__}: {exc}") from None
     finally:
         base.train(was)
@@ -312,7 +313,7 @@ def _decide(adv: Advice) -> None:
     adv.negative_transfer = gap > 0
     n = len(keys)
     clear = adv.margin > 2 * adv.margin_se
-    line = lambda m: f"{m} {100 * adv.stats[m]['mean']:.1f}% ± {100 * adv.stats[m]['se']:.1f}"  # noqa: E731
+    line = lambda m: f"{m} {100 * adv.stats[m]['mean']:.1f}% ± {100 * adv.stats[m]['se']:.1f}"
     head = (f"Recommendation at {budget} labels per class: **{best}** ({line(best)}, standard error over {n} seed x fold runs), "
             f"ahead of {line(second)} by {100 * adv.margin:.1f} ± {100 * adv.margin_se:.1f} points "
             f"({'a clear margin' if clear else 'within the noise: the two are not reliably different'}).")

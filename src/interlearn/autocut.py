@@ -218,7 +218,7 @@ def auto_cut(
     cands = [c for c in cands if c != 0 and c != SCRATCH]
     if not cands:
         raise ConfigError(f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut")
-    name = lambda c: _name(base, c)  # noqa: E731
+    name = lambda c: _name(base, c)
     classify = task.kind == "classification"
     k = min(folds, int(torch.unique(data.y, return_counts=True)[1].min())) if classify else min(folds, len(data))
     if k < 2:

@@ -35,13 +35,13 @@ from interlearn.cuts import cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.lora import LORA_LAYERS, LoraSpec, apply_lora
+from interlearn.plotting import pyplot
 from interlearn.schema import to_dict
 from interlearn.split import fresh_tail, split_at
 from interlearn.surgery import count_params, freeze, unfreeze
 from interlearn.tasks import Task
 from interlearn.training import evaluate, fit
 from interlearn.transfer import pretrain, transfer
-from interlearn.plotting import pyplot
 
 __all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "finetune_at", "lora_at", "METHODS"]
 
@@ -282,9 +282,10 @@ def label_budgets(
 
             def record(method: str, model: nn.Module, seconds: float, **extra: Any) -> None:
                 acc = evaluate(model, target_test, task)["accuracy"]
-                report.runs.append({"seed": seed, "labels_per_class": b, "method": method, "accuracy": acc,
+                # called within this iteration only, so the loop's seed and b are the current ones
+                report.runs.append({"seed": seed, "labels_per_class": b, "method": method, "accuracy": acc,  # noqa: B023
                                     "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)), "seconds": seconds, **extra})
-                say(f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}")
+                say(f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}")  # noqa: B023
 
             if "scratch" in cfg.methods:
                 t0 = time.perf_counter()

@@ -68,7 +68,7 @@ def trace(model: nn.Module, sample: torch.Tensor | None = None) -> fx.GraphModul
     computes something else than the model (checked in eval mode)."""
     try:
         gm = fx.symbolic_trace(model)
-    except Exception:  # any tracing failure (data-dependent control flow, unsupported ops) -> hooks
+    except Exception:  # noqa: BLE001  (any tracing failure: data-dependent control flow, unsupported ops -> hooks)
         return None
     if sample is not None:
         was = model.training
@@ -76,7 +76,7 @@ def trace(model: nn.Module, sample: torch.Tensor | None = None) -> fx.GraphModul
         try:
             with torch.no_grad():
                 same = torch.allclose(gm(sample), model(sample), atol=1e-5)
-        except Exception:  # the traced graph fails where the module does not
+        except Exception:  # noqa: BLE001  (the traced graph fails where the module does not)
             same = False
         model.train(was)
         if not same:
@@ -160,7 +160,7 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
     """
     plan = _plan(model, sample)
     blocks = sorted((b for b in _blocks(model) if b in plan.order), key=lambda b: plan.order[b])
-    params_before = lambda b: any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])  # noqa: E731
+    params_before = lambda b: any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])
     cands = [b for b in blocks if params_before(b)]
     if plan.traced and plan.gm is not None:
         nodes = list(plan.gm.graph.nodes)

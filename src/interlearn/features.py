@@ -105,7 +105,7 @@ class _FrozenThenHead(nn.Module):
         super().__init__()
         self.body, self.head = body, head
 
-    def train(self, mode: bool = True) -> "_FrozenThenHead":
+    def train(self, mode: bool = True) -> _FrozenThenHead:
         super().train(mode)
         self.body.eval()  # the frozen part is always evaluated deterministically
         return self

@@ -113,9 +113,9 @@ def forgetting_table(reports: Iterable[ForgettingReport]) -> str:
         "| variant | new-task acc | source acc before | source acc after | forgetting | trainable params |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in reports:
-        lines.append(
-            f"| {r.name} | {r.target_accuracy:.4f} | {r.source_before:.4f} | {r.source_after:.4f} | "
-            f"{r.forgetting:+.4f} | {r.trainable_params:,} |"
-        )
+    lines += [
+        f"| {r.name} | {r.target_accuracy:.4f} | {r.source_before:.4f} | {r.source_after:.4f} | "
+        f"{r.forgetting:+.4f} | {r.trainable_params:,} |"
+        for r in reports
+    ]
     return "\n".join(lines)

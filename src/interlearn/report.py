@@ -85,7 +85,7 @@ class Section:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Section":
+    def from_dict(cls, d: Mapping[str, Any]) -> Section:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -152,8 +152,7 @@ def _small_table(table: Sequence[Mapping[str, Any]]) -> str:
         cols += [k for k in r if k not in cols]
     cols = cols[:MAX_COLUMNS]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in table:
-        lines.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in table]
     return "\n".join(lines)
 
 

@@ -268,7 +268,7 @@ def trainable_table(model: nn.Module) -> str:
         train = sum(p.numel() for p in child.parameters() if p.requires_grad)
         if total:
             rows.append((name, type(child).__name__, total, train))
-    own = [p for p in model.parameters(recurse=False)]
+    own = list(model.parameters(recurse=False))
     if own:
         rows.append(("(own)", type(model).__name__, sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad)))
     w = max([len(r[0]) for r in rows] + [6])

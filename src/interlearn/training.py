@@ -374,7 +374,7 @@ def _evaluate_replicas(model: nn.Module, data: TensorData, task: Task, dev: torc
 
 
 class _NoBar:
-    def __enter__(self) -> "_NoBar":
+    def __enter__(self) -> _NoBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -394,7 +394,7 @@ class _RichBar(_NoBar):
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
         self._t = self._p.add_task("training", total=total, completed=done)
 
-    def __enter__(self) -> "_RichBar":
+    def __enter__(self) -> _RichBar:
         self._p.__enter__()
         return self
 

@@ -24,10 +24,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
-from interlearn.autocut import AutoCutReport, auto_cut
+from interlearn.autocut import auto_cut
 from interlearn.config import FitConfig, step_config
 from interlearn.cuts import KEEP_ALL, cut_module, has_params
 from interlearn.data.tensors import TensorData

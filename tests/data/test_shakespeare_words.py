@@ -5,7 +5,16 @@ import collections
 import pytest
 import torch
 
-from interlearn.data.shakespeare_words import BOS, OOV, PAD, WordVocab, load_shakespeare_words, masked_cross_entropy, tokenize, word_chunks
+from interlearn.data.shakespeare_words import (
+    BOS,
+    OOV,
+    PAD,
+    WordVocab,
+    load_shakespeare_words,
+    masked_cross_entropy,
+    tokenize,
+    word_chunks,
+)
 from interlearn.errors import DataError
 
 

@@ -1,10 +1,9 @@
 import pytest
 import torch
+from fl_helpers import result
 
 from interlearn.errors import RoundSkipped, UpdateRejected
 from interlearn.federated.aggregate import WeightedMean, weighted_mean
-
-from fl_helpers import result
 
 
 def test_equal_weights_is_plain_mean():

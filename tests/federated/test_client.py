@@ -1,13 +1,12 @@
 import pytest
 import torch
+from fl_helpers import cohort, tiny_mlp
 from torch import nn
 
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData
 from interlearn.federated.client import LocalSGD, ScaffoldClient, batch_schedule
 from interlearn.federated.params import model_params
-
-from fl_helpers import cohort, tiny_mlp
 
 
 def test_batch_schedule_epochs_and_steps():

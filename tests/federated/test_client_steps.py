@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from fl_helpers import KillAt, blobs, tiny_mlp
 
 from interlearn.errors import ConfigError
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
@@ -25,8 +26,6 @@ from interlearn.federated.partition import shards
 from interlearn.federated.privacy import ClipUpdates, GaussianNoise
 from interlearn.federated.secagg import SecureAggregation
 from interlearn.federated.secagg.remote import INPUT_KEY, device_message
-
-from fl_helpers import KillAt, blobs, tiny_mlp
 
 
 def _population():
@@ -160,7 +159,7 @@ def test_steps_needing_a_channel_are_refused_by_name():
 
 
 def test_compression_memory_survives_a_resume(tmp_path):
-    pop, (x, y) = _population()
+    pop, (_x, _y) = _population()
     cfg = SimulationConfig(rounds=5, clients_per_round=8, seed=1, progress=False, checkpoint_every=2)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
     full = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)], run_dir=tmp_path / "a")

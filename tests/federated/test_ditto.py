@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from torch.func import functional_call
-
 from fl_helpers import blobs, tiny_mlp
+
 from interlearn.data.tensors import TensorData
-from interlearn.errors import ConfigError, DataError
+from interlearn.errors import ConfigError
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
 from interlearn.federated.api import ClientData, ClientUpdate
 from interlearn.federated.ditto import DittoUpdate, ditto_trajectory
@@ -43,7 +42,7 @@ def test_ditto_update_uploads_the_fedavg_update_and_keeps_the_personal_model():
     plain, _ = LocalSGD(epochs=1, batch_size=10, lr=0.1)(model, w, data, None, {}, client_generator(0, 1, 3))
     assert all(torch.allclose(res.update[k], plain.update[k], atol=1e-6) for k in w)  # same batches as FedAvg's client
     assert res.weight == 30 and set(state) == set(w) and _dist(state, w) > 0
-    res2, state2 = ditto(model, w, data, state, {}, client_generator(0, 2, 3))
+    _res2, state2 = ditto(model, w, data, state, {}, client_generator(0, 2, 3))
     assert _dist(state2, state) > 0  # the personal model continues from its state
     with pytest.raises(ConfigError):
         DittoUpdate(lam=-1)

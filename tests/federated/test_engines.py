@@ -11,21 +11,27 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
+from fl_helpers import cohort
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from interlearn.errors import ConfigError, DataError, InterlearnError
 from interlearn.federated.api import ClientData
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepUpdate, batch_schedule
-from interlearn.federated.engines import AutoEngine, MultiCoreEngine, SequentialEngine, VectorizedEngine, get_engine, run_cohort_on
+from interlearn.federated.engines import (
+    AutoEngine,
+    MultiCoreEngine,
+    SequentialEngine,
+    VectorizedEngine,
+    get_engine,
+    run_cohort_on,
+)
 from interlearn.federated.engines import auto as auto_module
 from interlearn.federated.params import model_params
 from interlearn.federated.sampling import client_generator
 from interlearn.models.char_lstm import char_lstm
 from interlearn.models.cnn import mnist_cnn
 from interlearn.models.mlp import mlp
-
-from fl_helpers import cohort
 
 SIZES = [13, 30, 7, 25]  # ragged: different step counts and short last batches mid-schedule
 
@@ -217,7 +223,7 @@ def test_ragged_cohorts_cost_the_sum_of_their_steps():
 def test_auto_picks_a_valid_engine(model_name):
     build, clients_fn = MODELS[model_name]
     engine = AutoEngine()
-    params, ref, _ = _run(SequentialEngine(), build(), UPDATES["sgd"], clients_fn())
+    params, _ref, _ = _run(SequentialEngine(), build(), UPDATES["sgd"], clients_fn())
     run_cohort_on(engine, build(), UPDATES["sgd"], params, clients_fn())
     chosen = engine.describe()
     engine.stop()
@@ -343,8 +349,8 @@ def test_engine_registry():
 def test_library_client_updates_run_on_every_engine():
     """FedPer (a private head in the client state) and federated distillation (a KD objective) are
     StepUpdates too: batched and multi-core runs equal the sequential ones."""
-    from interlearn.federated.personalization import FedPerUpdate
     from interlearn.federated.distill import FedDistillUpdate
+    from interlearn.federated.personalization import FedPerUpdate
 
     model, clients = mlp(8, [16], 3, seed=0), _mlp_clients()
     params = model_params(model)

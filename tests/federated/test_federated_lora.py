@@ -16,10 +16,10 @@ from interlearn.federated.client import LocalSGD  # noqa: E402
 from interlearn.federated.comm import params_bytes  # noqa: E402
 from interlearn.federated.evaluate import evaluate_params  # noqa: E402
 from interlearn.federated.lora import ATTENTION_LORA, TextClassifier, adapter_params, peft_state_dict  # noqa: E402
-from interlearn.lora import apply_lora  # noqa: E402
 from interlearn.federated.population import Population  # noqa: E402
 from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
 from interlearn.federated.strategies import get_strategy  # noqa: E402
+from interlearn.lora import apply_lora  # noqa: E402
 
 
 def _tiny_classifier(num_labels: int = 2) -> TextClassifier:

@@ -7,7 +7,6 @@ fixture's teardown, also when a test fails.
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.util
 import json
 import time
@@ -19,9 +18,9 @@ import torch
 
 pytest.importorskip("flwr", reason="Flower deployment needs the federated extra (flwr)")
 
-from interlearn.checkpoint import load_checkpoint  # noqa: E402
-from interlearn.federated.engines import SequentialEngine  # noqa: E402
-from interlearn.federated.flower import FINAL, LocalFederation, RemotePopulation, run_job, write_flower_app  # noqa: E402
+from interlearn.checkpoint import load_checkpoint
+from interlearn.federated.engines import SequentialEngine
+from interlearn.federated.flower import FINAL, LocalFederation, RemotePopulation, run_job, write_flower_app
 
 pytestmark = [pytest.mark.flower, pytest.mark.slow]
 

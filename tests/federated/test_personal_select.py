@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-
 from fl_helpers import tiny_mlp
+
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
+from interlearn.federated.evaluate import params_accuracy
 from interlearn.federated.params import model_params
 from interlearn.federated.personal_select import SelectConfig, interpolate_params, personalize_validated, plot_gains
-from interlearn.federated.evaluate import params_accuracy
 
 
 def _user(shift, n, seed):
@@ -42,7 +42,7 @@ def test_users_unlike_the_global_model_adapt_and_like_it_keep_it():
     users = [("shifted", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3)),
              ("same", _user(0, 120, 4), _user(0, 60, 5), _user(0, 60, 6))]
     report, kept = personalize_validated(model, w, users, _score, CFG, keep=("shifted",))
-    shifted, same = report.users
+    shifted, _same = report.users
     for m in ("finetune", "interpolate", "ditto", "best"):
         assert shifted.chosen[m]["test"] > shifted.global_test + 0.3, m  # a relabelled user gains a lot
     assert shifted.chosen["finetune"]["setting"]["steps"] > 0
@@ -86,7 +86,7 @@ def test_a_separate_selection_criterion_ranks_candidates():
     """``select`` decides on validation; ``score`` only reports (here: select prefers the global model)."""
     model, w = _global()
     users = [("shifted", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3))]
-    prefer_global = lambda m, p, d: -sum(float((p[k] - w[k]).abs().sum()) for k in w)  # noqa: E731
+    prefer_global = lambda m, p, d: -sum(float((p[k] - w[k]).abs().sum()) for k in w)
     report, _ = personalize_validated(model, w, users, _score, CFG, select=prefer_global)
     u = report.users[0]
     assert all(u.chosen[m]["test"] == u.global_test for m in report.methods())

@@ -82,7 +82,7 @@ def test_config_validation():
         PersonalizeConfig(scope="body")
     with pytest.raises(ConfigError):
         PersonalizeConfig(steps=-1)
-    with pytest.raises(ConfigError, match="parameter pattern .classifier.\*. matches nothing"):
+    with pytest.raises(ConfigError, match=r"parameter pattern .classifier.\*. matches nothing"):
         personalize(Tiny(), dict(Tiny().state_dict()), [("u", _user(0, 8, 0), _user(0, 8, 1))], PersonalizeConfig(head_patterns=("classifier.*",)))
 
 
@@ -100,7 +100,7 @@ def test_fedper_keeps_head_private():
     assert torch.count_nonzero(result.update["trunk.weight"]) > 0
     assert not torch.equal(state["head.weight"], params["head.weight"])
     # next round starts from the client's own head, not the global one
-    result2, state2 = update(model, params, ClientData(7, data.x, data.y), state, {}, torch.Generator().manual_seed(1))
+    result2, _state2 = update(model, params, ClientData(7, data.x, data.y), state, {}, torch.Generator().manual_seed(1))
     assert result2.metrics["loss"] < result.metrics["loss"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -182,7 +183,7 @@ def test_epsilon_reported_every_round_and_target_stops_training():
             stopped_at = rnd
             break
     assert stopped_at is not None and stopped_at > 1
-    assert all(e2 > e1 for e1, e2 in zip(eps, eps[1:]))
+    assert all(e2 > e1 for e1, e2 in itertools.pairwise(eps))
     assert eps[-1] <= 5.0 and len(eps) == 6  # eps after 6 rounds 4.82, after 7 5.08
     msg = c.notes["stop"]
     assert "target_epsilon = 5" in msg and "privacy budget reached" in msg

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from protection_helpers import toy_problem
@@ -28,7 +30,7 @@ def test_dp_fedavg_reports_epsilon_each_round_and_stops_at_target(engine):
     res = _run(steps, _cfg(rounds=50), engine)
     eps = [h["dp/epsilon"] for h in res.history]
     assert len(eps) == len(res.history) < 50  # stopped early
-    assert all(b > a for a, b in zip(eps, eps[1:])) and eps[-1] <= 6.0
+    assert all(b > a for a, b in itertools.pairwise(eps)) and eps[-1] <= 6.0
     assert res.stopped is not None and "target_epsilon = 6" in res.stopped
     assert res.history[-1]["dp/delta"] == 1e-5
     assert res.final_accuracy is not None and res.final_accuracy > 0.6  # learns despite noise

@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
-from interlearn.federated.sampling import apply_dropout, check_survivors, client_generator, cohort_size, round_generator, sample_cohort
+from interlearn.federated.sampling import (
+    apply_dropout,
+    check_survivors,
+    client_generator,
+    cohort_size,
+    round_generator,
+    sample_cohort,
+)
 
 
 def test_cohort_size():

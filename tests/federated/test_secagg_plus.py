@@ -8,7 +8,14 @@ from protection_helpers import ctx, result, run_steps
 
 from interlearn.errors import ConfigError, RoundSkipped
 from interlearn.federated.aggregate import weighted_mean
-from interlearn.federated.secagg import Ring, SecureAggregation, complete_graph, default_degree, harary_graph, secure_sum
+from interlearn.federated.secagg import (
+    Ring,
+    SecureAggregation,
+    complete_graph,
+    default_degree,
+    harary_graph,
+    secure_sum,
+)
 
 pytest.importorskip("cryptography")
 

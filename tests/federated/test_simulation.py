@@ -4,13 +4,20 @@ import logging
 
 import pytest
 import torch
+from fl_helpers import KillAt, blobs, tiny_mlp
 
 from interlearn.errors import CheckpointError, ConfigError
-from interlearn.federated import ClientResult, LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
+from interlearn.federated import (
+    ClientResult,
+    LocalSGD,
+    Population,
+    ScaffoldClient,
+    SimulationConfig,
+    get_strategy,
+    simulate,
+)
 from interlearn.federated.comm import params_bytes
 from interlearn.federated.partition import shards
-
-from fl_helpers import KillAt, blobs, tiny_mlp
 
 
 def _population(n=120, clients=8, seed=0):

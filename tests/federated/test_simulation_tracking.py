@@ -2,11 +2,10 @@
 read back with TensorBoard's event reader and MLflow's client."""
 
 import pytest
+from fl_helpers import blobs, tiny_mlp
 
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
 from interlearn.federated.partition import shards
-
-from fl_helpers import blobs, tiny_mlp
 
 pytest.importorskip("tensorboard", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
 pytest.importorskip("mlflow", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from fl_helpers import blobs, tiny_mlp
 from torch.func import functional_call
 
-from fl_helpers import blobs, tiny_mlp
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData

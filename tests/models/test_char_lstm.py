@@ -5,7 +5,6 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, ShapeError
 from interlearn.models.char_lstm import (
     CharLSTMConfig,
@@ -13,7 +12,6 @@ from interlearn.models.char_lstm import (
     char_lstm,
     next_char_accuracy,
     next_char_loss,
-    ondevice_char_lstm,
 )
 from interlearn.models.femnist_cnn import femnist_cnn
 

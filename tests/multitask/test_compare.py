@@ -2,7 +2,7 @@ import pytest
 
 from interlearn.config import FitConfig
 from interlearn.errors import ConfigError
-from interlearn.multitask.compare import comparison_table, compare_methods, delta_m, plot_comparison
+from interlearn.multitask.compare import compare_methods, comparison_table, delta_m, plot_comparison
 from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
 from interlearn.multitask.tour import digits_model, multitask_tour
 

@@ -8,7 +8,15 @@ from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.multitask import (
-    MMoE, MultiTaskModel, TaskSet, evaluate_multitask, heads_for, mix_sources, mlp_trunk, train_independent, train_multitask,
+    MMoE,
+    MultiTaskModel,
+    TaskSet,
+    evaluate_multitask,
+    heads_for,
+    mix_sources,
+    mlp_trunk,
+    train_independent,
+    train_multitask,
 )
 from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
 
@@ -79,7 +87,7 @@ def test_partial_labels_from_two_datasets(digits):
 
 
 def test_evaluate_averages_over_labelled_rows_only(digits):
-    train, test = digits
+    _train, test = digits
     model = _model()
     full = evaluate_multitask(model, test, DIGITS_TASKS)
     y = test.y.clone()

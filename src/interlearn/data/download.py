@@ -51,7 +51,7 @@ def download(urls: list[str], dest: Path, sha256: str | None = None, decompresse
                 raise DataError(f"content checksum mismatch for {url}")
             tmp_path.replace(dest)
             return dest
-        except Exception as exc:  # try the next mirror, report all failures at the end
+        except Exception as exc:  # noqa: BLE001  (try the next mirror, report all failures at the end)
             errors.append(f"{url}: {exc}")
             tmp_path.unlink(missing_ok=True)
     raise DataError(f"could not download {dest.name}: " + "; ".join(errors))

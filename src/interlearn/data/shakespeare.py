@@ -36,8 +36,8 @@ import torch
 from interlearn.data.download import download as _download
 from interlearn.data.paths import cache_dir, data_root
 from interlearn.data.tensors import TensorData
-from interlearn.errors import DataError
 from interlearn.data.users import user_named
+from interlearn.errors import DataError
 
 __all__ = [
     "CharVocab",
@@ -217,7 +217,7 @@ class CharVocab:
             raise DataError(f"CharVocab has {len(self.chars)} characters; at most 254 fit the uint8 encoding")
 
     @classmethod
-    def from_texts(cls, texts: list[str]) -> "CharVocab":
+    def from_texts(cls, texts: list[str]) -> CharVocab:
         """The sorted set of characters occurring in ``texts``."""
         return cls("".join(sorted(set().union(*[set(t) for t in texts]))))
 
@@ -314,7 +314,11 @@ def locate_text(source: Source, data_dir: str | Path | None, download: bool) -> 
 
 def read_text(path: Path) -> str:
     """The text of a (possibly gzipped) file, decoded as UTF-8."""
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
     return raw.decode("utf-8-sig", errors="replace")
 
 

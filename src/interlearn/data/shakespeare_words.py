@@ -35,8 +35,8 @@ import torch.nn.functional as F
 
 from interlearn.data.shakespeare import role_texts
 from interlearn.data.tensors import TensorData
-from interlearn.errors import DataError
 from interlearn.data.users import user_named
+from interlearn.errors import DataError
 
 __all__ = [
     "PAD",
@@ -79,7 +79,7 @@ class WordVocab:
             raise DataError(f"WordVocab.words contains reserved tokens {clash}")
 
     @classmethod
-    def from_counts(cls, counts: collections.Counter[str], size: int) -> "WordVocab":
+    def from_counts(cls, counts: collections.Counter[str], size: int) -> WordVocab:
         """The ``size`` most frequent words (ties broken alphabetically, so it is deterministic)."""
         if size < 1:
             raise DataError(f"vocab_size={size}; use a positive number of words (Hard et al. use 10,000)")
@@ -105,10 +105,8 @@ class WordVocab:
 
     def decode(self, indices: torch.Tensor | list[int]) -> list[str]:
         """Words of ``indices`` (specials as ``<pad>``, ``<oov>``, ``<bos>``)."""
-        out = []
-        for i in torch.as_tensor(indices).flatten().tolist():
-            out.append(_SPECIALS[i] if i < len(_SPECIALS) else self.words[i - len(_SPECIALS)])
-        return out
+        specials = len(_SPECIALS)
+        return [_SPECIALS[i] if i < specials else self.words[i - specials] for i in torch.as_tensor(indices).flatten().tolist()]
 
     def special_ids(self) -> tuple[int, ...]:
         """Indices never suggested to a user and never scored as a hit (pad, oov, bos)."""

@@ -43,12 +43,12 @@ class TensorData:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, index: torch.Tensor | Sequence[int]) -> "TensorData":
+    def subset(self, index: torch.Tensor | Sequence[int]) -> TensorData:
         """The examples at ``index`` (a view-free copy)."""
         idx = torch.as_tensor(index, dtype=torch.long)
         return TensorData(self.x[idx], self.y[idx])
 
-    def to(self, device: torch.device | str) -> "TensorData":
+    def to(self, device: torch.device | str) -> TensorData:
         return TensorData(self.x.to(device), self.y.to(device))
 
     @property

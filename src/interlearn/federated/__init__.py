@@ -50,21 +50,21 @@ How to plug things in:
 from typing import TYPE_CHECKING, Any
 
 from interlearn.federated.aggregate import WeightedMean, weighted_mean
-from interlearn.federated.bulyan import Bulyan
 from interlearn.federated.api import (
     Aggregator,
     ClientData,
-    CohortOutcome,
-    CohortTask,
-    EngineSetup,
     ClientResult,
     ClientUpdate,
+    CohortOutcome,
+    CohortTask,
     Engine,
+    EngineSetup,
     RoundContext,
     ServerOptimizer,
     Strategy,
     UpdateStep,
 )
+from interlearn.federated.bulyan import Bulyan
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepContext, StepUpdate, batch_schedule, run_client
 from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
 from interlearn.federated.compression import CompressUpdates

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientResult
 from interlearn.federated.aggregate import cast_back
+from interlearn.federated.api import ClientResult
 from interlearn.federated.robust import (
     check_num_byzantine,
     client_updates,

@@ -23,9 +23,9 @@ import torch
 
 from interlearn.errors import ConfigError, UpdateRejected, closest
 from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.comm import params_bytes
 from interlearn.federated.validation import reject
 from interlearn.types import Params
-from interlearn.federated.comm import params_bytes
 
 __all__ = [
     "COMPRESSORS",

@@ -98,7 +98,7 @@ class DittoUpdate:
         if self.lam < 0 or self.batch_size < 1 or self.lr <= 0 or self.personal_steps < 0:
             raise ConfigError(f"DittoUpdate: lam={self.lam} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0), "
                               f"personal_steps={self.personal_steps} (>= 0)")
-        if self.steps is None and self.epochs < 1 or self.steps is not None and self.steps < 1:
+        if (self.steps is None and self.epochs < 1) or (self.steps is not None and self.steps < 1):
             raise ConfigError(f"DittoUpdate: epochs={self.epochs}, steps={self.steps}; give epochs >= 1 or steps >= 1")
         if self.personal_lr is not None and self.personal_lr <= 0:
             raise ConfigError(f"DittoUpdate.personal_lr={self.personal_lr}: must be > 0 (or None for lr)")

@@ -163,7 +163,7 @@ def shakespeare_play_lines(
             play has fewer than ``lines_per_play`` usable lines.
     """
     text = read_text(locate_text("complete", data_dir, download=False))
-    by_title = {t: roles for t, roles in parse_complete_works(text)}
+    by_title = dict(parse_complete_works(text))
     rng = random.Random(seed)
     texts: list[str] = []
     labels: list[int] = []

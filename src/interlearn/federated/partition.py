@@ -23,7 +23,6 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
 import torch
 
 from interlearn.errors import ConfigError, DataError

@@ -40,10 +40,10 @@ from torch import nn
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.trajectory import sgd_trajectory
+from interlearn.plotting import pyplot
 from interlearn.surgery import select_names
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
-from interlearn.plotting import pyplot
 
 __all__ = ["SelectConfig", "UserChoice", "SelectionReport", "personalize_validated", "interpolate_params", "METHODS", "plot_gains"]
 
@@ -238,34 +238,33 @@ def personalize_validated(
             cands[mname] = [({}, global_params, g_val)] + [(st, p, rank(model, p, val)) for st, p in fn(i, train)]
         g_test = score(model, global_params, test)
         tested: dict[int, float] = {id(global_params): g_test}
-
-        def test_score(p: Params) -> float:
-            if id(p) not in tested:
-                tested[id(p)] = score(model, p, test)
-            return tested[id(p)]
-
+        # the reported metric on validation (ranks methods over users)
         valued: dict[int, float] = {id(global_params): g_val if select is None else score(model, global_params, val)}
-
-        def val_metric(p: Any) -> float:  # the reported metric on validation (ranks methods over users)
-            if id(p) not in valued:
-                valued[id(p)] = score(model, p, val)
-            return valued[id(p)]
 
         chosen: dict[str, dict[str, Any]] = {}
         params_of: dict[str, Any] = {}
         pool: list[tuple[str, dict[str, Any], Any, float]] = []
         for method, options in cands.items():
             setting, p, v = max(options, key=lambda o: o[2])  # max keeps the first of equal scores
-            chosen[method] = {"setting": setting, "val": v, "val_metric": val_metric(p), "test": test_score(p)}
+            chosen[method] = {"setting": setting, "val": v, "val_metric": _memo(valued, score, model, p, val),
+                              "test": _memo(tested, score, model, p, test)}
             params_of[method] = p
             pool += [(method, st, q, w) for st, q, w in options]
         m, setting, p, v = max(pool, key=lambda o: o[3])
-        chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "val_metric": val_metric(p), "test": test_score(p)}
+        chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "val_metric": _memo(valued, score, model, p, val),
+                          "test": _memo(tested, score, model, p, test)}
         params_of["best"] = p
         results.append(UserChoice(name, g_val, g_test, chosen, _count(val), _count(test)))
         if name in keep:
             kept[name] = params_of
     return SelectionReport(results, config), kept
+
+
+def _memo(cache: dict[int, float], score: ScoreFn, model: nn.Module, personal: Any, data: TensorData) -> float:
+    """``score(model, personal, data)``, computed once per candidate object."""
+    if id(personal) not in cache:
+        cache[id(personal)] = score(model, personal, data)
+    return cache[id(personal)]
 
 
 def _count(data: TensorData) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from interlearn.plotting import pyplot
 
 __all__ = ["plot_history", "plot_client_accuracy", "plot_partition"]

@@ -27,7 +27,16 @@ from torch import nn
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from interlearn.errors import CheckpointError, ConfigError, RoundSkipped, TrainingDivergedError
-from interlearn.federated.api import ClientResult, ClientUpdate, CohortTask, Engine, EngineSetup, RoundContext, Strategy, UpdateStep
+from interlearn.federated.api import (
+    ClientResult,
+    ClientUpdate,
+    CohortTask,
+    Engine,
+    EngineSetup,
+    RoundContext,
+    Strategy,
+    UpdateStep,
+)
 from interlearn.federated.client_steps import (
     ClientRound,
     apply_client_steps,
@@ -45,11 +54,11 @@ from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
     SAMPLINGS,
     CohortSampling,
-    mix_seed,
     apply_dropout,
     check_survivors,
     client_generator,
     cohort_size,
+    mix_seed,
     releases_every_round,
     resolve_sampling,
     round_generator,

@@ -45,7 +45,7 @@ class UserCache:
     smoothing: float = 0.1
 
     @classmethod
-    def from_data(cls, data: TensorData, vocab_size: int, smoothing: float = 0.1) -> "UserCache":
+    def from_data(cls, data: TensorData, vocab_size: int, smoothing: float = 0.1) -> UserCache:
         """Counts of the (input word, next word) pairs of ``data`` (padding skipped).
 
         Raises:
@@ -113,7 +113,7 @@ def evaluate_cached(model: nn.Module, cm: CachedModel, data: TensorData, ks: tup
     return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total), "loss": nll / max(targets, 1)}
 
 
-def cache_candidates(params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)):  # noqa: ANN201
+def cache_candidates(params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)):
     """An ``extra_methods`` entry for :func:`~interlearn.federated.personal_select.personalize_validated`:
     ``fn(user_index, train) -> [({"lam": lam}, CachedModel)]`` (the cache built from ``train``)."""
     if not lams or any(not 0 < v <= 1 for v in lams):

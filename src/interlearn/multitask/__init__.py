@@ -1,8 +1,8 @@
 """Multi-task learning: a shared trunk with task heads, loss weighting and gradient combination,
 partial labels, MultiMNIST, and comparisons against independent single-task models."""
 
-from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.base import MTL_METHODS, MTLContext, MTLMethod, register_method
+from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.methods import list_methods, make_method, method_kind
 from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_stages, lenet_trunk, mlp_stages, mlp_trunk
 from interlearn.multitask.targets import TaskSet, mix_sources, pack_targets

@@ -27,11 +27,11 @@ from interlearn.errors import ConfigError
 from interlearn.multitask.methods import method_kind
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
-from interlearn.tracking import section
 from interlearn.multitask.train import evaluate_multitask, model_device, train_independent, train_multitask
-from interlearn.surgery import count_params
-from interlearn.training import resolve_device
 from interlearn.plotting import pyplot
+from interlearn.surgery import count_params
+from interlearn.tracking import section
+from interlearn.training import resolve_device
 
 __all__ = ["delta_m", "weight_bytes", "training_memory", "compare_methods", "comparison_table", "plot_comparison"]
 
@@ -156,8 +156,9 @@ def compare_methods(
         torch.manual_seed(seed)
         model = build(tasks)
         with section(name):
-            res, mem = _measure(lambda: train_multitask(model, train, tasks, name, cfg, options=(options or {}).get(name)), dev,
-                                lambda: training_memory(model, probe, tasks, method_kind(name) == "gradient"))
+            # _measure calls both right away, so the loop's model and name are the current ones
+            res, mem = _measure(lambda: train_multitask(model, train, tasks, name, cfg, options=(options or {}).get(name)), dev,  # noqa: B023
+                                lambda: training_memory(model, probe, tasks, method_kind(name) == "gradient"))  # noqa: B023
         metrics = evaluate_multitask(model, test, tasks)
         row = describe(metrics) | {
             "trainable_params": count_params(model, trainable_only=True),

@@ -36,7 +36,7 @@ class Equal(MTLMethod):
     """Sum of the task losses: exactly ``sum(losses).backward()``."""
 
     def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
-        self.last_weights = {t: 1.0 for t in losses}
+        self.last_weights = dict.fromkeys(losses, 1.0)
         return sum(losses.values())  # type: ignore[return-value]
 
 

@@ -24,9 +24,9 @@ from interlearn.errors import ConfigError, DataError
 from interlearn.ondevice.lowrank import defactorize, factorize
 from interlearn.ondevice.prune import decode_sparse, encode_sparse, prune_magnitude
 from interlearn.ondevice.quantize import dequantize_weights, encoded_bytes, quantize_weights
+from interlearn.plotting import pyplot
 from interlearn.registry import Registry
 from interlearn.types import Params
-from interlearn.plotting import pyplot
 
 __all__ = ["Variant", "Encoding", "ENCODINGS", "encode", "measure_variants", "choose", "plot_frontier", "latency_ms"]
 

@@ -99,7 +99,7 @@ def dequantize_weights(encoded: dict[str, torch.Tensor]) -> Params:
                 vals = codes.reshape(-1)
             w = (vals.float().reshape(-1, g) * scale[:, None]).reshape(shape[0], padded)[:, :cols]
             out[base] = w.reshape(shape).contiguous()
-        elif not (name.endswith(".q") or name.endswith(".scale")):
+        elif not name.endswith((".q", ".scale")):
             out[name] = t
     return out
 

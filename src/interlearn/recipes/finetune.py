@@ -25,10 +25,10 @@ from interlearn.finetune import FinetuneSpec, finetune
 from interlearn.forgetting import forgetting_table, measure_forgetting
 from interlearn.lora import save_adapter
 from interlearn.models.small_cnn import small_cnn
-from interlearn.surgery import count_params, replace_module
-from interlearn.tasks import classification
 from interlearn.recipes.splits import DataConfig
 from interlearn.recipes.splits import split_classes as _split_classes
+from interlearn.surgery import count_params, replace_module
+from interlearn.tasks import classification
 from interlearn.tracking import section
 from interlearn.training import evaluate, fit
 

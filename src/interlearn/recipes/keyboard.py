@@ -23,17 +23,22 @@ from typing import Any, Literal
 import torch
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from interlearn.data.shakespeare import CharVocab, ShakespeareData, ShakespeareUser, load_shakespeare
 from interlearn.config import MAX_LR
+from interlearn.data.shakespeare import CharVocab, ShakespeareData, ShakespeareUser, load_shakespeare
 from interlearn.errors import CheckpointError, ConfigError
 from interlearn.federated.client import LocalSGD
+from interlearn.federated.distill import FedDistillUpdate
 from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personalization import PersonalizationReport, PersonalizeConfig, personalize, plot_personalization
+from interlearn.federated.personalization import (
+    PersonalizationReport,
+    PersonalizeConfig,
+    personalize,
+    plot_personalization,
+)
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import get_strategy
-from interlearn.federated.distill import FedDistillUpdate
 from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
 from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights
 from interlearn.types import Params

@@ -25,8 +25,8 @@ from torch import nn
 from interlearn.data.shakespeare import ShakespeareUser
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
-from interlearn.federated.personal_select import SelectConfig, SelectionReport, personalize_validated
 from interlearn.federated.evaluate import params_accuracy
+from interlearn.federated.personal_select import SelectConfig, SelectionReport, personalize_validated
 from interlearn.ondevice.frontier import Variant, choose, measure_variants, plot_frontier
 from interlearn.types import Params
 
@@ -92,7 +92,7 @@ def ondevice_chars(models: dict[str, tuple[nn.Module, Params]], test: tuple[torc
     if "global" not in models:
         raise ConfigError(f"ondevice_chars needs a 'global' model (the float32 reference); got {list(models)}")
     data = TensorData(*test)
-    metric = lambda m, p: {"accuracy": params_accuracy(m, p, data)}  # noqa: E731
+    metric = lambda m, p: {"accuracy": params_accuracy(m, p, data)}
     names = ("float32", *[e for e in encodings if e != "float32"])
     variants, _ = measure_variants(models, names, metric, "accuracy")
     ref = next(v for v in variants if v.model == "global" and v.encoding == "float32")

@@ -32,12 +32,24 @@ from typing import Any, Literal
 import torch
 
 from interlearn.checkpoint import load_checkpoint, save_checkpoint
-from interlearn.data.shakespeare_words import PAD, ShakespeareWords, WordUser, load_shakespeare_words, masked_cross_entropy
+from interlearn.data.shakespeare_words import (
+    PAD,
+    ShakespeareWords,
+    WordUser,
+    load_shakespeare_words,
+    masked_cross_entropy,
+)
 from interlearn.data.tensors import TensorData
 from interlearn.errors import CheckpointError, ConfigError
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personal_select import METHODS, SelectConfig, SelectionReport, personalize_validated, plot_gains
+from interlearn.federated.personal_select import (
+    METHODS,
+    SelectConfig,
+    SelectionReport,
+    personalize_validated,
+    plot_gains,
+)
 from interlearn.federated.personalization import FedPerUpdate
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, simulate
@@ -46,7 +58,7 @@ from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_ca
 from interlearn.keyboard.recall import evaluate_recall
 from interlearn.keyboard.suggest import encode_prefix, suggest_words
 from interlearn.models.word_cifg import WordCIFG, word_cifg
-from interlearn.ondevice.frontier import Variant, choose, encode, latency_ms, measure_variants, plot_frontier
+from interlearn.ondevice.frontier import Variant, choose, latency_ms, measure_variants, plot_frontier
 from interlearn.types import Params
 
 __all__ = [
@@ -340,7 +352,7 @@ def ondevice_frontier(model: WordCIFG, params: Params, test: TensorData, cfg: Co
     Returns:
         ``(variants, float32 reference, chosen variant or None, its decoded params)``.
     """
-    metric = lambda m, p: evaluate_recall(m, p, test)  # noqa: E731
+    metric = lambda m, p: evaluate_recall(m, p, test)
     variants, decoded = measure_variants({"global": (model, params)}, ("float32", *[e for e in cfg.ondevice_encodings if e != "float32"]),
                                          metric, "top1_recall")
     ref = next(v for v in variants if v.encoding == "float32")

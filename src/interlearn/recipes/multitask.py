@@ -20,9 +20,9 @@ from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, closest
 from interlearn.multitask.compare import compare_methods, plot_comparison
+from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.data import DIGITS_TASKS, MULTIMNIST_TASKS, load_digits_multitask, load_multimnist
 from interlearn.multitask.methods import list_methods
-from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_stages, lenet_trunk, mlp_stages, mlp_trunk
 from interlearn.multitask.targets import TaskSet
 
@@ -108,10 +108,10 @@ def build_model(config: Config, tasks: TaskSet) -> MultiTaskModel:
     """The recipe's architecture for ``tasks`` (MLP on digits, LeNet on MultiMNIST)."""
     if config.data.dataset == "digits":
         stages, heads, gate_in = (lambda: mlp_stages(64, 64, 32)), heads_for(tasks.tasks, 32), 64
-        make = lambda: mlp_trunk(64, 64, 32)  # noqa: E731
+        make = lambda: mlp_trunk(64, 64, 32)
     else:
         stages, heads, gate_in = (lambda: lenet_stages(28, 50)), heads_for(tasks.tasks, 50, hidden=50), 28 * 28
-        make = lambda: lenet_trunk(28, 50)  # noqa: E731
+        make = lambda: lenet_trunk(28, 50)
     if config.architecture == "mmoe":
         return MMoE(make, heads, config.num_experts, gate_in)
     if config.architecture == "cross_stitch" and len(tasks) > 1:
@@ -124,7 +124,7 @@ def _mask_labels(data: TensorData, tasks: TaskSet, fraction: float, seed: int) -
         return data
     gen = torch.Generator().manual_seed(seed + 7)
     y = data.y.clone()
-    for name, cols in tasks.columns.items():
+    for cols in tasks.columns.values():
         drop = torch.rand(len(y), generator=gen) >= fraction
         y[drop, cols] = float("nan")
     return TensorData(data.x, y)

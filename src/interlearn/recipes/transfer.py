@@ -20,16 +20,15 @@ import torch
 from torch import nn
 
 from interlearn.budgets import BudgetConfig, finetune_at, label_budgets
-from interlearn.config import step_config
-from interlearn.config import FitConfig
+from interlearn.config import FitConfig, step_config
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError
 from interlearn.models.small_cnn import small_cnn
+from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.surgery import count_params
 from interlearn.tasks import classification
 from interlearn.tracking import paused, section
 from interlearn.training import evaluate, fit
-from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.transfer import fresh_tail, resolve_cut, transfer
 
 __all__ = ["DataConfig", "Config", "run", "build_model", "split_classes"]
@@ -120,7 +119,7 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     run_dir.mkdir(parents=True, exist_ok=True)
     data = split_classes(config.data, image=config.model == "cnn")
     src_task, task = classification(len(config.data.source_classes)), classification(len(config.data.target_classes))
-    make = lambda s: build_model(config.model, data["source"].x[:1], src_task.num_outputs, s)  # noqa: E731
+    make = lambda s: build_model(config.model, data["source"].x[:1], src_task.num_outputs, s)
     pre_cfg = config.pretrain or replace(step_config(len(data["source"]), config.pretrain_steps, 64, 2e-3, seed=config.seed), progress=progress)
     t0 = time.perf_counter()
     base = load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)

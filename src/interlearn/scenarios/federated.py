@@ -23,9 +23,9 @@ from interlearn.federated.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.federated.tour import ALPHA, CLIENTS_PER_ROUND, LOCAL, NUM_CLIENTS, ROUNDS, tour_rows
 from interlearn.models.mlp import digits_mlp
+from interlearn.plotting import log_x, pyplot
 from interlearn.report import Section, verdict
 from interlearn.scenarios.base import Scenario
-from interlearn.plotting import log_x, pyplot
 
 __all__ = ["run", "NOISE_MULTIPLIERS", "CLIP_NORM"]
 

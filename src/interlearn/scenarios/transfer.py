@@ -35,7 +35,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     folder.mkdir(parents=True, exist_ok=True)
     data = split_classes(DataConfig(seed=seed), image=True)
     src_task, task = classification(5), classification(5)
-    make = lambda s: build_model("cnn", data["source"].x[:1], src_task.num_outputs, s)  # noqa: E731
+    make = lambda s: build_model("cnn", data["source"].x[:1], src_task.num_outputs, s)
     pre = step_config(len(data["source"]), 300, 64, 2e-3, seed=seed)
     cfg = BudgetConfig(labels_per_class=BUDGETS, seeds=(seed,), steps=STEPS, lr=3e-3, folds=3)
     say = (lambda line: print(f"  {line}", flush=True)) if progress else None

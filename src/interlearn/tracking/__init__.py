@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from interlearn.errors import ConfigError
 from interlearn.schema import build
@@ -132,11 +132,11 @@ class Tracker:
         """Backend name -> where the run is (the TensorBoard run folder, the MLflow run id)."""
         return {b.name: b.location for b in self.backends}
 
-    def scope(self, name: str) -> "Tracker":
+    def scope(self, name: str) -> Tracker:
         """A view whose metric and parameter names start with ``name/``."""
         return Tracker(self.backends, f"{self.prefix}{name}/" if name else self.prefix, owner=False, counts=self._counts)
 
-    def child(self, kind: str) -> "Tracker":
+    def child(self, kind: str) -> Tracker:
         """A view for the next training of ``kind`` in this scope: the first keeps the scope's
         names, later ones get ``kind2/``, ``kind3/`` ... so repeated trainings do not collide."""
         key = f"{self.prefix}{kind}"
@@ -187,7 +187,7 @@ class Tracker:
         for b in self.backends:
             b.finish(failed)
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -195,7 +195,7 @@ class Tracker:
 
 
 NULL = Tracker([], owner=False)
-TrackingSpec = Union[TrackingConfig, Mapping[str, Any], Tracker, None]
+TrackingSpec = TrackingConfig | Mapping[str, Any] | Tracker | None
 """What ``tracking=`` accepts."""
 _current: contextvars.ContextVar[Tracker | None] = contextvars.ContextVar("interlearn_tracker", default=None)
 

@@ -226,7 +226,7 @@ class LocalFederation:
             for c in children:
                 try:
                     c.kill()
-                except Exception:  # already gone
+                except Exception:  # noqa: BLE001  (already gone)
                     pass
             proc.wait(timeout=10)
             self.supernodes[index] = None
@@ -249,7 +249,7 @@ class LocalFederation:
         for c in children:  # the SuperLink starts its SuperExec in a session of its own
             try:
                 c.kill()
-            except Exception:  # already gone
+            except Exception:  # noqa: BLE001  (already gone)
                 pass
         self.supernodes = []
         self.superlink = None
@@ -274,7 +274,7 @@ def _descendants(pid: int) -> list[Any]:
         import psutil
 
         return list(psutil.Process(pid).children(recursive=True))
-    except Exception:  # psutil missing or the process already gone
+    except Exception:  # noqa: BLE001  (psutil missing or the process already gone)
         return []
 
 

@@ -30,8 +30,9 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, CohortTask
+from interlearn.federated.api import ClientData, CohortOutcome, CohortTask
 from interlearn.federated.client_steps import context_from_json
+from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.federated.flower.codec import (
     config_record,
     content_to_result,
@@ -39,7 +40,6 @@ from interlearn.federated.flower.codec import (
     params_to_record,
     record_to_generator,
 )
-from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.types import ClientId, Params
 
 __all__ = ["FlowerGridEngine", "RemotePopulation", "discover_clients"]

@@ -19,7 +19,12 @@ from interlearn.federated.privacy.audit import AuditResult, CanaryAudit
 from interlearn.federated.privacy.clipping import ClipUpdates, adaptive_clip_norm, clip_update, global_norm
 from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, mean_result, num_clients
 from interlearn.federated.privacy.dpsgd import DPSGDClientUpdate
-from interlearn.federated.privacy.noise import GaussianNoise, add_gaussian_noise, noisy_sum_mean, update_noise_multiplier
+from interlearn.federated.privacy.noise import (
+    GaussianNoise,
+    add_gaussian_noise,
+    noisy_sum_mean,
+    update_noise_multiplier,
+)
 from interlearn.federated.sampling import CohortSampling
 
 __all__ = [

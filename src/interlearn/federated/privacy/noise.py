@@ -52,7 +52,7 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.privacy.accounting import PrivacyAccountant, PrivacyBudgetExhausted, RoundEvent
 from interlearn.federated.privacy.clipping import ClipUpdates
-from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, num_clients, summed_metrics
+from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, summed_metrics
 from interlearn.federated.sampling import CohortSampling
 from interlearn.types import Params
 
@@ -300,10 +300,7 @@ class GaussianNoise:
             )
         self._account_gap(ctx)
         ctx.notes.update(self.statements(run_sampling))
-        if self.mode == "local":
-            out = list(results)
-        else:
-            out = [self._release(results, ctx)]
+        out = list(results) if self.mode == "local" else [self._release(results, ctx)]
         self._account(ctx)
         return out
 

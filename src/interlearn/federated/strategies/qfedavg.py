@@ -22,7 +22,7 @@ two agree (tested against Flower's ``QFedAvg.aggregate_fit``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
