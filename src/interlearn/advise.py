@@ -109,12 +109,12 @@ def load_base(spec: str) -> nn.Module:
     """
     if spec.startswith("hf:"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        return load_pretrained(spec).backbone  # cut inside the encoder (named cuts), not around it
+        return load_pretrained(spec).get_submodule("backbone")  # cut inside the encoder (named cuts), not around it
     path = Path(spec)
     if path.suffix not in (".pt", ".pth"):
         raise ConfigError(f"--base {spec}: give a .pt/.pth file saved with torch.save(model, path), or hf:FOLDER")
     base = load_pretrained(path)
-    return base.backbone if len(base) == 1 and hasattr(base, "backbone") else base
+    return base.get_submodule("backbone") if len(base) == 1 and hasattr(base, "backbone") else base
 
 
 def _tokenize(folder: str, texts: list[str]) -> torch.Tensor:
@@ -313,7 +313,9 @@ def _decide(adv: Advice) -> None:
     adv.negative_transfer = gap > 0
     n = len(keys)
     clear = adv.margin > 2 * adv.margin_se
-    line = lambda m: f"{m} {100 * adv.stats[m]['mean']:.1f}% ± {100 * adv.stats[m]['se']:.1f}"
+    def line(m: str) -> str:
+        return f"{m} {100 * adv.stats[m]['mean']:.1f}% ± {100 * adv.stats[m]['se']:.1f}"
+
     head = (f"Recommendation at {budget} labels per class: **{best}** ({line(best)}, standard error over {n} seed x fold runs), "
             f"ahead of {line(second)} by {100 * adv.margin:.1f} ± {100 * adv.margin_se:.1f} points "
             f"({'a clear margin' if clear else 'within the noise: the two are not reliably different'}).")

@@ -142,7 +142,7 @@ def _prepare(base: nn.Module, cut: int | str, task: Task, data: TensorData, seed
 
 def _score(base: nn.Module, cut: int | str, data: TensorData, task: Task, cfg: FitConfig, held: list[torch.Tensor], seed: int) -> CutScore:
     if isinstance(cut, int):
-        body = copy.deepcopy(split_at(base, cut)[0])
+        body: nn.Module = copy.deepcopy(split_at(base, cut)[0])
         for p in body.parameters():
             p.requires_grad_(False)
         if any(True for _ in body.parameters()):
@@ -218,7 +218,10 @@ def auto_cut(
     cands = [c for c in cands if c != 0 and c != SCRATCH]
     if not cands:
         raise ConfigError(f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut")
-    name = lambda c: _name(base, c)
+
+    def name(c: int | str) -> str:
+        return _name(base, c)
+
     classify = task.kind == "classification"
     k = min(folds, int(torch.unique(data.y, return_counts=True)[1].min())) if classify else min(folds, len(data))
     if k < 2:
@@ -233,7 +236,7 @@ def auto_cut(
     sign = 1.0 if task.higher_is_better else -1.0
     best = max(scores, key=lambda s: (sign * s.mean, cands.index(s.cut)))
     negative = scratch is not None and all(sign * s.mean < sign * scratch.mean for s in scores)
-    if negative:
+    if negative and scratch is not None:
         gap, noise = abs(scratch.mean - best.mean), max(best.std, scratch.std) / math.sqrt(k)
         note = (f"NEGATIVE TRANSFER: every cut scores below training from scratch ({scratch.mean:.4f}); the best "
                 f"cut {best.cut} ({best.name}) scores {best.mean:.4f}, a gap {'larger' if gap > noise else 'no larger'} than "

@@ -237,7 +237,7 @@ class BudgetReport:
 
 
 def label_budgets(
-    make_model: Callable[[int], nn.Sequential],
+    make_model: Callable[[int], nn.Module],
     source: TensorData,
     source_task: Task,
     target: TensorData,

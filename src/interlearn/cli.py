@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -50,7 +51,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from interlearn.errors import DataError
     from interlearn.report import markdown_table
 
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for d in args.run_dirs:
         p = Path(d) / "summary.json"
         if not p.is_file():

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import fx, nn
@@ -160,8 +161,7 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
     """
     plan = _plan(model, sample)
     blocks = sorted((b for b in _blocks(model) if b in plan.order), key=lambda b: plan.order[b])
-    params_before = lambda b: any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])
-    cands = [b for b in blocks if params_before(b)]
+    cands = [b for b in blocks if any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])]
     if plan.traced and plan.gm is not None:
         nodes = list(plan.gm.graph.nodes)
         cands = [b for b in cands if len(_crossing(nodes, _start(plan.gm, b) or 0)) == 1]
@@ -199,15 +199,16 @@ def _head_linear(model: nn.Module, sample: torch.Tensor) -> str | None:
 
 def _reset(module: nn.Module) -> None:
     for m in module.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
 
 
 def _with_head(tail: nn.Module, features: torch.Tensor, num_outputs: int) -> nn.Module:
     """``tail`` answering with ``num_outputs`` values: its own head resized, or a new one appended."""
     head = _head_linear(tail, features)
     if head is not None:
-        old = tail.get_submodule(head)
+        old = cast(nn.Linear, tail.get_submodule(head))  # _head_linear names an nn.Linear
         parent = tail.get_submodule(head.rpartition(".")[0]) if "." in head else tail
         setattr(parent, head.rpartition(".")[2], nn.Linear(old.in_features, num_outputs, bias=old.bias is not None))
         return tail
@@ -323,7 +324,7 @@ def cut_module(base: nn.Module, cut: str, num_outputs: int, sample: torch.Tensor
         unfreeze(model, names)  # also lets fresh BatchNorm layers update their statistics again
     new = _with_head(model, sample[:2], num_outputs)
     if new is not model:  # a head appended after the model's output: it trains, the model keeps its frozen part
-        for p_ in new.new_head.parameters():  # type: ignore[union-attr]
+        for p_ in new.get_submodule("new_head").parameters():
             p_.requires_grad_(True)
     how = "torch.fx" if plan.traced else "forward hooks (the model does not trace with torch.fx)"
     return NamedCut(cut, nn.Identity(), new, False, f"re-initialized from {cut} on in place, order from {how}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,7 +50,7 @@ def extract_features(body: nn.Module, data: TensorData, batch_size: int = 512, d
     return TensorData(feats, data.y)
 
 
-def cache_status(body: nn.Module, sample: torch.Tensor | None = None, augment: Callable | None = None) -> tuple[bool, str]:
+def cache_status(body: nn.Module, sample: torch.Tensor | None = None, augment: Callable[..., Any] | None = None) -> tuple[bool, str]:
     """Whether ``body``'s features can be cached, and why not when they cannot.
 
     Caching is exact only when the body is frozen and deterministic in eval mode and the inputs

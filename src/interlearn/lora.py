@@ -131,7 +131,7 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
         raise ConfigError(f"modules {overlap} are both LoRA targets and modules_to_save; a module is either adapted or trained in full")
     config = LoraConfig(
         r=spec.r,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # PEFT annotates it int, but scales by lora_alpha / r in float
         lora_dropout=spec.dropout,
         bias=spec.bias,
         # An anchored regex of exact names: PEFT's list form also matches name *suffixes*
@@ -140,14 +140,15 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
         modules_to_save=saved or None,
     )
     peft_model = get_peft_model(model, config)
-    injected = [n for n, m in peft_model.base_model.model.named_modules() if hasattr(m, "lora_A") and n in names]
+    inner = peft_model.get_base_model()
+    injected = [n for n, m in inner.named_modules() if hasattr(m, "lora_A") and n in names]
     if len(injected) != len(names):
         raise ConfigError(f"PEFT adapted {len(injected)} of the {len(names)} selected layers ({sorted(set(names) - set(injected))} missing)")
     # PEFT matches modules_to_save by name *suffix* ("2" also wraps "12"): refuse surprises.
-    wrapped = [n for n, m in peft_model.base_model.model.named_modules() if type(m).__name__ == "ModulesToSaveWrapper"]
+    wrapped = [n for n, m in inner.named_modules() if type(m).__name__ == "ModulesToSaveWrapper"]
     if sorted(wrapped) != sorted(saved):
         raise ConfigError(f"modules_to_save {list(spec.modules_to_save)} made PEFT train {sorted(wrapped)} in full, not just {sorted(saved)}; use names that are not suffixes of other module names")
-    peft_model._interlearn_spec = spec  # type: ignore[attr-defined]  # kept for save_adapter
+    peft_model.__dict__["_interlearn_spec"] = spec  # kept for save_adapter (a plain attribute, copied with the model)
     return peft_model
 
 
@@ -230,6 +231,9 @@ def merge_lora(model: nn.Module) -> nn.Module:
     Raises:
         ConfigError: ``model`` has no LoRA adapters.
     """
-    if not is_lora(model):
+    from peft import PeftModel  # optional dependency (interlearn[peft])
+
+    if not isinstance(model, PeftModel):
         raise ConfigError("merge_lora needs a model returned by apply_lora(); this one has no adapters")
-    return model.merge_and_unload()  # type: ignore[operator]
+    merged: nn.Module = model.merge_and_unload()
+    return merged

@@ -122,7 +122,7 @@ class Replicas:
         """The model inside ``net`` (DDP and any forward wrapper Accelerate added removed)."""
         return net if net is None or self.world == 1 else self.accelerator.unwrap_model(net, keep_fp32_wrapper=False)
 
-    def no_sync(self, net: nn.Module) -> contextlib.AbstractContextManager:
+    def no_sync(self, net: nn.Module) -> contextlib.AbstractContextManager[Any]:
         """Turn off DDP's gradient averaging (a custom backward averages afterwards)."""
         return self.accelerator.no_sync(net) if self.world > 1 else contextlib.nullcontext()
 

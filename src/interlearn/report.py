@@ -265,7 +265,7 @@ def sections_from_rows(rows: Mapping[str, Mapping[str, Any]], kind: str | None, 
             plot = f"summary_{metric}.png"
     table = []
     for n, r in rows.items():
-        row = {"variant": n}
+        row: dict[str, Any] = {"variant": n}
         row.update({k: v for k, v in r.items() if isinstance(v, (int, float, str, bool)) and v is not None})
         table.append(dict(list(row.items())[:MAX_COLUMNS]))
     if spec and kind in ("keyboard", "keyboard_words") and base_name:

@@ -82,14 +82,17 @@ def resolve_cut(model: nn.Module, cut: int | str) -> int | str:
     return cut
 
 
-def split_at(model: nn.Sequential, cut: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """``(model[:cut], model[cut:])`` as two Sequentials sharing the original layers."""
-    model = _sequential(model, "split_at")
-    kids = list(model.named_children())
+def split_at(model: nn.Module, cut: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """``(model[:cut], model[cut:])`` as two Sequentials sharing the original layers.
+
+    Raises:
+        ConfigError: ``model`` is not an ``nn.Sequential`` (cut other modules by name).
+    """
+    kids = list(_sequential(model, "split_at").named_children())
     return nn.Sequential(OrderedDict(kids[:cut])), nn.Sequential(OrderedDict(kids[cut:]))
 
 
-def fresh_tail(model: nn.Sequential, cut: int, num_outputs: int, sample: torch.Tensor | None = None, seed: int | None = None) -> nn.Sequential:
+def fresh_tail(model: nn.Module, cut: int, num_outputs: int, sample: torch.Tensor | None = None, seed: int | None = None) -> nn.Sequential:
     """New layers replacing ``model[cut:]``: same architecture, re-initialized, last Linear resized.
 
     With ``cut == len(model)`` (keep everything) the new part is ``Flatten -> Linear`` sized from
@@ -99,10 +102,10 @@ def fresh_tail(model: nn.Sequential, cut: int, num_outputs: int, sample: torch.T
         ConfigError: the replaced part has no ``nn.Linear`` to resize, or ``sample`` is missing
             when it is needed.
     """
-    model = _sequential(model, "fresh_tail")
+    seq = _sequential(model, "fresh_tail")
     if seed is not None:
         torch.manual_seed(seed)
-    body, tail = split_at(model, cut)
+    body, tail = split_at(seq, cut)
     if len(tail) == 0:
         if sample is None:
             raise ConfigError("fresh_tail: keeping every layer needs a sample input to size the new linear head")
@@ -114,8 +117,9 @@ def fresh_tail(model: nn.Sequential, cut: int, num_outputs: int, sample: torch.T
         return nn.Sequential(OrderedDict(new_flatten=nn.Flatten(), new_head=nn.Linear(dim, num_outputs)))
     tail = copy.deepcopy(tail)
     for m in tail.modules():
-        if m is not tail and hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if m is not tail and callable(reset):
+            reset()
     linears = [(n, m) for n, m in tail.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ConfigError(f"the replaced layers {[n for n, _ in tail.named_children()]} have no nn.Linear to resize to {num_outputs} outputs; pass head=")

@@ -81,8 +81,8 @@ def _set_bn_frozen(model: nn.Module) -> None:
             params = list(m.parameters(recurse=False))
             frozen = bool(params) and not any(p.requires_grad for p in params)
             if frozen and not getattr(m, "_interlearn_hook", None):
-                m._interlearn_hook = m.register_forward_pre_hook(_bn_eval_hook)
-            m._interlearn_frozen = frozen
+                setattr(m, "_interlearn_hook", m.register_forward_pre_hook(_bn_eval_hook))  # noqa: B010  (not a declared attribute)
+            setattr(m, "_interlearn_frozen", frozen)  # noqa: B010
             if frozen:
                 m.eval()
 
@@ -191,7 +191,7 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
         raise ConfigError(f"k={k}: the model has {n} top-level layers; choose 0 <= k <= {n}")
     kept = list(model.named_children())[: n - k]
     body = nn.Sequential(OrderedDict(kept))
-    tail = nn.Sequential(*new) if isinstance(new, (list, tuple)) else new
+    tail: nn.Module = new if isinstance(new, nn.Module) else nn.Sequential(*new)
     if example_input is not None:
         with torch.no_grad():
             was = body.training

@@ -6,15 +6,16 @@ is a multi-task run with one task.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from interlearn.errors import ConfigError, DataError
 
-__all__ = ["Task", "TaskKind", "classification", "regression", "multilabel", "cross_entropy", "accuracy_sums"]
+__all__ = ["Task", "TaskKind", "classification", "regression", "multilabel", "cross_entropy", "accuracy_sums", "sum_tensors", "ScoredTask"]
 
 TaskKind = Literal["classification", "regression", "multilabel"]
 _KINDS = ("classification", "regression", "multilabel")
@@ -107,6 +108,20 @@ class Task:
         return {"mse": float(err.pow(2).mean(-1).sum()), "mae": float(err.abs().mean(-1).sum()), "loss": float(err.pow(2).mean(-1).sum()), "n": n}
 
 
+class ScoredTask(Protocol):
+    """What :func:`interlearn.fit` and :func:`interlearn.evaluate` need from a task: a
+    :class:`Task`, or a multi-task :class:`~interlearn.multitask.TaskSet` (whose outputs are a
+    dict per task; it may also define ``finalize_metrics``)."""
+
+    @property
+    def higher_is_better(self) -> bool: ...
+
+    @property
+    def main_metric(self) -> str: ...
+
+    def metric_sums(self, output: Any, target: torch.Tensor) -> dict[str, float]: ...
+
+
 def classification(num_classes: int, name: str = "main", label_smoothing: float = 0.0) -> Task:
     """A classification task with ``num_classes`` classes (cross-entropy, accuracy)."""
     return Task(name=name, kind="classification", num_outputs=num_classes, label_smoothing=label_smoothing)
@@ -132,3 +147,17 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def accuracy_sums(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
     """``(correct, total)`` predictions, the class dimension at 1 (either layout above)."""
     return int((logits.argmax(1) == y).sum()), int(y.numel())
+
+
+def sum_tensors(values: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``values[0] + values[1] + ...`` in order (what ``sum()`` computes, typed as a tensor).
+
+    Raises:
+        ValueError: no values.
+    """
+    total: torch.Tensor | None = None
+    for v in values:
+        total = v if total is None else total + v
+    if total is None:
+        raise ValueError("sum_tensors: nothing to add")
+    return total

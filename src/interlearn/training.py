@@ -19,7 +19,6 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,16 @@ from torch import nn
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from interlearn.config import FitConfig, resolve_device
 from interlearn.data.tensors import TensorData
-from interlearn.errors import CheckpointError, DataError, TrainingDivergedError
+from interlearn.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from interlearn.optim import build_optimizer, build_scheduler
 from interlearn.parallel import Replicas, sum_metric_dicts
 from interlearn.state import flatten_state, unflatten_state
-from interlearn.tasks import Task
+from interlearn.tasks import ScoredTask, Task, sum_tensors
 from interlearn.tracking import NULL, Tracker, TrackingSpec, open_tracker
 
 __all__ = ["fit", "evaluate", "metric_sums", "finish_metrics", "FitResult", "resolve_device", "batches"]
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
+ComputeLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 BackwardFn = Callable[["torch.Tensor | dict[str, torch.Tensor]", nn.Module], None]
 
 
@@ -68,16 +67,16 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -
     yield from order.split(batch_size)
 
 
-def _default_loss(task: Task) -> LossFn:
+def _default_loss(task: Task) -> ComputeLoss:
     return lambda model, x, y: task.loss(model(x), y)
 
 
 def _total(loss: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(loss.values()) if isinstance(loss, dict) else loss  # type: ignore[return-value]
+    return sum_tensors(loss.values()) if isinstance(loss, dict) else loss
 
 
 @torch.no_grad()
-def metric_sums(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+def metric_sums(model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
     """Per-example metric *sums* of ``model`` on ``data`` (with the count ``"n"``), in eval mode.
 
     Sums add up across shards of a dataset (processes of a data-parallel run); :func:`finish_metrics`
@@ -99,7 +98,7 @@ def metric_sums(model: nn.Module, data: TensorData, task: Task, batch_size: int 
     return sums
 
 
-def finish_metrics(sums: dict[str, float], task: Task) -> dict[str, float]:
+def finish_metrics(sums: dict[str, float], task: ScoredTask) -> dict[str, float]:
     """Means from :func:`metric_sums` (a task may give a metric its own count ``"n/<metric>"``)."""
     sums = dict(sums)
     n = max(sums.pop("n", 0.0), 1.0)
@@ -110,7 +109,7 @@ def finish_metrics(sums: dict[str, float], task: Task) -> dict[str, float]:
     return finalize(out) if finalize is not None else out
 
 
-def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+def evaluate(model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
     """Metrics of ``model`` on ``data`` (mean over examples), in eval mode.
 
     Returns:
@@ -124,7 +123,7 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
 
 
 def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult,
-          best_state: dict | None, extra_state: nn.Module | None = None, rngs: list[torch.Tensor] | None = None) -> None:
+          best_state: dict[str, Any] | None, extra_state: nn.Module | None = None, rngs: list[torch.Tensor] | None = None) -> None:
     opt_skel, opt_t = flatten_state(opt.state_dict(), "optim")
     extra_skel, extra_t = flatten_state(extra_state.state_dict(), "extra") if extra_state is not None else (None, {})
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | extra_t | rng_state()
@@ -149,12 +148,12 @@ def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, 
 def fit(
     model: nn.Module,
     train: TensorData,
-    task: Task,
+    task: ScoredTask,
     config: FitConfig | None = None,
     *,
     val: TensorData | None = None,
     param_groups: Iterable[dict[str, Any]] | None = None,
-    compute_loss: LossFn | None = None,
+    compute_loss: ComputeLoss | None = None,
     backward: BackwardFn | None = None,
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
@@ -202,7 +201,10 @@ def fit(
     if len(train) == 0:
         raise DataError("train is empty: fit() needs at least one example")
     if compute_loss is None:
+        if not isinstance(task, Task):
+            raise ConfigError(f"fit with a {type(task).__name__} needs compute_loss= (the default loss is a single Task's)")
         task.check_targets(train.y, "train.y")
+        compute_loss = _default_loss(task)
     par = Replicas(cfg.device)
     dev = par.device
     model.to(dev)
@@ -223,7 +225,7 @@ def fit(
     # scaled, so it gets bfloat16 autocast, which needs no loss scaling, instead of float16.
     amp_dtype = torch.bfloat16 if backward is not None or par.precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-    loss_fn = compute_loss or _default_loss(task)
+    loss_fn = compute_loss
     sign = 1.0 if task.higher_is_better else -1.0
     result, best_state, start = FitResult(), None, 0
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
@@ -231,8 +233,8 @@ def fit(
     found = ckpt is not None and cfg.resume and has_checkpoint(ckpt)
     if len(set(par.gather(found))) > 1:
         raise CheckpointError(f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares")
-    if found:
-        tensors, meta = load_checkpoint(ckpt)  # type: ignore[arg-type]
+    if found and ckpt is not None:
+        tensors, meta = load_checkpoint(ckpt)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
         if extra_state is not None and meta.get("extra_state") is not None:
@@ -334,7 +336,7 @@ def fit(
     return result
 
 
-def fit_params(cfg: FitConfig, model: nn.Module, train: TensorData, task: Task, processes: int) -> dict[str, Any]:
+def fit_params(cfg: FitConfig, model: nn.Module, train: TensorData, task: ScoredTask, processes: int) -> dict[str, Any]:
     """What a tracked ``fit`` logs as its parameters."""
     return {
         "fit": dataclasses.asdict(cfg),
@@ -365,7 +367,7 @@ def _trainable_ids(model: nn.Module) -> tuple[int, ...]:
     return tuple(id(p) for p in model.parameters() if p.requires_grad)
 
 
-def _evaluate_replicas(model: nn.Module, data: TensorData, task: Task, dev: torch.device, par: Replicas) -> dict[str, float]:
+def _evaluate_replicas(model: nn.Module, data: TensorData, task: ScoredTask, dev: torch.device, par: Replicas) -> dict[str, float]:
     """:func:`evaluate`, each process scoring its share of ``data`` and the sums added up."""
     if par.world == 1:
         return evaluate(model, data, task, device=dev)
@@ -398,7 +400,7 @@ class _RichBar(_NoBar):
         self._p.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._p.__exit__(*exc)
 
     def advance(self) -> None:
@@ -409,5 +411,5 @@ class _RichBar(_NoBar):
         self._p.update(self._t, description=text)
 
 
-def _progress(enabled: bool, total: int, done: int) -> _NoBar | nullcontext:
+def _progress(enabled: bool, total: int, done: int) -> _NoBar | _RichBar:
     return _RichBar(total, done) if enabled else _NoBar()

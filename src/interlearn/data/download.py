@@ -17,8 +17,7 @@ __all__ = ["download", "sha256_of"]
 def sha256_of(path: Path, decompress: bool = False) -> str:
     """SHA-256 of a file's bytes (of its gunzipped content when ``decompress``)."""
     h = hashlib.sha256()
-    opener = gzip.open if decompress else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
+    with gzip.open(path, "rb") if decompress else open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

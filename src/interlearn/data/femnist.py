@@ -161,7 +161,7 @@ def load_femnist(
     if split not in ("train", "test"):
         raise DataError(f"split={split!r}; use 'train' or 'test'")
     files = _files(split, data_dir, download)
-    merged: dict[str, tuple[list, list]] = {}
+    merged: dict[str, tuple[list[list[float]], list[int]]] = {}
     for f in files:
         for user, (x, y) in read_leaf_json(f).items():
             px, py = merged.setdefault(user, ([], []))
@@ -170,14 +170,14 @@ def load_femnist(
     users = sorted(merged)[:max_users] if max_users is not None else sorted(merged)
     data = []
     for u in users:
-        x = torch.tensor(merged[u][0], dtype=torch.float32)
-        y = torch.tensor(merged[u][1], dtype=torch.long)
-        if x.dim() != 2 or x.shape[1] != 784:
-            raise DataError(f"writer {u!r}: images have shape {tuple(x.shape)}; LEAF FEMNIST images are 784 floats (28x28)")
-        if x.numel() and (x.min() < 0 or x.max() > 1 or not torch.isfinite(x).all()):
+        images = torch.tensor(merged[u][0], dtype=torch.float32)
+        labels = torch.tensor(merged[u][1], dtype=torch.long)
+        if images.dim() != 2 or images.shape[1] != 784:
+            raise DataError(f"writer {u!r}: images have shape {tuple(images.shape)}; LEAF FEMNIST images are 784 floats (28x28)")
+        if images.numel() and (images.min() < 0 or images.max() > 1 or not torch.isfinite(images).all()):
             raise DataError(f"writer {u!r}: pixel values outside [0, 1]; LEAF FEMNIST stores intensities in [0, 1]")
-        if y.numel() and (y.min() < 0 or y.max() >= _NUM_CLASSES):
-            raise DataError(f"writer {u!r}: label {int(y.max() if y.max() >= _NUM_CLASSES else y.min())} outside [0, 61]")
-        x = (1.0 - x) if invert else x
-        data.append(TensorData(x.reshape(-1, 1, 28, 28), y))
+        if labels.numel() and (labels.min() < 0 or labels.max() >= _NUM_CLASSES):
+            raise DataError(f"writer {u!r}: label {int(labels.max() if labels.max() >= _NUM_CLASSES else labels.min())} outside [0, 61]")
+        images = (1.0 - images) if invert else images
+        data.append(TensorData(images.reshape(-1, 1, 28, 28), labels))
     return FemnistData(users, data, [str(f) for f in files])

@@ -55,9 +55,8 @@ def read_idx(path: Path) -> np.ndarray:
         DataError: not gzip, a truncated or corrupted gzip stream, a bad magic number or a
             truncated IDX body (the message names the file and says to replace it).
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
             raw = fh.read()
     except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
         raise DataError(

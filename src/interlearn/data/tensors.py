@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,12 +166,11 @@ def load_csv(path: str | Path, label_column: str | int = -1, num_classes: int | 
     return from_arrays(x.astype(np.float32), y, num_classes=num_classes if num_classes is not None else int(y.max()) + 1 if np.all(y == np.round(y)) else None, name=p.name)
 
 
-def from_dataset(dataset: torch.utils.data.Dataset, num_classes: int | None = None, name: str = "dataset") -> TensorData:
+def from_dataset(dataset: torch.utils.data.Dataset[Any], num_classes: int | None = None, name: str = "dataset") -> TensorData:
     """Materialize a map-style torch ``Dataset`` of ``(x, y)`` pairs into a ``TensorData``."""
-    try:
-        n = len(dataset)  # type: ignore[arg-type]
-    except TypeError:
-        raise DataError(f"{name}: only map-style datasets with __len__ are supported") from None
+    if not isinstance(dataset, Sized):
+        raise DataError(f"{name}: only map-style datasets with __len__ are supported")
+    n = len(dataset)
     xs, ys = [], []
     for i in range(n):
         item = dataset[i]

@@ -72,7 +72,7 @@ class ClientRound:
 
 def step_states(steps: Sequence[UpdateStep]) -> list[Any]:
     """Each step's ``state_dict()`` or ``None``, in order (JSON-serializable)."""
-    return [s.state_dict() if hasattr(s, "state_dict") else None for s in steps]  # type: ignore[attr-defined]
+    return [state() if callable(state := getattr(s, "state_dict", None)) else None for s in steps]
 
 
 def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None:
@@ -87,8 +87,9 @@ def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None
             f"({[s.name for s in steps]}): build the same steps on both sides (FlowerJob.steps_fn)"
         )
     for step, st in zip(steps, states):
-        if st is not None and hasattr(step, "load_state_dict"):
-            step.load_state_dict(st)  # type: ignore[attr-defined]
+        load = getattr(step, "load_state_dict", None)
+        if st is not None and callable(load):
+            load(st)
 
 
 def client_context(round_: int, seed: int, client_id: ClientId, memory: Params | None = None, on_device: bool = False) -> RoundContext:

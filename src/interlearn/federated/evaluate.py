@@ -86,7 +86,10 @@ def summarize_accuracies(accs: Sequence[float]) -> dict[str, float]:
     if not accs:
         return {}
     s = sorted(accs)
-    q = lambda p: s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))]
+
+    def q(p: float) -> float:
+        return s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))]
+
     return {
         "mean": statistics.fmean(s),
         "std": statistics.pstdev(s),

@@ -200,7 +200,9 @@ class CohortSampling:
                 raise ConfigError(f"clients_per_round={clients_per_round}: must be between 1 and the population size {population}")
             rate = clients_per_round / population
         q = fraction if fraction is not None else rate
-        return cls(kind, population, float(q), None, dropout)  # type: ignore[arg-type]
+        if q is None:
+            raise ConfigError("Poisson sampling needs a rate: give clients_per_round, rate or fraction")
+        return cls(kind, population, float(q), None, dropout)
 
     @property
     def expected_size(self) -> float:
@@ -209,8 +211,8 @@ class CohortSampling:
 
     def draw(self, generator: torch.Generator) -> list[ClientId]:
         """This round's cohort (sorted ids; a Poisson cohort may be empty)."""
-        if self.kind == "fixed":
-            return sample_cohort(self.population, int(self.size), generator)  # type: ignore[arg-type]
+        if self.kind == "fixed" and self.size is not None:  # __post_init__ requires the size of a fixed cohort
+            return sample_cohort(self.population, self.size, generator)
         return poisson_cohort(self.population, self.rate, generator)
 
     def describe(self) -> str:

@@ -15,7 +15,9 @@ weight ``lam`` per user, chosen on the user's validation split
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -113,7 +115,9 @@ def evaluate_cached(model: nn.Module, cm: CachedModel, data: TensorData, ks: tup
     return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total), "loss": nll / max(targets, 1)}
 
 
-def cache_candidates(params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)):
+def cache_candidates(
+    params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+) -> Callable[[int, TensorData], list[tuple[dict[str, Any], Any]]]:
     """An ``extra_methods`` entry for :func:`~interlearn.federated.personal_select.personalize_validated`:
     ``fn(user_index, train) -> [({"lam": lam}, CachedModel)]`` (the cache built from ``train``)."""
     if not lams or any(not 0 < v <= 1 for v in lams):

@@ -203,7 +203,7 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
         axes[0].bar([j + i * width for j in range(len(names))], vals, width, label=f"{t} {metric[t]}")
     axes[0].set_xticks([j + width * (len(tasks) - 1) / 2 for j in range(len(names))], names, rotation=45, ha="right")
     axes[0].legend(fontsize=8)
-    finite = [float(rows[n].get(f"{t}_{metric[t]}")) for n in names for t in tasks.names if f"{t}_{metric[t]}" in rows[n]]
+    finite = [float(rows[n][f"{t}_{metric[t]}"]) for n in names for t in tasks.names if f"{t}_{metric[t]}" in rows[n]]
     if finite and all(metric[t] == "accuracy" for t in tasks.names):
         axes[0].set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.02))
     axes[0].set_title("per-task metric")

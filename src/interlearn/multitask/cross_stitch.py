@@ -15,6 +15,7 @@ combination methods; ``shared(x)`` returns the stacked column outputs ``(batch, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -53,7 +54,7 @@ class _StitchedColumns(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [x] * len(self.columns)
         for depth, alpha in enumerate(self.stitches):
-            stacked = torch.stack([col[depth](h) for col, h in zip(self.columns, outs, strict=True)])  # (T, batch, ...)
+            stacked = torch.stack([cast(nn.ModuleList, col)[depth](h) for col, h in zip(self.columns, outs, strict=True)])  # (T, batch, ...)
             mixed = torch.einsum("ts,s...->t...", alpha, stacked)
             outs = list(mixed.unbind(0))
         return torch.stack(outs, dim=1)
@@ -82,14 +83,18 @@ class CrossStitch(MultiTaskModel):
     def task_outputs(self, features: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: head(features[:, i]) for i, (name, head) in enumerate(self.heads.items())}
 
+    @property
+    def _columns(self) -> _StitchedColumns:
+        return cast(_StitchedColumns, self.trunk)
+
     def stitch_matrices(self) -> list[torch.Tensor]:
         """The learned ``alpha`` of every stage (detached copies), first stage first."""
-        return [a.detach().clone() for a in self.trunk.stitches]
+        return [a.detach().clone() for a in self._columns.stitches]
 
     def last_shared_parameter(self) -> nn.Parameter:
         """The last weight matrix of the last column (GradNorm's measuring point); every task's
         gradient reaches it through the final stitch."""
-        mats = [p for p in self.trunk.columns[-1].parameters() if p.requires_grad and p.dim() >= 2]
+        mats = [p for p in self._columns.columns[-1].parameters() if p.requires_grad and p.dim() >= 2]
         if not mats:
             raise ConfigError("the columns have no trainable weight matrix; GradNorm needs one")
         return mats[-1]

@@ -26,6 +26,8 @@ __all__ = ["GradNorm"]
 class GradNorm(MTLMethod):
     """GradNorm with asymmetry ``alpha`` (1.5 in the paper) and weight learning rate ``lr``."""
 
+    initial: torch.Tensor  # each task's first loss (a buffer; NaN until the task is seen)
+
     def __init__(self, tasks: Sequence[str], alpha: float = 1.5, lr: float = 0.025) -> None:
         super().__init__(tasks)
         if alpha < 0 or lr <= 0:

@@ -126,7 +126,7 @@ def train_multitask(
     if m.optimizer_params:
         groups.append({"params": list(m.parameters()), "weight_decay": 0.0})
     result = fit(
-        model, train, tasks, cfg, val=val, param_groups=groups, compute_loss=compute_loss,  # type: ignore[arg-type]
+        model, train, tasks, cfg, val=val, param_groups=groups, compute_loss=compute_loss,
         backward=backward, on_epoch_start=lambda epoch, mdl: m.on_epoch_start(epoch), extra_state=m,
     )
     return MultiTaskResult(result, m)

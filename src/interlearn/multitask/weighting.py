@@ -27,6 +27,7 @@ from torch import nn
 
 from interlearn.errors import ConfigError
 from interlearn.multitask.base import MTLContext, MTLMethod, register_method
+from interlearn.tasks import sum_tensors
 
 __all__ = ["Equal", "Static", "Uncertainty", "DWA", "RLW", "FAMO"]
 
@@ -37,7 +38,7 @@ class Equal(MTLMethod):
 
     def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         self.last_weights = dict.fromkeys(losses, 1.0)
-        return sum(losses.values())  # type: ignore[return-value]
+        return sum_tensors(losses.values())
 
 
 @register_method("static")
@@ -57,7 +58,7 @@ class Static(MTLMethod):
 
     def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         self.last_weights = {t: self.weights[t] for t in losses}
-        return sum(self.weights[t] * v for t, v in losses.items())  # type: ignore[return-value]
+        return sum_tensors(self.weights[t] * v for t, v in losses.items())
 
 
 @register_method("uncertainty")
@@ -121,7 +122,7 @@ class DWA(MTLMethod):
             self._sums[self.index[t]] += float(v.detach())
             self._counts[self.index[t]] += 1
         self.last_weights = {t: float(w[self.index[t]]) for t in losses}
-        return sum(self.last_weights[t] * v for t, v in losses.items())  # type: ignore[return-value]
+        return sum_tensors(self.last_weights[t] * v for t, v in losses.items())
 
 
 @register_method("rlw")
@@ -143,7 +144,7 @@ class RLW(MTLMethod):
         w = torch.softmax(torch.randn(len(losses), generator=self._gen), dim=0)
         self.last_weights = {t: float(w[i]) for i, t in enumerate(losses)}
         w = w.to(self._device(losses))
-        return sum(w[i] * v for i, v in enumerate(losses.values()))  # type: ignore[return-value]
+        return sum_tensors(w[i] * v for i, v in enumerate(losses.values()))
 
 
 @register_method("famo")
@@ -175,7 +176,9 @@ class FAMO(MTLMethod):
         self._prev = None if p is None else (p["x"], p["y"], {k: float(v) for k, v in p["losses"].items()})
 
     def _update(self, ctx: MTLContext) -> None:
-        x, y, before = self._prev  # type: ignore[misc]
+        if self._prev is None:  # backward() calls this only once a previous batch is stored
+            return
+        x, y, before = self._prev
         after = ctx.recompute(x, y)
         common = [t for t in before if t in after]
         if not common:

@@ -91,7 +91,7 @@ def _load(cfg: Config) -> tuple[TensorData, TensorData]:
     image = cfg.teacher == "cnn"
     if cfg.dataset == "digits":
         return load_digits(seed=cfg.seed, image=image)
-    kind = "mnist" if cfg.dataset == "mnist" else "fashion"
+    kind: Literal["mnist", "fashion"] = "mnist" if cfg.dataset == "mnist" else "fashion"
     return load_mnist("train", cfg.data_dir, kind=kind, flatten=not image), load_mnist("test", cfg.data_dir, kind=kind, flatten=not image)
 
 

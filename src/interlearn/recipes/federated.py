@@ -117,9 +117,9 @@ class ClientConfig:
         self.build()  # validates every value with LocalSGD's own checks
 
     def build(self) -> LocalSGD:
-        kw = dict(epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                  momentum=self.momentum, weight_decay=self.weight_decay, prox_mu=self.prox_mu)
-        return ScaffoldClient(**kw) if self.scaffold else LocalSGD(**kw)  # type: ignore[arg-type]
+        cls = ScaffoldClient if self.scaffold else LocalSGD
+        return cls(epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                   momentum=self.momentum, weight_decay=self.weight_decay, prox_mu=self.prox_mu)
 
 
 @dataclass(frozen=True)

@@ -386,7 +386,8 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
             raise CheckpointError(f"checkpoint {cfg.checkpoint} was trained with another vocabulary or model size ({meta.get('model')}); "
                                   "use the same source/max_users/vocab_size/embed_dim/hidden or train anew")
         load_params(model, tensors)
-        gparams, curve, rounds = model_params(model), [], int(meta.get("rounds", 0))
+        curve: list[tuple[int, float]] = []
+        gparams, rounds = model_params(model), int(meta.get("rounds", 0))
     else:
         gparams, curve = train_global(model, data, cfg, run_dir / "federated", test, progress)
         rounds = cfg.rounds

@@ -10,11 +10,13 @@ per-task accuracy, Δm% against the baseline, parameters, weight bytes, time and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
@@ -106,6 +108,8 @@ class Config:
 
 def build_model(config: Config, tasks: TaskSet) -> MultiTaskModel:
     """The recipe's architecture for ``tasks`` (MLP on digits, LeNet on MultiMNIST)."""
+    stages: Callable[[], list[nn.Module]]
+    make: Callable[[], nn.Module]
     if config.data.dataset == "digits":
         stages, heads, gate_in = (lambda: mlp_stages(64, 64, 32)), heads_for(tasks.tasks, 32), 64
         make = lambda: mlp_trunk(64, 64, 32)

@@ -65,7 +65,7 @@ def split_classes(cfg: DataConfig, image: bool = True) -> dict[str, TensorData]:
     if cfg.dataset == "digits":
         train, test = load_digits(seed=cfg.seed, image=image)
     else:
-        kind = "mnist" if cfg.dataset == "mnist" else "fashion"
+        kind: Literal["mnist", "fashion"] = "mnist" if cfg.dataset == "mnist" else "fashion"
         train, test = (load_mnist(s, cfg.data_dir, kind=kind, flatten=not image) for s in ("train", "test"))
     pool = _relabel(train, cfg.target_classes)
     return {

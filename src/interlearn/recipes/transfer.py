@@ -119,7 +119,9 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     run_dir.mkdir(parents=True, exist_ok=True)
     data = split_classes(config.data, image=config.model == "cnn")
     src_task, task = classification(len(config.data.source_classes)), classification(len(config.data.target_classes))
-    make = lambda s: build_model(config.model, data["source"].x[:1], src_task.num_outputs, s)
+    def make(seed: int) -> nn.Module:
+        return build_model(config.model, data["source"].x[:1], src_task.num_outputs, seed)
+
     pre_cfg = config.pretrain or replace(step_config(len(data["source"]), config.pretrain_steps, 64, 2e-3, seed=config.seed), progress=progress)
     t0 = time.perf_counter()
     base = load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)

@@ -66,11 +66,11 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
                  "student distilled": (sizes, [rows[f"distilled_h{h}"]["accuracy"] for h in STUDENT_HIDDEN])},
                 folder / "accuracy_vs_size.png", "student parameters", "test accuracy", "digits: accuracy vs student size",
                 hlines={f"teacher ({rows['teacher']['trainable_params']:,} params)": rows["teacher"]["accuracy"]}, xlog=True)
-    alone = statistics.fmean(rows[f"alone_h{h}"]["accuracy"] for h in STUDENT_HIDDEN)
+    alone_acc = statistics.fmean(rows[f"alone_h{h}"]["accuracy"] for h in STUDENT_HIDDEN)
     dist = statistics.fmean(rows[f"distilled_h{h}"]["accuracy"] for h in STUDENT_HIDDEN)
-    gap = rows["teacher"]["accuracy"] - alone
+    gap = rows["teacher"]["accuracy"] - alone_acc
     why = ""
-    if dist - alone < THRESHOLD:
+    if dist - alone_acc < THRESHOLD:
         why = (f"The students are limited by capacity, not by what the labels tell them: 1,257 labelled images already pin down "
                f"what a 4-16 unit network can represent, and the teacher's soft targets (T = {TEMPERATURE:g}) are harder to fit "
                f"than the labels. The gap to the teacher is {100 * gap:.1f} points on average. Distillation pays when the "
@@ -81,10 +81,10 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         question=f"Do students with {', '.join(map(str, STUDENT_HIDDEN))} hidden units (1-2% of the teacher) get closer to the teacher "
                  "when they learn from its softened outputs instead of the labels alone? (Means over the three sizes.)",
         baseline="student alone",
-        baseline_value=alone,
+        baseline_value=alone_acc,
         result=f"distilled student (T = {TEMPERATURE:g}, alpha = {ALPHA:g})",
         result_value=dist,
-        verdict=verdict(dist - alone, THRESHOLD, what="distillation"),
+        verdict=verdict(dist - alone_acc, THRESHOLD, what="distillation"),
         why=why,
         plot="distill/accuracy_vs_size.png",
         table=[{"student units": h, "params": rows[f"alone_h{h}"]["trainable_params"], "alone": round(rows[f"alone_h{h}"]["accuracy"], 3),

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from interlearn.data import load_digits
+from interlearn.federated.api import UpdateStep
 from interlearn.federated.partition import dirichlet
 from interlearn.federated.population import Population
 from interlearn.federated.privacy import ClipUpdates, GaussianNoise, PrivacyAccountant
@@ -35,7 +37,13 @@ DELTA = 1e-5
 THRESHOLD = 0.01
 
 
-def _plot(history: list[dict], central: float, local: float, points: list[tuple[float, float]], nodp: float, path: Path) -> Path:
+def _final(accuracy: float | None) -> float:
+    if accuracy is None:  # eval_every=ROUNDS evaluates the last round
+        raise RuntimeError("the run's last round was not evaluated")
+    return accuracy
+
+
+def _plot(history: list[dict[str, Any]], central: float, local: float, points: list[tuple[float, float]], nodp: float, path: Path) -> Path:
     plt = pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6))
@@ -73,19 +81,19 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
 
     history = [json.loads(s) for s in (folder / "metrics.jsonl").read_text().splitlines() if s.strip()]
     population = Population(tr.x, tr.y, dirichlet(tr.y, NUM_CLIENTS, alpha=ALPHA, seed=seed, min_size=10))
-    points = []
+    points: list[tuple[float, float]] = []
     for z in NOISE_MULTIPLIERS:
         t0 = time.perf_counter()
         q = CLIENTS_PER_ROUND / NUM_CLIENTS
         clip = ClipUpdates(CLIP_NORM)
         sampling = CohortSampling.build("poisson", NUM_CLIENTS, clients_per_round=CLIENTS_PER_ROUND)  # McMahan et al. 2018's mechanism
-        steps = [clip, GaussianNoise(clip, z, sampling=sampling)]  # DP-FedAvg; epsilon is accounted once below, not every round
+        steps: list[UpdateStep] = [clip, GaussianNoise(clip, z, sampling=sampling)]  # DP-FedAvg; epsilon is accounted once below, not every round
         cfg = SimulationConfig(rounds=ROUNDS, clients_per_round=CLIENTS_PER_ROUND, seed=seed, eval_every=ROUNDS, client_eval=False, progress=False)
         res = simulate(digits_mlp(seed=seed), population, LOCAL, get_strategy("fedavg"), cfg, engine="vectorized", steps=steps, test=(te.x, te.y))
         eps = PrivacyAccountant(delta=DELTA).epsilon_after(noise_multiplier=z, sample_rate=q, steps=ROUNDS)
         rows[f"dp_z{z:g}"] = {"accuracy": res.final_accuracy, "epsilon": eps, "noise_multiplier": z, "clip_norm": CLIP_NORM,
                               "train_seconds": time.perf_counter() - t0, "rounds": ROUNDS}
-        points.append((eps, res.final_accuracy))
+        points.append((eps, _final(res.final_accuracy)))
         if progress:
             print(f"  DP-FedAvg z={z:g}: epsilon {eps:.1f}, accuracy {res.final_accuracy:.3f}", flush=True)
     fed, local, central = rows["federated"]["accuracy"], rows["local_only"]["accuracy"], rows["centralized"]["accuracy"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     folder = Path(out) / "multitask"
     folder.mkdir(parents=True, exist_ok=True)
     train, test = load_digits_multitask(seed=seed)
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for n in LABELS_PER_TASK:
         data = disjoint_labels(train, n, seed)
         cfg = FitConfig(epochs=40, batch_size=32, lr=3e-3, seed=seed, progress=False, device="cpu", amp=False)

@@ -40,8 +40,10 @@ class TensorBoardBackend:
         from torch.utils.tensorboard.summary import hparams
 
         exp, start, end = hparams(dict(params), {})
-        for summary in (exp, start, end):
-            self.writer.file_writer.add_summary(summary)
+        writer = self.writer.file_writer
+        if writer is not None:  # None only after close()
+            for summary in (exp, start, end):
+                writer.add_summary(summary)
         table = "| parameter | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in params.items())
         self.writer.add_text("params", table)
 

@@ -44,13 +44,14 @@ def _ray(**kw: Any) -> Engine:
 ENGINES: Registry[Callable[..., Engine]] = Registry("engine")
 """Engines: name -> ``factory(**kwargs) -> Engine``."""
 
-for _name, _factory in {
+_BUILTIN: dict[str, Callable[..., Engine]] = {
     "auto": AutoEngine,
     "sequential": SequentialEngine,
     "vectorized": VectorizedEngine,
     "multicore": MultiCoreEngine,
     "ray": _ray,
-}.items():
+}
+for _name, _factory in _BUILTIN.items():
     ENGINES.register(_name, _factory)
 
 

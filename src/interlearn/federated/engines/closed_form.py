@@ -71,7 +71,7 @@ def _layers(model: nn.Module) -> tuple[list[Layer], bool] | str:
             if not layers or layers[-1][2]:
                 return f"module {name!r} (ReLU) must directly follow a Linear layer"
             layers[-1] = (layers[-1][0], layers[-1][1], True)
-        elif t is nn.Flatten:
+        elif t is nn.Flatten and isinstance(m, nn.Flatten):
             if (m.start_dim, m.end_dim) != (1, -1):
                 return f"module {name!r} is Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); only the default dims are supported"
             flatten_first = flatten_first or not layers

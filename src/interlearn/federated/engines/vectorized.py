@@ -27,7 +27,7 @@ ConfigError that suggests the ``sequential`` engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -140,7 +140,7 @@ class VectorizedEngine(EngineBase):
         """
         setup = self.bound()
         check_task(task)
-        update: StepUpdate = setup.client_update  # type: ignore[assignment]  # checked in start()
+        update = cast(StepUpdate, setup.client_update)  # checked in start()
         data = [setup.population.client(c) for c in task.clients]
         for d in data:
             if len(d) == 0:

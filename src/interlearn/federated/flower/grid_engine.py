@@ -34,11 +34,14 @@ from interlearn.federated.api import ClientData, CohortOutcome, CohortTask
 from interlearn.federated.client_steps import context_from_json
 from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.federated.flower.codec import (
+    as_float,
+    as_int,
     config_record,
     content_to_result,
     generator_to_record,
     params_to_record,
     record_to_generator,
+    record_to_params,
 )
 from interlearn.types import ClientId, Params
 
@@ -77,14 +80,14 @@ def discover_clients(
             log.warning("node %s failed the discovery query: %s", reply.metadata.src_node_id, reply.error.reason)
             continue
         meta = reply.content["meta"]
-        cid = int(meta["client-id"])
+        cid = as_int(meta["client-id"])
         if cid in node_of:
             raise ConfigError(
                 f"nodes {node_of[cid]} and {reply.metadata.src_node_id} both claim client id {cid}: "
                 "give each flower-supernode its own partition in --node-config"
             )
         node_of[cid] = int(reply.metadata.src_node_id)
-        sizes[cid] = int(meta["num-examples"])
+        sizes[cid] = as_int(meta["num-examples"])
     if len(node_of) < min_nodes:
         raise RoundSkipped(f"only {len(node_of)} of {min_nodes} SuperNodes answered the discovery query")
     return node_of, sizes
@@ -220,15 +223,15 @@ class FlowerGridEngine(EngineBase):
             client_of = {n: c for c, n in self.node_of.items()}
             out: dict[ClientId, dict[str, Any]] = {}
             for reply in self.grid.send_and_receive(msgs, timeout=self.timeout_s):
-                cid = client_of.get(int(reply.metadata.src_node_id))
-                if cid is None or reply.has_error():
-                    why = "unknown node" if cid is None else reply.error.reason
+                sender = client_of.get(int(reply.metadata.src_node_id))
+                if sender is None or reply.has_error():
+                    why = "unknown node" if sender is None else reply.error.reason
                     log.warning("secure aggregation %s: node %s dropped (%s)", stage, reply.metadata.src_node_id, why)
                     continue
                 answer = json.loads(str(reply.content["secagg"]["json"]))
                 if "masked" in reply.content:
-                    answer["masked"] = reply.content["masked"].to_torch_state_dict()["y"]
-                out[cid] = answer
+                    answer["masked"] = record_to_params(reply.content["masked"])["y"]
+                out[sender] = answer
             return out
 
         return channel
@@ -251,6 +254,6 @@ class FlowerGridEngine(EngineBase):
             if reply.has_error():
                 continue
             m = reply.content["metrics"]
-            if int(m["num-examples"]) > 0:
-                out[int(m["client-id"])] = float(m["accuracy"])
+            if as_int(m["num-examples"]) > 0:
+                out[as_int(m["client-id"])] = as_float(m["accuracy"])
         return dict(sorted(out.items()))

@@ -181,6 +181,7 @@ class CanaryAudit:
             raise ConfigError("the canary audit measures central DP: pass the run's GaussianNoise(mode='central') step")
         if noise.sampling is None or noise.sampling.kind != "poisson":
             raise ConfigError("the canary audit tests add/remove presence: run it with Poisson sampling (CohortSampling.build('poisson', ...))")
+        self._rate = noise.sampling.rate  # canaries join each round as a client would
         if num_canaries < 2:
             raise ConfigError(f"num_canaries={num_canaries}: must be >= 2")
         if not 0 < confidence < 1:
@@ -210,7 +211,7 @@ class CanaryAudit:
         return torch.cat([params[k].detach().reshape(-1).to(torch.float64) for k in self._keys])
 
     def _update(self, j: int, template: Params) -> Params:
-        vec = self._dirs[j].to(torch.float64) * self.noise.clip.clip_norm  # type: ignore[index]
+        vec = self._directions(template)[j].to(torch.float64) * self.noise.clip.clip_norm
         out: Params = {}
         i = 0
         for k, v in template.items():
@@ -223,7 +224,9 @@ class CanaryAudit:
 
     def _cosines(self, delta: torch.Tensor) -> torch.Tensor:
         norm = float(delta.norm())
-        return (self._dirs @ delta.to(torch.float32)).to(torch.float64) / norm if norm > 0 else torch.zeros(2 * self.k, dtype=torch.float64)  # type: ignore[operator]
+        if norm <= 0 or self._dirs is None:
+            return torch.zeros(2 * self.k, dtype=torch.float64)
+        return (self._dirs @ delta.to(torch.float32)).to(torch.float64) / norm
 
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
         return result
@@ -236,7 +239,7 @@ class CanaryAudit:
             return list(results)
         self._directions(template)
         g = torch.Generator().manual_seed(mix_seed(self.seed, ctx.round, 13))
-        joins = (torch.rand(self.k, generator=g, dtype=torch.float64) < self.noise.sampling.rate).nonzero().reshape(-1)  # type: ignore[union-attr]
+        joins = (torch.rand(self.k, generator=g, dtype=torch.float64) < self._rate).nonzero().reshape(-1)
         canaries = [ClientResult(CANARY_ID - int(j), self._update(int(j), template), 1.0, {"audit/canary": 1.0}) for j in joins]
         self.participations += len(canaries)
         ctx.notes["audit/canaries"] = len(canaries)
@@ -278,5 +281,5 @@ class CanaryAudit:
         inserted, unseen = self.scores(statistic)
         delta = self.noise.accountant.delta if self.noise.accountant is not None else 1e-5
         est, lo, hi = estimate_epsilon(inserted, unseen, delta, confidence=self.confidence, bootstrap=self.bootstrap, seed=self.seed)
-        return AuditResult(statistic, est, lo, hi, self.confidence, delta, separation(inserted, unseen), self.k,
-                           int(self._dirs.shape[1]), self.participations)  # type: ignore[union-attr]
+        dims = int(self._dirs.shape[1]) if self._dirs is not None else 0  # scores() raised if no round ran
+        return AuditResult(statistic, est, lo, hi, self.confidence, delta, separation(inserted, unseen), self.k, dims, self.participations)

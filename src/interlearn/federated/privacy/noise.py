@@ -228,7 +228,7 @@ class GaussianNoise:
             return RoundEvent("all", self.noise_multiplier)
         if s.kind == "poisson":
             return RoundEvent("poisson", self.noise_multiplier, s.rate)
-        return RoundEvent("fixed", self.noise_multiplier, s.rate, s.population, int(s.size))  # type: ignore[arg-type]
+        return RoundEvent("fixed", self.noise_multiplier, s.rate, s.population, s.size or 0)
 
     @property
     def update_multiplier(self) -> float:
@@ -250,7 +250,7 @@ class GaussianNoise:
             estimator = f"each client adds N(0, (2 z C)^2), z = {self.noise_multiplier:g}"
         else:
             s = run_sampling if run_sampling is not None else self.sampling
-            sampling = s.describe()  # type: ignore[union-attr]
+            sampling = s.describe() if s is not None else "no sampling given"
             adjacency = ("add/remove one client (sensitivity C)" if self.adjacency == "add_remove"
                          else "replace one client (sensitivity 2C)")
             estimator = (f"fixed denominator: (sum of clipped updates + N(0, (z * {self.sensitivity / self.clip.clip_norm:g}C)^2)) "
@@ -293,9 +293,9 @@ class GaussianNoise:
         run_sampling = ctx.notes.get("sampling")
         if not isinstance(run_sampling, CohortSampling):
             run_sampling = None
-        if self.mode == "central" and run_sampling is not None and not run_sampling.same_scheme(self.sampling):  # type: ignore[arg-type]
+        if self.mode == "central" and run_sampling is not None and self.sampling is not None and not run_sampling.same_scheme(self.sampling):
             raise ConfigError(
-                f"the noise step accounts for {self.sampling.describe()}, but the round loop draws "  # type: ignore[union-attr]
+                f"the noise step accounts for {self.sampling.describe()}, but the round loop draws "
                 f"{run_sampling.describe()}: build GaussianNoise with the run's sampling"
             )
         self._account_gap(ctx)

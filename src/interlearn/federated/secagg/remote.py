@@ -68,8 +68,9 @@ def remote_secure_sum(
     for c, cts in sent.items():
         tr.up(c, sum(len(ct) for ct in cts.values()))
     inbox = server.route_shares(sent)
-    payloads = {c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]}
-                for c in server.u2}
+    payloads: dict[ClientId, dict[str, Any]] = {
+        c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]} for c in server.u2
+    }
     for c in server.u2:
         tr.down(c, sum(len(ct) for ct in inbox[c].values()) + 8 * len(payloads[c]["u2"]))
     replies = channel("mask", payloads)

@@ -91,7 +91,7 @@ def get_aggregator(name: str, **kwargs: Any) -> Aggregator:
     return aggregator
 
 
-for _name, _factory in {
+_BUILTIN: dict[str, Callable[..., Strategy]] = {
     "fedavg": fedavg,
     "fedavgm": fedavgm,
     "fedadam": fedadam,
@@ -99,7 +99,8 @@ for _name, _factory in {
     "fedadagrad": fedadagrad,
     "scaffold": scaffold,
     "qfedavg": qfedavg,
-}.items():
+}
+for _name, _factory in _BUILTIN.items():
     register_strategy(_name, _factory)
 register_aggregator("mean", WeightedMean)
 register_aggregator("uniform_mean", lambda: WeightedMean(uniform=True))
