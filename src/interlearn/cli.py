@@ -9,29 +9,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from interlearn.advise import AdviseConfig, advise, load_base, load_labelled
+from interlearn.errors import ConfigError, DataError, InterlearnError
+from interlearn.recipes import example_recipes, run_recipe
+from interlearn.report import markdown_table, render
+from interlearn.tour import run_tour
+
 __all__ = ["main"]
 
 
 def _threads() -> None:
     # Tiny models on few cores run fastest single-threaded (2 busy OpenMP threads were measured
     # ~50x slower on a small step); users can raise it with INTERLEARN_THREADS.
-    import torch
-
     torch.set_num_threads(int(os.environ.get("INTERLEARN_THREADS", "1")))
 
 
 def _cmd_tour(args: argparse.Namespace) -> int:
-    from interlearn.tour import run_tour
-
     only = args.only.split(",") if args.only else None
     run_tour(Path(args.out), only=only, progress=not args.no_progress, seed=args.seed)
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from interlearn.recipes import run_recipe
-    from interlearn.report import markdown_table
-
     run_dir = run_recipe(args.recipe, args.out, progress=not args.no_progress)
     rows = json.loads((run_dir / "summary.json").read_text())
     print(markdown_table(rows))
@@ -40,17 +41,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from interlearn.report import render
-
     md = render(args.run_dir)
     print(md.read_text())
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from interlearn.errors import DataError
-    from interlearn.report import markdown_table
-
     rows: dict[str, dict[str, Any]] = {}
     for d in args.run_dirs:
         p = Path(d) / "summary.json"
@@ -63,8 +59,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from interlearn.recipes import example_recipes
-
     for p in example_recipes():
         if args.show and p.stem == args.show:
             print(p.read_text())
@@ -72,15 +66,11 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
         if not args.show:
             print(f"{p.stem:<12} {p}")
     if args.show:
-        from interlearn.errors import ConfigError
-
         raise ConfigError(f"no example recipe {args.show!r}; known: {[p.stem for p in example_recipes()]}")
     return 0
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
-    from interlearn.errors import ConfigError
-
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -88,8 +78,6 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
-    from interlearn.advise import AdviseConfig, advise, load_base, load_labelled
-
     cfg = AdviseConfig(labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"), seeds=_ints(args.seeds, "--seeds"),
                        folds=args.folds, steps=args.steps, lr=args.lr, methods=tuple(m.strip() for m in args.methods.split(",")))
     data = load_labelled(args.data, args.base)
@@ -143,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``interlearn`` command."""
-    from interlearn.errors import InterlearnError
-
     args = build_parser().parse_args(argv)
     _threads()
     try:

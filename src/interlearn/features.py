@@ -11,6 +11,7 @@ features" / linear-probe set-up (Donahue et al. 2014, DeCAF; Razavian et al. 201
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -153,8 +154,6 @@ def fit_head(
         ConfigError: ``body`` has trainable parameters (freeze it, or fine-tune instead).
         ShapeError: ``head`` does not accept ``body``'s features (both shapes named).
     """
-    import time
-
     trainable = [n for n, p in body.named_parameters() if p.requires_grad]
     if trainable:
         raise ConfigError(

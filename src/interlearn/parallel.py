@@ -40,7 +40,7 @@ __all__ = ["Replicas", "is_main_process"]
 
 def is_main_process() -> bool:
     """Whether this is process 0 of a launch (always true in a plain single process)."""
-    from accelerate import PartialState
+    from accelerate import PartialState  # deferred heavy import: only fit() needs Accelerate
 
     # the same `cpu` flag as Replicas: whichever is created first sets up the process for both
     return bool(PartialState(cpu=not torch.cuda.is_available()).is_main_process)
@@ -65,7 +65,7 @@ class Replicas:
     """
 
     def __init__(self, device: str) -> None:
-        from accelerate import Accelerator
+        from accelerate import Accelerator  # deferred heavy import (see is_main_process)
 
         # A CPU-only machine launched with `accelerate launch --multi_gpu` gets LOCAL_RANK from
         # torchrun; cpu=True is what turns that into MULTI_CPU (gloo) instead of N lone processes.
@@ -151,7 +151,7 @@ class Replicas:
         """One picklable object from every process, in rank order."""
         if self.world == 1:
             return [obj]
-        from accelerate.utils import gather_object
+        from accelerate.utils import gather_object  # deferred heavy import (see is_main_process)
 
         return gather_object([obj])
 

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from interlearn.errors import CheckpointError, ConfigError
@@ -76,8 +77,6 @@ def _file(path: Path, architecture: nn.Module | None) -> nn.Module:
     if not path.is_file():
         raise ConfigError(f"pretrained file not found: {path}; expected {_FORMS}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         state = load_file(str(path))
     elif path.suffix in (".pt", ".pth"):
         # weights_only=False unpickles arbitrary objects: only load files you trust.

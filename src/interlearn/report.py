@@ -20,6 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from interlearn.errors import DataError
 from interlearn.plotting import log_x, pyplot
 
@@ -369,9 +372,6 @@ def render(run_dir: str | Path, title: str | None = None) -> Path:
 
 def print_sections(sections: Sequence[Section], title: str) -> None:
     """The report's overview as a terminal table (paradigm, baseline, result, difference, verdict)."""
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title, show_lines=False)
     for col in ("paradigm", "baseline", "result", "difference", "verdict"):
         table.add_column(col, justify="left" if col in ("paradigm", "verdict") else "right", overflow="fold")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -391,8 +392,6 @@ class _NoBar:
 
 class _RichBar(_NoBar):
     def __init__(self, total: int, done: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
         self._t = self._p.add_task("training", total=total, completed=done)
 

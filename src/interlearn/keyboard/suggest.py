@@ -16,6 +16,7 @@ from torch import nn
 from torch.func import functional_call
 
 from interlearn.data.shakespeare_words import BOS, WordVocab, tokenize
+from interlearn.keyboard.cache import CachedModel
 from interlearn.types import Params
 
 __all__ = ["encode_prefix", "suggest_words"]
@@ -51,8 +52,6 @@ def suggest_words(model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, p
         ``[(word, probability)]``, most likely first (probabilities renormalized over the
         words allowed by the unfinished word, if any).
     """
-    from interlearn.keyboard.cache import CachedModel
-
     x, partial = encode_prefix(vocab, prefix, seq_len)
     was = model.training
     model.eval()

@@ -26,6 +26,7 @@ import yaml
 
 from interlearn.errors import ConfigError, closest
 from interlearn.parallel import is_main_process
+from interlearn.report import write_summary
 from interlearn.schema import build, load_yaml, to_dict
 from interlearn.tracking import NULL, TrackingConfig, open_tracker, recording
 
@@ -73,8 +74,6 @@ def run_recipe(path: str | Path, out: str | Path | None = None, progress: bool =
     The run folder holds ``config.yaml`` (the resolved recipe), ``summary.json``, ``summary.md``
     and the plots the recipe makes (plus metrics and checkpoints where the paradigm has them).
     """
-    from interlearn.report import write_summary
-
     kind, config, tracking = _parse(path)
     run_dir = Path(out) if out else Path("runs") / f"{kind}-{Path(path).stem}"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from interlearn.checkpoint import load_checkpoint, save_checkpoint
+from interlearn.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from interlearn.data.shakespeare_words import (
     PAD,
     ShakespeareWords,
@@ -40,7 +41,7 @@ from interlearn.data.shakespeare_words import (
     masked_cross_entropy,
 )
 from interlearn.data.tensors import TensorData
-from interlearn.errors import CheckpointError, ConfigError
+from interlearn.errors import CheckpointError, ConfigError, DataError
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.params import load_params, model_params
 from interlearn.federated.personal_select import (
@@ -50,7 +51,7 @@ from interlearn.federated.personal_select import (
     personalize_validated,
     plot_gains,
 )
-from interlearn.federated.personalization import FedPerUpdate
+from interlearn.federated.personalization import FedPerUpdate, personal_heads
 from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
@@ -58,7 +59,7 @@ from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_ca
 from interlearn.keyboard.recall import evaluate_recall
 from interlearn.keyboard.suggest import encode_prefix, suggest_words
 from interlearn.models.word_cifg import WordCIFG, word_cifg
-from interlearn.ondevice.frontier import Variant, choose, latency_ms, measure_variants, plot_frontier
+from interlearn.ondevice.frontier import ENCODINGS, Variant, choose, latency_ms, measure_variants, plot_frontier
 from interlearn.types import Params
 
 __all__ = [
@@ -198,7 +199,6 @@ class Config:
         if any(not 0 < v <= 1 for v in self.cache_lams) or not self.cache_lams:
             raise ConfigError(f"keyboard_words.cache_lams={self.cache_lams}: interpolation weights in (0, 1]")
         SelectConfig(steps=self.personalize_steps, lams=self.ditto_lams, optimizer=self.personalize_optimizer)  # validates the grids
-        from interlearn.ondevice.frontier import ENCODINGS
 
         bad = [e for e in self.ondevice_encodings if e not in ENCODINGS]
         if bad:
@@ -238,12 +238,9 @@ def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: 
     Raises:
         CheckpointError: the run folder's checkpoint is past ``cfg.rounds``.
     """
-    import tempfile
-
     if run_dir is None:  # segments continue through a checkpoint, so they need a folder
         with tempfile.TemporaryDirectory(prefix="interlearn-keyboard-") as tmp:
             return train_global(model, data, cfg, Path(tmp), test, progress)
-    from interlearn.checkpoint import has_checkpoint
 
     def update_for(last_round: int) -> LocalSGD:
         lr = cfg.client_lr
@@ -326,9 +323,6 @@ def fedper_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Co
     its own :data:`HEAD` (client state, read back from ``run_dir``'s checkpoint). Returns each
     user's test top-1 recall with the final shared layers and their personal head; users who
     never took part use the shared model's head."""
-    from interlearn.errors import DataError
-    from interlearn.federated.personalization import personal_heads
-
     pop = population_of(users)
     update = FedPerUpdate(epochs=1, batch_size=cfg.batch_size, lr=cfg.fedper_lr, head_patterns=HEAD, loss=masked_cross_entropy)
     sim = SimulationConfig(rounds=cfg.fedper_rounds, clients_per_round=min(cfg.clients_per_round, len(users)), eval_every=0,

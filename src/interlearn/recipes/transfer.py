@@ -24,12 +24,13 @@ from interlearn.config import FitConfig, step_config
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError
 from interlearn.models.small_cnn import small_cnn
+from interlearn.pretrained import load_pretrained
 from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.surgery import count_params
 from interlearn.tasks import classification
 from interlearn.tracking import paused, section
 from interlearn.training import evaluate, fit
-from interlearn.transfer import fresh_tail, resolve_cut, transfer
+from interlearn.transfer import fresh_tail, pretrain, resolve_cut, transfer
 
 __all__ = ["DataConfig", "Config", "run", "build_model", "split_classes"]
 
@@ -112,9 +113,6 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
         ``accuracy`` (target test set), ``trainable_params`` and ``train_seconds``; the transfer
         row also has ``cut``, ``cut_name``, ``negative_transfer`` and ``features_cached``.
     """
-    from interlearn.pretrained import load_pretrained
-    from interlearn.transfer import pretrain
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = split_classes(config.data, image=config.model == "cnn")

@@ -11,6 +11,7 @@ at three noise multipliers gives accuracy against (epsilon, delta = 1e-5).
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,6 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     folder.mkdir(parents=True, exist_ok=True)
     tr, te = load_digits(seed=seed)
     rows = tour_rows((tr.x, tr.y), (te.x, te.y), folder, seed=seed, progress=False)
-    import json
 
     history = [json.loads(s) for s in (folder / "metrics.jsonl").read_text().splitlines() if s.strip()]
     population = Population(tr.x, tr.y, dirichlet(tr.y, NUM_CLIENTS, alpha=ALPHA, seed=seed, min_size=10))

@@ -18,6 +18,7 @@ import torch
 
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
+from interlearn.errors import DataError
 from interlearn.multitask.compare import compare_methods
 from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
 from interlearn.multitask.tour import digits_model
@@ -36,8 +37,6 @@ def disjoint_labels(train: TensorData, per_task: int, seed: int) -> TensorData:
     Raises:
         interlearn.errors.DataError: fewer than ``3 * per_task`` training images.
     """
-    from interlearn.errors import DataError
-
     names = list(DIGITS_TASKS.columns)
     need = per_task * len(names)
     if need > len(train):

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 from interlearn.errors import ConfigError
 from interlearn.schema import build
+from interlearn.tracking.mlflow_backend import MLflowBackend
+from interlearn.tracking.tensorboard_backend import TensorBoardBackend
 
 __all__ = ["TrackingConfig", "Tracker", "NULL", "Backend", "open_tracker", "recording", "section", "paused", "describe", "flatten", "BACKENDS", "TrackingSpec"]
 
@@ -277,12 +279,8 @@ def open_tracker(spec: Any, kind: str, params: Mapping[str, Any] | None = None) 
         name = cfg.run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
         backends: list[Backend] = []
         if cfg.tensorboard is not None:
-            from interlearn.tracking.tensorboard_backend import TensorBoardBackend
-
             backends.append(TensorBoardBackend(cfg.tensorboard, name))
         if cfg.mlflow is not None:
-            from interlearn.tracking.mlflow_backend import MLflowBackend
-
             backends.append(MLflowBackend(cfg.mlflow, cfg.experiment, name))
         tracker = Tracker(backends)
     if params and tracker.active:

@@ -17,6 +17,7 @@ from interlearn.federated.api import Engine
 from interlearn.federated.engines.auto import AutoEngine
 from interlearn.federated.engines.base import EngineBase, run_cohort_on
 from interlearn.federated.engines.multicore import MultiCoreEngine
+from interlearn.federated.engines.ray_engine import RayEngine
 from interlearn.federated.engines.sequential import SequentialEngine
 from interlearn.federated.engines.vectorized import VectorizedEngine
 from interlearn.registry import Registry
@@ -34,13 +35,6 @@ __all__ = [
 ]
 
 
-def _ray(**kw: Any) -> Engine:
-    # Ray is an optional dependency: its engine module is imported when one is built
-    from interlearn.federated.engines.ray_engine import RayEngine
-
-    return RayEngine(**kw)
-
-
 ENGINES: Registry[Callable[..., Engine]] = Registry("engine")
 """Engines: name -> ``factory(**kwargs) -> Engine``."""
 
@@ -49,7 +43,7 @@ _BUILTIN: dict[str, Callable[..., Engine]] = {
     "sequential": SequentialEngine,
     "vectorized": VectorizedEngine,
     "multicore": MultiCoreEngine,
-    "ray": _ray,
+    "ray": RayEngine,  # imports Ray (an optional dependency) when started
 }
 for _name, _factory in _BUILTIN.items():
     ENGINES.register(_name, _factory)
