@@ -110,8 +110,10 @@ def merge_client_context(round_ctx: RoundContext, notes: dict[str, Any], log: Se
     round_ctx.log.extend(log)
     for k, v in notes.items():
         old = round_ctx.notes.get(k)
-        if (isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(old, (int, float)) and not isinstance(old, bool)) or (isinstance(v, list) and isinstance(old, list)):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(old, (int, float)) and not isinstance(old, bool):
             round_ctx.notes[k] = old + v
+        elif isinstance(v, list) and isinstance(old, list):
+            round_ctx.notes[k] = [*old, *v]
         else:
             round_ctx.notes[k] = v
 
