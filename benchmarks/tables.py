@@ -62,3 +62,57 @@ def shakespeare_curve(load: Load) -> str:
 def femnist_curve(load: Load) -> str:
     """FedAvg's FEMNIST test accuracy against rounds (at most 13 rows)."""
     return _curve(load("femnist")["acc_vs_rounds"], "test accuracy %")
+
+
+def _pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}"
+
+
+def transfer_curve(load: Load) -> str:
+    """Test accuracy (mean ± std over seeds) per label budget, and the cut each seed's auto cut chose."""
+    d = load("transfer")
+    cuts: dict[int, list[tuple[int, str, str]]] = {}
+    for a in d["autocuts"]:
+        cuts.setdefault(a["labels_per_class"], []).append((a["seed"], a["chosen_name"], a["method"]))
+    out = [_row(["labels/class", "scratch", "transfer (auto cut)", "fine-tune", "cuts chosen (by seed)"]),
+           _row(["---:", "---:", "---:", "---:", "---"])]
+    for c in d["curve"]:
+        b = c["labels_per_class"]
+        chosen = sorted(cuts.get(b, []))
+        rule = " (rule)" if chosen and all(m == "rule" for _, _, m in chosen) else ""
+        cells = [f"{_pct(c[f'{m}_mean'])} ± {_pct(c[f'{m}_std'])}" for m in ("scratch", "transfer", "finetune")]
+        if b == d["labels_per_class_of_headline"]:
+            cells = [f"**{x}**" for x in cells]
+        out.append(_row([str(b), *cells, ", ".join(n for _, n, _ in chosen) + rule]))
+    return "\n".join(out)
+
+
+def transfer_cv(load: Load) -> str:
+    """Cross-validated accuracy of every candidate cut and of scratch at the headline budget (mean over seeds)."""
+    d = load("transfer")
+    b = d["labels_per_class_of_headline"]
+    runs = [a for a in d["autocuts"] if a["labels_per_class"] == b and a["method"] == "cv"]
+    by: dict[str, list[float]] = {}
+    for a in runs:
+        for s in a["scores"]:
+            by.setdefault(f"cut before {s['name']}", []).append(s["mean"])
+        if a["scratch"] is not None:
+            by.setdefault("scratch", []).append(a["scratch"]["mean"])
+    out = [_row(["candidate", f"CV accuracy at {b} labels/class (mean over {len(runs)} seeds)"]), _row(["---", "---:"])]
+    out += [_row([k, f"{sum(v) / len(v):.2f}"]) for k, v in by.items()]
+    return "\n".join(out)
+
+
+def transfer_flags(load: Load) -> str:
+    """The cross-validated runs whose report flagged negative transfer, with their test accuracies."""
+    d = load("transfer")
+    acc = {(r["seed"], r["labels_per_class"], r["method"]): r["accuracy"] for r in d["runs"]}
+    cv = [a for a in d["autocuts"] if a["method"] == "cv"]
+    out = [_row(["seed", "labels/class", "flagged by CV", "test: transfer", "test: scratch"]), _row(["---:", "---:", "---", "---:", "---:"])]
+    for a in cv:
+        if a["negative_transfer"]:
+            key = (a["seed"], a["labels_per_class"])
+            out.append(_row([str(a["seed"]), str(a["labels_per_class"]), "negative transfer",
+                             _pct(acc[(*key, "transfer")]), _pct(acc[(*key, "scratch")])]))
+    out.append(_row(["", "", f"{sum(a['negative_transfer'] for a in cv)} of {len(cv)} cross-validated runs", "", ""]))
+    return "\n".join(out)
