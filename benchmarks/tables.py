@@ -116,3 +116,35 @@ def transfer_flags(load: Load) -> str:
                              _pct(acc[(*key, "transfer")]), _pct(acc[(*key, "scratch")])]))
     out.append(_row(["", "", f"{sum(a['negative_transfer'] for a in cv)} of {len(cv)} cross-validated runs", "", ""]))
     return "\n".join(out)
+
+
+def feature_cache(load: Load) -> str:
+    """Uncached vs cached head training per configuration (the first is the headline)."""
+    d = load("feature_cache")
+    out = [_row(["configuration", "uncached (s)", "cached (s)", "of which feature extraction (s)", "speedup", "max \\|ΔW\\|",
+                 "accuracy uncached / cached"]),
+           _row(["---", "---:", "---:", "---:", "---:", "---:", "---"])]
+    for i, (name, c) in enumerate(d["configs"].items()):
+        speed = f"{c['speedup']:.1f}×"
+        out.append(_row([name + (" (headline)" if i == 0 else ""), f"{c['uncached']['seconds']:.2f}", f"{c['cached']['seconds']:.2f}",
+                         f"{c['cached']['cache_seconds']:.2f}", f"**{speed}**" if i == 0 else speed, f"{c['max_weight_diff']:g}",
+                         f"{c['uncached']['accuracy']:.4f} / {c['cached']['accuracy']:.4f}"]))
+    return "\n".join(out)
+
+
+def distill(load: Load) -> str:
+    """Errors, accuracy, size and latency of teacher, student alone and distilled student, and the paper's errors."""
+    d = load("distill")
+    m = d["models"]
+    width = "×".join(str(h) for h in d["student_hidden"])
+    names = {"teacher": "teacher (CNN)", "student_alone": f"student alone ({width} MLP)", "distilled_student": f"distilled student ({width} MLP)"}
+    out = [_row(["model", "test errors", "accuracy", "parameters", "safetensors bytes", "CPU latency batch 1 (ms)", "batch 256 (ms)"]),
+           _row(["---", "---:", "---:", "---:", "---:", "---:", "---:"])]
+    for key, label in names.items():
+        r = m[key]
+        out.append(_row([label, f"**{r['errors']}**", f"{r['accuracy']:.4f}", f"{r['params']:,}", f"{r['bytes']:,}",
+                         f"{r['latency_ms_b1']:.3f}", f"{r['latency_ms_b256']:.3g}"]))
+    p = d["paper_hinton2015"]
+    out.append(_row(["*Hinton et al. 2015 (MLP teacher → MLP student)*", f"*{p['teacher_errors']} / {p['student_errors']} / {p['distilled_errors']}*",
+                     "", "", "", "", ""]))
+    return "\n".join(out)
