@@ -148,3 +148,31 @@ def distill(load: Load) -> str:
     out.append(_row(["*Hinton et al. 2015 (MLP teacher → MLP student)*", f"*{p['teacher_errors']} / {p['student_errors']} / {p['distilled_errors']}*",
                      "", "", "", "", ""]))
     return "\n".join(out)
+
+
+def fl_scale(load: Load) -> str:
+    """Peak RSS and rounds per second of every engine, with the import-only baseline."""
+    d = load("fl_scale")
+    out = [_row(["engine", "peak RSS MB", "rounds/s", f"test acc after {d['rounds']} rounds"]), _row(["---", "---:", "---:", "---:"]),
+           _row(["baseline (imports + data only)", f"{d['baseline_rss_mb']:.0f}", "-", "-"])]
+    for name, e in d["engines"].items():
+        out.append(_row([name, f"{e['peak_rss_mb']:.0f}", f"{e['rounds_per_second']:.1f}", f"{e['final_acc']:.4f}"]))
+    return "\n".join(out)
+
+
+def fl_mnist(load: Load) -> str:
+    """The run's settings and outcome in one row."""
+    d = load("fl_mnist")
+    r99 = str(d["rounds_to_99"]) if d["rounds_to_99"] is not None else "not reached"
+    r97 = f"**{d['rounds_to_97']}**" if d["rounds_to_97"] is not None else "not reached"
+    out = [_row(["E", "B", "lr", "model", "rounds run", "stopped by", "rounds to 97%", "rounds to 99%", "final acc", "best acc"]),
+           _row(["---:", "---:", "---:", "---", "---:", "---", "---:", "---", "---:", "---:"]),
+           _row([str(d["E"]), str(d["B"]), f"{d['lr']:g}", d["model"], str(d["rounds_run"]),
+                 f"{d['stopped_by']} ({d['budget_s']:.0f} s, {d['seconds_per_round']:.1f} s/round)", r97, r99,
+                 f"{d['final_acc']:.4f}", f"{d['best_acc']:.4f}"])]
+    return "\n".join(out)
+
+
+def fl_mnist_curve(load: Load) -> str:
+    """Test accuracy against rounds (at most 13 rows)."""
+    return _curve(load("fl_mnist")["history"], "test accuracy %")
