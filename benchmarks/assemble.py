@@ -11,7 +11,7 @@ by hand, numbers are not —
   ``dotted.path`` in ``benchmarks/results/<name>.json`` (``FORMAT`` is a Python format spec,
   e.g. ``.3f``, ``.1%``, ``,``); a missing file or key is an error, so a stale number cannot survive;
 * ``{{= EXPR | FORMAT}}`` is replaced by arithmetic on such values: ``EXPR`` holds references
-  ``name:dotted.path`` (keys of letters, digits, ``_`` and ``@``), numbers, ``+ - * /``,
+  ``name:dotted.path`` (keys of letters, digits, ``_`` and ``@``), numbers, ``+ - * / **``,
   parentheses and ``abs``/``min``/``max``/``round``, e.g. ``{{= 100 * (transfer:transfer_acc -
   transfer:scratch_acc) | +.1f}}`` for a gain in points (derived numbers are computed, not typed);
 * ``references`` names ``benchmarks/references.json`` instead of a result: the issues' targets
@@ -80,6 +80,7 @@ _OPS: dict[type, Callable[..., Any]] = {
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
     ast.USub: operator.neg,
     ast.UAdd: operator.pos,
 }

@@ -176,3 +176,48 @@ def fl_mnist(load: Load) -> str:
 def fl_mnist_curve(load: Load) -> str:
     """Test accuracy against rounds (at most 13 rows)."""
     return _curve(load("fl_mnist")["history"], "test accuracy %")
+
+
+def fl_compress(load: Load) -> str:
+    """Bytes up, savings and accuracy of every compressor."""
+    d = load("fl_compress")
+    rounds = d["config"]["rounds"]
+    out = [_row(["compressor", f"MB up ({rounds} rounds)", "saved", "factor", "test accuracy", "drop (points)"]),
+           _row(["---", "---:", "---:", "---:", "---:", "---:"])]
+    for r in d["rows"]:
+        drop = r["accuracy_drop_points"]
+        out.append(_row([r["compressor"], f"{r['bytes_up'] / 1e6:.2f}", f"{100 * r['bytes_saved_ratio']:.1f}%",
+                         f"{r['compression_factor']:.1f}", f"{r['accuracy']:.4f}", f"{drop:.2f}".replace("-", "−")]))
+    return "\n".join(out)
+
+
+def fl_engines(load: Load) -> str:
+    """Per-round, steady-state, start-up and total seconds, accuracy and fidelity of every engine."""
+    d = load("fl_engines")
+    e = d["engines"]
+    seq = e["sequential"]["steady_seconds_per_round"]
+    out = [_row(["engine", "s/round", "steady s/round", "vs sequential (steady)", "start-up s", "total s", "test accuracy",
+                 "max_param_diff vs sequential"]),
+           _row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])]
+    for name, r in e.items():
+        out.append(_row([name, f"{r['wall_seconds_per_round']:.3f}", f"{r['steady_seconds_per_round']:.3f}",
+                         f"{r['steady_seconds_per_round'] / seq:.1f}x", f"{r['startup_seconds']:.1f}", f"{r['total_seconds']:.1f}",
+                         f"{r['final_accuracy']:.4f}", f"{r['max_param_diff']:.3g}"]))
+    return "\n".join(out)
+
+
+def fl_lora(load: Load) -> str:
+    """What each exchange variant sends per round and how accurate it ends."""
+    d = load("fl_lora")
+    t = d["task"]
+    out = [_row(["exchange", "tensors sent", "parameters sent", f"MB per round ({t['clients']} clients, down + up)",
+                 f"test accuracy (round {t['rounds']})", "best round", "client train accuracy (mean)", "s/round"]),
+           _row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])]
+    labels = {"adapter": f"adapter (LoRA r={t['lora_rank']} + head)", "full": "full model"}
+    for name, v in d["variants"].items():
+        accs = v["accuracy_per_round"]
+        best = max(range(len(accs)), key=lambda i: accs[i])
+        out.append(_row([labels.get(name, name), str(v["exchanged_tensors"]), f"{v['exchanged_params']:,}", f"{v['bytes_per_round'] / 1e6:.2f}",
+                         f"{v['final_accuracy']:.3f}", f"{accs[best]:.3f} (round {best + 1})", f"{v['client_accuracy_mean']:.3f}",
+                         f"{v['seconds_per_round']:.1f}"]))
+    return "\n".join(out)
