@@ -221,3 +221,34 @@ def fl_lora(load: Load) -> str:
                          f"{v['final_accuracy']:.3f}", f"{accs[best]:.3f} (round {best + 1})", f"{v['client_accuracy_mean']:.3f}",
                          f"{v['seconds_per_round']:.1f}"]))
     return "\n".join(out)
+
+
+_EXACT = ("mgda", "pcgrad", "cagrad", "imtl_g", "aligned_mtl", "upgrad", "nash_mtl")
+
+
+def _mtl_kind(name: str) -> str:
+    if name.endswith("@rep") or name == "mgda_ub":
+        return "gradient (representation)"
+    return "gradient (parameters, exact)" if name in _EXACT else "weighting"
+
+
+def mtl_overhead(load: Load) -> str:
+    """Milliseconds per step and the ratio to equal weighting at both task counts, by kind."""
+    d = {k: v for k, v in load("mtl_overhead").items() if k != "multitask_vs_independent"}
+    kinds = ["weighting", "gradient (representation)", "gradient (parameters, exact)"]
+    names = sorted(d, key=lambda n: (kinds.index(_mtl_kind(n)), n != "equal"))
+    out = [_row(["method", "kind", "ms/step T=2", "×equal T=2", "ms/step T=10", "×equal T=10"]), _row(["---", "---", "---:", "---:", "---:", "---:"])]
+    for n in names:
+        r = d[n]
+        out.append(_row([n, _mtl_kind(n), f"{r['ms_t2']:.1f}", f"{r['ratio_t2']:.2f}", f"{r['ms_t10']:.1f}", f"{r['ratio_t10']:.2f}"]))
+    return "\n".join(out)
+
+
+def mtl_vs_independent(load: Load) -> str:
+    """Parameters and step time of one multi-task model against T single-task models."""
+    m = load("mtl_overhead")["multitask_vs_independent"]
+    return "\n".join([
+        _row(["", "T=2", "T=10"]), _row(["---", "---:", "---:"]),
+        _row(["parameters (MTL / T × single)", f"{m['params_ratio_t2']:.2f}", f"{m['params_ratio_t10']:.2f}"]),
+        _row(["step time (MTL equal / T × single step)", f"{m['time_ratio_t2']:.2f}", f"{m['time_ratio_t10']:.2f}"]),
+    ])
