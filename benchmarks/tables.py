@@ -252,3 +252,137 @@ def mtl_vs_independent(load: Load) -> str:
         _row(["parameters (MTL / T × single)", f"{m['params_ratio_t2']:.2f}", f"{m['params_ratio_t10']:.2f}"]),
         _row(["step time (MTL equal / T × single step)", f"{m['time_ratio_t2']:.2f}", f"{m['time_ratio_t10']:.2f}"]),
     ])
+
+
+# ---------------------------------------------------------------- multi-task (MultiMNIST)
+Spec = list[tuple[str, str, str]]  # (row label, results file, key in it)
+
+_HEADLINE_REF = ("multitask_100epochs", "independent")
+_HARD_100: Spec = [
+    ("independent (2 LeNets)", "multitask_100epochs", "independent"),
+    ("uncertainty (Kendall)", "multitask_100epochs", "uncertainty"),
+    ("UPGrad", "multitask_100epochs_more", "upgrad"),
+    ("PCGrad", "multitask_100epochs_pcgrad_gradnorm", "pcgrad"),
+    ("MGDA-UB", "multitask_100epochs", "mgda_ub"),
+    ("equal", "multitask_100epochs_more", "equal"),
+    ("GradNorm", "multitask_100epochs_pcgrad_gradnorm", "gradnorm"),
+    ("CAGrad (c = 0.5)", "multitask_100epochs_cagrad", "cagrad"),
+    ("FAMO", "multitask_100epochs_famo", "famo"),
+]
+_SOFT_100: Spec = [
+    ("independent (2 LeNets, headline run)", "multitask_100epochs", "independent"),
+    ("cross-stitch, equal", "multitask_100epochs_cross_stitch", "equal"),
+    ("cross-stitch, uncertainty", "multitask_100epochs_cross_stitch_uncertainty", "uncertainty"),
+    ("cross-stitch, MGDA-UB", "multitask_100epochs_cross_stitch_mgda_ub", "mgda_ub"),
+    ("MMoE (2 experts), equal", "multitask_100epochs_mmoe", "equal"),
+]
+_LABELS = {"independent": "independent (2 LeNets)", "equal": "equal", "uncertainty": "uncertainty (Kendall)", "gradnorm": "GradNorm",
+           "mgda_ub": "MGDA-UB", "pcgrad": "PCGrad", "upgrad": "UPGrad", "famo": "FAMO"}
+
+
+def _run(load: Load, file: str, key: str) -> dict[str, Any]:
+    return load(file)[key]
+
+
+def _delta_m(row: dict[str, Any], ref: dict[str, Any]) -> float:
+    """Δm% of ``row`` against ``ref`` on both tasks' accuracy (interlearn's own formula)."""
+    from interlearn.multitask.compare import delta_m  # the package's definition, not a copy
+
+    return delta_m({"left": row["left_acc"], "right": row["right_acc"]}, {"left": ref["left_acc"], "right": ref["right_acc"]},
+                   {"left": True, "right": True})
+
+
+def _best(values: list[float | None]) -> set[int]:
+    """Indices of the largest value, overall and among all but the first (the reference) row."""
+    known = [(v, i) for i, v in enumerate(values) if v is not None]
+    rest = [(v, i) for v, i in known if i > 0]
+    return {max(known)[1]} | ({max(rest)[1]} if rest else set())
+
+
+def _bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text
+
+
+def multitask_rows(load: Load, spec: Spec, ref: tuple[str, str] = _HEADLINE_REF, extra: Callable[[dict[str, Any], dict[str, Any]], list[str]] | None = None,
+                   extra_heads: tuple[str, ...] = ()) -> str:
+    """Left / right accuracy (%) and Δm% against ``ref`` for every row of ``spec``; the best
+    values overall and among the multi-task rows in bold."""
+    reference = _run(load, *ref)
+    rows = [_run(load, f, k) for _, f, k in spec]
+    is_ref = [(f, k) == ref for _, f, k in spec]
+    dm = [None if r_ else _delta_m(r, reference) for r, r_ in zip(rows, is_ref)]
+    best_l, best_r = _best([r["left_acc"] for r in rows]), _best([r["right_acc"] for r in rows])
+    top_dm = max((d for d in dm if d is not None), default=None)
+    out = [_row(["row", "left", "right", "Δm% vs independent", *extra_heads]), _row(["---", "---:", "---:", "---:", *["---:"] * len(extra_heads)])]
+    for i, ((label, _, _), r) in enumerate(zip(spec, rows)):
+        d = "—" if dm[i] is None else _bold(f"{dm[i]:+.2f}".replace("-", "−"), dm[i] == top_dm)
+        out.append(_row([label, _bold(f"{100 * r['left_acc']:.2f}", i in best_l), _bold(f"{100 * r['right_acc']:.2f}", i in best_r), d,
+                         *(extra(r, reference) if extra else [])]))
+    return "\n".join(out)
+
+
+def _params_seconds(r: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    return [f"{r['trainable_params']:,}", f"{r['train_seconds']:,.0f}"]
+
+
+def _with_ratios(r: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    return [f"{r['trainable_params']:,} ({r['trainable_params'] / ref['trainable_params']:.2f})",
+            f"{r['train_seconds']:,.0f} ({r['train_seconds'] / ref['train_seconds']:.2f})"]
+
+
+def multitask_hard_100(load: Load) -> str:
+    """The 100-epoch hard-sharing rows against the two independent LeNets."""
+    return multitask_rows(load, _HARD_100, extra=_params_seconds, extra_heads=("params", "train seconds"))
+
+
+def multitask_soft_100(load: Load) -> str:
+    """The 100-epoch soft-sharing rows (cross-stitch, MMoE) against the same independent LeNets."""
+    return multitask_rows(load, _SOFT_100, extra=_with_ratios, extra_heads=("params (× independent)", "train seconds (× independent)"))
+
+
+def multitask_seeds(load: Load) -> str:
+    """Independent vs cross-stitch with two seeds, and the means."""
+    runs = {("independent", 0): _run(load, "multitask_100epochs", "independent"), ("cross", 0): _run(load, "multitask_100epochs_cross_stitch", "equal"),
+            ("independent", 1): _run(load, "multitask_100epochs_seed1_independent", "independent"),
+            ("cross", 1): _run(load, "multitask_100epochs_seed1_cross_stitch", "equal")}
+
+    def pair(r: dict[str, Any]) -> str:
+        return f"{100 * r['left_acc']:.2f} / {100 * r['right_acc']:.2f}"
+
+    def mean(kind: str) -> dict[str, float]:
+        return {k: (runs[(kind, 0)][k] + runs[(kind, 1)][k]) / 2 for k in ("left_acc", "right_acc")}
+
+    out = [_row(["row", "seed 0 left / right", "seed 1 left / right", "mean left / right"]), _row(["---", "---:", "---:", "---:"])]
+    for kind, label in (("independent", "independent (2 LeNets)"), ("cross", "cross-stitch, equal")):
+        out.append(_row([label, pair(runs[(kind, 0)]), pair(runs[(kind, 1)]), pair(mean(kind))]))
+    dms = [f"{_delta_m(runs[('cross', s)], runs[('independent', s)]):+.2f}".replace("-", "−") for s in (0, 1)]
+    out.append(_row(["Δm% (cross-stitch vs independent, same seed)", dms[0], dms[1],
+                     f"{_delta_m(mean('cross'), mean('independent')):+.2f} (of the means)".replace("-", "−")]))
+    return "\n".join(out)
+
+
+def _time_ratio(r: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+    return [f"{r['trainable_params']:,}", f"{r['train_seconds']:,.0f}", f"{r['train_seconds'] / ref['train_seconds']:.2f}"]
+
+
+def multitask_60(load: Load) -> str:
+    """The 60-epoch run (published layout, no dropout)."""
+    spec = [(_LABELS[k], "multitask_60epochs", k) for k in load("multitask_60epochs")]
+    return multitask_rows(load, spec, ref=("multitask_60epochs", "independent"), extra=_time_ratio,
+                          extra_heads=("params", "train seconds", "time vs independent"))
+
+
+def multitask_5(load: Load) -> str:
+    """The first run (random layout, 5 epochs) with the estimated training memory."""
+    def mem(r: dict[str, Any], ref: dict[str, Any]) -> list[str]:
+        return [f"{r['trainable_params']:,}", f"{r['est_memory_bytes'] / 1e6:.1f}"]
+
+    spec = [(_LABELS[k], "multitask", k) for k in load("multitask")]
+    return multitask_rows(load, spec, ref=("multitask", "independent"), extra=mem, extra_heads=("trainable params", "est. train memory (MB)"))
+
+
+def multitask_20(load: Load) -> str:
+    """The 20-epoch run (random layout, four methods)."""
+    spec = [(_LABELS[k], "multitask_20epochs", k) for k in load("multitask_20epochs")]
+    return multitask_rows(load, spec, ref=("multitask_20epochs", "independent"), extra=lambda r, ref: [f"{r['trainable_params']:,}"],
+                          extra_heads=("params",))
