@@ -12,7 +12,7 @@ by hand, numbers are not —
   e.g. ``.3f``, ``.1%``, ``,``); a missing file or key is an error, so a stale number cannot survive;
 * ``{{= EXPR | FORMAT}}`` is replaced by arithmetic on such values: ``EXPR`` holds references
   ``name:dotted.path`` (keys of letters, digits, ``_`` and ``@``), numbers, ``+ - * / **``,
-  parentheses and ``abs``/``min``/``max``/``round``, e.g. ``{{= 100 * (transfer:transfer_acc -
+  parentheses and ``abs``/``min``/``max``/``round``/``len``, e.g. ``{{= 100 * (transfer:transfer_acc -
   transfer:scratch_acc) | +.1f}}`` for a gain in points (derived numbers are computed, not typed);
 * ``references`` names ``benchmarks/references.json`` instead of a result: the issues' targets
   and the published numbers compared against, each with its source (``{{references:distill.error_reduction:.0%}}``);
@@ -84,7 +84,7 @@ _OPS: dict[type, Callable[..., Any]] = {
     ast.USub: operator.neg,
     ast.UAdd: operator.pos,
 }
-_FUNCS: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max, "round": round}
+_FUNCS: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max, "round": round, "len": len}
 
 
 def _arith(node: ast.AST, values: list[Any]) -> Any:

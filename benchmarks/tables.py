@@ -200,7 +200,8 @@ def fl_engines(load: Load) -> str:
                  "max_param_diff vs sequential"]),
            _row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])]
     for name, r in e.items():
-        out.append(_row([name, f"{r['wall_seconds_per_round']:.3f}", f"{r['steady_seconds_per_round']:.3f}",
+        label = name if r.get("engine", name) == name else f"{name}: {r['engine']}"
+        out.append(_row([label, f"{r['wall_seconds_per_round']:.3f}", f"{r['steady_seconds_per_round']:.3f}",
                          f"{r['steady_seconds_per_round'] / seq:.1f}x", f"{r['startup_seconds']:.1f}", f"{r['total_seconds']:.1f}",
                          f"{r['final_accuracy']:.4f}", f"{r['max_param_diff']:.3g}"]))
     return "\n".join(out)
