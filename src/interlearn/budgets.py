@@ -35,7 +35,7 @@ from interlearn.cuts import cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.lora import LORA_LAYERS, LoraSpec, apply_lora
-from interlearn.plotting import pyplot
+from interlearn.plotting import pyplot, save_figure
 from interlearn.schema import to_dict
 from interlearn.split import fresh_tail, split_at
 from interlearn.surgery import count_params, freeze, unfreeze
@@ -225,11 +225,7 @@ class BudgetReport:
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=120)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the curve, every run, and the auto-cut reports."""

@@ -8,9 +8,10 @@ non-interactive ``Agg`` backend.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["pyplot", "log_x"]
+__all__ = ["pyplot", "log_x", "save_figure"]
 
 
 def pyplot() -> Any:
@@ -30,3 +31,13 @@ def log_x(ax: Any) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (PNG; parent folders created) and close it."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    pyplot().close(fig)
+    return out

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from interlearn.errors import DataError
-from interlearn.plotting import log_x, pyplot
+from interlearn.plotting import log_x, pyplot, save_figure
 
 __all__ = [
     "MAX_COLUMNS",
@@ -192,10 +192,7 @@ def plot_bars(rows: Mapping[str, Mapping[str, Any]], metric: str, path: Path, ti
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, xlabel: str, ylabel: str, title: str = "",
@@ -215,10 +212,7 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 # --- sections for run folders without sections.json ------------------------------------------

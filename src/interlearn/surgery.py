@@ -93,20 +93,19 @@ def freeze(model: nn.Module, patterns: str | Iterable[str] = "*") -> list[str]:
     Returns:
         The names of the parameters frozen.
     """
-    names = select_params(model, patterns)
-    params = dict(model.named_parameters())
-    for n in names:
-        params[n].requires_grad_(False)
-    _set_bn_frozen(model)
-    return names
+    return _set_trainable(model, patterns, False)
 
 
 def unfreeze(model: nn.Module, patterns: str | Iterable[str] = "*") -> list[str]:
     """Set ``requires_grad=True`` on matching parameters (BatchNorm resumes updating statistics)."""
+    return _set_trainable(model, patterns, True)
+
+
+def _set_trainable(model: nn.Module, patterns: str | Iterable[str], trainable: bool) -> list[str]:
     names = select_params(model, patterns)
     params = dict(model.named_parameters())
     for n in names:
-        params[n].requires_grad_(True)
+        params[n].requires_grad_(trainable)
     _set_bn_frozen(model)
     return names
 

@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 
 from interlearn.data.download import download as _download
-from interlearn.data.paths import cache_dir, data_root
+from interlearn.data.paths import cache_dir, data_root, not_found
 from interlearn.data.tensors import TensorData
 from interlearn.errors import DataError, closest
 
@@ -128,12 +128,7 @@ def _files(split: str, data_dir: str | Path | None, download: bool) -> list[Path
             dest = cache_dir() / "femnist-leaf" / split / name
             out.append(dest if dest.is_file() else _download([_URL.format(split=split, k=k)], dest, sha256=sha))
         return out
-    looked = "\n  ".join(str(f) for f in folders)
-    raise DataError(
-        f"FEMNIST {split} JSON files not found. Looked in:\n  {looked}\n"
-        "Pass data_dir=... (or --data-dir / INTERLEARN_DATA) pointing at a folder with femnist-leaf/{train,test}/*.json[.gz], "
-        "or download=True on a machine with internet."
-    )
+    raise not_found(f"FEMNIST {split} JSON files", folders, "femnist-leaf/{train,test}/*.json[.gz]")
 
 
 def load_femnist(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from interlearn.data.download import download as _download
-from interlearn.data.paths import cache_dir, data_root
+from interlearn.data.paths import cache_dir, data_root, not_found
 from interlearn.data.tensors import TensorData
 from interlearn.errors import DataError
 
@@ -93,12 +93,7 @@ def _locate(key: str, kind: Kind, data_dir: str | Path | None, download: bool) -
     if download:
         dest = cache_dir() / _SUBDIR[kind] / name
         return _download([m + name for m in _MIRRORS[kind]], dest, decompressed_sha256=content_sha)
-    looked = "\n  ".join(str(c) for c in candidates)
-    raise DataError(
-        f"{kind} file {name} not found. Looked in:\n  {looked}\n"
-        "Pass data_dir=... (or --data-dir / INTERLEARN_DATA) pointing at a folder with the IDX .gz files, "
-        "or download=True on a machine with internet."
-    )
+    raise not_found(f"{kind} file {name}", candidates, "the IDX .gz files")
 
 
 def load_mnist(

@@ -34,7 +34,7 @@ from typing import Literal
 import torch
 
 from interlearn.data.download import download as _download
-from interlearn.data.paths import cache_dir, data_root
+from interlearn.data.paths import cache_dir, data_root, not_found
 from interlearn.data.tensors import TensorData
 from interlearn.data.users import user_named
 from interlearn.errors import DataError
@@ -304,12 +304,7 @@ def locate_text(source: Source, data_dir: str | Path | None, download: bool) -> 
     if download:
         dest = cache_dir() / "shakespeare" / _DOWNLOAD_NAME[source]
         return _download(urls, dest, sha256=file_sha)
-    looked = "\n  ".join(str(c) for c in candidates)
-    raise DataError(
-        f"Shakespeare ({source}) text not found. Looked in:\n  {looked}\n"
-        "Pass data_dir=... (or --data-dir / INTERLEARN_DATA) pointing at a folder with shakespeare/"
-        f"{names[0]}, or download=True on a machine with internet (sha256 of the text {content_sha[:12]}...)."
-    )
+    raise not_found(f"Shakespeare ({source}) text", candidates, f"shakespeare/{names[0]}", f" (sha256 of the text {content_sha[:12]}...)")
 
 
 def read_text(path: Path) -> str:

@@ -40,7 +40,7 @@ from torch import nn
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.trajectory import sgd_trajectory
-from interlearn.plotting import pyplot
+from interlearn.plotting import pyplot, save_figure
 from interlearn.surgery import select_names
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
@@ -302,9 +302,4 @@ def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personal
     b.axhline(0, color="k", lw=1)
     b.set_ylabel("gain (points)")
     fig.suptitle(f"{title}: {len(report.users)} users, settings chosen on each user's validation split")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)

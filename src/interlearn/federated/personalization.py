@@ -35,7 +35,7 @@ from interlearn.errors import ConfigError, DataError
 from interlearn.federated.client import LocalSGD, StepContext
 from interlearn.federated.evaluate import params_accuracy
 from interlearn.federated.trajectory import sgd_trajectory
-from interlearn.plotting import pyplot
+from interlearn.plotting import pyplot, save_figure
 from interlearn.surgery import select_names
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
@@ -207,12 +207,7 @@ def plot_personalization(report: PersonalizationReport, path: str | Path, title:
     b.set_xlabel("global model accuracy")
     b.set_ylabel("personalized accuracy")
     fig.suptitle(f"{title}: {len(g)} users, scope={report.config.scope}, {report.config.steps} steps")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from interlearn.plotting import pyplot
+from interlearn.plotting import pyplot, save_figure
 
 __all__ = ["plot_history", "plot_client_accuracy", "plot_partition"]
 
@@ -30,10 +30,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax2.plot(*zip(*loss), color="tab:orange", alpha=0.6, label="client train loss")
         ax2.set_ylabel("train loss")
     ax.set_title("federated training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_client_accuracy(accuracies: Sequence[float], path: str | Path) -> Path:
@@ -44,10 +41,7 @@ def plot_client_accuracy(accuracies: Sequence[float], path: str | Path) -> Path:
     ax.set_xlabel("client accuracy")
     ax.set_ylabel("clients")
     ax.set_title(f"client accuracy distribution ({len(accuracies)} clients)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_partition(counts: torch.Tensor, path: str | Path, max_clients: int = 100) -> Path:
@@ -61,7 +55,4 @@ def plot_partition(counts: torch.Tensor, path: str | Path, max_clients: int = 10
     ax.set_ylabel("client")
     ax.set_title(f"labels per client ({counts.shape[0]} clients" + (f", first {max_clients})" if counts.shape[0] > max_clients else ")"))
     fig.colorbar(im, ax=ax, label="examples")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)

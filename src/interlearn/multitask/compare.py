@@ -28,7 +28,7 @@ from interlearn.multitask.methods import method_kind
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
 from interlearn.multitask.train import evaluate_multitask, model_device, train_independent, train_multitask
-from interlearn.plotting import pyplot
+from interlearn.plotting import pyplot, save_figure
 from interlearn.surgery import count_params
 from interlearn.tracking import section
 from interlearn.training import resolve_device
@@ -219,9 +219,4 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
     axes[3].set_title("memory (MB)")
     axes[3].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)

@@ -24,7 +24,7 @@ from interlearn.errors import ConfigError, DataError
 from interlearn.ondevice.lowrank import defactorize, factorize
 from interlearn.ondevice.prune import decode_sparse, encode_sparse, prune_magnitude
 from interlearn.ondevice.quantize import dequantize_weights, encoded_bytes, quantize_weights
-from interlearn.plotting import pyplot
+from interlearn.plotting import pyplot, save_figure
 from interlearn.registry import Registry
 from interlearn.types import Params
 
@@ -185,12 +185,7 @@ def plot_frontier(variants: Sequence[Variant], path: str | Path, reference: Vari
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)
 
 
 @torch.no_grad()

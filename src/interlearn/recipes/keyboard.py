@@ -36,11 +36,11 @@ from interlearn.federated.personalization import (
     personalize,
     plot_personalization,
 )
-from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
 from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights
+from interlearn.recipes.keyboard_common import check_at_least, check_federated, population_of, spread
 from interlearn.types import Params
 
 __all__ = [
@@ -118,16 +118,9 @@ class Config:
 
     def __post_init__(self) -> None:
         positive = ("rounds", "clients_per_round", "local_epochs", "batch_size", "hidden", "ondevice_hidden", "test_users", "test_chunks_per_user")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"keyboard.{name}={getattr(self, name)}: must be >= 1")
-        for name in ("distill_rounds", "personalize_users", "personalize_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"keyboard.{name}={getattr(self, name)}: must be >= 0")
-        if self.max_local_steps is not None and self.max_local_steps < 1:
-            raise ConfigError(f"keyboard.max_local_steps={self.max_local_steps}: use None (full epochs) or >= 1")
-        if self.max_users is not None and self.max_users < self.clients_per_round:
-            raise ConfigError(f"keyboard.max_users={self.max_users} is smaller than clients_per_round={self.clients_per_round}")
+        check_at_least(self, "keyboard", positive, 1)
+        check_at_least(self, "keyboard", ("distill_rounds", "personalize_users", "personalize_steps"), 0)
+        check_federated(self, "keyboard")
         for name in ("client_lr", "server_lr", "personalize_lr"):
             if not 0 < getattr(self, name) <= MAX_LR:
                 raise ConfigError(f"keyboard.{name}={getattr(self, name):g}: must be in (0, {MAX_LR:g}] (1.0 is usual for the LSTM's SGD)")
@@ -135,16 +128,10 @@ class Config:
             raise ConfigError("keyboard.prefix is empty: type a few characters for the suggestions")
 
 
-def population_of(users: list[ShakespeareUser]) -> Population:
-    """One client per user, holding only that user's training chunks."""
-    return Population.from_clients([(u.train.x, u.train.y) for u in users])
-
-
 def held_out_set(users: list[ShakespeareUser], max_users: int, per_user: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``per_user`` test chunks of every ``len(users) // max_users``-th user (a fixed,
     spread-out sample, so the test cost does not grow with the population)."""
-    step = max(len(users) // max_users, 1)
-    chosen = users[::step][:max_users]
+    chosen = spread(users, max_users)
     return torch.cat([u.test.x[:per_user] for u in chosen]), torch.cat([u.test.y[:per_user] for u in chosen])
 
 

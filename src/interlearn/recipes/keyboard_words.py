@@ -52,7 +52,6 @@ from interlearn.federated.personal_select import (
     plot_gains,
 )
 from interlearn.federated.personalization import FedPerUpdate, personal_heads
-from interlearn.federated.population import Population
 from interlearn.federated.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_cached
@@ -60,6 +59,7 @@ from interlearn.keyboard.recall import evaluate_recall
 from interlearn.keyboard.suggest import encode_prefix, suggest_words
 from interlearn.models.word_cifg import WordCIFG, word_cifg
 from interlearn.ondevice.frontier import ENCODINGS, Variant, choose, latency_ms, measure_variants, plot_frontier
+from interlearn.recipes.keyboard_common import check_at_least, check_federated, population_of, spread
 from interlearn.types import Params
 
 __all__ = [
@@ -174,16 +174,10 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "seq_len", "embed_dim", "hidden", "rounds", "clients_per_round", "local_epochs", "batch_size", "test_users"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be >= 1")
-        for name in ("eval_every", "personalize_users", "min_personal_words", "fedper_rounds"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be >= 0")
-        if self.max_local_steps is not None and self.max_local_steps < 1:
-            raise ConfigError(f"keyboard_words.max_local_steps={self.max_local_steps}: use None (full epochs) or >= 1")
-        if self.max_users is not None and self.max_users < self.clients_per_round:
-            raise ConfigError(f"keyboard_words.max_users={self.max_users} is smaller than clients_per_round={self.clients_per_round}")
+        positive = ("vocab_size", "seq_len", "embed_dim", "hidden", "rounds", "clients_per_round", "local_epochs", "batch_size", "test_users")
+        check_at_least(self, "keyboard_words", positive, 1)
+        check_at_least(self, "keyboard_words", ("eval_every", "personalize_users", "min_personal_words", "fedper_rounds"), 0)
+        check_federated(self, "keyboard_words")
         for name in ("client_lr", "server_lr", "personalize_lr", "fedper_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be > 0")
@@ -205,16 +199,10 @@ class Config:
             raise ConfigError(f"keyboard_words.ondevice_encodings: {bad} unknown; choose from {list(ENCODINGS)}")
 
 
-def population_of(users: list[WordUser]) -> Population:
-    """One client per user, holding only that user's training chunks (never validation or test)."""
-    return Population.from_clients([(u.train.x, u.train.y) for u in users])
-
-
 def test_set(users: list[WordUser], max_users: int) -> TensorData:
     """The test chunks of every ``len(users) // max_users``-th user (users sorted by name, so
     the sample spans small and large users)."""
-    step = max(len(users) // max_users, 1)
-    chosen = users[::step][:max_users]
+    chosen = spread(users, max_users)
     return TensorData(torch.cat([u.test.x for u in chosen]), torch.cat([u.test.y for u in chosen]))
 
 
@@ -285,8 +273,7 @@ def personalization_users(data: ShakespeareWords, n: int, min_words: int) -> lis
     ok = sorted((u for u in data.users if _words(u.val) >= min_words and _words(u.test) >= min_words), key=lambda u: (-_words(u.train), u.name))
     if n == 0 or not ok:
         return []
-    step = max(len(ok) // n, 1)
-    return ok[::step][:n]
+    return spread(ok, n)
 
 
 def _score(model: torch.nn.Module, personal: Any, data: TensorData) -> float:

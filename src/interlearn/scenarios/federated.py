@@ -26,7 +26,7 @@ from interlearn.federated.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.federated.tour import ALPHA, CLIENTS_PER_ROUND, LOCAL, NUM_CLIENTS, ROUNDS, tour_rows
 from interlearn.models.mlp import digits_mlp
-from interlearn.plotting import log_x, pyplot
+from interlearn.plotting import log_x, pyplot, save_figure
 from interlearn.report import Section, verdict
 from interlearn.scenarios.base import Scenario
 
@@ -66,10 +66,7 @@ def _plot(history: list[dict[str, Any]], central: float, local: float, points: l
     b.set_title("privacy cost")
     b.legend(fontsize=7)
     b.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
