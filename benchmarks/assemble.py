@@ -40,8 +40,27 @@ sys.path.insert(0, str(HERE))
 
 import tables  # noqa: E402
 
-ORDER = ["transfer", "feature_cache", "distill", "multitask", "mtl_overhead", "fl_matrix", "fl_scale", "fl_mnist", "fl_privacy",
-         "fl_robust", "fl_fairness", "fl_secagg", "fl_compress", "shakespeare", "keyboard_words", "femnist", "fl_engines", "fl_lora", "fit_parallel"]
+ORDER = [
+    "transfer",
+    "feature_cache",
+    "distill",
+    "multitask",
+    "mtl_overhead",
+    "fl_matrix",
+    "fl_scale",
+    "fl_mnist",
+    "fl_privacy",
+    "fl_robust",
+    "fl_fairness",
+    "fl_secagg",
+    "fl_compress",
+    "shakespeare",
+    "keyboard_words",
+    "femnist",
+    "fl_engines",
+    "fl_lora",
+    "fit_parallel",
+]
 RESULTS = HERE / "results"
 REFERENCES = HERE / "references.json"  # the issues' targets and published numbers: nothing a benchmark measures
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]+):([^}:]+)(?::([^}]*))?\}\}")
@@ -176,7 +195,9 @@ def write_benchmarks(cache: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Assemble BENCHMARKS.md and the README's results table from the JSON results.")
+    ap = argparse.ArgumentParser(
+        description="Assemble BENCHMARKS.md and the README's results table from the JSON results."
+    )
     ap.add_argument("--readme", action="store_true", help="only the README's results block")
     args = ap.parse_args(argv)
     cache: dict[str, Any] = {}

@@ -117,7 +117,9 @@ def test_student_learns_from_soft_targets_alone(digits, teacher):
     student = _mlp(64, 32, seed=2)
     task = classification(10)
     before = evaluate(student, test, task)["accuracy"]
-    distill(teacher, student, train, task, FitConfig(epochs=15, batch_size=64, lr=3e-3, **CPU), temperature=4.0, alpha=1.0)
+    distill(
+        teacher, student, train, task, FitConfig(epochs=15, batch_size=64, lr=3e-3, **CPU), temperature=4.0, alpha=1.0
+    )
     after = evaluate(student, test, task)["accuracy"]
     assert before < 0.3 and after > 0.85
 
@@ -127,7 +129,15 @@ def test_distill_checks_its_inputs(digits, teacher):
     with pytest.raises(ShapeError, match="teacher outputs"):
         distill(teacher, _mlp(64, 8, out=5), train, classification(10), FitConfig(epochs=1, **CPU))
     with pytest.raises(ConfigError, match="cache=True with augment"):
-        distill(teacher, _mlp(64, 8), train, classification(10), FitConfig(epochs=1, **CPU), cache=True, augment=lambda x, g: x)
+        distill(
+            teacher,
+            _mlp(64, 8),
+            train,
+            classification(10),
+            FitConfig(epochs=1, **CPU),
+            cache=True,
+            augment=lambda x, g: x,
+        )
     with pytest.raises(ConfigError, match="classification"):
         distill(teacher, _mlp(64, 8), train, regression(10), FitConfig(epochs=1, **CPU))
 
@@ -146,7 +156,9 @@ def test_teacher_is_left_frozen_and_logits_are_eval_mode(digits):
 def test_compare_models_reports_size_accuracy_and_latency(digits, teacher):
     _train, test = digits
     small = _mlp(64, 8)
-    rows = compare_models({"teacher": teacher, "student": small}, test, classification(10), repeats=3, extra={"student": {"note": "x"}})
+    rows = compare_models(
+        {"teacher": teacher, "student": small}, test, classification(10), repeats=3, extra={"student": {"note": "x"}}
+    )
     t, s = rows["teacher"], rows["student"]
     assert t["params"] == sum(p.numel() for p in teacher.parameters())
     assert t["bytes"] > 4 * t["params"] > 4 * s["params"]  # float32 + a small header

@@ -21,7 +21,9 @@ def test_register_get_build_and_listing():
 def test_unknown_name_lists_the_known_and_the_closest():
     r: Registry[type] = Registry("widget")
     r.register("sequential", dict)
-    with pytest.raises(ConfigError, match=r"unknown widget 'sequnetial'; known widgets: \['sequential'\] \(closest: 'sequential'\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown widget 'sequnetial'; known widgets: \['sequential'\] \(closest: 'sequential'\)"
+    ):
         r.get("sequnetial")
 
 
@@ -46,7 +48,9 @@ def test_plugins_load_on_the_first_miss_and_missing_ones_are_skipped(tmp_path, m
     host = types.ModuleType("interlearn_test_host")
     host.REGISTRY = r
     monkeypatch.setitem(sys.modules, "interlearn_test_host", host)
-    (tmp_path / "interlearn_test_plugin.py").write_text("import interlearn_test_host\ninterlearn_test_host.REGISTRY.register('late', 2)\n")
+    (tmp_path / "interlearn_test_plugin.py").write_text(
+        "import interlearn_test_host\ninterlearn_test_host.REGISTRY.register('late', 2)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "interlearn_test_plugin", raising=False)
     r.register("core", 1)

@@ -97,18 +97,29 @@ def main() -> None:
     train_data = FederatedDataset(make_dataset, user_sampler=lambda: next(order))
     net = pfl_model(cfg)
     params = [p for p in net.parameters() if p.requires_grad]
-    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(params, lr=1.0))
+    model = PyTorchModel(
+        model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(params, lr=1.0)
+    )
     backend = SimulatedBackend(training_data=train_data, val_data=None, postprocessors=[WeightByDatapoints()])  # type: ignore[arg-type]
     timeline = Timeline()
     FederatedAveraging().run(
-        algorithm_params=NNAlgorithmParams(central_num_iterations=cfg["rounds"], evaluation_frequency=cfg["rounds"], train_cohort_size=cfg["cohort"], val_cohort_size=0),
+        algorithm_params=NNAlgorithmParams(
+            central_num_iterations=cfg["rounds"],
+            evaluation_frequency=cfg["rounds"],
+            train_cohort_size=cfg["cohort"],
+            val_cohort_size=0,
+        ),
         backend=backend,
         model=model,
-        model_train_params=NNTrainHyperParams(local_learning_rate=cfg["lr"], local_num_epochs=cfg["local_epochs"], local_batch_size=cfg["batch_size"]),
+        model_train_params=NNTrainHyperParams(
+            local_learning_rate=cfg["lr"], local_num_epochs=cfg["local_epochs"], local_batch_size=cfg["batch_size"]
+        ),
         model_eval_params=NNEvalHyperParams(local_batch_size=500),
         callbacks=[timeline],
     )
-    write_result(out, net.state_dict(), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu)
+    write_result(
+        out, net.state_dict(), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu
+    )
 
 
 if __name__ == "__main__":

@@ -84,9 +84,13 @@ class BudgetConfig:
         if bad or not self.methods:
             raise ConfigError(f"methods={self.methods}: {bad or 'empty'}; choose from {list(METHODS)}")
         if self.steps < 1 or self.batch_size < 1 or self.folds < 2:
-            raise ConfigError(f"steps={self.steps}, batch_size={self.batch_size}, folds={self.folds}: need steps, batch_size >= 1 and folds >= 2")
+            raise ConfigError(
+                f"steps={self.steps}, batch_size={self.batch_size}, folds={self.folds}: need steps, batch_size >= 1 and folds >= 2"
+            )
         if not self.lr > 0 or not 0 < self.finetune_lr_scale <= 1 or self.weight_decay < 0:
-            raise ConfigError(f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}, weight_decay={self.weight_decay}: need lr > 0, 0 < scale <= 1, decay >= 0")
+            raise ConfigError(
+                f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}, weight_decay={self.weight_decay}: need lr > 0, 0 < scale <= 1, decay >= 0"
+            )
 
 
 def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
@@ -102,13 +106,23 @@ def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
     for c in classes:
         idx = (data.y == c).nonzero().flatten()
         if len(idx) < k:
-            raise DataError(f"class {c} has {len(idx)} examples, fewer than labels_per_class={k}; "
-                            f"lower labels_per_class to at most {smallest} (the smallest class)")
+            raise DataError(
+                f"class {c} has {len(idx)} examples, fewer than labels_per_class={k}; "
+                f"lower labels_per_class to at most {smallest} (the smallest class)"
+            )
         picks.append(idx[torch.randperm(len(idx), generator=g)[:k]])
     return data.subset(torch.cat(picks))
 
 
-def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, lr_scale: float = 0.1, seed: int = 0) -> nn.Module:
+def finetune_at(
+    base: nn.Module,
+    cut: int | str,
+    data: TensorData,
+    task: Task,
+    config: FitConfig,
+    lr_scale: float = 0.1,
+    seed: int = 0,
+) -> nn.Module:
     """Discriminative fine-tuning: fresh layers from ``cut`` on at ``config.lr``, the pretrained
     layers before it at ``config.lr * lr_scale``; everything trains. Returns the trained model.
 
@@ -136,7 +150,9 @@ def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, c
     return model
 
 
-def _cut_model(base: nn.Module, cut: int | str, data: TensorData, task: Task, seed: int) -> tuple[nn.Module, list[str], list[str]]:
+def _cut_model(
+    base: nn.Module, cut: int | str, data: TensorData, task: Task, seed: int
+) -> tuple[nn.Module, list[str], list[str]]:
     """``(model, kept module names, fresh module names)``: ``base`` cut at ``cut``, fresh layers at
     the end, everything frozen except the fresh layers."""
     if isinstance(cut, int):
@@ -148,11 +164,15 @@ def _cut_model(base: nn.Module, cut: int | str, data: TensorData, task: Task, se
     if nc.separable:
         return nc.model(), ["body"], ["head"]
     fresh = [n for n, m in nc.new.named_modules() if n and any(p.requires_grad for p in m.parameters(recurse=False))]
-    kept = [n for n, m in nc.new.named_modules() if n and any(True for _ in m.parameters(recurse=False)) and n not in fresh]
+    kept = [
+        n for n, m in nc.new.named_modules() if n and any(True for _ in m.parameters(recurse=False)) and n not in fresh
+    ]
     return nc.new, kept, fresh
 
 
-def lora_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, r: int = 4, seed: int = 0) -> nn.Module:
+def lora_at(
+    base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, r: int = 4, seed: int = 0
+) -> nn.Module:
     """LoRA (Hu et al. 2021, through PEFT) on the kept layers before ``cut``; the fresh layers from
     ``cut`` on train in full. Returns the trained model.
 
@@ -161,9 +181,15 @@ def lora_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, confi
     """
     model, kept, fresh = _cut_model(base, cut, data, task, seed)
     modules = dict(model.named_modules())
-    targets = [n for n, m in modules.items() if isinstance(m, LORA_LAYERS) and any(n == k or n.startswith(k + ".") for k in kept)]
+    targets = [
+        n
+        for n, m in modules.items()
+        if isinstance(m, LORA_LAYERS) and any(n == k or n.startswith(k + ".") for k in kept)
+    ]
     if not targets:
-        raise ConfigError(f"LoRA at cut {cut!r}: the kept layers have no nn.Linear/nn.Conv2d to adapt; choose a later cut")
+        raise ConfigError(
+            f"LoRA at cut {cut!r}: the kept layers have no nn.Linear/nn.Conv2d to adapt; choose a later cut"
+        )
     peft_model = apply_lora(model, LoraSpec(targets=tuple(targets), r=r, alpha=2.0 * r, modules_to_save=tuple(fresh)))
     fit(peft_model, data, task, config)
     return peft_model
@@ -204,13 +230,20 @@ class BudgetReport:
     def table(self) -> str:
         """Markdown table: accuracy mean ± std (over seeds) per budget and method."""
         ms = self.config.methods
-        lines = ["| labels/class | " + " | ".join(ms) + " | cuts chosen (transfer) |", "|---:|" + "---:|" * len(ms) + "---|"]
+        lines = [
+            "| labels/class | " + " | ".join(ms) + " | cuts chosen (transfer) |",
+            "|---:|" + "---:|" * len(ms) + "---|",
+        ]
         for row in self.curve():
-            cells = [f"{100 * row[f'{m}_mean']:.1f} ± {100 * row[f'{m}_std']:.1f}" if f"{m}_mean" in row else "" for m in ms]
+            cells = [
+                f"{100 * row[f'{m}_mean']:.1f} ± {100 * row[f'{m}_std']:.1f}" if f"{m}_mean" in row else "" for m in ms
+            ]
             lines.append(f"| {row['labels_per_class']} | " + " | ".join(cells) + f" | {row.get('transfer_cuts', '')} |")
         return "\n".join(lines)
 
-    def plot(self, path: str | Path, title: str = "accuracy vs label budget", ylabel: str = "test accuracy (%)") -> Path:
+    def plot(
+        self, path: str | Path, title: str = "accuracy vs label budget", ylabel: str = "test accuracy (%)"
+    ) -> Path:
         """PNG: accuracy (mean, error bars = std over seeds) vs labels per class, one line per method."""
         plt = pyplot()
 
@@ -218,7 +251,15 @@ class BudgetReport:
         curve = self.curve()
         for m in self.config.methods:
             pts = [(r["labels_per_class"], r[f"{m}_mean"], r[f"{m}_std"]) for r in curve if f"{m}_mean" in r]
-            ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts], marker="o", ms=4, capsize=3, label=m)
+            ax.errorbar(
+                [p[0] for p in pts],
+                [100 * p[1] for p in pts],
+                yerr=[100 * p[2] for p in pts],
+                marker="o",
+                ms=4,
+                capsize=3,
+                label=m,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("labelled examples per class")
         ax.set_ylabel(ylabel)
@@ -271,17 +312,32 @@ def label_budgets(
             t0 = time.perf_counter()
             pretrain(base, source, source_task, dataclasses.replace(pre_cfg, seed=seed))
             src_acc = evaluate(base, source, source_task)["accuracy"] if len(source) <= 5000 else float("nan")
-            say(f"seed {seed}: pretrained base in {time.perf_counter() - t0:.1f}s" + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else ""))
+            say(
+                f"seed {seed}: pretrained base in {time.perf_counter() - t0:.1f}s"
+                + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else "")
+            )
         for b in cfg.labels_per_class:
             labelled = sample_per_class(target, b, seed=seed * 7919 + b)
             fc = step_config(len(labelled), cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, seed)
 
-            def record(method: str, model: nn.Module, seconds: float, **extra: Any) -> None:
+            def record(
+                method: str, model: nn.Module, seconds: float, *, seed: int = seed, b: int = b, **extra: Any
+            ) -> None:
                 acc = evaluate(model, target_test, task)["accuracy"]
-                # called within this iteration only, so the loop's seed and b are the current ones
-                report.runs.append({"seed": seed, "labels_per_class": b, "method": method, "accuracy": acc,  # noqa: B023
-                                    "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)), "seconds": seconds, **extra})
-                say(f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}")  # noqa: B023
+                report.runs.append(
+                    {
+                        "seed": seed,
+                        "labels_per_class": b,
+                        "method": method,
+                        "accuracy": acc,
+                        "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)),
+                        "seconds": seconds,
+                        **extra,
+                    }
+                )
+                say(
+                    f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}"
+                )
 
             if "scratch" in cfg.methods:
                 t0 = time.perf_counter()
@@ -297,8 +353,16 @@ def label_budgets(
             if "transfer" in cfg.methods:
                 t0 = time.perf_counter()
                 res = transfer(base, labelled, task, cut=ac.chosen, config=fc, seed=seed)
-                record("transfer", res.model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen, cut_method=ac.method,
-                       negative_transfer=ac.negative_transfer, cached=res.cached, trainable=res.trainable_params)
+                record(
+                    "transfer",
+                    res.model,
+                    time.perf_counter() - t0 + cut_seconds,
+                    cut=ac.chosen,
+                    cut_method=ac.method,
+                    negative_transfer=ac.negative_transfer,
+                    cached=res.cached,
+                    trainable=res.trainable_params,
+                )
             if "finetune" in cfg.methods:
                 t0 = time.perf_counter()
                 model = finetune_at(base, ac.chosen, labelled, task, fc, cfg.finetune_lr_scale, seed=seed)

@@ -78,8 +78,14 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
-    cfg = AdviseConfig(labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"), seeds=_ints(args.seeds, "--seeds"),
-                       folds=args.folds, steps=args.steps, lr=args.lr, methods=tuple(m.strip() for m in args.methods.split(",")))
+    cfg = AdviseConfig(
+        labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"),
+        seeds=_ints(args.seeds, "--seeds"),
+        folds=args.folds,
+        steps=args.steps,
+        lr=args.lr,
+        methods=tuple(m.strip() for m in args.methods.split(",")),
+    )
     data = load_labelled(args.data, args.base)
     base = load_base(args.base)
     say = (lambda line: print(line, flush=True)) if not args.no_progress else None
@@ -92,7 +98,10 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="interlearn", description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.")
+    p = argparse.ArgumentParser(
+        prog="interlearn",
+        description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tour", help="run every paradigm on the embedded digits and print one comparison table")
     t.add_argument("--out", default="runs/tour", help="run folder (summary.json, summary.md, plots)")
@@ -111,10 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="one table from several run folders")
     c.add_argument("run_dirs", nargs="+")
     c.set_defaults(func=_cmd_compare)
-    a = sub.add_parser("advise", help="scratch vs transfer vs fine-tuning vs LoRA on your labelled data (cross-validated)")
-    a.add_argument("--data", required=True, help="labelled examples: my.npz (x, y), my.csv (label column) or a folder with a sub-folder per class")
-    a.add_argument("--base", required=True, help="pretrained model: a .pt file saved with torch.save(model, path), or hf:FOLDER")
-    a.add_argument("--labels-per-class", default=None, help="label budgets to compare, e.g. 5,10,50 (default: all your labels)")
+    a = sub.add_parser(
+        "advise", help="scratch vs transfer vs fine-tuning vs LoRA on your labelled data (cross-validated)"
+    )
+    a.add_argument(
+        "--data",
+        required=True,
+        help="labelled examples: my.npz (x, y), my.csv (label column) or a folder with a sub-folder per class",
+    )
+    a.add_argument(
+        "--base", required=True, help="pretrained model: a .pt file saved with torch.save(model, path), or hf:FOLDER"
+    )
+    a.add_argument(
+        "--labels-per-class", default=None, help="label budgets to compare, e.g. 5,10,50 (default: all your labels)"
+    )
     a.add_argument("--out", default="runs/advise", help="folder for advise.png, summary.md, summary.json")
     a.add_argument("--seeds", default="0,1,2", help="repetitions, comma-separated")
     a.add_argument("--folds", type=int, default=5, help="cross-validation folds")

@@ -37,7 +37,9 @@ def check_device(device: str) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'cuda:N' ({exc})") from None
+        raise ConfigError(
+            f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'cuda:N' ({exc})"
+        ) from None
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = 0 if dev.index is None else dev.index
@@ -101,7 +103,9 @@ class FitConfig:
         if self.schedule not in _SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r}: choose one of {_SCHEDULES}")
         if not 0 < self.lr <= MAX_LR:
-            raise ConfigError(f"lr={self.lr:g}: must be in (0, {MAX_LR:g}]; typical values are 1e-4 to 1e-1 (Adam) or 1e-2 to 1 (SGD)")
+            raise ConfigError(
+                f"lr={self.lr:g}: must be in (0, {MAX_LR:g}]; typical values are 1e-4 to 1e-1 (Adam) or 1e-2 to 1 (SGD)"
+            )
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed}: must be a non-negative integer")
         check_device(self.device)
@@ -123,5 +127,13 @@ def step_config(n: int, steps: int, batch_size: int, lr: float, weight_decay: fl
     label-budget comparisons train with)."""
     bs = max(1, min(batch_size, n))
     per_epoch = -(-n // bs)
-    return FitConfig(epochs=max(1, round(steps / per_epoch)), batch_size=bs, lr=lr, weight_decay=weight_decay,
-                     warmup=0.1, schedule="cosine", seed=seed, restore_best=False)
+    return FitConfig(
+        epochs=max(1, round(steps / per_epoch)),
+        batch_size=bs,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=0.1,
+        schedule="cosine",
+        seed=seed,
+        restore_best=False,
+    )

@@ -109,6 +109,7 @@ def _first_calls(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
     """Module name -> the position of its first call in a forward pass on ``sample``."""
     order: dict[str, int] = {}
     handles = []
+
     def seen(name: str) -> None:  # a pre-hook that returns None leaves the inputs alone
         order.setdefault(name, len(order))
 
@@ -144,7 +145,9 @@ def _plan(model: nn.Module, sample: torch.Tensor | None) -> _Plan:
                 order.setdefault(s, i)
         return _Plan(True, order, gm)
     if sample is None:
-        raise ConfigError(f"{type(model).__name__} does not trace with torch.fx; give a sample input so its modules' order can be recorded")
+        raise ConfigError(
+            f"{type(model).__name__} does not trace with torch.fx; give a sample input so its modules' order can be recorded"
+        )
     return _Plan(False, _first_calls(model, sample[:2]), None)
 
 
@@ -161,7 +164,9 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
     """
     plan = _plan(model, sample)
     blocks = sorted((b for b in _blocks(model) if b in plan.order), key=lambda b: plan.order[b])
-    cands = [b for b in blocks if any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])]
+    cands = [
+        b for b in blocks if any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])
+    ]
     if plan.traced and plan.gm is not None:
         nodes = list(plan.gm.graph.nodes)
         cands = [b for b in cands if len(_crossing(nodes, _start(plan.gm, b) or 0)) == 1]
@@ -173,18 +178,26 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
 def _ends_in_linear(model: nn.Module, plan: _Plan, sample: torch.Tensor | None) -> bool:
     if plan.gm is not None:  # the graph's output comes straight from an nn.Linear
         out = next(n for n in plan.gm.graph.nodes if n.op == "output").args[0]
-        return isinstance(out, fx.Node) and out.op == "call_module" and isinstance(plan.gm.get_submodule(str(out.target)), nn.Linear)
+        return (
+            isinstance(out, fx.Node)
+            and out.op == "call_module"
+            and isinstance(plan.gm.get_submodule(str(out.target)), nn.Linear)
+        )
     return sample is not None and _head_linear(model, sample[:2]) is not None
 
 
 def _head_linear(model: nn.Module, sample: torch.Tensor) -> str | None:
     """The ``nn.Linear`` whose output is the model's output, if there is one."""
     outs: dict[int, str] = {}
+
     def seen(name: str, out: object) -> None:  # a hook that returns None leaves the output alone
         outs[id(out)] = name
 
-    handles = [m.register_forward_hook(lambda _m, _i, o, name=n: seen(name, o))
-               for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    handles = [
+        m.register_forward_hook(lambda _m, _i, o, name=n: seen(name, o))
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear)
+    ]
     was = model.training
     model.eval()
     try:
@@ -249,8 +262,10 @@ def _check(model: nn.Module, cut: str, plan: _Plan) -> None:
         return
     names = [n for n, _ in model.named_modules() if n]
     if cut not in names:
-        raise ConfigError(f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, names)} "
-                          f"(or 'auto', {KEEP_ALL!r} to keep everything)")
+        raise ConfigError(
+            f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, names)} "
+            f"(or 'auto', {KEEP_ALL!r} to keep everything)"
+        )
     if cut not in plan.order:
         raise ConfigError(f"cut={cut!r}: that module never runs in the model's forward pass; choose one that does")
 
@@ -288,9 +303,11 @@ def cut_module(base: nn.Module, cut: str, num_outputs: int, sample: torch.Tensor
         p = _start(plan.gm, cut) or 0
         crossing = _crossing(nodes, p)
         if len(crossing) != 1:
-            raise ConfigError(f"cut={cut!r}: {len(crossing)} values cross this point of {type(base).__name__}'s graph "
-                              f"({[n.name for n in crossing]}), e.g. a skip connection; cut between blocks instead "
-                              f"(candidates: {named_cut_points(base, sample[:2])})")
+            raise ConfigError(
+                f"cut={cut!r}: {len(crossing)} values cross this point of {type(base).__name__}'s graph "
+                f"({[n.name for n in crossing]}), e.g. a skip connection; cut between blocks instead "
+                f"(candidates: {named_cut_points(base, sample[:2])})"
+            )
         body_graph, tail_graph = fx.Graph(), fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
         for node in nodes[:p]:

@@ -102,7 +102,9 @@ def _rows(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 512, device: str | torch.device = "auto") -> torch.Tensor:
+def teacher_logits(
+    teacher: nn.Module, x: torch.Tensor, batch_size: int = 512, device: str | torch.device = "auto"
+) -> torch.Tensor:
     """The teacher's logits for every row of ``x``, in eval mode, returned on the CPU."""
     dev = resolve_device(device) if isinstance(device, str) else device
     was = teacher.training
@@ -158,7 +160,9 @@ def distill(
     if task.kind != "classification":
         raise ConfigError(f"distill needs a classification task, got kind={task.kind!r}")
     if cache is True and augment is not None:
-        raise ConfigError("cache=True with augment: the teacher's logits change with every augmented batch; use cache='auto' or False")
+        raise ConfigError(
+            "cache=True with augment: the teacher's logits change with every augmented batch; use cache='auto' or False"
+        )
     task.check_targets(train.y, "train.y")
     cfg = config or FitConfig()
     dev = resolve_device(cfg.device)
@@ -171,7 +175,9 @@ def distill(
         t_shape, s_shape = tuple(teacher(probe).shape), tuple(student(probe).shape)
     student.train(was_student)
     if t_shape != s_shape:
-        raise ShapeError(f"teacher outputs {t_shape} but student outputs {s_shape} for the same inputs; give both {task.num_outputs} outputs")
+        raise ShapeError(
+            f"teacher outputs {t_shape} but student outputs {s_shape} for the same inputs; give both {task.num_outputs} outputs"
+        )
     for p in teacher.parameters():
         p.requires_grad_(False)
 

@@ -67,4 +67,6 @@ def unknown_name(kind: str, name: object, known: Iterable[str], plural: str | No
     """The error for a name that is not one of ``known``: it lists the known names and the
     closest ones (``raise unknown_name("engine", name, ENGINES)``)."""
     names = sorted(known)
-    return ConfigError(f"unknown {kind} {name!r}; known {plural or kind + 's'}: {names} (closest: {closest(str(name), names)})")
+    return ConfigError(
+        f"unknown {kind} {name!r}; known {plural or kind + 's'}: {names} (closest: {closest(str(name), names)})"
+    )

@@ -37,7 +37,14 @@ from interlearn.surgery import count_params, freeze, layerwise_groups, leaf_laye
 from interlearn.tasks import Task
 from interlearn.training import FitResult, fit
 
-__all__ = ["FinetuneSpec", "FinetuneResult", "FINETUNE_STRATEGIES", "register_finetune_strategy", "finetune", "blocks_of"]
+__all__ = [
+    "FinetuneSpec",
+    "FinetuneResult",
+    "FINETUNE_STRATEGIES",
+    "register_finetune_strategy",
+    "finetune",
+    "blocks_of",
+]
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,9 @@ class FinetuneResult:
     train_seconds: float
 
 
-StrategyFn = Callable[[nn.Module, TensorData, Task, FitConfig, "TensorData | None", FinetuneSpec], "tuple[nn.Module, FitResult]"]
+StrategyFn = Callable[
+    [nn.Module, TensorData, Task, FitConfig, "TensorData | None", FinetuneSpec], "tuple[nn.Module, FitResult]"
+]
 FINETUNE_STRATEGIES: Registry[StrategyFn] = Registry("fine-tuning strategy", "fine-tuning strategies")
 """Fine-tuning strategies: name -> ``fn(model, train, task, config, val, spec) -> (model, FitResult)``."""
 
@@ -137,30 +146,40 @@ def _groups(model: nn.Module, blocks: list[str], lr: float, decay: float) -> lis
 
 
 @register_finetune_strategy("full")
-def _full(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+def _full(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     unfreeze(model)
     return model, fit(model, train, task, config, val=val)
 
 
 @register_finetune_strategy("last_n")
-def _last_n(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+def _last_n(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     blocks = blocks_of(model, spec.blocks)
     if spec.last_n > len(blocks):
-        raise ConfigError(f"last_n={spec.last_n} but the model has {len(blocks)} blocks {blocks}; use last_n <= {len(blocks)} or strategy='full'")
+        raise ConfigError(
+            f"last_n={spec.last_n} but the model has {len(blocks)} blocks {blocks}; use last_n <= {len(blocks)} or strategy='full'"
+        )
     freeze(model)
     unfreeze(model, blocks[-spec.last_n :])
     return model, fit(model, train, task, config, val=val)
 
 
 @register_finetune_strategy("discriminative")
-def _discriminative(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+def _discriminative(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     unfreeze(model)
     groups = _groups(model, blocks_of(model, spec.blocks), config.lr, spec.decay)
     return model, fit(model, train, task, config, val=val, param_groups=groups)
 
 
 @register_finetune_strategy("gradual")
-def _gradual(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+def _gradual(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     blocks = blocks_of(model, spec.blocks)
     # The groups include the frozen blocks: a parameter without a gradient is skipped by the
     # optimizer, so unfreezing later needs no new optimizer (and keeps the schedule).
@@ -174,7 +193,9 @@ def _gradual(model: nn.Module, train: TensorData, task: Task, config: FitConfig,
 
 
 @register_finetune_strategy("freeze_then_unfreeze")
-def _freeze_then_unfreeze(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+def _freeze_then_unfreeze(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     blocks = blocks_of(model, spec.blocks)
     ckpt = config.checkpoint_dir
     history: list[dict[str, float]] = []
@@ -182,7 +203,9 @@ def _freeze_then_unfreeze(model: nn.Module, train: TensorData, task: Task, confi
     if spec.freeze_epochs:
         freeze(model)
         unfreeze(model, blocks[-1])
-        head_cfg = dataclasses.replace(config, epochs=spec.freeze_epochs, checkpoint_dir=f"{ckpt}/frozen" if ckpt else None)
+        head_cfg = dataclasses.replace(
+            config, epochs=spec.freeze_epochs, checkpoint_dir=f"{ckpt}/frozen" if ckpt else None
+        )
         r1 = fit(model, train, task, head_cfg, val=val)
         history += [{**h, "phase": 0.0} for h in r1.history]
         seconds += r1.train_seconds
@@ -200,12 +223,16 @@ def _freeze_then_unfreeze(model: nn.Module, train: TensorData, task: Task, confi
 
 
 @register_finetune_strategy("lora")
-def _lora(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+def _lora(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     lspec = spec.lora
     if lspec is None:
         blocks = blocks_of(model, spec.blocks)
         if len(blocks) < 2:
-            raise ConfigError("strategy='lora' without a LoraSpec needs at least two blocks (a body to adapt and a head); pass lora=LoraSpec(targets=...)")
+            raise ConfigError(
+                "strategy='lora' without a LoraSpec needs at least two blocks (a body to adapt and a head); pass lora=LoraSpec(targets=...)"
+            )
         lspec = LoraSpec(targets=tuple(blocks[:-1]), modules_to_save=(blocks[-1],))
     peft_model = apply_lora(model, lspec)
     return peft_model, fit(peft_model, train, task, config, val=val)
@@ -249,4 +276,6 @@ def finetune(
     spec = FinetuneSpec(strategy=spec) if isinstance(spec, str) else spec
     cfg = config or FitConfig()
     trained, result = FINETUNE_STRATEGIES.get(spec.strategy)(model, train, task, cfg, val, spec)
-    return FinetuneResult(trained, result, spec.strategy, count_params(trained, trainable_only=True), result.train_seconds)
+    return FinetuneResult(
+        trained, result, spec.strategy, count_params(trained, trainable_only=True), result.train_seconds
+    )

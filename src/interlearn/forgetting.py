@@ -100,7 +100,9 @@ def measure_forgetting(
     """
     modules = dict(pretrained.named_modules())
     if head not in modules or not head:
-        raise ConfigError(f"head={head!r} is not a module of the pretrained model; closest names: {closest(head, [n for n in modules if n])}")
+        raise ConfigError(
+            f"head={head!r} is not a module of the pretrained model; closest names: {closest(head, [n for n in modules if n])}"
+        )
     before = evaluate(pretrained, source_test, source_task)["accuracy"]
     after = evaluate(with_head(finetuned, head, modules[head]), source_test, source_task)["accuracy"]
     target = evaluate(finetuned, target_test, target_task)["accuracy"]

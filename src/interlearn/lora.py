@@ -26,7 +26,16 @@ from torch import nn
 from interlearn.errors import CheckpointError, ConfigError, closest
 from interlearn.surgery import select_modules
 
-__all__ = ["LORA_LAYERS", "LoraSpec", "lora_targets", "apply_lora", "is_lora", "save_adapter", "load_adapter", "merge_lora"]
+__all__ = [
+    "LORA_LAYERS",
+    "LoraSpec",
+    "lora_targets",
+    "apply_lora",
+    "is_lora",
+    "save_adapter",
+    "load_adapter",
+    "merge_lora",
+]
 
 LORA_LAYERS = (nn.Linear, nn.Conv2d)
 """The layer types LoRA adapters are added to here."""
@@ -56,7 +65,9 @@ class LoraSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.targets, str) or not self.targets:
-            raise ConfigError(f"targets={self.targets!r}: give a non-empty list of module-name globs, e.g. ['fc1', 'fc2']")
+            raise ConfigError(
+                f"targets={self.targets!r}: give a non-empty list of module-name globs, e.g. ['fc1', 'fc2']"
+            )
         if self.r < 1:
             raise ConfigError(f"r={self.r}: the LoRA rank must be >= 1")
         if not self.alpha > 0:
@@ -128,7 +139,9 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     saved = [n for n in saved if not any(n.startswith(s + ".") for s in saved)]  # outermost only
     overlap = sorted(set(names) & set(saved))
     if overlap:
-        raise ConfigError(f"modules {overlap} are both LoRA targets and modules_to_save; a module is either adapted or trained in full")
+        raise ConfigError(
+            f"modules {overlap} are both LoRA targets and modules_to_save; a module is either adapted or trained in full"
+        )
     config = LoraConfig(
         r=spec.r,
         lora_alpha=spec.alpha,  # type: ignore[arg-type]  # PEFT annotates it int, but scales by lora_alpha / r in float
@@ -143,11 +156,15 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     inner = peft_model.get_base_model()
     injected = [n for n, m in inner.named_modules() if hasattr(m, "lora_A") and n in names]
     if len(injected) != len(names):
-        raise ConfigError(f"PEFT adapted {len(injected)} of the {len(names)} selected layers ({sorted(set(names) - set(injected))} missing)")
+        raise ConfigError(
+            f"PEFT adapted {len(injected)} of the {len(names)} selected layers ({sorted(set(names) - set(injected))} missing)"
+        )
     # PEFT matches modules_to_save by name *suffix* ("2" also wraps "12"): refuse surprises.
     wrapped = [n for n, m in inner.named_modules() if type(m).__name__ == "ModulesToSaveWrapper"]
     if sorted(wrapped) != sorted(saved):
-        raise ConfigError(f"modules_to_save {list(spec.modules_to_save)} made PEFT train {sorted(wrapped)} in full, not just {sorted(saved)}; use names that are not suffixes of other module names")
+        raise ConfigError(
+            f"modules_to_save {list(spec.modules_to_save)} made PEFT train {sorted(wrapped)} in full, not just {sorted(saved)}; use names that are not suffixes of other module names"
+        )
     peft_model.__dict__["_interlearn_spec"] = spec  # kept for save_adapter (a plain attribute, copied with the model)
     return peft_model
 
@@ -197,7 +214,9 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     if not is_lora(model):
         raw: dict[str, Any] = json.loads(meta.get(_META_KEY, "{}"))
         if not raw:
-            raise CheckpointError(f"{p} carries no LoRA spec; call apply_lora(model, spec) with the training spec first")
+            raise CheckpointError(
+                f"{p} carries no LoRA spec; call apply_lora(model, spec) with the training spec first"
+            )
         raw["targets"] = tuple(raw["targets"])
         raw["modules_to_save"] = tuple(raw.get("modules_to_save", ()))
         try:
@@ -207,11 +226,15 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     expected = set(_adapter_keys(model))
     missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if missing or unexpected:
-        raise CheckpointError(f"{p}: adapter keys do not match the model (missing {missing[:4]}, unexpected {unexpected[:4]}); was it saved from the same spec?")
+        raise CheckpointError(
+            f"{p}: adapter keys do not match the model (missing {missing[:4]}, unexpected {unexpected[:4]}); was it saved from the same spec?"
+        )
     for k, v in tensors.items():
         have = _adapter_keys(model)[k]
         if tuple(v.shape) != tuple(have.shape):
-            raise CheckpointError(f"{p}: {k} has shape {tuple(v.shape)} but the model expects {tuple(have.shape)} (different rank or layer size)")
+            raise CheckpointError(
+                f"{p}: {k} has shape {tuple(v.shape)} but the model expects {tuple(have.shape)} (different rank or layer size)"
+            )
     set_peft_model_state_dict(model, tensors)
     return model
 

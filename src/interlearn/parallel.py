@@ -168,4 +168,3 @@ def sum_metric_dicts(parts: Sequence[dict[str, float]]) -> dict[str, float]:
         for k, v in d.items():
             out[k] = out.get(k, 0.0) + float(v)
     return out
-

@@ -60,7 +60,9 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{self.kind} name {name!r}: give a non-empty string")
         if name in self._entries:
-            raise ConfigError(f"{self.kind} {name!r} is already registered; pick another name (known: {sorted(self._entries)})")
+            raise ConfigError(
+                f"{self.kind} {name!r} is already registered; pick another name (known: {sorted(self._entries)})"
+            )
         self._entries[name] = entry
         return entry
 

@@ -63,10 +63,14 @@ def resolve_cut(model: nn.Module, cut: int | str) -> int | str:
         if isinstance(cut, str) and (cut in modules or cut in (KEEP_ALL, SCRATCH)):
             return cut
         if isinstance(cut, str) and not cut.lstrip("-").isdigit():
-            raise ConfigError(f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, modules)} "
-                              f"(or 'auto', or {KEEP_ALL!r} to keep everything)")
-        raise ConfigError(f"cut={cut!r}: a {type(model).__name__} is cut at a submodule name, e.g. {closest('layer', modules, n=3)}; "
-                          "see interlearn.transfer.cut_points(model, sample)")
+            raise ConfigError(
+                f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, modules)} "
+                f"(or 'auto', or {KEEP_ALL!r} to keep everything)"
+            )
+        raise ConfigError(
+            f"cut={cut!r}: a {type(model).__name__} is cut at a submodule name, e.g. {closest('layer', modules, n=3)}; "
+            "see interlearn.transfer.cut_points(model, sample)"
+        )
     names = [n for n, _ in model.named_children()]
     if isinstance(cut, bool) or not isinstance(cut, (int, str)):
         raise ConfigError(f"cut={cut!r}: give 'auto', an index in [0, {len(model)}] or a layer name from {names}")
@@ -74,11 +78,15 @@ def resolve_cut(model: nn.Module, cut: int | str) -> int | str:
         if cut.lstrip("-").isdigit():
             cut = int(cut)
         elif cut not in names:
-            raise ConfigError(f"cut={cut!r} is not a layer of the base; closest: {closest(cut, names)} (or 'auto', or an index)")
+            raise ConfigError(
+                f"cut={cut!r} is not a layer of the base; closest: {closest(cut, names)} (or 'auto', or an index)"
+            )
         else:
             return names.index(cut)
     if not 0 <= cut <= len(model):
-        raise ConfigError(f"cut={cut}: the base has {len(model)} layers; choose 0 <= cut <= {len(model)} (0 = from scratch)")
+        raise ConfigError(
+            f"cut={cut}: the base has {len(model)} layers; choose 0 <= cut <= {len(model)} (0 = from scratch)"
+        )
     return cut
 
 
@@ -92,7 +100,9 @@ def split_at(model: nn.Module, cut: int) -> tuple[nn.Sequential, nn.Sequential]:
     return nn.Sequential(OrderedDict(kids[:cut])), nn.Sequential(OrderedDict(kids[cut:]))
 
 
-def fresh_tail(model: nn.Module, cut: int, num_outputs: int, sample: torch.Tensor | None = None, seed: int | None = None) -> nn.Sequential:
+def fresh_tail(
+    model: nn.Module, cut: int, num_outputs: int, sample: torch.Tensor | None = None, seed: int | None = None
+) -> nn.Sequential:
     """New layers replacing ``model[cut:]``: same architecture, re-initialized, last Linear resized.
 
     With ``cut == len(model)`` (keep everything) the new part is ``Flatten -> Linear`` sized from
@@ -122,7 +132,9 @@ def fresh_tail(model: nn.Module, cut: int, num_outputs: int, sample: torch.Tenso
             reset()
     linears = [(n, m) for n, m in tail.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ConfigError(f"the replaced layers {[n for n, _ in tail.named_children()]} have no nn.Linear to resize to {num_outputs} outputs; pass head=")
+        raise ConfigError(
+            f"the replaced layers {[n for n, _ in tail.named_children()]} have no nn.Linear to resize to {num_outputs} outputs; pass head="
+        )
     name, last = linears[-1]
     if last.out_features != num_outputs:
         parent = tail.get_submodule(name.rpartition(".")[0]) if "." in name else tail
@@ -134,7 +146,9 @@ def fresh_tail(model: nn.Module, cut: int, num_outputs: int, sample: torch.Tenso
 
 def join(body: nn.Sequential, new: nn.Module) -> nn.Sequential:
     """``body`` then ``new`` as one Sequential, keeping layer names where they do not collide."""
-    kids = list(body.named_children()) + (list(new.named_children()) if isinstance(new, nn.Sequential) else [("head", new)])
+    kids = list(body.named_children()) + (
+        list(new.named_children()) if isinstance(new, nn.Sequential) else [("head", new)]
+    )
     names = [n for n, _ in kids]
     if len(set(names)) == len(names):
         return nn.Sequential(OrderedDict(kids))

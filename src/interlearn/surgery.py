@@ -174,7 +174,9 @@ def leaf_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
 
 
-def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Module], example_input: torch.Tensor | None = None) -> nn.Sequential:
+def replace_last(
+    model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Module], example_input: torch.Tensor | None = None
+) -> nn.Sequential:
     """A new ``nn.Sequential``: ``model`` without its last ``k`` children, followed by ``new``.
 
     The kept children are shared (not copied) with ``model``.
@@ -184,7 +186,9 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
         ShapeError: with ``example_input``, when the features do not fit ``new``.
     """
     if not isinstance(model, nn.Sequential):
-        raise ConfigError(f"replace_last needs an nn.Sequential, got {type(model).__name__}; use replace_module(model, name, new)")
+        raise ConfigError(
+            f"replace_last needs an nn.Sequential, got {type(model).__name__}; use replace_module(model, name, new)"
+        )
     n = len(model)
     if not 0 <= k <= n:
         raise ConfigError(f"k={k}: the model has {n} top-level layers; choose 0 <= k <= {n}")
@@ -214,7 +218,9 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
     return nn.Sequential(OrderedDict(items))
 
 
-def param_groups(model: nn.Module, lrs: Mapping[str, float], default_lr: float | None = None, weight_decay: float | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module, lrs: Mapping[str, float], default_lr: float | None = None, weight_decay: float | None = None
+) -> list[dict[str, Any]]:
     """Parameter groups with a learning rate per glob (discriminative learning rates).
 
     The first matching pattern wins; parameters matched by no pattern go to a group with
@@ -241,7 +247,9 @@ def param_groups(model: nn.Module, lrs: Mapping[str, float], default_lr: float |
     return groups
 
 
-def layerwise_groups(model: nn.Module, lr: float, decay: float, blocks: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def layerwise_groups(
+    model: nn.Module, lr: float, decay: float, blocks: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Layer-wise learning-rate decay: block ``i`` of ``L`` (input first) gets ``lr * decay**(L-1-i)``.
 
     Args:
@@ -249,7 +257,11 @@ def layerwise_groups(model: nn.Module, lr: float, decay: float, blocks: Sequence
     """
     if not 0 < decay <= 1:
         raise ConfigError(f"decay={decay}: must be in (0, 1]")
-    blocks = list(blocks) if blocks is not None else [n for n, m in model.named_children() if any(True for _ in m.parameters())]
+    blocks = (
+        list(blocks)
+        if blocks is not None
+        else [n for n, m in model.named_children() if any(True for _ in m.parameters())]
+    )
     depth = len(blocks)
     return param_groups(model, {b: lr * decay ** (depth - 1 - i) for i, b in enumerate(blocks)}, default_lr=lr)
 
@@ -269,7 +281,9 @@ def trainable_table(model: nn.Module) -> str:
             rows.append((name, type(child).__name__, total, train))
     own = list(model.parameters(recurse=False))
     if own:
-        rows.append(("(own)", type(model).__name__, sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad)))
+        rows.append(
+            ("(own)", type(model).__name__, sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad))
+        )
     w = max([len(r[0]) for r in rows] + [6])
     lines = [f"{'module':<{w}}  {'type':<16} {'params':>10} {'trainable':>10} {'frozen':>10}"]
     for name, typ, total, train in rows:

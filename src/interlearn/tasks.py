@@ -15,7 +15,17 @@ import torch.nn.functional as F
 
 from interlearn.errors import ConfigError, DataError
 
-__all__ = ["Task", "TaskKind", "classification", "regression", "multilabel", "cross_entropy", "accuracy_sums", "sum_tensors", "ScoredTask"]
+__all__ = [
+    "Task",
+    "TaskKind",
+    "classification",
+    "regression",
+    "multilabel",
+    "cross_entropy",
+    "accuracy_sums",
+    "sum_tensors",
+    "ScoredTask",
+]
 
 TaskKind = Literal["classification", "regression", "multilabel"]
 _KINDS = ("classification", "regression", "multilabel")
@@ -66,7 +76,9 @@ class Task:
         """Validate targets for this task; raise ``DataError`` naming the offending field."""
         if self.kind == "classification":
             if y.dtype.is_floating_point or y.dtype == torch.bool:
-                raise DataError(f"{field}: classification labels must be integers, got dtype {y.dtype}; cast with .long()")
+                raise DataError(
+                    f"{field}: classification labels must be integers, got dtype {y.dtype}; cast with .long()"
+                )
             if y.dim() != 1:
                 raise DataError(f"{field}: classification labels must be 1-D, got shape {tuple(y.shape)}")
             if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_outputs):
@@ -98,14 +110,23 @@ class Task:
         """Per-batch *sums* of each metric (divide by the example count for means)."""
         n = target.shape[0]
         if self.kind == "classification":
-            return {"accuracy": float((output.argmax(-1) == target).sum()), "loss": float(self.loss(output, target, "sum")), "n": n}
+            return {
+                "accuracy": float((output.argmax(-1) == target).sum()),
+                "loss": float(self.loss(output, target, "sum")),
+                "n": n,
+            }
         if self.kind == "multilabel":
             pred = (output > 0).to(target.dtype)
             acc = (pred == target).float().mean(-1).sum()
             return {"accuracy": float(acc), "loss": float(self.loss(output, target, "sum")), "n": n}
         out = output.reshape(target.shape) if output.numel() == target.numel() else output
         err = (out - target).reshape(n, -1)
-        return {"mse": float(err.pow(2).mean(-1).sum()), "mae": float(err.abs().mean(-1).sum()), "loss": float(err.pow(2).mean(-1).sum()), "n": n}
+        return {
+            "mse": float(err.pow(2).mean(-1).sum()),
+            "mae": float(err.abs().mean(-1).sum()),
+            "loss": float(err.pow(2).mean(-1).sum()),
+            "n": n,
+        }
 
 
 class ScoredTask(Protocol):

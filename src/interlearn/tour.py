@@ -76,7 +76,9 @@ def _workers(n_parts: int) -> int:
     return max(1, min(wanted, n_parts, os.cpu_count() or 1))
 
 
-def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, seed: int = 0) -> dict[str, dict[str, Any]]:
+def run_tour(
+    out: Path, only: list[str] | None = None, progress: bool = True, seed: int = 0
+) -> dict[str, dict[str, Any]]:
     """Run the tour's scenarios, print the overview, write ``out/summary.{json,md}``,
     ``out/sections.json`` and the plots.
 
@@ -125,6 +127,8 @@ def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, se
             print(f"[tour] {n}: {secs:.1f} s", flush=True)
     print_sections(sections, TITLE)
     md = write_summary(out, rows, title=TITLE, sections=sections)
-    print(f"tour finished in {time.perf_counter() - start:.1f} s ({workers} worker{'s' if workers > 1 else ''}); "
-          f"report: {md} (one section per paradigm, plots next to it)")
+    print(
+        f"tour finished in {time.perf_counter() - start:.1f} s ({workers} worker{'s' if workers > 1 else ''}); "
+        f"report: {md} (one section per paradigm, plots next to it)"
+    )
     return rows

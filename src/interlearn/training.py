@@ -77,7 +77,9 @@ def _total(loss: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def metric_sums(model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+def metric_sums(
+    model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto"
+) -> dict[str, float]:
     """Per-example metric *sums* of ``model`` on ``data`` (with the count ``"n"``), in eval mode.
 
     Sums add up across shards of a dataset (processes of a data-parallel run); :func:`finish_metrics`
@@ -110,7 +112,9 @@ def finish_metrics(sums: dict[str, float], task: ScoredTask) -> dict[str, float]
     return finalize(out) if finalize is not None else out
 
 
-def evaluate(model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+def evaluate(
+    model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto"
+) -> dict[str, float]:
     """Metrics of ``model`` on ``data`` (mean over examples), in eval mode.
 
     Returns:
@@ -123,8 +127,18 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult,
-          best_state: dict[str, Any] | None, extra_state: nn.Module | None = None, rngs: list[torch.Tensor] | None = None) -> None:
+def _save(
+    ckpt: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    scaler: Any,
+    epoch: int,
+    result: FitResult,
+    best_state: dict[str, Any] | None,
+    extra_state: nn.Module | None = None,
+    rngs: list[torch.Tensor] | None = None,
+) -> None:
     opt_skel, opt_t = flatten_state(opt.state_dict(), "optim")
     extra_skel, extra_t = flatten_state(extra_state.state_dict(), "extra") if extra_state is not None else (None, {})
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | extra_t | rng_state()
@@ -136,7 +150,9 @@ def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, 
         "epoch": epoch,
         "optimizer": opt_skel,
         "extra_state": extra_skel,
-        "scheduler": sched.state_dict() if not callable(getattr(sched, "lr_lambdas", None)) else {"last_epoch": sched.last_epoch},
+        "scheduler": sched.state_dict()
+        if not callable(getattr(sched, "lr_lambdas", None))
+        else {"last_epoch": sched.last_epoch},
         "scaler": scaler.state_dict() if scaler is not None else None,
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -203,7 +219,9 @@ def fit(
         raise DataError("train is empty: fit() needs at least one example")
     if compute_loss is None:
         if not isinstance(task, Task):
-            raise ConfigError(f"fit with a {type(task).__name__} needs compute_loss= (the default loss is a single Task's)")
+            raise ConfigError(
+                f"fit with a {type(task).__name__} needs compute_loss= (the default loss is a single Task's)"
+            )
         task.check_targets(train.y, "train.y")
         compute_loss = _default_loss(task)
     par = Replicas(cfg.device)
@@ -233,7 +251,9 @@ def fit(
 
     found = ckpt is not None and cfg.resume and has_checkpoint(ckpt)
     if len(set(par.gather(found))) > 1:
-        raise CheckpointError(f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares")
+        raise CheckpointError(
+            f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares"
+        )
     if found and ckpt is not None:
         tensors, meta = load_checkpoint(ckpt)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -258,12 +278,16 @@ def fit(
     wrapped = _trainable_ids(model)
     params = [p for g in opt.param_groups for p in g["params"]]
     progress = _progress(cfg.progress and par.is_main, cfg.epochs * steps_per_epoch, start * steps_per_epoch)
-    bad_epochs = sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
+    bad_epochs = (
+        sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
+    )
     with tracker, progress as bar:
         for epoch in range(start, cfg.epochs):
             if on_epoch_start is not None:
                 on_epoch_start(epoch, model)
-                if backward is None and _trainable_ids(model) != wrapped:  # DDP syncs only what was trainable when wrapped
+                if (
+                    backward is None and _trainable_ids(model) != wrapped
+                ):  # DDP syncs only what was trainable when wrapped
                     net, wrapped = par.wrap(par.unwrap(net)), _trainable_ids(model)
             t0 = time.perf_counter()
             net.train()
@@ -277,7 +301,9 @@ def fit(
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
                     loss = loss_fn(net, x, y)
                 total = _total(loss)
-                part, bad = (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
+                part, bad = (
+                    (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
+                )
                 if par.world > 1:  # (loss sum, non-finite flag) over all processes: all raise at the same step
                     part, flag = par.sum(torch.tensor([part, float(bad)], dtype=torch.float64, device=dev)).tolist()
                     bad = flag > 0
@@ -354,11 +380,21 @@ def _track_end(tracker: Tracker, model: nn.Module, result: FitResult, ckpt: Path
     """The summary and the final weights (and the resumable checkpoint, if any) as artifacts."""
     if not tracker.active:
         return
-    summary = {"best_epoch": result.best_epoch, "best_metric": result.best_metric, "train_seconds": result.train_seconds,
-               "stopped_early": result.stopped_early, "epochs": len(result.history), "history": result.history}
+    summary = {
+        "best_epoch": result.best_epoch,
+        "best_metric": result.best_metric,
+        "train_seconds": result.train_seconds,
+        "stopped_early": result.stopped_early,
+        "epochs": len(result.history),
+        "history": result.history,
+    }
     tracker.log_text(json.dumps(summary, indent=2, default=float), "summary.json")
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(Path(tmp) / "final", {f"model.{k}": v for k, v in model.state_dict().items()}, {"best_epoch": result.best_epoch})
+        save_checkpoint(
+            Path(tmp) / "final",
+            {f"model.{k}": v for k, v in model.state_dict().items()},
+            {"best_epoch": result.best_epoch},
+        )
         tracker.log_artifact(Path(tmp) / "final", "final")
     if ckpt is not None:
         tracker.log_artifact(ckpt, "checkpoint")
@@ -368,7 +404,9 @@ def _trainable_ids(model: nn.Module) -> tuple[int, ...]:
     return tuple(id(p) for p in model.parameters() if p.requires_grad)
 
 
-def _evaluate_replicas(model: nn.Module, data: TensorData, task: ScoredTask, dev: torch.device, par: Replicas) -> dict[str, float]:
+def _evaluate_replicas(
+    model: nn.Module, data: TensorData, task: ScoredTask, dev: torch.device, par: Replicas
+) -> dict[str, float]:
     """:func:`evaluate`, each process scoring its share of ``data`` and the sums added up."""
     if par.world == 1:
         return evaluate(model, data, task, device=dev)
@@ -392,7 +430,9 @@ class _NoBar:
 
 class _RichBar(_NoBar):
     def __init__(self, total: int, done: int) -> None:
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+        self._p = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+        )
         self._t = self._p.add_task("training", total=total, completed=done)
 
     def __enter__(self) -> _RichBar:

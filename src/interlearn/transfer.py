@@ -40,7 +40,9 @@ from interlearn.training import FitResult, fit
 __all__ = ["cut_points", "resolve_cut", "split_at", "fresh_tail", "pretrain", "transfer", "TransferResult", "KEEP_ALL"]
 
 
-def pretrain(base: nn.Module, source: TensorData, task: Task, config: FitConfig | None = None, val: TensorData | None = None) -> FitResult:
+def pretrain(
+    base: nn.Module, source: TensorData, task: Task, config: FitConfig | None = None, val: TensorData | None = None
+) -> FitResult:
     """Train ``base`` on the abundant related task (a thin, named wrapper around :func:`fit`)."""
     return fit(base, source, task, config or FitConfig(epochs=2, batch_size=128, lr=2e-3, warmup=0.05), val=val)
 
@@ -75,8 +77,10 @@ class TransferResult:
 
     def summary(self) -> str:
         """A few lines saying what was kept, what was trained, and the auto-cut report if any."""
-        lines = [f"cut at {self.cut} (first replaced layer: {self.cut_name}); trainable params {self.trainable_params:,}; "
-                 f"features {'cached' if self.cached else 'not cached'}"]
+        lines = [
+            f"cut at {self.cut} (first replaced layer: {self.cut_name}); trainable params {self.trainable_params:,}; "
+            f"features {'cached' if self.cached else 'not cached'}"
+        ]
         if self.autocut is not None:
             lines.append(self.autocut.table())
         return "\n".join(lines + self.notes)
@@ -157,18 +161,41 @@ def transfer(
     model = join(body, new)
     names = [n for n, _ in base.named_children()]
     notes = [f"features not cached: {result.reason}"] if not result.cached and result.reason else []
-    return TransferResult(model, k, names[k] if k < len(names) else "(none)", result.cached, result.fit, pre, report, count_params(new, trainable_only=True), notes)
+    return TransferResult(
+        model,
+        k,
+        names[k] if k < len(names) else "(none)",
+        result.cached,
+        result.fit,
+        pre,
+        report,
+        count_params(new, trainable_only=True),
+        notes,
+    )
 
 
-def _transfer_named(base: nn.Module, cut: str, target: TensorData, task: Task, cfg: FitConfig, head: nn.Module | None,
-                    val: TensorData | None, cache: bool, seed: int, pre: FitResult | None, report: Any) -> TransferResult:
+def _transfer_named(
+    base: nn.Module,
+    cut: str,
+    target: TensorData,
+    task: Task,
+    cfg: FitConfig,
+    head: nn.Module | None,
+    val: TensorData | None,
+    cache: bool,
+    seed: int,
+    pre: FitResult | None,
+    report: Any,
+) -> TransferResult:
     """:func:`transfer` at a named submodule of any module (:func:`interlearn.cuts.cut_module`)."""
     nc = cut_module(base, cut, task.num_outputs, target.x[:2], seed=seed)
     notes = [f"cut: {nc.note}"]
     if head is not None:
         if not nc.separable:
-            raise ConfigError(f"head= needs a base that splits at {cut!r}; {type(base).__name__} does not trace with torch.fx, so the cut "
-                              "re-initializes the replaced modules in place (leave head=None)")
+            raise ConfigError(
+                f"head= needs a base that splits at {cut!r}; {type(base).__name__} does not trace with torch.fx, so the cut "
+                "re-initializes the replaced modules in place (leave head=None)"
+            )
         nc.new = head
     if nc.separable:
         result = fit_head(nc.body, nc.new, target, task, cfg, val=val, cache=cache)
@@ -181,4 +208,6 @@ def _transfer_named(base: nn.Module, cut: str, target: TensorData, task: Task, c
         model, cached = nc.new, False
         notes.append("features not cached: the kept part cannot run alone (the model does not trace with torch.fx)")
     trainable = count_params(nc.new, trainable_only=True)
-    return TransferResult(model, cut, cut if cut != KEEP_ALL else "(none)", cached, fit_result, pre, report, trainable, notes)
+    return TransferResult(
+        model, cut, cut if cut != KEEP_ALL else "(none)", cached, fit_result, pre, report, trainable, notes
+    )

@@ -34,7 +34,17 @@ sys.path.insert(0, str(BENCH))
 import assemble  # noqa: E402
 
 # re-measured on a quiet machine and converted by the lead (issue 16): skipped until then
-TODO_LEAD = {"fl_matrix", "shakespeare", "femnist", "keyboard_words", "fit_parallel", "fl_secagg", "fl_privacy", "fl_robust", "fl_fairness"}
+TODO_LEAD = {
+    "fl_matrix",
+    "shakespeare",
+    "femnist",
+    "keyboard_words",
+    "fit_parallel",
+    "fl_secagg",
+    "fl_privacy",
+    "fl_robust",
+    "fl_fairness",
+}
 LEAD_REASON = "TODO-LEAD: re-measured on a quiet machine and converted to placeholders by the lead"
 
 NAMES = ("2NN", "1D", "2D", "3D")
@@ -113,4 +123,6 @@ def test_readme_results_block_is_the_rendered_template():
     start, end = "<!-- results:start -->", "<!-- results:end -->"
     assert start in readme and end in readme
     block = readme.split(start, 1)[1].split(end, 1)[0].strip()
-    assert block == assemble.render_file(BENCH / "readme_results.md").strip(), "run python benchmarks/assemble.py --readme"
+    assert block == assemble.render_file(BENCH / "readme_results.md").strip(), (
+        "run python benchmarks/assemble.py --readme"
+    )

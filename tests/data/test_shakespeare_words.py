@@ -19,7 +19,15 @@ from interlearn.errors import DataError
 
 
 def test_tokenize_keeps_inner_apostrophes_and_drops_punctuation():
-    assert tokenize("O'er the hills, I'll go -- 'tis 3 miles!") == ["o'er", "the", "hills", "i'll", "go", "tis", "miles"]
+    assert tokenize("O'er the hills, I'll go -- 'tis 3 miles!") == [
+        "o'er",
+        "the",
+        "hills",
+        "i'll",
+        "go",
+        "tis",
+        "miles",
+    ]
 
 
 def test_vocab_orders_by_frequency_and_maps_unknown_to_oov():

@@ -25,10 +25,14 @@ def test_lambda_interpolates_between_local_training_and_the_global_model():
     data = TensorData(x, y)
     far = {}
     for lam in (0.0, 1.0, 100.0):
-        v = ditto_trajectory(model, w, data, lam, [40], lr=0.05, batch_size=10, generator=torch.Generator().manual_seed(0))[40]
+        v = ditto_trajectory(
+            model, w, data, lam, [40], lr=0.05, batch_size=10, generator=torch.Generator().manual_seed(0)
+        )[40]
         far[lam] = _dist(v, w)
     assert far[0.0] > far[1.0] > far[100.0] and far[100.0] < 0.1 * far[0.0]
-    assert set(w) == set(v) and all(torch.equal(t, model_params(model)[k]) for k, t in w.items())  # pure: the model is untouched
+    assert set(w) == set(v) and all(
+        torch.equal(t, model_params(model)[k]) for k, t in w.items()
+    )  # pure: the model is untouched
 
 
 def test_ditto_update_uploads_the_fedavg_update_and_keeps_the_personal_model():
@@ -52,8 +56,14 @@ def test_ditto_runs_in_a_simulation_with_client_states(tmp_path):
     x, y = blobs(120)
     pop = Population(x, y, [list(range(i, 120, 4)) for i in range(4)])
     model = tiny_mlp()
-    res = simulate(model, pop, DittoUpdate(lam=0.1, lr=0.1, personal_steps=3), get_strategy("fedavg"),
-                   SimulationConfig(rounds=2, clients_per_round=2, checkpoint_every=2, progress=False, client_eval=False),
-                   engine="sequential", run_dir=tmp_path)
+    res = simulate(
+        model,
+        pop,
+        DittoUpdate(lam=0.1, lr=0.1, personal_steps=3),
+        get_strategy("fedavg"),
+        SimulationConfig(rounds=2, clients_per_round=2, checkpoint_every=2, progress=False, client_eval=False),
+        engine="sequential",
+        run_dir=tmp_path,
+    )
     states = personal_heads(res, run_dir=tmp_path)
     assert states and all(set(s) == set(res.params) for s in states.values())

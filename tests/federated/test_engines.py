@@ -42,12 +42,18 @@ def _mlp_clients() -> list[ClientData]:
 
 def _cnn_clients() -> list[ClientData]:
     g = torch.Generator().manual_seed(0)
-    return [ClientData(i, torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g)) for i, n in enumerate(SIZES)]
+    return [
+        ClientData(i, torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g))
+        for i, n in enumerate(SIZES)
+    ]
 
 
 def _lstm_clients() -> list[ClientData]:
     g = torch.Generator().manual_seed(0)
-    return [ClientData(i, torch.randint(0, 12, (n, 6), generator=g), torch.randint(0, 12, (n, 6), generator=g)) for i, n in enumerate(SIZES)]
+    return [
+        ClientData(i, torch.randint(0, 12, (n, 6), generator=g), torch.randint(0, 12, (n, 6), generator=g))
+        for i, n in enumerate(SIZES)
+    ]
 
 
 def _lstm() -> nn.Module:
@@ -244,7 +250,10 @@ def test_auto_rule(monkeypatch):
     monkeypatch.setattr(auto_module, "MIN_ROUND_SECONDS", 0.0)
     engine, why = auto_module.choose_engine(EngineSetup(cnn, UPDATES["sgd"], pop, 4), cores=2)
     assert isinstance(engine, MultiCoreEngine) and engine.inner == "sequential" and "2 cores" in why
-    engine, why = auto_module.choose_engine(EngineSetup(mlp(8, [16], 3), UPDATES["sgd"], Population.from_clients([(c.x, c.y) for c in _mlp_clients()]), 4), cores=2)
+    engine, why = auto_module.choose_engine(
+        EngineSetup(mlp(8, [16], 3), UPDATES["sgd"], Population.from_clients([(c.x, c.y) for c in _mlp_clients()]), 4),
+        cores=2,
+    )
     assert isinstance(engine, MultiCoreEngine) and engine.inner == "vectorized"
     engine, why = auto_module.choose_engine(EngineSetup(cnn, lambda *a: None, pop, 4), cores=2)
     assert isinstance(engine, SequentialEngine) and "not a StepUpdate" in why  # a plain callable may keep state
@@ -356,8 +365,10 @@ def test_library_client_updates_run_on_every_engine():
     params = model_params(model)
     g = torch.Generator().manual_seed(3)
     states = {2: {k: v + 0.1 * torch.randn(v.shape, generator=g) for k, v in params.items() if k.startswith("3.")}}
-    updates = [FedPerUpdate(epochs=2, batch_size=8, lr=0.1, head_patterns=("3.*",)),
-               FedDistillUpdate(teacher=mlp(8, [32], 3, seed=1), epochs=2, batch_size=8, lr=0.1, max_steps=5)]
+    updates = [
+        FedPerUpdate(epochs=2, batch_size=8, lr=0.1, head_patterns=("3.*",)),
+        FedDistillUpdate(teacher=mlp(8, [32], 3, seed=1), epochs=2, batch_size=8, lr=0.1, max_steps=5),
+    ]
     for update in updates:
         _, ref, _ = _run(SequentialEngine(), model, update, clients, states=states)
         for engine in (VectorizedEngine(), MultiCoreEngine(workers=2)):

@@ -25,8 +25,14 @@ from interlearn.lora import apply_lora  # noqa: E402
 def _tiny_classifier(num_labels: int = 2) -> TextClassifier:
     torch.manual_seed(0)
     cfg = transformers.BertConfig(
-        vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=16, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     return TextClassifier(transformers.BertModel(cfg), 32, num_labels)
 
@@ -67,9 +73,13 @@ def test_federated_lora_learns_and_keeps_the_base_frozen():
     start = adapter_params(model)
     before = evaluate_params(model, start, x[120:], y[120:])["accuracy"]
     result = simulate(
-        model, pop, LocalSGD(epochs=3, batch_size=10, lr=3e-2, optimizer="adam"), get_strategy("fedavg"),
+        model,
+        pop,
+        LocalSGD(epochs=3, batch_size=10, lr=3e-2, optimizer="adam"),
+        get_strategy("fedavg"),
         SimulationConfig(rounds=4, clients_per_round=4, seed=0, progress=False),
-        test=(x[120:], y[120:]), initial_params=start,
+        test=(x[120:], y[120:]),
+        initial_params=start,
     )
     assert set(result.params) == set(start)
     assert result.final_accuracy >= max(before + 0.2, 0.75)

@@ -49,13 +49,24 @@ def _global_params(model):
 def test_finetune_head_only_changes_head():
     model = Tiny()
     params = {k: v.detach() for k, v in model.state_dict().items()}
-    new = finetune_params(model, params, _user(1, 32, 0), ["head.weight", "head.bias"], 5, 0.1, 8, torch.Generator().manual_seed(0))
+    new = finetune_params(
+        model, params, _user(1, 32, 0), ["head.weight", "head.bias"], 5, 0.1, 8, torch.Generator().manual_seed(0)
+    )
     assert torch.equal(new["trunk.weight"], params["trunk.weight"])
     assert not torch.equal(new["head.weight"], params["head.weight"])
     # pure: the module's own tensors are untouched
     assert torch.equal(model.head.weight, params["head.weight"])
     with pytest.raises(DataError):
-        finetune_params(model, params, TensorData(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), ["head.bias"], 1, 0.1, 8, torch.Generator())
+        finetune_params(
+            model,
+            params,
+            TensorData(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)),
+            ["head.bias"],
+            1,
+            0.1,
+            8,
+            torch.Generator(),
+        )
 
 
 @pytest.mark.parametrize("scope", ["head", "all"])
@@ -83,7 +94,12 @@ def test_config_validation():
     with pytest.raises(ConfigError):
         PersonalizeConfig(steps=-1)
     with pytest.raises(ConfigError, match=r"parameter pattern .classifier.\*. matches nothing"):
-        personalize(Tiny(), dict(Tiny().state_dict()), [("u", _user(0, 8, 0), _user(0, 8, 1))], PersonalizeConfig(head_patterns=("classifier.*",)))
+        personalize(
+            Tiny(),
+            dict(Tiny().state_dict()),
+            [("u", _user(0, 8, 0), _user(0, 8, 1))],
+            PersonalizeConfig(head_patterns=("classifier.*",)),
+        )
 
 
 def test_fedper_keeps_head_private():
@@ -117,7 +133,9 @@ def test_fedper_rounds_personalize_conflicting_users():
     for r in range(15):
         results = []
         for c, d in enumerate(users):
-            res, states[c] = update(model, params, ClientData(c, d.x, d.y), states.get(c), {}, torch.Generator().manual_seed(r * 10 + c))
+            res, states[c] = update(
+                model, params, ClientData(c, d.x, d.y), states.get(c), {}, torch.Generator().manual_seed(r * 10 + c)
+            )
             results.append(res)
         total = sum(res.weight for res in results)
         params = {k: params[k] + sum(res.update[k] * res.weight for res in results) / total for k in params}
@@ -140,7 +158,9 @@ def test_fedper_through_the_round_loop(tmp_path):
     users = [_user(s, 90, s) for s in (0, 1, 2)]
     pop = Population.from_clients([(u.x, u.y) for u in users])
     cfg = SimulationConfig(rounds=15, clients_per_round=3, eval_every=0, checkpoint_every=15, progress=False)
-    res = simulate(model, pop, FedPerUpdate(epochs=1, batch_size=10, lr=0.2), get_strategy("fedavg"), cfg, run_dir=tmp_path)
+    res = simulate(
+        model, pop, FedPerUpdate(epochs=1, batch_size=10, lr=0.2), get_strategy("fedavg"), cfg, run_dir=tmp_path
+    )
     assert torch.equal(res.params["head.weight"], init_head)
     heads = personal_heads(res, tmp_path)
     assert set(heads) == {0, 1, 2}

@@ -23,7 +23,10 @@ def test_literature_shape_and_outputs():
     # 8-dim embedding, two LSTM layers of 256, dense to the vocabulary
     assert m.embed.weight.shape == (80, 8)
     assert [layer.hidden for layer in m.lstm] == [256, 256]
-    assert sum(p.numel() for p in m.parameters()) == 80 * 8 + (8 * 1024 + 1024 + 256 * 1024) + (256 * 1024 + 1024 + 256 * 1024) + 256 * 80 + 80
+    assert (
+        sum(p.numel() for p in m.parameters())
+        == 80 * 8 + (8 * 1024 + 1024 + 256 * 1024) + (256 * 1024 + 1024 + 256 * 1024) + 256 * 80 + 80
+    )
     small = char_lstm(V, hidden=16)
     x = torch.randint(0, V, (3, 7), dtype=torch.uint8)
     assert small(x).shape == (3, V)

@@ -40,7 +40,9 @@ def test_static_matches_torchjd_constant():
     w = {"a": 0.2, "b": 1.0, "c": 3.0}
     _, l1 = _losses([0.5, 1.5, 2.0])
     p2, _ = _losses([0.5, 1.5, 2.0])
-    assert torch.allclose(make_method("static", NAMES, weights=w).combine(l1, _ctx()), Constant(torch.tensor(list(w.values())))(p2))
+    assert torch.allclose(
+        make_method("static", NAMES, weights=w).combine(l1, _ctx()), Constant(torch.tensor(list(w.values())))(p2)
+    )
 
 
 def test_dwa_matches_torchjd_dwa():

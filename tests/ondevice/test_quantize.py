@@ -11,7 +11,11 @@ from interlearn.ondevice.quantize import model_bytes, save_model
 
 def _params():
     g = torch.Generator().manual_seed(0)
-    return {"a": torch.randn(37, 19, generator=g), "b": torch.randn(5, generator=g), "c": torch.randn(4, 3, 5, generator=g)}
+    return {
+        "a": torch.randn(37, 19, generator=g),
+        "b": torch.randn(5, generator=g),
+        "c": torch.randn(4, 3, 5, generator=g),
+    }
 
 
 @pytest.mark.parametrize("bits,group", [(8, None), (8, 16), (4, None), (4, 8), (4, 32)])

@@ -304,7 +304,12 @@ def locate_text(source: Source, data_dir: str | Path | None, download: bool) -> 
     if download:
         dest = cache_dir() / "shakespeare" / _DOWNLOAD_NAME[source]
         return _download(urls, dest, sha256=file_sha)
-    raise not_found(f"Shakespeare ({source}) text", candidates, f"shakespeare/{names[0]}", f" (sha256 of the text {content_sha[:12]}...)")
+    raise not_found(
+        f"Shakespeare ({source}) text",
+        candidates,
+        f"shakespeare/{names[0]}",
+        f" (sha256 of the text {content_sha[:12]}...)",
+    )
 
 
 def read_text(path: Path) -> str:
@@ -317,8 +322,9 @@ def read_text(path: Path) -> str:
     return raw.decode("utf-8-sig", errors="replace")
 
 
-def _role_texts(data_dir: str | Path | None, source: Source, test_fraction: float, download: bool,
-                path: str | Path | None) -> tuple[dict[str, tuple[str, str]], Path, list[Play]]:
+def _role_texts(
+    data_dir: str | Path | None, source: Source, test_fraction: float, download: bool, path: str | Path | None
+) -> tuple[dict[str, tuple[str, str]], Path, list[Play]]:
     """``{user: (train_text, test_text)}`` (LEAF's split and joining), the file read, the plays."""
     if source not in SHAKESPEARE_FILES:
         raise DataError(f"source={source!r}; use one of {sorted(SHAKESPEARE_FILES)}")
@@ -331,8 +337,13 @@ def _role_texts(data_dir: str | Path | None, source: Source, test_fraction: floa
     return {u: (_join(tr), _join(te)) for u, (tr, te) in split.items()}, p, plays
 
 
-def role_texts(data_dir: str | Path | None = None, source: Source = "complete", test_fraction: float = 0.2,
-               download: bool = False, path: str | Path | None = None) -> dict[str, tuple[str, str]]:
+def role_texts(
+    data_dir: str | Path | None = None,
+    source: Source = "complete",
+    test_fraction: float = 0.2,
+    download: bool = False,
+    path: str | Path | None = None,
+) -> dict[str, tuple[str, str]]:
     """Every user's (play + role) training and test text as strings, split as LEAF does
     (the last ``test_fraction`` of the role's lines is test text); the input of
     :func:`load_shakespeare` and of the word-level loader
@@ -393,6 +404,8 @@ def load_shakespeare(
         keep = {u.name for u in sorted(users, key=lambda u: (-len(u.train), u.name))[:max_users]}
         users = [u for u in users if u.name in keep]
     if not users:
-        raise DataError(f"no user has >= {min_samples} training windows of {seq_len} characters and a test window; lower min_samples or seq_len")
+        raise DataError(
+            f"no user has >= {min_samples} training windows of {seq_len} characters and a test window; lower min_samples or seq_len"
+        )
     meta = {"plays": len(plays), "roles": len(joined), "users": len(users)}
     return ShakespeareData(users, vocab, source, seq_len, str(p), meta, mode)

@@ -106,7 +106,10 @@ class WordVocab:
     def decode(self, indices: torch.Tensor | list[int]) -> list[str]:
         """Words of ``indices`` (specials as ``<pad>``, ``<oov>``, ``<bos>``)."""
         specials = len(_SPECIALS)
-        return [_SPECIALS[i] if i < specials else self.words[i - specials] for i in torch.as_tensor(indices).flatten().tolist()]
+        return [
+            _SPECIALS[i] if i < specials else self.words[i - specials]
+            for i in torch.as_tensor(indices).flatten().tolist()
+        ]
 
     def special_ids(self) -> tuple[int, ...]:
         """Indices never suggested to a user and never scored as a hit (pad, oov, bos)."""
@@ -203,7 +206,9 @@ def load_shakespeare_words(
         DataError: bad fractions, a missing file, or no user left after filtering.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction={val_fraction}; use a value in [0, 1) (0.2 keeps a fifth of each user's training words)")
+        raise DataError(
+            f"val_fraction={val_fraction}; use a value in [0, 1) (0.2 keeps a fifth of each user's training words)"
+        )
     texts = role_texts(data_dir, source, test_fraction, path=path)
     words = {u: (tokenize(tr), tokenize(te)) for u, (tr, te) in texts.items()}
     splits = {}

@@ -126,6 +126,7 @@ def __getattr__(name: str) -> Any:
         return SecureAggregation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "AGGREGATORS",
     "Aggregator",

@@ -114,7 +114,9 @@ class Bulyan:
     def __init__(self, num_byzantine: int | float | None = None) -> None:
         check_num_byzantine(num_byzantine)
         if isinstance(num_byzantine, float) and num_byzantine >= 0.25:
-            raise ConfigError(f"Bulyan: num_byzantine as a fraction must lie in [0, 0.25) (n >= 4f + 3), got {num_byzantine!r}")
+            raise ConfigError(
+                f"Bulyan: num_byzantine as a fraction must lie in [0, 0.25) (n >= 4f + 3), got {num_byzantine!r}"
+            )
         self.num_byzantine = num_byzantine
 
     def byzantine_tolerance(self, n: int) -> int:

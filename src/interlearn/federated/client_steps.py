@@ -92,7 +92,9 @@ def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None
             load(st)
 
 
-def client_context(round_: int, seed: int, client_id: ClientId, memory: Params | None = None, on_device: bool = False) -> RoundContext:
+def client_context(
+    round_: int, seed: int, client_id: ClientId, memory: Params | None = None, on_device: bool = False
+) -> RoundContext:
     """The context a client's hooks see: its own generator and memory, fresh notes and log
     (``on_device``: the hooks run on a real remote device)."""
     return RoundContext(round_, step_generator(seed, round_, client_id), memory=dict(memory or {}), on_device=on_device)
@@ -110,7 +112,12 @@ def merge_client_context(round_ctx: RoundContext, notes: dict[str, Any], log: Se
     round_ctx.log.extend(log)
     for k, v in notes.items():
         old = round_ctx.notes.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(old, (int, float)) and not isinstance(old, bool):
+        if (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and isinstance(old, (int, float))
+            and not isinstance(old, bool)
+        ):
             round_ctx.notes[k] = old + v
         elif isinstance(v, list) and isinstance(old, list):
             round_ctx.notes[k] = [*old, *v]

@@ -129,7 +129,7 @@ class CompressUpdates:
 
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
         # the residual is client memory: it lives with the client (ctx.memory), on the device
-        res = {k[len(_MEM):]: v for k, v in ctx.memory.items() if k.startswith(_MEM)} if self.error_feedback else {}
+        res = {k[len(_MEM) :]: v for k, v in ctx.memory.items() if k.startswith(_MEM)} if self.error_feedback else {}
         payload: Params = {}
         new_res: Params = {}
         for k, v in result.update.items():

@@ -60,8 +60,19 @@ def ditto_trajectory(
     """Ditto's personal objective on one device with the global model ``w*`` fixed: SGD (or
     Adam) on ``f_k(v) + lam/2 ||v - w*||^2`` from ``v = w*``; the personal model after each
     checkpoint. See :func:`~interlearn.federated.trajectory.sgd_trajectory` for the arguments."""
-    return sgd_trajectory(model, global_params, data, checkpoints, lr, batch_size, generator, loss_fn, anchor=global_params, lam=lam,
-                          optimizer=optimizer)
+    return sgd_trajectory(
+        model,
+        global_params,
+        data,
+        checkpoints,
+        lr,
+        batch_size,
+        generator,
+        loss_fn,
+        anchor=global_params,
+        lam=lam,
+        optimizer=optimizer,
+    )
 
 
 @dataclass(frozen=True)
@@ -96,8 +107,10 @@ class DittoUpdate:
 
     def __post_init__(self) -> None:
         if self.lam < 0 or self.batch_size < 1 or self.lr <= 0 or self.personal_steps < 0:
-            raise ConfigError(f"DittoUpdate: lam={self.lam} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0), "
-                              f"personal_steps={self.personal_steps} (>= 0)")
+            raise ConfigError(
+                f"DittoUpdate: lam={self.lam} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0), "
+                f"personal_steps={self.personal_steps} (>= 0)"
+            )
         if (self.steps is None and self.epochs < 1) or (self.steps is not None and self.steps < 1):
             raise ConfigError(f"DittoUpdate: epochs={self.epochs}, steps={self.steps}; give epochs >= 1 or steps >= 1")
         if self.personal_lr is not None and self.personal_lr <= 0:
@@ -117,13 +130,25 @@ class DittoUpdate:
         Raises:
             DataError: the client has no examples.
         """
-        global_update = LocalSGD(epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, loss=self.loss_fn)
+        global_update = LocalSGD(
+            epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, loss=self.loss_fn
+        )
         result, _ = run_client(global_update, model, params, data, None, server_extras, generator)
         # personal part: v <- prox(v - lr grad f_k(v)), pulled toward w = the received global model
         names = [k for k, v in params.items() if v.is_floating_point()]
         if not self.personal_steps:
             return result, client_state
         start = dict(params) if not client_state else {**params, **client_state}
-        personal = sgd_trajectory(model, start, TensorData(data.x, data.y), [self.personal_steps], self.personal_lr or self.lr,
-                                  self.batch_size, generator, self.loss_fn, anchor=params, lam=self.lam)[self.personal_steps]
+        personal = sgd_trajectory(
+            model,
+            start,
+            TensorData(data.x, data.y),
+            [self.personal_steps],
+            self.personal_lr or self.lr,
+            self.batch_size,
+            generator,
+            self.loss_fn,
+            anchor=params,
+            lam=self.lam,
+        )[self.personal_steps]
         return result, {k: personal[k].detach() for k in names}

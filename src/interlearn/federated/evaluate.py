@@ -26,7 +26,12 @@ __all__ = ["evaluate_params", "params_accuracy", "client_accuracies", "summarize
 
 @torch.no_grad()
 def evaluate_params(
-    model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024, loss: LossFn | None = None
+    model: nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1024,
+    loss: LossFn | None = None,
 ) -> dict[str, float]:
     """Accuracy and mean loss of ``params`` on ``(x, y)`` (classification; the class dimension
     is dim 1, so next-token outputs (B, V, T) with (B, T) targets work too).
@@ -50,10 +55,16 @@ def evaluate_params(
         loss_sum += float(ls) * (1 if loss is None else int(yb.shape[0]))
     model.train(was_training)
     n = max(int(x.shape[0]), 1)
-    return {"accuracy": correct / max(total, 1), "loss": loss_sum / (max(total, 1) if loss is None else n), "examples": float(x.shape[0])}
+    return {
+        "accuracy": correct / max(total, 1),
+        "loss": loss_sum / (max(total, 1) if loss is None else n),
+        "examples": float(x.shape[0]),
+    }
 
 
-def params_accuracy(model: nn.Module, params: Params, data: TensorData, max_examples: int | None = None, batch_size: int = 256) -> float:
+def params_accuracy(
+    model: nn.Module, params: Params, data: TensorData, max_examples: int | None = None, batch_size: int = 256
+) -> float:
     """Accuracy of ``params`` on the first ``max_examples`` examples of ``data`` (all when
     ``None``): :func:`evaluate_params`'s accuracy, e.g. one user's score in personalization.
 

@@ -143,8 +143,12 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_len: int = 32) -> torch.T
 
 def shakespeare_play_lines(
     data_dir: str | Path | None = None,
-    plays: Sequence[str] = ("THE TRAGEDY OF HAMLET, PRINCE OF DENMARK", "THE TRAGEDY OF MACBETH",
-                            "A MIDSUMMER NIGHT'S DREAM", "THE TRAGEDY OF ROMEO AND JULIET"),
+    plays: Sequence[str] = (
+        "THE TRAGEDY OF HAMLET, PRINCE OF DENMARK",
+        "THE TRAGEDY OF MACBETH",
+        "A MIDSUMMER NIGHT'S DREAM",
+        "THE TRAGEDY OF ROMEO AND JULIET",
+    ),
     lines_per_play: int = 300,
     min_words: int = 6,
     seed: int = 0,

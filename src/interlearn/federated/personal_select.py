@@ -45,7 +45,15 @@ from interlearn.surgery import select_names
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
 
-__all__ = ["SelectConfig", "UserChoice", "SelectionReport", "personalize_validated", "interpolate_params", "METHODS", "plot_gains"]
+__all__ = [
+    "SelectConfig",
+    "UserChoice",
+    "SelectionReport",
+    "personalize_validated",
+    "interpolate_params",
+    "METHODS",
+    "plot_gains",
+]
 
 METHODS = ("finetune", "interpolate", "ditto")
 ScoreFn = Callable[[nn.Module, Any, TensorData], float]
@@ -83,13 +91,17 @@ class SelectConfig:
         if bad or not self.methods:
             raise ConfigError(f"SelectConfig.methods={self.methods}: {bad or 'empty'}; choose from {list(METHODS)}")
         if not self.steps or min(self.steps) < 0:
-            raise ConfigError(f"SelectConfig.steps={self.steps}: give step counts >= 0 (include 0 to allow the global model)")
+            raise ConfigError(
+                f"SelectConfig.steps={self.steps}: give step counts >= 0 (include 0 to allow the global model)"
+            )
         if any(not 0 <= a <= 1 for a in self.alphas) or not self.alphas:
             raise ConfigError(f"SelectConfig.alphas={self.alphas}: weights in [0, 1]")
         if any(v < 0 for v in self.lams) or not self.lams:
             raise ConfigError(f"SelectConfig.lams={self.lams}: Ditto lambdas >= 0")
         if self.lr <= 0 or self.batch_size < 1 or self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"SelectConfig: lr={self.lr} (> 0), batch_size={self.batch_size} (>= 1), optimizer={self.optimizer!r} ('sgd' or 'adam')")
+            raise ConfigError(
+                f"SelectConfig: lr={self.lr} (> 0), batch_size={self.batch_size} (>= 1), optimizer={self.optimizer!r} ('sgd' or 'adam')"
+            )
 
 
 @dataclass(frozen=True)
@@ -133,9 +145,14 @@ class SelectionReport:
             "mean_gain": statistics.fmean(g),
             "improved_fraction": sum(x > 0 for x in g) / len(g),
             "unchanged_fraction": sum(x == 0 for x in g) / len(g),
-            "worse": [{"user": u.user, "gain": x, "setting": u.chosen[method]["setting"], "n_test": u.n_test}
-                      for u, x in zip(self.users, g) if x < 0],
-            "val_metric_mean": statistics.fmean(u.chosen[method].get("val_metric", u.chosen[method]["val"]) for u in self.users),
+            "worse": [
+                {"user": u.user, "gain": x, "setting": u.chosen[method]["setting"], "n_test": u.n_test}
+                for u, x in zip(self.users, g)
+                if x < 0
+            ],
+            "val_metric_mean": statistics.fmean(
+                u.chosen[method].get("val_metric", u.chosen[method]["val"]) for u in self.users
+            ),
         }
 
     def validated_method(self) -> str | None:
@@ -144,14 +161,26 @@ class SelectionReport:
         at test text. ``None`` without users."""
         if not self.users:
             return None
-        return max(self.methods(), key=lambda m: statistics.fmean(u.chosen[m].get("val_metric", u.chosen[m]["val"]) for u in self.users))
+        return max(
+            self.methods(),
+            key=lambda m: statistics.fmean(u.chosen[m].get("val_metric", u.chosen[m]["val"]) for u in self.users),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "validated_method": self.validated_method(),
             "summary": {m: self.summary(m) for m in self.methods()},
-            "users": [{"user": u.user, "global_val": u.global_val, "global_test": u.global_test, "n_val": u.n_val, "n_test": u.n_test,
-                       "chosen": u.chosen} for u in self.users],
+            "users": [
+                {
+                    "user": u.user,
+                    "global_val": u.global_val,
+                    "global_test": u.global_test,
+                    "n_val": u.n_val,
+                    "n_test": u.n_test,
+                    "chosen": u.chosen,
+                }
+                for u in self.users
+            ],
         }
 
 
@@ -216,11 +245,23 @@ def personalize_validated(
         cands: dict[str, list[tuple[dict[str, Any], Params, float]]] = {}
         if {"finetune", "interpolate"} & set(config.methods):
             gen = torch.Generator().manual_seed(config.seed + i)
-            traj = sgd_trajectory(model, global_params, train, config.steps, config.lr, config.batch_size, gen, loss_fn, trainable=names,
-                                  optimizer=config.optimizer)
+            traj = sgd_trajectory(
+                model,
+                global_params,
+                train,
+                config.steps,
+                config.lr,
+                config.batch_size,
+                gen,
+                loss_fn,
+                trainable=names,
+                optimizer=config.optimizer,
+            )
             traj[0] = global_params
         if "finetune" in config.methods:
-            cands["finetune"] = [({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())]
+            cands["finetune"] = [
+                ({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())
+            ]
         if "interpolate" in config.methods:
             end = traj[max(traj)]
             cands["interpolate"] = [({"alpha": 0.0}, global_params, g_val)]
@@ -231,9 +272,23 @@ def personalize_validated(
             cands["ditto"] = [({"steps": 0}, global_params, g_val)]
             for lam in config.lams:
                 gen = torch.Generator().manual_seed(config.seed + i)
-                traj_l = sgd_trajectory(model, global_params, train, [s for s in config.steps if s > 0] or [0], config.lr, config.batch_size,
-                                        gen, loss_fn, anchor=global_params, lam=lam, trainable=names, optimizer=config.optimizer)
-                cands["ditto"] += [({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0]
+                traj_l = sgd_trajectory(
+                    model,
+                    global_params,
+                    train,
+                    [s for s in config.steps if s > 0] or [0],
+                    config.lr,
+                    config.batch_size,
+                    gen,
+                    loss_fn,
+                    anchor=global_params,
+                    lam=lam,
+                    trainable=names,
+                    optimizer=config.optimizer,
+                )
+                cands["ditto"] += [
+                    ({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0
+                ]
         for mname, fn in (extra_methods or {}).items():
             cands[mname] = [({}, global_params, g_val)] + [(st, p, rank(model, p, val)) for st, p in fn(i, train)]
         g_test = score(model, global_params, test)
@@ -246,13 +301,21 @@ def personalize_validated(
         pool: list[tuple[str, dict[str, Any], Any, float]] = []
         for method, options in cands.items():
             setting, p, v = max(options, key=lambda o: o[2])  # max keeps the first of equal scores
-            chosen[method] = {"setting": setting, "val": v, "val_metric": _memo(valued, score, model, p, val),
-                              "test": _memo(tested, score, model, p, test)}
+            chosen[method] = {
+                "setting": setting,
+                "val": v,
+                "val_metric": _memo(valued, score, model, p, val),
+                "test": _memo(tested, score, model, p, test),
+            }
             params_of[method] = p
             pool += [(method, st, q, w) for st, q, w in options]
         m, setting, p, v = max(pool, key=lambda o: o[3])
-        chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "val_metric": _memo(valued, score, model, p, val),
-                          "test": _memo(tested, score, model, p, test)}
+        chosen["best"] = {
+            "setting": {"method": m, **setting},
+            "val": v,
+            "val_metric": _memo(valued, score, model, p, val),
+            "test": _memo(tested, score, model, p, test),
+        }
         params_of["best"] = p
         results.append(UserChoice(name, g_val, g_test, chosen, _count(val), _count(test)))
         if name in keep:
@@ -271,7 +334,12 @@ def _count(data: TensorData) -> int:
     return int(data.y.numel())
 
 
-def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personalization", extra: dict[str, list[float]] | None = None) -> Path:
+def plot_gains(
+    report: SelectionReport,
+    path: str | Path,
+    title: str = "Personalization",
+    extra: dict[str, list[float]] | None = None,
+) -> Path:
     """Distribution of per-user test gains (personalized minus global, in points) per method:
     sorted gains (each user a point) and a zero line; users below it got worse. PNG.
 
@@ -289,8 +357,13 @@ def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personal
     for m, g in series.items():
         pts = sorted(100 * x for x in g)
         improved = sum(x > 0 for x in g) / max(len(g), 1)
-        a.plot([i / max(len(pts) - 1, 1) for i in range(len(pts))], pts, marker=".", ms=3,
-               label=f"{m}: median {statistics.median(pts) if pts else 0:+.2f}, {improved:.0%} improved")
+        a.plot(
+            [i / max(len(pts) - 1, 1) for i in range(len(pts))],
+            pts,
+            marker=".",
+            ms=3,
+            label=f"{m}: median {statistics.median(pts) if pts else 0:+.2f}, {improved:.0%} improved",
+        )
     a.axhline(0, color="k", lw=1)
     a.set_xlabel("users (sorted by gain)")
     a.set_ylabel("test gain over the global model (points)")

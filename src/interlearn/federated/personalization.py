@@ -78,7 +78,9 @@ class PersonalizeConfig:
         if self.scope not in ("head", "all"):
             raise ConfigError(f"PersonalizeConfig.scope={self.scope!r}; use 'head' (last layer) or 'all'")
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError(f"PersonalizeConfig: steps={self.steps} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0)")
+            raise ConfigError(
+                f"PersonalizeConfig: steps={self.steps} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0)"
+            )
         if self.max_eval is not None and self.max_eval < 1:
             raise ConfigError(f"PersonalizeConfig.max_eval={self.max_eval}; use None or a positive count")
 
@@ -180,7 +182,9 @@ def personalize(
     results, personal = [], {}
     for i, (name, train, test) in enumerate(users):
         g = torch.Generator().manual_seed(config.seed + i)
-        p = finetune_params(model, global_params, train, trainable, config.steps, config.lr, config.batch_size, g, loss_fn)
+        p = finetune_params(
+            model, global_params, train, trainable, config.steps, config.lr, config.batch_size, g, loss_fn
+        )
         n_test = len(test) if config.max_eval is None else min(len(test), config.max_eval)
         global_acc = params_accuracy(model, global_params, test, config.max_eval)
         results.append(UserResult(name, global_acc, params_accuracy(model, p, test, config.max_eval), n_test))
@@ -269,4 +273,6 @@ def personal_heads(result: object | None = None, run_dir: str | Path | None = No
                     heads.setdefault(int(cid), {})[key] = t
             if heads:
                 return heads
-    raise DataError("no client states found: pass the simulate() result, or a run_dir simulated with checkpoint_every > 0")
+    raise DataError(
+        "no client states found: pass the simulate() result, or a run_dir simulated with checkpoint_every > 0"
+    )

@@ -24,7 +24,11 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    loss = [(h["round"], h["train_loss"]) for h in history if isinstance(h.get("train_loss"), float) and h["train_loss"] == h["train_loss"]]
+    loss = [
+        (h["round"], h["train_loss"])
+        for h in history
+        if isinstance(h.get("train_loss"), float) and h["train_loss"] == h["train_loss"]
+    ]
     if loss:
         ax2 = ax.twinx()
         ax2.plot(*zip(*loss), color="tab:orange", alpha=0.6, label="client train loss")
@@ -53,6 +57,9 @@ def plot_partition(counts: torch.Tensor, path: str | Path, max_clients: int = 10
     im = ax.imshow(c.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_xlabel("class")
     ax.set_ylabel("client")
-    ax.set_title(f"labels per client ({counts.shape[0]} clients" + (f", first {max_clients})" if counts.shape[0] > max_clients else ")"))
+    ax.set_title(
+        f"labels per client ({counts.shape[0]} clients"
+        + (f", first {max_clients})" if counts.shape[0] > max_clients else ")")
+    )
     fig.colorbar(im, ax=ax, label="examples")
     return save_figure(fig, path, dpi=100)

@@ -114,7 +114,10 @@ def trimmed_mean(updates: Sequence[Params], weights: Sequence[float] | None = No
     k = int(trim * n)
     if n and n - 2 * k < 1:
         raise RoundSkipped(f"trimmed mean with trim={trim} leaves no update out of {n}")
-    return {key: cast_back(stack.sort(dim=0).values[k : n - k].mean(dim=0), dt) for key, stack, dt in stacked_per_key(updates)}
+    return {
+        key: cast_back(stack.sort(dim=0).values[k : n - k].mean(dim=0), dt)
+        for key, stack, dt in stacked_per_key(updates)
+    }
 
 
 def krum_scores(flat: torch.Tensor, num_byzantine: int) -> torch.Tensor:
@@ -296,7 +299,9 @@ class Krum:
 
     def __init__(self, num_byzantine: int | float | None = None, num_selected: int | None = 1) -> None:
         check_num_byzantine(num_byzantine)
-        if num_selected is not None and (isinstance(num_selected, bool) or not isinstance(num_selected, int) or num_selected < 1):
+        if num_selected is not None and (
+            isinstance(num_selected, bool) or not isinstance(num_selected, int) or num_selected < 1
+        ):
             raise ConfigError(f"num_selected must be an integer >= 1 (or None for n - f), got {num_selected!r}")
         self.num_byzantine = num_byzantine
         self.num_selected = num_selected
@@ -331,7 +336,9 @@ class NormBound:
         return n
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
-        return norm_bounded_mean(client_updates(results, self.name), [r.weight for r in results], max_norm=self.max_norm)
+        return norm_bounded_mean(
+            client_updates(results, self.name), [r.weight for r in results], max_norm=self.max_norm
+        )
 
     def __repr__(self) -> str:
         return f"NormBound(max_norm={self.max_norm})"

@@ -59,8 +59,9 @@ class UserCache:
             raise DataError("UserCache.from_data: the user's text has no word")
         prev, nxt = prev[keep], nxt[keep]
         uni = torch.bincount(nxt, minlength=vocab_size).float()
-        bi = torch.sparse_coo_tensor(torch.stack([prev, nxt]), torch.ones(len(nxt)), (vocab_size, vocab_size),
-                                     check_invariants=True).coalesce()
+        bi = torch.sparse_coo_tensor(
+            torch.stack([prev, nxt]), torch.ones(len(nxt)), (vocab_size, vocab_size), check_invariants=True
+        ).coalesce()
         return cls(uni, bi, smoothing)
 
     def probs(self, prev: torch.Tensor) -> torch.Tensor:
@@ -96,7 +97,9 @@ class CachedModel:
 
 
 @torch.no_grad()
-def evaluate_cached(model: nn.Module, cm: CachedModel, data: TensorData, ks: tuple[int, ...] = (1, 3), batch_size: int = 128) -> dict[str, float]:
+def evaluate_cached(
+    model: nn.Module, cm: CachedModel, data: TensorData, ks: tuple[int, ...] = (1, 3), batch_size: int = 128
+) -> dict[str, float]:
     """:func:`interlearn.keyboard.recall.evaluate_recall` for a :class:`CachedModel`."""
     was = model.training
     model.eval()
@@ -112,7 +115,11 @@ def evaluate_cached(model: nn.Module, cm: CachedModel, data: TensorData, ks: tup
     model.train(was)
     if total == 0:
         raise DataError("evaluate_cached: no in-vocabulary target word to score")
-    return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total), "loss": nll / max(targets, 1)}
+    return {
+        **{f"top{k}_recall": h / total for k, h in zip(ks, hits)},
+        "words": float(total),
+        "loss": nll / max(targets, 1),
+    }
 
 
 def cache_candidates(

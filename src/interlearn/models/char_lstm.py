@@ -151,12 +151,16 @@ class CharLSTM(nn.Module):
         return self.head(h if h.dim() == 2 else h[:, -1]).softmax(-1)
 
 
-def char_lstm(vocab_size: int, embed_dim: int = 8, hidden: int = 256, layers: int = 2, output: str = "last") -> CharLSTM:
+def char_lstm(
+    vocab_size: int, embed_dim: int = 8, hidden: int = 256, layers: int = 2, output: str = "last"
+) -> CharLSTM:
     """The literature's character LSTM (8-dim embedding, 2 x 256 LSTM) for ``vocab_size`` characters."""
     return CharLSTM(CharLSTMConfig(vocab_size, embed_dim, hidden, layers, output))
 
 
-def ondevice_char_lstm(vocab_size: int, hidden: int = 128, layers: int = 2, embed_dim: int = 8, output: str = "last") -> CharLSTM:
+def ondevice_char_lstm(
+    vocab_size: int, hidden: int = 128, layers: int = 2, embed_dim: int = 8, output: str = "last"
+) -> CharLSTM:
     """The lightweight on-device student: the same architecture with fewer units (default 2 x 128,
     about a quarter of the parameters); distill it from the global model and store it in int8."""
     return CharLSTM(CharLSTMConfig(vocab_size, embed_dim, hidden, layers, output))

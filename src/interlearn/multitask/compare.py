@@ -14,6 +14,7 @@ is the largest of theirs while their weight memory is the sum.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,26 +146,37 @@ def compare_methods(
         if "est_memory_bytes" in mem:
             one = {n: (TensorData(probe.x, probe.y[:, tasks.columns[n]]), TaskSet((tasks[n],))) for n in models}
             mem = {"est_memory_bytes": max(training_memory(m, *one[n]) for n, m in models.items())}
-        metrics = {n: evaluate_multitask(m, TensorData(test.x, test.y[:, tasks.columns[n]]), TaskSet((tasks[n],)))[n] for n, m in models.items()}
-        rows["independent"] = describe(metrics) | {
-            "trainable_params": sum(count_params(m, trainable_only=True) for m in models.values()),
-            "weight_bytes": sum(weight_bytes(m) for m in models.values()),
-            "train_seconds": sum(seconds.values()),
-        } | mem
+        metrics = {
+            n: evaluate_multitask(m, TensorData(test.x, test.y[:, tasks.columns[n]]), TaskSet((tasks[n],)))[n]
+            for n, m in models.items()
+        }
+        rows["independent"] = (
+            describe(metrics)
+            | {
+                "trainable_params": sum(count_params(m, trainable_only=True) for m in models.values()),
+                "weight_bytes": sum(weight_bytes(m) for m in models.values()),
+                "train_seconds": sum(seconds.values()),
+            }
+            | mem
+        )
         single = _scores(metrics, tasks)
     for name in methods:
         torch.manual_seed(seed)
         model = build(tasks)
         with section(name):
-            # _measure calls both right away, so the loop's model and name are the current ones
-            res, mem = _measure(lambda: train_multitask(model, train, tasks, name, cfg, options=(options or {}).get(name)), dev,  # noqa: B023
-                                lambda: training_memory(model, probe, tasks, method_kind(name) == "gradient"))  # noqa: B023
+            run = functools.partial(train_multitask, model, train, tasks, name, cfg, options=(options or {}).get(name))
+            estimate = functools.partial(training_memory, model, probe, tasks, method_kind(name) == "gradient")
+            res, mem = _measure(run, dev, estimate)
         metrics = evaluate_multitask(model, test, tasks)
-        row = describe(metrics) | {
-            "trainable_params": count_params(model, trainable_only=True),
-            "weight_bytes": weight_bytes(model),
-            "train_seconds": res.train_seconds,
-        } | mem
+        row = (
+            describe(metrics)
+            | {
+                "trainable_params": count_params(model, trainable_only=True),
+                "weight_bytes": weight_bytes(model),
+                "train_seconds": res.train_seconds,
+            }
+            | mem
+        )
         if independent:
             base = rows["independent"]
             row["delta_m_pct"] = delta_m(_scores(metrics, tasks), single, higher)
@@ -180,16 +192,22 @@ def comparison_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[st
         columns = []
         for r in rows.values():
             columns += [k for k in r if k not in columns]
+
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
         return f"{v:,}" if isinstance(v, int) else str(v)
+
     lines = ["| row | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    lines += [f"| {name} | " + " | ".join(fmt(r[c]) if c in r else "" for c in columns) + " |" for name, r in rows.items()]
+    lines += [
+        f"| {name} | " + " | ".join(fmt(r[c]) if c in r else "" for c in columns) + " |" for name, r in rows.items()
+    ]
     return "\n".join(lines)
 
 
-def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path: str | Path, title: str = "multi-task vs independent") -> Path:
+def plot_comparison(
+    rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path: str | Path, title: str = "multi-task vs independent"
+) -> Path:
     """Bar charts (PNG, Agg backend) per row: per-task metric, trainable parameters, training
     time, and weight / training memory (MB)."""
     plt = pyplot()
@@ -213,8 +231,15 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
         ax.tick_params(axis="x", rotation=45)
     mem_key = "peak_memory_bytes" if any("peak_memory_bytes" in r for r in rows.values()) else "est_memory_bytes"
     xs = range(len(names))
-    axes[3].bar([i - 0.2 for i in xs], [float(rows[n].get("weight_bytes", 0)) / 1e6 for n in names], 0.4, label="weights")
-    axes[3].bar([i + 0.2 for i in xs], [float(rows[n].get(mem_key, 0)) / 1e6 for n in names], 0.4, label=mem_key.replace("_bytes", ""))
+    axes[3].bar(
+        [i - 0.2 for i in xs], [float(rows[n].get("weight_bytes", 0)) / 1e6 for n in names], 0.4, label="weights"
+    )
+    axes[3].bar(
+        [i + 0.2 for i in xs],
+        [float(rows[n].get(mem_key, 0)) / 1e6 for n in names],
+        0.4,
+        label=mem_key.replace("_bytes", ""),
+    )
     axes[3].set_xticks(list(xs), names, rotation=45, ha="right")
     axes[3].set_title("memory (MB)")
     axes[3].legend(fontsize=8)

@@ -47,14 +47,18 @@ class _StitchedColumns(nn.Module):
         if depth == 0:
             raise ConfigError("make_stages returned no stages; give a list like lenet_stages(28, 50)")
         if any(len(c) != depth for c in columns):
-            raise ConfigError(f"make_stages returned {sorted({len(c) for c in columns})} stages on different calls; it must build the same stack each time")
+            raise ConfigError(
+                f"make_stages returned {sorted({len(c) for c in columns})} stages on different calls; it must build the same stack each time"
+            )
         self.columns = nn.ModuleList(nn.ModuleList(c) for c in columns)
         self.stitches = nn.ParameterList(nn.Parameter(stitch_init(tasks, self_weight)) for _ in range(depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [x] * len(self.columns)
         for depth, alpha in enumerate(self.stitches):
-            stacked = torch.stack([cast(nn.ModuleList, col)[depth](h) for col, h in zip(self.columns, outs, strict=True)])  # (T, batch, ...)
+            stacked = torch.stack(
+                [cast(nn.ModuleList, col)[depth](h) for col, h in zip(self.columns, outs, strict=True)]
+            )  # (T, batch, ...)
             mixed = torch.einsum("ts,s...->t...", alpha, stacked)
             outs = list(mixed.unbind(0))
         return torch.stack(outs, dim=1)
@@ -75,7 +79,9 @@ class CrossStitch(MultiTaskModel):
         {'a': (2, 3), 'b': (2, 1)}
     """
 
-    def __init__(self, make_stages: Callable[[], Sequence[nn.Module]], heads: Mapping[str, nn.Module], self_weight: float = 0.9) -> None:
+    def __init__(
+        self, make_stages: Callable[[], Sequence[nn.Module]], heads: Mapping[str, nn.Module], self_weight: float = 0.9
+    ) -> None:
         if not heads:
             raise ConfigError("a multi-task model needs at least one head")
         super().__init__(_StitchedColumns(make_stages, len(heads), self_weight), heads)

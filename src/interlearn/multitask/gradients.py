@@ -64,10 +64,14 @@ class JacobianMethod(MTLMethod):
     kind = "gradient"
     aggregator_name = ""
 
-    def __init__(self, tasks: Sequence[str], level: str = "parameters", parallel_chunk_size: int | None = None, **options: Any) -> None:
+    def __init__(
+        self, tasks: Sequence[str], level: str = "parameters", parallel_chunk_size: int | None = None, **options: Any
+    ) -> None:
         super().__init__(tasks)
         if level not in ("parameters", "representation"):
-            raise ConfigError(f"level={level!r}: choose 'parameters' (exact) or 'representation' (cheap, MGDA-UB style)")
+            raise ConfigError(
+                f"level={level!r}: choose 'parameters' (exact) or 'representation' (cheap, MGDA-UB style)"
+            )
         self.level = level
         self.parallel_chunk_size = parallel_chunk_size
         self.options = options
@@ -86,9 +90,11 @@ class JacobianMethod(MTLMethod):
         for key, agg in self._by_subset.items():
             w = getattr(agg, "weighting", None)
             if w is not None and all(hasattr(w, a) for a in self._CARRIED):
-                out["|".join(key)] = {"step": torch.tensor(float(w.step), dtype=torch.float64),
-                                      "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
-                                      "normalization_factor": torch.as_tensor(w.normalization_factor).clone()}
+                out["|".join(key)] = {
+                    "step": torch.tensor(float(w.step), dtype=torch.float64),
+                    "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
+                    "normalization_factor": torch.as_tensor(w.normalization_factor).clone(),
+                }
         return {"weightings": out}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -138,8 +144,9 @@ class JacobianMethod(MTLMethod):
         if isinstance(weights, torch.Tensor):
             self.last_weights = {t: float(w) for t, w in zip(names, weights.detach().cpu())}
 
-
-    def _representation_backward(self, losses: dict[str, torch.Tensor], names: list[str], ctx: MTLContext, aggregator: Any) -> None:
+    def _representation_backward(
+        self, losses: dict[str, torch.Tensor], names: list[str], ctx: MTLContext, aggregator: Any
+    ) -> None:
         values = torch.stack([losses[t] for t in names])
         # (tasks, batch, ...) gradients of each loss w.r.t. the representation, one vmapped pass
         eye = torch.eye(len(names), device=values.device, dtype=values.dtype)
@@ -150,7 +157,11 @@ class JacobianMethod(MTLMethod):
 
 
 def _register(name: str) -> None:
-    cls = type(f"JacobianMethod_{name}", (JacobianMethod,), {"aggregator_name": name, "__doc__": f"torchjd's {name} aggregator on the shared parameters."})
+    cls = type(
+        f"JacobianMethod_{name}",
+        (JacobianMethod,),
+        {"aggregator_name": name, "__doc__": f"torchjd's {name} aggregator on the shared parameters."},
+    )
     register_method(name)(cls)
 
 

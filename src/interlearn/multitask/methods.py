@@ -17,7 +17,16 @@ from interlearn.multitask.gradients import MGDAUB, JacobianMethod
 from interlearn.multitask.gradnorm import GradNorm
 from interlearn.multitask.weighting import DWA, FAMO, RLW, Equal, Static, Uncertainty
 
-__all__ = ["MTLMethod", "MTLContext", "MTL_METHODS", "register_method", "make_method", "list_methods", "method_kind", "BUILTIN_METHODS"]
+__all__ = [
+    "MTLMethod",
+    "MTLContext",
+    "MTL_METHODS",
+    "register_method",
+    "make_method",
+    "list_methods",
+    "method_kind",
+    "BUILTIN_METHODS",
+]
 
 BUILTIN_METHODS = (Equal, Static, Uncertainty, DWA, RLW, FAMO, GradNorm, JacobianMethod, MGDAUB)
 """The built-in method classes (importing their modules registered them; every torchjd

@@ -94,7 +94,11 @@ class DWA(MTLMethod):
 
     def get_extra_state(self) -> dict[str, Any]:
         """This epoch's loss sums and the last two epochs' means (in fit's checkpoints)."""
-        return {"sums": self._sums.clone(), "counts": self._counts.clone(), "history": [h.clone() for h in self._history]}
+        return {
+            "sums": self._sums.clone(),
+            "counts": self._counts.clone(),
+            "history": [h.clone() for h in self._history],
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._sums, self._counts = state["sums"].clone(), state["counts"].clone()
@@ -185,7 +189,9 @@ class FAMO(MTLMethod):
             return
         delta = torch.zeros(len(self.tasks), device=self.logits.device)
         for t in common:
-            delta[self.index[t]] = torch.log(torch.tensor(before[t] + self.eps)) - torch.log(after[t].detach().float().cpu() + self.eps)
+            delta[self.index[t]] = torch.log(torch.tensor(before[t] + self.eps)) - torch.log(
+                after[t].detach().float().cpu() + self.eps
+            )
         with torch.enable_grad():
             z = torch.softmax(self.logits, dim=0)
             (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=delta)

@@ -57,11 +57,15 @@ def _lowrank(fraction: float, bits: int | None) -> Encoding:
     name = f"lowrank{fraction:g}" + (f"+int{bits}" if bits else "")
     if bits is None:
         return Encoding(name, lambda p: factorize(p, fraction), defactorize)
-    return Encoding(name, lambda p: quantize_weights(factorize(p, fraction), bits), lambda e: defactorize(dequantize_weights(e)))
+    return Encoding(
+        name, lambda p: quantize_weights(factorize(p, fraction), bits), lambda e: defactorize(dequantize_weights(e))
+    )
 
 
 def _pruned(sparsity: float) -> Encoding:
-    return Encoding(f"prune{int(sparsity * 100)}+int8", lambda p: encode_sparse(prune_magnitude(p, sparsity)), decode_sparse)
+    return Encoding(
+        f"prune{int(sparsity * 100)}+int8", lambda p: encode_sparse(prune_magnitude(p, sparsity)), decode_sparse
+    )
 
 
 ENCODINGS: Registry[Encoding] = Registry("encoding")
@@ -144,7 +148,11 @@ def measure_variants(
             if key not in scores:
                 raise DataError(f"metric returned {sorted(scores)}, without {key!r}")
             name = f"{mname} {ename}"
-            out.append(Variant(name, mname, ename, nbytes, float(scores[key]), {k: float(v) for k, v in scores.items() if k != key}))
+            out.append(
+                Variant(
+                    name, mname, ename, nbytes, float(scores[key]), {k: float(v) for k, v in scores.items() if k != key}
+                )
+            )
             decoded[name] = dec
     return out, decoded
 
@@ -156,8 +164,15 @@ def choose(variants: Sequence[Variant], budget_bytes: int) -> Variant | None:
     return max(fit, key=lambda v: (v.accuracy, -v.bytes)) if fit else None
 
 
-def plot_frontier(variants: Sequence[Variant], path: str | Path, reference: Variant, budget_bytes: int, points: float = 0.02,
-                  ylabel: str = "accuracy", title: str = "On-device variants") -> Path:
+def plot_frontier(
+    variants: Sequence[Variant],
+    path: str | Path,
+    reference: Variant,
+    budget_bytes: int,
+    points: float = 0.02,
+    ylabel: str = "accuracy",
+    title: str = "On-device variants",
+) -> Path:
     """Accuracy against stored bytes (log scale): every variant, the Pareto frontier, the byte
     budget and the accuracy floor ``reference.accuracy - points``. PNG."""
     plt = pyplot()
@@ -205,4 +220,8 @@ def latency_ms(fn: Callable[[], Any], repeats: int = 50, warmup: int = 5) -> dic
         fn()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))], "threads": float(torch.get_num_threads())}
+    return {
+        "median_ms": statistics.median(times),
+        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
+        "threads": float(torch.get_num_threads()),
+    }

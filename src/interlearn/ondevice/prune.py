@@ -35,7 +35,9 @@ def prune_magnitude(params: Params, sparsity: float) -> Params:
     for k, mod in holders.items():
         mod.register_parameter("weight", nn.Parameter(params[k].detach().float().clone()))
     if holders and sparsity > 0:
-        prune.global_unstructured([(m, "weight") for m in holders.values()], pruning_method=prune.L1Unstructured, amount=sparsity)
+        prune.global_unstructured(
+            [(m, "weight") for m in holders.values()], pruning_method=prune.L1Unstructured, amount=sparsity
+        )
         for m in holders.values():
             prune.remove(m, "weight")
     return {k: (holders[k].get_parameter("weight").detach() if k in holders else v) for k, v in params.items()}

@@ -94,7 +94,9 @@ def dequantize_weights(encoded: dict[str, torch.Tensor]) -> Params:
             g = cols if group == 0 else group
             padded = cols + (-cols) % g
             if bits == 4:
-                vals = torch.stack([codes & 0x0F, codes >> 4], dim=1).reshape(-1)[: shape[0] * padded].to(torch.int8) - 8
+                vals = (
+                    torch.stack([codes & 0x0F, codes >> 4], dim=1).reshape(-1)[: shape[0] * padded].to(torch.int8) - 8
+                )
             else:
                 vals = codes.reshape(-1)
             w = (vals.float().reshape(-1, g) * scale[:, None]).reshape(shape[0], padded)[:, :cols]

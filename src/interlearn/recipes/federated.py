@@ -34,7 +34,17 @@ from interlearn.models.cnn import mnist_cnn
 from interlearn.models.mlp import mlp
 from interlearn.recipes.federated_steps import StepSpec, build_steps, check_steps, noise_step
 
-__all__ = ["DataConfig", "ModelConfig", "ClientConfig", "StrategyConfig", "StepSpec", "Config", "run", "load_data", "build_model"]
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "ClientConfig",
+    "StrategyConfig",
+    "StepSpec",
+    "Config",
+    "run",
+    "load_data",
+    "build_model",
+]
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,9 @@ class ModelConfig:
         if any(h < 1 for h in self.hidden) or any(c < 1 for c in self.channels):
             raise ConfigError(f"hidden={self.hidden}, channels={self.channels}: sizes must be >= 1")
         if self.name == "cnn" and (len(self.channels) != 2 or not self.hidden):
-            raise ConfigError(f"cnn needs two channels and one hidden width, got channels={self.channels}, hidden={self.hidden}")
+            raise ConfigError(
+                f"cnn needs two channels and one hidden width, got channels={self.channels}, hidden={self.hidden}"
+            )
 
 
 @dataclass(frozen=True)
@@ -113,13 +125,23 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         if not self.lr <= MAX_LR:
-            raise ConfigError(f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1")
+            raise ConfigError(
+                f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1"
+            )
         self.build()  # validates every value with LocalSGD's own checks
 
     def build(self) -> LocalSGD:
         cls = ScaffoldClient if self.scaffold else LocalSGD
-        return cls(epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                   momentum=self.momentum, weight_decay=self.weight_decay, prox_mu=self.prox_mu)
+        return cls(
+            epochs=self.epochs,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            prox_mu=self.prox_mu,
+        )
 
 
 @dataclass(frozen=True)
@@ -143,7 +165,9 @@ class StrategyConfig:
             raise ConfigError(f"name: {exc}") from None
         if self.aggregator is None:
             if self.aggregator_options:
-                raise ConfigError(f"aggregator_options={self.aggregator_options} without an aggregator: name one, e.g. aggregator: median")
+                raise ConfigError(
+                    f"aggregator_options={self.aggregator_options} without an aggregator: name one, e.g. aggregator: median"
+                )
             return
         try:
             AGGREGATORS.build(self.aggregator, **self.aggregator_options)  # validates the options too
@@ -194,25 +218,40 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.eval_every < 1:
-            raise ConfigError(f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)")
+            raise ConfigError(
+                f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)"
+            )
         if self.clients_per_round < 1:
             raise ConfigError(f"clients_per_round={self.clients_per_round}: must be >= 1")
         if self.clients_per_round > self.data.num_clients:
-            raise ConfigError(f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}")
+            raise ConfigError(
+                f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}"
+            )
         if self.client.scaffold != (self.strategy.name == "scaffold"):
-            raise ConfigError("client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)")
+            raise ConfigError(
+                "client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)"
+            )
         self.simulation(progress=False)  # validates the schedule
         check_steps(self.steps)
         kinds = [s.kind for s in self.steps]
-        mean_based = self.strategy.name not in ("scaffold", "qfedavg") and self.strategy.aggregator in (None, "mean", "uniform_mean")
-        for kind, why in (("dp", "central DP releases one noised mean"), ("secagg", "secure aggregation reveals only the sum")):
+        mean_based = self.strategy.name not in ("scaffold", "qfedavg") and self.strategy.aggregator in (
+            None,
+            "mean",
+            "uniform_mean",
+        )
+        for kind, why in (
+            ("dp", "central DP releases one noised mean"),
+            ("secagg", "secure aggregation reveals only the sum"),
+        ):
             if kind in kinds and not mean_based:
                 raise ConfigError(
                     f"steps: {kind} with strategy {self.strategy.name!r} / aggregator {self.strategy.aggregator!r}: {why}, so use a "
                     "mean-based strategy (fedavg, fedavgm, fedadam, fedyogi, fedadagrad) without a robust aggregator"
                 )
         if "dp" in kinds and self.min_survivors > 1:
-            raise ConfigError(f"min_survivors={self.min_survivors} with a dp step: every round must release an update; set min_survivors: 1")
+            raise ConfigError(
+                f"min_survivors={self.min_survivors} with a dp step: every round must release an update; set min_survivors: 1"
+            )
         self.update_steps()  # builds every step: a DP setting no accountant supports is refused here
 
     def update_steps(self) -> list[UpdateStep]:
@@ -220,12 +259,21 @@ class Config:
         return build_steps(self.steps, self.data.num_clients, self.clients_per_round)
 
     def simulation(self, progress: bool) -> SimulationConfig:
-        return SimulationConfig(rounds=self.rounds, clients_per_round=self.clients_per_round, dropout=self.dropout,
-                                min_survivors=self.min_survivors, eval_every=self.eval_every,
-                                checkpoint_every=self.checkpoint_every, seed=self.seed, progress=progress)
+        return SimulationConfig(
+            rounds=self.rounds,
+            clients_per_round=self.clients_per_round,
+            dropout=self.dropout,
+            min_survivors=self.min_survivors,
+            eval_every=self.eval_every,
+            checkpoint_every=self.checkpoint_every,
+            seed=self.seed,
+            progress=progress,
+        )
 
 
-def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int, int, list[torch.Tensor] | None]:
+def load_data(
+    cfg: DataConfig,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int, int, list[torch.Tensor] | None]:
     """``(train, test, input_side, num_classes, natural_parts)``; images are (N, 1, side, side);
     ``natural_parts`` is one index tensor per FEMNIST writer (``None`` for the others)."""
     if cfg.dataset == "digits":
@@ -277,8 +325,18 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
     strategy = config.strategy.build(len(parts))
     steps = build_steps(config.steps, len(parts), config.clients_per_round)
     t0 = time.perf_counter()
-    res = simulate(model, Population(x, y, parts), config.client.build(), strategy, config.simulation(progress),
-                   engine=config.engine, test=test, run_dir=out, resume=config.resume, steps=steps)
+    res = simulate(
+        model,
+        Population(x, y, parts),
+        config.client.build(),
+        strategy,
+        config.simulation(progress),
+        engine=config.engine,
+        test=test,
+        run_dir=out,
+        resume=config.resume,
+        steps=steps,
+    )
     seconds = time.perf_counter() - t0
     accs = list(res.client_accuracy.values())
     row = {
@@ -298,6 +356,8 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
         row["delta"] = noise.accountant.delta
         ran = None
         if noise.sampling is not None:
-            ran = CohortSampling.build(noise.sampling.kind, len(parts), clients_per_round=config.clients_per_round, dropout=config.dropout)
+            ran = CohortSampling.build(
+                noise.sampling.kind, len(parts), clients_per_round=config.clients_per_round, dropout=config.dropout
+            )
         (out / "notes.md").write_text("## Privacy\n\n" + noise.summary(ran) + "\n")
     return {"federated": row}

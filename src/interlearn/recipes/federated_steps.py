@@ -169,7 +169,9 @@ class SecAggStep:
         try:  # secure aggregation needs the optional `cryptography` package
             from interlearn.federated.secagg import SecureAggregation
         except ImportError as exc:
-            raise ConfigError(f"secagg needs the cryptography package ({exc}): pip install 'interlearn[privacy]'") from None
+            raise ConfigError(
+                f"secagg needs the cryptography package ({exc}): pip install 'interlearn[privacy]'"
+            ) from None
 
         return SecureAggregation(
             threshold=self.threshold,
@@ -223,7 +225,9 @@ def check_steps(steps: Sequence[StepSpec]) -> None:
     seen: dict[str, int] = {}
     for i, s in enumerate(steps):
         if s.kind in seen:
-            raise ConfigError(f"steps[{i}].{s.kind}: the step already appears as steps[{seen[s.kind]}]; give each step once")
+            raise ConfigError(
+                f"steps[{i}].{s.kind}: the step already appears as steps[{seen[s.kind]}]; give each step once"
+            )
         if s.kind == "dp" and "clip" not in seen:
             raise ConfigError(
                 f"steps[{i}].dp: the noise is calibrated to the clip norm, so a clip step must come first: "

@@ -53,4 +53,6 @@ def check_federated(config: Any, prefix: str) -> None:
     if config.max_local_steps is not None and config.max_local_steps < 1:
         raise ConfigError(f"{prefix}.max_local_steps={config.max_local_steps}: use None (full epochs) or >= 1")
     if config.max_users is not None and config.max_users < config.clients_per_round:
-        raise ConfigError(f"{prefix}.max_users={config.max_users} is smaller than clients_per_round={config.clients_per_round}")
+        raise ConfigError(
+            f"{prefix}.max_users={config.max_users} is smaller than clients_per_round={config.clients_per_round}"
+        )

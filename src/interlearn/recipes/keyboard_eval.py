@@ -44,13 +44,23 @@ def split_validation(train: TensorData, fraction: float = 0.2) -> tuple[TensorDa
     if not 0 < fraction < 1:
         raise ConfigError(f"val_fraction={fraction}: use a value in (0, 1)")
     if len(train) < 2:
-        raise ConfigError(f"a user with {len(train)} training chunk(s) cannot hold out a validation chunk; pick users with >= 2")
+        raise ConfigError(
+            f"a user with {len(train)} training chunk(s) cannot hold out a validation chunk; pick users with >= 2"
+        )
     n_val = max(1, int(len(train) * fraction))
-    return TensorData(train.x[: len(train) - n_val], train.y[: len(train) - n_val]), TensorData(train.x[len(train) - n_val :], train.y[len(train) - n_val :])
+    return TensorData(train.x[: len(train) - n_val], train.y[: len(train) - n_val]), TensorData(
+        train.x[len(train) - n_val :], train.y[len(train) - n_val :]
+    )
 
 
-def personalize_chars(model: nn.Module, params: Params, users: Sequence[ShakespeareUser], select: SelectConfig, val_fraction: float = 0.2,
-                      max_eval: int | None = None) -> SelectionReport:
+def personalize_chars(
+    model: nn.Module,
+    params: Params,
+    users: Sequence[ShakespeareUser],
+    select: SelectConfig,
+    val_fraction: float = 0.2,
+    max_eval: int | None = None,
+) -> SelectionReport:
     """Validation-selected personalization of each user (accuracy over every predicted character).
 
     Args:
@@ -61,6 +71,7 @@ def personalize_chars(model: nn.Module, params: Params, users: Sequence[Shakespe
         val_fraction: share of each user's training chunks held out for validation.
         max_eval: cap on test chunks scored per user (``None``: all).
     """
+
     def score(m: nn.Module, p: Params, data: TensorData) -> float:
         return params_accuracy(m, p, data, max_examples=max_eval)
 
@@ -72,8 +83,13 @@ def personalize_chars(model: nn.Module, params: Params, users: Sequence[Shakespe
     return report
 
 
-def ondevice_chars(models: dict[str, tuple[nn.Module, Params]], test: tuple[torch.Tensor, torch.Tensor], encodings: Sequence[str] = CHAR_ENCODINGS,
-                   budget_fraction: float = 0.25, plot: str | Path | None = None) -> tuple[list[Variant], Variant, Variant | None]:
+def ondevice_chars(
+    models: dict[str, tuple[nn.Module, Params]],
+    test: tuple[torch.Tensor, torch.Tensor],
+    encodings: Sequence[str] = CHAR_ENCODINGS,
+    budget_fraction: float = 0.25,
+    plot: str | Path | None = None,
+) -> tuple[list[Variant], Variant, Variant | None]:
     """Every model x encoding on the test chunks; the float32 ``"global"`` model is the reference.
 
     Args:
@@ -99,5 +115,11 @@ def ondevice_chars(models: dict[str, tuple[nn.Module, Params]], test: tuple[torc
     budget = int(ref.bytes * budget_fraction)
     chosen = choose([v for v in variants if v is not ref], budget)
     if plot is not None:
-        plot_frontier(variants, plot, ref, budget, title=f"Shakespeare characters: on-device variants (budget {budget_fraction:g} x float32)")
+        plot_frontier(
+            variants,
+            plot,
+            ref,
+            budget,
+            title=f"Shakespeare characters: on-device variants (budget {budget_fraction:g} x float32)",
+        )
     return variants, ref, chosen

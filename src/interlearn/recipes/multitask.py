@@ -94,7 +94,9 @@ class Config:
         known = list_methods()
         bad = [m for m in self.methods if m not in known]
         if bad:
-            raise ConfigError(f"methods: {bad} unknown; known methods: {', '.join(known)} (closest: {closest(bad[0], known)})")
+            raise ConfigError(
+                f"methods: {bad} unknown; known methods: {', '.join(known)} (closest: {closest(bad[0], known)})"
+            )
         if not self.methods:
             raise ConfigError("methods: give at least one method, e.g. [equal, upgrad]")
         extra = [m for m in self.method_options if m not in self.methods]
@@ -103,7 +105,9 @@ class Config:
         if self.num_experts < 1:
             raise ConfigError(f"num_experts={self.num_experts}: must be >= 1")
         if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"architecture={self.architecture!r}: use one of {', '.join(ARCHITECTURES)} (closest: {closest(self.architecture, ARCHITECTURES)})")
+            raise ConfigError(
+                f"architecture={self.architecture!r}: use one of {', '.join(ARCHITECTURES)} (closest: {closest(self.architecture, ARCHITECTURES)})"
+            )
 
 
 def build_model(config: Config, tasks: TaskSet) -> MultiTaskModel:
@@ -149,9 +153,22 @@ def load_data(data: DataConfig) -> tuple[TensorData, TensorData, TaskSet]:
 def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict[str, Any]]:
     """Run the comparison; write ``multitask.png`` in ``run_dir``; return the summary rows."""
     train, test, tasks = load_data(config.data)
-    fit_cfg = config.fit if config.fit.progress == progress else FitConfig(**{**config.fit.__dict__, "progress": progress})
-    rows = compare_methods(lambda ts: build_model(config, ts), train, test, tasks, config.methods, fit_cfg,
-                           options=config.method_options, independent=config.independent, seed=config.seed)
+    fit_cfg = (
+        config.fit if config.fit.progress == progress else FitConfig(**{**config.fit.__dict__, "progress": progress})
+    )
+    rows = compare_methods(
+        lambda ts: build_model(config, ts),
+        train,
+        test,
+        tasks,
+        config.methods,
+        fit_cfg,
+        options=config.method_options,
+        independent=config.independent,
+        seed=config.seed,
+    )
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    plot_comparison(rows, tasks, Path(run_dir) / "multitask.png", title=f"{config.data.dataset}: multi-task vs independent")
+    plot_comparison(
+        rows, tasks, Path(run_dir) / "multitask.png", title=f"{config.data.dataset}: multi-task vs independent"
+    )
     return rows

@@ -43,7 +43,9 @@ class DataConfig:
             if dup:
                 raise ConfigError(f"{name}={list(classes)} lists {dup} more than once; list each class once")
         if set(self.source_classes) & set(self.target_classes):
-            raise ConfigError(f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes")
+            raise ConfigError(
+                f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes"
+            )
         if any(c < 0 or c > 9 for c in (*self.source_classes, *self.target_classes)):
             raise ConfigError("classes must be in 0..9 for digits/mnist/fashion")
         if self.labels_per_class < 1:

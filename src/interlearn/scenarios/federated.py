@@ -44,7 +44,14 @@ def _final(accuracy: float | None) -> float:
     return accuracy
 
 
-def _plot(history: list[dict[str, Any]], central: float, local: float, points: list[tuple[float, float]], nodp: float, path: Path) -> Path:
+def _plot(
+    history: list[dict[str, Any]],
+    central: float,
+    local: float,
+    points: list[tuple[float, float]],
+    nodp: float,
+    path: Path,
+) -> Path:
     plt = pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.6))
@@ -83,13 +90,40 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         t0 = time.perf_counter()
         q = CLIENTS_PER_ROUND / NUM_CLIENTS
         clip = ClipUpdates(CLIP_NORM)
-        sampling = CohortSampling.build("poisson", NUM_CLIENTS, clients_per_round=CLIENTS_PER_ROUND)  # McMahan et al. 2018's mechanism
-        steps: list[UpdateStep] = [clip, GaussianNoise(clip, z, sampling=sampling)]  # DP-FedAvg; epsilon is accounted once below, not every round
-        cfg = SimulationConfig(rounds=ROUNDS, clients_per_round=CLIENTS_PER_ROUND, seed=seed, eval_every=ROUNDS, client_eval=False, progress=False)
-        res = simulate(digits_mlp(seed=seed), population, LOCAL, get_strategy("fedavg"), cfg, engine="vectorized", steps=steps, test=(te.x, te.y))
+        sampling = CohortSampling.build(
+            "poisson", NUM_CLIENTS, clients_per_round=CLIENTS_PER_ROUND
+        )  # McMahan et al. 2018's mechanism
+        steps: list[UpdateStep] = [
+            clip,
+            GaussianNoise(clip, z, sampling=sampling),
+        ]  # DP-FedAvg; epsilon is accounted once below, not every round
+        cfg = SimulationConfig(
+            rounds=ROUNDS,
+            clients_per_round=CLIENTS_PER_ROUND,
+            seed=seed,
+            eval_every=ROUNDS,
+            client_eval=False,
+            progress=False,
+        )
+        res = simulate(
+            digits_mlp(seed=seed),
+            population,
+            LOCAL,
+            get_strategy("fedavg"),
+            cfg,
+            engine="vectorized",
+            steps=steps,
+            test=(te.x, te.y),
+        )
         eps = PrivacyAccountant(delta=DELTA).epsilon_after(noise_multiplier=z, sample_rate=q, steps=ROUNDS)
-        rows[f"dp_z{z:g}"] = {"accuracy": res.final_accuracy, "epsilon": eps, "noise_multiplier": z, "clip_norm": CLIP_NORM,
-                              "train_seconds": time.perf_counter() - t0, "rounds": ROUNDS}
+        rows[f"dp_z{z:g}"] = {
+            "accuracy": res.final_accuracy,
+            "epsilon": eps,
+            "noise_multiplier": z,
+            "clip_norm": CLIP_NORM,
+            "train_seconds": time.perf_counter() - t0,
+            "rounds": ROUNDS,
+        }
         points.append((eps, _final(res.final_accuracy)))
         if progress:
             print(f"  DP-FedAvg z={z:g}: epsilon {eps:.1f}, accuracy {res.final_accuracy:.3f}", flush=True)
@@ -97,25 +131,47 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     _plot(history, central, local, points, fed, folder / "federated.png")
     best_dp = max(points, key=lambda p: p[1])
     tight = min(points, key=lambda p: p[0])
-    why = (f"Collaboration pays on skewed data: alone, a client sees few classes. Privacy does not come free at this scale: with "
-           f"{CLIENTS_PER_ROUND} clients per round the noise that hides one client is as large as the averaged update, so DP-FedAvg "
-           f"scores {best_dp[1]:.1%} at epsilon {best_dp[0]:.0f} and {tight[1]:.1%} at epsilon {tight[0]:.1f} (no DP: {fed:.1%}). "
-           "User-level DP needs hundreds to thousands of clients per round (McMahan et al. 2018; BENCHMARKS.md, fl_privacy).")
+    why = (
+        f"Collaboration pays on skewed data: alone, a client sees few classes. Privacy does not come free at this scale: with "
+        f"{CLIENTS_PER_ROUND} clients per round the noise that hides one client is as large as the averaged update, so DP-FedAvg "
+        f"scores {best_dp[1]:.1%} at epsilon {best_dp[0]:.0f} and {tight[1]:.1%} at epsilon {tight[0]:.1f} (no DP: {fed:.1%}). "
+        "User-level DP needs hundreds to thousands of clients per round (McMahan et al. 2018; BENCHMARKS.md, fl_privacy)."
+    )
     section = Section(
         paradigm="Federated learning",
         question=f"With the digits spread over {NUM_CLIENTS} clients that each see a few classes, how close does FedAvg get to pooling the "
-                 "data, how far above training alone, and what does differential privacy cost?",
+        "data, how far above training alone, and what does differential privacy cost?",
         baseline="local only (mean client)",
         baseline_value=local,
         result=f"FedAvg, {ROUNDS} rounds",
         result_value=fed,
-        verdict=verdict(fed - local, THRESHOLD, what="federated training") + f"; {100 * (central - fed):.1f} points below pooling the data ({central:.1%})",
+        verdict=verdict(fed - local, THRESHOLD, what="federated training")
+        + f"; {100 * (central - fed):.1f} points below pooling the data ({central:.1%})",
         why=why,
         plot="federated/federated.png",
-        table=[{"setting": "local only", "accuracy": round(local, 3), "epsilon": "—", "bytes sent": 0},
-               {"setting": "FedAvg", "accuracy": round(fed, 3), "epsilon": "inf", "bytes sent": rows["federated"]["bytes_communicated"]},
-               *[{"setting": f"DP-FedAvg z={rows[f'dp_z{z:g}']['noise_multiplier']:g}", "accuracy": round(rows[f"dp_z{z:g}"]["accuracy"], 3),
-                  "epsilon": round(rows[f"dp_z{z:g}"]["epsilon"], 1), "bytes sent": rows["federated"]["bytes_communicated"]} for z in NOISE_MULTIPLIERS],
-               {"setting": "centralized", "accuracy": round(central, 3), "epsilon": "—", "bytes sent": rows["centralized"]["bytes_communicated"]}],
+        table=[
+            {"setting": "local only", "accuracy": round(local, 3), "epsilon": "—", "bytes sent": 0},
+            {
+                "setting": "FedAvg",
+                "accuracy": round(fed, 3),
+                "epsilon": "inf",
+                "bytes sent": rows["federated"]["bytes_communicated"],
+            },
+            *[
+                {
+                    "setting": f"DP-FedAvg z={rows[f'dp_z{z:g}']['noise_multiplier']:g}",
+                    "accuracy": round(rows[f"dp_z{z:g}"]["accuracy"], 3),
+                    "epsilon": round(rows[f"dp_z{z:g}"]["epsilon"], 1),
+                    "bytes sent": rows["federated"]["bytes_communicated"],
+                }
+                for z in NOISE_MULTIPLIERS
+            ],
+            {
+                "setting": "centralized",
+                "accuracy": round(central, 3),
+                "epsilon": "—",
+                "bytes sent": rows["centralized"]["bytes_communicated"],
+            },
+        ],
     )
     return Scenario(rows, [section])

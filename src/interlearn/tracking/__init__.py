@@ -31,7 +31,20 @@ from interlearn.schema import build
 from interlearn.tracking.mlflow_backend import MLflowBackend
 from interlearn.tracking.tensorboard_backend import TensorBoardBackend
 
-__all__ = ["TrackingConfig", "Tracker", "NULL", "Backend", "open_tracker", "recording", "section", "paused", "describe", "flatten", "BACKENDS", "TrackingSpec"]
+__all__ = [
+    "TrackingConfig",
+    "Tracker",
+    "NULL",
+    "Backend",
+    "open_tracker",
+    "recording",
+    "section",
+    "paused",
+    "describe",
+    "flatten",
+    "BACKENDS",
+    "TrackingSpec",
+]
 
 BACKENDS = ("tensorboard", "mlflow")
 
@@ -57,11 +70,15 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         if self.tensorboard is None and self.mlflow is None:
-            raise ConfigError("tracking: give tensorboard: DIR and/or mlflow: URI (e.g. {tensorboard: runs/tb} or {mlflow: mlruns})")
+            raise ConfigError(
+                "tracking: give tensorboard: DIR and/or mlflow: URI (e.g. {tensorboard: runs/tb} or {mlflow: mlruns})"
+            )
         for name in BACKENDS:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(f"tracking.{name}={value!r}: give a non-empty {'directory' if name == 'tensorboard' else 'tracking URI or folder'}")
+                raise ConfigError(
+                    f"tracking.{name}={value!r}: give a non-empty {'directory' if name == 'tensorboard' else 'tracking URI or folder'}"
+                )
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment: give a non-empty experiment name")
 
@@ -119,7 +136,9 @@ class Tracker:
     exception escapes). A view (``owner=False``) never finishes the run it reports into.
     """
 
-    def __init__(self, backends: list[Backend], prefix: str = "", owner: bool = True, counts: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, backends: list[Backend], prefix: str = "", owner: bool = True, counts: dict[str, int] | None = None
+    ) -> None:
         self.backends, self.prefix, self.owner = backends, prefix, owner
         self._done = False
         self._counts = counts if counts is not None else {}  # shared by every view of one run
@@ -136,7 +155,9 @@ class Tracker:
 
     def scope(self, name: str) -> Tracker:
         """A view whose metric and parameter names start with ``name/``."""
-        return Tracker(self.backends, f"{self.prefix}{name}/" if name else self.prefix, owner=False, counts=self._counts)
+        return Tracker(
+            self.backends, f"{self.prefix}{name}/" if name else self.prefix, owner=False, counts=self._counts
+        )
 
     def child(self, kind: str) -> Tracker:
         """A view for the next training of ``kind`` in this scope: the first keeps the scope's
@@ -249,8 +270,12 @@ def _config(spec: Any) -> TrackingConfig:
     if isinstance(spec, Mapping):
         return build(TrackingConfig, dict(spec), "tracking")
     if isinstance(spec, str) and spec in BACKENDS:
-        raise ConfigError(f"tracking={spec!r}: give where to write, e.g. {{'{spec}': {'runs/tb' if spec == 'tensorboard' else 'mlruns'!r}}}")
-    raise ConfigError(f"tracking={spec!r}: expected {{'tensorboard': DIR}}, {{'mlflow': URI}}, a TrackingConfig or a Tracker")
+        raise ConfigError(
+            f"tracking={spec!r}: give where to write, e.g. {{'{spec}': {'runs/tb' if spec == 'tensorboard' else 'mlruns'!r}}}"
+        )
+    raise ConfigError(
+        f"tracking={spec!r}: expected {{'tensorboard': DIR}}, {{'mlflow': URI}}, a TrackingConfig or a Tracker"
+    )
 
 
 def open_tracker(spec: Any, kind: str, params: Mapping[str, Any] | None = None) -> Tracker:

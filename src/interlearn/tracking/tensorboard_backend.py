@@ -29,7 +29,9 @@ class TensorBoardBackend:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:  # torch's writer needs the tensorboard package
-            raise ConfigError(f"tracking: {{tensorboard: {log_dir}}} needs the tensorboard package: pip install 'interlearn[tracking]'") from exc
+            raise ConfigError(
+                f"tracking: {{tensorboard: {log_dir}}} needs the tensorboard package: pip install 'interlearn[tracking]'"
+            ) from exc
         self.folder = Path(log_dir) / run_name
         self.location = str(self.folder)
         self.writer = SummaryWriter(log_dir=str(self.folder))

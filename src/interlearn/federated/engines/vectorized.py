@@ -59,11 +59,17 @@ def check_vectorizable(model: nn.Module, client_update: Any) -> None:
         )
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            raise ConfigError(f"module {name!r} is {type(m).__name__}, which mixes examples and updates running stats in place: it cannot be vectorized; {_SUGGEST} (or use GroupNorm/LayerNorm)")
+            raise ConfigError(
+                f"module {name!r} is {type(m).__name__}, which mixes examples and updates running stats in place: it cannot be vectorized; {_SUGGEST} (or use GroupNorm/LayerNorm)"
+            )
         if isinstance(m, nn.RNNBase):
-            raise ConfigError(f"module {name!r} is {type(m).__name__}, a fused kernel vmap cannot batch; {_SUGGEST} or write the cell with explicit gates (see interlearn.models.char_lstm)")
+            raise ConfigError(
+                f"module {name!r} is {type(m).__name__}, a fused kernel vmap cannot batch; {_SUGGEST} or write the cell with explicit gates (see interlearn.models.char_lstm)"
+            )
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
-            raise ConfigError(f"module {name!r} is {type(m).__name__}(p={m.p}): random layers cannot match per-client randomness under vmap; {_SUGGEST}")
+            raise ConfigError(
+                f"module {name!r} is {type(m).__name__}(p={m.p}): random layers cannot match per-client randomness under vmap; {_SUGGEST}"
+            )
 
 
 def _runs(sizes: Sequence[int]) -> list[tuple[int, int]]:
@@ -153,14 +159,23 @@ class VectorizedEngine(EngineBase):
         results: dict[int, tuple[ClientResult, Params | None]] = {}
         for s in range(0, len(order), step):
             chunk = order[s : s + step]
-            outs = self._train(update, [data[i] for i in chunk], [schedules[i] for i in chunk],
-                               [task.client_states.get(task.clients[i]) for i in chunk], ctx)
+            outs = self._train(
+                update,
+                [data[i] for i in chunk],
+                [schedules[i] for i in chunk],
+                [task.client_states.get(task.clients[i]) for i in chunk],
+                ctx,
+            )
             results.update(zip(chunk, outs))
         return CohortOutcome([results[i] for i in range(len(data))])
 
     def _train(
-        self, update: StepUpdate, data: list[ClientData], schedules: list[list[torch.Tensor]],
-        states_in: list[Params | None], ctx: StepContext,
+        self,
+        update: StepUpdate,
+        data: list[ClientData],
+        schedules: list[list[torch.Tensor]],
+        states_in: list[Params | None],
+        ctx: StepContext,
     ) -> list[tuple[ClientResult, Params | None]]:
         """Train one chunk of clients, ordered longest schedule first."""
         model = self.bound().model
@@ -189,8 +204,15 @@ class VectorizedEngine(EngineBase):
         return out
 
     def _step(
-        self, update: StepUpdate, model: nn.Module, pv: Params, sv: Params, xb: torch.Tensor, yb: torch.Tensor,
-        ctx: StepContext, t: int,
+        self,
+        update: StepUpdate,
+        model: nn.Module,
+        pv: Params,
+        sv: Params,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        ctx: StepContext,
+        t: int,
     ) -> torch.Tensor:
         """Advance the clients of ``pv``/``sv`` (views into the stacks) by one step; their losses."""
         try:
@@ -208,7 +230,9 @@ class VectorizedEngine(EngineBase):
                 gs = torch.autograd.grad(losses.sum(), [leaves[k] for k in ctx.trainable])
                 grads, losses = dict(zip(ctx.trainable, gs)), losses.detach()
         except (RuntimeError, NotImplementedError) as exc:
-            raise ConfigError(f"the vectorized engine could not batch this model under vmap ({type(exc).__name__}: {exc}); {_SUGGEST}") from exc
+            raise ConfigError(
+                f"the vectorized engine could not batch this model under vmap ({type(exc).__name__}: {exc}); {_SUGGEST}"
+            ) from exc
         with torch.no_grad():
             if update.elementwise:
                 new_p, new_s = update.apply(pv, grads, sv, ctx, t)

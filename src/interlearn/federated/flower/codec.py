@@ -42,7 +42,9 @@ def params_to_record(params: Params) -> ArrayRecord:
 
 def _arrays(record: Record) -> ArrayRecord:
     if not isinstance(record, ArrayRecord):
-        raise UpdateRejected(f"expected an ArrayRecord of tensors, got a {type(record).__name__}: is the peer running interlearn?")
+        raise UpdateRejected(
+            f"expected an ArrayRecord of tensors, got a {type(record).__name__}: is the peer running interlearn?"
+        )
     return record
 
 

@@ -209,7 +209,9 @@ class FlowerGridEngine(EngineBase):
             outcome.results.append((result, None))
         return outcome
 
-    def protocol_channel(self, round_: int) -> Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[str, Any]]]:
+    def protocol_channel(
+        self, round_: int
+    ) -> Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[str, Any]]]:
         """A channel for the round's extra protocol messages (secure aggregation): ``channel(stage,
         {client: payload})`` sends one ``query.secagg`` message per client and returns the replies
         that came back within ``timeout_s`` without error (the rest are dropouts)."""
@@ -218,8 +220,14 @@ class FlowerGridEngine(EngineBase):
             msgs = []
             for cid, payload in payloads.items():
                 body = ConfigRecord({"json": json.dumps({"stage": stage, **payload})})
-                msgs.append(Message(RecordDict({"secagg": body}), dst_node_id=self.node_of[cid],
-                                    message_type="query.secagg", group_id=f"round-{round_}-secagg-{stage}"))
+                msgs.append(
+                    Message(
+                        RecordDict({"secagg": body}),
+                        dst_node_id=self.node_of[cid],
+                        message_type="query.secagg",
+                        group_id=f"round-{round_}-secagg-{stage}",
+                    )
+                )
             client_of = {n: c for c, n in self.node_of.items()}
             out: dict[ClientId, dict[str, Any]] = {}
             for reply in self.grid.send_and_receive(msgs, timeout=self.timeout_s):
@@ -246,7 +254,9 @@ class FlowerGridEngine(EngineBase):
         ids = sorted(self.node_of) if clients is None else list(clients)
         rec = params_to_record(params)
         msgs = [
-            Message(RecordDict({"params": rec}), dst_node_id=self.node_of[c], message_type="evaluate", group_id="evaluate")
+            Message(
+                RecordDict({"params": rec}), dst_node_id=self.node_of[c], message_type="evaluate", group_id="evaluate"
+            )
             for c in ids
         ]
         out: dict[ClientId, float] = {}

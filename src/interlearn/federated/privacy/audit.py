@@ -46,7 +46,16 @@ from interlearn.federated.privacy.noise import GaussianNoise
 from interlearn.federated.sampling import mix_seed
 from interlearn.types import Params
 
-__all__ = ["CANARY_ID", "STATISTICS", "AuditResult", "CanaryAudit", "gaussian_delta", "gaussian_epsilon", "separation", "estimate_epsilon"]
+__all__ = [
+    "CANARY_ID",
+    "STATISTICS",
+    "AuditResult",
+    "CanaryAudit",
+    "gaussian_delta",
+    "gaussian_epsilon",
+    "separation",
+    "estimate_epsilon",
+]
 
 STATISTICS = ("iterates", "final")
 
@@ -122,13 +131,21 @@ class AuditResult:
 
 def separation(inserted: np.ndarray, unseen: np.ndarray) -> float:
     """``mu``: the difference of the two means over the pooled standard deviation."""
-    pooled = math.sqrt((inserted.var(ddof=1) * (len(inserted) - 1) + unseen.var(ddof=1) * (len(unseen) - 1))
-                       / (len(inserted) + len(unseen) - 2))
+    pooled = math.sqrt(
+        (inserted.var(ddof=1) * (len(inserted) - 1) + unseen.var(ddof=1) * (len(unseen) - 1))
+        / (len(inserted) + len(unseen) - 2)
+    )
     return float((inserted.mean() - unseen.mean()) / pooled) if pooled > 0 else math.inf
 
 
 def estimate_epsilon(
-    inserted: np.ndarray, unseen: np.ndarray, delta: float, *, confidence: float = 0.95, bootstrap: int = 400, seed: int = 0
+    inserted: np.ndarray,
+    unseen: np.ndarray,
+    delta: float,
+    *,
+    confidence: float = 0.95,
+    bootstrap: int = 400,
+    seed: int = 0,
 ) -> tuple[float, float, float]:
     """``(estimate, low, high)``: the epsilon at ``delta`` of the Gaussian mechanism whose
     separation ``mu`` the two samples show (:func:`separation`), and its percentile-bootstrap
@@ -145,7 +162,9 @@ def estimate_epsilon(
 
     point = eps(inserted, unseen)
     rng = np.random.default_rng(seed)
-    draws = np.array([eps(rng.choice(inserted, len(inserted)), rng.choice(unseen, len(unseen))) for _ in range(bootstrap)])
+    draws = np.array(
+        [eps(rng.choice(inserted, len(inserted)), rng.choice(unseen, len(unseen))) for _ in range(bootstrap)]
+    )
     tail = (1 - confidence) / 2
     return point, float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))
 
@@ -176,11 +195,21 @@ class CanaryAudit:
 
     name = "audit"
 
-    def __init__(self, noise: GaussianNoise, *, num_canaries: int = 200, seed: int = 0, confidence: float = 0.95, bootstrap: int = 400) -> None:
+    def __init__(
+        self,
+        noise: GaussianNoise,
+        *,
+        num_canaries: int = 200,
+        seed: int = 0,
+        confidence: float = 0.95,
+        bootstrap: int = 400,
+    ) -> None:
         if not isinstance(noise, GaussianNoise) or noise.mode != "central":
             raise ConfigError("the canary audit measures central DP: pass the run's GaussianNoise(mode='central') step")
         if noise.sampling is None or noise.sampling.kind != "poisson":
-            raise ConfigError("the canary audit tests add/remove presence: run it with Poisson sampling (CohortSampling.build('poisson', ...))")
+            raise ConfigError(
+                "the canary audit tests add/remove presence: run it with Poisson sampling (CohortSampling.build('poisson', ...))"
+            )
         self._rate = noise.sampling.rate  # canaries join each round as a client would
         if num_canaries < 2:
             raise ConfigError(f"num_canaries={num_canaries}: must be >= 2")
@@ -240,7 +269,9 @@ class CanaryAudit:
         self._directions(template)
         g = torch.Generator().manual_seed(mix_seed(self.seed, ctx.round, 13))
         joins = (torch.rand(self.k, generator=g, dtype=torch.float64) < self._rate).nonzero().reshape(-1)
-        canaries = [ClientResult(CANARY_ID - int(j), self._update(int(j), template), 1.0, {"audit/canary": 1.0}) for j in joins]
+        canaries = [
+            ClientResult(CANARY_ID - int(j), self._update(int(j), template), 1.0, {"audit/canary": 1.0}) for j in joins
+        ]
         self.participations += len(canaries)
         ctx.notes["audit/canaries"] = len(canaries)
         return list(results) + canaries
@@ -264,7 +295,9 @@ class CanaryAudit:
         if statistic not in STATISTICS:
             raise ConfigError(f"statistic={statistic!r}: choose one of {list(STATISTICS)}")
         if self._final is None:
-            raise ConfigError("the audit has no model to score yet: run simulate(..., steps=[clip, noise, audit]) first")
+            raise ConfigError(
+                "the audit has no model to score yet: run simulate(..., steps=[clip, noise, audit]) first"
+            )
         if statistic == "iterates":
             per_round = torch.stack(self._rounds)  # (rounds, 2k)
             v = (per_round.max(dim=0).values - per_round.mean(dim=0)).numpy()
@@ -280,6 +313,19 @@ class CanaryAudit:
         """
         inserted, unseen = self.scores(statistic)
         delta = self.noise.accountant.delta if self.noise.accountant is not None else 1e-5
-        est, lo, hi = estimate_epsilon(inserted, unseen, delta, confidence=self.confidence, bootstrap=self.bootstrap, seed=self.seed)
+        est, lo, hi = estimate_epsilon(
+            inserted, unseen, delta, confidence=self.confidence, bootstrap=self.bootstrap, seed=self.seed
+        )
         dims = int(self._dirs.shape[1]) if self._dirs is not None else 0  # scores() raised if no round ran
-        return AuditResult(statistic, est, lo, hi, self.confidence, delta, separation(inserted, unseen), self.k, dims, self.participations)
+        return AuditResult(
+            statistic,
+            est,
+            lo,
+            hi,
+            self.confidence,
+            delta,
+            separation(inserted, unseen),
+            self.k,
+            dims,
+            self.participations,
+        )

@@ -90,7 +90,9 @@ class SecAggClient:
     def share_keys(self, roster: Mapping[ClientId, tuple[bytes, bytes]], threshold: int) -> dict[ClientId, bytes]:
         """Round 1: encrypted Shamir shares of ``b_u`` and ``s_u^SK`` for each peer."""
         if len(roster) < threshold:
-            raise RoundSkipped(f"client {self.id}: only {len(roster)} clients advertised keys, threshold is {threshold}")
+            raise RoundSkipped(
+                f"client {self.id}: only {len(roster)} clients advertised keys, threshold is {threshold}"
+            )
         self._roster = dict(roster)
         ids = sorted(roster)
         xs = [v + 1 for v in ids]

@@ -43,7 +43,6 @@ START_LOSS = "qffl/start_loss"
 _EPS = 1e-10  # as Flower's QFedAvg: F + 1e-10 before the powers
 
 
-
 class QFFLClient:
     """Wraps a client update: reports the loss at the received model, then trains as ``inner``.
 
@@ -120,7 +119,9 @@ class QFedAvg:
         if not q >= 0:
             raise ConfigError(f"q-FedAvg: q={q!r} must be >= 0 (0 is FedAvg)")
         if not local_lr > 0:
-            raise ConfigError(f"q-FedAvg: local_lr={local_lr!r} must be > 0 (the clients' learning rate; L = 1/local_lr)")
+            raise ConfigError(
+                f"q-FedAvg: local_lr={local_lr!r} must be > 0 (the clients' learning rate; L = 1/local_lr)"
+            )
         self.q = float(q)
         self.local_lr = float(local_lr)
 
@@ -131,7 +132,9 @@ class QFedAvg:
         if not results:
             raise RoundSkipped("qfedavg: no client results to aggregate")
         lip = 1.0 / self.local_lr
-        num: Params = {k: torch.zeros(v.shape, dtype=arithmetic_dtype(v.dtype), device=v.device) for k, v in params.items()}
+        num: Params = {
+            k: torch.zeros(v.shape, dtype=arithmetic_dtype(v.dtype), device=v.device) for k, v in params.items()
+        }
         den = 0.0
         for r in results:
             if r.client_id < 0:
