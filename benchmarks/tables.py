@@ -705,3 +705,49 @@ def shakespeare_ondevice(load: Load) -> str:
     """Every on-device variant of the character model: bytes and accuracy (curve sample)."""
     d = load("shakespeare")
     return _ondevice(d["ondevice_variants"], d["ondevice_budget_bytes"], None)
+
+
+def fl_privacy(load: Load) -> str:
+    """Accuracy, the accountant's epsilon and both audits' estimates at every noise level."""
+    d = load("fl_privacy")
+    out = [
+        _row(["setting", "z", "epsilon", "audit epsilon [interval]", "final-model audit [interval]", "test accuracy"]),
+        _row(["---", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    for r in d["rows"][:2]:
+        out.append(_row([r["setting"], "", "inf", "", "", f"{r['accuracy']:.4f}"]))
+    for p in sorted([d["no_noise_audit"], *d["points"]], key=lambda p: p["noise_multiplier"]):
+        audit = f"{p['empirical_epsilon']:.2f} [{p['empirical_epsilon_low']:.2f}, {p['empirical_epsilon_high']:.2f}]"
+        final = f"{p['empirical_epsilon_final']:.2f} [{p['empirical_epsilon_final_low']:.2f}, {p['empirical_epsilon_final_high']:.2f}]"
+        out.append(_row(["DP-FedAvg", f"{p['noise_multiplier']:g}", f"{p['epsilon']:.3g}", audit, final, f"{p['accuracy']:.4f}"]))
+    return "\n".join(out)
+
+
+_ATTACKS = {"none": "none", "sign_flip": "sign flip", "scaling": "scaling", "gaussian": "gaussian", "label_flip": "label flip"}
+
+
+def fl_robust(load: Load) -> str:
+    """Test accuracy of every aggregator under every attack and attacker fraction."""
+    d = load("fl_robust")
+    aggs = list(dict.fromkeys(r["aggregator"] for r in d["rows"]))
+    cells: dict[tuple[str, float], dict[str, float]] = {}
+    for r in d["rows"]:
+        cells.setdefault((r["attack"], r["fraction"]), {})[r["aggregator"]] = r["accuracy"]
+    out = [_row(["attack", "attackers", *aggs]), _row(["---", "---:", *["---:"] * len(aggs)])]
+    for (attack, frac), acc in cells.items():
+        out.append(_row([_ATTACKS.get(attack, attack), f"{frac:.0%}", *[f"{acc.get(a, float('nan')):.4f}" for a in aggs]]))
+    return "\n".join(out)
+
+
+def fl_fairness(load: Load) -> str:
+    """The spread of client accuracies under FedAvg and q-FedAvg."""
+    d = load("fl_fairness")
+    out = [
+        _row(["strategy", "q", "local_lr (1/L)", "mean client acc", "std", "worst 10%", "best 10%", "global test acc"]),
+        _row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    for r in d["rows"]:
+        q = f"{r['q']:g}" if r["strategy"] != "fedavg" else "-"
+        lr = f"{r['local_lr']:g}" if r["local_lr"] is not None else "-"
+        out.append(_row([r["strategy"], q, lr, *[f"{r[k]:.4f}" for k in ("mean", "std", "worst10", "best10", "test_accuracy")]]))
+    return "\n".join(out)
