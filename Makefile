@@ -15,7 +15,7 @@ export MPLBACKEND ?= Agg
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.peers-installed
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench setup clean format
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/interlearn tour --out runs/tour
 
+LINTED := src tests benchmarks examples
+
+# lint (ruff), format check (ruff format), types (mypy strict on src/interlearn), then the tests
 test: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# rewrite the code to the house format and fix what ruff can fix safely
+format: $(STAMP)
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 # Peer tools measured side by side but not dependencies of interlearn: pfl-research lives in
 # its own venv (its pins conflict with ours); Flower and Ray come with interlearn[federated].

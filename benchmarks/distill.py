@@ -33,15 +33,15 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data import TensorData, load_mnist  # noqa: E402
-from interlearn.distill import compare_models, distill  # noqa: E402
-from interlearn.models.small_cnn import small_cnn  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate, fit  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_mnist
+from interlearn.distill import compare_models, distill
+from interlearn.models.small_cnn import small_cnn
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
 
 
 def jitter(max_shift: int = 2):
@@ -61,7 +61,9 @@ def jitter(max_shift: int = 2):
 
 def mlp_student(hidden: int, seed: int) -> nn.Sequential:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10)
+    )
 
 
 def main() -> None:
@@ -74,7 +76,9 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=20.0)
     ap.add_argument("--alpha", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--holdout", type=int, default=0, help="score on the last N training images instead of the test set")
+    ap.add_argument(
+        "--holdout", type=int, default=0, help="score on the last N training images instead of the test set"
+    )
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke tests)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -91,14 +95,31 @@ def main() -> None:
 
     # -- teacher: CNN, dropout, jittered inputs
     teacher = small_cnn(10, channels=(32, 64), hidden=512, dropout=0.3, seed=args.seed)
-    t_cfg = FitConfig(epochs=args.teacher_epochs, batch_size=128, lr=2e-3, schedule="onecycle", weight_decay=1e-4, seed=args.seed, progress=False, device="cpu")
+    t_cfg = FitConfig(
+        epochs=args.teacher_epochs,
+        batch_size=128,
+        lr=2e-3,
+        schedule="onecycle",
+        weight_decay=1e-4,
+        seed=args.seed,
+        progress=False,
+        device="cpu",
+    )
     t0 = time.perf_counter()
     t_res = fit(teacher, train, task, t_cfg, augment=jitter(2))
     t_sec = time.perf_counter() - t0
     print(f"teacher: {evaluate(teacher, test, task)['accuracy']:.4f} in {t_sec:.0f}s", flush=True)
 
     # -- students: same init, same batch order, same budget
-    s_cfg = FitConfig(epochs=args.student_epochs, batch_size=128, lr=1e-3, schedule="onecycle", seed=args.seed, progress=False, device="cpu")
+    s_cfg = FitConfig(
+        epochs=args.student_epochs,
+        batch_size=128,
+        lr=1e-3,
+        schedule="onecycle",
+        seed=args.seed,
+        progress=False,
+        device="cpu",
+    )
     init = mlp_student(args.student_hidden, args.seed + 1)
     alone, distilled = copy.deepcopy(init), copy.deepcopy(init)
     t0 = time.perf_counter()
@@ -106,7 +127,9 @@ def main() -> None:
     a_sec = time.perf_counter() - t0
     print(f"student alone: {evaluate(alone, test, task)['accuracy']:.4f} in {a_sec:.0f}s", flush=True)
     t0 = time.perf_counter()
-    d_res = distill(teacher, distilled, train, task, s_cfg, temperature=args.temperature, alpha=args.alpha, cache="auto")
+    d_res = distill(
+        teacher, distilled, train, task, s_cfg, temperature=args.temperature, alpha=args.alpha, cache="auto"
+    )
     d_sec = time.perf_counter() - t0
     print(f"distilled student: {evaluate(distilled, test, task)['accuracy']:.4f} in {d_sec:.0f}s", flush=True)
 
@@ -145,14 +168,18 @@ def main() -> None:
         "paper_hinton2015": {"teacher_errors": 67, "student_errors": 146, "distilled_errors": 74},
     }
     print()
-    print(f"{'model':<18} {'errors':>6} {'accuracy':>8} {'params':>10} {'bytes':>10} {'b1 ms':>7} {'b256 ms':>8} {'train s':>8}")
+    print(
+        f"{'model':<18} {'errors':>6} {'accuracy':>8} {'params':>10} {'bytes':>10} {'b1 ms':>7} {'b256 ms':>8} {'train s':>8}"
+    )
     for name, r in rows.items():
         print(
             f"{name:<18} {r['errors']:>6} {r['accuracy']:>8.4f} {r['params']:>10,} {r['bytes']:>10,} "
             f"{r['latency_ms_b1']:>7.3f} {r['latency_ms_b256']:>8.2f} {r['train_seconds']:>8.0f}"
         )
-    print(f"error reduction by distillation: {reduction:.1%} (target >= 25%: {'met' if reduction >= 0.25 else 'NOT met'}); "
-          f"total {result['total_seconds']:.0f}s wall, {result['cpu_seconds']:.0f}s CPU")
+    print(
+        f"error reduction by distillation: {reduction:.1%} (target >= 25%: {'met' if reduction >= 0.25 else 'NOT met'}); "
+        f"total {result['total_seconds']:.0f}s wall, {result['cpu_seconds']:.0f}s CPU"
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))

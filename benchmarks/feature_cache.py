@@ -26,16 +26,16 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data import TensorData, load_mnist  # noqa: E402
-from interlearn.features import fit_head  # noqa: E402
-from interlearn.models.small_cnn import small_cnn  # noqa: E402
-from interlearn.surgery import freeze  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate  # noqa: E402
-from interlearn.transfer import fresh_tail, pretrain, split_at  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_mnist
+from interlearn.features import fit_head
+from interlearn.models.small_cnn import small_cnn
+from interlearn.surgery import freeze
+from interlearn.tasks import classification
+from interlearn.training import evaluate
+from interlearn.transfer import fresh_tail, pretrain, split_at
 
 
 def compare(base: torch.nn.Sequential, cut: int, train: TensorData, test: TensorData, cfg: FitConfig) -> dict:
@@ -53,10 +53,15 @@ def compare(base: torch.nn.Sequential, cut: int, train: TensorData, test: Tensor
             raise RuntimeError(f"expected cached={cache}, got {res.cached}: {res.reason}")
         acc = evaluate(torch.nn.Sequential(*body, *head), test, task)["accuracy"]
         out[name] = {"seconds": seconds, "cache_seconds": res.cache_seconds, "accuracy": acc, "head": head}
-    diff = max(float((a - b).detach().abs().max()) for a, b in zip(out["uncached"]["head"].parameters(), out["cached"]["head"].parameters()))
+    diff = max(
+        float((a - b).detach().abs().max())
+        for a, b in zip(out["uncached"]["head"].parameters(), out["cached"]["head"].parameters())
+    )
     row = {k: {kk: vv for kk, vv in v.items() if kk != "head"} for k, v in out.items()}
     row["speedup"] = row["uncached"]["seconds"] / row["cached"]["seconds"]
-    row["speedup_excluding_cache_build"] = row["uncached"]["seconds"] / max(row["cached"]["seconds"] - row["cached"]["cache_seconds"], 1e-9)
+    row["speedup_excluding_cache_build"] = row["uncached"]["seconds"] / max(
+        row["cached"]["seconds"] - row["cached"]["cache_seconds"], 1e-9
+    )
     row["max_weight_diff"] = diff
     row["same_accuracy"] = row["uncached"]["accuracy"] == row["cached"]["accuracy"]
     row["cut"] = cut
@@ -66,7 +71,9 @@ def compare(base: torch.nn.Sequential, cut: int, train: TensorData, test: Tensor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/ (default $INTERLEARN_DATA)")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/ (default $INTERLEARN_DATA)"
+    )
     parser.add_argument("--json", default="benchmarks/results/feature_cache.json")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--examples", type=int, default=1000)
@@ -86,7 +93,11 @@ def main() -> None:
     pre = FitConfig(epochs=1, batch_size=128, lr=2e-3, warmup=0.05, device="cpu")
     sub = source.subset(torch.randperm(len(source), generator=g)[:12000])
     rows = {}
-    for label, channels, cut in (("CNN 32/64, linear head", (32, 64), 9), ("CNN 16/32, linear head", (16, 32), 9), ("CNN 16/32, fc1+fc2 head", (16, 32), 7)):
+    for label, channels, cut in (
+        ("CNN 32/64, linear head", (32, 64), 9),
+        ("CNN 16/32, linear head", (16, 32), 9),
+        ("CNN 16/32, fc1+fc2 head", (16, 32), 7),
+    ):
         base = small_cnn(5, channels=channels, seed=0)
         pretrain(base, sub, classification(5), pre)
         rows[label] = compare(base, cut, target, test, cfg)
@@ -107,10 +118,14 @@ def main() -> None:
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
-    print(f"{'configuration':<28} {'uncached s':>10} {'cached s':>9} {'(of which cache)':>16} {'speedup':>8} {'max |dW|':>9} {'acc uncached':>12} {'acc cached':>10}")
+    print(
+        f"{'configuration':<28} {'uncached s':>10} {'cached s':>9} {'(of which cache)':>16} {'speedup':>8} {'max |dW|':>9} {'acc uncached':>12} {'acc cached':>10}"
+    )
     for name, r in rows.items():
-        print(f"{name:<28} {r['uncached']['seconds']:>10.2f} {r['cached']['seconds']:>9.2f} {r['cached']['cache_seconds']:>16.2f} "
-              f"{r['speedup']:>7.1f}x {r['max_weight_diff']:>9.2e} {r['uncached']['accuracy']:>12.4f} {r['cached']['accuracy']:>10.4f}")
+        print(
+            f"{name:<28} {r['uncached']['seconds']:>10.2f} {r['cached']['seconds']:>9.2f} {r['cached']['cache_seconds']:>16.2f} "
+            f"{r['speedup']:>7.1f}x {r['max_weight_diff']:>9.2e} {r['uncached']['accuracy']:>12.4f} {r['cached']['accuracy']:>10.4f}"
+        )
     print(f"wrote {path}")
 
 

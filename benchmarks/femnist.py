@@ -31,18 +31,18 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data.femnist import load_femnist  # noqa: E402
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.params import load_params, model_params  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies import get_strategy  # noqa: E402
-from interlearn.models.femnist_cnn import femnist_cnn  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate, fit  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data.femnist import load_femnist
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.params import load_params, model_params
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies import get_strategy
+from interlearn.models.femnist_cnn import femnist_cnn
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
 
 
 def main() -> None:
@@ -50,7 +50,9 @@ def main() -> None:
     ap.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"))
     ap.add_argument("--json", default="benchmarks/results/femnist.json")
     ap.add_argument("--rounds", type=int, default=5000, help="at most this many rounds")
-    ap.add_argument("--time-budget", type=float, default=3600.0, help="seconds of federated training (the rounds an hour allows)")
+    ap.add_argument(
+        "--time-budget", type=float, default=3600.0, help="seconds of federated training (the rounds an hour allows)"
+    )
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--client-lr", type=float, default=0.06)
@@ -67,17 +69,33 @@ def main() -> None:
     t0 = time.perf_counter()
     train = load_femnist("train", args.data_dir)
     test = load_femnist("test", args.data_dir).pooled()
-    print(f"writers {len(train.users)}  train {len(train)}  test {len(test)}  load {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"writers {len(train.users)}  train {len(train)}  test {len(test)}  load {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
     torch.manual_seed(args.seed)
     model = femnist_cnn()
     init = model_params(model)
 
     t = time.perf_counter()
     population = Population.from_clients([(d.x, d.y) for d in train.data])
-    sim = SimulationConfig(rounds=args.rounds, clients_per_round=args.clients, eval_every=args.eval_every,
-                           client_eval_max=20, seed=args.seed, time_budget_s=args.time_budget)
-    res = simulate(model, population, LocalSGD(epochs=1, batch_size=args.batch_size, lr=args.client_lr),
-                   get_strategy("fedavg"), sim, engine=args.engine, test=(test.x, test.y))
+    sim = SimulationConfig(
+        rounds=args.rounds,
+        clients_per_round=args.clients,
+        eval_every=args.eval_every,
+        client_eval_max=20,
+        seed=args.seed,
+        time_budget_s=args.time_budget,
+    )
+    res = simulate(
+        model,
+        population,
+        LocalSGD(epochs=1, batch_size=args.batch_size, lr=args.client_lr),
+        get_strategy("fedavg"),
+        sim,
+        engine=args.engine,
+        test=(test.x, test.y),
+    )
     fed_s = time.perf_counter() - t
     curve = [(h["round"], h["test_accuracy"]) for h in res.history if "test_accuracy" in h]
 
@@ -85,9 +103,24 @@ def main() -> None:
     load_params(central, init)  # same initial weights as the federated run
     task = classification(62)
     t = time.perf_counter()
-    fr = fit(central, train.pooled(), task, FitConfig(epochs=args.central_epochs, batch_size=32, optimizer="sgd", lr=args.central_lr,
-                                                    momentum=0.9, schedule="cosine", device="cpu", amp=False, seed=args.seed,
-                                                    restore_best=False), val=test)  # val: per-epoch curve only, no model selection
+    fr = fit(
+        central,
+        train.pooled(),
+        task,
+        FitConfig(
+            epochs=args.central_epochs,
+            batch_size=32,
+            optimizer="sgd",
+            lr=args.central_lr,
+            momentum=0.9,
+            schedule="cosine",
+            device="cpu",
+            amp=False,
+            seed=args.seed,
+            restore_best=False,
+        ),
+        val=test,
+    )  # val: per-epoch curve only, no model selection
     central_s = time.perf_counter() - t
     central_acc = evaluate(central, test, task, device="cpu")["accuracy"]
 
@@ -107,7 +140,8 @@ def main() -> None:
         "client_lr": args.client_lr,
         "examples_seen": {  # fedavg: reported clients x mean writer size (approximate)
             "fedavg": int(sum(h.get("reported", 0) for h in res.history) * len(train) / len(train.users)),
-            "centralized": args.central_epochs * len(train)},
+            "centralized": args.central_epochs * len(train),
+        },
         "targets": {"leaf_baseline": 0.80, "reddi2021_emnist62": 0.849},
         "seconds": {"fedavg": fed_s, "centralized": central_s, "total": time.perf_counter() - t0},
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread",
@@ -115,8 +149,12 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2))
     print()
     print(f"{'run':<34}{'budget':>16}{'test acc':>10}{'seconds':>9}")
-    print(f"{'FedAvg (10 clients/round, E=1)':<34}{str(len(res.history)) + ' rounds':>16}{curve[-1][1]:>10.4f}{fed_s:>9.0f}")
-    print(f"{'centralized (same CNN, same data)':<34}{str(args.central_epochs) + ' epochs':>16}{central_acc:>10.4f}{central_s:>9.0f}")
+    print(
+        f"{'FedAvg (10 clients/round, E=1)':<34}{str(len(res.history)) + ' rounds':>16}{curve[-1][1]:>10.4f}{fed_s:>9.0f}"
+    )
+    print(
+        f"{'centralized (same CNN, same data)':<34}{str(args.central_epochs) + ' epochs':>16}{central_acc:>10.4f}{central_s:>9.0f}"
+    )
     print(f"FedAvg accuracy vs rounds: {curve}")
     print("targets: 80% (LEAF FedAvg baseline), stretch 84% (Reddi et al. 2021, full EMNIST-62)")
     print(f"wrote {out}")

@@ -27,14 +27,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
 
-from interlearn.config import FitConfig  # noqa: E402
-from interlearn.data import TensorData, load_digits, load_mnist  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import evaluate, fit  # noqa: E402
+from interlearn.config import FitConfig
+from interlearn.data import TensorData, load_digits, load_mnist
+from interlearn.tasks import classification
+from interlearn.training import evaluate, fit
 
 
 def _data(args: argparse.Namespace) -> tuple[TensorData, TensorData]:
@@ -54,19 +54,38 @@ def worker(args: argparse.Namespace) -> None:
     train, test = _data(args)
     torch.manual_seed(0)
     d = train.x.shape[1]
-    model = nn.Sequential(nn.Linear(d, args.hidden), nn.ReLU(), nn.Linear(args.hidden, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10))
-    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer="sgd", lr=args.lr, momentum=args.momentum, schedule="cosine",
-                    warmup=0.05, device="cpu", seed=0)
+    model = nn.Sequential(
+        nn.Linear(d, args.hidden), nn.ReLU(), nn.Linear(args.hidden, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10)
+    )
+    cfg = FitConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer="sgd",
+        lr=args.lr,
+        momentum=args.momentum,
+        schedule="cosine",
+        warmup=0.05,
+        device="cpu",
+        seed=0,
+    )
     res = fit(model, train, classification(10), cfg)
     state = PartialState()
     if state.is_main_process:
         out = Path(args.worker)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-        (out / "run.json").write_text(json.dumps({
-            "processes": state.num_processes, "train_seconds": res.train_seconds, "examples": len(train), "epochs": args.epochs,
-            "examples_per_second": len(train) * args.epochs / res.train_seconds,
-            "final_train_loss": res.history[-1]["train_loss"], "test_accuracy": evaluate(model, test, classification(10))["accuracy"],
-        }))
+        (out / "run.json").write_text(
+            json.dumps(
+                {
+                    "processes": state.num_processes,
+                    "train_seconds": res.train_seconds,
+                    "examples": len(train),
+                    "epochs": args.epochs,
+                    "examples_per_second": len(train) * args.epochs / res.train_seconds,
+                    "final_train_loss": res.history[-1]["train_loss"],
+                    "test_accuracy": evaluate(model, test, classification(10))["accuracy"],
+                }
+            )
+        )
 
 
 def _port() -> int:
@@ -77,14 +96,45 @@ def _port() -> int:
 
 def _launch(processes: int, out: Path, args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    flags = ["--worker", str(out), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--hidden", str(args.hidden),
-             "--examples", str(args.examples), "--lr", str(args.lr), "--momentum", str(args.momentum)] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    flags = [
+        "--worker",
+        str(out),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--hidden",
+        str(args.hidden),
+        "--examples",
+        str(args.examples),
+        "--lr",
+        str(args.lr),
+        "--momentum",
+        str(args.momentum),
+    ] + (["--data-dir", args.data_dir] if args.data_dir else [])
     if processes == 1:
         cmd = [sys.executable, __file__, *flags]
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1", "--main_process_port", str(_port()),
-               __file__, *flags]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_ip",
+            "127.0.0.1",
+            "--main_process_port",
+            str(_port()),
+            __file__,
+            *flags,
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True)
@@ -95,7 +145,9 @@ def _launch(processes: int, out: Path, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="MNIST IDX files (default: the embedded digits)")
+    p.add_argument(
+        "--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="MNIST IDX files (default: the embedded digits)"
+    )
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--examples", type=int, default=20000, help="training examples (0: all)")
     p.add_argument("--epochs", type=int, default=3)
@@ -113,12 +165,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = _launch(1, Path(tmp) / "one", args)
         two = _launch(2, Path(tmp) / "two", args)
-        a, b = load_file(str(Path(tmp) / "one" / "model.safetensors")), load_file(str(Path(tmp) / "two" / "model.safetensors"))
+        a, b = (
+            load_file(str(Path(tmp) / "one" / "model.safetensors")),
+            load_file(str(Path(tmp) / "two" / "model.safetensors")),
+        )
     diff = max(float((a[k] - b[k]).abs().max()) for k in a)
     result = {
-        "config": {"data": "mnist" if args.data_dir else "digits", "examples": one["examples"], "epochs": args.epochs, "global_batch": args.batch_size,
-                   "model": f"MLP {args.hidden}x2", "optimizer": f"sgd lr {args.lr} momentum {args.momentum}, cosine", "threads_per_process": 1,
-                   "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine()},
+        "config": {
+            "data": "mnist" if args.data_dir else "digits",
+            "examples": one["examples"],
+            "epochs": args.epochs,
+            "global_batch": args.batch_size,
+            "model": f"MLP {args.hidden}x2",
+            "optimizer": f"sgd lr {args.lr} momentum {args.momentum}, cosine",
+            "threads_per_process": 1,
+            "cpu_count": os.cpu_count(),
+            "machine": platform.processor() or platform.machine(),
+        },
         "processes_1": one,
         "processes_2": two,
         "speedup": two["examples_per_second"] / one["examples_per_second"],

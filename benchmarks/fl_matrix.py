@@ -55,8 +55,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "fl_peers"))
@@ -79,7 +79,9 @@ COHORT, BATCH, EPOCHS = 10, 10, 1
 
 
 # ------------------------------------------------------------------------------------ prep
-def _data(workload: str, data_dir: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], dict]:
+def _data(
+    workload: str, data_dir: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], dict]:
     """Training/test arrays, the per-client index partition and model kwargs of a workload."""
     if workload == "mnist_2nn":
         from interlearn.data.mnist import load_mnist
@@ -109,7 +111,14 @@ def _data(workload: str, data_dir: str, seed: int) -> tuple[np.ndarray, np.ndarr
     parts = [np.arange(sizes[i], sizes[i + 1]) for i in range(len(ys))]
     kwargs = {"vocab": len(data.vocab)} if workload == "shakespeare_lstm" else {}
     x = torch.cat(xs).numpy()
-    return x, torch.cat(ys).numpy(), test.x.reshape(len(test.y), -1).numpy() if workload == "femnist_cnn" else test.x.numpy(), test.y.numpy(), parts, kwargs
+    return (
+        x,
+        torch.cat(ys).numpy(),
+        test.x.reshape(len(test.y), -1).numpy() if workload == "femnist_cnn" else test.x.numpy(),
+        test.y.numpy(),
+        parts,
+        kwargs,
+    )
 
 
 def prep(folder: Path, workload: str, data_dir: str, rounds: int, seed: int) -> dict:
@@ -122,8 +131,18 @@ def prep(folder: Path, workload: str, data_dir: str, rounds: int, seed: int) -> 
     schedule = np.array([sample_cohort(n, COHORT, round_generator(seed, r, 0)) for r in range(1, rounds + 1)])
     np.savez(folder / "partition.npz", schedule=schedule, **{f"c{i}": p for i, p in enumerate(parts)})
     spec = WORKLOADS[workload]
-    cfg = {"workload": workload, "model": spec["model"], "model_kwargs": kwargs, "num_clients": n, "rounds": rounds,
-           "cohort": COHORT, "lr": spec["lr"], "batch_size": BATCH, "local_epochs": EPOCHS, "seed": seed}
+    cfg = {
+        "workload": workload,
+        "model": spec["model"],
+        "model_kwargs": kwargs,
+        "num_clients": n,
+        "rounds": rounds,
+        "cohort": COHORT,
+        "lr": spec["lr"],
+        "batch_size": BATCH,
+        "local_epochs": EPOCHS,
+        "seed": seed,
+    }
     torch.manual_seed(seed)
     torch.save(to_peer(spec["model"], model_params(interlearn_model(cfg))), folder / "init.pt")
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -141,13 +160,24 @@ def command(tool: str, prep_dir: Path, out: Path, pfl_python: str) -> list[str]:
 
 def run_tool(tool: str, prep_dir: Path, work: Path, pfl_python: str, timeout: float) -> dict:
     out = work / tool
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE / "fl_peers"), os.environ.get("PYTHONPATH", "")]),
-           "RAY_DEDUP_LOGS": "0"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(HERE / "fl_peers"), os.environ.get("PYTHONPATH", "")]),
+        "RAY_DEDUP_LOGS": "0",
+    }
     log = work / f"{tool}.log"
     t0 = time.time()
     try:
         with log.open("w") as fh:
-            proc = subprocess.run(command(tool, prep_dir, out, pfl_python), stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=work, timeout=timeout)
+            proc = subprocess.run(
+                command(tool, prep_dir, out, pfl_python),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=work,
+                timeout=timeout,
+            )
         code = proc.returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
@@ -180,15 +210,22 @@ def flower_check(prep_dir: Path, work: Path, timeout: float) -> dict:
     home.mkdir(exist_ok=True)
     cfg = json.loads((prep_dir / "config.json").read_text())
     (home / "config.toml").write_text(
-        "[superlink]\ndefault = \"local\"\n\n[superlink.local]\naddress = \":local:\"\n"
+        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
         f"options.num-supernodes = {cfg['num_clients']}\n"
         "options.backend.client-resources.num-cpus = 1\noptions.backend.client-resources.num-gpus = 0\n"
         "options.backend.init-args.num-cpus = 2\noptions.backend.init-args.num-gpus = 0\n"
     )
     out = work / "flower_flwr_run"
     flwr = str(Path(sys.executable).parent / "flwr")
-    env = {**os.environ, "FLWR_HOME": str(home), "OMP_NUM_THREADS": "1", "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "PYTHONPATH": os.pathsep.join([str(HERE / "fl_peers"), str(HERE / "fl_peers" / "flower_app"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "FLWR_HOME": str(home),
+        "OMP_NUM_THREADS": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE / "fl_peers"), str(HERE / "fl_peers" / "flower_app"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     run_config = f'prep="{prep_dir.resolve()}" out="{out.resolve()}"'
     log = work / "flower_flwr_run.log"
     before = _superlinks()
@@ -196,8 +233,14 @@ def flower_check(prep_dir: Path, work: Path, timeout: float) -> dict:
     env["FL_MATRIX_START"] = repr(t0)
     with log.open("w") as fh:
         try:
-            proc = subprocess.run([flwr, "run", str(HERE / "fl_peers" / "flower_app"), "local", "--stream", "--run-config", run_config],
-                                  stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=work, timeout=timeout)
+            proc = subprocess.run(
+                [flwr, "run", str(HERE / "fl_peers" / "flower_app"), "local", "--stream", "--run-config", run_config],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=work,
+                timeout=timeout,
+            )
             code = proc.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
@@ -259,9 +302,14 @@ def _conv(name: str, b: int, cin: int, cout: int, size: int, input_grad: bool) -
     weight = conv.weight.detach()
 
     def backward() -> None:
-        torch.ops.aten.convolution_backward(g, x, weight, [cout], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [input_grad, True, True])
+        torch.ops.aten.convolution_backward(
+            g, x, weight, [cout], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [input_grad, True, True]
+        )
 
-    return [(f"{name}.forward", lambda: conv(x), flops, 1 / b), (f"{name}.backward", backward, flops * (2 if input_grad else 1), 1 / b)]
+    return [
+        (f"{name}.forward", lambda: conv(x), flops, 1 / b),
+        (f"{name}.backward", backward, flops * (2 if input_grad else 1), 1 / b),
+    ]
 
 
 @torch.no_grad()
@@ -269,24 +317,37 @@ def floor(cfg: dict, examples_per_round: float) -> dict:
     """Seconds per round at the measured single-thread rate of each product's own shapes (2 cores)."""
     b = BATCH
     if cfg["model"] == "2nn":
-        ops = _linear("fc1", b, 784, 200, 1 / b, input_grad=False) + _linear("fc2", b, 200, 200, 1 / b) + _linear("fc3", b, 200, 10, 1 / b)
+        ops = (
+            _linear("fc1", b, 784, 200, 1 / b, input_grad=False)
+            + _linear("fc2", b, 200, 200, 1 / b)
+            + _linear("fc3", b, 200, 10, 1 / b)
+        )
     elif cfg["model"] == "femnist_cnn":
         ops = _conv("conv1", b, 1, 32, 28, input_grad=False) + _conv("conv2", b, 32, 64, 14, input_grad=True)
         ops += _linear("fc", b, 3136, 2048, 1 / b) + _linear("head", b, 2048, 62, 1 / b)
     else:
         v, h, t = int(cfg["model_kwargs"]["vocab"]), 256, 80
         ops = []
-        for k, i in enumerate((8, h)):  # per layer: the input projection of all steps at once, the recurrence step by step
+        for k, i in enumerate(
+            (8, h)
+        ):  # per layer: the input projection of all steps at once, the recurrence step by step
             ops += _linear(f"lstm{k}.input", b * t, i, 4 * h, 1 / b, input_grad=k > 0)
-            ops += [(f"lstm{k}.recurrent.forward", *_mm(b, h, 4 * h), t / b), (f"lstm{k}.recurrent.input_grad", *_mm(b, 4 * h, h), t / b),
-                    (f"lstm{k}.recurrent.weight_grad", *_mm(4 * h, b * t, h), 1 / b)]
+            ops += [
+                (f"lstm{k}.recurrent.forward", *_mm(b, h, 4 * h), t / b),
+                (f"lstm{k}.recurrent.input_grad", *_mm(b, 4 * h, h), t / b),
+                (f"lstm{k}.recurrent.weight_grad", *_mm(4 * h, b * t, h), 1 / b),
+            ]
         ops += _linear("head", b * t, h, v, 1 / b)
     detail = {}
     seconds = 0.0
     for name, fn, call_flops, calls_per_example in ops:
         rate = _rate(fn, call_flops)
         s_round = examples_per_round * calls_per_example * call_flops / rate
-        detail[name] = {"gflop_per_example": calls_per_example * call_flops / 1e9, "gflop_per_s": rate / 1e9, "s_per_round_1_core": s_round}
+        detail[name] = {
+            "gflop_per_example": calls_per_example * call_flops / 1e9,
+            "gflop_per_s": rate / 1e9,
+            "s_per_round_1_core": s_round,
+        }
         seconds += s_round
     return {"s_per_round_1_core": seconds, "s_per_round_2_cores": seconds / 2, "products": detail}
 
@@ -330,16 +391,26 @@ def summarize(results: dict, floors: dict, check: dict | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/, femnist-leaf/, shakespeare/ (default $INTERLEARN_DATA)")
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("INTERLEARN_DATA"),
+        help="folder with mnist/, femnist-leaf/, shakespeare/ (default $INTERLEARN_DATA)",
+    )
     ap.add_argument("--json", default="benchmarks/results/fl_matrix.json")
     ap.add_argument("--rounds", type=int, default=None, help="rounds for every workload (default: 20 / 10 / 10)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma list from {TOOLS}")
-    ap.add_argument("--flower-check", action="store_true", help="also run the Flower app through `flwr run` (mnist_2nn)")
+    ap.add_argument(
+        "--flower-check", action="store_true", help="also run the Flower app through `flwr run` (mnist_2nn)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per tool run")
     ap.add_argument("--keep", default=None, help="keep the prep folders and logs here (default: a temporary folder)")
-    ap.add_argument("--pfl-python", default=str(HERE.parent / ".venv-bench" / "bin" / "python"), help="interpreter with pfl 0.6 (make bench sets it up)")
+    ap.add_argument(
+        "--pfl-python",
+        default=str(HERE.parent / ".venv-bench" / "bin" / "python"),
+        help="interpreter with pfl 0.6 (make bench sets it up)",
+    )
     args = ap.parse_args()
     if not args.data_dir:
         ap.error("--data-dir (or INTERLEARN_DATA) is required")
@@ -362,28 +433,48 @@ def main() -> None:
             cfg = prep(folder, w, args.data_dir, rounds, args.seed)
             full = load_prep(folder)
             tx, ty = test_arrays(folder, full)
-            examples = float(np.mean([sum(len(full["partition"][c]) for c in row) for row in full["schedule"]])) * EPOCHS
+            examples = (
+                float(np.mean([sum(len(full["partition"][c]) for c in row) for row in full["schedule"]])) * EPOCHS
+            )
             floors[w] = {**floor(cfg, examples), "examples_per_round": examples}
-            print(f"== {w}: {cfg['num_clients']} clients, {rounds} rounds, floor {floors[w]['s_per_round_2_cores']:.3f} s/round on 2 cores", flush=True)
+            print(
+                f"== {w}: {cfg['num_clients']} clients, {rounds} rounds, floor {floors[w]['s_per_round_2_cores']:.3f} s/round on 2 cores",
+                flush=True,
+            )
             results[w] = {}
             for tool in tools:
                 r = run_tool(tool, folder, folder, args.pfl_python, args.timeout)
                 if "error" not in r:
                     r["final_acc"] = accuracy(full, torch.load(folder / tool / "final.pt"), tx, ty)
-                    print(f"   {tool:12s} {r['s_per_round']:8.3f} s/round  first {r['first_round_s']:7.3f}  end-to-end {r['end_to_end_s']:7.1f} s  "
-                          f"acc {r['final_acc']:.4f}  {r.get('engine') or ''}", flush=True)
+                    print(
+                        f"   {tool:12s} {r['s_per_round']:8.3f} s/round  first {r['first_round_s']:7.3f}  end-to-end {r['end_to_end_s']:7.1f} s  "
+                        f"acc {r['final_acc']:.4f}  {r.get('engine') or ''}",
+                        flush=True,
+                    )
                 results[w][tool] = r
             if args.flower_check and w == "mnist_2nn":
                 check = flower_check(folder, folder, args.timeout)
-                print(f"   flwr run     {check.get('s_per_round', float('nan')):8.3f} s/round  end-to-end {check.get('end_to_end_s', float('nan')):7.1f} s", flush=True)
+                print(
+                    f"   flwr run     {check.get('s_per_round', float('nan')):8.3f} s/round  end-to-end {check.get('end_to_end_s', float('nan')):7.1f} s",
+                    flush=True,
+                )
     out = {
-        "workloads": {w: {**WORKLOADS[w], "rounds": args.rounds or WORKLOADS[w]["rounds"], "cohort": COHORT, "batch": BATCH, "epochs": EPOCHS} for w in workloads},
+        "workloads": {
+            w: {
+                **WORKLOADS[w],
+                "rounds": args.rounds or WORKLOADS[w]["rounds"],
+                "cohort": COHORT,
+                "batch": BATCH,
+                "epochs": EPOCHS,
+            }
+            for w in workloads
+        },
         "results": results,
         "floor_s_per_round": {w: f["s_per_round_2_cores"] for w, f in floors.items()},
         "floor_method": "sum over every matrix product and convolution of a training step (forward, weight gradient, input gradient; "
-                        "the LSTM's recurrence one time step at a time) of its FLOPs for the examples a round trains / this machine's "
-                        "single-thread FLOP/s for that product's own shapes at batch 10 (best timing, operands in cache), halved for 2 cores; "
-                        "elementwise ops, optimizer steps and data movement excluded",
+        "the LSTM's recurrence one time step at a time) of its FLOPs for the examples a round trains / this machine's "
+        "single-thread FLOP/s for that product's own shapes at batch 10 (best timing, operands in cache), halved for 2 cores; "
+        "elementwise ops, optimizer steps and data movement excluded",
         "floor_detail": floors,
         "flower_check": check,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",

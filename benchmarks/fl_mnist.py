@@ -27,15 +27,15 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.data.mnist import load_mnist  # noqa: E402
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.partition import shards  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies.registry import get_strategy  # noqa: E402
-from interlearn.models.cnn import mnist_cnn  # noqa: E402
+from interlearn.data.mnist import load_mnist
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.partition import shards
+from interlearn.federated.population import Population
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies.registry import get_strategy
+from interlearn.models.cnn import mnist_cnn
 
 
 class _Stop(Exception):
@@ -44,7 +44,9 @@ class _Stop(Exception):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/ (default $INTERLEARN_DATA)")
+    ap.add_argument(
+        "--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/ (default $INTERLEARN_DATA)"
+    )
     ap.add_argument("--json", default="benchmarks/results/fl_mnist.json")
     ap.add_argument("--rounds", type=int, default=500, help="round cap")
     ap.add_argument("--budget-s", type=float, default=540.0, help="stop after this many seconds of training")
@@ -80,7 +82,10 @@ def main() -> None:
             for thr in (0.97, 0.99):
                 if acc >= thr and thr not in hit:
                     hit[thr] = rec["round"]
-            print(f"round {rec['round']:4d}  test acc {acc:.4f}  loss {rec.get('train_loss', float('nan')):.4f}  {time.perf_counter() - t0:6.0f}s", flush=True)
+            print(
+                f"round {rec['round']:4d}  test acc {acc:.4f}  loss {rec.get('train_loss', float('nan')):.4f}  {time.perf_counter() - t0:6.0f}s",
+                flush=True,
+            )
         if 0.99 in hit:
             state["stopped_by"] = "reached 99%"
             raise _Stop
@@ -90,10 +95,21 @@ def main() -> None:
 
     try:
         simulate(
-            model, pop, LocalSGD(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr), get_strategy("fedavg"),
-            SimulationConfig(rounds=args.rounds, clients_per_round=args.clients_per_round, eval_every=args.eval_every,
-                             client_eval_max=1, seed=args.seed, progress=False),
-            engine=args.engine, test=(test.x, test.y), on_round=on_round,
+            model,
+            pop,
+            LocalSGD(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+            get_strategy("fedavg"),
+            SimulationConfig(
+                rounds=args.rounds,
+                clients_per_round=args.clients_per_round,
+                eval_every=args.eval_every,
+                client_eval_max=1,
+                seed=args.seed,
+                progress=False,
+            ),
+            engine=args.engine,
+            test=(test.x, test.y),
+            on_round=on_round,
         )
     except _Stop:
         pass
@@ -110,9 +126,14 @@ def main() -> None:
         "stopped_by": state["stopped_by"],
         "seconds": elapsed,
         "seconds_per_round": elapsed / max(1, rounds_run),
-        "E": args.epochs, "B": args.batch_size, "lr": args.lr, "clients_per_round": args.clients_per_round,
+        "E": args.epochs,
+        "B": args.batch_size,
+        "lr": args.lr,
+        "clients_per_round": args.clients_per_round,
         "model": f"mnist_cnn channels={channels} hidden={args.hidden} ({n_params:,} params)",
-        "engine": args.engine, "seed": args.seed, "budget_s": args.budget_s,
+        "engine": args.engine,
+        "seed": args.seed,
+        "budget_s": args.budget_s,
         "history": history,
     }
     print(f"\nE={args.epochs} B={args.batch_size} lr={args.lr}  {out['model']}")

@@ -68,20 +68,43 @@ def main() -> None:
             # Krum tolerates f attackers; with none expected, assume the 10% default
             f_assumed = frac if frac > 0 else 0.1
             t0 = time.perf_counter()
-            res = simulate(C.mlp(a.hidden, a.seed), pop, client, get_strategy("fedavg", aggregator=make(f_assumed)),
-                           cfg, engine=a.engine, steps=steps, test=test)
-            rows.append({"aggregator": name, "attack": attack, "fraction": frac, "accuracy": res.final_accuracy,
-                         "seconds": time.perf_counter() - t0})
+            res = simulate(
+                C.mlp(a.hidden, a.seed),
+                pop,
+                client,
+                get_strategy("fedavg", aggregator=make(f_assumed)),
+                cfg,
+                engine=a.engine,
+                steps=steps,
+                test=test,
+            )
+            rows.append(
+                {
+                    "aggregator": name,
+                    "attack": attack,
+                    "fraction": frac,
+                    "accuracy": res.final_accuracy,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             print(f"{name:13s} {attack:10s} {frac:4.0%}  acc {res.final_accuracy:.4f}", flush=True)
 
     clean = next(r["accuracy"] for r in rows if r["aggregator"] == "fedavg" and r["attack"] == "none")
-    at30 = [r for r in rows if r["attack"] == "sign_flip" and abs(r["fraction"] - 0.3) < 1e-9 and r["aggregator"] != "fedavg"]
+    at30 = [
+        r
+        for r in rows
+        if r["attack"] == "sign_flip" and abs(r["fraction"] - 0.3) < 1e-9 and r["aggregator"] != "fedavg"
+    ]
     target = None
     if at30:
         best = max(at30, key=lambda r: r["accuracy"])
         gap = 100 * (clean - best["accuracy"])
-        target = {"best_robust_at_30pct_sign_flip": best["aggregator"], "accuracy": best["accuracy"],
-                  "gap_points": gap, "met": gap <= 5.0}
+        target = {
+            "best_robust_at_30pct_sign_flip": best["aggregator"],
+            "accuracy": best["accuracy"],
+            "gap_points": gap,
+            "met": gap <= 5.0,
+        }
 
     names = list(aggregators)
     print(f"\nMNIST subset {a.train_size}, {n} IID clients (all per round), {a.rounds} rounds, MLP 784-{a.hidden}-10")
@@ -90,11 +113,22 @@ def main() -> None:
         accs = {r["aggregator"]: r["accuracy"] for r in rows if r["attack"] == attack and r["fraction"] == frac}
         print(f"{attack:10s} {frac:5.0%} " + " ".join(f"{accs[nm]:12.4f}" for nm in names))
     if target:
-        print(f"\nclean FedAvg {clean:.4f}; best robust at 30% sign flip: {target['best_robust_at_30pct_sign_flip']} "
-              f"{target['accuracy']:.4f} (gap {target['gap_points']:.2f} points; target <= 5: "
-              f"{'met' if target['met'] else 'NOT met'})")
-    C.write(a.json, {"benchmark": "fl_robust", "dataset": "MNIST", "config": vars(a), "clean_accuracy": clean,
-                     "rows": rows, "target": target})
+        print(
+            f"\nclean FedAvg {clean:.4f}; best robust at 30% sign flip: {target['best_robust_at_30pct_sign_flip']} "
+            f"{target['accuracy']:.4f} (gap {target['gap_points']:.2f} points; target <= 5: "
+            f"{'met' if target['met'] else 'NOT met'})"
+        )
+    C.write(
+        a.json,
+        {
+            "benchmark": "fl_robust",
+            "dataset": "MNIST",
+            "config": vars(a),
+            "clean_accuracy": clean,
+            "rows": rows,
+            "target": target,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
 
 def build(clients: int, per_client: int, dim: int, seed: int):  # type: ignore[no-untyped-def]
@@ -59,18 +59,29 @@ def worker(args: argparse.Namespace) -> None:
         pop,
         LocalSGD(epochs=1, batch_size=8, lr=0.1),
         get_strategy("fedavg"),
-        SimulationConfig(rounds=args.rounds, clients_per_round=args.cohort, eval_every=0, client_eval_max=1000, seed=args.seed, progress=False),
+        SimulationConfig(
+            rounds=args.rounds,
+            clients_per_round=args.cohort,
+            eval_every=0,
+            client_eval_max=1000,
+            seed=args.seed,
+            progress=False,
+        ),
         engine=args.worker,
         test=test,
         on_round=lambda rec: marks.append(time.perf_counter()),
     )
     timed = marks[-1] - marks[0]
-    print(json.dumps({
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rounds_per_second": (len(marks) - 1) / timed,
-        "timed_rounds": len(marks) - 1,
-        "final_acc": res.final_accuracy,
-    }))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rounds_per_second": (len(marks) - 1) / timed,
+                "timed_rounds": len(marks) - 1,
+                "final_acc": res.final_accuracy,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -89,12 +100,28 @@ def main() -> None:
         worker(args)
         return
     torch.set_num_threads(1)
-    common = ["--clients", str(args.clients), "--cohort", str(args.cohort), "--rounds", str(args.rounds),
-              "--per-client", str(args.per_client), "--dim", str(args.dim), "--seed", str(args.seed)]
+    common = [
+        "--clients",
+        str(args.clients),
+        "--cohort",
+        str(args.cohort),
+        "--rounds",
+        str(args.rounds),
+        "--per-client",
+        str(args.per_client),
+        "--dim",
+        str(args.dim),
+        "--seed",
+        str(args.seed),
+    ]
     results = {}
     for name in ["baseline", *[e for e in args.engines.split(",") if e]]:
-        proc = subprocess.run([sys.executable, __file__, "--worker", name, *common], capture_output=True, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", name, *common],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{name} worker failed:\n{proc.stderr[-3000:]}")
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -106,8 +133,12 @@ def main() -> None:
         "engine": main_engine,
         "baseline_rss_mb": results["baseline"]["peak_rss_mb"],
         "engines": engines,
-        "clients": args.clients, "cohort": args.cohort, "rounds": args.rounds,
-        "examples_per_client": args.per_client, "features": args.dim, "model": f"mlp {args.dim}-64-10",
+        "clients": args.clients,
+        "cohort": args.cohort,
+        "rounds": args.rounds,
+        "examples_per_client": args.per_client,
+        "features": args.dim,
+        "model": f"mlp {args.dim}-64-10",
         "under_2gb": engines[main_engine]["peak_rss_mb"] < 2048,
     }
     print(f"{'engine':12s} {'peak RSS MB':>12s} {'rounds/s':>9s} {'final acc':>9s}")

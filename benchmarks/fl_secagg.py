@@ -23,6 +23,7 @@ with every measurement.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
@@ -39,7 +40,9 @@ def main() -> None:
     p = C.parser(__doc__, data=False)
     p.add_argument("--clients", default="10,100,1000")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--rounds-at-1000", type=int, default=2, help="rounds for cohorts of 1,000 and more (full SecAgg is O(n^2))")
+    p.add_argument(
+        "--rounds-at-1000", type=int, default=2, help="rounds for cohorts of 1,000 and more (full SecAgg is O(n^2))"
+    )
     p.add_argument("--variants", default="secagg,secagg+")
     p.add_argument("--engine", default="vectorized")
     p.add_argument("--per-client", type=int, default=50)
@@ -58,55 +61,98 @@ def main() -> None:
             steps = [] if variant == "plain" else [SecureAggregation(neighbours=VARIANTS[variant])]
             t0 = time.perf_counter()
             cpu = [time.process_time()]
-            res = simulate(C.mlp(32, a.seed), pop, LocalSGD(epochs=1, batch_size=10, lr=0.1),
-                           get_strategy("fedavg"), cfg, engine=a.engine, steps=steps,
-                           on_round=lambda rec: cpu.append(time.process_time()))
-            cpu_rounds = [b - c for c, b in zip(cpu, cpu[1:])]
+            res = simulate(
+                C.mlp(32, a.seed),
+                pop,
+                LocalSGD(epochs=1, batch_size=10, lr=0.1),
+                get_strategy("fedavg"),
+                cfg,
+                engine=a.engine,
+                steps=steps,
+                on_round=lambda rec, cpu=cpu: cpu.append(time.process_time()),
+            )
+            cpu_rounds = [b - c for c, b in itertools.pairwise(cpu)]
             later = res.history[1:] or res.history
             secure = variant != "plain"
             up = [h["secagg/bytes_up"] if secure else h["bytes_up"] for h in later]
             down = [h["bytes_down"] + (h["secagg/bytes_down"] if secure else 0) for h in later]
-            row = {"clients": n, "variant": variant, "engine": a.engine,
-                   "degree": steps[0].degree_for(n) if secure else 0,
-                   "round_seconds": statistics.median(h["round_seconds"] for h in later),
-                   "cpu_seconds": statistics.median(cpu_rounds[1:] or cpu_rounds),
-                   "bytes_up": statistics.median(up), "bytes_down": statistics.median(down),
-                   "rounds_measured": len(later), "wall_seconds": time.perf_counter() - t0}
+            row = {
+                "clients": n,
+                "variant": variant,
+                "engine": a.engine,
+                "degree": steps[0].degree_for(n) if secure else 0,
+                "round_seconds": statistics.median(h["round_seconds"] for h in later),
+                "cpu_seconds": statistics.median(cpu_rounds[1:] or cpu_rounds),
+                "bytes_up": statistics.median(up),
+                "bytes_down": statistics.median(down),
+                "rounds_measured": len(later),
+                "wall_seconds": time.perf_counter() - t0,
+            }
             rows.append(row)
-            print(f"{n:5d} clients {variant:8s} degree {row['degree']:4d}  {row['round_seconds']:8.3f} s/round "
-                  f"({row['cpu_seconds']:8.3f} CPU s)  "
-                  f"up {row['bytes_up'] / 1e6:9.3f} MB  down {row['bytes_down'] / 1e6:9.3f} MB", flush=True)
+            print(
+                f"{n:5d} clients {variant:8s} degree {row['degree']:4d}  {row['round_seconds']:8.3f} s/round "
+                f"({row['cpu_seconds']:8.3f} CPU s)  "
+                f"up {row['bytes_up'] / 1e6:9.3f} MB  down {row['bytes_down'] / 1e6:9.3f} MB",
+                flush=True,
+            )
 
     def get(n: int, variant: str) -> dict:
         return next(r for r in rows if r["clients"] == n and r["variant"] == variant)
 
     clients = sorted({r["clients"] for r in rows})
-    variants = {v: {str(n): {"time_ratio": get(n, v)["round_seconds"] / get(n, "plain")["round_seconds"],
-                             "bytes_ratio": get(n, v)["bytes_up"] / get(n, "plain")["bytes_up"],
-                             "cpu_time_ratio": get(n, v)["cpu_seconds"] / get(n, "plain")["cpu_seconds"],
-                             "cpu_seconds": get(n, v)["cpu_seconds"], "plain_cpu_seconds": get(n, "plain")["cpu_seconds"],
-                             "bytes_down_ratio": get(n, v)["bytes_down"] / get(n, "plain")["bytes_down"],
-                             "seconds": get(n, v)["round_seconds"], "plain_seconds": get(n, "plain")["round_seconds"],
-                             "degree": get(n, v)["degree"]} for n in clients} for v in names}
-    print(f"\n{'clients':>7s} {'variant':>8s} {'degree':>6s} {'time ratio':>11s} {'CPU ratio':>10s} {'bytes-up ratio':>15s}")
+    variants = {
+        v: {
+            str(n): {
+                "time_ratio": get(n, v)["round_seconds"] / get(n, "plain")["round_seconds"],
+                "bytes_ratio": get(n, v)["bytes_up"] / get(n, "plain")["bytes_up"],
+                "cpu_time_ratio": get(n, v)["cpu_seconds"] / get(n, "plain")["cpu_seconds"],
+                "cpu_seconds": get(n, v)["cpu_seconds"],
+                "plain_cpu_seconds": get(n, "plain")["cpu_seconds"],
+                "bytes_down_ratio": get(n, v)["bytes_down"] / get(n, "plain")["bytes_down"],
+                "seconds": get(n, v)["round_seconds"],
+                "plain_seconds": get(n, "plain")["round_seconds"],
+                "degree": get(n, v)["degree"],
+            }
+            for n in clients
+        }
+        for v in names
+    }
+    print(
+        f"\n{'clients':>7s} {'variant':>8s} {'degree':>6s} {'time ratio':>11s} {'CPU ratio':>10s} {'bytes-up ratio':>15s}"
+    )
     for n in clients:
         for v in names:
             r = variants[v][str(n)]
-            print(f"{n:7d} {v:>8s} {r['degree']:6d} {r['time_ratio']:11.2f} {r['cpu_time_ratio']:10.2f} {r['bytes_ratio']:15.2f}")
+            print(
+                f"{n:7d} {v:>8s} {r['degree']:6d} {r['time_ratio']:11.2f} {r['cpu_time_ratio']:10.2f} {r['bytes_ratio']:15.2f}"
+            )
     target = None
     if "secagg+" in variants and "100" in variants["secagg+"]:
         ratio = variants["secagg+"]["100"]["time_ratio"]
         cpu_ratio = variants["secagg+"]["100"]["cpu_time_ratio"]
-        target = {"what": "SecAgg+ round time <= 3x plain at 100 clients", "time_ratio": ratio, "cpu_time_ratio": cpu_ratio,
-                  "met": ratio <= 3.0, "met_in_cpu_time": cpu_ratio <= 3.0}
-    C.write(a.json, {
-        "benchmark": "fl_secagg",
-        "config": vars(a) | {"model": "MLP 784-32-10 (25,450 params)", "ring_bits": 48, "threshold": "majority of each neighbourhood",
-                             "secagg+_degree": "smallest even k >= log2 n, at most n - 1"},
-        "variants": variants,
-        "target": target,
-        "rows": rows,
-    })
+        target = {
+            "what": "SecAgg+ round time <= 3x plain at 100 clients",
+            "time_ratio": ratio,
+            "cpu_time_ratio": cpu_ratio,
+            "met": ratio <= 3.0,
+            "met_in_cpu_time": cpu_ratio <= 3.0,
+        }
+    C.write(
+        a.json,
+        {
+            "benchmark": "fl_secagg",
+            "config": vars(a)
+            | {
+                "model": "MLP 784-32-10 (25,450 params)",
+                "ring_bits": 48,
+                "threshold": "majority of each neighbourhood",
+                "secagg+_degree": "smallest even k >= log2 n, at most n - 1",
+            },
+            "variants": variants,
+            "target": target,
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

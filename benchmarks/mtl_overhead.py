@@ -26,12 +26,21 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.multitask import MultiTaskModel, StepContext, TaskSet, heads_for, lenet_trunk, list_methods, make_method, method_kind  # noqa: E402
-from interlearn.surgery import count_params  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
-from interlearn.training import resolve_device  # noqa: E402
+from interlearn.multitask import (
+    MTLContext,
+    MultiTaskModel,
+    TaskSet,
+    heads_for,
+    lenet_trunk,
+    list_methods,
+    make_method,
+    method_kind,
+)
+from interlearn.surgery import count_params
+from interlearn.tasks import classification
+from interlearn.training import resolve_device
 
 
 def _tasks(t: int) -> TaskSet:
@@ -57,7 +66,9 @@ class Runner:
         features = self.model.shared(self.x)
         losses, present = self.tasks.losses(self.model.task_outputs(features, self.x), self.y)
         self.opt.zero_grad(set_to_none=True)
-        self.method.backward({t: losses[t] for t in present}, StepContext(self.model, features, self.x, self.y, self.recompute))
+        self.method.backward(
+            {t: losses[t] for t in present}, MTLContext(self.model, features, self.x, self.y, self.recompute)
+        )
         self.opt.step()
 
 
@@ -90,8 +101,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--methods", default=",".join(list_methods()))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--with-representation", action=argparse.BooleanOptionalAction, default=True,
-                    help="also time each Jacobian method with level='representation' (rows '<name>@rep')")
+    ap.add_argument(
+        "--with-representation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time each Jacobian method with level='representation' (rows '<name>@rep')",
+    )
     ap.add_argument("--clock", choices=("cpu", "wall"), default=None, help="default: cpu on CPU, wall on CUDA")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -121,7 +136,10 @@ def main() -> None:
             out[m][f"ratio_t{t}"] = sec[m] / sec["equal"]
         versus[f"params_ratio_t{t}"] = count_params(base) / (t * count_params(single))
         versus[f"time_ratio_t{t}"] = sec["equal"] / (t * sec["_single"])
-        print(f"T={t}: equal {1000 * sec['equal']:.1f} ms/step, one single-task model {1000 * sec['_single']:.1f} ms/step ({clock} clock)", flush=True)
+        print(
+            f"T={t}: equal {1000 * sec['equal']:.1f} ms/step, one single-task model {1000 * sec['_single']:.1f} ms/step ({clock} clock)",
+            flush=True,
+        )
     result = {**out, "multitask_vs_independent": versus}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
@@ -129,7 +147,11 @@ def main() -> None:
     print("| method | kind | " + " | ".join(f"ms/step T={t} | ratio T={t}" for t in ts) + " |")
     print("|---|---|" + "---:|---:|" * len(ts))
     for m in methods:
-        print(f"| {m} | {method_kind(m.split('@')[0])} | " + " | ".join(f"{out[m][f'ms_t{t}']:.1f} | {out[m][f'ratio_t{t}']:.2f}" for t in ts) + " |")
+        print(
+            f"| {m} | {method_kind(m.split('@')[0])} | "
+            + " | ".join(f"{out[m][f'ms_t{t}']:.1f} | {out[m][f'ratio_t{t}']:.2f}" for t in ts)
+            + " |"
+        )
     print("multi-task vs independent:", {k: round(v, 3) for k, v in versus.items()})
     print(f"wrote {args.json}")
 

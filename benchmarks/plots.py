@@ -14,7 +14,7 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -106,13 +106,25 @@ def multimnist(ax) -> bool:
             kind = "independent" if name == "independent" else arch
             marker, color = style[kind]
             label = {"hard": "hard sharing", "soft": "soft sharing", "independent": "independent"}[kind]
-            ax.scatter(100 * row["left_acc"], 100 * row["right_acc"], marker=marker, color=color, s=60 if kind == "independent" else 25,
-                       label=None if label in seen else label)
+            ax.scatter(
+                100 * row["left_acc"],
+                100 * row["right_acc"],
+                marker=marker,
+                color=color,
+                s=60 if kind == "independent" else 25,
+                label=None if label in seen else label,
+            )
             seen.add(label)
-            ax.annotate((tag + name if kind != "independent" else "independent") + seed, (100 * row["left_acc"], 100 * row["right_acc"]),
-                        fontsize=6, textcoords="offset points",
-                        **({"xytext": (-4, -2), "ha": "right"} if kind == "independent" else {"xytext": (3, 2)}))
-    ax.scatter([97.23, 97.26, 96.47], [95.90, 95.90, 95.29], marker="x", color="#777777", s=25, label="Sener & Koltun 2018")
+            ax.annotate(
+                (tag + name if kind != "independent" else "independent") + seed,
+                (100 * row["left_acc"], 100 * row["right_acc"]),
+                fontsize=6,
+                textcoords="offset points",
+                **({"xytext": (-4, -2), "ha": "right"} if kind == "independent" else {"xytext": (3, 2)}),
+            )
+    ax.scatter(
+        [97.23, 97.26, 96.47], [95.90, 95.90, 95.29], marker="x", color="#777777", s=25, label="Sener & Koltun 2018"
+    )
     ax.axvline(97.0, color="#999999", lw=0.8, ls="--")
     ax.axhline(96.0, color="#999999", lw=0.8, ls="--")
     ax.set_xlabel("left digit accuracy %")

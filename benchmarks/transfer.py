@@ -22,17 +22,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.budgets import BudgetConfig, label_budgets  # noqa: E402
-from interlearn.data import TensorData, load_mnist  # noqa: E402
-from interlearn.models.small_cnn import small_cnn  # noqa: E402
-from interlearn.tasks import classification  # noqa: E402
+from interlearn.budgets import BudgetConfig, label_budgets
+from interlearn.data import TensorData, load_mnist
+from interlearn.models.small_cnn import small_cnn
+from interlearn.tasks import classification
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/ (default $INTERLEARN_DATA)")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder with mnist/ (default $INTERLEARN_DATA)"
+    )
     parser.add_argument("--json", default="benchmarks/results/transfer.json", help="where to write the results")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budgets", default="1,5,10,50", help="labels per class, comma separated")
@@ -48,8 +50,16 @@ def main() -> None:
     budgets = tuple(int(b) for b in args.budgets.split(","))
     cfg = BudgetConfig(labels_per_class=budgets, seeds=tuple(range(args.seeds)))
     t0 = time.perf_counter()
-    report = label_budgets(lambda s: small_cnn(5, image_size=28, seed=s), source, classification(5), target, target_test,
-                           classification(5), cfg, progress=lambda line: print(line, flush=True))
+    report = label_budgets(
+        lambda s: small_cnn(5, image_size=28, seed=s),
+        source,
+        classification(5),
+        target,
+        target_test,
+        classification(5),
+        cfg,
+        progress=lambda line: print(line, flush=True),
+    )
     seconds = time.perf_counter() - t0
 
     curve = report.curve()
@@ -72,9 +82,11 @@ def main() -> None:
     plot = report.plot(args.plot or path.with_suffix(".png"), title="MNIST 0-4 -> 5-9: accuracy vs labels/class")
     print()
     print(report.table())
-    print(f"\nat {at10['labels_per_class']} labels/class: scratch {100 * out['scratch_acc']:.1f}%, "
-          f"transfer (auto cut) {100 * out['transfer_acc']:.1f}% ({100 * (out['transfer_acc'] - out['scratch_acc']):+.1f}), "
-          f"fine-tune {100 * out['finetune_acc']:.1f}% ({100 * (out['finetune_acc'] - out['scratch_acc']):+.1f})")
+    print(
+        f"\nat {at10['labels_per_class']} labels/class: scratch {100 * out['scratch_acc']:.1f}%, "
+        f"transfer (auto cut) {100 * out['transfer_acc']:.1f}% ({100 * (out['transfer_acc'] - out['scratch_acc']):+.1f}), "
+        f"fine-tune {100 * out['finetune_acc']:.1f}% ({100 * (out['finetune_acc'] - out['scratch_acc']):+.1f})"
+    )
     print(f"total {seconds:.0f}s; wrote {path} and {plot}")
 
 

@@ -26,7 +26,12 @@ task = classification(10)
 
 torch.manual_seed(0)
 teacher = mlp(64, (256, 256), 10, dropout=0.2)
-fit(teacher, train, task, FitConfig(epochs=args.teacher_epochs, batch_size=64, lr=1e-3, weight_decay=1e-4, progress=False))
+fit(
+    teacher,
+    train,
+    task,
+    FitConfig(epochs=args.teacher_epochs, batch_size=64, lr=1e-3, weight_decay=1e-4, progress=False),
+)
 
 torch.manual_seed(1)
 init = mlp(64, (16,), 10)
@@ -38,4 +43,6 @@ distill(teacher, student, train, task, cfg, temperature=4.0, alpha=0.9)
 rows = compare_models({"teacher": teacher, "student alone": alone, "distilled": student}, test, task, repeats=10)
 print(f"{'model':<14} {'accuracy':>8} {'params':>8} {'bytes':>9} {'b1 ms':>7} {'b256 ms':>8}")
 for name, r in rows.items():
-    print(f"{name:<14} {r['accuracy']:>8.3f} {r['params']:>8,} {r['bytes']:>9,} {r['latency_ms_b1']:>7.3f} {r['latency_ms_b256']:>8.2f}")
+    print(
+        f"{name:<14} {r['accuracy']:>8.3f} {r['params']:>8,} {r['bytes']:>9,} {r['latency_ms_b1']:>7.3f} {r['latency_ms_b256']:>8.2f}"
+    )

@@ -46,14 +46,22 @@ for name, spec in strategies.items():
     model = copy.deepcopy(base)  # fine-tuning changes the model in place
     torch.manual_seed(1)
     replace_module(model, "4", nn.Linear(64, 5))  # a new head for digits 5-9
-    result = finetune(model, data["target"], task, FitConfig(epochs=args.epochs, batch_size=16, lr=3e-3, progress=False), spec)
+    result = finetune(
+        model, data["target"], task, FitConfig(epochs=args.epochs, batch_size=16, lr=3e-3, progress=False), spec
+    )
     models[name] = result.model
-    reports.append(measure_forgetting(name, result.model, base, "4", data["target_test"], task, data["source_test"], task, result.trainable_params))
+    reports.append(
+        measure_forgetting(
+            name, result.model, base, "4", data["target_test"], task, data["source_test"], task, result.trainable_params
+        )
+    )
 print(forgetting_table(reports))
 
 # LoRA: ship only the adapter (a few KB), reload it on a fresh copy of the base, merge for export.
 path = save_adapter(models["lora r=8"], Path(args.out) / "lora.adapter.safetensors")
 restored = load_adapter(copy.deepcopy(base), path)
 exported = merge_lora(restored)
-print(f"adapter file: {path} ({path.stat().st_size:,} bytes); merged model: {type(exported).__name__}, "
-      f"accuracy {evaluate(exported, data['target_test'], task)['accuracy']:.3f}")
+print(
+    f"adapter file: {path} ({path.stat().st_size:,} bytes); merged model: {type(exported).__name__}, "
+    f"accuracy {evaluate(exported, data['target_test'], task)['accuracy']:.3f}"
+)

@@ -28,11 +28,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.checkpoint import load_checkpoint  # noqa: E402
-from interlearn.federated.engines import SequentialEngine  # noqa: E402
-from interlearn.federated.flower import FINAL, LocalFederation, demo, run_job, write_flower_app  # noqa: E402
+from interlearn.checkpoint import load_checkpoint
+from interlearn.federated.engines import SequentialEngine
+from interlearn.federated.flower import FINAL, LocalFederation, demo, run_job, write_flower_app
 
 APP_MODULE = """from interlearn.federated.flower import demo
 
@@ -49,15 +49,26 @@ def main() -> None:
     ap.add_argument("--examples-per-client", type=int, default=demo.DEFAULTS["examples-per-client"])
     ap.add_argument("--test-examples", type=int, default=demo.DEFAULTS["test-examples"])
     ap.add_argument("--run-dir", default="runs/flower-deploy")
-    ap.add_argument("--protect", default="none", choices=demo.PROTECTIONS,
-                    help="update steps: local-dp (clip + noise on the nodes) or secagg (secure aggregation over Flower messages)")
+    ap.add_argument(
+        "--protect",
+        default="none",
+        choices=demo.PROTECTIONS,
+        help="update steps: local-dp (clip + noise on the nodes) or secagg (secure aggregation over Flower messages)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    run_config = {**demo.DEFAULTS, "data-dir": str(Path(args.data_dir).resolve()), "num-rounds": args.rounds,
-                  "num-clients": args.clients, "clients-per-round": args.clients,
-                  "examples-per-client": args.examples_per_client, "test-examples": args.test_examples,
-                  "run-dir": str(Path(args.run_dir).resolve()), "protect": args.protect}
+    run_config = {
+        **demo.DEFAULTS,
+        "data-dir": str(Path(args.data_dir).resolve()),
+        "num-rounds": args.rounds,
+        "num-clients": args.clients,
+        "clients-per-round": args.clients,
+        "examples-per-client": args.examples_per_client,
+        "test-examples": args.test_examples,
+        "run-dir": str(Path(args.run_dir).resolve()),
+        "protect": args.protect,
+    }
     with tempfile.TemporaryDirectory(prefix="interlearn-flower-") as tmp:
         app = write_flower_app(Path(tmp) / "app", APP_MODULE, demo.DEFAULTS, name="interlearndemo")
         nodes = [{"partition-id": i} for i in range(args.clients)]
@@ -66,8 +77,9 @@ def main() -> None:
             fed.run(app, run_config, timeout_s=1800)
 
     deployed, meta = load_checkpoint(Path(args.run_dir) / FINAL)
-    reference = run_job(demo.job(types.SimpleNamespace(run_config=run_config)), SequentialEngine(),
-                        demo.population(run_config), None)
+    reference = run_job(
+        demo.job(types.SimpleNamespace(run_config=run_config)), SequentialEngine(), demo.population(run_config), None
+    )
     diff = max(float((deployed[k] - reference.params[k]).abs().max()) for k in deployed)
     print(f"deployed test accuracy {meta['final_accuracy']:.4f}; in-process {reference.final_accuracy:.4f}")
     print(f"max |deployed - in-process| = {diff:.2e} ({'equal' if diff < 1e-5 else 'DIFFERENT'} within 1e-5)")

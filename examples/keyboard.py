@@ -30,15 +30,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from interlearn.recipes.keyboard_words import Config, run  # noqa: E402
+from interlearn.recipes.keyboard_words import Config, run
 
 
 def main() -> None:
     d = Config()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=os.environ.get("INTERLEARN_DATA"), help="folder holding shakespeare/ (default $INTERLEARN_DATA)")
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("INTERLEARN_DATA"),
+        help="folder holding shakespeare/ (default $INTERLEARN_DATA)",
+    )
     ap.add_argument("--source", default=d.source, choices=["tiny", "complete"])
     ap.add_argument("--max-users", type=int, default=d.max_users, help="users with the most words (0: all)")
     ap.add_argument("--vocab-size", type=int, default=d.vocab_size)
@@ -46,9 +50,13 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=d.hidden)
     ap.add_argument("--rounds", type=int, default=d.rounds)
     ap.add_argument("--clients", type=int, default=d.clients_per_round)
-    ap.add_argument("--local-steps", type=int, default=d.max_local_steps, help="local steps per round (0: one full epoch)")
+    ap.add_argument(
+        "--local-steps", type=int, default=d.max_local_steps, help="local steps per round (0: one full epoch)"
+    )
     ap.add_argument("--personalize-users", type=int, default=d.personalize_users)
-    ap.add_argument("--personalize-steps", default=",".join(map(str, d.personalize_steps)), help="fine-tuning step counts tried")
+    ap.add_argument(
+        "--personalize-steps", default=",".join(map(str, d.personalize_steps)), help="fine-tuning step counts tried"
+    )
     ap.add_argument("--test-users", type=int, default=d.test_users)
     ap.add_argument("--user", default=None, help="whose keyboard to show (default: the first personalized user)")
     ap.add_argument("--prefix", default=d.prefix, help="the typed text (ending inside a word: completions)")
@@ -58,22 +66,40 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     cfg = Config(
-        data_dir=a.data_dir, source=a.source, max_users=a.max_users or None, vocab_size=a.vocab_size, embed_dim=a.embed_dim,
-        hidden=a.hidden, rounds=a.rounds, clients_per_round=a.clients, max_local_steps=a.local_steps or None,
-        personalize_users=a.personalize_users, personalize_steps=tuple(int(s) for s in a.personalize_steps.split(",")),
-        test_users=a.test_users, user=a.user, prefix=a.prefix, checkpoint=a.checkpoint, seed=a.seed,
+        data_dir=a.data_dir,
+        source=a.source,
+        max_users=a.max_users or None,
+        vocab_size=a.vocab_size,
+        embed_dim=a.embed_dim,
+        hidden=a.hidden,
+        rounds=a.rounds,
+        clients_per_round=a.clients,
+        max_local_steps=a.local_steps or None,
+        personalize_users=a.personalize_users,
+        personalize_steps=tuple(int(s) for s in a.personalize_steps.split(",")),
+        test_users=a.test_users,
+        user=a.user,
+        prefix=a.prefix,
+        checkpoint=a.checkpoint,
+        seed=a.seed,
     )
     out = Path(a.out)
     rows = run(cfg, out, progress=True)
     g, o = rows["global"], rows["ondevice"]
-    print(f"\nglobal model      top-1 recall {g['top1_recall']:.4f}  top-3 {g['top3_recall']:.4f}  ({g['params']:,} parameters)")
+    print(
+        f"\nglobal model      top-1 recall {g['top1_recall']:.4f}  top-3 {g['top3_recall']:.4f}  ({g['params']:,} parameters)"
+    )
     if "personalized" in rows:
         p = rows["personalized"]
-        print(f"personalized      median top-1 {p['top1_recall']:.4f} (global {p['global_median']:.4f}) over {p['users']} users, "
-              f"{p['improved_fraction']:.0%} improved")
+        print(
+            f"personalized      median top-1 {p['top1_recall']:.4f} (global {p['global_median']:.4f}) over {p['users']} users, "
+            f"{p['improved_fraction']:.0%} improved"
+        )
     if o["encoding"]:
-        print(f"on-device {o['encoding']:<8} top-1 recall {o['top1_recall']:.4f}  {o['bytes']:,} bytes (float32 {o['global_bytes']:,})  "
-              f"{o['latency_ms']:.1f} ms per suggestion")
+        print(
+            f"on-device {o['encoding']:<8} top-1 recall {o['top1_recall']:.4f}  {o['bytes']:,} bytes (float32 {o['global_bytes']:,})  "
+            f"{o['latency_ms']:.1f} ms per suggestion"
+        )
     print(f"run folder: {out} (suggestions.txt, personalization.png, ondevice_frontier.png, global/)")
 
 

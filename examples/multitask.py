@@ -35,7 +35,11 @@ def build(tasks):
 
 print("methods:", ", ".join(list_methods()))
 rows = compare_methods(build, train, test, DIGITS_TASKS, args.methods.split(","), config)
-print(comparison_table(rows, ["digit_accuracy", "parity_accuracy", "ge5_accuracy", "delta_m_pct", "trainable_params", "train_seconds"]))
+print(
+    comparison_table(
+        rows, ["digit_accuracy", "parity_accuracy", "ge5_accuracy", "delta_m_pct", "trainable_params", "train_seconds"]
+    )
+)
 print("plot:", plot_comparison(rows, DIGITS_TASKS, Path(args.out) / "multitask.png"))
 
 # Partial labels: NaN marks a missing label; a task without labels in a batch contributes nothing.
@@ -45,4 +49,7 @@ for cols in DIGITS_TASKS.columns.values():
     y[torch.rand(len(y), generator=g) > 0.3, cols] = float("nan")
 model = build(DIGITS_TASKS)
 train_multitask(model, TensorData(train.x, y), DIGITS_TASKS, "upgrad", config)
-print("30% labels per task, upgrad:", {t: round(m["accuracy"], 3) for t, m in evaluate_multitask(model, test, DIGITS_TASKS).items()})
+print(
+    "30% labels per task, upgrad:",
+    {t: round(m["accuracy"], 3) for t, m in evaluate_multitask(model, test, DIGITS_TASKS).items()},
+)

@@ -5,8 +5,8 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 
@@ -27,8 +27,11 @@ def tiny_shakespeare_dir(tmp_path):
     folder.mkdir()
     speeches = []
     for k in range(14):
-        for who, line in (("ALPHA", "to be or not to be that is the question"), ("BETA", "the quality of mercy is not strained"),
-                          ("GAMMA", "all the world is a stage and all the men and women merely players")):
+        for who, line in (
+            ("ALPHA", "to be or not to be that is the question"),
+            ("BETA", "the quality of mercy is not strained"),
+            ("GAMMA", "all the world is a stage and all the men and women merely players"),
+        ):
             speeches.append(f"{who}:\n{line}, o'er zz{'abcdefghijklmnopqrstuvwxyz'[k % 26]}!\n{line}\n\n")
     with gzip.open(folder / "tinyshakespeare_input.txt.gz", "wt") as fh:
         fh.write("".join(speeches))

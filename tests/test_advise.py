@@ -16,6 +16,7 @@ from interlearn.data import TensorData, load_digits
 from interlearn.tasks import classification
 from interlearn.training import fit
 
+
 def _mlp():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
@@ -45,8 +46,24 @@ def unrelated():
 def test_unrelated_base_gets_scratch_in_words(tmp_path, target, unrelated, capsys):
     np.savez(tmp_path / "mine.npz", x=target.x.numpy(), y=target.y.numpy())
     torch.save(unrelated, tmp_path / "base.pt")
-    code = main(["advise", "--data", str(tmp_path / "mine.npz"), "--base", str(tmp_path / "base.pt"), "--seeds", "0,1", "--folds", "3",
-                 "--steps", "100", "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "advise",
+            "--data",
+            str(tmp_path / "mine.npz"),
+            "--base",
+            str(tmp_path / "base.pt"),
+            "--seeds",
+            "0,1",
+            "--folds",
+            "3",
+            "--steps",
+            "100",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0
     assert "**train from scratch**" in text and "NEGATIVE TRANSFER" in text and "unrelated domain" in text
@@ -56,7 +73,11 @@ def test_unrelated_base_gets_scratch_in_words(tmp_path, target, unrelated, capsy
 
 
 def test_label_budgets_are_compared(target, unrelated):
-    adv = advise(unrelated, target, AdviseConfig(labels_per_class=(3, 6), seeds=(0,), folds=3, steps=20, methods=("scratch", "transfer")))
+    adv = advise(
+        unrelated,
+        target,
+        AdviseConfig(labels_per_class=(3, 6), seeds=(0,), folds=3, steps=20, methods=("scratch", "transfer")),
+    )
     assert adv.budgets == (3, 6) and {r["labels_per_class"] for r in adv.runs} == {3, 6}
     assert "at 6 labels per class" in adv.text
 
@@ -64,7 +85,18 @@ def test_label_budgets_are_compared(target, unrelated):
 def _advise(tmp_path, x, y, base, capsys):
     np.savez(tmp_path / "d.npz", x=x, y=y)
     torch.save(base, tmp_path / "b.pt")
-    code = main(["advise", "--data", str(tmp_path / "d.npz"), "--base", str(tmp_path / "b.pt"), "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "advise",
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--base",
+            str(tmp_path / "b.pt"),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     return code, capsys.readouterr().err.strip().splitlines()
 
 

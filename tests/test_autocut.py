@@ -15,7 +15,9 @@ CFG = FitConfig(epochs=40, batch_size=16, lr=1e-2, device="cpu")
 
 def _mlp(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(OrderedDict(fc1=nn.Linear(6, 16), act1=nn.ReLU(), fc2=nn.Linear(16, 8), act2=nn.ReLU(), out=nn.Linear(8, 3)))
+    return nn.Sequential(
+        OrderedDict(fc1=nn.Linear(6, 16), act1=nn.ReLU(), fc2=nn.Linear(16, 8), act2=nn.ReLU(), out=nn.Linear(8, 3))
+    )
 
 
 def _blobs(per_class=8, seed=0):

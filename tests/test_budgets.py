@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, sample_per_class, step_config
-from interlearn.config import FitConfig
+from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, sample_per_class
+from interlearn.config import FitConfig, step_config
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.tasks import classification
@@ -14,7 +14,9 @@ from interlearn.tasks import classification
 
 def _mlp(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(OrderedDict(fc1=nn.Linear(6, 16), act1=nn.ReLU(), fc2=nn.Linear(16, 8), act2=nn.ReLU(), out=nn.Linear(8, 3)))
+    return nn.Sequential(
+        OrderedDict(fc1=nn.Linear(6, 16), act1=nn.ReLU(), fc2=nn.Linear(16, 8), act2=nn.ReLU(), out=nn.Linear(8, 3))
+    )
 
 
 def _blobs(per_class, seed, shift=0.0):
@@ -42,7 +44,9 @@ def test_sample_per_class():
 
 def test_finetune_trains_every_layer_with_a_smaller_body_lr():
     base, data = _mlp(), _blobs(6, 1)
-    model = finetune_at(base, 2, data, classification(3), FitConfig(epochs=5, batch_size=6, lr=1e-2, device="cpu"), lr_scale=0.1)
+    model = finetune_at(
+        base, 2, data, classification(3), FitConfig(epochs=5, batch_size=6, lr=1e-2, device="cpu"), lr_scale=0.1
+    )
     assert not torch.equal(model[0].weight, base.fc1.weight)  # the pretrained layer moved ...
     assert (model[0].weight - base.fc1.weight).abs().max() < 0.1  # ... but only a little
     assert all(p.requires_grad for p in model.parameters())
@@ -50,8 +54,16 @@ def test_finetune_trains_every_layer_with_a_smaller_body_lr():
 
 def test_label_budgets_report(tmp_path):
     cfg = BudgetConfig(labels_per_class=(1, 3), seeds=(0, 1), steps=20, folds=3)
-    report = label_budgets(_mlp, _blobs(40, 0), classification(3), _blobs(20, 1, 0.2), _blobs(20, 2, 0.2), classification(3), cfg,
-                           pretrain_config=FitConfig(epochs=3, device="cpu"))
+    report = label_budgets(
+        _mlp,
+        _blobs(40, 0),
+        classification(3),
+        _blobs(20, 1, 0.2),
+        _blobs(20, 2, 0.2),
+        classification(3),
+        cfg,
+        pretrain_config=FitConfig(epochs=3, device="cpu"),
+    )
     assert len(report.runs) == 2 * 2 * 3
     curve = report.curve()
     assert [r["labels_per_class"] for r in curve] == [1, 3]

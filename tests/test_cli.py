@@ -9,7 +9,9 @@ def test_tour_part_writes_run_folder(tmp_path, capsys):
     assert {"federated/federated", "federated/local_only", "federated/centralized"} <= set(summary)
     assert {"accuracy", "trainable_params", "train_seconds"} <= set(summary["federated/federated"])
     md = (tmp_path / "summary.md").read_text()
-    assert "## Federated learning" in md and "**Verdict.**" in md and (tmp_path / "federated" / "federated.png").is_file()
+    assert (
+        "## Federated learning" in md and "**Verdict.**" in md and (tmp_path / "federated" / "federated.png").is_file()
+    )
     out = capsys.readouterr().out
     assert "interlearn tour" in out and "verdict" in out
 

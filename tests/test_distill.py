@@ -7,9 +7,10 @@ from torch import nn
 
 from interlearn.config import FitConfig
 from interlearn.data import load_digits
-from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, size_on_disk, teacher_logits
+from interlearn.distill import compare_models, cpu_latency, distill, kd_loss, teacher_logits
 from interlearn.errors import ConfigError, ShapeError
-from interlearn.recipes.base import build
+from interlearn.ondevice.quantize import model_bytes
+from interlearn.schema import build
 from interlearn.tasks import classification, regression
 from interlearn.training import evaluate, fit
 
@@ -31,6 +32,16 @@ def test_kd_loss_matches_the_formula():
     assert torch.allclose(kd_loss(s, t, y, T, a), want, atol=1e-6)
     assert torch.allclose(kd_loss(s, t, y, T, 0.0), F.cross_entropy(s, y))
     assert float(kd_loss(t, t, None, T, 1.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kd_loss_on_sequences_is_the_loss_of_every_position():
+    """(batch, classes, time) logits with (batch, time) targets: one row per predicted token."""
+    torch.manual_seed(0)
+    s, t, y = torch.randn(3, 5, 4), torch.randn(3, 5, 4), torch.randint(0, 5, (3, 4))
+    rows = lambda z: z.transpose(1, 2).reshape(-1, 5)
+    torch.testing.assert_close(kd_loss(s, t, y, 2.0, 0.6), kd_loss(rows(s), rows(t), y.reshape(-1), 2.0, 0.6))
+    torch.testing.assert_close(kd_loss(s, t, y, 2.0, 0.0), F.cross_entropy(s, y))
+    assert float(kd_loss(t, t, y, 2.0, 1.0)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_t_squared_scaling_keeps_gradients_at_logit_matching_scale():
@@ -106,7 +117,9 @@ def test_student_learns_from_soft_targets_alone(digits, teacher):
     student = _mlp(64, 32, seed=2)
     task = classification(10)
     before = evaluate(student, test, task)["accuracy"]
-    distill(teacher, student, train, task, FitConfig(epochs=15, batch_size=64, lr=3e-3, **CPU), temperature=4.0, alpha=1.0)
+    distill(
+        teacher, student, train, task, FitConfig(epochs=15, batch_size=64, lr=3e-3, **CPU), temperature=4.0, alpha=1.0
+    )
     after = evaluate(student, test, task)["accuracy"]
     assert before < 0.3 and after > 0.85
 
@@ -116,7 +129,15 @@ def test_distill_checks_its_inputs(digits, teacher):
     with pytest.raises(ShapeError, match="teacher outputs"):
         distill(teacher, _mlp(64, 8, out=5), train, classification(10), FitConfig(epochs=1, **CPU))
     with pytest.raises(ConfigError, match="cache=True with augment"):
-        distill(teacher, _mlp(64, 8), train, classification(10), FitConfig(epochs=1, **CPU), cache=True, augment=lambda x, g: x)
+        distill(
+            teacher,
+            _mlp(64, 8),
+            train,
+            classification(10),
+            FitConfig(epochs=1, **CPU),
+            cache=True,
+            augment=lambda x, g: x,
+        )
     with pytest.raises(ConfigError, match="classification"):
         distill(teacher, _mlp(64, 8), train, regression(10), FitConfig(epochs=1, **CPU))
 
@@ -133,13 +154,15 @@ def test_teacher_is_left_frozen_and_logits_are_eval_mode(digits):
 
 
 def test_compare_models_reports_size_accuracy_and_latency(digits, teacher):
-    train, test = digits
+    _train, test = digits
     small = _mlp(64, 8)
-    rows = compare_models({"teacher": teacher, "student": small}, test, classification(10), repeats=3, extra={"student": {"note": "x"}})
+    rows = compare_models(
+        {"teacher": teacher, "student": small}, test, classification(10), repeats=3, extra={"student": {"note": "x"}}
+    )
     t, s = rows["teacher"], rows["student"]
     assert t["params"] == sum(p.numel() for p in teacher.parameters())
     assert t["bytes"] > 4 * t["params"] > 4 * s["params"]  # float32 + a small header
-    assert s["bytes"] == size_on_disk(small)
+    assert s["bytes"] == model_bytes(small)
     assert t["errors"] == round((1 - t["accuracy"]) * len(test))
     assert t["latency_ms_b1"] > 0 and t["latency_ms_b256"] > 0 and s["note"] == "x"
     with pytest.raises(ConfigError):

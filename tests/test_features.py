@@ -75,7 +75,9 @@ def test_cache_status_reasons():
 def test_fit_head_falls_back_when_augmented():
     body, data = _body(), _data()
     head = nn.Linear(16, 4)
-    res = fit_head(body, head, data, classification(4), FitConfig(epochs=2, device="cpu"), augment=lambda x, g: x + 0.01)
+    res = fit_head(
+        body, head, data, classification(4), FitConfig(epochs=2, device="cpu"), augment=lambda x, g: x + 0.01
+    )
     assert not res.cached and "augment" in res.reason
 
 

@@ -8,9 +8,9 @@ from torch import nn
 from interlearn.config import FitConfig
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError
-from interlearn.finetune import STRATEGIES, FinetuneSpec, blocks_of, finetune, register_strategy
+from interlearn.finetune import FINETUNE_STRATEGIES, FinetuneSpec, blocks_of, finetune, register_finetune_strategy
 from interlearn.lora import LoraSpec, is_lora
-from interlearn.recipes.base import build
+from interlearn.schema import build
 from interlearn.tasks import classification
 
 # the module, even if the package re-exports a function named ``finetune``
@@ -31,7 +31,11 @@ def _data(n=32):
 
 
 def _changed(before, after):
-    return {n.rsplit(".", 1)[0] for n, p in after.named_parameters() if not torch.equal(p, dict(before.named_parameters())[n])}
+    return {
+        n.rsplit(".", 1)[0]
+        for n, p in after.named_parameters()
+        if not torch.equal(p, dict(before.named_parameters())[n])
+    }
 
 
 @pytest.fixture
@@ -57,11 +61,13 @@ def captured(monkeypatch):
 
 
 def test_registry_lists_known_names_on_error():
-    assert set(STRATEGIES) >= {"full", "last_n", "discriminative", "gradual", "freeze_then_unfreeze", "lora"}
-    with pytest.raises(ConfigError, match=r"strategy='fulll'.*known: .*'full'"):
+    assert set(FINETUNE_STRATEGIES) >= {"full", "last_n", "discriminative", "gradual", "freeze_then_unfreeze", "lora"}
+    with pytest.raises(
+        ConfigError, match=r"unknown fine-tuning strategy 'fulll'; known fine-tuning strategies: .*'full'"
+    ):
         FinetuneSpec("fulll")
     with pytest.raises(ConfigError, match="already registered"):
-        register_strategy("full")(lambda *a: None)
+        register_finetune_strategy("full")(lambda *a: None)
 
 
 def test_blocks_default_to_layers_with_parameters():
@@ -112,7 +118,13 @@ def test_gradual_first_epoch_moves_only_the_head():
 
 def test_freeze_then_unfreeze_follows_fastai(captured):
     m = _model()
-    r = finetune(m, _data(), TASK, FitConfig(**{**CFG.__dict__, "epochs": 2}), FinetuneSpec("freeze_then_unfreeze", freeze_epochs=1, lr_mult=100))
+    r = finetune(
+        m,
+        _data(),
+        TASK,
+        FitConfig(**{**CFG.__dict__, "epochs": 2}),
+        FinetuneSpec("freeze_then_unfreeze", freeze_epochs=1, lr_mult=100),
+    )
     head, body = captured
     assert head["config"].epochs == 1 and head["trainable"] == [["4"]]
     assert body["config"].epochs == 2 and body["trainable"] == [["0", "2", "4"], ["0", "2", "4"]]

@@ -62,7 +62,13 @@ def test_a_destroyed_body_shows_as_forgetting(setup):
 def test_with_head_merges_lora_and_leaves_the_model_alone(setup):
     base, src_test, tgt, _ = setup
     model = copy.deepcopy(base)
-    r = finetune(model, tgt, TASK, FitConfig(epochs=2, batch_size=32, lr=1e-2, **CPU), FinetuneSpec("lora", lora=LoraSpec(targets=("0",), r=2, modules_to_save=("2",))))
+    r = finetune(
+        model,
+        tgt,
+        TASK,
+        FitConfig(epochs=2, batch_size=32, lr=1e-2, **CPU),
+        FinetuneSpec("lora", lora=LoraSpec(targets=("0",), r=2, modules_to_save=("2",))),
+    )
     view = with_head(r.model, "2", base[2])
     assert isinstance(view, nn.Sequential) and torch.equal(view[2].weight, base[2].weight)
     assert hasattr(r.model, "base_model")  # the fine-tuned PEFT model itself is untouched
@@ -74,4 +80,10 @@ def test_table_and_row():
     rep = ForgettingReport("full", 0.9, 0.99, 0.95, 0.04, 100)
     table = forgetting_table([rep])
     assert "| full | 0.9000 | 0.9900 | 0.9500 | +0.0400 | 100 |" in table
-    assert rep.as_row() == {"accuracy": 0.9, "source_before": 0.99, "source_after": 0.95, "forgetting": 0.04, "trainable_params": 100}
+    assert rep.as_row() == {
+        "accuracy": 0.9,
+        "source_before": 0.99,
+        "source_after": 0.95,
+        "forgetting": 0.04,
+        "trainable_params": 100,
+    }

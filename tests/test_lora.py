@@ -82,7 +82,11 @@ def test_training_moves_adapters_not_base_weights():
     frozen_before = copy.deepcopy(net.state_dict())
     m = apply_lora(net, LoraSpec(targets=("conv", "body"), r=2, modules_to_save=("head",)))
     fit(m, _data(), classification(3), FitConfig(epochs=3, batch_size=16, lr=1e-2, device="cpu"))
-    base = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in m.named_parameters() if "lora_" not in n and "modules_to_save" not in n and "original_module" not in n}
+    base = {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for n, p in m.named_parameters()
+        if "lora_" not in n and "modules_to_save" not in n and "original_module" not in n
+    }
     for name in ("conv.weight", "body.0.weight", "body.2.0.weight"):
         assert torch.equal(base[name], frozen_before[name])
     b = dict(m.named_parameters())["base_model.model.conv.lora_B.default.weight"]

@@ -37,7 +37,19 @@ def test_fit_learns_digits(digits):
 def test_schedules_and_optimizers_reduce_loss(digits, schedule, optimizer):
     tr, _ = digits
     model = _mlp()
-    res = fit(model, tr, classification(10), FitConfig(epochs=3, lr=0.05 if optimizer == "sgd" else 3e-3, optimizer=optimizer, schedule=schedule, warmup=0.1 if schedule != "onecycle" else 0.0, clip_grad_norm=1.0))
+    res = fit(
+        model,
+        tr,
+        classification(10),
+        FitConfig(
+            epochs=3,
+            lr=0.05 if optimizer == "sgd" else 3e-3,
+            optimizer=optimizer,
+            schedule=schedule,
+            warmup=0.1 if schedule != "onecycle" else 0.0,
+            clip_grad_norm=1.0,
+        ),
+    )
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
 
 
@@ -77,7 +89,13 @@ def test_resume_equals_uninterrupted(digits, tmp_path):
     _, meta = load_checkpoint(tmp_path / "ck")
     assert meta["epoch"] == 1
     resumed = _mlp(seed=99)  # different init: everything must come from the checkpoint
-    res = fit(resumed, tr, classification(10), FitConfig(epochs=4, seed=1, optimizer="adamw", checkpoint_dir=str(tmp_path / "ck"), resume=True), val=te)
+    res = fit(
+        resumed,
+        tr,
+        classification(10),
+        FitConfig(epochs=4, seed=1, optimizer="adamw", checkpoint_dir=str(tmp_path / "ck"), resume=True),
+        val=te,
+    )
     assert len(res.history) == 4
     for p, q in zip(full.parameters(), resumed.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
@@ -94,7 +112,13 @@ def test_nan_loss_stops_with_message_and_keeps_checkpoint(digits, tmp_path):
         return out * float("nan") if calls["n"] > 25 else out  # diverges in epoch 2
 
     with pytest.raises(TrainingDivergedError, match="loss became nan at epoch 1"):
-        fit(model, tr, classification(10), FitConfig(epochs=3, batch_size=64, checkpoint_dir=str(tmp_path)), compute_loss=loss)
+        fit(
+            model,
+            tr,
+            classification(10),
+            FitConfig(epochs=3, batch_size=64, checkpoint_dir=str(tmp_path)),
+            compute_loss=loss,
+        )
     tensors, meta = load_checkpoint(tmp_path)
     assert meta["epoch"] == 0 and all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
 

@@ -18,7 +18,9 @@ FAST = FitConfig(epochs=50, batch_size=16, lr=1e-2, device="cpu")
 
 def _mlp(seed=0, out=3):
     torch.manual_seed(seed)
-    return nn.Sequential(OrderedDict(fc1=nn.Linear(6, 16), act1=nn.ReLU(), fc2=nn.Linear(16, 8), act2=nn.ReLU(), out=nn.Linear(8, out)))
+    return nn.Sequential(
+        OrderedDict(fc1=nn.Linear(6, 16), act1=nn.ReLU(), fc2=nn.Linear(16, 8), act2=nn.ReLU(), out=nn.Linear(8, out))
+    )
 
 
 def _blobs(n=60, classes=3, seed=0):
@@ -41,7 +43,7 @@ def test_cut_points_and_resolve():
 
 def test_split_and_fresh_tail():
     base = _mlp()
-    body, tail = split_at(base, 2)
+    body, _tail = split_at(base, 2)
     assert [n for n, _ in body.named_children()] == ["fc1", "act1"] and body.fc1 is base.fc1
     new = fresh_tail(base, 2, 5, seed=1)
     assert [n for n, _ in new.named_children()] == ["fc2", "act2", "out"]
@@ -68,7 +70,15 @@ def test_transfer_freezes_kept_layers_and_leaves_base_untouched():
 
 def test_transfer_pretrains_on_source_then_auto_cut():
     source, target = _blobs(120, 3, seed=0), _blobs(30, 3, seed=5)
-    res = transfer(_mlp(), target, classification(3), source=source, pretrain_config=FitConfig(epochs=5, device="cpu"), config=FAST, folds=3)
+    res = transfer(
+        _mlp(),
+        target,
+        classification(3),
+        source=source,
+        pretrain_config=FitConfig(epochs=5, device="cpu"),
+        config=FAST,
+        folds=3,
+    )
     assert res.pretrain is not None and len(res.pretrain.history) == 5
     report = res.autocut
     assert report.method == "cv" and report.folds == 3 and {s.cut for s in report.scores} == {2, 4}
@@ -126,7 +136,9 @@ def test_hf_local_folder_as_frozen_base():
     assert isinstance(base.backbone, HFEncoder)
     ids = torch.tensor([[101, 2307, 3185, 102, 0, 0]] * 6 + [[101, 6659, 3185, 2003, 102, 0]] * 6)
     data = TensorData(ids, torch.tensor([0] * 6 + [1] * 6))
-    res = transfer(base, data, classification(2), cut=1, config=FitConfig(epochs=10, batch_size=4, lr=1e-2, device="cpu"))
+    res = transfer(
+        base, data, classification(2), cut=1, config=FitConfig(epochs=10, batch_size=4, lr=1e-2, device="cpu")
+    )
     assert res.cached and res.trainable_params == 384 * 2 + 2
     assert evaluate(res.model, data, classification(2))["accuracy"] == 1.0
 

@@ -124,7 +124,9 @@ def test_arrays(prep: str | Path, cfg: dict) -> tuple[torch.Tensor, torch.Tensor
     return x, y
 
 
-def write_result(out: str | Path, state: dict[str, torch.Tensor], round_end_times: list[float], start: float, **extra: object) -> None:
+def write_result(
+    out: str | Path, state: dict[str, torch.Tensor], round_end_times: list[float], start: float, **extra: object
+) -> None:
     """Save the final weights (state dict in this module's naming) and the run's timeline."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,21 +27,24 @@ def main() -> None:
     prep, out = sys.argv[1], sys.argv[2]
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE / "flower_app"), os.environ.get("PYTHONPATH", "")])
     import torch
-    from flwr.simulation import run_simulation
-
     from flower_app.client_app import app as client_app
     from flower_app.server_app import app as server_app
+    from flwr.simulation import run_simulation
 
     torch.set_num_threads(1)
-    os.environ.update(FL_MATRIX_PREP=str(Path(prep).resolve()), FL_MATRIX_OUT=str(Path(out).resolve()), FL_MATRIX_START=repr(start))
+    os.environ.update(
+        FL_MATRIX_PREP=str(Path(prep).resolve()), FL_MATRIX_OUT=str(Path(out).resolve()), FL_MATRIX_START=repr(start)
+    )
     cfg = json.loads((Path(prep) / "config.json").read_text())
     run_simulation(
         server_app=server_app,
         client_app=client_app,
         num_supernodes=cfg["num_clients"],
         backend_name="ray",
-        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                        "init_args": {"num_cpus": 2, "num_gpus": 0, "include_dashboard": False}},  # actors inherit the env
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": 2, "num_gpus": 0, "include_dashboard": False},
+        },  # actors inherit the env
     )
     if not (Path(out) / "final.pt").exists():
         raise SystemExit("Flower run finished without a final model (see the log above)")

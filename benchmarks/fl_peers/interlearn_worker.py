@@ -18,17 +18,17 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from common import Clock, load_prep, train_arrays, write_result
+from torch import nn
 
-from common import Clock, load_prep, train_arrays, write_result  # noqa: E402
-from interlearn.federated.api import EngineSetup  # noqa: E402
-from interlearn.federated.client import LocalSGD  # noqa: E402
-from interlearn.federated.engines import get_engine  # noqa: E402
-from interlearn.federated.population import Population  # noqa: E402
-from interlearn.federated.sampling import round_generator, sample_cohort  # noqa: E402
-from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
-from interlearn.federated.strategies.registry import get_strategy  # noqa: E402
+from interlearn.federated.api import EngineSetup
+from interlearn.federated.client import LocalSGD
+from interlearn.federated.engines import get_engine
+from interlearn.federated.population import Population
+from interlearn.federated.sampling import round_generator, sample_cohort
+from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.strategies.registry import get_strategy
 
 
 def interlearn_model(cfg: dict) -> nn.Module:
@@ -52,7 +52,11 @@ def to_peer(model_name: str, params: dict[str, torch.Tensor]) -> dict[str, torch
         return dict(zip(names, params.values(), strict=True))
     if model_name == "femnist_cnn":
         return dict(params)
-    out = {"embed.weight": params["embed.weight"], "head.weight": params["head.weight"], "head.bias": params["head.bias"]}
+    out = {
+        "embed.weight": params["embed.weight"],
+        "head.weight": params["head.weight"],
+        "head.bias": params["head.bias"],
+    }
     for k in range(2):
         out[f"lstm.weight_ih_l{k}"] = params[f"lstm.{k}.ih.weight"]
         out[f"lstm.weight_hh_l{k}"] = params[f"lstm.{k}.hh.weight"]
@@ -99,13 +103,22 @@ def main() -> None:
         population,
         update,
         get_strategy("fedavg"),
-        SimulationConfig(rounds=cfg["rounds"], clients_per_round=cfg["cohort"], eval_every=0, client_eval=False, seed=cfg["seed"], progress=False),
+        SimulationConfig(
+            rounds=cfg["rounds"],
+            clients_per_round=cfg["cohort"],
+            eval_every=0,
+            client_eval=False,
+            seed=cfg["seed"],
+            progress=False,
+        ),
         engine=eng,
         initial_params=init,
         on_round=lambda rec: (marks.append(Clock.now()), cpu.append(Clock.cpu())),
     )
     eng.stop()
-    write_result(out, to_peer(cfg["model"], result.params), marks, start, round_start=t0, cpu_marks=cpu, engine=result.engine)
+    write_result(
+        out, to_peer(cfg["model"], result.params), marks, start, round_start=t0, cpu_marks=cpu, engine=result.engine
+    )
 
 
 if __name__ == "__main__":

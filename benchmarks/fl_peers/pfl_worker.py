@@ -20,19 +20,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from pfl.aggregate.simulate import SimulatedBackend  # noqa: E402
-from pfl.aggregate.weighting import WeightByDatapoints  # noqa: E402
-from pfl.algorithm import FederatedAveraging, NNAlgorithmParams  # noqa: E402
-from pfl.callback.base import TrainingProcessCallback  # noqa: E402
-from pfl.data.dataset import Dataset  # noqa: E402
-from pfl.data.federated_dataset import FederatedDataset  # noqa: E402
-from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams  # noqa: E402
-from pfl.metrics import Metrics, Weighted  # noqa: E402
-from pfl.model.pytorch import PyTorchModel  # noqa: E402
-
-from common import MODELS, Clock, load_prep, loss_fn, train_arrays, write_result  # noqa: E402
+import numpy as np
+import torch
+from common import MODELS, Clock, load_prep, loss_fn, train_arrays, write_result
+from pfl.aggregate.simulate import SimulatedBackend
+from pfl.aggregate.weighting import WeightByDatapoints
+from pfl.algorithm import FederatedAveraging, NNAlgorithmParams
+from pfl.callback.base import TrainingProcessCallback
+from pfl.data.dataset import Dataset
+from pfl.data.federated_dataset import FederatedDataset
+from pfl.hyperparam import NNEvalHyperParams, NNTrainHyperParams
+from pfl.metrics import Metrics, Weighted
+from pfl.model.pytorch import PyTorchModel
 
 
 def pfl_model(cfg: dict) -> torch.nn.Module:
@@ -40,12 +39,12 @@ def pfl_model(cfg: dict) -> torch.nn.Module:
     base = MODELS[cfg["model"]]
 
     class PflModel(base):  # type: ignore[valid-type,misc]
-        def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:  # noqa: A002
+        def loss(self, x: torch.Tensor, y: torch.Tensor, eval: bool = False) -> torch.Tensor:
             self.eval() if eval else self.train()
             return loss_fn(self(x), y)
 
         @torch.no_grad()
-        def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict:  # noqa: A002
+        def metrics(self, x: torch.Tensor, y: torch.Tensor, eval: bool = True) -> dict:
             logits = self(x)
             n = int(y.numel())
             return {
@@ -98,18 +97,29 @@ def main() -> None:
     train_data = FederatedDataset(make_dataset, user_sampler=lambda: next(order))
     net = pfl_model(cfg)
     params = [p for p in net.parameters() if p.requires_grad]
-    model = PyTorchModel(model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(params, lr=1.0))
+    model = PyTorchModel(
+        model=net, local_optimizer_create=torch.optim.SGD, central_optimizer=torch.optim.SGD(params, lr=1.0)
+    )
     backend = SimulatedBackend(training_data=train_data, val_data=None, postprocessors=[WeightByDatapoints()])  # type: ignore[arg-type]
     timeline = Timeline()
     FederatedAveraging().run(
-        algorithm_params=NNAlgorithmParams(central_num_iterations=cfg["rounds"], evaluation_frequency=cfg["rounds"], train_cohort_size=cfg["cohort"], val_cohort_size=0),
+        algorithm_params=NNAlgorithmParams(
+            central_num_iterations=cfg["rounds"],
+            evaluation_frequency=cfg["rounds"],
+            train_cohort_size=cfg["cohort"],
+            val_cohort_size=0,
+        ),
         backend=backend,
         model=model,
-        model_train_params=NNTrainHyperParams(local_learning_rate=cfg["lr"], local_num_epochs=cfg["local_epochs"], local_batch_size=cfg["batch_size"]),
+        model_train_params=NNTrainHyperParams(
+            local_learning_rate=cfg["lr"], local_num_epochs=cfg["local_epochs"], local_batch_size=cfg["batch_size"]
+        ),
         model_eval_params=NNEvalHyperParams(local_batch_size=500),
         callbacks=[timeline],
     )
-    write_result(out, net.state_dict(), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu)
+    write_result(
+        out, net.state_dict(), timeline.times[1:], start, round_start=timeline.times[0], cpu_marks=timeline.cpu
+    )
 
 
 if __name__ == "__main__":

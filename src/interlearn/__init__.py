@@ -4,14 +4,28 @@ Transfer learning, fine-tuning (incl. LoRA through PEFT), multi-task learning, f
 learning and knowledge distillation for any PyTorch model, on one training loop.
 
 The curated public API is re-exported here; subpackages (``interlearn.federated``,
-``interlearn.multitask``, ``interlearn.data``) expose their own.
+``interlearn.multitask``, ``interlearn.data``, ``interlearn.ondevice``) expose their own.
+
+The paradigm entry points are importable from the top: :func:`transfer`, :func:`finetune`,
+:func:`distill`, :func:`advise`, :func:`train_multitask` and :func:`simulate` (federated).
+
+**Modules and functions of the same name.** ``transfer``, ``finetune``, ``distill`` and
+``advise`` are each a module *and* the function it is named after. Here, on the package, the name
+is the **function** (``interlearn.transfer(base, target, task)``): it is what a user calls, and
+renaming the modules would only move the clash. The modules stay importable by their dotted path,
+which Python resolves through ``sys.modules`` (``from interlearn.transfer import cut_points,
+TransferResult`` and ``importlib.import_module("interlearn.transfer")`` give the module); only
+attribute access on the package (``interlearn.transfer.cut_points``) and
+``import interlearn.transfer as m`` give the function, so import the module's other names with
+``from ... import``.
 """
 
 from interlearn import surgery
+from interlearn.advise import Advice, AdviseConfig, advise
 from interlearn.checkpoint import load_checkpoint, save_checkpoint
 from interlearn.config import FitConfig
 from interlearn.data import TensorData, from_arrays, load_csv, load_digits, load_mnist, load_npz
-from interlearn.distill import kd_loss
+from interlearn.distill import distill, kd_loss
 from interlearn.errors import (
     CheckpointError,
     ConfigError,
@@ -22,20 +36,28 @@ from interlearn.errors import (
     TrainingDivergedError,
     UpdateRejected,
 )
-from interlearn.finetune import FinetuneSpec
-from interlearn.lora import LoraSpec
+from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
+from interlearn.finetune import FinetuneResult, FinetuneSpec, finetune
+from interlearn.lora import LoraSpec, apply_lora, merge_lora
+from interlearn.multitask.train import MultiTaskResult, train_multitask
 from interlearn.pretrained import load_pretrained
-from interlearn.surgery import count_params, freeze, param_groups, replace_last, replace_module, trainable_table, unfreeze
+from interlearn.surgery import (
+    count_params,
+    freeze,
+    param_groups,
+    replace_last,
+    replace_module,
+    trainable_table,
+    unfreeze,
+)
 from interlearn.tasks import Task, classification, multilabel, regression
 from interlearn.tracking import TrackingConfig
 from interlearn.training import FitResult, evaluate, fit
-from interlearn.transfer import TransferResult
-from interlearn.types import Params
+from interlearn.transfer import TransferResult, transfer
+from interlearn.types import ClientId, LossFn, Params
 
-# The paradigm entry points live in their modules (``interlearn.transfer.transfer``,
-# ``interlearn.finetune.finetune``, ``interlearn.distill.distill``,
-# ``interlearn.multitask``, ``interlearn.federated``): re-exporting same-named functions here
-# would shadow the modules themselves.
+# The entry points above shadow their same-named modules as package attributes, on purpose:
+# see the module docstring. Nothing below may rebind them.
 
 __version__ = "0.1.0"
 
@@ -67,16 +89,33 @@ __all__ = [
     "param_groups",
     "count_params",
     "trainable_table",
-    # paradigms (configs and results; entry points are in their modules)
+    # paradigms: entry points, their configs and results
+    "transfer",
     "TransferResult",
+    "finetune",
     "FinetuneSpec",
+    "FinetuneResult",
+    "apply_lora",
+    "merge_lora",
     "LoraSpec",
+    "distill",
     "kd_loss",
+    "train_multitask",
+    "MultiTaskResult",
+    "simulate",
+    "SimulationConfig",
+    "SimulationResult",
+    "advise",
+    "AdviseConfig",
+    "Advice",
     "load_pretrained",
     # checkpoints
     "save_checkpoint",
     "load_checkpoint",
+    # domain nouns
     "Params",
+    "ClientId",
+    "LossFn",
     # errors
     "InterlearnError",
     "ConfigError",

@@ -4,7 +4,7 @@ scratch, transfer, fine-tune or use LoRA, and how much does each buy?
 Only the labelled data you give is used, never a test set: every method is scored by stratified
 k-fold cross-validation (:func:`interlearn.autocut.stratified_folds`), repeated over several
 seeds, each fold's model trained with the same fixed budget of optimizer steps
-(:func:`interlearn.budgets.step_config`). Per fold:
+(:func:`interlearn.config.step_config`). Per fold:
 
 - ``scratch``: the base's architecture re-initialized and trained on the fold;
 - ``transfer``: :func:`interlearn.transfer.transfer` with ``cut="auto"``: the cut is chosen by an
@@ -24,22 +24,30 @@ from an unrelated domain, and the advice says to train from scratch.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from interlearn.autocut import stratified_folds
-from interlearn.budgets import BudgetConfig, BudgetReport, finetune_at, lora_at, sample_per_class, step_config
-from interlearn.data.tensors import TensorData
+from interlearn.budgets import BudgetConfig, BudgetReport, finetune_at, lora_at, sample_per_class
+from interlearn.config import step_config
+from interlearn.cuts import SCRATCH, cut_module
+from interlearn.data.tensors import TensorData, load_csv, load_npz
 from interlearn.errors import ConfigError, DataError, ShapeError
+from interlearn.pretrained import load_pretrained
+from interlearn.split import fresh_tail
 from interlearn.tasks import Task, classification
 from interlearn.training import evaluate, fit
+from interlearn.transfer import transfer
 
 __all__ = ["AdviseConfig", "Advice", "advise", "load_base", "load_labelled", "ADVISE_METHODS"]
 
@@ -79,16 +87,22 @@ class AdviseConfig:
 
     def __post_init__(self) -> None:
         if self.labels_per_class and min(self.labels_per_class) < 2:
-            raise ConfigError(f"labels_per_class={list(self.labels_per_class)}: cross-validation needs at least 2 labels per class")
+            raise ConfigError(
+                f"labels_per_class={list(self.labels_per_class)}: cross-validation needs at least 2 labels per class"
+            )
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
         if self.folds < 2 or self.inner_folds < 2:
             raise ConfigError(f"folds={self.folds}, inner_folds={self.inner_folds}: need at least 2")
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0 or self.lora_r < 1:
-            raise ConfigError(f"steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}, lora_r={self.lora_r}: need steps, batch_size, lora_r >= 1 and lr > 0")
+            raise ConfigError(
+                f"steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}, lora_r={self.lora_r}: need steps, batch_size, lora_r >= 1 and lr > 0"
+            )
         bad = [m for m in self.methods if m not in ADVISE_METHODS]
         if bad or "scratch" not in self.methods or len(self.methods) < 2:
-            raise ConfigError(f"methods={list(self.methods)}: use scratch and at least one of {list(_FROM_BASE)} (unknown: {bad})")
+            raise ConfigError(
+                f"methods={list(self.methods)}: use scratch and at least one of {list(_FROM_BASE)} (unknown: {bad})"
+            )
 
 
 # ---------------------------------------------------------------- inputs
@@ -99,38 +113,36 @@ def load_base(spec: str) -> nn.Module:
     Raises:
         ConfigError: a missing file, a state dict without architecture, or an unloadable model.
     """
-    from interlearn.pretrained import load_pretrained
-
     if spec.startswith("hf:"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        return load_pretrained(spec).backbone  # cut inside the encoder (named cuts), not around it
+        return load_pretrained(spec).get_submodule("backbone")  # cut inside the encoder (named cuts), not around it
     path = Path(spec)
     if path.suffix not in (".pt", ".pth"):
         raise ConfigError(f"--base {spec}: give a .pt/.pth file saved with torch.save(model, path), or hf:FOLDER")
     base = load_pretrained(path)
-    return base.backbone if len(base) == 1 and hasattr(base, "backbone") else base
+    return base.get_submodule("backbone") if len(base) == 1 and hasattr(base, "backbone") else base
 
 
 def _tokenize(folder: str, texts: list[str]) -> torch.Tensor:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # optional dependency (interlearn[text])
 
     tok = AutoTokenizer.from_pretrained(folder)
     return tok(texts, padding="longest", truncation=True, max_length=64, return_tensors="pt")["input_ids"]
 
 
 def _image_folder(path: Path) -> TensorData:
-    import numpy as np
-
     classes = sorted(d for d in path.iterdir() if d.is_dir())
     if len(classes) < 2:
-        raise DataError(f"{path}: a data folder needs one sub-folder per class (at least 2), found {[d.name for d in classes]}")
+        raise DataError(
+            f"{path}: a data folder needs one sub-folder per class (at least 2), found {[d.name for d in classes]}"
+        )
     xs, ys = [], []
     for label, d in enumerate(classes):
         for f in sorted(d.iterdir()):
             if f.suffix == ".npy":
                 arr = np.load(f)
             elif f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
-                from PIL import Image
+                from PIL import Image  # Pillow comes with matplotlib; only image folders need it
 
                 arr = np.asarray(Image.open(f), dtype=np.float32) / 255.0
                 arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
@@ -152,16 +164,12 @@ def load_labelled(path: str | Path, base_spec: str = "") -> TensorData:
     Raises:
         DataError: a missing file, mismatched lengths, non-integer labels.
     """
-    from interlearn.data import load_csv, load_npz
-
     p = Path(path)
     if p.is_dir():
         data = _image_folder(p)
     elif p.suffix == ".npz":
         data = load_npz(p)
     elif p.suffix == ".csv":
-        import csv
-
         with p.open(newline="") as fh:
             header = next(csv.reader(fh), [])
         if "text" in header and base_spec.startswith("hf:"):
@@ -181,7 +189,9 @@ def load_labelled(path: str | Path, base_spec: str = "") -> TensorData:
     else:
         raise DataError(f"--data {p}: use a .npz (x, y), a .csv or a folder with one sub-folder per class")
     if data.y.dim() != 1 or data.y.is_floating_point():
-        raise DataError(f"{p}: labels must be one integer class per example, got shape {tuple(data.y.shape)} ({data.y.dtype})")
+        raise DataError(
+            f"{p}: labels must be one integer class per example, got shape {tuple(data.y.shape)} ({data.y.dtype})"
+        )
     return data
 
 
@@ -189,37 +199,42 @@ def _check(base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig) -> 
     counts = torch.bincount(data.y, minlength=task.num_outputs)
     few = [(c, int(n)) for c, n in enumerate(counts.tolist()) if n < 2]
     if few:
-        raise DataError(f"too few labels for cross-validation: class {few[0][0]} has {few[0][1]} example(s); "
-                        "label at least 2 per class (5 or more give a usable estimate)")
+        raise DataError(
+            f"too few labels for cross-validation: class {few[0][0]} has {few[0][1]} example(s); "
+            "label at least 2 per class (5 or more give a usable estimate)"
+        )
     if cfg.labels_per_class and max(cfg.labels_per_class) > int(counts.min()):
-        raise DataError(f"labels_per_class up to {max(cfg.labels_per_class)}, but class {int(counts.argmin())} has only "
-                        f"{int(counts.min())} labelled examples; use budgets <= {int(counts.min())}")
+        raise DataError(
+            f"labels_per_class up to {max(cfg.labels_per_class)}, but class {int(counts.argmin())} has only "
+            f"{int(counts.min())} labelled examples; use budgets <= {int(counts.min())}"
+        )
     was = base.training
     try:
         with torch.no_grad():
             out = base.eval()(data.x[:2])
-    except Exception as exc:  # any failure of the base on the data: say which shapes met
-        raise ShapeError(f"the base cannot take your examples of shape {tuple(data.x.shape[1:])}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  (any failure of the base on the data: say which shapes met)
+        raise ShapeError(
+            f"the base cannot take your examples of shape {tuple(data.x.shape[1:])}: {type(exc).__name__}: {exc}"
+        ) from None
     finally:
         base.train(was)
     if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] != 2:
-        raise ShapeError(f"the base's output {type(out).__name__}{tuple(out.shape) if isinstance(out, torch.Tensor) else ''} is not one "
-                         "feature vector per example; give a base that returns a (batch, features) tensor")
+        raise ShapeError(
+            f"the base's output {type(out).__name__}{tuple(out.shape) if isinstance(out, torch.Tensor) else ''} is not one "
+            "feature vector per example; give a base that returns a (batch, features) tensor"
+        )
 
 
 # ---------------------------------------------------------------- the comparison
 def _scratch(base: nn.Module, task: Task, data: TensorData, seed: int) -> nn.Module:
-    from interlearn.cuts import SCRATCH, cut_module
-    from interlearn.transfer import fresh_tail
-
     if isinstance(base, nn.Sequential):
         return fresh_tail(base, 0, task.num_outputs, seed=seed)
     return cut_module(base, SCRATCH, task.num_outputs, data.x[:2], seed=seed).new
 
 
-def _fold_scores(base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig, seed: int, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    from interlearn.transfer import transfer
-
+def _fold_scores(
+    base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig, seed: int, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
     k = min(cfg.folds, int(torch.bincount(data.y).min()))
     rows = []
     for f, held in enumerate(stratified_folds(data.y, k, seed)):
@@ -235,16 +250,24 @@ def _fold_scores(base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfi
         res = transfer(base, train, task, cut="auto", config=fc, folds=max(inner, 2), seed=seed)
         scores["transfer"], cut = evaluate(res.model, val, task)[task.main_metric], res.cut
         if "finetune" in cfg.methods:
-            scores["finetune"] = evaluate(finetune_at(base, cut, train, task, fc, cfg.finetune_lr_scale, seed=seed), val, task)[task.main_metric]
+            scores["finetune"] = evaluate(
+                finetune_at(base, cut, train, task, fc, cfg.finetune_lr_scale, seed=seed), val, task
+            )[task.main_metric]
         if "lora" in cfg.methods:
             try:
-                scores["lora"] = evaluate(lora_at(base, cut, train, task, fc, cfg.lora_r, seed=seed), val, task)[task.main_metric]
+                scores["lora"] = evaluate(lora_at(base, cut, train, task, fc, cfg.lora_r, seed=seed), val, task)[
+                    task.main_metric
+                ]
             except ConfigError as exc:  # no adaptable layer before the chosen cut
                 say(f"  lora skipped: {exc}")
         for m, v in scores.items():
             if m in cfg.methods:
                 rows.append({"seed": seed, "fold": f, "method": m, "accuracy": v, "cut": cut})
-        say(f"  seed {seed} fold {f + 1}/{k}: " + "  ".join(f"{m} {v:.3f}" for m, v in scores.items() if m in cfg.methods) + f"  (cut {cut})")
+        say(
+            f"  seed {seed} fold {f + 1}/{k}: "
+            + "  ".join(f"{m} {v:.3f}" for m, v in scores.items() if m in cfg.methods)
+            + f"  (cut {cut})"
+        )
     return rows
 
 
@@ -274,7 +297,9 @@ class Advice:
 
     def report(self) -> BudgetReport:
         """The runs as a :class:`interlearn.budgets.BudgetReport` (its table and plot)."""
-        bc = BudgetConfig(labels_per_class=self.budgets, seeds=(0,), methods=tuple(m for m in ADVISE_METHODS if m in self.methods))
+        bc = BudgetConfig(
+            labels_per_class=self.budgets, seeds=(0,), methods=tuple(m for m in ADVISE_METHODS if m in self.methods)
+        )
         return BudgetReport(runs=list(self.runs), config=bc)
 
     def write(self, out: str | Path) -> Path:
@@ -282,11 +307,26 @@ class Advice:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         rep = self.report()
-        rep.plot(out / "advise.png", title="your data: cross-validated accuracy", ylabel="held-out accuracy, cross-validated (%)")
-        md = ["# interlearn advise", "", self.text, "", "Cross-validated accuracy (mean ± std over seeds x folds):", "", rep.table(), ""]
+        rep.plot(
+            out / "advise.png",
+            title="your data: cross-validated accuracy",
+            ylabel="held-out accuracy, cross-validated (%)",
+        )
+        md = [
+            "# interlearn advise",
+            "",
+            self.text,
+            "",
+            "Cross-validated accuracy (mean ± std over seeds x folds):",
+            "",
+            rep.table(),
+            "",
+        ]
         (out / "summary.md").write_text("\n".join(md))
         keys = ("recommendation", "margin", "margin_se", "negative_transfer", "text", "stats", "budgets")
-        (out / "summary.json").write_text(json.dumps({**{k: getattr(self, k) for k in keys}, "runs": self.runs}, indent=2, default=str))
+        (out / "summary.json").write_text(
+            json.dumps({**{k: getattr(self, k) for k in keys}, "runs": self.runs}, indent=2, default=str)
+        )
         return out
 
 
@@ -318,27 +358,47 @@ def _decide(adv: Advice) -> None:
     adv.negative_transfer = gap > 0
     n = len(keys)
     clear = adv.margin > 2 * adv.margin_se
-    line = lambda m: f"{m} {100 * adv.stats[m]['mean']:.1f}% ± {100 * adv.stats[m]['se']:.1f}"  # noqa: E731
-    head = (f"Recommendation at {budget} labels per class: **{best}** ({line(best)}, standard error over {n} seed x fold runs), "
-            f"ahead of {line(second)} by {100 * adv.margin:.1f} ± {100 * adv.margin_se:.1f} points "
-            f"({'a clear margin' if clear else 'within the noise: the two are not reliably different'}).")
+
+    def line(m: str) -> str:
+        return f"{m} {100 * adv.stats[m]['mean']:.1f}% ± {100 * adv.stats[m]['se']:.1f}"
+
+    head = (
+        f"Recommendation at {budget} labels per class: **{best}** ({line(best)}, standard error over {n} seed x fold runs), "
+        f"ahead of {line(second)} by {100 * adv.margin:.1f} ± {100 * adv.margin_se:.1f} points "
+        f"({'a clear margin' if clear else 'within the noise: the two are not reliably different'})."
+    )
     if adv.negative_transfer:
-        verdict = (f"NEGATIVE TRANSFER: every method that starts from your base scores below training from scratch; the best of them, "
-                   f"{top}, is {100 * gap:.1f} ± {100 * gap_se:.1f} points behind. The base most likely comes from an unrelated "
-                   "domain: train from scratch" + (" (or find a base pretrained on data like yours)." if best == "scratch" else "."))
+        verdict = (
+            f"NEGATIVE TRANSFER: every method that starts from your base scores below training from scratch; the best of them, "
+            f"{top}, is {100 * gap:.1f} ± {100 * gap_se:.1f} points behind. The base most likely comes from an unrelated "
+            "domain: train from scratch"
+            + (" (or find a base pretrained on data like yours)." if best == "scratch" else ".")
+        )
         if best == "scratch":
-            head = (f"Recommendation at {budget} labels per class: **train from scratch** ({line('scratch')}); the pretrained base does not "
-                    f"help on your data. Scratch leads {line(second)} by {100 * adv.margin:.1f} ± {100 * adv.margin_se:.1f} points "
-                    f"({'a clear margin' if clear else 'within the noise'}).")
+            head = (
+                f"Recommendation at {budget} labels per class: **train from scratch** ({line('scratch')}); the pretrained base does not "
+                f"help on your data. Scratch leads {line(second)} by {100 * adv.margin:.1f} ± {100 * adv.margin_se:.1f} points "
+                f"({'a clear margin' if clear else 'within the noise'})."
+            )
     else:
-        verdict = (f"No negative transfer: {top} beats training from scratch by {100 * -gap:.1f} ± {100 * gap_se:.1f} points"
-                   + ("." if -gap > 2 * gap_se else " (within the noise)."))
+        verdict = (
+            f"No negative transfer: {top} beats training from scratch by {100 * -gap:.1f} ± {100 * gap_se:.1f} points"
+            + ("." if -gap > 2 * gap_se else " (within the noise).")
+        )
     cuts = sorted({str(r["cut"]) for r in rows if r["method"] == "transfer"})
-    adv.text = "\n\n".join([head, verdict, f"Cuts chosen by the inner cross-validation: {', '.join(cuts)}. Only your labelled data was used "
-                            f"({n} held-out folds x seeds; {', '.join(adv.methods)} trained with the same fixed budget in every fold)."])
+    adv.text = "\n\n".join(
+        [
+            head,
+            verdict,
+            f"Cuts chosen by the inner cross-validation: {', '.join(cuts)}. Only your labelled data was used "
+            f"({n} held-out folds x seeds; {', '.join(adv.methods)} trained with the same fixed budget in every fold).",
+        ]
+    )
 
 
-def advise(base: nn.Module, data: TensorData, config: AdviseConfig | None = None, progress: Callable[[str], None] | None = None) -> Advice:
+def advise(
+    base: nn.Module, data: TensorData, config: AdviseConfig | None = None, progress: Callable[[str], None] | None = None
+) -> Advice:
     """Compare scratch / transfer / fine-tuning / LoRA on ``data`` with ``base`` (see the module docstring).
 
     Args:

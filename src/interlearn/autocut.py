@@ -28,6 +28,7 @@ from interlearn.cuts import SCRATCH, cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
 from interlearn.features import cache_status, extract_features, fit_head
+from interlearn.split import cut_points, fresh_tail, resolve_cut, split_at
 from interlearn.surgery import count_params, freeze
 from interlearn.tasks import Task
 from interlearn.tracking import paused
@@ -87,7 +88,9 @@ class AutoCutReport:
 
     def table(self) -> str:
         """A text table of the scores, the choice and the negative-transfer verdict."""
-        lines = [f"auto cut ({self.method}, {self.folds} folds, {self.metric}): chose cut {self.chosen} ({self.chosen_name})"]
+        lines = [
+            f"auto cut ({self.method}, {self.folds} folds, {self.metric}): chose cut {self.chosen} ({self.chosen_name})"
+        ]
         rows = list(self.scores) + ([self.scratch] if self.scratch is not None else [])
         if rows:
             lines.append(f"{'cut':>4}  {'first replaced':<16} {'mean':>7} {'std':>7} {'trainable':>10}")
@@ -100,13 +103,27 @@ class AutoCutReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
+
         def row(s: CutScore) -> dict[str, Any]:
-            return {"cut": s.cut, "name": s.name, "mean": s.mean, "std": s.std, "folds": list(s.folds), "trainable_params": s.trainable_params}
+            return {
+                "cut": s.cut,
+                "name": s.name,
+                "mean": s.mean,
+                "std": s.std,
+                "folds": list(s.folds),
+                "trainable_params": s.trainable_params,
+            }
 
         return {
-            "chosen": self.chosen, "chosen_name": self.chosen_name, "method": self.method, "folds": self.folds,
-            "metric": self.metric, "negative_transfer": self.negative_transfer, "note": self.note,
-            "scores": [row(s) for s in self.scores], "scratch": row(self.scratch) if self.scratch else None,
+            "chosen": self.chosen,
+            "chosen_name": self.chosen_name,
+            "method": self.method,
+            "folds": self.folds,
+            "metric": self.metric,
+            "negative_transfer": self.negative_transfer,
+            "note": self.note,
+            "scores": [row(s) for s in self.scores],
+            "scratch": row(self.scratch) if self.scratch else None,
         }
 
 
@@ -131,21 +148,21 @@ def stratified_folds(y: torch.Tensor, k: int, seed: int = 0, stratify: bool = Tr
     return [torch.tensor(sorted(b), dtype=torch.long) for b in buckets]
 
 
-def _prepare(base: nn.Module, cut: int | str, task: Task, data: TensorData, seed: int) -> tuple[nn.Module, nn.Module, bool]:
+def _prepare(
+    base: nn.Module, cut: int | str, task: Task, data: TensorData, seed: int
+) -> tuple[nn.Module, nn.Module, bool]:
     """``(kept part, fresh part, whether the kept part runs alone)`` at ``cut``."""
-    from interlearn.transfer import fresh_tail
-
     if isinstance(cut, int):
         return nn.Identity(), fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed), True
     nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
     return nc.body, nc.new, nc.separable
 
 
-def _score(base: nn.Module, cut: int | str, data: TensorData, task: Task, cfg: FitConfig, held: list[torch.Tensor], seed: int) -> CutScore:
-    from interlearn.transfer import split_at
-
+def _score(
+    base: nn.Module, cut: int | str, data: TensorData, task: Task, cfg: FitConfig, held: list[torch.Tensor], seed: int
+) -> CutScore:
     if isinstance(cut, int):
-        body = copy.deepcopy(split_at(base, cut)[0])
+        body: nn.Module = copy.deepcopy(split_at(base, cut)[0])
         for p in body.parameters():
             p.requires_grad_(False)
         if any(True for _ in body.parameters()):
@@ -216,34 +233,46 @@ def auto_cut(
     Raises:
         ConfigError: no candidate cuts, or a candidate out of range.
     """
-    from interlearn.transfer import cut_points, resolve_cut
-
     cfg = config or FitConfig(epochs=100, batch_size=32, lr=1e-3, warmup=0.1, weight_decay=1e-4, seed=seed)
     cands = [resolve_cut(base, c) for c in (candidates if candidates is not None else cut_points(base, data.x[:2]))]
     cands = [c for c in cands if c != 0 and c != SCRATCH]
     if not cands:
-        raise ConfigError(f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut")
-    name = lambda c: _name(base, c)  # noqa: E731
+        raise ConfigError(
+            f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut"
+        )
+
+    def name(c: int | str) -> str:
+        return _name(base, c)
+
     classify = task.kind == "classification"
     k = min(folds, int(torch.unique(data.y, return_counts=True)[1].min())) if classify else min(folds, len(data))
     if k < 2:
         chosen = cands[(len(cands) - 1) // 2]
-        note = (f"cross-validation impossible (fewer than 2 labelled examples in some class); chose the middle "
-                f"candidate cut {chosen} ({name(chosen)}) by rule; negative transfer cannot be assessed")
+        note = (
+            f"cross-validation impossible (fewer than 2 labelled examples in some class); chose the middle "
+            f"candidate cut {chosen} ({name(chosen)}) by rule; negative transfer cannot be assessed"
+        )
         return AutoCutReport(chosen, name(chosen), (), None, "rule", 0, task.main_metric, False, note, tuple(cands))
     held = stratified_folds(data.y, k, seed, stratify=classify)
     with paused():  # the folds' trainings are scoring, not the run: never tracked
         scores = tuple(_score(base, c, data, task, cfg, held, seed) for c in cands)
-        scratch = _score(base, 0 if isinstance(cands[0], int) else SCRATCH, data, task, cfg, held, seed) if include_scratch else None
+        scratch = (
+            _score(base, 0 if isinstance(cands[0], int) else SCRATCH, data, task, cfg, held, seed)
+            if include_scratch
+            else None
+        )
     sign = 1.0 if task.higher_is_better else -1.0
     best = max(scores, key=lambda s: (sign * s.mean, cands.index(s.cut)))
     negative = scratch is not None and all(sign * s.mean < sign * scratch.mean for s in scores)
-    if negative:
+    if negative and scratch is not None:
         gap, noise = abs(scratch.mean - best.mean), max(best.std, scratch.std) / math.sqrt(k)
-        note = (f"NEGATIVE TRANSFER: every cut scores below training from scratch ({scratch.mean:.4f}); the best "
-                f"cut {best.cut} ({best.name}) scores {best.mean:.4f}, a gap {'larger' if gap > noise else 'no larger'} than "
-                f"the cross-validation noise (standard error {noise:.4f}). Consider training from scratch.")
+        note = (
+            f"NEGATIVE TRANSFER: every cut scores below training from scratch ({scratch.mean:.4f}); the best "
+            f"cut {best.cut} ({best.name}) scores {best.mean:.4f}, a gap {'larger' if gap > noise else 'no larger'} than "
+            f"the cross-validation noise (standard error {noise:.4f}). Consider training from scratch."
+        )
     else:
         note = f"chose cut {best.cut} ({best.name}): best cross-validated {task.main_metric} {best.mean:.4f}" + (
-            f" vs {scratch.mean:.4f} from scratch" if scratch is not None else "")
+            f" vs {scratch.mean:.4f} from scratch" if scratch is not None else ""
+        )
     return AutoCutReport(best.cut, best.name, scores, scratch, "cv", k, task.main_metric, negative, note, tuple(cands))

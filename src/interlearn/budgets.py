@@ -17,8 +17,10 @@ The report gives mean and spread over seeds as a table and a plot (accuracy vs l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +29,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from interlearn.config import FitConfig
+from interlearn.autocut import auto_cut
+from interlearn.config import FitConfig, step_config
+from interlearn.cuts import cut_module
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.surgery import count_params
+from interlearn.lora import LORA_LAYERS, LoraSpec, apply_lora
+from interlearn.plotting import pyplot, save_figure
+from interlearn.schema import to_dict
+from interlearn.split import fresh_tail, split_at
+from interlearn.surgery import count_params, freeze, unfreeze
 from interlearn.tasks import Task
 from interlearn.training import evaluate, fit
+from interlearn.transfer import pretrain, transfer
 
-__all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "step_config", "finetune_at", "lora_at", "METHODS"]
+__all__ = ["BudgetConfig", "BudgetReport", "label_budgets", "sample_per_class", "finetune_at", "lora_at", "METHODS"]
 
 METHODS = ("scratch", "transfer", "finetune", "lora")
 
@@ -75,17 +84,13 @@ class BudgetConfig:
         if bad or not self.methods:
             raise ConfigError(f"methods={self.methods}: {bad or 'empty'}; choose from {list(METHODS)}")
         if self.steps < 1 or self.batch_size < 1 or self.folds < 2:
-            raise ConfigError(f"steps={self.steps}, batch_size={self.batch_size}, folds={self.folds}: need steps, batch_size >= 1 and folds >= 2")
+            raise ConfigError(
+                f"steps={self.steps}, batch_size={self.batch_size}, folds={self.folds}: need steps, batch_size >= 1 and folds >= 2"
+            )
         if not self.lr > 0 or not 0 < self.finetune_lr_scale <= 1 or self.weight_decay < 0:
-            raise ConfigError(f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}, weight_decay={self.weight_decay}: need lr > 0, 0 < scale <= 1, decay >= 0")
-
-
-def step_config(n: int, steps: int, batch_size: int, lr: float, weight_decay: float = 0.0, seed: int = 0) -> FitConfig:
-    """A :class:`FitConfig` giving about ``steps`` optimizer steps over ``n`` examples."""
-    bs = max(1, min(batch_size, n))
-    per_epoch = -(-n // bs)
-    return FitConfig(epochs=max(1, round(steps / per_epoch)), batch_size=bs, lr=lr, weight_decay=weight_decay,
-                     warmup=0.1, schedule="cosine", seed=seed, restore_best=False)
+            raise ConfigError(
+                f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}, weight_decay={self.weight_decay}: need lr > 0, 0 < scale <= 1, decay >= 0"
+            )
 
 
 def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
@@ -101,28 +106,31 @@ def sample_per_class(data: TensorData, k: int, seed: int = 0) -> TensorData:
     for c in classes:
         idx = (data.y == c).nonzero().flatten()
         if len(idx) < k:
-            raise DataError(f"class {c} has {len(idx)} examples, fewer than labels_per_class={k}; "
-                            f"lower labels_per_class to at most {smallest} (the smallest class)")
+            raise DataError(
+                f"class {c} has {len(idx)} examples, fewer than labels_per_class={k}; "
+                f"lower labels_per_class to at most {smallest} (the smallest class)"
+            )
         picks.append(idx[torch.randperm(len(idx), generator=g)[:k]])
     return data.subset(torch.cat(picks))
 
 
-def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, lr_scale: float = 0.1, seed: int = 0) -> nn.Module:
+def finetune_at(
+    base: nn.Module,
+    cut: int | str,
+    data: TensorData,
+    task: Task,
+    config: FitConfig,
+    lr_scale: float = 0.1,
+    seed: int = 0,
+) -> nn.Module:
     """Discriminative fine-tuning: fresh layers from ``cut`` on at ``config.lr``, the pretrained
     layers before it at ``config.lr * lr_scale``; everything trains. Returns the trained model.
 
     ``cut`` is a layer index of a Sequential or a submodule name of any module (:mod:`interlearn.cuts`).
     """
-    from interlearn.transfer import fresh_tail, split_at
-
     if isinstance(cut, str):
-        from collections import OrderedDict
-
-        from interlearn.cuts import cut_module
-        from interlearn.surgery import unfreeze
-
         nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
-        model: nn.Module = nn.Sequential(OrderedDict(body=nc.body, head=nc.new)) if nc.separable else nc.new
+        model: nn.Module = nc.model()
         fresh = [p for p in nc.new.parameters() if p.requires_grad]
         ids = {id(p) for p in fresh}
         kept = [p for p in model.parameters() if id(p) not in ids]
@@ -142,44 +150,46 @@ def finetune_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, c
     return model
 
 
-def _cut_model(base: nn.Module, cut: int | str, data: TensorData, task: Task, seed: int) -> tuple[nn.Module, list[str], list[str]]:
+def _cut_model(
+    base: nn.Module, cut: int | str, data: TensorData, task: Task, seed: int
+) -> tuple[nn.Module, list[str], list[str]]:
     """``(model, kept module names, fresh module names)``: ``base`` cut at ``cut``, fresh layers at
     the end, everything frozen except the fresh layers."""
-    from collections import OrderedDict
-
-    from interlearn.surgery import freeze
-    from interlearn.transfer import fresh_tail, split_at
-
     if isinstance(cut, int):
         body, _ = split_at(copy.deepcopy(base), cut)
-        model: nn.Module = nn.Sequential(OrderedDict(body=body, head=fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)))
-        freeze(model.body)  # type: ignore[arg-type]
-        return model, ["body"], ["head"]
-    from interlearn.cuts import cut_module
-
+        freeze(body)
+        head = fresh_tail(base, cut, task.num_outputs, sample=data.x[:1], seed=seed)
+        return nn.Sequential(OrderedDict(body=body, head=head)), ["body"], ["head"]
     nc = cut_module(base, cut, task.num_outputs, data.x[:2], seed=seed)
     if nc.separable:
-        return nn.Sequential(OrderedDict(body=nc.body, head=nc.new)), ["body"], ["head"]
+        return nc.model(), ["body"], ["head"]
     fresh = [n for n, m in nc.new.named_modules() if n and any(p.requires_grad for p in m.parameters(recurse=False))]
-    kept = [n for n, m in nc.new.named_modules() if n and any(True for _ in m.parameters(recurse=False)) and n not in fresh]
+    kept = [
+        n for n, m in nc.new.named_modules() if n and any(True for _ in m.parameters(recurse=False)) and n not in fresh
+    ]
     return nc.new, kept, fresh
 
 
-def lora_at(base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, r: int = 4, seed: int = 0) -> nn.Module:
+def lora_at(
+    base: nn.Module, cut: int | str, data: TensorData, task: Task, config: FitConfig, r: int = 4, seed: int = 0
+) -> nn.Module:
     """LoRA (Hu et al. 2021, through PEFT) on the kept layers before ``cut``; the fresh layers from
     ``cut`` on train in full. Returns the trained model.
 
     Raises:
         ConfigError: the kept part has no ``nn.Linear``/``nn.Conv2d`` for LoRA to adapt.
     """
-    from interlearn.lora import LoraSpec, apply_lora
-    from interlearn.lora import _SUPPORTED as supported
-
     model, kept, fresh = _cut_model(base, cut, data, task, seed)
     modules = dict(model.named_modules())
-    targets = [n for n, m in modules.items() if isinstance(m, supported) and any(n == k or n.startswith(k + ".") for k in kept)]
+    targets = [
+        n
+        for n, m in modules.items()
+        if isinstance(m, LORA_LAYERS) and any(n == k or n.startswith(k + ".") for k in kept)
+    ]
     if not targets:
-        raise ConfigError(f"LoRA at cut {cut!r}: the kept layers have no nn.Linear/nn.Conv2d to adapt; choose a later cut")
+        raise ConfigError(
+            f"LoRA at cut {cut!r}: the kept layers have no nn.Linear/nn.Conv2d to adapt; choose a later cut"
+        )
     peft_model = apply_lora(model, LoraSpec(targets=tuple(targets), r=r, alpha=2.0 * r, modules_to_save=tuple(fresh)))
     fit(peft_model, data, task, config)
     return peft_model
@@ -220,45 +230,51 @@ class BudgetReport:
     def table(self) -> str:
         """Markdown table: accuracy mean ± std (over seeds) per budget and method."""
         ms = self.config.methods
-        lines = ["| labels/class | " + " | ".join(ms) + " | cuts chosen (transfer) |", "|---:|" + "---:|" * len(ms) + "---|"]
+        lines = [
+            "| labels/class | " + " | ".join(ms) + " | cuts chosen (transfer) |",
+            "|---:|" + "---:|" * len(ms) + "---|",
+        ]
         for row in self.curve():
-            cells = [f"{100 * row[f'{m}_mean']:.1f} ± {100 * row[f'{m}_std']:.1f}" if f"{m}_mean" in row else "" for m in ms]
+            cells = [
+                f"{100 * row[f'{m}_mean']:.1f} ± {100 * row[f'{m}_std']:.1f}" if f"{m}_mean" in row else "" for m in ms
+            ]
             lines.append(f"| {row['labels_per_class']} | " + " | ".join(cells) + f" | {row.get('transfer_cuts', '')} |")
         return "\n".join(lines)
 
-    def plot(self, path: str | Path, title: str = "accuracy vs label budget", ylabel: str = "test accuracy (%)") -> Path:
+    def plot(
+        self, path: str | Path, title: str = "accuracy vs label budget", ylabel: str = "test accuracy (%)"
+    ) -> Path:
         """PNG: accuracy (mean, error bars = std over seeds) vs labels per class, one line per method."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         curve = self.curve()
         for m in self.config.methods:
             pts = [(r["labels_per_class"], r[f"{m}_mean"], r[f"{m}_std"]) for r in curve if f"{m}_mean" in r]
-            ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * p[2] for p in pts], marker="o", ms=4, capsize=3, label=m)
+            ax.errorbar(
+                [p[0] for p in pts],
+                [100 * p[1] for p in pts],
+                yerr=[100 * p[2] for p in pts],
+                marker="o",
+                ms=4,
+                capsize=3,
+                label=m,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("labelled examples per class")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path, dpi=120)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the curve, every run, and the auto-cut reports."""
-        from interlearn.recipes.base import to_dict
-
         return {"curve": self.curve(), "runs": self.runs, "autocuts": self.autocuts, "config": to_dict(self.config)}
 
 
 def label_budgets(
-    make_model: Callable[[int], nn.Sequential],
+    make_model: Callable[[int], nn.Module],
     source: TensorData,
     source_task: Task,
     target: TensorData,
@@ -285,11 +301,6 @@ def label_budgets(
     Returns:
         A :class:`BudgetReport`.
     """
-    from dataclasses import replace
-
-    from interlearn.autocut import auto_cut
-    from interlearn.transfer import fresh_tail, pretrain, transfer
-
     cfg = config or BudgetConfig()
     say = progress or (lambda _s: None)
     report = BudgetReport(config=cfg)
@@ -299,18 +310,34 @@ def label_budgets(
         base = make_model(seed)
         if needs_base:
             t0 = time.perf_counter()
-            pretrain(base, source, source_task, replace(pre_cfg, seed=seed))
+            pretrain(base, source, source_task, dataclasses.replace(pre_cfg, seed=seed))
             src_acc = evaluate(base, source, source_task)["accuracy"] if len(source) <= 5000 else float("nan")
-            say(f"seed {seed}: pretrained base in {time.perf_counter() - t0:.1f}s" + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else ""))
+            say(
+                f"seed {seed}: pretrained base in {time.perf_counter() - t0:.1f}s"
+                + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else "")
+            )
         for b in cfg.labels_per_class:
             labelled = sample_per_class(target, b, seed=seed * 7919 + b)
             fc = step_config(len(labelled), cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, seed)
 
-            def record(method: str, model: nn.Module, seconds: float, **extra: Any) -> None:
+            def record(
+                method: str, model: nn.Module, seconds: float, *, seed: int = seed, b: int = b, **extra: Any
+            ) -> None:
                 acc = evaluate(model, target_test, task)["accuracy"]
-                report.runs.append({"seed": seed, "labels_per_class": b, "method": method, "accuracy": acc,
-                                    "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)), "seconds": seconds, **extra})
-                say(f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}")
+                report.runs.append(
+                    {
+                        "seed": seed,
+                        "labels_per_class": b,
+                        "method": method,
+                        "accuracy": acc,
+                        "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)),
+                        "seconds": seconds,
+                        **extra,
+                    }
+                )
+                say(
+                    f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}"
+                )
 
             if "scratch" in cfg.methods:
                 t0 = time.perf_counter()
@@ -326,8 +353,16 @@ def label_budgets(
             if "transfer" in cfg.methods:
                 t0 = time.perf_counter()
                 res = transfer(base, labelled, task, cut=ac.chosen, config=fc, seed=seed)
-                record("transfer", res.model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen, cut_method=ac.method,
-                       negative_transfer=ac.negative_transfer, cached=res.cached, trainable=res.trainable_params)
+                record(
+                    "transfer",
+                    res.model,
+                    time.perf_counter() - t0 + cut_seconds,
+                    cut=ac.chosen,
+                    cut_method=ac.method,
+                    negative_transfer=ac.negative_transfer,
+                    cached=res.cached,
+                    trainable=res.trainable_params,
+                )
             if "finetune" in cfg.methods:
                 t0 = time.perf_counter()
                 model = finetune_at(base, ac.chosen, labelled, task, fc, cfg.finetune_lr_scale, seed=seed)

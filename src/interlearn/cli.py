@@ -7,6 +7,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from interlearn.advise import AdviseConfig, advise, load_base, load_labelled
+from interlearn.errors import ConfigError, DataError, InterlearnError
+from interlearn.recipes import example_recipes, run_recipe
+from interlearn.report import markdown_table, render
+from interlearn.tour import run_tour
 
 __all__ = ["main"]
 
@@ -14,23 +23,16 @@ __all__ = ["main"]
 def _threads() -> None:
     # Tiny models on few cores run fastest single-threaded (2 busy OpenMP threads were measured
     # ~50x slower on a small step); users can raise it with INTERLEARN_THREADS.
-    import torch
-
     torch.set_num_threads(int(os.environ.get("INTERLEARN_THREADS", "1")))
 
 
 def _cmd_tour(args: argparse.Namespace) -> int:
-    from interlearn.tour import run_tour
-
     only = args.only.split(",") if args.only else None
     run_tour(Path(args.out), only=only, progress=not args.no_progress, seed=args.seed)
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from interlearn.recipes import run_recipe
-    from interlearn.report import markdown_table
-
     run_dir = run_recipe(args.recipe, args.out, progress=not args.no_progress)
     rows = json.loads((run_dir / "summary.json").read_text())
     print(markdown_table(rows))
@@ -39,18 +41,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from interlearn.report import render
-
     md = render(args.run_dir)
     print(md.read_text())
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from interlearn.errors import DataError
-    from interlearn.report import markdown_table
-
-    rows: dict[str, dict] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for d in args.run_dirs:
         p = Path(d) / "summary.json"
         if not p.is_file():
@@ -62,8 +59,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
-    from interlearn.recipes import example_recipes
-
     for p in example_recipes():
         if args.show and p.stem == args.show:
             print(p.read_text())
@@ -71,15 +66,11 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
         if not args.show:
             print(f"{p.stem:<12} {p}")
     if args.show:
-        from interlearn.errors import ConfigError
-
         raise ConfigError(f"no example recipe {args.show!r}; known: {[p.stem for p in example_recipes()]}")
     return 0
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
-    from interlearn.errors import ConfigError
-
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -87,10 +78,14 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
-    from interlearn.advise import AdviseConfig, advise, load_base, load_labelled
-
-    cfg = AdviseConfig(labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"), seeds=_ints(args.seeds, "--seeds"),
-                       folds=args.folds, steps=args.steps, lr=args.lr, methods=tuple(m.strip() for m in args.methods.split(",")))
+    cfg = AdviseConfig(
+        labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"),
+        seeds=_ints(args.seeds, "--seeds"),
+        folds=args.folds,
+        steps=args.steps,
+        lr=args.lr,
+        methods=tuple(m.strip() for m in args.methods.split(",")),
+    )
     data = load_labelled(args.data, args.base)
     base = load_base(args.base)
     say = (lambda line: print(line, flush=True)) if not args.no_progress else None
@@ -103,7 +98,10 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="interlearn", description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.")
+    p = argparse.ArgumentParser(
+        prog="interlearn",
+        description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tour", help="run every paradigm on the embedded digits and print one comparison table")
     t.add_argument("--out", default="runs/tour", help="run folder (summary.json, summary.md, plots)")
@@ -122,10 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="one table from several run folders")
     c.add_argument("run_dirs", nargs="+")
     c.set_defaults(func=_cmd_compare)
-    a = sub.add_parser("advise", help="scratch vs transfer vs fine-tuning vs LoRA on your labelled data (cross-validated)")
-    a.add_argument("--data", required=True, help="labelled examples: my.npz (x, y), my.csv (label column) or a folder with a sub-folder per class")
-    a.add_argument("--base", required=True, help="pretrained model: a .pt file saved with torch.save(model, path), or hf:FOLDER")
-    a.add_argument("--labels-per-class", default=None, help="label budgets to compare, e.g. 5,10,50 (default: all your labels)")
+    a = sub.add_parser(
+        "advise", help="scratch vs transfer vs fine-tuning vs LoRA on your labelled data (cross-validated)"
+    )
+    a.add_argument(
+        "--data",
+        required=True,
+        help="labelled examples: my.npz (x, y), my.csv (label column) or a folder with a sub-folder per class",
+    )
+    a.add_argument(
+        "--base", required=True, help="pretrained model: a .pt file saved with torch.save(model, path), or hf:FOLDER"
+    )
+    a.add_argument(
+        "--labels-per-class", default=None, help="label budgets to compare, e.g. 5,10,50 (default: all your labels)"
+    )
     a.add_argument("--out", default="runs/advise", help="folder for advise.png, summary.md, summary.json")
     a.add_argument("--seeds", default="0,1,2", help="repetitions, comma-separated")
     a.add_argument("--folds", type=int, default=5, help="cross-validation folds")
@@ -142,8 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``interlearn`` command."""
-    from interlearn.errors import InterlearnError
-
     args = build_parser().parse_args(argv)
     _threads()
     try:

@@ -5,15 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from interlearn.errors import ConfigError
 
-__all__ = ["FitConfig", "check_device", "MAX_LR"]
+__all__ = ["FitConfig", "check_device", "resolve_device", "step_config", "MAX_LR"]
 
 MAX_LR = 10.0
 """Largest learning rate accepted: a typo guard (``1e12`` is never meant)."""
 
 _OPTIMIZERS = ("sgd", "adamw", "adam")
 _SCHEDULES = ("constant", "cosine", "onecycle", "linear")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> the first CUDA device when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def check_device(device: str) -> None:
@@ -25,12 +34,12 @@ def check_device(device: str) -> None:
     """
     if device == "auto":
         return
-    import torch
-
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'cuda:N' ({exc})") from None
+        raise ConfigError(
+            f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'cuda:N' ({exc})"
+        ) from None
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = 0 if dev.index is None else dev.index
@@ -94,7 +103,9 @@ class FitConfig:
         if self.schedule not in _SCHEDULES:
             raise ConfigError(f"schedule={self.schedule!r}: choose one of {_SCHEDULES}")
         if not 0 < self.lr <= MAX_LR:
-            raise ConfigError(f"lr={self.lr:g}: must be in (0, {MAX_LR:g}]; typical values are 1e-4 to 1e-1 (Adam) or 1e-2 to 1 (SGD)")
+            raise ConfigError(
+                f"lr={self.lr:g}: must be in (0, {MAX_LR:g}]; typical values are 1e-4 to 1e-1 (Adam) or 1e-2 to 1 (SGD)"
+            )
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed}: must be a non-negative integer")
         check_device(self.device)
@@ -108,3 +119,21 @@ class FitConfig:
             raise ConfigError(f"patience={self.patience}: must be >= 1 or None")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir")
+
+
+def step_config(n: int, steps: int, batch_size: int, lr: float, weight_decay: float = 0.0, seed: int = 0) -> FitConfig:
+    """A :class:`FitConfig` giving about ``steps`` optimizer steps over ``n`` examples (AdamW,
+    10% warm-up then cosine decay; the budget :func:`interlearn.transfer.transfer` and the
+    label-budget comparisons train with)."""
+    bs = max(1, min(batch_size, n))
+    per_epoch = -(-n // bs)
+    return FitConfig(
+        epochs=max(1, round(steps / per_epoch)),
+        batch_size=bs,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=0.1,
+        schedule="cosine",
+        seed=seed,
+        restore_best=False,
+    )

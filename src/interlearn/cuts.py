@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import fx, nn
@@ -35,18 +36,19 @@ from torch import fx, nn
 from interlearn.errors import ConfigError, closest
 from interlearn.surgery import freeze, unfreeze
 
-__all__ = ["KEEP_ALL", "SCRATCH", "NamedCut", "named_cut_points", "cut_module", "trace"]
+__all__ = ["KEEP_ALL", "SCRATCH", "NamedCut", "named_cut_points", "cut_module", "trace", "has_params"]
 
 KEEP_ALL = "(all)"
 SCRATCH = "(scratch)"
 
 
-def _has_params(m: nn.Module) -> bool:
+def has_params(m: nn.Module) -> bool:
+    """Whether ``m`` has at least one parameter."""
     return any(True for _ in m.parameters())
 
 
 def _expand(name: str, mod: nn.Module) -> list[str]:
-    kids = [(n, c) for n, c in mod.named_children() if _has_params(c)]
+    kids = [(n, c) for n, c in mod.named_children() if has_params(c)]
     if isinstance(mod, (nn.ModuleList, nn.ModuleDict)):
         return [f"{name}.{n}" for n, _ in kids]
     if len(kids) == 1 and isinstance(kids[0][1], (nn.ModuleList, nn.ModuleDict)):
@@ -56,7 +58,7 @@ def _expand(name: str, mod: nn.Module) -> list[str]:
 
 def _blocks(model: nn.Module, prefix: str = "") -> list[str]:
     """Structural candidates: parametrized children, through single-child wrappers, stacks expanded."""
-    kids = [(n, c) for n, c in model.named_children() if _has_params(c)]
+    kids = [(n, c) for n, c in model.named_children() if has_params(c)]
     if len(kids) == 1 and not isinstance(kids[0][1], (nn.ModuleList, nn.ModuleDict)):
         return _blocks(kids[0][1], f"{prefix}{kids[0][0]}.")
     return [b for n, c in kids for b in _expand(f"{prefix}{n}", c)]
@@ -67,7 +69,7 @@ def trace(model: nn.Module, sample: torch.Tensor | None = None) -> fx.GraphModul
     computes something else than the model (checked in eval mode)."""
     try:
         gm = fx.symbolic_trace(model)
-    except Exception:  # any tracing failure (data-dependent control flow, unsupported ops) -> hooks
+    except Exception:  # noqa: BLE001  (any tracing failure: data-dependent control flow, unsupported ops -> hooks)
         return None
     if sample is not None:
         was = model.training
@@ -75,7 +77,7 @@ def trace(model: nn.Module, sample: torch.Tensor | None = None) -> fx.GraphModul
         try:
             with torch.no_grad():
                 same = torch.allclose(gm(sample), model(sample), atol=1e-5)
-        except Exception:  # the traced graph fails where the module does not
+        except Exception:  # noqa: BLE001  (the traced graph fails where the module does not)
             same = False
         model.train(was)
         if not same:
@@ -107,6 +109,7 @@ def _first_calls(model: nn.Module, sample: torch.Tensor) -> dict[str, int]:
     """Module name -> the position of its first call in a forward pass on ``sample``."""
     order: dict[str, int] = {}
     handles = []
+
     def seen(name: str) -> None:  # a pre-hook that returns None leaves the inputs alone
         order.setdefault(name, len(order))
 
@@ -142,7 +145,9 @@ def _plan(model: nn.Module, sample: torch.Tensor | None) -> _Plan:
                 order.setdefault(s, i)
         return _Plan(True, order, gm)
     if sample is None:
-        raise ConfigError(f"{type(model).__name__} does not trace with torch.fx; give a sample input so its modules' order can be recorded")
+        raise ConfigError(
+            f"{type(model).__name__} does not trace with torch.fx; give a sample input so its modules' order can be recorded"
+        )
     return _Plan(False, _first_calls(model, sample[:2]), None)
 
 
@@ -159,8 +164,9 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
     """
     plan = _plan(model, sample)
     blocks = sorted((b for b in _blocks(model) if b in plan.order), key=lambda b: plan.order[b])
-    params_before = lambda b: any(_has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])  # noqa: E731
-    cands = [b for b in blocks if params_before(b)]
+    cands = [
+        b for b in blocks if any(has_params(model.get_submodule(o)) for o in blocks if plan.order[o] < plan.order[b])
+    ]
     if plan.traced and plan.gm is not None:
         nodes = list(plan.gm.graph.nodes)
         cands = [b for b in cands if len(_crossing(nodes, _start(plan.gm, b) or 0)) == 1]
@@ -172,18 +178,26 @@ def named_cut_points(model: nn.Module, sample: torch.Tensor | None = None) -> li
 def _ends_in_linear(model: nn.Module, plan: _Plan, sample: torch.Tensor | None) -> bool:
     if plan.gm is not None:  # the graph's output comes straight from an nn.Linear
         out = next(n for n in plan.gm.graph.nodes if n.op == "output").args[0]
-        return isinstance(out, fx.Node) and out.op == "call_module" and isinstance(plan.gm.get_submodule(str(out.target)), nn.Linear)
+        return (
+            isinstance(out, fx.Node)
+            and out.op == "call_module"
+            and isinstance(plan.gm.get_submodule(str(out.target)), nn.Linear)
+        )
     return sample is not None and _head_linear(model, sample[:2]) is not None
 
 
 def _head_linear(model: nn.Module, sample: torch.Tensor) -> str | None:
     """The ``nn.Linear`` whose output is the model's output, if there is one."""
     outs: dict[int, str] = {}
+
     def seen(name: str, out: object) -> None:  # a hook that returns None leaves the output alone
         outs[id(out)] = name
 
-    handles = [m.register_forward_hook(lambda _m, _i, o, name=n: seen(name, o))
-               for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    handles = [
+        m.register_forward_hook(lambda _m, _i, o, name=n: seen(name, o))
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear)
+    ]
     was = model.training
     model.eval()
     try:
@@ -198,15 +212,16 @@ def _head_linear(model: nn.Module, sample: torch.Tensor) -> str | None:
 
 def _reset(module: nn.Module) -> None:
     for m in module.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
 
 
 def _with_head(tail: nn.Module, features: torch.Tensor, num_outputs: int) -> nn.Module:
     """``tail`` answering with ``num_outputs`` values: its own head resized, or a new one appended."""
     head = _head_linear(tail, features)
     if head is not None:
-        old = tail.get_submodule(head)
+        old = cast(nn.Linear, tail.get_submodule(head))  # _head_linear names an nn.Linear
         parent = tail.get_submodule(head.rpartition(".")[0]) if "." in head else tail
         setattr(parent, head.rpartition(".")[2], nn.Linear(old.in_features, num_outputs, bias=old.bias is not None))
         return tail
@@ -236,14 +251,21 @@ class NamedCut:
     separable: bool
     note: str
 
+    def model(self) -> nn.Module:
+        """The kept and the new part as one model: ``Sequential(body, head)`` when the cut split
+        the model, else ``new`` (the whole model, its kept modules frozen inside it)."""
+        return nn.Sequential(OrderedDict(body=self.body, head=self.new)) if self.separable else self.new
+
 
 def _check(model: nn.Module, cut: str, plan: _Plan) -> None:
     if cut in (KEEP_ALL, SCRATCH):
         return
     names = [n for n, _ in model.named_modules() if n]
     if cut not in names:
-        raise ConfigError(f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, names)} "
-                          f"(or 'auto', {KEEP_ALL!r} to keep everything)")
+        raise ConfigError(
+            f"cut={cut!r} is not a submodule of {type(model).__name__}; closest: {closest(cut, names)} "
+            f"(or 'auto', {KEEP_ALL!r} to keep everything)"
+        )
     if cut not in plan.order:
         raise ConfigError(f"cut={cut!r}: that module never runs in the model's forward pass; choose one that does")
 
@@ -281,9 +303,11 @@ def cut_module(base: nn.Module, cut: str, num_outputs: int, sample: torch.Tensor
         p = _start(plan.gm, cut) or 0
         crossing = _crossing(nodes, p)
         if len(crossing) != 1:
-            raise ConfigError(f"cut={cut!r}: {len(crossing)} values cross this point of {type(base).__name__}'s graph "
-                              f"({[n.name for n in crossing]}), e.g. a skip connection; cut between blocks instead "
-                              f"(candidates: {named_cut_points(base, sample[:2])})")
+            raise ConfigError(
+                f"cut={cut!r}: {len(crossing)} values cross this point of {type(base).__name__}'s graph "
+                f"({[n.name for n in crossing]}), e.g. a skip connection; cut between blocks instead "
+                f"(candidates: {named_cut_points(base, sample[:2])})"
+            )
         body_graph, tail_graph = fx.Graph(), fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
         for node in nodes[:p]:
@@ -317,7 +341,7 @@ def cut_module(base: nn.Module, cut: str, num_outputs: int, sample: torch.Tensor
         unfreeze(model, names)  # also lets fresh BatchNorm layers update their statistics again
     new = _with_head(model, sample[:2], num_outputs)
     if new is not model:  # a head appended after the model's output: it trains, the model keeps its frozen part
-        for p_ in new.new_head.parameters():  # type: ignore[union-attr]
+        for p_ in new.get_submodule("new_head").parameters():
             p_.requires_grad_(True)
     how = "torch.fx" if plan.traced else "forward hooks (the model does not trace with torch.fx)"
     return NamedCut(cut, nn.Identity(), new, False, f"re-initialized from {cut} on in place, order from {how}")

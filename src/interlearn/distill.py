@@ -10,32 +10,30 @@ hard term's when ``T`` changes (the gradients of the soft term scale as ``1/T^2`
 hook. When the student sees no augmentation the teacher's logits are fixed, so they are computed
 once (in eval mode) and looked up by example index instead of running the teacher every step.
 :func:`compare_models` measures what distillation is for: parameters, size on disk
-(safetensors bytes), accuracy and CPU latency at batch 1 and 256.
+(:func:`~interlearn.ondevice.quantize.model_bytes`), accuracy and CPU latency at batch 1 and 256.
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError, ShapeError
+from interlearn.ondevice.quantize import model_bytes
 from interlearn.surgery import count_params
 from interlearn.tasks import Task
 from interlearn.training import FitResult, batches, evaluate, fit, resolve_device
 
-__all__ = ["kd_loss", "teacher_logits", "distill", "size_on_disk", "cpu_latency", "compare_models"]
+__all__ = ["kd_loss", "teacher_logits", "distill", "cpu_latency", "compare_models"]
 
 
 def _check_hparams(temperature: float, alpha: float) -> None:
@@ -52,15 +50,19 @@ def kd_loss(
     temperature: float = 4.0,
     alpha: float = 0.9,
 ) -> torch.Tensor:
-    """Hinton et al.'s distillation loss (mean over the batch).
+    """Hinton et al.'s distillation loss (mean over the predictions).
 
     ``alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(student_logits, targets)``.
 
+    The class dimension is 1, as in ``F.cross_entropy``: (batch, classes) logits with (batch,)
+    targets, or (batch, classes, time) logits with (batch, time) targets (a next-token model's
+    prediction at every position), flattened to one row per prediction.
+
     Args:
-        student_logits: (batch, classes) raw student outputs.
-        teacher_logits: (batch, classes) raw teacher outputs (no gradient flows into them).
-        targets: (batch,) integer labels, or ``None`` for an unlabelled transfer set (needs
-            ``alpha=1``).
+        student_logits: (batch, classes[, time]) raw student outputs.
+        teacher_logits: the teacher's, same shape (no gradient flows into them).
+        targets: (batch[, time]) integer labels, or ``None`` for an unlabelled transfer set
+            (needs ``alpha=1``).
         temperature: softening temperature ``T > 0``.
         alpha: weight of the soft term, in [0, 1]; ``1 - alpha`` weighs the hard labels.
 
@@ -82,19 +84,27 @@ def kd_loss(
             f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ; "
             "both models must output one logit per class of the same task"
         )
+    s, t_logits = _rows(student_logits), _rows(teacher_logits)
     t = float(temperature)
-    log_p_student = F.log_softmax(student_logits / t, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits.detach() / t, dim=-1)
+    log_p_student = F.log_softmax(s / t, dim=-1)
+    log_p_teacher = F.log_softmax(t_logits.detach() / t, dim=-1)
     soft = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * (t * t)
     if alpha == 1.0:
         return soft
     if targets is None:
         raise ConfigError(f"alpha={alpha} < 1 weighs the hard labels, but targets=None; pass labels or set alpha=1.0")
-    return alpha * soft + (1.0 - alpha) * F.cross_entropy(student_logits, targets)
+    return alpha * soft + (1.0 - alpha) * F.cross_entropy(s, targets.reshape(-1).long())
+
+
+def _rows(logits: torch.Tensor) -> torch.Tensor:
+    """(batch, classes) logits as they are; (batch, classes, ...) as one row per prediction."""
+    return logits if logits.dim() <= 2 else logits.movedim(1, -1).reshape(-1, logits.shape[1])
 
 
 @torch.no_grad()
-def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 512, device: str | torch.device = "auto") -> torch.Tensor:
+def teacher_logits(
+    teacher: nn.Module, x: torch.Tensor, batch_size: int = 512, device: str | torch.device = "auto"
+) -> torch.Tensor:
     """The teacher's logits for every row of ``x``, in eval mode, returned on the CPU."""
     dev = resolve_device(device) if isinstance(device, str) else device
     was = teacher.training
@@ -150,7 +160,9 @@ def distill(
     if task.kind != "classification":
         raise ConfigError(f"distill needs a classification task, got kind={task.kind!r}")
     if cache is True and augment is not None:
-        raise ConfigError("cache=True with augment: the teacher's logits change with every augmented batch; use cache='auto' or False")
+        raise ConfigError(
+            "cache=True with augment: the teacher's logits change with every augmented batch; use cache='auto' or False"
+        )
     task.check_targets(train.y, "train.y")
     cfg = config or FitConfig()
     dev = resolve_device(cfg.device)
@@ -163,7 +175,9 @@ def distill(
         t_shape, s_shape = tuple(teacher(probe).shape), tuple(student(probe).shape)
     student.train(was_student)
     if t_shape != s_shape:
-        raise ShapeError(f"teacher outputs {t_shape} but student outputs {s_shape} for the same inputs; give both {task.num_outputs} outputs")
+        raise ShapeError(
+            f"teacher outputs {t_shape} but student outputs {s_shape} for the same inputs; give both {task.num_outputs} outputs"
+        )
     for p in teacher.parameters():
         p.requires_grad_(False)
 
@@ -185,15 +199,6 @@ def distill(
         return kd_loss(model(x), t_logits, y, temperature, alpha)
 
     return fit(student, train, task, cfg, val=val, compute_loss=loss_live, augment=augment)
-
-
-def size_on_disk(model: nn.Module) -> int:
-    """Bytes of ``model``'s state dict saved as a safetensors file (what a device downloads)."""
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "model.safetensors"
-        save_file(tensors, str(path))
-        return path.stat().st_size
 
 
 @torch.no_grad()
@@ -247,7 +252,7 @@ def compare_models(
         acc = evaluate(model, test, task)["accuracy"]
         rows[name] = {
             "params": count_params(model),
-            "bytes": size_on_disk(model),
+            "bytes": model_bytes(model),
             "accuracy": acc,
             "errors": int(round((1.0 - acc) * len(test))),
             "latency_ms_b1": cpu_latency(model, test.x[:1], repeats),

@@ -18,6 +18,7 @@ __all__ = [
     "UpdateRejected",
     "RoundSkipped",
     "closest",
+    "unknown_name",
 ]
 
 
@@ -60,3 +61,12 @@ def closest(name: str, candidates: Iterable[str], n: int = 5) -> str:
     if not near:
         near = cands[:n]
     return ", ".join(repr(c) for c in near) + (" ..." if len(cands) > len(near) else "")
+
+
+def unknown_name(kind: str, name: object, known: Iterable[str], plural: str | None = None) -> ConfigError:
+    """The error for a name that is not one of ``known``: it lists the known names and the
+    closest ones (``raise unknown_name("engine", name, ENGINES)``)."""
+    names = sorted(known)
+    return ConfigError(
+        f"unknown {kind} {name!r}; known {plural or kind + 's'}: {names} (closest: {closest(str(name), names)})"
+    )

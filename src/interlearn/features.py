@@ -11,8 +11,10 @@ features" / linear-probe set-up (Donahue et al. 2014, DeCAF; Razavian et al. 201
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +30,9 @@ __all__ = ["extract_features", "cache_status", "fit_head", "HeadFit"]
 
 
 @torch.no_grad()
-def extract_features(body: nn.Module, data: TensorData, batch_size: int = 512, device: str | torch.device = "cpu") -> TensorData:
+def extract_features(
+    body: nn.Module, data: TensorData, batch_size: int = 512, device: str | torch.device = "cpu"
+) -> TensorData:
     """``body``'s output for every example of ``data``, computed once in eval mode.
 
     Args:
@@ -49,7 +53,9 @@ def extract_features(body: nn.Module, data: TensorData, batch_size: int = 512, d
     return TensorData(feats, data.y)
 
 
-def cache_status(body: nn.Module, sample: torch.Tensor | None = None, augment: Callable | None = None) -> tuple[bool, str]:
+def cache_status(
+    body: nn.Module, sample: torch.Tensor | None = None, augment: Callable[..., Any] | None = None
+) -> tuple[bool, str]:
     """Whether ``body``'s features can be cached, and why not when they cannot.
 
     Caching is exact only when the body is frozen and deterministic in eval mode and the inputs
@@ -63,7 +69,10 @@ def cache_status(body: nn.Module, sample: torch.Tensor | None = None, augment: C
         return False, "inputs are augmented, so the frozen part sees different inputs every epoch"
     trainable = [n for n, p in body.named_parameters() if p.requires_grad]
     if trainable:
-        return False, f"the body has trainable parameters ({', '.join(trainable[:3])}{' ...' if len(trainable) > 3 else ''})"
+        return (
+            False,
+            f"the body has trainable parameters ({', '.join(trainable[:3])}{' ...' if len(trainable) > 3 else ''})",
+        )
     if sample is not None and len(sample):
         was = body.training
         body.eval()
@@ -105,7 +114,7 @@ class _FrozenThenHead(nn.Module):
         super().__init__()
         self.body, self.head = body, head
 
-    def train(self, mode: bool = True) -> "_FrozenThenHead":
+    def train(self, mode: bool = True) -> _FrozenThenHead:
         super().train(mode)
         self.body.eval()  # the frozen part is always evaluated deterministically
         return self
@@ -152,8 +161,6 @@ def fit_head(
         ConfigError: ``body`` has trainable parameters (freeze it, or fine-tune instead).
         ShapeError: ``head`` does not accept ``body``'s features (both shapes named).
     """
-    import time
-
     trainable = [n for n, p in body.named_parameters() if p.requires_grad]
     if trainable:
         raise ConfigError(

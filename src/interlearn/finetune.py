@@ -30,13 +30,21 @@ from torch import nn
 
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
-from interlearn.errors import ConfigError, closest
+from interlearn.errors import ConfigError
 from interlearn.lora import LoraSpec, apply_lora
+from interlearn.registry import Registry
 from interlearn.surgery import count_params, freeze, layerwise_groups, leaf_layers, select_params, unfreeze
 from interlearn.tasks import Task
 from interlearn.training import FitResult, fit
 
-__all__ = ["FinetuneSpec", "FinetuneResult", "STRATEGIES", "register_strategy", "finetune", "blocks_of"]
+__all__ = [
+    "FinetuneSpec",
+    "FinetuneResult",
+    "FINETUNE_STRATEGIES",
+    "register_finetune_strategy",
+    "finetune",
+    "blocks_of",
+]
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class FinetuneSpec:
     """A fine-tuning strategy and its options (options other strategies ignore).
 
     Attributes:
-        strategy: a registered name (see :data:`STRATEGIES`).
+        strategy: a registered name (see :data:`FINETUNE_STRATEGIES`).
         last_n: ``last_n``: how many blocks (from the output side) train.
         decay: ``discriminative`` / ``gradual``: learning-rate ratio between a block and the
             next one towards the output, in (0, 1]; ULMFiT's 1/2.6 by default.
@@ -66,8 +74,7 @@ class FinetuneSpec:
     lora: LoraSpec | None = None
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy={self.strategy!r} is not a fine-tuning strategy; known: {sorted(STRATEGIES)} (closest: {closest(self.strategy, STRATEGIES)})")
+        FINETUNE_STRATEGIES.get(self.strategy)  # an unknown name lists the known ones
         if self.last_n < 1:
             raise ConfigError(f"last_n={self.last_n}: must be >= 1 (1 trains the head only)")
         if not 0 < self.decay <= 1:
@@ -100,24 +107,20 @@ class FinetuneResult:
     train_seconds: float
 
 
-StrategyFn = Callable[[nn.Module, TensorData, Task, FitConfig, "TensorData | None", FinetuneSpec], "tuple[nn.Module, FitResult]"]
-STRATEGIES: dict[str, StrategyFn] = {}
+StrategyFn = Callable[
+    [nn.Module, TensorData, Task, FitConfig, "TensorData | None", FinetuneSpec], "tuple[nn.Module, FitResult]"
+]
+FINETUNE_STRATEGIES: Registry[StrategyFn] = Registry("fine-tuning strategy", "fine-tuning strategies")
+"""Fine-tuning strategies: name -> ``fn(model, train, task, config, val, spec) -> (model, FitResult)``."""
 
 
-def register_strategy(name: str) -> Callable[[StrategyFn], StrategyFn]:
+def register_finetune_strategy(name: str) -> Callable[[StrategyFn], StrategyFn]:
     """Register a strategy ``fn(model, train, task, config, val, spec) -> (model, FitResult)``.
 
     Raises:
         ConfigError: ``name`` is already registered.
     """
-
-    def deco(fn: StrategyFn) -> StrategyFn:
-        if name in STRATEGIES:
-            raise ConfigError(f"fine-tuning strategy {name!r} is already registered; known: {sorted(STRATEGIES)}")
-        STRATEGIES[name] = fn
-        return fn
-
-    return deco
+    return FINETUNE_STRATEGIES.decorator(name)
 
 
 def blocks_of(model: nn.Module, names: tuple[str, ...] | None = None) -> list[str]:
@@ -142,31 +145,41 @@ def _groups(model: nn.Module, blocks: list[str], lr: float, decay: float) -> lis
     return layerwise_groups(model, lr, decay, blocks)
 
 
-@register_strategy("full")
-def _full(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+@register_finetune_strategy("full")
+def _full(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     unfreeze(model)
     return model, fit(model, train, task, config, val=val)
 
 
-@register_strategy("last_n")
-def _last_n(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+@register_finetune_strategy("last_n")
+def _last_n(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     blocks = blocks_of(model, spec.blocks)
     if spec.last_n > len(blocks):
-        raise ConfigError(f"last_n={spec.last_n} but the model has {len(blocks)} blocks {blocks}; use last_n <= {len(blocks)} or strategy='full'")
+        raise ConfigError(
+            f"last_n={spec.last_n} but the model has {len(blocks)} blocks {blocks}; use last_n <= {len(blocks)} or strategy='full'"
+        )
     freeze(model)
     unfreeze(model, blocks[-spec.last_n :])
     return model, fit(model, train, task, config, val=val)
 
 
-@register_strategy("discriminative")
-def _discriminative(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+@register_finetune_strategy("discriminative")
+def _discriminative(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     unfreeze(model)
     groups = _groups(model, blocks_of(model, spec.blocks), config.lr, spec.decay)
     return model, fit(model, train, task, config, val=val, param_groups=groups)
 
 
-@register_strategy("gradual")
-def _gradual(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+@register_finetune_strategy("gradual")
+def _gradual(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     blocks = blocks_of(model, spec.blocks)
     # The groups include the frozen blocks: a parameter without a gradient is skipped by the
     # optimizer, so unfreezing later needs no new optimizer (and keeps the schedule).
@@ -179,8 +192,10 @@ def _gradual(model: nn.Module, train: TensorData, task: Task, config: FitConfig,
     return model, fit(model, train, task, config, val=val, param_groups=groups, on_epoch_start=unfreeze_next)
 
 
-@register_strategy("freeze_then_unfreeze")
-def _freeze_then_unfreeze(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+@register_finetune_strategy("freeze_then_unfreeze")
+def _freeze_then_unfreeze(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     blocks = blocks_of(model, spec.blocks)
     ckpt = config.checkpoint_dir
     history: list[dict[str, float]] = []
@@ -188,7 +203,9 @@ def _freeze_then_unfreeze(model: nn.Module, train: TensorData, task: Task, confi
     if spec.freeze_epochs:
         freeze(model)
         unfreeze(model, blocks[-1])
-        head_cfg = dataclasses.replace(config, epochs=spec.freeze_epochs, checkpoint_dir=f"{ckpt}/frozen" if ckpt else None)
+        head_cfg = dataclasses.replace(
+            config, epochs=spec.freeze_epochs, checkpoint_dir=f"{ckpt}/frozen" if ckpt else None
+        )
         r1 = fit(model, train, task, head_cfg, val=val)
         history += [{**h, "phase": 0.0} for h in r1.history]
         seconds += r1.train_seconds
@@ -205,13 +222,17 @@ def _freeze_then_unfreeze(model: nn.Module, train: TensorData, task: Task, confi
     return model, FitResult(history, best, r2.best_metric, seconds + r2.train_seconds, r2.stopped_early)
 
 
-@register_strategy("lora")
-def _lora(model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec) -> tuple[nn.Module, FitResult]:
+@register_finetune_strategy("lora")
+def _lora(
+    model: nn.Module, train: TensorData, task: Task, config: FitConfig, val: TensorData | None, spec: FinetuneSpec
+) -> tuple[nn.Module, FitResult]:
     lspec = spec.lora
     if lspec is None:
         blocks = blocks_of(model, spec.blocks)
         if len(blocks) < 2:
-            raise ConfigError("strategy='lora' without a LoraSpec needs at least two blocks (a body to adapt and a head); pass lora=LoraSpec(targets=...)")
+            raise ConfigError(
+                "strategy='lora' without a LoraSpec needs at least two blocks (a body to adapt and a head); pass lora=LoraSpec(targets=...)"
+            )
         lspec = LoraSpec(targets=tuple(blocks[:-1]), modules_to_save=(blocks[-1],))
     peft_model = apply_lora(model, lspec)
     return peft_model, fit(peft_model, train, task, config, val=val)
@@ -254,5 +275,7 @@ def finetune(
     """
     spec = FinetuneSpec(strategy=spec) if isinstance(spec, str) else spec
     cfg = config or FitConfig()
-    trained, result = STRATEGIES[spec.strategy](model, train, task, cfg, val, spec)
-    return FinetuneResult(trained, result, spec.strategy, count_params(trained, trainable_only=True), result.train_seconds)
+    trained, result = FINETUNE_STRATEGIES.get(spec.strategy)(model, train, task, cfg, val, spec)
+    return FinetuneResult(
+        trained, result, spec.strategy, count_params(trained, trainable_only=True), result.train_seconds
+    )

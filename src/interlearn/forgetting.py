@@ -100,7 +100,9 @@ def measure_forgetting(
     """
     modules = dict(pretrained.named_modules())
     if head not in modules or not head:
-        raise ConfigError(f"head={head!r} is not a module of the pretrained model; closest names: {closest(head, [n for n in modules if n])}")
+        raise ConfigError(
+            f"head={head!r} is not a module of the pretrained model; closest names: {closest(head, [n for n in modules if n])}"
+        )
     before = evaluate(pretrained, source_test, source_task)["accuracy"]
     after = evaluate(with_head(finetuned, head, modules[head]), source_test, source_task)["accuracy"]
     target = evaluate(finetuned, target_test, target_task)["accuracy"]
@@ -113,9 +115,9 @@ def forgetting_table(reports: Iterable[ForgettingReport]) -> str:
         "| variant | new-task acc | source acc before | source acc after | forgetting | trainable params |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in reports:
-        lines.append(
-            f"| {r.name} | {r.target_accuracy:.4f} | {r.source_before:.4f} | {r.source_after:.4f} | "
-            f"{r.forgetting:+.4f} | {r.trainable_params:,} |"
-        )
+    lines += [
+        f"| {r.name} | {r.target_accuracy:.4f} | {r.source_before:.4f} | {r.source_after:.4f} | "
+        f"{r.forgetting:+.4f} | {r.trainable_params:,} |"
+        for r in reports
+    ]
     return "\n".join(lines)

@@ -26,9 +26,19 @@ from torch import nn
 from interlearn.errors import CheckpointError, ConfigError, closest
 from interlearn.surgery import select_modules
 
-__all__ = ["LoraSpec", "lora_targets", "apply_lora", "is_lora", "save_adapter", "load_adapter", "merge_lora"]
+__all__ = [
+    "LORA_LAYERS",
+    "LoraSpec",
+    "lora_targets",
+    "apply_lora",
+    "is_lora",
+    "save_adapter",
+    "load_adapter",
+    "merge_lora",
+]
 
-_SUPPORTED = (nn.Linear, nn.Conv2d)
+LORA_LAYERS = (nn.Linear, nn.Conv2d)
+"""The layer types LoRA adapters are added to here."""
 _META_KEY = "interlearn_lora"
 
 
@@ -55,7 +65,9 @@ class LoraSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.targets, str) or not self.targets:
-            raise ConfigError(f"targets={self.targets!r}: give a non-empty list of module-name globs, e.g. ['fc1', 'fc2']")
+            raise ConfigError(
+                f"targets={self.targets!r}: give a non-empty list of module-name globs, e.g. ['fc1', 'fc2']"
+            )
         if self.r < 1:
             raise ConfigError(f"r={self.r}: the LoRA rank must be >= 1")
         if not self.alpha > 0:
@@ -74,10 +86,10 @@ def lora_targets(model: nn.Module, patterns: tuple[str, ...] | list[str]) -> lis
             modules LoRA cannot adapt here (the adaptable names are listed).
     """
     modules = dict(model.named_modules())
-    supported = [n for n, m in modules.items() if n and isinstance(m, _SUPPORTED)]
+    supported = [n for n, m in modules.items() if n and isinstance(m, LORA_LAYERS)]
     out: list[str] = []
     for pat in patterns:
-        hit = [n for n in select_modules(model, pat) if isinstance(modules[n], _SUPPORTED)]
+        hit = [n for n in select_modules(model, pat) if isinstance(modules[n], LORA_LAYERS)]
         if not hit:
             raise ConfigError(
                 f"LoRA target {pat!r} matches no nn.Linear/nn.Conv2d (it matches {[type(modules[n]).__name__ for n in select_modules(model, pat)][:5]}); "
@@ -89,8 +101,10 @@ def lora_targets(model: nn.Module, patterns: tuple[str, ...] | list[str]) -> lis
 
 def is_lora(model: nn.Module) -> bool:
     """Whether ``model`` is a PEFT model (returned by :func:`apply_lora`)."""
-    from peft import PeftModel
-
+    try:
+        from peft import PeftModel  # optional dependency (interlearn[peft])
+    except ImportError:  # without PEFT no model has adapters
+        return False
     return isinstance(model, PeftModel)
 
 
@@ -125,10 +139,12 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
     saved = [n for n in saved if not any(n.startswith(s + ".") for s in saved)]  # outermost only
     overlap = sorted(set(names) & set(saved))
     if overlap:
-        raise ConfigError(f"modules {overlap} are both LoRA targets and modules_to_save; a module is either adapted or trained in full")
+        raise ConfigError(
+            f"modules {overlap} are both LoRA targets and modules_to_save; a module is either adapted or trained in full"
+        )
     config = LoraConfig(
         r=spec.r,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # PEFT annotates it int, but scales by lora_alpha / r in float
         lora_dropout=spec.dropout,
         bias=spec.bias,
         # An anchored regex of exact names: PEFT's list form also matches name *suffixes*
@@ -137,14 +153,19 @@ def apply_lora(model: nn.Module, spec: LoraSpec) -> nn.Module:
         modules_to_save=saved or None,
     )
     peft_model = get_peft_model(model, config)
-    injected = [n for n, m in peft_model.base_model.model.named_modules() if hasattr(m, "lora_A") and n in names]
+    inner = peft_model.get_base_model()
+    injected = [n for n, m in inner.named_modules() if hasattr(m, "lora_A") and n in names]
     if len(injected) != len(names):
-        raise ConfigError(f"PEFT adapted {len(injected)} of the {len(names)} selected layers ({sorted(set(names) - set(injected))} missing)")
+        raise ConfigError(
+            f"PEFT adapted {len(injected)} of the {len(names)} selected layers ({sorted(set(names) - set(injected))} missing)"
+        )
     # PEFT matches modules_to_save by name *suffix* ("2" also wraps "12"): refuse surprises.
-    wrapped = [n for n, m in peft_model.base_model.model.named_modules() if type(m).__name__ == "ModulesToSaveWrapper"]
+    wrapped = [n for n, m in inner.named_modules() if type(m).__name__ == "ModulesToSaveWrapper"]
     if sorted(wrapped) != sorted(saved):
-        raise ConfigError(f"modules_to_save {list(spec.modules_to_save)} made PEFT train {sorted(wrapped)} in full, not just {sorted(saved)}; use names that are not suffixes of other module names")
-    peft_model._interlearn_spec = spec  # type: ignore[attr-defined]  # kept for save_adapter
+        raise ConfigError(
+            f"modules_to_save {list(spec.modules_to_save)} made PEFT train {sorted(wrapped)} in full, not just {sorted(saved)}; use names that are not suffixes of other module names"
+        )
+    peft_model.__dict__["_interlearn_spec"] = spec  # kept for save_adapter (a plain attribute, copied with the model)
     return peft_model
 
 
@@ -189,11 +210,13 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
         raise CheckpointError(f"adapter file not found: {p}")
     with safe_open(str(p), framework="pt") as fh:
         meta = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118  (safetensors handles iterate keys())
     if not is_lora(model):
         raw: dict[str, Any] = json.loads(meta.get(_META_KEY, "{}"))
         if not raw:
-            raise CheckpointError(f"{p} carries no LoRA spec; call apply_lora(model, spec) with the training spec first")
+            raise CheckpointError(
+                f"{p} carries no LoRA spec; call apply_lora(model, spec) with the training spec first"
+            )
         raw["targets"] = tuple(raw["targets"])
         raw["modules_to_save"] = tuple(raw.get("modules_to_save", ()))
         try:
@@ -203,11 +226,15 @@ def load_adapter(model: nn.Module, path: str | Path) -> nn.Module:
     expected = set(_adapter_keys(model))
     missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if missing or unexpected:
-        raise CheckpointError(f"{p}: adapter keys do not match the model (missing {missing[:4]}, unexpected {unexpected[:4]}); was it saved from the same spec?")
+        raise CheckpointError(
+            f"{p}: adapter keys do not match the model (missing {missing[:4]}, unexpected {unexpected[:4]}); was it saved from the same spec?"
+        )
     for k, v in tensors.items():
         have = _adapter_keys(model)[k]
         if tuple(v.shape) != tuple(have.shape):
-            raise CheckpointError(f"{p}: {k} has shape {tuple(v.shape)} but the model expects {tuple(have.shape)} (different rank or layer size)")
+            raise CheckpointError(
+                f"{p}: {k} has shape {tuple(v.shape)} but the model expects {tuple(have.shape)} (different rank or layer size)"
+            )
     set_peft_model_state_dict(model, tensors)
     return model
 
@@ -227,6 +254,9 @@ def merge_lora(model: nn.Module) -> nn.Module:
     Raises:
         ConfigError: ``model`` has no LoRA adapters.
     """
-    if not is_lora(model):
+    from peft import PeftModel  # optional dependency (interlearn[peft])
+
+    if not isinstance(model, PeftModel):
         raise ConfigError("merge_lora needs a model returned by apply_lora(); this one has no adapters")
-    return model.merge_and_unload()  # type: ignore[operator]
+    merged: nn.Module = model.merge_and_unload()
+    return merged

@@ -23,7 +23,9 @@ def build_optimizer(params: Iterable[Any], config: FitConfig) -> torch.optim.Opt
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: FitConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: FitConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """The schedule of ``config.schedule`` over ``total_steps`` optimizer steps.
 
     Per-group peak learning rates (discriminative fine-tuning) are kept: every schedule scales
@@ -32,7 +34,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: FitConfig, total_s
     total_steps = max(total_steps, 1)
     if config.schedule == "onecycle":
         max_lrs = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=max(config.warmup, 0.25))
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=max(config.warmup, 0.25)
+        )
     warm = int(config.warmup * total_steps)
 
     def factor(step: int) -> float:

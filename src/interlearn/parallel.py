@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from interlearn.config import resolve_device
 from interlearn.errors import ConfigError
 
 __all__ = ["Replicas", "is_main_process"]
@@ -39,7 +40,7 @@ __all__ = ["Replicas", "is_main_process"]
 
 def is_main_process() -> bool:
     """Whether this is process 0 of a launch (always true in a plain single process)."""
-    from accelerate import PartialState
+    from accelerate import PartialState  # deferred heavy import: only fit() needs Accelerate
 
     # the same `cpu` flag as Replicas: whichever is created first sets up the process for both
     return bool(PartialState(cpu=not torch.cuda.is_available()).is_main_process)
@@ -64,7 +65,7 @@ class Replicas:
     """
 
     def __init__(self, device: str) -> None:
-        from accelerate import Accelerator
+        from accelerate import Accelerator  # deferred heavy import (see is_main_process)
 
         # A CPU-only machine launched with `accelerate launch --multi_gpu` gets LOCAL_RANK from
         # torchrun; cpu=True is what turns that into MULTI_CPU (gloo) instead of N lone processes.
@@ -75,8 +76,6 @@ class Replicas:
         self.rank = self.accelerator.process_index
         self.precision = str(self.accelerator.mixed_precision)
         if self.world == 1:
-            from interlearn.training import resolve_device
-
             self.device = resolve_device(device)
         else:
             self.device = self.accelerator.device
@@ -123,7 +122,7 @@ class Replicas:
         """The model inside ``net`` (DDP and any forward wrapper Accelerate added removed)."""
         return net if net is None or self.world == 1 else self.accelerator.unwrap_model(net, keep_fp32_wrapper=False)
 
-    def no_sync(self, net: nn.Module) -> contextlib.AbstractContextManager:
+    def no_sync(self, net: nn.Module) -> contextlib.AbstractContextManager[Any]:
         """Turn off DDP's gradient averaging (a custom backward averages afterwards)."""
         return self.accelerator.no_sync(net) if self.world > 1 else contextlib.nullcontext()
 
@@ -152,7 +151,7 @@ class Replicas:
         """One picklable object from every process, in rank order."""
         if self.world == 1:
             return [obj]
-        from accelerate.utils import gather_object
+        from accelerate.utils import gather_object  # deferred heavy import (see is_main_process)
 
         return gather_object([obj])
 
@@ -169,4 +168,3 @@ def sum_metric_dicts(parts: Sequence[dict[str, float]]) -> dict[str, float]:
         for k, v in d.items():
             out[k] = out.get(k, 0.0) + float(v)
     return out
-

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from interlearn.errors import CheckpointError, ConfigError
@@ -41,7 +42,9 @@ def _timm(name: str, weights: str | Path | None) -> nn.Module:
     try:
         import timm
     except ImportError as exc:
-        raise ConfigError(f"'timm:{name}' needs the timm package: pip install timm (it also installs torchvision)") from exc
+        raise ConfigError(
+            f"'timm:{name}' needs the timm package: pip install timm (it also installs torchvision)"
+        ) from exc
     kwargs = {"pretrained_cfg_overlay": {"file": str(weights)}} if weights is not None else {}
     try:
         return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
@@ -54,7 +57,9 @@ def _timm(name: str, weights: str | Path | None) -> nn.Module:
 
 def _hf(name: str) -> nn.Module:
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
-        raise ConfigError(f"'hf:{name}': no such local model folder; give a folder with config.json and the weights, or a hub id")
+        raise ConfigError(
+            f"'hf:{name}': no such local model folder; give a folder with config.json and the weights, or a hub id"
+        )
     name = str(Path(name).expanduser()) if name.startswith("~") else name
     try:
         from transformers import AutoConfig, AutoModel
@@ -76,8 +81,6 @@ def _file(path: Path, architecture: nn.Module | None) -> nn.Module:
     if not path.is_file():
         raise ConfigError(f"pretrained file not found: {path}; expected {_FORMS}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         state = load_file(str(path))
     elif path.suffix in (".pt", ".pth"):
         # weights_only=False unpickles arbitrary objects: only load files you trust.
@@ -86,9 +89,13 @@ def _file(path: Path, architecture: nn.Module | None) -> nn.Module:
             return obj
         state = obj
     else:
-        raise ConfigError(f"{path}: unknown file type {path.suffix!r}; use .pt/.pth (a saved module or state dict) or .safetensors")
+        raise ConfigError(
+            f"{path}: unknown file type {path.suffix!r}; use .pt/.pth (a saved module or state dict) or .safetensors"
+        )
     if architecture is None:
-        raise ConfigError(f"{path} holds a state dict: pass architecture=<an nn.Module of the same shape> to load it into")
+        raise ConfigError(
+            f"{path} holds a state dict: pass architecture=<an nn.Module of the same shape> to load it into"
+        )
     try:
         architecture.load_state_dict(state)
     except RuntimeError as exc:
@@ -96,7 +103,9 @@ def _file(path: Path, architecture: nn.Module | None) -> nn.Module:
     return architecture
 
 
-def load_pretrained(spec: str | Path | nn.Module, *, weights: str | Path | None = None, architecture: nn.Module | None = None) -> nn.Sequential:
+def load_pretrained(
+    spec: str | Path | nn.Module, *, weights: str | Path | None = None, architecture: nn.Module | None = None
+) -> nn.Sequential:
     """A pretrained base as an ``nn.Sequential`` ready for :func:`interlearn.transfer.transfer`.
 
     Args:

@@ -20,7 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from interlearn.errors import DataError
+from interlearn.plotting import log_x, pyplot, save_figure
 
 __all__ = [
     "MAX_COLUMNS",
@@ -84,7 +88,7 @@ class Section:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Section":
+    def from_dict(cls, d: Mapping[str, Any]) -> Section:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -130,18 +134,25 @@ def _diff(d: float | None, metric: str) -> str:
     return f"{d:+.4g}"
 
 
-def markdown_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] | None = None, max_columns: int = MAX_COLUMNS) -> str:
+def markdown_table(
+    rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] | None = None, max_columns: int = MAX_COLUMNS
+) -> str:
     """A Markdown table with one row per variant and at most ``max_columns`` columns (the row
     name included); scalar columns only, the most common first."""
     if columns is None:
         seen: list[str] = [c for c in _COLUMNS if any(c in r for r in rows.values())]
         for r in rows.values():
-            seen += [k for k, v in r.items() if k not in seen and isinstance(v, (int, float, str, bool)) and v is not None]
+            seen += [
+                k for k, v in r.items() if k not in seen and isinstance(v, (int, float, str, bool)) and v is not None
+            ]
         columns = seen
     columns = list(columns)[: max_columns - 1]
     head = "| variant | " + " | ".join(columns) + " |"
     sep = "|---|" + "---:|" * len(columns)
-    body = [f"| {name} | " + " | ".join(_fmt(r.get(c, "")) if c in r else "" for c in columns) + " |" for name, r in rows.items()]
+    body = [
+        f"| {name} | " + " | ".join(_fmt(r.get(c, "")) if c in r else "" for c in columns) + " |"
+        for name, r in rows.items()
+    ]
     return "\n".join([head, sep, *body])
 
 
@@ -151,8 +162,7 @@ def _small_table(table: Sequence[Mapping[str, Any]]) -> str:
         cols += [k for k in r if k not in cols]
     cols = cols[:MAX_COLUMNS]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in table:
-        lines.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in table]
     return "\n".join(lines)
 
 
@@ -177,13 +187,14 @@ def section_markdown(s: Section) -> str:
 
 def plot_bars(rows: Mapping[str, Mapping[str, Any]], metric: str, path: Path, title: str = "") -> Path | None:
     """A bar chart of ``metric`` per variant (skipped when no row has it)."""
-    items = [(k, float(r[metric])) for k, r in rows.items() if isinstance(r.get(metric), (int, float)) and not isinstance(r.get(metric), bool)]
+    items = [
+        (k, float(r[metric]))
+        for k, r in rows.items()
+        if isinstance(r.get(metric), (int, float)) and not isinstance(r.get(metric), bool)
+    ]
     if not items:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(items) + 2), 3.2))
     ax.bar([k for k, _ in items], [v for _, v in items], color="#4477aa")
@@ -192,19 +203,20 @@ def plot_bars(rows: Mapping[str, Mapping[str, Any]], metric: str, path: Path, ti
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
-def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, xlabel: str, ylabel: str, title: str = "",
-                hlines: Mapping[str, float] | None = None, xlog: bool = False) -> Path:
+def plot_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    hlines: Mapping[str, float] | None = None,
+    xlog: bool = False,
+) -> Path:
     """Line plot of several ``name -> (xs, ys)`` curves, with optional horizontal reference lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.4, 3.6))
     for name, (xs, ys) in curves.items():
@@ -212,39 +224,75 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
     for i, (name, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, ls="--", lw=1, color=f"C{len(curves) + i}", label=name)
     if xlog:
-        from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_x(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 # --- sections for run folders without sections.json ------------------------------------------
 
 # kind -> (paradigm, question, baseline row, result row(s), metric, existing plot file)
 _KINDS: dict[str, tuple[str, str, str | None, tuple[str, ...], str, str | None]] = {
-    "transfer": ("Transfer learning", "Does a base pretrained on the related task beat training from scratch on the few target labels?",
-                 "scratch", ("transfer", "finetune"), "accuracy", "budgets.png"),
-    "finetune": ("Fine-tuning", "Which fine-tuning strategy learns the new classes best, and what does it forget?",
-                 None, (), "accuracy", None),
-    "distill": ("Knowledge distillation", "Does the teacher's soft output make the small student better than training it alone?",
-                "student_alone", ("distilled",), "accuracy", None),
-    "multitask": ("Multi-task learning", "Does one shared model beat one model per task?", "independent", (), "accuracy", "multitask.png"),
-    "federated": ("Federated learning", "How accurate is the model trained without moving the clients' data?", None, ("federated",),
-                  "accuracy", "accuracy.png"),
-    "keyboard": ("Keyboard (next character)", "How good is the federated keyboard model, and its on-device and personalized versions?",
-                 "global", ("ondevice_int8", "personalized"), "accuracy", "personalization.png"),
-    "keyboard_words": ("Keyboard (next word)", "Does personalization help the federated next-word model, and what does the device model keep?",
-                       "global", ("personalized", "ondevice"), "top1_recall", "personalization.png"),
+    "transfer": (
+        "Transfer learning",
+        "Does a base pretrained on the related task beat training from scratch on the few target labels?",
+        "scratch",
+        ("transfer", "finetune"),
+        "accuracy",
+        "budgets.png",
+    ),
+    "finetune": (
+        "Fine-tuning",
+        "Which fine-tuning strategy learns the new classes best, and what does it forget?",
+        None,
+        (),
+        "accuracy",
+        None,
+    ),
+    "distill": (
+        "Knowledge distillation",
+        "Does the teacher's soft output make the small student better than training it alone?",
+        "student_alone",
+        ("distilled",),
+        "accuracy",
+        None,
+    ),
+    "multitask": (
+        "Multi-task learning",
+        "Does one shared model beat one model per task?",
+        "independent",
+        (),
+        "accuracy",
+        "multitask.png",
+    ),
+    "federated": (
+        "Federated learning",
+        "How accurate is the model trained without moving the clients' data?",
+        None,
+        ("federated",),
+        "accuracy",
+        "accuracy.png",
+    ),
+    "keyboard": (
+        "Keyboard (next character)",
+        "How good is the federated keyboard model, and its on-device and personalized versions?",
+        "global",
+        ("ondevice_int8", "personalized"),
+        "accuracy",
+        "personalization.png",
+    ),
+    "keyboard_words": (
+        "Keyboard (next word)",
+        "Does personalization help the federated next-word model, and what does the device model keep?",
+        "global",
+        ("personalized", "ondevice"),
+        "top1_recall",
+        "personalization.png",
+    ),
 }
 
 
@@ -253,18 +301,32 @@ def _metric_of(row: Mapping[str, Any], metric: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def sections_from_rows(rows: Mapping[str, Mapping[str, Any]], kind: str | None, run_dir: str | Path | None = None) -> list[Section]:
+def sections_from_rows(
+    rows: Mapping[str, Mapping[str, Any]], kind: str | None, run_dir: str | Path | None = None
+) -> list[Section]:
     """Sections for a run folder that has rows but no ``sections.json``: per recipe kind, the
     baseline row against the result row (or the best row), the rows as a small table, the
     run's own plot when it made one (else a bar chart written into ``run_dir``)."""
     d = Path(run_dir) if run_dir is not None else None
     spec = _KINDS.get(kind or "")
-    metric = spec[4] if spec else ("accuracy" if any("accuracy" in r for r in rows.values()) else next(iter(next(iter(rows.values()), {})), "value"))
+    metric = (
+        spec[4]
+        if spec
+        else (
+            "accuracy"
+            if any("accuracy" in r for r in rows.values())
+            else next(iter(next(iter(rows.values()), {})), "value")
+        )
+    )
     names = list(rows)
     base_name = spec[2] if spec and spec[2] in rows else None
     candidates = [n for n in (spec[3] if spec else ()) if n in rows] or [n for n in names if n != base_name]
     scored = [n for n in candidates if _metric_of(rows[n], metric) is not None]
-    res_name = (scored[0] if spec and spec[3] else max(scored, key=lambda n: _metric_of(rows[n], metric) or 0.0)) if scored else None
+    res_name = (
+        (scored[0] if spec and spec[3] else max(scored, key=lambda n: _metric_of(rows[n], metric) or 0.0))
+        if scored
+        else None
+    )
     bval = _metric_of(rows[base_name], metric) if base_name else None
     rval = _metric_of(rows[res_name], metric) if res_name else None
     plot = None
@@ -275,28 +337,37 @@ def sections_from_rows(rows: Mapping[str, Mapping[str, Any]], kind: str | None, 
             plot = f"summary_{metric}.png"
     table = []
     for n, r in rows.items():
-        row = {"variant": n}
+        row: dict[str, Any] = {"variant": n}
         row.update({k: v for k, v in r.items() if isinstance(v, (int, float, str, bool)) and v is not None})
         table.append(dict(list(row.items())[:MAX_COLUMNS]))
     if spec and kind in ("keyboard", "keyboard_words") and base_name:
         return [_keyboard_section(spec[0], n, rows, base_name, metric, plot, table) for n in spec[3] if n in rows]
     diff = None if bval is None or rval is None else rval - bval
-    return [Section(
-        paradigm=spec[0] if spec else f"Run {d.name if d else ''}".strip(),
-        question=spec[1] if spec else "What did this run measure?",
-        baseline=base_name or "",
-        baseline_value=bval,
-        result=res_name or "",
-        result_value=rval,
-        metric=metric,
-        verdict=verdict(diff, what=res_name or "the result"),
-        plot=plot,
-        table=table,
-    )]
+    return [
+        Section(
+            paradigm=spec[0] if spec else f"Run {d.name if d else ''}".strip(),
+            question=spec[1] if spec else "What did this run measure?",
+            baseline=base_name or "",
+            baseline_value=bval,
+            result=res_name or "",
+            result_value=rval,
+            metric=metric,
+            verdict=verdict(diff, what=res_name or "the result"),
+            plot=plot,
+            table=table,
+        )
+    ]
 
 
-def _keyboard_section(title: str, name: str, rows: Mapping[str, Mapping[str, Any]], base: str, metric: str, plot: str | None,
-                      table: list[dict[str, Any]]) -> Section:
+def _keyboard_section(
+    title: str,
+    name: str,
+    rows: Mapping[str, Mapping[str, Any]],
+    base: str,
+    metric: str,
+    plot: str | None,
+    table: list[dict[str, Any]],
+) -> Section:
     """Keyboard runs: personalization is compared with the same users' global median, the
     on-device model with the global model on the same test text."""
     row = rows[name]
@@ -304,22 +375,42 @@ def _keyboard_section(title: str, name: str, rows: Mapping[str, Mapping[str, Any
     bval = _metric_of(row, "global_median") if personal else _metric_of(rows[base], metric)
     rval = _metric_of(row, metric)
     diff = None if bval is None or rval is None else rval - bval
-    question = ("Does each user's personalized model beat the global model on their own test text (median over users)?" if personal
-                else "How much accuracy does the smaller on-device model keep?")
+    question = (
+        "Does each user's personalized model beat the global model on their own test text (median over users)?"
+        if personal
+        else "How much accuracy does the smaller on-device model keep?"
+    )
     if personal:
         say = verdict(diff, 0.01, what="personalization")
     elif diff is None:
         say = verdict(None)
     else:
         size = f" at {row['bytes']:,} bytes" if isinstance(row.get("bytes"), int) else ""
-        say = f"the on-device model keeps the global model's {metric} within 2 points{size}" if diff >= -0.02 else \
-            f"the on-device model loses {100 * -diff:.1f} points{size}: more than the 2 a keyboard can spare"
-    return Section(paradigm=f"{title}: {name}", question=question, baseline=f"{base} (same users)" if personal else base, baseline_value=bval,
-                   result=name, result_value=rval, metric=metric, verdict=say, plot=plot if personal else None, table=table)
+        say = (
+            f"the on-device model keeps the global model's {metric} within 2 points{size}"
+            if diff >= -0.02
+            else f"the on-device model loses {100 * -diff:.1f} points{size}: more than the 2 a keyboard can spare"
+        )
+    return Section(
+        paradigm=f"{title}: {name}",
+        question=question,
+        baseline=f"{base} (same users)" if personal else base,
+        baseline_value=bval,
+        result=name,
+        result_value=rval,
+        metric=metric,
+        verdict=say,
+        plot=plot if personal else None,
+        table=table,
+    )
 
 
-def write_summary(run_dir: str | Path, rows: Mapping[str, Mapping[str, Any]], title: str = "interlearn run",
-                  sections: Sequence[Section] | None = None) -> Path:
+def write_summary(
+    run_dir: str | Path,
+    rows: Mapping[str, Mapping[str, Any]],
+    title: str = "interlearn run",
+    sections: Sequence[Section] | None = None,
+) -> Path:
     """Write ``summary.json`` (rows), ``sections.json`` (when given) and ``summary.md``.
 
     Returns:
@@ -329,7 +420,9 @@ def write_summary(run_dir: str | Path, rows: Mapping[str, Mapping[str, Any]], ti
     d.mkdir(parents=True, exist_ok=True)
     (d / "summary.json").write_text(json.dumps({k: dict(v) for k, v in rows.items()}, indent=2, default=float))
     if sections is not None:
-        (d / "sections.json").write_text(json.dumps({"title": title, "sections": [s.to_dict() for s in sections]}, indent=2, default=float))
+        (d / "sections.json").write_text(
+            json.dumps({"title": title, "sections": [s.to_dict() for s in sections]}, indent=2, default=float)
+        )
     return render(d, title=title)
 
 
@@ -346,7 +439,9 @@ def load_sections(run_dir: str | Path) -> tuple[str | None, list[Section]]:
         return payload.get("title"), [Section.from_dict(s) for s in payload.get("sections", [])]
     src = d / "summary.json"
     if not src.is_file():
-        raise DataError(f"{d} is not a run folder: {src} is missing (run `interlearn run RECIPE.yaml` or `interlearn tour` first)")
+        raise DataError(
+            f"{d} is not a run folder: {src} is missing (run `interlearn run RECIPE.yaml` or `interlearn tour` first)"
+        )
     rows = json.loads(src.read_text())
     kind = None
     if (d / "recipe.json").is_file():
@@ -367,8 +462,10 @@ def render(run_dir: str | Path, title: str | None = None) -> Path:
     if len(sections) > 1:
         lines += ["| paradigm | baseline | result | difference | verdict |", "|---|---:|---:|---:|---|"]
         for s in sections:
-            lines.append(f"| {s.paradigm} | {_value(s.baseline_value, s.metric)} | {_value(s.result_value, s.metric)} | "
-                         f"{_diff(s.difference, s.metric)} | {s.verdict} |")
+            lines.append(
+                f"| {s.paradigm} | {_value(s.baseline_value, s.metric)} | {_value(s.result_value, s.metric)} | "
+                f"{_diff(s.difference, s.metric)} | {s.verdict} |"
+            )
         lines.append("")
     lines += [section_markdown(s) for s in sections]
     if (d / "notes.md").is_file():  # statements a recipe adds (e.g. what a DP epsilon covers)
@@ -379,13 +476,15 @@ def render(run_dir: str | Path, title: str | None = None) -> Path:
 
 def print_sections(sections: Sequence[Section], title: str) -> None:
     """The report's overview as a terminal table (paradigm, baseline, result, difference, verdict)."""
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title, show_lines=False)
     for col in ("paradigm", "baseline", "result", "difference", "verdict"):
         table.add_column(col, justify="left" if col in ("paradigm", "verdict") else "right", overflow="fold")
     for s in sections:
-        table.add_row(s.paradigm, f"{s.baseline}: {_value(s.baseline_value, s.metric)}" if s.baseline else "—",
-                      f"{s.result}: {_value(s.result_value, s.metric)}", _diff(s.difference, s.metric), s.verdict)
+        table.add_row(
+            s.paradigm,
+            f"{s.baseline}: {_value(s.baseline_value, s.metric)}" if s.baseline else "—",
+            f"{s.result}: {_value(s.result_value, s.metric)}",
+            _diff(s.difference, s.metric),
+            s.verdict,
+        )
     Console().print(table)

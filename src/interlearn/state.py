@@ -22,7 +22,9 @@ def flatten_state(obj: Any, prefix: str) -> tuple[Any, dict[str, torch.Tensor]]:
             tensors[path] = o
             return {"__tensor__": path}
         if isinstance(o, dict):
-            return {"__dict__": [[walk(k, f"{path}.k{i}"), walk(v, f"{path}.{i}")] for i, (k, v) in enumerate(o.items())]}
+            return {
+                "__dict__": [[walk(k, f"{path}.k{i}"), walk(v, f"{path}.{i}")] for i, (k, v) in enumerate(o.items())]
+            }
         if isinstance(o, (list, tuple)):
             return {"__list__": [walk(v, f"{path}.{i}") for i, v in enumerate(o)], "tuple": isinstance(o, tuple)}
         if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):

@@ -19,6 +19,7 @@ from torch import nn
 from interlearn.errors import ConfigError, ShapeError, closest
 
 __all__ = [
+    "select_names",
     "select_params",
     "select_modules",
     "freeze",
@@ -40,7 +41,14 @@ def _as_list(patterns: str | Iterable[str]) -> list[str]:
     return [patterns] if isinstance(patterns, str) else list(patterns)
 
 
-def _match(names: Sequence[str], patterns: str | Iterable[str], what: str) -> list[str]:
+def select_names(names: Sequence[str], patterns: str | Iterable[str], what: str = "name") -> list[str]:
+    """The ``names`` matching any glob (a name also matches the patterns it is a dotted child of:
+    ``"head"`` selects ``"head.weight"``), in the order of ``names``' first matches.
+
+    Raises:
+        ConfigError: a pattern matches nothing (the closest names are listed; ``what`` says
+            what the names are, e.g. ``"parameter"``).
+    """
     out: list[str] = []
     for pat in _as_list(patterns):
         hit = [n for n in names if fnmatch.fnmatchcase(n, pat) or n == pat or n.startswith(pat + ".")]
@@ -52,12 +60,12 @@ def _match(names: Sequence[str], patterns: str | Iterable[str], what: str) -> li
 
 def select_params(model: nn.Module, patterns: str | Iterable[str]) -> list[str]:
     """Names of parameters matching any glob (a module name selects all its parameters)."""
-    return _match([n for n, _ in model.named_parameters()], patterns, "parameter")
+    return select_names([n for n, _ in model.named_parameters()], patterns, "parameter")
 
 
 def select_modules(model: nn.Module, patterns: str | Iterable[str]) -> list[str]:
     """Names of modules matching any glob."""
-    return _match([n for n, _ in model.named_modules() if n], patterns, "module")
+    return select_names([n for n, _ in model.named_modules() if n], patterns, "module")
 
 
 def _bn_eval_hook(module: nn.Module, _inputs: Any) -> None:
@@ -73,8 +81,8 @@ def _set_bn_frozen(model: nn.Module) -> None:
             params = list(m.parameters(recurse=False))
             frozen = bool(params) and not any(p.requires_grad for p in params)
             if frozen and not getattr(m, "_interlearn_hook", None):
-                m._interlearn_hook = m.register_forward_pre_hook(_bn_eval_hook)
-            m._interlearn_frozen = frozen
+                setattr(m, "_interlearn_hook", m.register_forward_pre_hook(_bn_eval_hook))  # noqa: B010  (not a declared attribute)
+            setattr(m, "_interlearn_frozen", frozen)  # noqa: B010
             if frozen:
                 m.eval()
 
@@ -85,20 +93,19 @@ def freeze(model: nn.Module, patterns: str | Iterable[str] = "*") -> list[str]:
     Returns:
         The names of the parameters frozen.
     """
-    names = select_params(model, patterns)
-    params = dict(model.named_parameters())
-    for n in names:
-        params[n].requires_grad_(False)
-    _set_bn_frozen(model)
-    return names
+    return _set_trainable(model, patterns, False)
 
 
 def unfreeze(model: nn.Module, patterns: str | Iterable[str] = "*") -> list[str]:
     """Set ``requires_grad=True`` on matching parameters (BatchNorm resumes updating statistics)."""
+    return _set_trainable(model, patterns, True)
+
+
+def _set_trainable(model: nn.Module, patterns: str | Iterable[str], trainable: bool) -> list[str]:
     names = select_params(model, patterns)
     params = dict(model.named_parameters())
     for n in names:
-        params[n].requires_grad_(True)
+        params[n].requires_grad_(trainable)
     _set_bn_frozen(model)
     return names
 
@@ -167,7 +174,9 @@ def leaf_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
 
 
-def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Module], example_input: torch.Tensor | None = None) -> nn.Sequential:
+def replace_last(
+    model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Module], example_input: torch.Tensor | None = None
+) -> nn.Sequential:
     """A new ``nn.Sequential``: ``model`` without its last ``k`` children, followed by ``new``.
 
     The kept children are shared (not copied) with ``model``.
@@ -177,13 +186,15 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
         ShapeError: with ``example_input``, when the features do not fit ``new``.
     """
     if not isinstance(model, nn.Sequential):
-        raise ConfigError(f"replace_last needs an nn.Sequential, got {type(model).__name__}; use replace_module(model, name, new)")
+        raise ConfigError(
+            f"replace_last needs an nn.Sequential, got {type(model).__name__}; use replace_module(model, name, new)"
+        )
     n = len(model)
     if not 0 <= k <= n:
         raise ConfigError(f"k={k}: the model has {n} top-level layers; choose 0 <= k <= {n}")
     kept = list(model.named_children())[: n - k]
     body = nn.Sequential(OrderedDict(kept))
-    tail = nn.Sequential(*new) if isinstance(new, (list, tuple)) else new
+    tail: nn.Module = new if isinstance(new, nn.Module) else nn.Sequential(*new)
     if example_input is not None:
         with torch.no_grad():
             was = body.training
@@ -207,7 +218,9 @@ def replace_last(model: nn.Sequential, k: int, new: nn.Module | Sequence[nn.Modu
     return nn.Sequential(OrderedDict(items))
 
 
-def param_groups(model: nn.Module, lrs: Mapping[str, float], default_lr: float | None = None, weight_decay: float | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module, lrs: Mapping[str, float], default_lr: float | None = None, weight_decay: float | None = None
+) -> list[dict[str, Any]]:
     """Parameter groups with a learning rate per glob (discriminative learning rates).
 
     The first matching pattern wins; parameters matched by no pattern go to a group with
@@ -234,7 +247,9 @@ def param_groups(model: nn.Module, lrs: Mapping[str, float], default_lr: float |
     return groups
 
 
-def layerwise_groups(model: nn.Module, lr: float, decay: float, blocks: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def layerwise_groups(
+    model: nn.Module, lr: float, decay: float, blocks: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Layer-wise learning-rate decay: block ``i`` of ``L`` (input first) gets ``lr * decay**(L-1-i)``.
 
     Args:
@@ -242,7 +257,11 @@ def layerwise_groups(model: nn.Module, lr: float, decay: float, blocks: Sequence
     """
     if not 0 < decay <= 1:
         raise ConfigError(f"decay={decay}: must be in (0, 1]")
-    blocks = list(blocks) if blocks is not None else [n for n, m in model.named_children() if any(True for _ in m.parameters())]
+    blocks = (
+        list(blocks)
+        if blocks is not None
+        else [n for n, m in model.named_children() if any(True for _ in m.parameters())]
+    )
     depth = len(blocks)
     return param_groups(model, {b: lr * decay ** (depth - 1 - i) for i, b in enumerate(blocks)}, default_lr=lr)
 
@@ -260,9 +279,11 @@ def trainable_table(model: nn.Module) -> str:
         train = sum(p.numel() for p in child.parameters() if p.requires_grad)
         if total:
             rows.append((name, type(child).__name__, total, train))
-    own = [p for p in model.parameters(recurse=False)]
+    own = list(model.parameters(recurse=False))
     if own:
-        rows.append(("(own)", type(model).__name__, sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad)))
+        rows.append(
+            ("(own)", type(model).__name__, sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad))
+        )
     w = max([len(r[0]) for r in rows] + [6])
     lines = [f"{'module':<{w}}  {'type':<16} {'params':>10} {'trainable':>10} {'frozen':>10}"]
     for name, typ, total, train in rows:

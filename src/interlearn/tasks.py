@@ -6,15 +6,26 @@ is a multi-task run with one task.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from interlearn.errors import ConfigError, DataError
 
-__all__ = ["Task", "TaskKind", "classification", "regression", "multilabel"]
+__all__ = [
+    "Task",
+    "TaskKind",
+    "classification",
+    "regression",
+    "multilabel",
+    "cross_entropy",
+    "accuracy_sums",
+    "sum_tensors",
+    "ScoredTask",
+]
 
 TaskKind = Literal["classification", "regression", "multilabel"]
 _KINDS = ("classification", "regression", "multilabel")
@@ -65,7 +76,9 @@ class Task:
         """Validate targets for this task; raise ``DataError`` naming the offending field."""
         if self.kind == "classification":
             if y.dtype.is_floating_point or y.dtype == torch.bool:
-                raise DataError(f"{field}: classification labels must be integers, got dtype {y.dtype}; cast with .long()")
+                raise DataError(
+                    f"{field}: classification labels must be integers, got dtype {y.dtype}; cast with .long()"
+                )
             if y.dim() != 1:
                 raise DataError(f"{field}: classification labels must be 1-D, got shape {tuple(y.shape)}")
             if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_outputs):
@@ -97,14 +110,37 @@ class Task:
         """Per-batch *sums* of each metric (divide by the example count for means)."""
         n = target.shape[0]
         if self.kind == "classification":
-            return {"accuracy": float((output.argmax(-1) == target).sum()), "loss": float(self.loss(output, target, "sum")), "n": n}
+            return {
+                "accuracy": float((output.argmax(-1) == target).sum()),
+                "loss": float(self.loss(output, target, "sum")),
+                "n": n,
+            }
         if self.kind == "multilabel":
             pred = (output > 0).to(target.dtype)
             acc = (pred == target).float().mean(-1).sum()
             return {"accuracy": float(acc), "loss": float(self.loss(output, target, "sum")), "n": n}
         out = output.reshape(target.shape) if output.numel() == target.numel() else output
         err = (out - target).reshape(n, -1)
-        return {"mse": float(err.pow(2).mean(-1).sum()), "mae": float(err.abs().mean(-1).sum()), "loss": float(err.pow(2).mean(-1).sum()), "n": n}
+        return {
+            "mse": float(err.pow(2).mean(-1).sum()),
+            "mae": float(err.abs().mean(-1).sum()),
+            "loss": float(err.pow(2).mean(-1).sum()),
+            "n": n,
+        }
+
+
+class ScoredTask(Protocol):
+    """What :func:`interlearn.fit` and :func:`interlearn.evaluate` need from a task: a
+    :class:`Task`, or a multi-task :class:`~interlearn.multitask.TaskSet` (whose outputs are a
+    dict per task; it may also define ``finalize_metrics``)."""
+
+    @property
+    def higher_is_better(self) -> bool: ...
+
+    @property
+    def main_metric(self) -> str: ...
+
+    def metric_sums(self, output: Any, target: torch.Tensor) -> dict[str, float]: ...
 
 
 def classification(num_classes: int, name: str = "main", label_smoothing: float = 0.0) -> Task:
@@ -120,3 +156,29 @@ def regression(dim: int = 1, name: str = "main") -> Task:
 def multilabel(num_labels: int, name: str = "main") -> Task:
     """A multi-label task with ``num_labels`` independent binary labels (BCE, accuracy)."""
     return Task(name=name, kind="multilabel", num_outputs=num_labels)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy with the class dimension at 1: (B, C) logits with (B,) labels, or
+    (B, C, T) logits with (B, T) labels (a prediction at every position of a sequence)."""
+    return F.cross_entropy(logits, y.long())
+
+
+@torch.no_grad()
+def accuracy_sums(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """``(correct, total)`` predictions, the class dimension at 1 (either layout above)."""
+    return int((logits.argmax(1) == y).sum()), int(y.numel())
+
+
+def sum_tensors(values: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``values[0] + values[1] + ...`` in order (what ``sum()`` computes, typed as a tensor).
+
+    Raises:
+        ValueError: no values.
+    """
+    total: torch.Tensor | None = None
+    for v in values:
+        total = v if total is None else total + v
+    if total is None:
+        raise ValueError("sum_tensors: nothing to add")
+    return total

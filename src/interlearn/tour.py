@@ -17,13 +17,19 @@ worker processes (``INTERLEARN_TOUR_WORKERS``), each single-threaded.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from interlearn.errors import ConfigError
 from interlearn.report import Section, print_sections, write_summary
+from interlearn.scenarios import distill, federated, multitask, transfer
 from interlearn.scenarios.base import Scenario
 
 __all__ = ["run_tour", "PARTS", "TITLE"]
@@ -32,26 +38,18 @@ TITLE = "interlearn tour — what each paradigm is for, on the embedded digits"
 
 
 def _transfer(out: Path, seed: int, progress: bool) -> Scenario:
-    from interlearn.scenarios import transfer
-
     return transfer.run(out, seed, progress)
 
 
 def _distill(out: Path, seed: int, progress: bool) -> Scenario:
-    from interlearn.scenarios import distill
-
     return distill.run(out, seed, progress)
 
 
 def _multitask(out: Path, seed: int, progress: bool) -> Scenario:
-    from interlearn.scenarios import multitask
-
     return multitask.run(out, seed, progress)
 
 
 def _federated(out: Path, seed: int, progress: bool) -> Scenario:
-    from interlearn.scenarios import federated
-
     return federated.run(out, seed, progress)
 
 
@@ -65,8 +63,6 @@ _ALIASES = {"finetune": "transfer"}  # fine-tuning is measured on the transfer s
 
 
 def _run_part(name: str, out: Path, seed: int, progress: bool) -> tuple[str, Scenario, float]:
-    import torch
-
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     if progress:
@@ -80,7 +76,9 @@ def _workers(n_parts: int) -> int:
     return max(1, min(wanted, n_parts, os.cpu_count() or 1))
 
 
-def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, seed: int = 0) -> dict[str, dict[str, Any]]:
+def run_tour(
+    out: Path, only: list[str] | None = None, progress: bool = True, seed: int = 0
+) -> dict[str, dict[str, Any]]:
     """Run the tour's scenarios, print the overview, write ``out/summary.{json,md}``,
     ``out/sections.json`` and the plots.
 
@@ -96,8 +94,6 @@ def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, se
     Raises:
         ConfigError: an unknown part name in ``only`` (the message lists the parts).
     """
-    from interlearn.errors import ConfigError
-
     requested = only or list(PARTS)
     unknown = [n for n in requested if n not in PARTS and n not in _ALIASES]
     if unknown:
@@ -113,9 +109,6 @@ def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, se
             name, sc, secs = _run_part(n, out, seed, progress)
             results[name] = (sc, secs)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         # the slowest parts first, so the two workers finish together
         order = sorted(names, key=lambda n: ["transfer", "multitask", "federated", "distill"].index(n))
@@ -134,6 +127,8 @@ def run_tour(out: Path, only: list[str] | None = None, progress: bool = True, se
             print(f"[tour] {n}: {secs:.1f} s", flush=True)
     print_sections(sections, TITLE)
     md = write_summary(out, rows, title=TITLE, sections=sections)
-    print(f"tour finished in {time.perf_counter() - start:.1f} s ({workers} worker{'s' if workers > 1 else ''}); "
-          f"report: {md} (one section per paradigm, plots next to it)")
+    print(
+        f"tour finished in {time.perf_counter() - start:.1f} s ({workers} worker{'s' if workers > 1 else ''}); "
+        f"report: {md} (one section per paradigm, plots next to it)"
+    )
     return rows

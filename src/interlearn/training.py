@@ -19,27 +19,27 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from interlearn.config import FitConfig
+from interlearn.config import FitConfig, resolve_device
 from interlearn.data.tensors import TensorData
-from interlearn.errors import CheckpointError, DataError, TrainingDivergedError
+from interlearn.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from interlearn.optim import build_optimizer, build_scheduler
 from interlearn.parallel import Replicas, sum_metric_dicts
 from interlearn.state import flatten_state, unflatten_state
-from interlearn.tasks import Task
+from interlearn.tasks import ScoredTask, Task, sum_tensors
 from interlearn.tracking import NULL, Tracker, TrackingSpec, open_tracker
 
 __all__ = ["fit", "evaluate", "metric_sums", "finish_metrics", "FitResult", "resolve_device", "batches"]
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
+ComputeLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 BackwardFn = Callable[["torch.Tensor | dict[str, torch.Tensor]", nn.Module], None]
 
 
@@ -62,29 +62,24 @@ class FitResult:
     stopped_early: bool = False
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> the first CUDA device when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
     """Index batches over ``n`` examples, shuffled with ``generator`` when given."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     yield from order.split(batch_size)
 
 
-def _default_loss(task: Task) -> LossFn:
+def _default_loss(task: Task) -> ComputeLoss:
     return lambda model, x, y: task.loss(model(x), y)
 
 
 def _total(loss: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(loss.values()) if isinstance(loss, dict) else loss  # type: ignore[return-value]
+    return sum_tensors(loss.values()) if isinstance(loss, dict) else loss
 
 
 @torch.no_grad()
-def metric_sums(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+def metric_sums(
+    model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto"
+) -> dict[str, float]:
     """Per-example metric *sums* of ``model`` on ``data`` (with the count ``"n"``), in eval mode.
 
     Sums add up across shards of a dataset (processes of a data-parallel run); :func:`finish_metrics`
@@ -106,7 +101,7 @@ def metric_sums(model: nn.Module, data: TensorData, task: Task, batch_size: int 
     return sums
 
 
-def finish_metrics(sums: dict[str, float], task: Task) -> dict[str, float]:
+def finish_metrics(sums: dict[str, float], task: ScoredTask) -> dict[str, float]:
     """Means from :func:`metric_sums` (a task may give a metric its own count ``"n/<metric>"``)."""
     sums = dict(sums)
     n = max(sums.pop("n", 0.0), 1.0)
@@ -117,7 +112,9 @@ def finish_metrics(sums: dict[str, float], task: Task) -> dict[str, float]:
     return finalize(out) if finalize is not None else out
 
 
-def evaluate(model: nn.Module, data: TensorData, task: Task, batch_size: int = 512, device: str | torch.device = "auto") -> dict[str, float]:
+def evaluate(
+    model: nn.Module, data: TensorData, task: ScoredTask, batch_size: int = 512, device: str | torch.device = "auto"
+) -> dict[str, float]:
     """Metrics of ``model`` on ``data`` (mean over examples), in eval mode.
 
     Returns:
@@ -130,8 +127,18 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any, epoch: int, result: FitResult,
-          best_state: dict | None, extra_state: nn.Module | None = None, rngs: list[torch.Tensor] | None = None) -> None:
+def _save(
+    ckpt: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    scaler: Any,
+    epoch: int,
+    result: FitResult,
+    best_state: dict[str, Any] | None,
+    extra_state: nn.Module | None = None,
+    rngs: list[torch.Tensor] | None = None,
+) -> None:
     opt_skel, opt_t = flatten_state(opt.state_dict(), "optim")
     extra_skel, extra_t = flatten_state(extra_state.state_dict(), "extra") if extra_state is not None else (None, {})
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | opt_t | extra_t | rng_state()
@@ -143,7 +150,9 @@ def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, 
         "epoch": epoch,
         "optimizer": opt_skel,
         "extra_state": extra_skel,
-        "scheduler": sched.state_dict() if not callable(getattr(sched, "lr_lambdas", None)) else {"last_epoch": sched.last_epoch},
+        "scheduler": sched.state_dict()
+        if not callable(getattr(sched, "lr_lambdas", None))
+        else {"last_epoch": sched.last_epoch},
         "scaler": scaler.state_dict() if scaler is not None else None,
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -156,12 +165,12 @@ def _save(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, 
 def fit(
     model: nn.Module,
     train: TensorData,
-    task: Task,
+    task: ScoredTask,
     config: FitConfig | None = None,
     *,
     val: TensorData | None = None,
     param_groups: Iterable[dict[str, Any]] | None = None,
-    compute_loss: LossFn | None = None,
+    compute_loss: ComputeLoss | None = None,
     backward: BackwardFn | None = None,
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
@@ -209,7 +218,12 @@ def fit(
     if len(train) == 0:
         raise DataError("train is empty: fit() needs at least one example")
     if compute_loss is None:
+        if not isinstance(task, Task):
+            raise ConfigError(
+                f"fit with a {type(task).__name__} needs compute_loss= (the default loss is a single Task's)"
+            )
         task.check_targets(train.y, "train.y")
+        compute_loss = _default_loss(task)
     par = Replicas(cfg.device)
     dev = par.device
     model.to(dev)
@@ -230,16 +244,18 @@ def fit(
     # scaled, so it gets bfloat16 autocast, which needs no loss scaling, instead of float16.
     amp_dtype = torch.bfloat16 if backward is not None or par.precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-    loss_fn = compute_loss or _default_loss(task)
+    loss_fn = compute_loss
     sign = 1.0 if task.higher_is_better else -1.0
     result, best_state, start = FitResult(), None, 0
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
 
     found = ckpt is not None and cfg.resume and has_checkpoint(ckpt)
     if len(set(par.gather(found))) > 1:
-        raise CheckpointError(f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares")
-    if found:
-        tensors, meta = load_checkpoint(ckpt)  # type: ignore[arg-type]
+        raise CheckpointError(
+            f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares"
+        )
+    if found and ckpt is not None:
+        tensors, meta = load_checkpoint(ckpt)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
         if extra_state is not None and meta.get("extra_state") is not None:
@@ -262,12 +278,16 @@ def fit(
     wrapped = _trainable_ids(model)
     params = [p for g in opt.param_groups for p in g["params"]]
     progress = _progress(cfg.progress and par.is_main, cfg.epochs * steps_per_epoch, start * steps_per_epoch)
-    bad_epochs = sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
+    bad_epochs = (
+        sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
+    )
     with tracker, progress as bar:
         for epoch in range(start, cfg.epochs):
             if on_epoch_start is not None:
                 on_epoch_start(epoch, model)
-                if backward is None and _trainable_ids(model) != wrapped:  # DDP syncs only what was trainable when wrapped
+                if (
+                    backward is None and _trainable_ids(model) != wrapped
+                ):  # DDP syncs only what was trainable when wrapped
                     net, wrapped = par.wrap(par.unwrap(net)), _trainable_ids(model)
             t0 = time.perf_counter()
             net.train()
@@ -281,7 +301,9 @@ def fit(
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
                     loss = loss_fn(net, x, y)
                 total = _total(loss)
-                part, bad = (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
+                part, bad = (
+                    (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
+                )
                 if par.world > 1:  # (loss sum, non-finite flag) over all processes: all raise at the same step
                     part, flag = par.sum(torch.tensor([part, float(bad)], dtype=torch.float64, device=dev)).tolist()
                     bad = flag > 0
@@ -341,7 +363,7 @@ def fit(
     return result
 
 
-def fit_params(cfg: FitConfig, model: nn.Module, train: TensorData, task: Task, processes: int) -> dict[str, Any]:
+def fit_params(cfg: FitConfig, model: nn.Module, train: TensorData, task: ScoredTask, processes: int) -> dict[str, Any]:
     """What a tracked ``fit`` logs as its parameters."""
     return {
         "fit": dataclasses.asdict(cfg),
@@ -358,11 +380,21 @@ def _track_end(tracker: Tracker, model: nn.Module, result: FitResult, ckpt: Path
     """The summary and the final weights (and the resumable checkpoint, if any) as artifacts."""
     if not tracker.active:
         return
-    summary = {"best_epoch": result.best_epoch, "best_metric": result.best_metric, "train_seconds": result.train_seconds,
-               "stopped_early": result.stopped_early, "epochs": len(result.history), "history": result.history}
+    summary = {
+        "best_epoch": result.best_epoch,
+        "best_metric": result.best_metric,
+        "train_seconds": result.train_seconds,
+        "stopped_early": result.stopped_early,
+        "epochs": len(result.history),
+        "history": result.history,
+    }
     tracker.log_text(json.dumps(summary, indent=2, default=float), "summary.json")
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(Path(tmp) / "final", {f"model.{k}": v for k, v in model.state_dict().items()}, {"best_epoch": result.best_epoch})
+        save_checkpoint(
+            Path(tmp) / "final",
+            {f"model.{k}": v for k, v in model.state_dict().items()},
+            {"best_epoch": result.best_epoch},
+        )
         tracker.log_artifact(Path(tmp) / "final", "final")
     if ckpt is not None:
         tracker.log_artifact(ckpt, "checkpoint")
@@ -372,7 +404,9 @@ def _trainable_ids(model: nn.Module) -> tuple[int, ...]:
     return tuple(id(p) for p in model.parameters() if p.requires_grad)
 
 
-def _evaluate_replicas(model: nn.Module, data: TensorData, task: Task, dev: torch.device, par: Replicas) -> dict[str, float]:
+def _evaluate_replicas(
+    model: nn.Module, data: TensorData, task: ScoredTask, dev: torch.device, par: Replicas
+) -> dict[str, float]:
     """:func:`evaluate`, each process scoring its share of ``data`` and the sums added up."""
     if par.world == 1:
         return evaluate(model, data, task, device=dev)
@@ -381,7 +415,7 @@ def _evaluate_replicas(model: nn.Module, data: TensorData, task: Task, dev: torc
 
 
 class _NoBar:
-    def __enter__(self) -> "_NoBar":
+    def __enter__(self) -> _NoBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -396,16 +430,16 @@ class _NoBar:
 
 class _RichBar(_NoBar):
     def __init__(self, total: int, done: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+        self._p = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
+        )
         self._t = self._p.add_task("training", total=total, completed=done)
 
-    def __enter__(self) -> "_RichBar":
+    def __enter__(self) -> _RichBar:
         self._p.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._p.__exit__(*exc)
 
     def advance(self) -> None:
@@ -416,5 +450,5 @@ class _RichBar(_NoBar):
         self._p.update(self._t, description=text)
 
 
-def _progress(enabled: bool, total: int, done: int) -> _NoBar | nullcontext:
+def _progress(enabled: bool, total: int, done: int) -> _NoBar | _RichBar:
     return _RichBar(total, done) if enabled else _NoBar()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeAlias
 
 import torch
@@ -13,4 +14,7 @@ federated code and of every pure algorithm in interlearn."""
 ClientId: TypeAlias = int
 """Index of a client in a federated population."""
 
-__all__ = ["Params", "ClientId"]
+LossFn: TypeAlias = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss(outputs, targets) -> scalar``: a mean over the batch's examples."""
+
+__all__ = ["Params", "ClientId", "LossFn"]

@@ -11,7 +11,11 @@ from interlearn.errors import DataError
 
 
 def _write(path, users, gz=False):
-    obj = {"users": list(users), "num_samples": [len(v[1]) for v in users.values()], "user_data": {u: {"x": x, "y": y} for u, (x, y) in users.items()}}
+    obj = {
+        "users": list(users),
+        "num_samples": [len(v[1]) for v in users.values()],
+        "user_data": {u: {"x": x, "y": y} for u, (x, y) in users.items()},
+    }
     text = json.dumps(obj)
     if gz:
         with gzip.open(path, "wt") as fh:

@@ -23,21 +23,25 @@ def _complete_works() -> str:
     play_a = (
         "\n\n1594\n\nTHE TRAGEDY OF EXAMPLE\n\nby William Shakespeare\n\n\n"
         "ACT I. SCENE 1.\n\n"
-        + "".join(f"  HAMLET. {SPEECH} {k}\n    and a second line {k}\n  Ophelia. Reply {k} {SPEECH}\n" for k in range(6))
+        + "".join(
+            f"  HAMLET. {SPEECH} {k}\n    and a second line {k}\n  Ophelia. Reply {k} {SPEECH}\n" for k in range(6)
+        )
         + "  GHOST. Only one line.\n"
         "<<THIS ELECTRONIC VERSION IS COPYRIGHT>>\n"
     )
-    play_b = (
-        "\n\n1593\n\nTHE COMEDY OF ERRORS\n\nby William Shakespeare\n\n"
-        "ACT I. SCENE 1\n\n"
-        + "".join(f"AEGEON. {SPEECH} {k}\n  continued {k}\nDUKE. Answer {k} {SPEECH}\n" for k in range(5))
+    play_b = "\n\n1593\n\nTHE COMEDY OF ERRORS\n\nby William Shakespeare\n\nACT I. SCENE 1\n\n" + "".join(
+        f"AEGEON. {SPEECH} {k}\n  continued {k}\nDUKE. Answer {k} {SPEECH}\n" for k in range(5)
     )
-    end = "\n\nEnd of the Project Gutenberg EBook of The Complete Works of William\nShakespeare, by William Shakespeare\n"
+    end = (
+        "\n\nEnd of the Project Gutenberg EBook of The Complete Works of William\nShakespeare, by William Shakespeare\n"
+    )
     return "\ufeffThe Project Gutenberg EBook\n" + sonnets + play_a + play_b + end
 
 
 def _tiny() -> str:
-    return "".join(f"First Citizen:\n{SPEECH} {k}\nsecond line {k}\n\nMENENIUS:\nWhy, masters {k}, {SPEECH}\n\n" for k in range(6))
+    return "".join(
+        f"First Citizen:\n{SPEECH} {k}\nsecond line {k}\n\nMENENIUS:\nWhy, masters {k}, {SPEECH}\n\n" for k in range(6)
+    )
 
 
 def test_complete_works_plays_roles_and_continuations():

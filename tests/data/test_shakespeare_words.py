@@ -5,12 +5,29 @@ import collections
 import pytest
 import torch
 
-from interlearn.data.shakespeare_words import BOS, OOV, PAD, WordVocab, load_shakespeare_words, masked_cross_entropy, tokenize, word_chunks
+from interlearn.data.shakespeare_words import (
+    BOS,
+    OOV,
+    PAD,
+    WordVocab,
+    load_shakespeare_words,
+    masked_cross_entropy,
+    tokenize,
+    word_chunks,
+)
 from interlearn.errors import DataError
 
 
 def test_tokenize_keeps_inner_apostrophes_and_drops_punctuation():
-    assert tokenize("O'er the hills, I'll go -- 'tis 3 miles!") == ["o'er", "the", "hills", "i'll", "go", "tis", "miles"]
+    assert tokenize("O'er the hills, I'll go -- 'tis 3 miles!") == [
+        "o'er",
+        "the",
+        "hills",
+        "i'll",
+        "go",
+        "tis",
+        "miles",
+    ]
 
 
 def test_vocab_orders_by_frequency_and_maps_unknown_to_oov():

@@ -9,7 +9,7 @@ from interlearn.errors import DataError
 def test_digits_split_is_stratified_and_scaled():
     tr, te = load_digits(test_fraction=0.3, seed=0)
     assert len(tr) + len(te) == 1797 and tr.x.shape[1] == 64
-    assert 0.0 <= float(tr.x.min()) and float(tr.x.max()) <= 1.0
+    assert float(tr.x.min()) >= 0.0 and float(tr.x.max()) <= 1.0
     assert set(te.y.tolist()) == set(range(10))
     img, _ = load_digits(image=True)
     assert img.x.shape[1:] == (1, 8, 8)

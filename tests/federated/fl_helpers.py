@@ -24,10 +24,15 @@ def blobs(n: int = 120, d: int = 8, classes: int = 3, seed: int = 0) -> tuple[to
 
 def cohort(sizes: list[int], d: int = 8, classes: int = 3, seed: int = 0) -> list[ClientData]:
     g = torch.Generator().manual_seed(seed)
-    return [ClientData(i, torch.randn(n, d, generator=g), torch.randint(0, classes, (n,), generator=g)) for i, n in enumerate(sizes)]
+    return [
+        ClientData(i, torch.randn(n, d, generator=g), torch.randint(0, classes, (n,), generator=g))
+        for i, n in enumerate(sizes)
+    ]
 
 
-def result(cid: int, update: dict[str, torch.Tensor], weight: float = 1.0, extras: dict[str, torch.Tensor] | None = None) -> ClientResult:
+def result(
+    cid: int, update: dict[str, torch.Tensor], weight: float = 1.0, extras: dict[str, torch.Tensor] | None = None
+) -> ClientResult:
     return ClientResult(cid, update, weight, {"loss": 0.0}, extras or {})
 
 

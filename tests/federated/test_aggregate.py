@@ -1,10 +1,9 @@
 import pytest
 import torch
+from fl_helpers import result
 
 from interlearn.errors import RoundSkipped, UpdateRejected
 from interlearn.federated.aggregate import WeightedMean, weighted_mean
-
-from fl_helpers import result
 
 
 def test_equal_weights_is_plain_mean():
@@ -23,7 +22,9 @@ def test_weighted_by_examples():
 def test_dtype_kept_and_float64_accumulated():
     out = weighted_mean([{"w": torch.ones(2, dtype=torch.float64)}], [1.0])
     assert out["w"].dtype == torch.float64
-    out16 = weighted_mean([{"w": torch.ones(2, dtype=torch.bfloat16)}, {"w": torch.zeros(2, dtype=torch.bfloat16)}], [1, 1])
+    out16 = weighted_mean(
+        [{"w": torch.ones(2, dtype=torch.bfloat16)}, {"w": torch.zeros(2, dtype=torch.bfloat16)}], [1, 1]
+    )
     assert out16["w"].dtype == torch.bfloat16 and float(out16["w"][0]) == 0.5
 
 

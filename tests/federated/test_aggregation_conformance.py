@@ -31,27 +31,36 @@ def _updates(n: int, *, seed: int = 0, dtype=torch.float64, scale: float = 0.02,
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
-        u = {"w": center + scale * torch.randn(3, 4, generator=g, dtype=torch.float64),
-             "b": center + scale * torch.randn(5, generator=g, dtype=torch.float64)}
+        u = {
+            "w": center + scale * torch.randn(3, 4, generator=g, dtype=torch.float64),
+            "b": center + scale * torch.randn(5, generator=g, dtype=torch.float64),
+        }
         out.append({k: v.to(dtype) for k, v in u.items()})
     return out
 
 
 def _results(updates, weights=None, metrics=None, extras=False):
     weights = weights or [float(i + 1) for i in range(len(updates))]
-    return [ClientResult(i, u, w, dict(metrics or {"loss": 1.0}), {k: v.clone() for k, v in u.items()} if extras else {})
-            for i, (u, w) in enumerate(zip(updates, weights))]
+    return [
+        ClientResult(i, u, w, dict(metrics or {"loss": 1.0}), {k: v.clone() for k, v in u.items()} if extras else {})
+        for i, (u, w) in enumerate(zip(updates, weights))
+    ]
 
 
 def _close(a, b, atol=1e-12):
     assert a.keys() == b.keys()
     for k in a:
         assert a[k].dtype == b[k].dtype, k
-        assert torch.allclose(a[k].to(torch.float64), b[k].to(torch.float64), atol=atol, rtol=0), (k, (a[k] - b[k]).abs().max())
+        assert torch.allclose(a[k].to(torch.float64), b[k].to(torch.float64), atol=atol, rtol=0), (
+            k,
+            (a[k] - b[k]).abs().max(),
+        )
 
 
 def test_every_aggregator_and_strategy_of_the_issue_is_registered():
-    assert {"mean", "uniform_mean", "median", "trimmed_mean", "krum", "multi_krum", "norm_bound", "bulyan"} <= set(AGGREGATORS)
+    assert {"mean", "uniform_mean", "median", "trimmed_mean", "krum", "multi_krum", "norm_bound", "bulyan"} <= set(
+        AGGREGATORS
+    )
     assert {"fedavg", "fedavgm", "fedadam", "fedyogi", "fedadagrad", "scaffold", "qfedavg"} <= set(STRATEGIES)
 
 

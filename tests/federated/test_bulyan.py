@@ -9,20 +9,32 @@ import torch
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult
 from interlearn.federated.bulyan import Bulyan, bulyan, bulyan_selection
-from interlearn.federated.robust import Krum, _flat64, krum
+from interlearn.federated.robust import Krum, flat_float64, krum
 
-flower_aggregate = pytest.importorskip("flwr.server.strategy.aggregate", reason="the Flower reference needs the federated extra (flwr)")
+flower_aggregate = pytest.importorskip(
+    "flwr.server.strategy.aggregate", reason="the Flower reference needs the federated extra (flwr)"
+)
 
 
 def _lex_sorted_updates(n: int, seed: int, attackers: int = 0) -> list[dict[str, torch.Tensor]]:
     """float64 updates in lexicographic order: Flower breaks Krum ties by position, we by
     content; in this order both pick the same update."""
     g = torch.Generator().manual_seed(seed)
-    ups = [{"w": torch.randn(4, 3, generator=g, dtype=torch.float64), "b": torch.randn(3, generator=g, dtype=torch.float64)}
-           for _ in range(n - attackers)]
-    ups += [{"w": torch.full((4, 3), 50.0 * (i + 1), dtype=torch.float64), "b": torch.full((3,), -50.0, dtype=torch.float64)}
-            for i in range(attackers)]
-    flat = _flat64(ups).numpy()
+    ups = [
+        {
+            "w": torch.randn(4, 3, generator=g, dtype=torch.float64),
+            "b": torch.randn(3, generator=g, dtype=torch.float64),
+        }
+        for _ in range(n - attackers)
+    ]
+    ups += [
+        {
+            "w": torch.full((4, 3), 50.0 * (i + 1), dtype=torch.float64),
+            "b": torch.full((3,), -50.0, dtype=torch.float64),
+        }
+        for i in range(attackers)
+    ]
+    flat = flat_float64(ups).numpy()
     order = np.lexsort(flat.T[::-1])
     return [ups[i] for i in order]
 
@@ -31,7 +43,9 @@ def _to_flower(ups):
     return [([u["w"].numpy().copy(), u["b"].numpy().copy()], 10) for u in ups]
 
 
-@pytest.mark.parametrize("n,f,attackers,seed", [(7, 1, 0, 0), (7, 1, 1, 1), (11, 2, 2, 2), (12, 2, 0, 3), (15, 3, 3, 4), (10, 1, 1, 5)])
+@pytest.mark.parametrize(
+    "n,f,attackers,seed", [(7, 1, 0, 0), (7, 1, 1, 1), (11, 2, 2, 2), (12, 2, 0, 3), (15, 3, 3, 4), (10, 1, 1, 5)]
+)
 def test_bulyan_equals_flower(n, f, attackers, seed):
     ups = _lex_sorted_updates(n, seed, attackers)
     ours = bulyan(ups, num_byzantine=f)
@@ -52,7 +66,7 @@ def test_krum_equals_flower(n, f, seed):
 
 def test_bulyan_selection_skips_the_attackers_and_the_result_stays_near_honest():
     ups = _lex_sorted_updates(11, seed=7, attackers=2)
-    flat = _flat64(ups)
+    flat = flat_float64(ups)
     chosen = bulyan_selection(flat, 2)
     assert len(chosen) == 11 - 4
     assert all(float(flat[i].abs().max()) < 40 for i in chosen)  # no attacker (|value| >= 50) selected

@@ -1,13 +1,12 @@
 import pytest
 import torch
+from fl_helpers import cohort, tiny_mlp
 from torch import nn
 
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData
 from interlearn.federated.client import LocalSGD, ScaffoldClient, batch_schedule
 from interlearn.federated.params import model_params
-
-from fl_helpers import cohort, tiny_mlp
 
 
 def test_batch_schedule_epochs_and_steps():
@@ -44,7 +43,9 @@ def test_fedprox_pulls_towards_global():
     data = cohort([40])[0]
     norms = []
     for mu in (0.0, 10.0):
-        res, _ = LocalSGD(epochs=3, batch_size=8, lr=0.1, prox_mu=mu)(model, params, data, None, {}, torch.Generator().manual_seed(0))
+        res, _ = LocalSGD(epochs=3, batch_size=8, lr=0.1, prox_mu=mu)(
+            model, params, data, None, {}, torch.Generator().manual_seed(0)
+        )
         norms.append(sum(float(v.norm() ** 2) for v in res.update.values()))
     assert norms[1] < norms[0]
 
@@ -90,4 +91,11 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="scaffold"):
         ScaffoldClient()(model, model_params(model), cohort([4])[0], None, {}, torch.Generator())
     with pytest.raises(DataError, match="no training examples"):
-        LocalSGD()(model, model_params(model), ClientData(3, torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)), None, {}, torch.Generator())
+        LocalSGD()(
+            model,
+            model_params(model),
+            ClientData(3, torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)),
+            None,
+            {},
+            torch.Generator(),
+        )

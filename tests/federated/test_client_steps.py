@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from fl_helpers import KillAt, blobs, tiny_mlp
 
 from interlearn.errors import ConfigError
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
@@ -25,8 +26,6 @@ from interlearn.federated.partition import shards
 from interlearn.federated.privacy import ClipUpdates, GaussianNoise
 from interlearn.federated.secagg import SecureAggregation
 from interlearn.federated.secagg.remote import INPUT_KEY, device_message
-
-from fl_helpers import KillAt, blobs, tiny_mlp
 
 
 def _population():
@@ -87,7 +86,13 @@ class FakeNodes(SequentialEngine):
         for res, st in outcome.results:
             steps = self.steps_fn()  # the node's own objects
             load_step_states(steps, json.loads(client_round.to_json())["states"])
-            ctx = client_context(client_round.round, client_round.seed, res.client_id, self.node_memory.get(res.client_id), on_device=True)
+            ctx = client_context(
+                client_round.round,
+                client_round.seed,
+                res.client_id,
+                self.node_memory.get(res.client_id),
+                on_device=True,
+            )
             res = apply_client_steps(steps, res, ctx)
             self.node_memory[res.client_id] = ctx.memory
             notes = json.loads(context_to_json(ctx))
@@ -102,7 +107,9 @@ def test_remote_clients_running_the_hooks_equal_the_in_process_run():
     cfg = SimulationConfig(rounds=4, clients_per_round=4, seed=3, progress=False)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
     local_steps = _steps()
-    ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=local_steps, test=(x, y))
+    ref = simulate(
+        tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=local_steps, test=(x, y)
+    )
     nodes = FakeNodes()
     remote_steps = _steps()  # the server's copies: only server/after hooks run on them
     got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=remote_steps, test=(x, y))
@@ -132,10 +139,23 @@ def test_secure_aggregation_over_a_channel_equals_the_in_process_protocol(silent
     cfg = SimulationConfig(rounds=3, clients_per_round=6, seed=2, progress=False)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
     nodes = FakeNodes(lambda: _secagg_steps(neighbours), silent_from_stage=silent)
-    got = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=_secagg_steps(neighbours), test=(x, y))
+    got = simulate(
+        tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine=nodes, steps=_secagg_steps(neighbours), test=(x, y)
+    )
     if silent is None or silent[1] == "unmask":
-        ref = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=_secagg_steps(neighbours), test=(x, y))
-        plain = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=[ClipUpdates(1.0)], test=(x, y))
+        ref = simulate(
+            tiny_mlp(),
+            pop,
+            cu,
+            get_strategy("fedavg"),
+            cfg,
+            engine="sequential",
+            steps=_secagg_steps(neighbours),
+            test=(x, y),
+        )
+        plain = simulate(
+            tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, engine="sequential", steps=[ClipUpdates(1.0)], test=(x, y)
+        )
         for k in ref.params:
             assert torch.equal(ref.params[k], got.params[k]), k
             torch.testing.assert_close(plain.params[k], got.params[k], atol=1e-5, rtol=0)  # fixed-point encoding only
@@ -156,18 +176,50 @@ def test_steps_needing_a_channel_are_refused_by_name():
     pop, _ = _population()
     cfg = SimulationConfig(rounds=1, clients_per_round=4, seed=0, progress=False)
     with pytest.raises(ConfigError, match=r"\['secagg'\].*no-channel.*protocol_channel"):
-        simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), cfg, engine=_NodesWithoutChannel(), steps=[SecureAggregation()])
+        simulate(
+            tiny_mlp(),
+            pop,
+            LocalSGD(),
+            get_strategy("fedavg"),
+            cfg,
+            engine=_NodesWithoutChannel(),
+            steps=[SecureAggregation()],
+        )
 
 
 def test_compression_memory_survives_a_resume(tmp_path):
-    pop, (x, y) = _population()
+    pop, (_x, _y) = _population()
     cfg = SimulationConfig(rounds=5, clients_per_round=8, seed=1, progress=False, checkpoint_every=2)
     cu = LocalSGD(epochs=1, batch_size=8, lr=0.1)
-    full = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)], run_dir=tmp_path / "a")
+    full = simulate(
+        tiny_mlp(),
+        pop,
+        cu,
+        get_strategy("fedavg"),
+        cfg,
+        steps=[CompressUpdates("topk", ratio=0.2)],
+        run_dir=tmp_path / "a",
+    )
     with pytest.raises(KeyboardInterrupt):
-        simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2), KillAt(4)], run_dir=tmp_path / "b")
-    resumed = simulate(tiny_mlp(), pop, cu, get_strategy("fedavg"), cfg, steps=[CompressUpdates("topk", ratio=0.2)],
-                       run_dir=tmp_path / "b", resume=True)
+        simulate(
+            tiny_mlp(),
+            pop,
+            cu,
+            get_strategy("fedavg"),
+            cfg,
+            steps=[CompressUpdates("topk", ratio=0.2), KillAt(4)],
+            run_dir=tmp_path / "b",
+        )
+    resumed = simulate(
+        tiny_mlp(),
+        pop,
+        cu,
+        get_strategy("fedavg"),
+        cfg,
+        steps=[CompressUpdates("topk", ratio=0.2)],
+        run_dir=tmp_path / "b",
+        resume=True,
+    )
     for k in full.params:
         assert torch.equal(full.params[k], resumed.params[k]), k
 
@@ -176,7 +228,9 @@ def test_client_contexts_are_per_client_and_merge_by_summing_numbers():
     a, b = client_context(2, 7, 0), client_context(2, 7, 1)
     assert not torch.equal(torch.rand(3, generator=a.generator), torch.rand(3, generator=b.generator))
     again = client_context(2, 7, 0)  # depends on (seed, round, client) only
-    assert torch.equal(torch.rand(3, generator=again.generator), torch.rand(3, generator=client_context(2, 7, 0).generator))
+    assert torch.equal(
+        torch.rand(3, generator=again.generator), torch.rand(3, generator=client_context(2, 7, 0).generator)
+    )
     round_ctx = RoundContext(2, torch.Generator())
     merge_client_context(round_ctx, {"bytes": 10, "ids": [0], "mode": "x"}, ["one"])
     merge_client_context(round_ctx, {"bytes": 5, "ids": [1], "mode": "y"}, ["two"])

@@ -21,7 +21,10 @@ def _variants():
         "two_hidden": (mlp(8, [16, 12], 3), (8,)),
         "logistic": (nn.Sequential(nn.Linear(8, 3)), (8,)),
         "no_bias": (nn.Sequential(nn.Linear(8, 6, bias=False), nn.ReLU(), nn.Linear(6, 3)), (8,)),
-        "nested_identity_dropout0": (nn.Sequential(nn.Sequential(nn.Linear(8, 6), nn.ReLU()), nn.Identity(), nn.Dropout(0.0), nn.Linear(6, 3)), (8,)),
+        "nested_identity_dropout0": (
+            nn.Sequential(nn.Sequential(nn.Linear(8, 6), nn.ReLU()), nn.Identity(), nn.Dropout(0.0), nn.Linear(6, 3)),
+            (8,),
+        ),
         "relu_on_logits": (nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3), nn.ReLU()), (8,)),
         "flatten_images": (nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 3)), (1, 4, 4)),
     }
@@ -33,7 +36,10 @@ def test_gradients_equal_autograd(name):
     assert closed_form_reason(model, LocalSGD()) is None
     c, b = 4, 5
     g = torch.Generator().manual_seed(1)
-    params = {k: v.unsqueeze(0).repeat(c, *[1] * v.dim()) + 0.01 * torch.randn(c, *v.shape, generator=g) for k, v in model_params(model).items()}
+    params = {
+        k: v.unsqueeze(0).repeat(c, *[1] * v.dim()) + 0.01 * torch.randn(c, *v.shape, generator=g)
+        for k, v in model_params(model).items()
+    }
     x = torch.randn(c, b, *shape, generator=g)
     y = torch.randint(0, 3, (c, b), generator=g)
     losses, grads = MLPGradients(model)(params, x, y)
@@ -78,7 +84,9 @@ def test_which_client_updates_qualify():
     model = mlp(8, [6], 3)
     assert closed_form_reason(model, LocalSGD(optimizer="adam", momentum=0.0)) is None  # any apply
     assert closed_form_reason(model, ScaffoldClient()) is None
-    assert "custom loss" in closed_form_reason(model, LocalSGD(loss=lambda o, t: F.mse_loss(o, F.one_hot(t, 3).float())))
+    assert "custom loss" in closed_form_reason(
+        model, LocalSGD(loss=lambda o, t: F.mse_loss(o, F.one_hot(t, 3).float()))
+    )
     assert "not LocalSGD" in closed_form_reason(model, lambda *a: None)
 
 

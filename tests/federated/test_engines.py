@@ -11,21 +11,27 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
+from fl_helpers import cohort
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from interlearn.errors import ConfigError, DataError, InterlearnError
 from interlearn.federated.api import ClientData
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepUpdate, batch_schedule
-from interlearn.federated.engines import AutoEngine, MultiCoreEngine, SequentialEngine, VectorizedEngine, get_engine, run_cohort_on
+from interlearn.federated.engines import (
+    AutoEngine,
+    MultiCoreEngine,
+    SequentialEngine,
+    VectorizedEngine,
+    get_engine,
+    run_cohort_on,
+)
 from interlearn.federated.engines import auto as auto_module
 from interlearn.federated.params import model_params
 from interlearn.federated.sampling import client_generator
 from interlearn.models.char_lstm import char_lstm
 from interlearn.models.cnn import mnist_cnn
 from interlearn.models.mlp import mlp
-
-from fl_helpers import cohort
 
 SIZES = [13, 30, 7, 25]  # ragged: different step counts and short last batches mid-schedule
 
@@ -36,12 +42,18 @@ def _mlp_clients() -> list[ClientData]:
 
 def _cnn_clients() -> list[ClientData]:
     g = torch.Generator().manual_seed(0)
-    return [ClientData(i, torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g)) for i, n in enumerate(SIZES)]
+    return [
+        ClientData(i, torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g))
+        for i, n in enumerate(SIZES)
+    ]
 
 
 def _lstm_clients() -> list[ClientData]:
     g = torch.Generator().manual_seed(0)
-    return [ClientData(i, torch.randint(0, 12, (n, 6), generator=g), torch.randint(0, 12, (n, 6), generator=g)) for i, n in enumerate(SIZES)]
+    return [
+        ClientData(i, torch.randint(0, 12, (n, 6), generator=g), torch.randint(0, 12, (n, 6), generator=g))
+        for i, n in enumerate(SIZES)
+    ]
 
 
 def _lstm() -> nn.Module:
@@ -205,7 +217,9 @@ def test_ragged_cohorts_cost_the_sum_of_their_steps():
     update = CountingSGD(epochs=1, batch_size=4, lr=0.1, counter=counter)
     clients = cohort([3, 40, 9, 1, 17])  # 1 .. 10 steps each
     steps = sum(-(-len(c) // 4) for c in clients)
-    _run(VectorizedEngine(warmup=False), mlp(8, [16], 3, seed=0), update, clients)  # the warm-up's steps would count too
+    _run(
+        VectorizedEngine(warmup=False), mlp(8, [16], 3, seed=0), update, clients
+    )  # the warm-up's steps would count too
     assert sum(counter) == steps  # not cohort x longest = 50
     assert max(counter) == 3  # step 1: the three clients with a full batch of 4 advance together
 
@@ -217,7 +231,7 @@ def test_ragged_cohorts_cost_the_sum_of_their_steps():
 def test_auto_picks_a_valid_engine(model_name):
     build, clients_fn = MODELS[model_name]
     engine = AutoEngine()
-    params, ref, _ = _run(SequentialEngine(), build(), UPDATES["sgd"], clients_fn())
+    params, _ref, _ = _run(SequentialEngine(), build(), UPDATES["sgd"], clients_fn())
     run_cohort_on(engine, build(), UPDATES["sgd"], params, clients_fn())
     chosen = engine.describe()
     engine.stop()
@@ -238,7 +252,10 @@ def test_auto_rule(monkeypatch):
     monkeypatch.setattr(auto_module, "MIN_ROUND_SECONDS", 0.0)
     engine, why = auto_module.choose_engine(EngineSetup(cnn, UPDATES["sgd"], pop, 4), cores=2)
     assert isinstance(engine, MultiCoreEngine) and engine.inner == "sequential" and "2 cores" in why
-    engine, why = auto_module.choose_engine(EngineSetup(mlp(8, [16], 3), UPDATES["sgd"], Population.from_clients([(c.x, c.y) for c in _mlp_clients()]), 4), cores=2)
+    engine, why = auto_module.choose_engine(
+        EngineSetup(mlp(8, [16], 3), UPDATES["sgd"], Population.from_clients([(c.x, c.y) for c in _mlp_clients()]), 4),
+        cores=2,
+    )
     assert isinstance(engine, MultiCoreEngine) and engine.inner == "vectorized"
     engine, why = auto_module.choose_engine(EngineSetup(cnn, lambda *a: None, pop, 4), cores=2)
     assert isinstance(engine, SequentialEngine) and "not a StepUpdate" in why  # a plain callable may keep state
@@ -343,15 +360,17 @@ def test_engine_registry():
 def test_library_client_updates_run_on_every_engine():
     """FedPer (a private head in the client state) and federated distillation (a KD objective) are
     StepUpdates too: batched and multi-core runs equal the sequential ones."""
+    from interlearn.federated.distill import FedDistillUpdate
     from interlearn.federated.personalization import FedPerUpdate
-    from interlearn.models.char_lstm import FedDistillUpdate
 
     model, clients = mlp(8, [16], 3, seed=0), _mlp_clients()
     params = model_params(model)
     g = torch.Generator().manual_seed(3)
     states = {2: {k: v + 0.1 * torch.randn(v.shape, generator=g) for k, v in params.items() if k.startswith("3.")}}
-    updates = [FedPerUpdate(epochs=2, batch_size=8, lr=0.1, head_patterns=("3.*",)),
-               FedDistillUpdate(teacher=mlp(8, [32], 3, seed=1), epochs=2, batch_size=8, lr=0.1, max_steps=5)]
+    updates = [
+        FedPerUpdate(epochs=2, batch_size=8, lr=0.1, head_patterns=("3.*",)),
+        FedDistillUpdate(teacher=mlp(8, [32], 3, seed=1), epochs=2, batch_size=8, lr=0.1, max_steps=5),
+    ]
     for update in updates:
         _, ref, _ = _run(SequentialEngine(), model, update, clients, states=states)
         for engine in (VectorizedEngine(), MultiCoreEngine(workers=2)):

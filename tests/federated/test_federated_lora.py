@@ -9,28 +9,37 @@ import torch
 pytest.importorskip("peft", reason="federated LoRA needs the peft extra")
 transformers = pytest.importorskip("transformers", reason="the text model needs the text extra")
 
-from interlearn.errors import ConfigError  # noqa: E402
+import dataclasses  # noqa: E402
+
+from interlearn.errors import ConfigError, ShapeError  # noqa: E402
 from interlearn.federated.client import LocalSGD  # noqa: E402
+from interlearn.federated.comm import params_bytes  # noqa: E402
 from interlearn.federated.evaluate import evaluate_params  # noqa: E402
-from interlearn.federated.lora import (  # noqa: E402
-    TextClassifier,
-    adapter_params,
-    add_lora,
-    params_bytes,
-    peft_state_dict,
-)
+from interlearn.federated.lora import ATTENTION_LORA, TextClassifier, adapter_params, peft_state_dict  # noqa: E402
 from interlearn.federated.population import Population  # noqa: E402
 from interlearn.federated.simulation import SimulationConfig, simulate  # noqa: E402
 from interlearn.federated.strategies import get_strategy  # noqa: E402
+from interlearn.lora import apply_lora  # noqa: E402
 
 
 def _tiny_classifier(num_labels: int = 2) -> TextClassifier:
     torch.manual_seed(0)
     cfg = transformers.BertConfig(
-        vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=16, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     return TextClassifier(transformers.BertModel(cfg), 32, num_labels)
+
+
+def add_lora(model, **options):
+    """The attention-query/value adapters with the head trained in full, at another rank/alpha."""
+    return apply_lora(model, dataclasses.replace(ATTENTION_LORA, **options))
 
 
 def _task(n: int = 160) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,9 +73,13 @@ def test_federated_lora_learns_and_keeps_the_base_frozen():
     start = adapter_params(model)
     before = evaluate_params(model, start, x[120:], y[120:])["accuracy"]
     result = simulate(
-        model, pop, LocalSGD(epochs=3, batch_size=10, lr=3e-2, optimizer="adam"), get_strategy("fedavg"),
+        model,
+        pop,
+        LocalSGD(epochs=3, batch_size=10, lr=3e-2, optimizer="adam"),
+        get_strategy("fedavg"),
         SimulationConfig(rounds=4, clients_per_round=4, seed=0, progress=False),
-        test=(x[120:], y[120:]), initial_params=start,
+        test=(x[120:], y[120:]),
+        initial_params=start,
     )
     assert set(result.params) == set(start)
     assert result.final_accuracy >= max(before + 0.2, 0.75)
@@ -79,15 +92,15 @@ def test_federated_lora_learns_and_keeps_the_base_frozen():
 def test_bad_lora_config():
     with pytest.raises(ConfigError, match="r=0"):
         add_lora(_tiny_classifier(), r=0)
-    with pytest.raises(ConfigError, match="target_modules"):
-        add_lora(_tiny_classifier(), target_modules=("qkv_proj",))
+    with pytest.raises(ConfigError, match="'qkv_proj' matches nothing"):
+        add_lora(_tiny_classifier(), targets=("qkv_proj",))
+    with pytest.raises(ConfigError, match="'query' matches nothing"):  # a suffix is not a name: no silent suffix match
+        add_lora(_tiny_classifier(), targets=("query",))
     with pytest.raises(ConfigError, match="num_labels"):
         TextClassifier(torch.nn.Identity(), 4, 1)
 
 
 def test_unfrozen_base_is_refused():
-    from interlearn.errors import ShapeError
-
     model = add_lora(_tiny_classifier(), r=2)
     next(p for n, p in model.named_parameters() if "word_embeddings" in n).requires_grad_(True)
     with pytest.raises(ShapeError, match="modules_to_save"):

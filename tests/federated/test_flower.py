@@ -7,7 +7,6 @@ fixture's teardown, also when a test fails.
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.util
 import json
 import time
@@ -19,9 +18,9 @@ import torch
 
 pytest.importorskip("flwr", reason="Flower deployment needs the federated extra (flwr)")
 
-from interlearn.checkpoint import load_checkpoint  # noqa: E402
-from interlearn.federated.engines import SequentialEngine  # noqa: E402
-from interlearn.federated.flower import FINAL, LocalFederation, RemotePopulation, run_job, write_flower_app  # noqa: E402
+from interlearn.checkpoint import load_checkpoint
+from interlearn.federated.engines import SequentialEngine
+from interlearn.federated.flower import FINAL, LocalFederation, RemotePopulation, run_job, write_flower_app
 
 pytestmark = [pytest.mark.flower, pytest.mark.slow]
 
@@ -98,7 +97,9 @@ def _load_app_module(path: Path) -> types.ModuleType:
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
     work = tmp_path_factory.mktemp("flower")
-    app = write_flower_app(work / "app", APP_SOURCE, {"num-rounds": 2, "run-dir": "", "round-timeout": 90.0, "protect": 0})
+    app = write_flower_app(
+        work / "app", APP_SOURCE, {"num-rounds": 2, "run-dir": "", "round-timeout": 90.0, "protect": 0}
+    )
     fed = LocalFederation(work / "deploy", [{"partition-id": i} for i in range(3)])
     try:
         fed.start()
@@ -181,8 +182,12 @@ class _DropFromRound(SequentialEngine):
 
     def run_cohort(self, task):
         self.round += 1
-        keep = [(c, g) for c, g in zip(task.clients, task.generators) if self.round < self.from_round or c != self.victim]
-        return super().run_cohort(dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep]))
+        keep = [
+            (c, g) for c, g in zip(task.clients, task.generators) if self.round < self.from_round or c != self.victim
+        ]
+        return super().run_cohort(
+            dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep])
+        )
 
 
 def test_killed_supernode_is_a_dropout(federation):
@@ -225,9 +230,12 @@ def test_flower_simulation_runtime_equals_in_process(tmp_path):
 
     (tmp_path / "simapp.py").write_text(APP_SOURCE)
     mod = _load_app_module(tmp_path / "simapp.py")
-    run_flower_simulation(mod.job, num_supernodes=3, run_dir=tmp_path / "run",
-                          backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                          "init_args": {"num_cpus": 2}})
+    run_flower_simulation(
+        mod.job,
+        num_supernodes=3,
+        run_dir=tmp_path / "run",
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": {"num_cpus": 2}},
+    )
     params, meta = load_checkpoint(tmp_path / "run" / FINAL)
     ref = run_job(mod.job(types.SimpleNamespace(run_config={})), SequentialEngine(), mod.population(), None)
     assert meta["rounds"] == 2 and _max_diff(ref.params, params) < 1e-5
@@ -243,8 +251,9 @@ def test_codec_round_trips_results_and_generators():
         result_to_content,
     )
 
-    res = ClientResult(4, {"w": torch.randn(3, 2), "b": torch.randn(2)}, 17.0, {"loss": 0.25},
-                       extras={"c": torch.ones(2)})
+    res = ClientResult(
+        4, {"w": torch.randn(3, 2), "b": torch.randn(2)}, 17.0, {"loss": 0.25}, extras={"c": torch.ones(2)}
+    )
     back = content_to_result(result_to_content(res))
     assert back.client_id == 4 and back.weight == 17.0 and back.metrics == {"loss": 0.25}
     assert all(torch.equal(back.update[k], res.update[k]) for k in res.update)

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-
 from fl_helpers import tiny_mlp
+
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
+from interlearn.federated.evaluate import params_accuracy
 from interlearn.federated.params import model_params
 from interlearn.federated.personal_select import SelectConfig, interpolate_params, personalize_validated, plot_gains
-from interlearn.federated.personalization import evaluate_params
 
 
 def _user(shift, n, seed):
@@ -31,7 +31,7 @@ def _global(seed=0):
 
 
 def _score(model, params, data):
-    return evaluate_params(model, params, data)
+    return params_accuracy(model, params, data)
 
 
 CFG = SelectConfig(steps=(0, 10, 40), alphas=(0.0, 0.5, 1.0), lams=(0.1,), lr=0.3, batch_size=16)
@@ -39,10 +39,12 @@ CFG = SelectConfig(steps=(0, 10, 40), alphas=(0.0, 0.5, 1.0), lams=(0.1,), lr=0.
 
 def test_users_unlike_the_global_model_adapt_and_like_it_keep_it():
     model, w = _global()
-    users = [("shifted", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3)),
-             ("same", _user(0, 120, 4), _user(0, 60, 5), _user(0, 60, 6))]
+    users = [
+        ("shifted", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3)),
+        ("same", _user(0, 120, 4), _user(0, 60, 5), _user(0, 60, 6)),
+    ]
     report, kept = personalize_validated(model, w, users, _score, CFG, keep=("shifted",))
-    shifted, same = report.users
+    shifted, _same = report.users
     for m in ("finetune", "interpolate", "ditto", "best"):
         assert shifted.chosen[m]["test"] > shifted.global_test + 0.3, m  # a relabelled user gains a lot
     assert shifted.chosen["finetune"]["setting"]["steps"] > 0
@@ -72,12 +74,23 @@ def test_interpolation_and_errors(tmp_path):
     assert torch.allclose(mix["w"], torch.full((2,), 0.25)) and mix["n"].item() == 3
     model, w = _global()
     with pytest.raises(DataError, match="validation"):
-        personalize_validated(model, w, [("x", _user(0, 10, 0), TensorData(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)),
-                                          _user(0, 10, 1))], _score, CFG)
+        personalize_validated(
+            model,
+            w,
+            [("x", _user(0, 10, 0), TensorData(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)), _user(0, 10, 1))],
+            _score,
+            CFG,
+        )
     with pytest.raises(ConfigError, match="methods"):
         SelectConfig(methods=("nope",))
     with pytest.raises(ConfigError, match="trainable"):
-        personalize_validated(model, w, [("x", _user(0, 10, 0), _user(0, 10, 1), _user(0, 10, 2))], _score, SelectConfig(trainable=("head.*",)))
+        personalize_validated(
+            model,
+            w,
+            [("x", _user(0, 10, 0), _user(0, 10, 1), _user(0, 10, 2))],
+            _score,
+            SelectConfig(trainable=("head.*",)),
+        )
     report, _ = personalize_validated(model, w, [("x", _user(1, 40, 0), _user(1, 20, 1), _user(1, 20, 2))], _score, CFG)
     assert plot_gains(report, tmp_path / "g.png", extra={"fedper": [0.1]}).stat().st_size > 1000
 
@@ -86,7 +99,7 @@ def test_a_separate_selection_criterion_ranks_candidates():
     """``select`` decides on validation; ``score`` only reports (here: select prefers the global model)."""
     model, w = _global()
     users = [("shifted", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3))]
-    prefer_global = lambda m, p, d: -sum(float((p[k] - w[k]).abs().sum()) for k in w)  # noqa: E731
+    prefer_global = lambda m, p, d: -sum(float((p[k] - w[k]).abs().sum()) for k in w)
     report, _ = personalize_validated(model, w, users, _score, CFG, select=prefer_global)
     u = report.users[0]
     assert all(u.chosen[m]["test"] == u.global_test for m in report.methods())
@@ -95,7 +108,10 @@ def test_a_separate_selection_criterion_ranks_candidates():
 
 def test_the_validated_method_is_chosen_on_validation_only():
     model, w = _global()
-    users = [("a", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3)), ("b", _user(2, 120, 4), _user(2, 60, 5), _user(2, 60, 6))]
+    users = [
+        ("a", _user(1, 120, 1), _user(1, 60, 2), _user(1, 60, 3)),
+        ("b", _user(2, 120, 4), _user(2, 60, 5), _user(2, 60, 6)),
+    ]
     report, _ = personalize_validated(model, w, users, _score, CFG)
     m = report.validated_method()
     means = {k: report.summary(k)["val_metric_mean"] for k in report.methods()}

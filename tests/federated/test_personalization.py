@@ -7,10 +7,10 @@ from torch import nn
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
+from interlearn.federated.evaluate import params_accuracy
 from interlearn.federated.personalization import (
     FedPerUpdate,
     PersonalizeConfig,
-    evaluate_params,
     finetune_params,
     personalize,
     plot_personalization,
@@ -49,13 +49,24 @@ def _global_params(model):
 def test_finetune_head_only_changes_head():
     model = Tiny()
     params = {k: v.detach() for k, v in model.state_dict().items()}
-    new = finetune_params(model, params, _user(1, 32, 0), ["head.weight", "head.bias"], 5, 0.1, 8, torch.Generator().manual_seed(0))
+    new = finetune_params(
+        model, params, _user(1, 32, 0), ["head.weight", "head.bias"], 5, 0.1, 8, torch.Generator().manual_seed(0)
+    )
     assert torch.equal(new["trunk.weight"], params["trunk.weight"])
     assert not torch.equal(new["head.weight"], params["head.weight"])
     # pure: the module's own tensors are untouched
     assert torch.equal(model.head.weight, params["head.weight"])
     with pytest.raises(DataError):
-        finetune_params(model, params, TensorData(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), ["head.bias"], 1, 0.1, 8, torch.Generator())
+        finetune_params(
+            model,
+            params,
+            TensorData(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)),
+            ["head.bias"],
+            1,
+            0.1,
+            8,
+            torch.Generator(),
+        )
 
 
 @pytest.mark.parametrize("scope", ["head", "all"])
@@ -72,7 +83,7 @@ def test_personalization_helps_users_unlike_the_global_population(tmp_path, scop
         assert by[name].personal_acc > by[name].global_acc + 0.4
     s = report.summary()
     assert s["personal_median"] > s["global_median"] and s["users"] == 3
-    assert evaluate_params(model, personal["u1"], users[1][2]) == by["u1"].personal_acc
+    assert params_accuracy(model, personal["u1"], users[1][2]) == by["u1"].personal_acc
     png = plot_personalization(report, tmp_path / "p.png")
     assert png.stat().st_size > 1000
 
@@ -82,8 +93,13 @@ def test_config_validation():
         PersonalizeConfig(scope="body")
     with pytest.raises(ConfigError):
         PersonalizeConfig(steps=-1)
-    with pytest.raises(ConfigError, match="no parameter matches"):
-        personalize(Tiny(), dict(Tiny().state_dict()), [("u", _user(0, 8, 0), _user(0, 8, 1))], PersonalizeConfig(head_patterns=("classifier.*",)))
+    with pytest.raises(ConfigError, match=r"parameter pattern .classifier.\*. matches nothing"):
+        personalize(
+            Tiny(),
+            dict(Tiny().state_dict()),
+            [("u", _user(0, 8, 0), _user(0, 8, 1))],
+            PersonalizeConfig(head_patterns=("classifier.*",)),
+        )
 
 
 def test_fedper_keeps_head_private():
@@ -100,7 +116,7 @@ def test_fedper_keeps_head_private():
     assert torch.count_nonzero(result.update["trunk.weight"]) > 0
     assert not torch.equal(state["head.weight"], params["head.weight"])
     # next round starts from the client's own head, not the global one
-    result2, state2 = update(model, params, ClientData(7, data.x, data.y), state, {}, torch.Generator().manual_seed(1))
+    result2, _state2 = update(model, params, ClientData(7, data.x, data.y), state, {}, torch.Generator().manual_seed(1))
     assert result2.metrics["loss"] < result.metrics["loss"]
 
 
@@ -117,11 +133,13 @@ def test_fedper_rounds_personalize_conflicting_users():
     for r in range(15):
         results = []
         for c, d in enumerate(users):
-            res, states[c] = update(model, params, ClientData(c, d.x, d.y), states.get(c), {}, torch.Generator().manual_seed(r * 10 + c))
+            res, states[c] = update(
+                model, params, ClientData(c, d.x, d.y), states.get(c), {}, torch.Generator().manual_seed(r * 10 + c)
+            )
             results.append(res)
         total = sum(res.weight for res in results)
         params = {k: params[k] + sum(res.update[k] * res.weight for res in results) / total for k in params}
-    accs = [evaluate_params(model, {**params, **states[c]}, tests[c]) for c in range(3)]
+    accs = [params_accuracy(model, {**params, **states[c]}, tests[c]) for c in range(3)]
     assert min(accs) > 0.75
 
 
@@ -140,12 +158,14 @@ def test_fedper_through_the_round_loop(tmp_path):
     users = [_user(s, 90, s) for s in (0, 1, 2)]
     pop = Population.from_clients([(u.x, u.y) for u in users])
     cfg = SimulationConfig(rounds=15, clients_per_round=3, eval_every=0, checkpoint_every=15, progress=False)
-    res = simulate(model, pop, FedPerUpdate(epochs=1, batch_size=10, lr=0.2), get_strategy("fedavg"), cfg, run_dir=tmp_path)
+    res = simulate(
+        model, pop, FedPerUpdate(epochs=1, batch_size=10, lr=0.2), get_strategy("fedavg"), cfg, run_dir=tmp_path
+    )
     assert torch.equal(res.params["head.weight"], init_head)
     heads = personal_heads(res, tmp_path)
     assert set(heads) == {0, 1, 2}
     tests = [_user(s, 200, 50 + s) for s in (0, 1, 2)]
-    accs = [evaluate_params(model, {**res.params, **heads[c]}, tests[c]) for c in range(3)]
+    accs = [params_accuracy(model, {**res.params, **heads[c]}, tests[c]) for c in range(3)]
     assert min(accs) > 0.75
-    shared = [evaluate_params(model, res.params, tests[c]) for c in range(3)]
+    shared = [params_accuracy(model, res.params, tests[c]) for c in range(3)]
     assert max(shared) < 0.75  # the shared model with the untouched global head fits no one

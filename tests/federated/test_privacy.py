@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -59,8 +60,10 @@ def test_adaptive_clipping_tracks_the_median_norm():
         # norms of these updates are ~ |N(0,1)| * 2 * sqrt(15)... use explicit norms instead
         scales = torch.rand(20, generator=g) * 2.0 + 1.0  # update norms uniform in [1, 3]
         results = [result(i, weight=1.0) for i in range(20)]
-        results = [type(r)(r.client_id, {k: v / global_norm(r.update) * float(s) for k, v in r.update.items()}, 1.0)
-                   for r, s in zip(results, scales)]
+        results = [
+            type(r)(r.client_id, {k: v / global_norm(r.update) * float(s) for k, v in r.update.items()}, 1.0)
+            for r, s in zip(results, scales)
+        ]
         round_trip([clip], template(), results, c)
     assert clip.clip_norm == pytest.approx(2.0, abs=0.25)  # median of U[1, 3]
 
@@ -138,7 +141,9 @@ def test_accountant_matches_an_independent_library():
         acc.step(noise_multiplier=1.1, sample_rate=0.05)
     ref = dp_accounting.rdp.RdpAccountant()
     ref.compose(
-        dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(0.05, dp_accounting.GaussianDpEvent(1.1)), 30)
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(0.05, dp_accounting.GaussianDpEvent(1.1)), 30
+        )
     )
     assert acc.steps == 30
     assert acc.epsilon() == pytest.approx(ref.get_epsilon(1e-5), rel=0.05)
@@ -182,7 +187,7 @@ def test_epsilon_reported_every_round_and_target_stops_training():
             stopped_at = rnd
             break
     assert stopped_at is not None and stopped_at > 1
-    assert all(e2 > e1 for e1, e2 in zip(eps, eps[1:]))
+    assert all(e2 > e1 for e1, e2 in itertools.pairwise(eps))
     assert eps[-1] <= 5.0 and len(eps) == 6  # eps after 6 rounds 4.82, after 7 5.08
     msg = c.notes["stop"]
     assert "target_epsilon = 5" in msg and "privacy budget reached" in msg
@@ -228,7 +233,14 @@ def test_noise_step_config_errors():
     with pytest.raises(ConfigError, match="kind='dp_rdp'.*sampling='poisson'"):
         GaussianNoise(clip, 1.0, sampling=FIXED, accountant=PrivacyAccountant(kind="rdp"))
     with pytest.raises(ConfigError, match="kind='dp_rdp'"):
-        dp_fedavg_steps(clip_norm=1.0, noise_multiplier=1.0, population=100, clients_per_round=8, sampling="fixed", accountant="dp_pld")
+        dp_fedavg_steps(
+            clip_norm=1.0,
+            noise_multiplier=1.0,
+            population=100,
+            clients_per_round=8,
+            sampling="fixed",
+            accountant="dp_pld",
+        )
     with pytest.raises(ConfigError, match="max_norm"):
         ClipUpdates(-1.0)
     with pytest.raises(ConfigError, match="target_quantile"):

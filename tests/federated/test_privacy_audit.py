@@ -19,7 +19,9 @@ def test_gaussian_epsilon_agrees_with_dp_accounting(mu):
     dp_accounting = pytest.importorskip("dp_accounting")
     from dp_accounting.pld import privacy_loss_distribution as pld
 
-    ref = pld.from_gaussian_mechanism(standard_deviation=1 / mu, value_discretization_interval=1e-4).get_epsilon_for_delta(1e-5)
+    ref = pld.from_gaussian_mechanism(
+        standard_deviation=1 / mu, value_discretization_interval=1e-4
+    ).get_epsilon_for_delta(1e-5)
     assert gaussian_epsilon(mu, 1e-5) == pytest.approx(ref, rel=1e-3, abs=1e-3)
     assert gaussian_delta(gaussian_epsilon(mu, 1e-5), mu) <= 1e-5
     assert gaussian_epsilon(0.0, 1e-5) == 0.0 and gaussian_epsilon(-1.0, 1e-5) == 0.0
@@ -48,9 +50,14 @@ def _audit(z: float):
     audit = CanaryAudit(steps[1], num_canaries=100, bootstrap=200)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(50, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))  # 3,914 parameters
-    res = simulate(model, pop, LocalSGD(epochs=1, batch_size=10, lr=0.1), get_strategy("fedavg"),
-                   SimulationConfig(rounds=20, clients_per_round=8, seed=0, progress=False, client_eval=False),
-                   steps=[*steps, audit])
+    res = simulate(
+        model,
+        pop,
+        LocalSGD(epochs=1, batch_size=10, lr=0.1),
+        get_strategy("fedavg"),
+        SimulationConfig(rounds=20, clients_per_round=8, seed=0, progress=False, client_eval=False),
+        steps=[*steps, audit],
+    )
     return res, audit
 
 
@@ -80,6 +87,12 @@ def test_audit_refuses_setups_it_cannot_measure():
     with pytest.raises(ConfigError, match="no model to score"):
         audit.result()
     with pytest.raises(ConfigError, match="after GaussianNoise"):
-        simulate(torch.nn.Linear(50, 10), _problem(), LocalSGD(lr=0.1), get_strategy("fedavg"),
-                 SimulationConfig(rounds=1, clients_per_round=8, seed=0, progress=False), steps=[steps[0], audit, steps[1]])
+        simulate(
+            torch.nn.Linear(50, 10),
+            _problem(),
+            LocalSGD(lr=0.1),
+            get_strategy("fedavg"),
+            SimulationConfig(rounds=1, clients_per_round=8, seed=0, progress=False),
+            steps=[steps[0], audit, steps[1]],
+        )
     assert math.isfinite(gaussian_epsilon(1.0, 1e-5))

@@ -53,8 +53,12 @@ def test_dpsgd_noise_makes_updates_differ_and_per_example_clipping_bounds_them()
     steps = 1  # len(data) / batch_size
     total = sum(float(v.pow(2).sum()) for v in r.update.values()) ** 0.5
     assert total <= steps * 1.0 * 1e-3 * 1.01 + 1e-6
-    a = DPSGDClientUpdate(batch_size=8, noise_multiplier=2.0)(model, params, data, None, {}, torch.Generator().manual_seed(1))[0]
-    b = DPSGDClientUpdate(batch_size=8, noise_multiplier=2.0)(model, params, data, None, {}, torch.Generator().manual_seed(2))[0]
+    a = DPSGDClientUpdate(batch_size=8, noise_multiplier=2.0)(
+        model, params, data, None, {}, torch.Generator().manual_seed(1)
+    )[0]
+    b = DPSGDClientUpdate(batch_size=8, noise_multiplier=2.0)(
+        model, params, data, None, {}, torch.Generator().manual_seed(2)
+    )[0]
     assert not torch.allclose(a.update["0.weight"], b.update["0.weight"])
 
 

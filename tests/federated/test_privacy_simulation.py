@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from protection_helpers import toy_problem
@@ -17,8 +19,17 @@ def _cfg(**kw):
 
 def _run(steps, cfg, engine="sequential", **kw):
     model, pop, test = toy_problem()
-    return simulate(model, pop, LocalSGD(epochs=1, batch_size=10, lr=0.2), get_strategy("fedavg"), cfg,
-                    engine=engine, steps=steps, test=test, **kw)
+    return simulate(
+        model,
+        pop,
+        LocalSGD(epochs=1, batch_size=10, lr=0.2),
+        get_strategy("fedavg"),
+        cfg,
+        engine=engine,
+        steps=steps,
+        test=test,
+        **kw,
+    )
 
 
 @pytest.mark.slow
@@ -28,7 +39,7 @@ def test_dp_fedavg_reports_epsilon_each_round_and_stops_at_target(engine):
     res = _run(steps, _cfg(rounds=50), engine)
     eps = [h["dp/epsilon"] for h in res.history]
     assert len(eps) == len(res.history) < 50  # stopped early
-    assert all(b > a for a, b in zip(eps, eps[1:])) and eps[-1] <= 6.0
+    assert all(b > a for a, b in itertools.pairwise(eps)) and eps[-1] <= 6.0
     assert res.stopped is not None and "target_epsilon = 6" in res.stopped
     assert res.history[-1]["dp/delta"] == 1e-5
     assert res.final_accuracy is not None and res.final_accuracy > 0.6  # learns despite noise
@@ -47,21 +58,38 @@ def _reference_epsilon(kind, event, rounds, delta):
 
     gauss = dp_accounting.GaussianDpEvent(event.noise_multiplier)
     if event.sampling == "poisson":
-        ev, rel = dp_accounting.PoissonSampledDpEvent(event.sample_rate, gauss), dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
+        ev, rel = (
+            dp_accounting.PoissonSampledDpEvent(event.sample_rate, gauss),
+            dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE,
+        )
     else:
-        ev, rel = dp_accounting.SampledWithoutReplacementDpEvent(12, 4, gauss), dp_accounting.NeighboringRelation.REPLACE_ONE
-    acc = (dp_accounting.rdp.RdpAccountant if kind == "dp_rdp" else dp_accounting.pld.PLDAccountant)(neighboring_relation=rel)
+        ev, rel = (
+            dp_accounting.SampledWithoutReplacementDpEvent(12, 4, gauss),
+            dp_accounting.NeighboringRelation.REPLACE_ONE,
+        )
+    acc = (dp_accounting.rdp.RdpAccountant if kind == "dp_rdp" else dp_accounting.pld.PLDAccountant)(
+        neighboring_relation=rel
+    )
     for _ in range(rounds):
         acc.compose(ev)
     return acc.get_epsilon(delta)
 
 
-@pytest.mark.parametrize("sampling,kind", [("poisson", "rdp"), ("poisson", "dp_rdp"), ("poisson", "dp_pld"), ("fixed", "dp_rdp")])
+@pytest.mark.parametrize(
+    "sampling,kind", [("poisson", "rdp"), ("poisson", "dp_rdp"), ("poisson", "dp_pld"), ("fixed", "dp_rdp")]
+)
 def test_epsilon_equals_the_librarys_own_computation_for_the_rounds_that_ran(sampling, kind):
     """The run's epsilon is the accounting library's number for the event sequence of the
     mechanism that ran: one sampled Gaussian per round, at the run's sampling and rate."""
-    steps = dp_fedavg_steps(clip_norm=0.5, noise_multiplier=1.1, population=12, clients_per_round=4,
-                            sampling=sampling, accountant=kind, delta=1e-4)
+    steps = dp_fedavg_steps(
+        clip_norm=0.5,
+        noise_multiplier=1.1,
+        population=12,
+        clients_per_round=4,
+        sampling=sampling,
+        accountant=kind,
+        delta=1e-4,
+    )
     res = _run(steps, _cfg(rounds=5))
     noise = steps[1]
     assert noise.event.sampling == sampling and noise.event.sample_rate == pytest.approx(4 / 12)
@@ -131,8 +159,15 @@ def test_protection_steps_compose_with_every_strategy(strategy):
     res = run([ClipUpdates(5.0), ValidateUpdates(reference=ref), CompressUpdates("q8")])
     assert all("skipped" not in h for h in res.history) and res.final_accuracy > 0.3
     clip = ClipUpdates(5.0)
-    dp = [clip, GaussianNoise(clip, 0.5, sampling=CohortSampling.build("poisson", len(pop), clients_per_round=6),
-                              accountant=PrivacyAccountant())]
+    dp = [
+        clip,
+        GaussianNoise(
+            clip,
+            0.5,
+            sampling=CohortSampling.build("poisson", len(pop), clients_per_round=6),
+            accountant=PrivacyAccountant(),
+        ),
+    ]
     for steps in (dp, [SecureAggregation()]):
         if strategy == "scaffold":
             with pytest.raises(ConfigError, match="extras"):

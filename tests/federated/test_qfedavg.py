@@ -15,14 +15,26 @@ from interlearn.federated.strategies.qfedavg import START_LOSS
 
 def _params():
     g = torch.Generator().manual_seed(0)
-    return {"w": torch.randn(3, 2, generator=g, dtype=torch.float64), "b": torch.randn(2, generator=g, dtype=torch.float64)}
+    return {
+        "w": torch.randn(3, 2, generator=g, dtype=torch.float64),
+        "b": torch.randn(2, generator=g, dtype=torch.float64),
+    }
 
 
 def _results(losses, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return [ClientResult(i, {"w": 0.1 * torch.randn(3, 2, generator=g, dtype=torch.float64),
-                             "b": 0.1 * torch.randn(2, generator=g, dtype=torch.float64)}, 10.0, {START_LOSS: f})
-            for i, f in enumerate(losses)]
+    return [
+        ClientResult(
+            i,
+            {
+                "w": 0.1 * torch.randn(3, 2, generator=g, dtype=torch.float64),
+                "b": 0.1 * torch.randn(2, generator=g, dtype=torch.float64),
+            },
+            10.0,
+            {START_LOSS: f},
+        )
+        for i, f in enumerate(losses)
+    ]
 
 
 def test_update_rule_matches_the_paper_by_hand():
@@ -67,8 +79,18 @@ def test_equals_flower_qfedavg_when_every_client_has_the_same_loss(q, lr, loss):
     before = [params["w"].numpy(), params["b"].numpy()]
     fl = FlowerQFedAvg(q_param=q, qffl_learning_rate=lr, evaluate_fn=lambda rnd, nds, cfg: (loss, {}))
     fl.pre_weights = before
-    fit = [(None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters([(params[k] + r.update[k]).numpy() for k in ("w", "b")]), 10, {}))
-           for r in res]
+    fit = [
+        (
+            None,
+            FitRes(
+                Status(Code.OK, ""),
+                ndarrays_to_parameters([(params[k] + r.update[k]).numpy() for k in ("w", "b")]),
+                10,
+                {},
+            ),
+        )
+        for r in res
+    ]
     ref = parameters_to_ndarrays(fl.aggregate_fit(1, fit, [])[0])
     new, _ = QFedAvg(q=q, local_lr=lr).aggregate(params, res, {})
     np.testing.assert_allclose(new["w"].numpy(), ref[0], rtol=0, atol=1e-12)
@@ -83,7 +105,9 @@ def test_client_wrapper_reports_the_loss_at_the_received_model_and_trains_like_t
     data = ClientData(0, torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g))
     inner = LocalSGD(epochs=1, batch_size=5, lr=0.1)
     res, _ = QFFLClient(inner)(model, params, data, None, {}, torch.Generator().manual_seed(2))
-    expect = float(torch.nn.functional.cross_entropy(torch.nn.functional.linear(data.x, params["weight"], params["bias"]), data.y))
+    expect = float(
+        torch.nn.functional.cross_entropy(torch.nn.functional.linear(data.x, params["weight"], params["bias"]), data.y)
+    )
     assert res.metrics[START_LOSS] == pytest.approx(expect, rel=1e-6)
     plain, _ = inner(model, params, data, None, {}, torch.Generator().manual_seed(2))
     assert all(torch.equal(res.update[k], plain.update[k]) for k in plain.update)

@@ -127,7 +127,9 @@ class SkipVictim(SequentialEngine):
 
     def run_cohort(self, task):
         keep = [(c, g) for c, g in zip(task.clients, task.generators) if c != self.victim]
-        return super().run_cohort(dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep]))
+        return super().run_cohort(
+            dataclasses.replace(task, clients=[c for c, _ in keep], generators=[g for _, g in keep])
+        )
 
 
 def test_lost_worker_is_a_dropout_and_the_run_continues(engine):
@@ -165,7 +167,14 @@ def test_registry_and_bad_arguments():
     with pytest.raises(ConfigError, match="timeout_s"):
         RayEngine(timeout_s=0)
     with pytest.raises(ConfigError, match="generators"):
-        run_cohort_on(RayEngine(), nn.Linear(1, 1), LocalSGD(), {}, [ClientData(0, torch.zeros(1, 1), torch.zeros(1))], generators=[])
+        run_cohort_on(
+            RayEngine(),
+            nn.Linear(1, 1),
+            LocalSGD(),
+            {},
+            [ClientData(0, torch.zeros(1, 1), torch.zeros(1))],
+            generators=[],
+        )
 
 
 def test_result_is_a_client_result(engine):

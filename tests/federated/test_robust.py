@@ -56,8 +56,15 @@ def _attacked(n_honest=7, n_bad=3):
     return honest, bad, true
 
 
-@pytest.mark.parametrize("agg", [coordinate_median, lambda u: trimmed_mean(u, trim=0.3),
-                                 lambda u: krum(u, num_byzantine=3), lambda u: krum(u, num_byzantine=3, num_selected=4)])
+@pytest.mark.parametrize(
+    "agg",
+    [
+        coordinate_median,
+        lambda u: trimmed_mean(u, trim=0.3),
+        lambda u: krum(u, num_byzantine=3),
+        lambda u: krum(u, num_byzantine=3, num_selected=4),
+    ],
+)
 def test_robust_rules_resist_30_percent_attackers_where_mean_fails(agg):
     honest, bad, true = _attacked()
     mean = torch.stack([u["w"] for u in honest + bad]).mean(0)
@@ -132,7 +139,7 @@ def test_float64_median_and_trimmed_mean_are_exact(n):
     np.testing.assert_allclose(med.numpy(), np.median(stacked, axis=0), rtol=0, atol=2e-16)
     tm = trimmed_mean(ups, trim=0.2)["w"]
     k = int(0.2 * n)
-    np.testing.assert_allclose(tm.numpy(), np.sort(stacked, axis=0)[k:n - k].mean(axis=0), rtol=0, atol=2e-16)
+    np.testing.assert_allclose(tm.numpy(), np.sort(stacked, axis=0)[k : n - k].mean(axis=0), rtol=0, atol=2e-16)
 
 
 @pytest.mark.slow
@@ -146,8 +153,15 @@ def test_median_survives_sign_flip_attackers_in_the_round_loop():
         model, pop, test = toy_problem()
         steps = [AttackStep("sign_flip", choose_attackers(len(pop), fraction, seed=0), scale=4.0)]
         cfg = SimulationConfig(rounds=6, fraction=1.0, seed=0, progress=False)
-        return simulate(model, pop, LocalSGD(epochs=1, batch_size=10, lr=0.2),
-                        get_strategy("fedavg", aggregator=aggregator), cfg, steps=steps, test=test).final_accuracy
+        return simulate(
+            model,
+            pop,
+            LocalSGD(epochs=1, batch_size=10, lr=0.2),
+            get_strategy("fedavg", aggregator=aggregator),
+            cfg,
+            steps=steps,
+            test=test,
+        ).final_accuracy
 
     clean = run("mean", 0.0)
     assert run("mean", 0.3) < clean - 0.2  # the attack works on FedAvg

@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
-from interlearn.federated.sampling import apply_dropout, check_survivors, client_generator, cohort_size, round_generator, sample_cohort
+from interlearn.federated.sampling import (
+    apply_dropout,
+    check_survivors,
+    client_generator,
+    cohort_size,
+    round_generator,
+    sample_cohort,
+)
 
 
 def test_cohort_size():
@@ -66,7 +73,9 @@ def test_resolve_sampling_follows_the_privacy_steps_and_refuses_a_mismatch():
     from interlearn.federated.sampling import CohortSampling, releases_every_round, resolve_sampling
 
     assert resolve_sampling(None, 50, None, 5, 0.0).kind == "fixed"
-    dp = SimpleNamespace(name="noise", sampling=CohortSampling.build("poisson", 50, clients_per_round=5), releases_every_round=True)
+    dp = SimpleNamespace(
+        name="noise", sampling=CohortSampling.build("poisson", 50, clients_per_round=5), releases_every_round=True
+    )
     got = resolve_sampling(None, 50, None, 5, 0.2, [dp])
     assert got.kind == "poisson" and got.dropout == 0.2
     with pytest.raises(ConfigError, match="SimulationConfig\\(sampling='poisson'\\)"):

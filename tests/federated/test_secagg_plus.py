@@ -8,7 +8,14 @@ from protection_helpers import ctx, result, run_steps
 
 from interlearn.errors import ConfigError, RoundSkipped
 from interlearn.federated.aggregate import weighted_mean
-from interlearn.federated.secagg import Ring, SecureAggregation, complete_graph, default_degree, harary_graph, secure_sum
+from interlearn.federated.secagg import (
+    Ring,
+    SecureAggregation,
+    complete_graph,
+    default_degree,
+    harary_graph,
+    secure_sum,
+)
 
 pytest.importorskip("cryptography")
 
@@ -85,4 +92,6 @@ def test_step_with_log_neighbours_survives_simulated_dropouts():
     out = run_steps([SecureAggregation(neighbours="log", weighted=False, dropout=0.1)], res, c)
     dropped = c.notes["secagg/dropped"]
     kept = [r for r in res if r.client_id not in dropped]
-    assert dropped and torch.allclose(out[0].update["w"], weighted_mean([r.update for r in kept], [1.0] * len(kept))["w"], atol=1e-5)
+    assert dropped and torch.allclose(
+        out[0].update["w"], weighted_mean([r.update for r in kept], [1.0] * len(kept))["w"], atol=1e-5
+    )

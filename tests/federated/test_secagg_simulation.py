@@ -16,9 +16,16 @@ pytest.importorskip("cryptography")
 
 def _run(engine, steps, rounds=3, dropout=0.0):
     model, pop, test = toy_problem()
-    return simulate(model, pop, LocalSGD(epochs=1, batch_size=10, lr=0.2), get_strategy("fedavg"),
-                    SimulationConfig(rounds=rounds, clients_per_round=6, seed=0, progress=False, dropout=dropout),
-                    engine=engine, steps=steps, test=test)
+    return simulate(
+        model,
+        pop,
+        LocalSGD(epochs=1, batch_size=10, lr=0.2),
+        get_strategy("fedavg"),
+        SimulationConfig(rounds=rounds, clients_per_round=6, seed=0, progress=False, dropout=dropout),
+        engine=engine,
+        steps=steps,
+        test=test,
+    )
 
 
 @pytest.mark.slow

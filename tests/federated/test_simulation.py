@@ -4,13 +4,20 @@ import logging
 
 import pytest
 import torch
+from fl_helpers import KillAt, blobs, tiny_mlp
 
 from interlearn.errors import CheckpointError, ConfigError
-from interlearn.federated import ClientResult, LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
+from interlearn.federated import (
+    ClientResult,
+    LocalSGD,
+    Population,
+    ScaffoldClient,
+    SimulationConfig,
+    get_strategy,
+    simulate,
+)
 from interlearn.federated.comm import params_bytes
 from interlearn.federated.partition import shards
-
-from fl_helpers import KillAt, blobs, tiny_mlp
 
 
 def _population(n=120, clients=8, seed=0):
@@ -26,8 +33,15 @@ def _cfg(**kw):
 
 def test_fedavg_learns_and_writes_run_folder(tmp_path):
     pop, (x, y) = _population()
-    res = simulate(tiny_mlp(), pop, LocalSGD(epochs=2, batch_size=8, lr=0.1), get_strategy("fedavg"), _cfg(rounds=8),
-                   test=(x, y), run_dir=tmp_path)
+    res = simulate(
+        tiny_mlp(),
+        pop,
+        LocalSGD(epochs=2, batch_size=8, lr=0.1),
+        get_strategy("fedavg"),
+        _cfg(rounds=8),
+        test=(x, y),
+        run_dir=tmp_path,
+    )
     acc0 = res.history[0]["test_accuracy"]
     assert res.final_accuracy > max(0.6, acc0)
     lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -68,9 +82,27 @@ def test_killed_and_resumed_run_is_bit_exact(tmp_path, strategy, client):
     cfg = _cfg(checkpoint_every=2, dropout=0.2)
     full = simulate(tiny_mlp(), pop, client, get_strategy(strategy, **kw), cfg, test=(x, y), run_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        simulate(tiny_mlp(), pop, client, get_strategy(strategy, **kw), cfg, steps=[KillAt(5)], test=(x, y), run_dir=tmp_path / "b")
+        simulate(
+            tiny_mlp(),
+            pop,
+            client,
+            get_strategy(strategy, **kw),
+            cfg,
+            steps=[KillAt(5)],
+            test=(x, y),
+            run_dir=tmp_path / "b",
+        )
     # a new process would rebuild the model with other weights: resume must not depend on them
-    resumed = simulate(tiny_mlp(seed=99), pop, client, get_strategy(strategy, **kw), cfg, test=(x, y), run_dir=tmp_path / "b", resume=True)
+    resumed = simulate(
+        tiny_mlp(seed=99),
+        pop,
+        client,
+        get_strategy(strategy, **kw),
+        cfg,
+        test=(x, y),
+        run_dir=tmp_path / "b",
+        resume=True,
+    )
     for k in full.params:
         assert torch.equal(full.params[k], resumed.params[k]), k
     for k in full.strategy_state:
@@ -82,10 +114,26 @@ def test_killed_and_resumed_run_is_bit_exact(tmp_path, strategy, client):
 
 def test_resume_without_checkpoint_starts_fresh_and_mismatch_is_refused(tmp_path):
     pop, _ = _population()
-    res = simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), _cfg(rounds=2, checkpoint_every=1), run_dir=tmp_path, resume=True)
+    res = simulate(
+        tiny_mlp(),
+        pop,
+        LocalSGD(),
+        get_strategy("fedavg"),
+        _cfg(rounds=2, checkpoint_every=1),
+        run_dir=tmp_path,
+        resume=True,
+    )
     assert len(res.history) == 2
     with pytest.raises(CheckpointError, match="seed"):
-        simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), _cfg(rounds=3, seed=4, checkpoint_every=1), run_dir=tmp_path, resume=True)
+        simulate(
+            tiny_mlp(),
+            pop,
+            LocalSGD(),
+            get_strategy("fedavg"),
+            _cfg(rounds=3, seed=4, checkpoint_every=1),
+            run_dir=tmp_path,
+            resume=True,
+        )
     with pytest.raises(ConfigError, match="run_dir"):
         simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), _cfg(checkpoint_every=1))
 
@@ -108,8 +156,14 @@ def test_dropouts_and_min_survivors_skip_rounds(caplog):
 def test_skipped_round_leaves_params_unchanged():
     pop, _ = _population()
     snapshots = []
-    res = simulate(tiny_mlp(), pop, LocalSGD(), get_strategy("fedavg"), _cfg(rounds=1, dropout=0.99, min_survivors=4),
-                   on_round=snapshots.append)
+    res = simulate(
+        tiny_mlp(),
+        pop,
+        LocalSGD(),
+        get_strategy("fedavg"),
+        _cfg(rounds=1, dropout=0.99, min_survivors=4),
+        on_round=snapshots.append,
+    )
     assert "skipped" in res.history[0]
     for k, v in tiny_mlp().state_dict().items():
         assert torch.equal(res.params[k], v)

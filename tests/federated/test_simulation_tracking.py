@@ -2,11 +2,10 @@
 read back with TensorBoard's event reader and MLflow's client."""
 
 import pytest
+from fl_helpers import blobs, tiny_mlp
 
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
 from interlearn.federated.partition import shards
-
-from fl_helpers import blobs, tiny_mlp
 
 pytest.importorskip("tensorboard", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
 pytest.importorskip("mlflow", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
@@ -20,13 +19,23 @@ def test_simulate_tracks_rounds(tmp_path):
     pop = Population(x, y, shards(y, 6, 2, seed=0))
     cfg = SimulationConfig(rounds=3, clients_per_round=3, seed=1, progress=False, checkpoint_every=3)
     spec = {"tensorboard": str(tmp_path / "tb"), "mlflow": str(tmp_path / "mlruns"), "run_name": "fl"}
-    res = simulate(tiny_mlp(), pop, LocalSGD(epochs=1, batch_size=8, lr=0.1), get_strategy("fedavg"), cfg, test=(x, y),
-                   run_dir=tmp_path / "run", tracking=spec)
+    res = simulate(
+        tiny_mlp(),
+        pop,
+        LocalSGD(epochs=1, batch_size=8, lr=0.1),
+        get_strategy("fedavg"),
+        cfg,
+        test=(x, y),
+        run_dir=tmp_path / "run",
+        tracking=spec,
+    )
     accs = [r["test_accuracy"] for r in res.history]
 
     ea = EventAccumulator(str(tmp_path / "tb" / "fl"), size_guidance={"scalars": 0})
     ea.Reload()
-    assert [(e.step, e.value) for e in ea.Scalars("test_accuracy")] == [(r, pytest.approx(a)) for r, a in zip((1, 2, 3), accs)]
+    assert [(e.step, e.value) for e in ea.Scalars("test_accuracy")] == [
+        (r, pytest.approx(a)) for r, a in zip((1, 2, 3), accs)
+    ]
     assert "client_accuracy/mean" in ea.Tags()["scalars"]
     assert (tmp_path / "tb" / "fl" / "artifacts" / "checkpoint" / "state.json").is_file()
 

@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from fl_helpers import result
 
 from interlearn.errors import ConfigError, UpdateRejected
 from interlearn.federated.strategies import get_aggregator, get_strategy, server_extras
-
-from fl_helpers import result
 
 
 def _params():

@@ -85,7 +85,9 @@ class _Corrupt:
 
     def client(self, r, c):
         if r.client_id in self.bad:
-            return ClientResult(r.client_id, {k: torch.full_like(v, float("nan")) for k, v in r.update.items()}, r.weight)
+            return ClientResult(
+                r.client_id, {k: torch.full_like(v, float("nan")) for k, v in r.update.items()}, r.weight
+            )
         return r
 
     def server(self, results, c):
@@ -104,13 +106,27 @@ def test_in_the_round_loop_bad_updates_are_dropped_and_empty_rounds_skipped():
     model, pop, test = toy_problem()
     ref = {k: v.detach().clone() for k, v in model.named_parameters()}
     cfg = SimulationConfig(rounds=3, fraction=1.0, seed=0, progress=False)
-    res = simulate(model, pop, LocalSGD(lr=0.2), get_strategy("fedavg"), cfg,
-                   steps=[_Corrupt({0, 5}), ValidateUpdates(reference=ref)], test=test)
+    res = simulate(
+        model,
+        pop,
+        LocalSGD(lr=0.2),
+        get_strategy("fedavg"),
+        cfg,
+        steps=[_Corrupt({0, 5}), ValidateUpdates(reference=ref)],
+        test=test,
+    )
     assert all("skipped" not in h for h in res.history)
     assert all(sum("client 0 rejected" in line for line in h["log"]) == 1 for h in res.history)
     assert res.final_accuracy > 0.8
     model, pop, test = toy_problem()
-    res = simulate(model, pop, LocalSGD(lr=0.2), get_strategy("fedavg"), cfg,
-                   steps=[_Corrupt(range(12)), ValidateUpdates(reference=ref)], test=test)
+    res = simulate(
+        model,
+        pop,
+        LocalSGD(lr=0.2),
+        get_strategy("fedavg"),
+        cfg,
+        steps=[_Corrupt(range(12)), ValidateUpdates(reference=ref)],
+        test=test,
+    )
     assert all("0 of 12 updates are valid" in h["skipped"] for h in res.history)
     assert all(torch.equal(res.params[k], ref[k]) for k in ref)

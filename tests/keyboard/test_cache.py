@@ -7,7 +7,14 @@ from interlearn.data.shakespeare_words import BOS, PAD, WordVocab
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.params import model_params
-from interlearn.keyboard import CachedModel, UserCache, cache_candidates, evaluate_cached, evaluate_recall, suggest_words
+from interlearn.keyboard import (
+    CachedModel,
+    UserCache,
+    cache_candidates,
+    evaluate_cached,
+    evaluate_recall,
+    suggest_words,
+)
 from interlearn.models.word_cifg import word_cifg
 
 

@@ -3,8 +3,8 @@
 import torch
 
 from interlearn.data.shakespeare_words import BOS, OOV, PAD, WordVocab
-from interlearn.keyboard import evaluate_recall, recall_sums, suggest_words
 from interlearn.data.tensors import TensorData
+from interlearn.keyboard import evaluate_recall, recall_sums, suggest_words
 from interlearn.models.word_cifg import word_cifg
 
 

@@ -28,7 +28,7 @@ def test_cifg_cell_couples_input_and_forget_gates():
     layer = CIFGLayer(3, 2)
     assert layer.ih.out_features == 3 * 2  # three gates, not four
     x = torch.randn(1, 1, 3)
-    h, (h1, c1) = layer(x)
+    _h, (h1, c1) = layer(x)
     f, g, o = (layer.ih(x[:, 0]) + layer.hh(torch.zeros(1, 2))).chunk(3, -1)
     c = (1 - torch.sigmoid(f)) * torch.tanh(g)  # c0 = 0
     assert torch.allclose(c1, c, atol=1e-6) and torch.allclose(h1, torch.sigmoid(o) * torch.tanh(c), atol=1e-6)

@@ -2,7 +2,7 @@ import pytest
 
 from interlearn.config import FitConfig
 from interlearn.errors import ConfigError
-from interlearn.multitask.compare import comparison_table, compare_methods, delta_m, plot_comparison
+from interlearn.multitask.compare import compare_methods, comparison_table, delta_m, plot_comparison
 from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
 from interlearn.multitask.tour import digits_model, multitask_tour
 
@@ -34,8 +34,22 @@ def test_compare_rejects_unknown_methods_before_training():
 
 
 def test_table_and_plot(tmp_path):
-    rows = {"independent": {"digit_accuracy": 0.9, "parity_accuracy": 0.95, "ge5_accuracy": 0.93, "trainable_params": 300, "train_seconds": 2.0},
-            "equal": {"digit_accuracy": 0.91, "parity_accuracy": 0.94, "ge5_accuracy": 0.92, "trainable_params": 100, "train_seconds": 1.0}}
+    rows = {
+        "independent": {
+            "digit_accuracy": 0.9,
+            "parity_accuracy": 0.95,
+            "ge5_accuracy": 0.93,
+            "trainable_params": 300,
+            "train_seconds": 2.0,
+        },
+        "equal": {
+            "digit_accuracy": 0.91,
+            "parity_accuracy": 0.94,
+            "ge5_accuracy": 0.92,
+            "trainable_params": 100,
+            "train_seconds": 1.0,
+        },
+    }
     table = comparison_table(rows)
     assert "| equal |" in table and "trainable_params" in table
     png = plot_comparison(rows, DIGITS_TASKS, tmp_path / "cmp.png")

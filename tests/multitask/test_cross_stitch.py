@@ -52,7 +52,7 @@ def test_identity_stitches_keep_the_columns_independent():
 
 def test_bad_stages_are_refused():
     with pytest.raises(ConfigError, match="no stages"):
-        CrossStitch(lambda: [], heads_for(DIGITS_TASKS.tasks, 16))
+        CrossStitch(list, heads_for(DIGITS_TASKS.tasks, 16))
     calls = iter([[nn.Linear(64, 16)], [nn.Linear(64, 16), nn.ReLU()], [nn.Linear(64, 16)]])
     with pytest.raises(ConfigError, match="same stack"):
         CrossStitch(lambda: next(calls), heads_for(DIGITS_TASKS.tasks, 16))
@@ -65,7 +65,9 @@ def test_cross_stitch_trains_and_learns_its_stitches(method):
     train, test = load_digits_multitask()
     model = _model()
     before = [a.clone() for a in model.stitch_matrices()]
-    train_multitask(model, train, DIGITS_TASKS, method, FitConfig(epochs=12, batch_size=64, lr=3e-3, device="cpu", amp=False))
+    train_multitask(
+        model, train, DIGITS_TASKS, method, FitConfig(epochs=12, batch_size=64, lr=3e-3, device="cpu", amp=False)
+    )
     metrics = evaluate_multitask(model, test, DIGITS_TASKS)
     assert min(m["accuracy"] for m in metrics.values()) > 0.88
     assert any(not torch.equal(a, b) for a, b in zip(before, model.stitch_matrices(), strict=True))

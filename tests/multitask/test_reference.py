@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interlearn.multitask import StepContext, make_method
+from interlearn.multitask import MTLContext, make_method
 
 NAMES = ["a", "b", "c"]
 
@@ -14,7 +14,7 @@ def _losses(values):
 
 
 def _ctx(recompute=lambda x, y: {}):
-    return StepContext(None, torch.zeros(1), torch.zeros(1), torch.zeros(1), recompute)
+    return MTLContext(None, torch.zeros(1), torch.zeros(1), torch.zeros(1), recompute)
 
 
 def test_uncertainty_matches_torchjd_uw():
@@ -40,7 +40,9 @@ def test_static_matches_torchjd_constant():
     w = {"a": 0.2, "b": 1.0, "c": 3.0}
     _, l1 = _losses([0.5, 1.5, 2.0])
     p2, _ = _losses([0.5, 1.5, 2.0])
-    assert torch.allclose(make_method("static", NAMES, weights=w).combine(l1, _ctx()), Constant(torch.tensor(list(w.values())))(p2))
+    assert torch.allclose(
+        make_method("static", NAMES, weights=w).combine(l1, _ctx()), Constant(torch.tensor(list(w.values())))(p2)
+    )
 
 
 def test_dwa_matches_torchjd_dwa():
@@ -52,12 +54,12 @@ def test_dwa_matches_torchjd_dwa():
         ours.on_epoch_start(epoch)
         for _ in range(3):
             vals = (torch.rand(3, generator=g) + 0.5).tolist()
-            p, l1 = _losses(vals)
+            _p, l1 = _losses(vals)
             a = ours.combine(l1, _ctx())
             b = ref(torch.tensor(vals))
             assert torch.allclose(a.double(), b.double(), atol=1e-6), epoch
         ref.step()
-    assert len(set(round(w, 6) for w in ours.last_weights.values())) > 1  # weights moved off uniform
+    assert len({round(w, 6) for w in ours.last_weights.values()}) > 1  # weights moved off uniform
 
 
 def test_famo_matches_torchjd_famo():
@@ -71,7 +73,7 @@ def test_famo_matches_torchjd_famo():
         nxt = [v * float(torch.rand(1, generator=g) + 0.5) for v in before]
         p1, l1 = _losses(before)
         p2, _ = _losses(before)
-        ctx = _ctx(lambda x, y: dict(after))
+        ctx = _ctx(lambda x, y: dict(after))  # noqa: B023  (used by this step's backward only)
         ours.backward(l1, ctx)  # updates from the previous step's "after" losses first
         r = ref(p2)
         r.backward()

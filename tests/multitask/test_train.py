@@ -8,7 +8,15 @@ from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
 from interlearn.multitask import (
-    MMoE, MultiTaskModel, TaskSet, evaluate_multitask, heads_for, mix_sources, mlp_trunk, train_independent, train_multitask,
+    MMoE,
+    MultiTaskModel,
+    TaskSet,
+    evaluate_multitask,
+    heads_for,
+    mix_sources,
+    mlp_trunk,
+    train_independent,
+    train_multitask,
 )
 from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
 
@@ -37,14 +45,20 @@ def test_training_learns_every_task(digits, method):
     res = train_multitask(model, train, DIGITS_TASKS, method, CFG)
     metrics = evaluate_multitask(model, test, DIGITS_TASKS)
     assert set(metrics) == {"digit", "parity", "ge5"}
-    assert metrics["digit"]["accuracy"] > 0.85 and metrics["parity"]["accuracy"] > 0.85 and metrics["ge5"]["accuracy"] > 0.85
+    assert (
+        metrics["digit"]["accuracy"] > 0.85
+        and metrics["parity"]["accuracy"] > 0.85
+        and metrics["ge5"]["accuracy"] > 0.85
+    )
     assert _mean_acc(metrics) > before + 0.3
     assert len(res.fit.history) == CFG.epochs and res.method.last_weights
 
 
 def test_validation_through_fit_uses_the_taskset(digits):
     train, test = digits
-    res = train_multitask(_model(), train, DIGITS_TASKS, "equal", FitConfig(epochs=3, device="cpu", amp=False), val=test)
+    res = train_multitask(
+        _model(), train, DIGITS_TASKS, "equal", FitConfig(epochs=3, device="cpu", amp=False), val=test
+    )
     row = res.fit.history[-1]
     assert {"val_mean_accuracy", "val_digit_accuracy", "val_parity_accuracy"} <= set(row)
     assert res.fit.best_metric == max(h["val_mean_accuracy"] for h in res.fit.history)
@@ -72,14 +86,16 @@ def test_partial_labels_from_two_datasets(digits):
     test2 = TensorData(test.x, torch.cat([test.y[:, cols["digit"]], test.y[:, cols["parity"]]], 1))
     for method in ("uncertainty", "mgda"):
         model = _model(tasks)
-        train_multitask(model, mixed, tasks, method, FitConfig(epochs=6, batch_size=16, lr=3e-3, device="cpu", amp=False))
+        train_multitask(
+            model, mixed, tasks, method, FitConfig(epochs=6, batch_size=16, lr=3e-3, device="cpu", amp=False)
+        )
         assert all(torch.isfinite(p).all() for p in model.parameters())
         metrics = evaluate_multitask(model, test2, tasks)
         assert metrics["digit"]["accuracy"] > 0.7 and metrics["parity"]["accuracy"] > 0.7, (method, metrics)
 
 
 def test_evaluate_averages_over_labelled_rows_only(digits):
-    train, test = digits
+    _train, test = digits
     model = _model()
     full = evaluate_multitask(model, test, DIGITS_TASKS)
     y = test.y.clone()
@@ -119,7 +135,9 @@ def test_a_batch_without_any_label_is_skipped(digits):
     y = train.y.clone()
     y[: len(y) // 2] = float("nan")
     model = _model()
-    res = train_multitask(model, TensorData(train.x, y), DIGITS_TASKS, "famo", FitConfig(epochs=2, batch_size=8, device="cpu", amp=False))
+    res = train_multitask(
+        model, TensorData(train.x, y), DIGITS_TASKS, "famo", FitConfig(epochs=2, batch_size=8, device="cpu", amp=False)
+    )
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in res.fit.history)
 
 
@@ -164,7 +182,9 @@ def test_method_state_survives_a_resume(digits, tmp_path, method):
     train, _ = digits
     cfg = FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False, checkpoint_dir=str(tmp_path / "ck"))
     full_model = _model()
-    full = train_multitask(full_model, train, DIGITS_TASKS, method, FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False))
+    full = train_multitask(
+        full_model, train, DIGITS_TASKS, method, FitConfig(epochs=4, batch_size=128, lr=3e-3, device="cpu", amp=False)
+    )
     killed = _killed_at(method, 3)
     with pytest.raises(_Stop):
         train_multitask(_model(), train, DIGITS_TASKS, killed, cfg)
@@ -193,7 +213,9 @@ def test_nash_mtl_state_survives_a_resume(digits, tmp_path):
     with pytest.raises(_Stop):
         train_multitask(_model(), train, DIGITS_TASKS, killed, cfg)
     resumed_model = _model()
-    resumed = train_multitask(resumed_model, train, DIGITS_TASKS, "nash_mtl", dataclasses.replace(cfg, resume=True), options=opts)
+    resumed = train_multitask(
+        resumed_model, train, DIGITS_TASKS, "nash_mtl", dataclasses.replace(cfg, resume=True), options=opts
+    )
     for p, q in zip(full_model.parameters(), resumed_model.parameters(), strict=True):
         assert torch.equal(p, q)
     (state,) = resumed.method.get_extra_state()["weightings"].values()

@@ -17,7 +17,7 @@ def test_every_encoding_round_trips_to_loadable_params():
     ref = model(x)
     f32 = encode(params, "float32")[2]
     for name in ENCODINGS:
-        stored, dec, nbytes = encode(params, name)
+        _stored, dec, nbytes = encode(params, name)
         out = functional_call(model, dec, (x,))
         assert out.shape == ref.shape and torch.isfinite(out).all(), name
         assert nbytes <= f32 * 1.01, name
@@ -31,14 +31,18 @@ def test_measure_choose_and_plot(tmp_path):
     model = nn.Linear(256, 16)
     x = torch.randn(200, 256)
     y = model(x).argmax(1)
-    metric = lambda m, p: {"acc": float((functional_call(m, p, (x,)).argmax(1) == y).float().mean())}  # noqa: E731
-    variants, decoded = measure_variants({"global": (model, dict(model.state_dict()))}, ["float32", "int8", "int4-g32"], metric, "acc")
+    metric = lambda m, p: {"acc": float((functional_call(m, p, (x,)).argmax(1) == y).float().mean())}
+    variants, decoded = measure_variants(
+        {"global": (model, dict(model.state_dict()))}, ["float32", "int8", "int4-g32"], metric, "acc"
+    )
     ref = variants[0]
     assert ref.accuracy == 1.0 and set(decoded) == {v.name for v in variants}
     best = choose(variants, ref.bytes // 4)
     assert best is not None and best.encoding == "int4-g32" and best.bytes <= ref.bytes // 4
     assert choose(variants, 10) is None
-    assert choose([Variant("a", "g", "x", 10, 0.5), Variant("b", "g", "y", 5, 0.5)], 20).name == "b"  # ties: fewer bytes
+    assert (
+        choose([Variant("a", "g", "x", 10, 0.5), Variant("b", "g", "y", 5, 0.5)], 20).name == "b"
+    )  # ties: fewer bytes
     assert plot_frontier(variants, tmp_path / "f.png", ref, ref.bytes // 4).stat().st_size > 1000
     lat = latency_ms(lambda: model(x[:1]), repeats=5, warmup=1)
     assert lat["median_ms"] > 0 and lat["p90_ms"] >= lat["median_ms"]

@@ -22,7 +22,11 @@ def test_lowrank_recovers_a_low_rank_matrix_and_skips_small_ones():
 
 def test_pruning_zeroes_the_smallest_weights_globally_and_stores_a_bitmask():
     g = torch.Generator().manual_seed(0)
-    p = {"a": torch.randn(64, 64, generator=g), "b": 10 * torch.randn(64, 64, generator=g), "bias": torch.randn(64, generator=g)}
+    p = {
+        "a": torch.randn(64, 64, generator=g),
+        "b": 10 * torch.randn(64, 64, generator=g),
+        "bias": torch.randn(64, generator=g),
+    }
     q = prune_magnitude(p, 0.5)
     zeros = {k: float((q[k] == 0).float().mean()) for k in ("a", "b")}
     assert abs((zeros["a"] + zeros["b"]) / 2 - 0.5) < 0.01 and zeros["a"] > zeros["b"]  # one global threshold
@@ -31,7 +35,9 @@ def test_pruning_zeroes_the_smallest_weights_globally_and_stores_a_bitmask():
     assert torch.equal(q["b"][kept], p["b"][kept])
     enc = encode_sparse(q)
     dec = decode_sparse(enc)
-    assert torch.equal(dec["a"] == 0, q["a"] == 0) and torch.allclose(dec["b"], q["b"], atol=float(q["b"].abs().max()) / 254 + 1e-6)
+    assert torch.equal(dec["a"] == 0, q["a"] == 0) and torch.allclose(
+        dec["b"], q["b"], atol=float(q["b"].abs().max()) / 254 + 1e-6
+    )
     assert encoded_bytes(enc) < 0.2 * encoded_bytes(p)
     with pytest.raises(ConfigError):
         prune_magnitude(p, 1.0)

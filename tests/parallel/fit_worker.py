@@ -55,22 +55,35 @@ def stop_at_2(epoch, m):
         raise Stop
 
 
-cfg = dict(epochs=4, batch_size=32, optimizer="sgd", lr=0.1, momentum=0.9, schedule="cosine", warmup=0.1, device="cpu", seed=3)
+cfg = dict(
+    epochs=4, batch_size=32, optimizer="sgd", lr=0.1, momentum=0.9, schedule="cosine", warmup=0.1, device="cpu", seed=3
+)
 runs = {}
 full = model(0)
 runs["full"] = training.fit(full, train, classification(3), FitConfig(**cfg), val=val)
 part = model(0)
 try:
-    training.fit(part, train, classification(3), FitConfig(**cfg, checkpoint_dir=str(out / "ck")), val=val, on_epoch_start=stop_at_2)
+    training.fit(
+        part,
+        train,
+        classification(3),
+        FitConfig(**cfg, checkpoint_dir=str(out / "ck")),
+        val=val,
+        on_epoch_start=stop_at_2,
+    )
 except Stop:
     pass
 resumed = model(99)
-runs["resumed"] = training.fit(resumed, train, classification(3), FitConfig(**cfg, checkpoint_dir=str(out / "ck"), resume=True), val=val)
+runs["resumed"] = training.fit(
+    resumed, train, classification(3), FitConfig(**cfg, checkpoint_dir=str(out / "ck"), resume=True), val=val
+)
 
 from accelerate import PartialState  # noqa: E402  (after fit: fit set up the processes)
 
 state = PartialState()
-(out / f"writes.{state.process_index}.json").write_text(json.dumps({"writes": writes["n"], "processes": state.num_processes}))
+(out / f"writes.{state.process_index}.json").write_text(
+    json.dumps({"writes": writes["n"], "processes": state.num_processes})
+)
 if state.process_index == 0:
     for name, m in (("full", full), ("resumed", resumed)):
         save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(out / f"{name}.safetensors"))

@@ -91,7 +91,9 @@ def test_the_command_line_reports_bad_recipes_in_one_line(recipe, tmp_path):
         "empty.yaml": b"",
         "truncated.yaml": text[: len(text) // 3].encode() + b"\n  - [\n",
         "unknown.yaml": (text + "\nno_such_field: 1\n").encode(),
-        "seed.yaml": (text + "\nseed: -5\n").encode() if "\nseed:" not in text else text.replace("\nseed: 0", "\nseed: -5").encode(),
+        "seed.yaml": (text + "\nseed: -5\n").encode()
+        if "\nseed:" not in text
+        else text.replace("\nseed: 0", "\nseed: -5").encode(),
     }
     for name, payload in cases.items():
         path = _write(tmp_path, name, payload)

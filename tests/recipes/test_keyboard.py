@@ -15,17 +15,34 @@ def _write_text(root):
     folder.mkdir()
     speeches = []
     for k in range(14):
-        for who, line in (("ALPHA", "to be or not to be that is the question"), ("BETA", "the quality of mercy is not strained"),
-                          ("GAMMA", "all the world is a stage and all the men and women merely players")):
+        for who, line in (
+            ("ALPHA", "to be or not to be that is the question"),
+            ("BETA", "the quality of mercy is not strained"),
+            ("GAMMA", "all the world is a stage and all the men and women merely players"),
+        ):
             speeches.append(f"{who}:\n{line} {k}\n{line}\n\n")
     with gzip.open(folder / "tinyshakespeare_input.txt.gz", "wt") as fh:
         fh.write("".join(speeches))
 
 
 def _cfg(tmp_path, **kw):
-    base = dict(data_dir=str(tmp_path), source="tiny", max_users=3, rounds=2, clients_per_round=2, max_local_steps=2,
-                batch_size=4, hidden=8, ondevice_hidden=4, distill_rounds=1, personalize_users=2, personalize_steps=2,
-                test_users=3, test_chunks_per_user=2, engine="vectorized")
+    base = dict(
+        data_dir=str(tmp_path),
+        source="tiny",
+        max_users=3,
+        rounds=2,
+        clients_per_round=2,
+        max_local_steps=2,
+        batch_size=4,
+        hidden=8,
+        ondevice_hidden=4,
+        distill_rounds=1,
+        personalize_users=2,
+        personalize_steps=2,
+        test_users=3,
+        test_chunks_per_user=2,
+        engine="vectorized",
+    )
     base.update(kw)
     return Config(**base)
 
@@ -44,7 +61,9 @@ def test_keyboard_runs_end_to_end_and_reloads(tmp_path):
     # loading the checkpoint skips training and gives the same global accuracy
     again = tmp_path / "again"
     again.mkdir()
-    rows2 = run(_cfg(tmp_path, checkpoint=str(out / "global"), distill_rounds=0, personalize_users=0), again, progress=False)
+    rows2 = run(
+        _cfg(tmp_path, checkpoint=str(out / "global"), distill_rounds=0, personalize_users=0), again, progress=False
+    )
     assert rows2["global"]["accuracy"] == rows["global"]["accuracy"]
     with pytest.raises(CheckpointError, match="hidden"):
         run(_cfg(tmp_path, checkpoint=str(out / "global"), hidden=16), again, progress=False)

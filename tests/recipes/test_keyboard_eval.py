@@ -26,12 +26,18 @@ def test_personalize_and_frontier_on_tiny_text(tiny_shakespeare_dir, tmp_path):
     torch.manual_seed(0)
     model = char_lstm(len(data.vocab), hidden=32, output="all")
     params = model_params(model)
-    report = personalize_chars(model, params, data.users, SelectConfig(steps=(0, 3), alphas=(0.0, 1.0), lams=(1.0,), lr=0.5, batch_size=4))
+    report = personalize_chars(
+        model, params, data.users, SelectConfig(steps=(0, 3), alphas=(0.0, 1.0), lams=(1.0,), lr=0.5, batch_size=4)
+    )
     assert len(report.users) == 3 and set(report.methods()) == {"finetune", "interpolate", "ditto", "best"}
     test = (torch.cat([u.test.x for u in data.users]), torch.cat([u.test.y for u in data.users]))
     student = ondevice_char_lstm(len(data.vocab), hidden=8, output="all")
-    variants, ref, chosen = ondevice_chars({"global": (model, params), "distilled": (student, model_params(student))}, test,
-                                           encodings=("int8", "int4-g32"), plot=tmp_path / "f.png")
+    variants, ref, chosen = ondevice_chars(
+        {"global": (model, params), "distilled": (student, model_params(student))},
+        test,
+        encodings=("int8", "int4-g32"),
+        plot=tmp_path / "f.png",
+    )
     assert ref.encoding == "float32" and {v.model for v in variants} == {"global", "distilled"} and len(variants) == 6
     assert chosen is not None and chosen.bytes <= ref.bytes // 4 and (tmp_path / "f.png").is_file()
     with pytest.raises(ConfigError, match="global"):

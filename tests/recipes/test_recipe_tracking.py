@@ -18,7 +18,10 @@ latency_repeats: 1
 @pytest.mark.parametrize(
     "tracking, message",
     [
-        ("tracking: {tensorbord: runs/tb}", r"tracking.tensorbord: unknown field of TrackingConfig; known fields: 'tensorboard'"),
+        (
+            "tracking: {tensorbord: runs/tb}",
+            r"tracking.tensorbord: unknown field of TrackingConfig; known fields: 'tensorboard'",
+        ),
         ("tracking: runs/tb", r"tracking: expected a mapping such as \{tensorboard: runs/tb\}"),
         ("tracking: {}", r"give tensorboard: DIR and/or mlflow: URI"),
         ("tracking: {mlflow: 3}", r"tracking.mlflow: expected a string, got 3"),
@@ -32,7 +35,9 @@ def test_tracking_field_is_validated(tmp_path, tracking, message):
 
 
 def test_recipe_run_is_tracked(tmp_path):
-    pytest.importorskip("tensorboard", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
+    pytest.importorskip(
+        "tensorboard", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed"
+    )
     pytest.importorskip("mlflow", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -44,7 +49,12 @@ def test_recipe_run_is_tracked(tmp_path):
     ea = EventAccumulator(str(tmp_path / "tb" / "run"), size_guidance={"scalars": 0})
     ea.Reload()
     tags = set(ea.Tags()["scalars"])
-    assert {"teacher/train_loss", "student_alone/train_loss", "distilled/train_loss", "summary/distilled/accuracy"} <= tags
+    assert {
+        "teacher/train_loss",
+        "student_alone/train_loss",
+        "distilled/train_loss",
+        "summary/distilled/accuracy",
+    } <= tags
     assert len(ea.Scalars("teacher/train_loss")) == 2
 
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())

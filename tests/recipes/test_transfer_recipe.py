@@ -37,8 +37,20 @@ def test_bad_cut_name_is_reported(tmp_path):
 
 @pytest.mark.slow
 def test_run_writes_rows_and_reports(tmp_path):
-    cfg = build(Config, {"model": "mlp", "data": {"labels_per_class": 3}, "pretrain_steps": 60, "steps": 40, "folds": 3,
-                         "budgets": [1, 3], "budget_seeds": [0], "lr": 0.003}, "transfer")
+    cfg = build(
+        Config,
+        {
+            "model": "mlp",
+            "data": {"labels_per_class": 3},
+            "pretrain_steps": 60,
+            "steps": 40,
+            "folds": 3,
+            "budgets": [1, 3],
+            "budget_seeds": [0],
+            "lr": 0.003,
+        },
+        "transfer",
+    )
     rows = run(cfg, tmp_path)
     assert set(rows) == {"scratch", "transfer", "finetune"}
     for r in rows.values():

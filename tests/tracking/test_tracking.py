@@ -14,8 +14,12 @@ from interlearn.tasks import classification
 from interlearn.tracking import TrackingConfig, open_tracker, paused, recording, section
 from interlearn.training import fit
 
-tensorboard = pytest.importorskip("tensorboard", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
-mlflow = pytest.importorskip("mlflow", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed")
+tensorboard = pytest.importorskip(
+    "tensorboard", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed"
+)
+mlflow = pytest.importorskip(
+    "mlflow", reason="the tracking extra (pip install 'interlearn[tracking]') is not installed"
+)
 
 
 def _data(n=60):
@@ -45,7 +49,13 @@ def tb_hparams(ea):
         data = plugin_data_pb2.HParamsPluginData.FromString(raw)
         if data.HasField("session_start_info"):
             for k, v in data.session_start_info.hparams.items():
-                out[k] = v.number_value if v.HasField("number_value") else v.string_value if v.HasField("string_value") else v.bool_value
+                out[k] = (
+                    v.number_value
+                    if v.HasField("number_value")
+                    else v.string_value
+                    if v.HasField("string_value")
+                    else v.bool_value
+                )
     return out
 
 
@@ -94,8 +104,14 @@ def test_a_failing_fit_marks_the_run_failed(tmp_path):
             raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError):
-        fit(_model(), _data(), classification(2), FitConfig(epochs=3), on_epoch_start=boom,
-            tracking=TrackingConfig(mlflow=str(tmp_path / "mlruns"), run_name="broken"))
+        fit(
+            _model(),
+            _data(),
+            classification(2),
+            FitConfig(epochs=3),
+            on_epoch_start=boom,
+            tracking=TrackingConfig(mlflow=str(tmp_path / "mlruns"), run_name="broken"),
+        )
     _, run = mlflow_run((tmp_path / "mlruns").resolve().as_uri(), "broken")
     assert run.info.status == "FAILED"
 

@@ -17,7 +17,7 @@ def load_digits(test_fraction: float = 0.3, seed: int = 0, image: bool = False) 
         seed: split seed.
         image: ``True`` gives (N, 1, 8, 8) images, ``False`` flat (N, 64) vectors; values in [0, 1].
     """
-    from sklearn.datasets import load_digits as _load
+    from sklearn.datasets import load_digits as _load  # deferred: scikit-learn takes ~1 s to import
     from sklearn.model_selection import train_test_split
 
     bunch = _load()

@@ -17,8 +17,7 @@ __all__ = ["download", "sha256_of"]
 def sha256_of(path: Path, decompress: bool = False) -> str:
     """SHA-256 of a file's bytes (of its gunzipped content when ``decompress``)."""
     h = hashlib.sha256()
-    opener = gzip.open if decompress else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
+    with gzip.open(path, "rb") if decompress else open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -51,7 +50,7 @@ def download(urls: list[str], dest: Path, sha256: str | None = None, decompresse
                 raise DataError(f"content checksum mismatch for {url}")
             tmp_path.replace(dest)
             return dest
-        except Exception as exc:  # try the next mirror, report all failures at the end
+        except Exception as exc:  # noqa: BLE001  (try the next mirror, report all failures at the end)
             errors.append(f"{url}: {exc}")
             tmp_path.unlink(missing_ok=True)
     raise DataError(f"could not download {dest.name}: " + "; ".join(errors))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from interlearn.data.download import download as _download
-from interlearn.data.paths import cache_dir, data_root
+from interlearn.data.paths import cache_dir, data_root, not_found
 from interlearn.data.tensors import TensorData
 from interlearn.errors import DataError
 
@@ -29,16 +29,40 @@ Kind = Literal["mnist", "fashion"]
 MNIST_FILES: dict[str, dict[str, tuple[str, str]]] = {
     # split -> (images file, content sha256), (labels file, content sha256)
     "mnist": {
-        "train_images": ("train-images-idx3-ubyte.gz", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-        "train_labels": ("train-labels-idx1-ubyte.gz", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-        "test_images": ("t10k-images-idx3-ubyte.gz", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-        "test_labels": ("t10k-labels-idx1-ubyte.gz", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        "train_images": (
+            "train-images-idx3-ubyte.gz",
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        ),
+        "train_labels": (
+            "train-labels-idx1-ubyte.gz",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        ),
+        "test_images": (
+            "t10k-images-idx3-ubyte.gz",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        ),
+        "test_labels": (
+            "t10k-labels-idx1-ubyte.gz",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
     },
     "fashion": {
-        "train_images": ("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        "train_labels": ("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-        "test_images": ("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        "test_labels": ("t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        "train_images": (
+            "train-images-idx3-ubyte.gz",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        "train_labels": (
+            "train-labels-idx1-ubyte.gz",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
+        "test_images": (
+            "t10k-images-idx3-ubyte.gz",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        "test_labels": (
+            "t10k-labels-idx1-ubyte.gz",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
     },
 }
 _MIRRORS = {
@@ -55,9 +79,8 @@ def read_idx(path: Path) -> np.ndarray:
         DataError: not gzip, a truncated or corrupted gzip stream, a bad magic number or a
             truncated IDX body (the message names the file and says to replace it).
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
             raw = fh.read()
     except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
         raise DataError(
@@ -68,11 +91,15 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: too short to be an IDX file")
     zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
     if zero != 0 or dtype_code != 0x08:
-        raise DataError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}); expected 0x00000803 or 0x00000801")
+        raise DataError(
+            f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}); expected 0x00000803 or 0x00000801"
+        )
     dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise DataError(f"{path}: expected {int(np.prod(dims))} values for dims {dims}, found {data.size}; the file is truncated")
+        raise DataError(
+            f"{path}: expected {int(np.prod(dims))} values for dims {dims}, found {data.size}; the file is truncated"
+        )
     return data.reshape(dims)
 
 
@@ -94,12 +121,7 @@ def _locate(key: str, kind: Kind, data_dir: str | Path | None, download: bool) -
     if download:
         dest = cache_dir() / _SUBDIR[kind] / name
         return _download([m + name for m in _MIRRORS[kind]], dest, decompressed_sha256=content_sha)
-    looked = "\n  ".join(str(c) for c in candidates)
-    raise DataError(
-        f"{kind} file {name} not found. Looked in:\n  {looked}\n"
-        "Pass data_dir=... (or --data-dir / INTERLEARN_DATA) pointing at a folder with the IDX .gz files, "
-        "or download=True on a machine with internet."
-    )
+    raise not_found(f"{kind} file {name}", candidates, "the IDX .gz files")
 
 
 def load_mnist(

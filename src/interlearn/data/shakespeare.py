@@ -34,8 +34,9 @@ from typing import Literal
 import torch
 
 from interlearn.data.download import download as _download
-from interlearn.data.paths import cache_dir, data_root
+from interlearn.data.paths import cache_dir, data_root, not_found
 from interlearn.data.tensors import TensorData
+from interlearn.data.users import user_named
 from interlearn.errors import DataError
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "split_by_role",
     "char_windows",
     "load_shakespeare",
+    "locate_text",
+    "read_text",
     "role_texts",
     "SHAKESPEARE_FILES",
 ]
@@ -214,7 +217,7 @@ class CharVocab:
             raise DataError(f"CharVocab has {len(self.chars)} characters; at most 254 fit the uint8 encoding")
 
     @classmethod
-    def from_texts(cls, texts: list[str]) -> "CharVocab":
+    def from_texts(cls, texts: list[str]) -> CharVocab:
         """The sorted set of characters occurring in ``texts``."""
         return cls("".join(sorted(set().union(*[set(t) for t in texts]))))
 
@@ -281,15 +284,16 @@ class ShakespeareData:
         Raises:
             DataError: unknown name (the message suggests close ones).
         """
-        from interlearn.errors import closest
-
-        for u in self.users:
-            if u.name == name:
-                return u
-        raise DataError(f"unknown user {name!r}; did you mean {closest(name, [u.name for u in self.users])}?")
+        return user_named(self.users, name)
 
 
-def _locate(source: Source, data_dir: str | Path | None, download: bool) -> Path:
+def locate_text(source: Source, data_dir: str | Path | None, download: bool) -> Path:
+    """The Shakespeare text file of ``source`` under ``data_dir`` (or the cache), downloaded when
+    allowed.
+
+    Raises:
+        DataError: not found (the message lists where it looked and how to fix it).
+    """
     names, content_sha, urls, file_sha = SHAKESPEARE_FILES[source]
     root = data_root(data_dir)
     folders = ([root / "shakespeare", root] if root is not None else []) + [cache_dir() / "shakespeare"]
@@ -300,35 +304,46 @@ def _locate(source: Source, data_dir: str | Path | None, download: bool) -> Path
     if download:
         dest = cache_dir() / "shakespeare" / _DOWNLOAD_NAME[source]
         return _download(urls, dest, sha256=file_sha)
-    looked = "\n  ".join(str(c) for c in candidates)
-    raise DataError(
-        f"Shakespeare ({source}) text not found. Looked in:\n  {looked}\n"
-        "Pass data_dir=... (or --data-dir / INTERLEARN_DATA) pointing at a folder with shakespeare/"
-        f"{names[0]}, or download=True on a machine with internet (sha256 of the text {content_sha[:12]}...)."
+    raise not_found(
+        f"Shakespeare ({source}) text",
+        candidates,
+        f"shakespeare/{names[0]}",
+        f" (sha256 of the text {content_sha[:12]}...)",
     )
 
 
-def _read_text(path: Path) -> str:
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+def read_text(path: Path) -> str:
+    """The text of a (possibly gzipped) file, decoded as UTF-8."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
     return raw.decode("utf-8-sig", errors="replace")
 
 
-def _role_texts(data_dir: str | Path | None, source: Source, test_fraction: float, download: bool,
-                path: str | Path | None) -> tuple[dict[str, tuple[str, str]], Path, list[Play]]:
+def _role_texts(
+    data_dir: str | Path | None, source: Source, test_fraction: float, download: bool, path: str | Path | None
+) -> tuple[dict[str, tuple[str, str]], Path, list[Play]]:
     """``{user: (train_text, test_text)}`` (LEAF's split and joining), the file read, the plays."""
     if source not in SHAKESPEARE_FILES:
         raise DataError(f"source={source!r}; use one of {sorted(SHAKESPEARE_FILES)}")
-    p = Path(path) if path is not None else _locate(source, data_dir, download)
+    p = Path(path) if path is not None else locate_text(source, data_dir, download)
     if not p.is_file():
         raise DataError(f"Shakespeare text not found at {p}")
-    text = _read_text(p)
+    text = read_text(p)
     plays = parse_complete_works(text) if source == "complete" else parse_tiny_shakespeare(text)
     split = split_by_role(plays, test_fraction)
     return {u: (_join(tr), _join(te)) for u, (tr, te) in split.items()}, p, plays
 
 
-def role_texts(data_dir: str | Path | None = None, source: Source = "complete", test_fraction: float = 0.2,
-               download: bool = False, path: str | Path | None = None) -> dict[str, tuple[str, str]]:
+def role_texts(
+    data_dir: str | Path | None = None,
+    source: Source = "complete",
+    test_fraction: float = 0.2,
+    download: bool = False,
+    path: str | Path | None = None,
+) -> dict[str, tuple[str, str]]:
     """Every user's (play + role) training and test text as strings, split as LEAF does
     (the last ``test_fraction`` of the role's lines is test text); the input of
     :func:`load_shakespeare` and of the word-level loader
@@ -389,6 +404,8 @@ def load_shakespeare(
         keep = {u.name for u in sorted(users, key=lambda u: (-len(u.train), u.name))[:max_users]}
         users = [u for u in users if u.name in keep]
     if not users:
-        raise DataError(f"no user has >= {min_samples} training windows of {seq_len} characters and a test window; lower min_samples or seq_len")
+        raise DataError(
+            f"no user has >= {min_samples} training windows of {seq_len} characters and a test window; lower min_samples or seq_len"
+        )
     meta = {"plays": len(plays), "roles": len(joined), "users": len(users)}
     return ShakespeareData(users, vocab, source, seq_len, str(p), meta, mode)

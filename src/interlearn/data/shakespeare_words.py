@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from interlearn.data.shakespeare import role_texts
 from interlearn.data.tensors import TensorData
+from interlearn.data.users import user_named
 from interlearn.errors import DataError
 
 __all__ = [
@@ -78,7 +79,7 @@ class WordVocab:
             raise DataError(f"WordVocab.words contains reserved tokens {clash}")
 
     @classmethod
-    def from_counts(cls, counts: collections.Counter[str], size: int) -> "WordVocab":
+    def from_counts(cls, counts: collections.Counter[str], size: int) -> WordVocab:
         """The ``size`` most frequent words (ties broken alphabetically, so it is deterministic)."""
         if size < 1:
             raise DataError(f"vocab_size={size}; use a positive number of words (Hard et al. use 10,000)")
@@ -104,10 +105,11 @@ class WordVocab:
 
     def decode(self, indices: torch.Tensor | list[int]) -> list[str]:
         """Words of ``indices`` (specials as ``<pad>``, ``<oov>``, ``<bos>``)."""
-        out = []
-        for i in torch.as_tensor(indices).flatten().tolist():
-            out.append(_SPECIALS[i] if i < len(_SPECIALS) else self.words[i - len(_SPECIALS)])
-        return out
+        specials = len(_SPECIALS)
+        return [
+            _SPECIALS[i] if i < specials else self.words[i - specials]
+            for i in torch.as_tensor(indices).flatten().tolist()
+        ]
 
     def special_ids(self) -> tuple[int, ...]:
         """Indices never suggested to a user and never scored as a hit (pad, oov, bos)."""
@@ -168,12 +170,7 @@ class ShakespeareWords:
         Raises:
             DataError: unknown name (the message suggests close ones).
         """
-        from interlearn.errors import closest
-
-        for u in self.users:
-            if u.name == name:
-                return u
-        raise DataError(f"unknown user {name!r}; did you mean {closest(name, [u.name for u in self.users])}?")
+        return user_named(self.users, name)
 
 
 def load_shakespeare_words(
@@ -209,7 +206,9 @@ def load_shakespeare_words(
         DataError: bad fractions, a missing file, or no user left after filtering.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction={val_fraction}; use a value in [0, 1) (0.2 keeps a fifth of each user's training words)")
+        raise DataError(
+            f"val_fraction={val_fraction}; use a value in [0, 1) (0.2 keeps a fifth of each user's training words)"
+        )
     texts = role_texts(data_dir, source, test_fraction, path=path)
     words = {u: (tokenize(tr), tokenize(te)) for u, (tr, te) in texts.items()}
     splits = {}

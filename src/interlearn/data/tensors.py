@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,19 +36,23 @@ class TensorData:
 
     def __post_init__(self) -> None:
         if not isinstance(self.x, torch.Tensor) or not isinstance(self.y, torch.Tensor):
-            raise DataError(f"x and y must be tensors, got {type(self.x).__name__} and {type(self.y).__name__}; use from_arrays()")
+            raise DataError(
+                f"x and y must be tensors, got {type(self.x).__name__} and {type(self.y).__name__}; use from_arrays()"
+            )
         if self.x.shape[0] != self.y.shape[0]:
-            raise DataError(f"x has {self.x.shape[0]} examples but y has {self.y.shape[0]}; they must match along dim 0")
+            raise DataError(
+                f"x has {self.x.shape[0]} examples but y has {self.y.shape[0]}; they must match along dim 0"
+            )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, index: torch.Tensor | Sequence[int]) -> "TensorData":
+    def subset(self, index: torch.Tensor | Sequence[int]) -> TensorData:
         """The examples at ``index`` (a view-free copy)."""
         idx = torch.as_tensor(index, dtype=torch.long)
         return TensorData(self.x[idx], self.y[idx])
 
-    def to(self, device: torch.device | str) -> "TensorData":
+    def to(self, device: torch.device | str) -> TensorData:
         return TensorData(self.x.to(device), self.y.to(device))
 
     @property
@@ -79,7 +83,9 @@ def from_arrays(x: Any, y: Any, num_classes: int | None = None, name: str = "dat
     except (TypeError, ValueError) as exc:
         raise DataError(f"{name}: could not convert x/y to tensors ({exc}); pass numeric arrays") from exc
     if xt.dim() == 0 or yt.dim() == 0:
-        raise DataError(f"{name}: x and y need a leading example dimension, got shapes {tuple(xt.shape)} and {tuple(yt.shape)}")
+        raise DataError(
+            f"{name}: x and y need a leading example dimension, got shapes {tuple(xt.shape)} and {tuple(yt.shape)}"
+        )
     if xt.shape[0] != yt.shape[0]:
         raise DataError(f"{name}.x has {xt.shape[0]} rows but {name}.y has {yt.shape[0]}; they must match")
     if not (xt.dtype.is_floating_point or xt.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
@@ -103,7 +109,9 @@ def from_arrays(x: Any, y: Any, num_classes: int | None = None, name: str = "dat
         if lo < 0:
             raise DataError(f"{name}.y has negative label {lo}; labels must be 0..num_classes-1")
         if num_classes is not None and hi >= num_classes:
-            raise DataError(f"{name}.y has label {hi} but num_classes={num_classes}; labels must be in [0, {num_classes - 1}]")
+            raise DataError(
+                f"{name}.y has label {hi} but num_classes={num_classes}; labels must be in [0, {num_classes - 1}]"
+            )
     return TensorData(xt, yt)
 
 
@@ -117,7 +125,9 @@ def load_npz(path: str | Path, x_key: str = "x", y_key: str = "y", num_classes: 
     if not p.is_file():
         raise DataError(f"npz file not found: {p}")
     if not zipfile.is_zipfile(p):
-        raise DataError(f"{p}: not a .npz file (an .npz is a zip archive of .npy arrays); write it with numpy.savez(path, x=..., y=...)")
+        raise DataError(
+            f"{p}: not a .npz file (an .npz is a zip archive of .npy arrays); write it with numpy.savez(path, x=..., y=...)"
+        )
     try:
         with np.load(p, allow_pickle=False) as z:
             missing = [k for k in (x_key, y_key) if k not in z.files]
@@ -163,15 +173,21 @@ def load_csv(path: str | Path, label_column: str | int = -1, num_classes: int | 
                 raise DataError(f"{p}: row {r + 2}, column {header[c]!r}: {cell!r} is not a number") from None
     y = values[:, li]
     x = np.delete(values, li, axis=1)
-    return from_arrays(x.astype(np.float32), y, num_classes=num_classes if num_classes is not None else int(y.max()) + 1 if np.all(y == np.round(y)) else None, name=p.name)
+    return from_arrays(
+        x.astype(np.float32),
+        y,
+        num_classes=num_classes if num_classes is not None else int(y.max()) + 1 if np.all(y == np.round(y)) else None,
+        name=p.name,
+    )
 
 
-def from_dataset(dataset: torch.utils.data.Dataset, num_classes: int | None = None, name: str = "dataset") -> TensorData:
+def from_dataset(
+    dataset: torch.utils.data.Dataset[Any], num_classes: int | None = None, name: str = "dataset"
+) -> TensorData:
     """Materialize a map-style torch ``Dataset`` of ``(x, y)`` pairs into a ``TensorData``."""
-    try:
-        n = len(dataset)  # type: ignore[arg-type]
-    except TypeError:
-        raise DataError(f"{name}: only map-style datasets with __len__ are supported") from None
+    if not isinstance(dataset, Sized):
+        raise DataError(f"{name}: only map-style datasets with __len__ are supported")
+    n = len(dataset)
     xs, ys = [], []
     for i in range(n):
         item = dataset[i]

@@ -29,6 +29,17 @@ How to plug things in:
   the optimizer's math, see :class:`LocalSGD`, :class:`ScaffoldClient`); every engine runs
   that step. Any callable ``(model, params, data, client_state, server_extras, generator) ->
   (ClientResult, new_state)`` also works, on every engine but ``vectorized``.
+* **Protections** are update steps and aggregators, all exported here: clipping
+  (:class:`ClipUpdates`), central or local Gaussian noise with its accountant
+  (:class:`GaussianNoise`, :class:`PrivacyAccountant`, :func:`dp_fedavg_steps`, :func:`dp_noise`;
+  example-level DP-SGD on each client: :class:`DPSGDClientUpdate`; an empirical audit:
+  :class:`CanaryAudit`), validation (:class:`ValidateUpdates`), compression
+  (:class:`CompressUpdates`), secure aggregation (:class:`SecureAggregation`), and robust
+  aggregators (:class:`Median`, :class:`TrimmedMean`, :class:`Krum`, :class:`NormBound`,
+  :class:`Bulyan`; by name through ``get_aggregator``). The ``federated`` recipe names them in
+  its ``steps`` list and ``strategy.aggregator``.
+* **Personalization** client updates: :class:`DittoUpdate`, :class:`FedPerUpdate`; on-device
+  distillation: :class:`FedDistillUpdate`; q-FedAvg's client: :class:`QFFLClient`.
 * **An engine** only schedules clients (:class:`Engine`: ``start(setup)``,
   ``run_cohort(task) -> CohortOutcome``, ...; subclass :class:`EngineBase` for the defaults and
   register it with ``register_engine``). ``auto`` (the default) picks the fastest of
@@ -36,24 +47,31 @@ How to plug things in:
   ``multicore`` (worker processes, one per core); ``ray`` scales out to machines.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from interlearn.federated.aggregate import WeightedMean, weighted_mean
 from interlearn.federated.api import (
     Aggregator,
     ClientData,
-    CohortOutcome,
-    CohortTask,
-    EngineSetup,
     ClientResult,
     ClientUpdate,
+    CohortOutcome,
+    CohortTask,
     Engine,
+    EngineSetup,
     RoundContext,
     ServerOptimizer,
     Strategy,
     UpdateStep,
 )
+from interlearn.federated.bulyan import Bulyan
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepContext, StepUpdate, batch_schedule, run_client
 from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
+from interlearn.federated.compression import CompressUpdates
+from interlearn.federated.distill import FedDistillUpdate
+from interlearn.federated.ditto import DittoUpdate
 from interlearn.federated.engines import (
+    ENGINES,
     AutoEngine,
     EngineBase,
     MultiCoreEngine,
@@ -63,60 +81,118 @@ from interlearn.federated.engines import (
     register_engine,
     run_cohort_on,
 )
-from interlearn.federated.evaluate import client_accuracies, evaluate_params
+from interlearn.federated.evaluate import client_accuracies, evaluate_params, params_accuracy
 from interlearn.federated.params import load_params, model_params
 from interlearn.federated.partition import dirichlet, iid, natural, partition, partition_stats, quantity_skew, shards
+from interlearn.federated.personalization import FedPerUpdate
 from interlearn.federated.population import Population
+from interlearn.federated.privacy import (
+    CanaryAudit,
+    ClipUpdates,
+    CohortSampling,
+    DPSGDClientUpdate,
+    GaussianNoise,
+    PrivacyAccountant,
+    PrivacyBudgetExhausted,
+    dp_fedavg_steps,
+    dp_noise,
+)
+from interlearn.federated.robust import Krum, Median, NormBound, TrimmedMean
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import (
+    AGGREGATORS,
+    STRATEGIES,
+    QFFLClient,
     ServerStrategy,
     get_aggregator,
     get_strategy,
+    known_aggregators,
+    known_strategies,
     register_aggregator,
     register_strategy,
 )
+from interlearn.federated.validation import ValidateUpdates
+
+if TYPE_CHECKING:
+    from interlearn.federated.secagg import SecureAggregation
+
+
+def __getattr__(name: str) -> Any:
+    # Secure aggregation needs the optional `cryptography` package (interlearn[privacy]), so it
+    # is imported when first asked for, and `import interlearn.federated` works without it.
+    if name == "SecureAggregation":
+        from interlearn.federated.secagg import SecureAggregation
+
+        return SecureAggregation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "AGGREGATORS",
     "Aggregator",
     "AutoEngine",
+    "Bulyan",
+    "CanaryAudit",
     "ClientData",
-    "CohortOutcome",
-    "CohortTask",
-    "EngineBase",
-    "EngineSetup",
-    "MultiCoreEngine",
-    "StepContext",
-    "StepUpdate",
-    "run_client",
-    "run_cohort_on",
     "ClientResult",
     "ClientUpdate",
+    "ClipUpdates",
+    "CohortOutcome",
+    "CohortSampling",
+    "CohortTask",
+    "CompressUpdates",
+    "DPSGDClientUpdate",
+    "DittoUpdate",
+    "ENGINES",
     "Engine",
+    "EngineBase",
+    "EngineSetup",
+    "FedDistillUpdate",
+    "FedPerUpdate",
+    "GaussianNoise",
+    "Krum",
     "LocalSGD",
+    "Median",
+    "MultiCoreEngine",
+    "NormBound",
     "Population",
+    "PrivacyAccountant",
+    "PrivacyBudgetExhausted",
+    "QFFLClient",
     "RoundContext",
+    "STRATEGIES",
     "ScaffoldClient",
+    "SecureAggregation",
     "SequentialEngine",
     "ServerOptimizer",
     "ServerStrategy",
     "SimulationConfig",
     "SimulationResult",
+    "StepContext",
+    "StepUpdate",
     "Strategy",
+    "TrimmedMean",
     "UpdateStep",
+    "ValidateUpdates",
     "VectorizedEngine",
     "WeightedMean",
     "batch_schedule",
     "client_accuracies",
     "dirichlet",
     "download_bytes",
+    "dp_fedavg_steps",
+    "dp_noise",
     "evaluate_params",
     "get_aggregator",
     "get_engine",
     "get_strategy",
     "iid",
+    "known_aggregators",
+    "known_strategies",
     "load_params",
     "model_params",
     "natural",
+    "params_accuracy",
     "params_bytes",
     "partition",
     "partition_stats",
@@ -124,6 +200,8 @@ __all__ = [
     "register_aggregator",
     "register_engine",
     "register_strategy",
+    "run_client",
+    "run_cohort_on",
     "shards",
     "simulate",
     "upload_bytes",

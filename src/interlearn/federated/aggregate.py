@@ -25,7 +25,25 @@ __all__ = [
     "scale",
     "zeros_like",
     "check_compatible",
+    "arithmetic_dtype",
+    "cast_back",
 ]
+
+
+def arithmetic_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype robust and fair aggregation arithmetic runs in for inputs of ``dtype``: the
+    input's own float dtype (float64 stays float64, float32 stays float32); half precision is
+    accumulated in float32 (never below the input's precision) and integer buffers in float64."""
+    if dtype in (torch.float64, torch.float32):
+        return dtype
+    if dtype.is_floating_point:
+        return torch.float32
+    return torch.float64
+
+
+def cast_back(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``value`` (computed in :func:`arithmetic_dtype`) in the input's ``dtype``; integers rounded."""
+    return value.to(dtype) if dtype.is_floating_point else value.round().to(dtype)
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:

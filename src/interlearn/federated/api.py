@@ -120,8 +120,7 @@ class Aggregator(Protocol):
 
     name: str
 
-    def __call__(self, results: Sequence[ClientResult]) -> Params:
-        ...
+    def __call__(self, results: Sequence[ClientResult]) -> Params: ...
 
 
 @runtime_checkable
@@ -129,11 +128,9 @@ class ServerOptimizer(Protocol):
     """Applies a combined update to the global params: ``x <- opt(x, delta)`` (Reddi et al. 2021
     treat ``-delta`` as a pseudo-gradient). State is a flat ``Params`` dict (checkpointable)."""
 
-    def init(self, params: Params) -> Params:
-        ...
+    def init(self, params: Params) -> Params: ...
 
-    def step(self, params: Params, delta: Params, state: Params) -> tuple[Params, Params]:
-        ...
+    def step(self, params: Params, delta: Params, state: Params) -> tuple[Params, Params]: ...
 
 
 @runtime_checkable

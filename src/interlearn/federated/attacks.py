@@ -73,7 +73,9 @@ def scale_update(update: Params, factor: float) -> Params:
 
 def gaussian_update(update: Params, std: float, generator: torch.Generator) -> Params:
     """A random update ``N(0, std**2)`` of the same shapes (the honest update is discarded)."""
-    return {k: torch.randn(v.shape, generator=generator, dtype=torch.float32).to(v.dtype) * std for k, v in update.items()}
+    return {
+        k: torch.randn(v.shape, generator=generator, dtype=torch.float32).to(v.dtype) * std for k, v in update.items()
+    }
 
 
 def flip_labels(clients: Sequence[ClientData], attackers: Iterable[ClientId], num_classes: int) -> list[ClientData]:
@@ -89,7 +91,9 @@ def flip_labels(clients: Sequence[ClientData], attackers: Iterable[ClientId], nu
     for c in clients:
         if c.client_id in bad:
             if len(c.y) and (int(c.y.min()) < 0 or int(c.y.max()) >= num_classes):
-                raise ConfigError(f"client {c.client_id} has labels outside 0..{num_classes - 1}; pass the right num_classes")
+                raise ConfigError(
+                    f"client {c.client_id} has labels outside 0..{num_classes - 1}; pass the right num_classes"
+                )
             c = replace(c, y=num_classes - 1 - c.y)
         out.append(c)
     return out
@@ -135,8 +139,12 @@ class AttackStep:
         if kind not in UPDATE_ATTACKS:
             hint = " (label_flip poisons data: use flip_labels)" if kind == "label_flip" else ""
             raise ConfigError(f"unknown update attack {kind!r}{hint}; did you mean {closest(kind, UPDATE_ATTACKS)}?")
-        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0):
-            raise ConfigError(f"AttackStep(scale={scale!r}): must be a positive finite number (the {kind} magnitude), or None for the default")
+        if scale is not None and (
+            isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0
+        ):
+            raise ConfigError(
+                f"AttackStep(scale={scale!r}): must be a positive finite number (the {kind} magnitude), or None for the default"
+            )
         self.kind = kind
         self.attackers = frozenset(attackers)
         self.scale = float(scale) if scale is not None else {"sign_flip": 1.0, "scaling": 10.0, "gaussian": 1.0}[kind]

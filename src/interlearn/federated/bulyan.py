@@ -29,8 +29,17 @@ from collections.abc import Sequence
 import torch
 
 from interlearn.errors import ConfigError
+from interlearn.federated.aggregate import cast_back
 from interlearn.federated.api import ClientResult
-from interlearn.federated.robust import _check_f, _cast, _flat64, _per_key, _updates, krum_scores, rank_by_score, resolve_byzantine
+from interlearn.federated.robust import (
+    check_num_byzantine,
+    client_updates,
+    flat_float64,
+    krum_scores,
+    rank_by_score,
+    resolve_byzantine,
+    stacked_per_key,
+)
 from interlearn.federated.strategies.registry import AGGREGATORS, register_aggregator
 from interlearn.types import Params
 
@@ -71,16 +80,16 @@ def bulyan(updates: Sequence[Params], weights: Sequence[float] | None = None, *,
     """
     n = len(updates)
     check_bulyan(n, num_byzantine)
-    chosen = bulyan_selection(_flat64(updates), num_byzantine)
+    chosen = bulyan_selection(flat_float64(updates), num_byzantine)
     theta = len(chosen)
     beta = theta - 2 * num_byzantine
     out: Params = {}
-    for k, stack, dt in _per_key(updates):
+    for k, stack, dt in stacked_per_key(updates):
         sel = stack[chosen]  # (theta, *shape), in selection order
         s = sel.sort(dim=0).values
         med = s[theta // 2] if theta % 2 else (s[theta // 2 - 1] + s[theta // 2]) / 2
         order = torch.argsort((sel - med).abs(), dim=0, stable=True)[:beta]
-        out[k] = _cast(torch.take_along_dim(sel, order, dim=0).mean(dim=0), dt)
+        out[k] = cast_back(torch.take_along_dim(sel, order, dim=0).mean(dim=0), dt)
     return out
 
 
@@ -103,16 +112,18 @@ class Bulyan:
     uses_weights = False
 
     def __init__(self, num_byzantine: int | float | None = None) -> None:
-        _check_f(num_byzantine)
+        check_num_byzantine(num_byzantine)
         if isinstance(num_byzantine, float) and num_byzantine >= 0.25:
-            raise ConfigError(f"Bulyan: num_byzantine as a fraction must lie in [0, 0.25) (n >= 4f + 3), got {num_byzantine!r}")
+            raise ConfigError(
+                f"Bulyan: num_byzantine as a fraction must lie in [0, 0.25) (n >= 4f + 3), got {num_byzantine!r}"
+            )
         self.num_byzantine = num_byzantine
 
     def byzantine_tolerance(self, n: int) -> int:
         return resolve_byzantine(self.num_byzantine, n, (n - 3) // 4)
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
-        return bulyan(_updates(results, self.name), num_byzantine=self.byzantine_tolerance(len(results)))
+        return bulyan(client_updates(results, self.name), num_byzantine=self.byzantine_tolerance(len(results)))
 
     def __repr__(self) -> str:
         return f"Bulyan(num_byzantine={self.num_byzantine})"

@@ -72,7 +72,7 @@ class ClientRound:
 
 def step_states(steps: Sequence[UpdateStep]) -> list[Any]:
     """Each step's ``state_dict()`` or ``None``, in order (JSON-serializable)."""
-    return [s.state_dict() if hasattr(s, "state_dict") else None for s in steps]  # type: ignore[attr-defined]
+    return [state() if callable(state := getattr(s, "state_dict", None)) else None for s in steps]
 
 
 def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None:
@@ -87,11 +87,14 @@ def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None
             f"({[s.name for s in steps]}): build the same steps on both sides (FlowerJob.steps_fn)"
         )
     for step, st in zip(steps, states):
-        if st is not None and hasattr(step, "load_state_dict"):
-            step.load_state_dict(st)  # type: ignore[attr-defined]
+        load = getattr(step, "load_state_dict", None)
+        if st is not None and callable(load):
+            load(st)
 
 
-def client_context(round_: int, seed: int, client_id: ClientId, memory: Params | None = None, on_device: bool = False) -> RoundContext:
+def client_context(
+    round_: int, seed: int, client_id: ClientId, memory: Params | None = None, on_device: bool = False
+) -> RoundContext:
     """The context a client's hooks see: its own generator and memory, fresh notes and log
     (``on_device``: the hooks run on a real remote device)."""
     return RoundContext(round_, step_generator(seed, round_, client_id), memory=dict(memory or {}), on_device=on_device)
@@ -109,10 +112,15 @@ def merge_client_context(round_ctx: RoundContext, notes: dict[str, Any], log: Se
     round_ctx.log.extend(log)
     for k, v in notes.items():
         old = round_ctx.notes.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(old, (int, float)) and not isinstance(old, bool):
+        if (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and isinstance(old, (int, float))
+            and not isinstance(old, bool)
+        ):
             round_ctx.notes[k] = old + v
         elif isinstance(v, list) and isinstance(old, list):
-            round_ctx.notes[k] = old + v
+            round_ctx.notes[k] = [*old, *v]
         else:
             round_ctx.notes[k] = v
 

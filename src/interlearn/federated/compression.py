@@ -23,6 +23,7 @@ import torch
 
 from interlearn.errors import ConfigError, UpdateRejected, closest
 from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.comm import params_bytes
 from interlearn.federated.validation import reject
 from interlearn.types import Params
 
@@ -32,7 +33,6 @@ __all__ = [
     "dequantize",
     "topk_sparsify",
     "densify",
-    "payload_bytes",
     "CompressUpdates",
 ]
 
@@ -93,11 +93,6 @@ def densify(payload: dict[str, torch.Tensor], numel: int) -> torch.Tensor:
     return out
 
 
-def payload_bytes(tensors: Params) -> int:
-    """Bytes of a dict of tensors on the wire (raw element bytes)."""
-    return sum(t.numel() * t.element_size() for t in tensors.values())
-
-
 class CompressUpdates:
     """Client-side compression, server-side decompression of updates.
 
@@ -134,7 +129,7 @@ class CompressUpdates:
 
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
         # the residual is client memory: it lives with the client (ctx.memory), on the device
-        res = {k[len(_MEM):]: v for k, v in ctx.memory.items() if k.startswith(_MEM)} if self.error_feedback else {}
+        res = {k[len(_MEM) :]: v for k, v in ctx.memory.items() if k.startswith(_MEM)} if self.error_feedback else {}
         payload: Params = {}
         new_res: Params = {}
         for k, v in result.update.items():
@@ -148,7 +143,7 @@ class CompressUpdates:
         if self.error_feedback:
             ctx.memory.update({_MEM + k: v for k, v in new_res.items()})
         notes = ctx.notes
-        notes["compress/bytes_up"] = int(notes.get("compress/bytes_up", 0)) + payload_bytes(payload)
+        notes["compress/bytes_up"] = int(notes.get("compress/bytes_up", 0)) + params_bytes(payload)
         dense = sum(v.numel() * 4 for v in result.update.values())
         notes["compress/bytes_dense"] = int(notes.get("compress/bytes_dense", 0)) + dense
         return replace(result, update=payload)

@@ -20,105 +20,29 @@ Two ways to use it:
   validation split can choose ``lambda`` and the number of steps
   (:mod:`interlearn.federated.personal_select`). This is how every user gets a Ditto model,
   including the many users of a large population who never took part in a round.
+
+Both run the federated client's own step: the global part is :class:`LocalSGD` itself, the
+personal part its :class:`~interlearn.federated.trajectory.ProximalSGD` variant (the proximal
+step of ``lambda/2 ||v - w||^2`` after each SGD step, :mod:`interlearn.federated.trajectory`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from interlearn.data.tensors import TensorData
-from interlearn.errors import ConfigError, DataError
+from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientResult
-from interlearn.federated.client.local_sgd import batch_schedule, cross_entropy
-from interlearn.types import Params
+from interlearn.federated.client import LocalSGD, run_client
+from interlearn.federated.trajectory import sgd_trajectory
+from interlearn.tasks import cross_entropy
+from interlearn.types import LossFn, Params
 
-__all__ = ["DittoUpdate", "ditto_trajectory", "sgd_trajectory"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def sgd_trajectory(
-    model: nn.Module,
-    start: Params,
-    data: TensorData,
-    checkpoints: Sequence[int],
-    lr: float,
-    batch_size: int,
-    generator: torch.Generator,
-    loss_fn: LossFn = cross_entropy,
-    anchor: Params | None = None,
-    lam: float = 0.0,
-    trainable: Sequence[str] | None = None,
-    optimizer: str = "sgd",
-) -> dict[int, Params]:
-    """SGD (or Adam) from ``start`` on ``data``, with an optional pull ``lam/2 ||p - anchor||^2``;
-    the parameters after each step count in ``checkpoints``. Pure: ``start`` is not changed.
-
-    The pull is applied as a proximal step after the data gradient step,
-    ``p <- (p + lr lam anchor) / (1 + lr lam)``: the exact minimizer of the quadratic term plus
-    ``||p - p_half||^2 / (2 lr)``. It agrees with a gradient step to first order in ``lr lam``
-    and, unlike it, cannot overshoot the anchor when ``lr * lam`` is large.
-
-    Args:
-        model: the architecture (only used through ``functional_call``).
-        start: the parameters to start from (e.g. the global model's).
-        data: the user's training data.
-        checkpoints: step counts to return (0 returns ``start`` itself).
-        lr: SGD learning rate.
-        batch_size: minibatch size; batches are epochs of fresh permutations (as local SGD).
-        generator: seeds the batch order.
-        loss_fn: ``loss_fn(output, y)``.
-        anchor: the parameters the proximal term pulls toward (Ditto's ``w*``); ``None``: no pull.
-        lam: the proximal weight (Ditto's ``lambda``).
-        trainable: names trained (default: every floating-point entry).
-        optimizer: ``"sgd"`` (plain steps) or ``"adam"`` (``torch.optim.Adam``, fresh state;
-            for models trained with Adam, whose parameters have very different gradient scales).
-
-    Returns:
-        ``{steps: params}`` for every requested step count.
-
-    Raises:
-        ConfigError: negative step counts, ``lr <= 0``, ``batch_size < 1`` or ``lam < 0``.
-        DataError: no training data while a positive step count is requested.
-    """
-    wanted = sorted(set(int(c) for c in checkpoints))
-    if not wanted or wanted[0] < 0 or lr <= 0 or batch_size < 1 or lam < 0 or optimizer not in ("sgd", "adam"):
-        raise ConfigError(f"checkpoints={list(checkpoints)}, lr={lr}, batch_size={batch_size}, lam={lam}, optimizer={optimizer!r}: "
-                          "need step counts >= 0, lr > 0, batch_size >= 1, lam >= 0, optimizer 'sgd' or 'adam'")
-    out: dict[int, Params] = {}
-    if wanted[0] == 0:
-        out[0] = dict(start)
-    if wanted[-1] == 0:
-        return out
-    if len(data) == 0:
-        raise DataError("sgd_trajectory: the user has no training examples; skip users without data")
-    names = list(trainable) if trainable is not None else [k for k, v in start.items() if v.is_floating_point()]
-    current = {k: (v.detach().clone().requires_grad_(True) if k in names else v) for k, v in start.items()}
-    train = [current[k] for k in names]
-    pull = [(current[k], anchor[k]) for k in names] if anchor is not None and lam > 0 else []
-    batches = batch_schedule(len(data), batch_size, 1, wanted[-1], generator)
-    adam = torch.optim.Adam(train, lr=lr) if optimizer == "adam" else None
-    for step, idx in enumerate(batches, start=1):
-        loss = loss_fn(functional_call(model, current, (data.x[idx],)), data.y[idx])
-        grads = torch.autograd.grad(loss, train)
-        with torch.no_grad():
-            if adam is not None:
-                for p, g in zip(train, grads):
-                    p.grad = g
-                adam.step()
-            else:
-                for p, g in zip(train, grads):
-                    p.sub_(lr * g)
-            for p, a in pull:  # the proximal step of lam/2 ||p - a||^2 (stable for any lr * lam)
-                p.add_(lr * lam * a).div_(1.0 + lr * lam)
-        if step in wanted:
-            out[step] = {k: v.detach().clone() if k in names else v for k, v in current.items()}
-    return out
+__all__ = ["DittoUpdate", "ditto_trajectory"]
 
 
 def ditto_trajectory(
@@ -135,9 +59,20 @@ def ditto_trajectory(
 ) -> dict[int, Params]:
     """Ditto's personal objective on one device with the global model ``w*`` fixed: SGD (or
     Adam) on ``f_k(v) + lam/2 ||v - w*||^2`` from ``v = w*``; the personal model after each
-    checkpoint. See :func:`sgd_trajectory` for the arguments."""
-    return sgd_trajectory(model, global_params, data, checkpoints, lr, batch_size, generator, loss_fn, anchor=global_params, lam=lam,
-                          optimizer=optimizer)
+    checkpoint. See :func:`~interlearn.federated.trajectory.sgd_trajectory` for the arguments."""
+    return sgd_trajectory(
+        model,
+        global_params,
+        data,
+        checkpoints,
+        lr,
+        batch_size,
+        generator,
+        loss_fn,
+        anchor=global_params,
+        lam=lam,
+        optimizer=optimizer,
+    )
 
 
 @dataclass(frozen=True)
@@ -172,9 +107,11 @@ class DittoUpdate:
 
     def __post_init__(self) -> None:
         if self.lam < 0 or self.batch_size < 1 or self.lr <= 0 or self.personal_steps < 0:
-            raise ConfigError(f"DittoUpdate: lam={self.lam} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0), "
-                              f"personal_steps={self.personal_steps} (>= 0)")
-        if self.steps is None and self.epochs < 1 or self.steps is not None and self.steps < 1:
+            raise ConfigError(
+                f"DittoUpdate: lam={self.lam} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0), "
+                f"personal_steps={self.personal_steps} (>= 0)"
+            )
+        if (self.steps is None and self.epochs < 1) or (self.steps is not None and self.steps < 1):
             raise ConfigError(f"DittoUpdate: epochs={self.epochs}, steps={self.steps}; give epochs >= 1 or steps >= 1")
         if self.personal_lr is not None and self.personal_lr <= 0:
             raise ConfigError(f"DittoUpdate.personal_lr={self.personal_lr}: must be > 0 (or None for lr)")
@@ -193,29 +130,25 @@ class DittoUpdate:
         Raises:
             DataError: the client has no examples.
         """
-        n = len(data)
-        if n == 0:
-            raise DataError(f"client {data.client_id} has no training examples; drop empty clients from the partition")
-        local = TensorData(data.x, data.y)
+        global_update = LocalSGD(
+            epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, loss=self.loss_fn
+        )
+        result, _ = run_client(global_update, model, params, data, None, server_extras, generator)
+        # personal part: v <- prox(v - lr grad f_k(v)), pulled toward w = the received global model
         names = [k for k, v in params.items() if v.is_floating_point()]
-        # global part: FedAvg's local SGD, the same batch schedule as LocalSGD
-        current = {k: (v.detach().clone().requires_grad_(True) if k in names else v) for k, v in params.items()}
-        train = [current[k] for k in names]
-        losses = []
-        for idx in batch_schedule(n, self.batch_size, self.epochs, self.steps, generator):
-            loss = self.loss_fn(functional_call(model, current, (local.x[idx],)), local.y[idx])
-            grads = torch.autograd.grad(loss, train)
-            with torch.no_grad():
-                for p, g in zip(train, grads):
-                    p.sub_(self.lr * g)
-            losses.append(float(loss.detach()))
-        update = {k: current[k].detach() - params[k] for k in params}
-        # personal part: v <- v - lr (grad f_k(v) + lam (v - w)), w = the received global model
+        if not self.personal_steps:
+            return result, client_state
         start = dict(params) if not client_state else {**params, **client_state}
-        personal = params
-        if self.personal_steps:
-            personal = sgd_trajectory(model, start, local, [self.personal_steps], self.personal_lr or self.lr, self.batch_size,
-                                      generator, self.loss_fn, anchor=params, lam=self.lam)[self.personal_steps]
-        metrics = {"loss": sum(losses) / max(len(losses), 1), "steps": float(len(losses)), "examples": float(n)}
-        state = {k: personal[k].detach() for k in names} if self.personal_steps else client_state
-        return ClientResult(data.client_id, update, float(n), metrics), state
+        personal = sgd_trajectory(
+            model,
+            start,
+            TensorData(data.x, data.y),
+            [self.personal_steps],
+            self.personal_lr or self.lr,
+            self.batch_size,
+            generator,
+            self.loss_fn,
+            anchor=params,
+            lam=self.lam,
+        )[self.personal_steps]
+        return result, {k: personal[k].detach() for k in names}

@@ -9,24 +9,29 @@ Resource Allocation in Federated Learning", ICLR).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from interlearn.data.tensors import TensorData
+from interlearn.errors import DataError
 from interlearn.federated.params import load_params
 from interlearn.federated.population import Population
-from interlearn.types import ClientId, Params
+from interlearn.types import ClientId, LossFn, Params
 
-__all__ = ["evaluate_params", "client_accuracies", "summarize_accuracies"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["evaluate_params", "params_accuracy", "client_accuracies", "summarize_accuracies"]
 
 
 @torch.no_grad()
 def evaluate_params(
-    model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024, loss: LossFn | None = None
+    model: nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1024,
+    loss: LossFn | None = None,
 ) -> dict[str, float]:
     """Accuracy and mean loss of ``params`` on ``(x, y)`` (classification; the class dimension
     is dim 1, so next-token outputs (B, V, T) with (B, T) targets work too).
@@ -50,7 +55,26 @@ def evaluate_params(
         loss_sum += float(ls) * (1 if loss is None else int(yb.shape[0]))
     model.train(was_training)
     n = max(int(x.shape[0]), 1)
-    return {"accuracy": correct / max(total, 1), "loss": loss_sum / (max(total, 1) if loss is None else n), "examples": float(x.shape[0])}
+    return {
+        "accuracy": correct / max(total, 1),
+        "loss": loss_sum / (max(total, 1) if loss is None else n),
+        "examples": float(x.shape[0]),
+    }
+
+
+def params_accuracy(
+    model: nn.Module, params: Params, data: TensorData, max_examples: int | None = None, batch_size: int = 256
+) -> float:
+    """Accuracy of ``params`` on the first ``max_examples`` examples of ``data`` (all when
+    ``None``): :func:`evaluate_params`'s accuracy, e.g. one user's score in personalization.
+
+    Raises:
+        DataError: no examples to score.
+    """
+    n = len(data) if max_examples is None else min(len(data), max_examples)
+    if n == 0:
+        raise DataError("no test examples to score; score only users that have test data")
+    return evaluate_params(model, params, data.x[:n], data.y[:n], batch_size=batch_size)["accuracy"]
 
 
 def client_accuracies(
@@ -73,7 +97,10 @@ def summarize_accuracies(accs: Sequence[float]) -> dict[str, float]:
     if not accs:
         return {}
     s = sorted(accs)
-    q = lambda p: s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))]  # noqa: E731
+
+    def q(p: float) -> float:
+        return s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))]
+
     return {
         "mean": statistics.fmean(s),
         "std": statistics.pstdev(s),

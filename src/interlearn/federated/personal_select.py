@@ -39,14 +39,23 @@ from torch import nn
 
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.federated.client.local_sgd import cross_entropy
-from interlearn.federated.ditto import sgd_trajectory
-from interlearn.types import Params
+from interlearn.federated.trajectory import sgd_trajectory
+from interlearn.plotting import pyplot, save_figure
+from interlearn.surgery import select_names
+from interlearn.tasks import cross_entropy
+from interlearn.types import LossFn, Params
 
-__all__ = ["SelectConfig", "UserChoice", "SelectionReport", "personalize_validated", "interpolate_params", "METHODS", "plot_gains"]
+__all__ = [
+    "SelectConfig",
+    "UserChoice",
+    "SelectionReport",
+    "personalize_validated",
+    "interpolate_params",
+    "METHODS",
+    "plot_gains",
+]
 
 METHODS = ("finetune", "interpolate", "ditto")
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ScoreFn = Callable[[nn.Module, Any, TensorData], float]
 CandidateFn = Callable[[int, TensorData], list[tuple[dict[str, Any], Any]]]
 
@@ -82,13 +91,17 @@ class SelectConfig:
         if bad or not self.methods:
             raise ConfigError(f"SelectConfig.methods={self.methods}: {bad or 'empty'}; choose from {list(METHODS)}")
         if not self.steps or min(self.steps) < 0:
-            raise ConfigError(f"SelectConfig.steps={self.steps}: give step counts >= 0 (include 0 to allow the global model)")
+            raise ConfigError(
+                f"SelectConfig.steps={self.steps}: give step counts >= 0 (include 0 to allow the global model)"
+            )
         if any(not 0 <= a <= 1 for a in self.alphas) or not self.alphas:
             raise ConfigError(f"SelectConfig.alphas={self.alphas}: weights in [0, 1]")
         if any(v < 0 for v in self.lams) or not self.lams:
             raise ConfigError(f"SelectConfig.lams={self.lams}: Ditto lambdas >= 0")
         if self.lr <= 0 or self.batch_size < 1 or self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"SelectConfig: lr={self.lr} (> 0), batch_size={self.batch_size} (>= 1), optimizer={self.optimizer!r} ('sgd' or 'adam')")
+            raise ConfigError(
+                f"SelectConfig: lr={self.lr} (> 0), batch_size={self.batch_size} (>= 1), optimizer={self.optimizer!r} ('sgd' or 'adam')"
+            )
 
 
 @dataclass(frozen=True)
@@ -132,9 +145,14 @@ class SelectionReport:
             "mean_gain": statistics.fmean(g),
             "improved_fraction": sum(x > 0 for x in g) / len(g),
             "unchanged_fraction": sum(x == 0 for x in g) / len(g),
-            "worse": [{"user": u.user, "gain": x, "setting": u.chosen[method]["setting"], "n_test": u.n_test}
-                      for u, x in zip(self.users, g) if x < 0],
-            "val_metric_mean": statistics.fmean(u.chosen[method].get("val_metric", u.chosen[method]["val"]) for u in self.users),
+            "worse": [
+                {"user": u.user, "gain": x, "setting": u.chosen[method]["setting"], "n_test": u.n_test}
+                for u, x in zip(self.users, g)
+                if x < 0
+            ],
+            "val_metric_mean": statistics.fmean(
+                u.chosen[method].get("val_metric", u.chosen[method]["val"]) for u in self.users
+            ),
         }
 
     def validated_method(self) -> str | None:
@@ -143,14 +161,26 @@ class SelectionReport:
         at test text. ``None`` without users."""
         if not self.users:
             return None
-        return max(self.methods(), key=lambda m: statistics.fmean(u.chosen[m].get("val_metric", u.chosen[m]["val"]) for u in self.users))
+        return max(
+            self.methods(),
+            key=lambda m: statistics.fmean(u.chosen[m].get("val_metric", u.chosen[m]["val"]) for u in self.users),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "validated_method": self.validated_method(),
             "summary": {m: self.summary(m) for m in self.methods()},
-            "users": [{"user": u.user, "global_val": u.global_val, "global_test": u.global_test, "n_val": u.n_val, "n_test": u.n_test,
-                       "chosen": u.chosen} for u in self.users],
+            "users": [
+                {
+                    "user": u.user,
+                    "global_val": u.global_val,
+                    "global_test": u.global_test,
+                    "n_val": u.n_val,
+                    "n_test": u.n_test,
+                    "chosen": u.chosen,
+                }
+                for u in self.users
+            ],
         }
 
 
@@ -160,12 +190,11 @@ def interpolate_params(global_params: Params, local: Params, alpha: float) -> Pa
 
 
 def _names(params: Params, globs: Sequence[str]) -> list[str]:
-    import fnmatch
-
-    names = [k for k, v in params.items() if v.is_floating_point() and any(fnmatch.fnmatchcase(k, g) for g in globs)]
-    if not names:
-        raise ConfigError(f"SelectConfig.trainable={list(globs)} matches no parameter; names look like {list(params)[:6]}")
-    return names
+    floating = [k for k, v in params.items() if v.is_floating_point()]
+    try:
+        return select_names(floating, globs, "parameter")
+    except ConfigError as exc:
+        raise ConfigError(f"SelectConfig.trainable={list(globs)}: {exc}") from None
 
 
 def personalize_validated(
@@ -216,11 +245,23 @@ def personalize_validated(
         cands: dict[str, list[tuple[dict[str, Any], Params, float]]] = {}
         if {"finetune", "interpolate"} & set(config.methods):
             gen = torch.Generator().manual_seed(config.seed + i)
-            traj = sgd_trajectory(model, global_params, train, config.steps, config.lr, config.batch_size, gen, loss_fn, trainable=names,
-                                  optimizer=config.optimizer)
+            traj = sgd_trajectory(
+                model,
+                global_params,
+                train,
+                config.steps,
+                config.lr,
+                config.batch_size,
+                gen,
+                loss_fn,
+                trainable=names,
+                optimizer=config.optimizer,
+            )
             traj[0] = global_params
         if "finetune" in config.methods:
-            cands["finetune"] = [({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())]
+            cands["finetune"] = [
+                ({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())
+            ]
         if "interpolate" in config.methods:
             end = traj[max(traj)]
             cands["interpolate"] = [({"alpha": 0.0}, global_params, g_val)]
@@ -231,36 +272,50 @@ def personalize_validated(
             cands["ditto"] = [({"steps": 0}, global_params, g_val)]
             for lam in config.lams:
                 gen = torch.Generator().manual_seed(config.seed + i)
-                traj_l = sgd_trajectory(model, global_params, train, [s for s in config.steps if s > 0] or [0], config.lr, config.batch_size,
-                                        gen, loss_fn, anchor=global_params, lam=lam, trainable=names, optimizer=config.optimizer)
-                cands["ditto"] += [({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0]
+                traj_l = sgd_trajectory(
+                    model,
+                    global_params,
+                    train,
+                    [s for s in config.steps if s > 0] or [0],
+                    config.lr,
+                    config.batch_size,
+                    gen,
+                    loss_fn,
+                    anchor=global_params,
+                    lam=lam,
+                    trainable=names,
+                    optimizer=config.optimizer,
+                )
+                cands["ditto"] += [
+                    ({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0
+                ]
         for mname, fn in (extra_methods or {}).items():
             cands[mname] = [({}, global_params, g_val)] + [(st, p, rank(model, p, val)) for st, p in fn(i, train)]
         g_test = score(model, global_params, test)
         tested: dict[int, float] = {id(global_params): g_test}
-
-        def test_score(p: Params) -> float:
-            if id(p) not in tested:
-                tested[id(p)] = score(model, p, test)
-            return tested[id(p)]
-
+        # the reported metric on validation (ranks methods over users)
         valued: dict[int, float] = {id(global_params): g_val if select is None else score(model, global_params, val)}
-
-        def val_metric(p: Any) -> float:  # the reported metric on validation (ranks methods over users)
-            if id(p) not in valued:
-                valued[id(p)] = score(model, p, val)
-            return valued[id(p)]
 
         chosen: dict[str, dict[str, Any]] = {}
         params_of: dict[str, Any] = {}
         pool: list[tuple[str, dict[str, Any], Any, float]] = []
         for method, options in cands.items():
             setting, p, v = max(options, key=lambda o: o[2])  # max keeps the first of equal scores
-            chosen[method] = {"setting": setting, "val": v, "val_metric": val_metric(p), "test": test_score(p)}
+            chosen[method] = {
+                "setting": setting,
+                "val": v,
+                "val_metric": _memo(valued, score, model, p, val),
+                "test": _memo(tested, score, model, p, test),
+            }
             params_of[method] = p
             pool += [(method, st, q, w) for st, q, w in options]
         m, setting, p, v = max(pool, key=lambda o: o[3])
-        chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "val_metric": val_metric(p), "test": test_score(p)}
+        chosen["best"] = {
+            "setting": {"method": m, **setting},
+            "val": v,
+            "val_metric": _memo(valued, score, model, p, val),
+            "test": _memo(tested, score, model, p, test),
+        }
         params_of["best"] = p
         results.append(UserChoice(name, g_val, g_test, chosen, _count(val), _count(test)))
         if name in keep:
@@ -268,11 +323,23 @@ def personalize_validated(
     return SelectionReport(results, config), kept
 
 
+def _memo(cache: dict[int, float], score: ScoreFn, model: nn.Module, personal: Any, data: TensorData) -> float:
+    """``score(model, personal, data)``, computed once per candidate object."""
+    if id(personal) not in cache:
+        cache[id(personal)] = score(model, personal, data)
+    return cache[id(personal)]
+
+
 def _count(data: TensorData) -> int:
     return int(data.y.numel())
 
 
-def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personalization", extra: dict[str, list[float]] | None = None) -> Path:
+def plot_gains(
+    report: SelectionReport,
+    path: str | Path,
+    title: str = "Personalization",
+    extra: dict[str, list[float]] | None = None,
+) -> Path:
     """Distribution of per-user test gains (personalized minus global, in points) per method:
     sorted gains (each user a point) and a zero line; users below it got worse. PNG.
 
@@ -282,10 +349,7 @@ def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personal
         title: the figure's title.
         extra: more ``{method: gains}`` to draw (e.g. FedPer, trained separately), as fractions.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     series = {m: report.gains(m) for m in report.methods()}
     series.update(extra or {})
@@ -293,8 +357,13 @@ def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personal
     for m, g in series.items():
         pts = sorted(100 * x for x in g)
         improved = sum(x > 0 for x in g) / max(len(g), 1)
-        a.plot([i / max(len(pts) - 1, 1) for i in range(len(pts))], pts, marker=".", ms=3,
-               label=f"{m}: median {statistics.median(pts) if pts else 0:+.2f}, {improved:.0%} improved")
+        a.plot(
+            [i / max(len(pts) - 1, 1) for i in range(len(pts))],
+            pts,
+            marker=".",
+            ms=3,
+            label=f"{m}: median {statistics.median(pts) if pts else 0:+.2f}, {improved:.0%} improved",
+        )
     a.axhline(0, color="k", lw=1)
     a.set_xlabel("users (sorted by gain)")
     a.set_ylabel("test gain over the global model (points)")
@@ -306,9 +375,4 @@ def plot_gains(report: SelectionReport, path: str | Path, title: str = "Personal
     b.axhline(0, color="k", lw=1)
     b.set_ylabel("gain (points)")
     fig.suptitle(f"{title}: {len(report.users)} users, settings chosen on each user's validation split")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)

@@ -12,54 +12,44 @@ Two ways for each user to get a model of their own:
   the device. :class:`FedPerUpdate` is a ``ClientUpdate`` whose private client state is the
   head; the server receives trunk updates only (the head's entries are zero).
 
-Both are pure functions of parameter dictionaries (``torch.func.functional_call``), so the
-model object is never mutated and any engine can run them.
+Both train through the federated client's own step (:class:`LocalSGD`; the fine-tuning steps
+are :func:`~interlearn.federated.trajectory.sgd_trajectory`), as pure functions of parameter
+dictionaries (``torch.func.functional_call``), so any engine can run them. Scoring uses
+:func:`~interlearn.federated.evaluate.params_accuracy`, which loads the scored parameters into
+the model.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from interlearn.checkpoint import has_checkpoint, load_checkpoint
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.federated.client.local_sgd import LocalSGD, cross_entropy
-from interlearn.federated.client.step import StepContext
-from interlearn.types import Params
+from interlearn.federated.client import LocalSGD, StepContext
+from interlearn.federated.evaluate import params_accuracy
+from interlearn.federated.trajectory import sgd_trajectory
+from interlearn.plotting import pyplot, save_figure
+from interlearn.surgery import select_names
+from interlearn.tasks import cross_entropy
+from interlearn.types import LossFn, Params
 
 __all__ = [
     "PersonalizeConfig",
     "UserResult",
     "PersonalizationReport",
     "finetune_params",
-    "evaluate_params",
     "personalize",
     "plot_personalization",
     "FedPerUpdate",
     "personal_heads",
-    "cross_entropy_any",
-    "accuracy_sums",
 ]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-cross_entropy_any = cross_entropy
-"""Cross-entropy for (B, C) logits with (B,) labels or (B, C, T) logits with (B, T) labels
-(the federated client's default loss, so fine-tuning optimises what training optimised)."""
-
-
-@torch.no_grad()
-def accuracy_sums(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    """(correct, total) predictions; the class dimension is 1 in both layouts."""
-    return int((logits.argmax(1) == y).sum()), int(y.numel())
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ class PersonalizeConfig:
         scope: ``"head"`` (only parameters matching ``head_patterns``) or ``"all"``.
         steps: SGD steps per user (a few: the point is a cheap on-device adaptation).
         lr: learning rate of plain SGD.
-        batch_size: examples per step, sampled from the user's training data.
+        batch_size: examples per step (epochs of shuffled batches of the user's training data).
         head_patterns: globs naming the last layer (``"head.*"`` for the models in interlearn).
         max_eval: cap on the test examples scored per user (``None``: all).
         seed: base seed; user ``i`` samples batches with ``seed + i``.
@@ -88,16 +78,11 @@ class PersonalizeConfig:
         if self.scope not in ("head", "all"):
             raise ConfigError(f"PersonalizeConfig.scope={self.scope!r}; use 'head' (last layer) or 'all'")
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError(f"PersonalizeConfig: steps={self.steps} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0)")
+            raise ConfigError(
+                f"PersonalizeConfig: steps={self.steps} (>= 0), batch_size={self.batch_size} (>= 1), lr={self.lr} (> 0)"
+            )
         if self.max_eval is not None and self.max_eval < 1:
             raise ConfigError(f"PersonalizeConfig.max_eval={self.max_eval}; use None or a positive count")
-
-
-def _select(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
-    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    if not chosen:
-        raise ConfigError(f"no parameter matches {list(patterns)}; parameter names look like {list(names)[:6]}")
-    return chosen
 
 
 def finetune_params(
@@ -109,9 +94,11 @@ def finetune_params(
     lr: float,
     batch_size: int,
     generator: torch.Generator,
-    loss_fn: LossFn = cross_entropy_any,
+    loss_fn: LossFn = cross_entropy,
 ) -> Params:
-    """Plain SGD on the ``trainable`` entries of ``params`` (the rest stay fixed); pure.
+    """Plain local SGD on the ``trainable`` entries of ``params`` (the rest stay fixed); pure.
+
+    The steps are the federated client's (:func:`~interlearn.federated.trajectory.sgd_trajectory`).
 
     Args:
         model: the architecture (its own tensors are not used or changed).
@@ -119,7 +106,7 @@ def finetune_params(
         data: the user's training data.
         trainable: names of the entries to train.
         steps, lr, batch_size: the optimisation budget.
-        generator: seeds the minibatch sampling.
+        generator: seeds the minibatch order.
         loss_fn: ``loss_fn(model_output, y)``.
 
     Returns:
@@ -128,37 +115,7 @@ def finetune_params(
     Raises:
         DataError: the user has no training data while ``steps > 0``.
     """
-    if steps == 0:
-        return dict(params)
-    if len(data) == 0:
-        raise DataError("finetune_params: the user has no training examples; skip users without data")
-    current = {k: (v.detach().clone().requires_grad_(True) if k in trainable else v) for k, v in params.items()}
-    train = [current[k] for k in trainable]
-    for _ in range(steps):
-        idx = torch.randint(len(data), (min(batch_size, len(data)),), generator=generator)
-        loss = loss_fn(functional_call(model, current, (data.x[idx],)), data.y[idx])
-        grads = torch.autograd.grad(loss, train)
-        with torch.no_grad():
-            for p, g in zip(train, grads):
-                p.sub_(lr * g)
-    return {k: v.detach() for k, v in current.items()}
-
-
-@torch.no_grad()
-def evaluate_params(model: nn.Module, params: Params, data: TensorData, batch_size: int = 256, max_examples: int | None = None) -> float:
-    """Accuracy of ``model`` with ``params`` on ``data`` (the first ``max_examples`` examples)."""
-    n = len(data) if max_examples is None else min(len(data), max_examples)
-    if n == 0:
-        raise DataError("evaluate_params: no test examples")
-    correct = total = 0
-    was_training = model.training
-    model.eval()
-    for start in range(0, n, batch_size):
-        sl = slice(start, min(start + batch_size, n))
-        c, t = accuracy_sums(functional_call(model, params, (data.x[sl],)), data.y[sl])
-        correct, total = correct + c, total + t
-    model.train(was_training)
-    return correct / total
+    return sgd_trajectory(model, params, data, [steps], lr, batch_size, generator, loss_fn, trainable=trainable)[steps]
 
 
 @dataclass(frozen=True)
@@ -201,7 +158,7 @@ def personalize(
     global_params: Params,
     users: Sequence[tuple[str, TensorData, TensorData]],
     config: PersonalizeConfig = PersonalizeConfig(),
-    loss_fn: LossFn = cross_entropy_any,
+    loss_fn: LossFn = cross_entropy,
 ) -> tuple[PersonalizationReport, dict[str, Params]]:
     """Fine-tune the global model on each user's own training data; score both on their test data.
 
@@ -220,14 +177,17 @@ def personalize(
         DataError: a user with no test data.
     """
     names = list(global_params)
-    trainable = names if config.scope == "all" else _select(names, config.head_patterns)
+    trainable = names if config.scope == "all" else select_names(names, config.head_patterns, "parameter")
     trainable = [k for k in trainable if global_params[k].is_floating_point()]
     results, personal = [], {}
     for i, (name, train, test) in enumerate(users):
         g = torch.Generator().manual_seed(config.seed + i)
-        p = finetune_params(model, global_params, train, trainable, config.steps, config.lr, config.batch_size, g, loss_fn)
+        p = finetune_params(
+            model, global_params, train, trainable, config.steps, config.lr, config.batch_size, g, loss_fn
+        )
         n_test = len(test) if config.max_eval is None else min(len(test), config.max_eval)
-        results.append(UserResult(name, evaluate_params(model, global_params, test, max_examples=config.max_eval), evaluate_params(model, p, test, max_examples=config.max_eval), n_test))
+        global_acc = params_accuracy(model, global_params, test, config.max_eval)
+        results.append(UserResult(name, global_acc, params_accuracy(model, p, test, config.max_eval), n_test))
         personal[name] = p
     return PersonalizationReport(results, config), personal
 
@@ -235,11 +195,7 @@ def personalize(
 def plot_personalization(report: PersonalizationReport, path: str | Path, title: str = "Personalization") -> Path:
     """Distribution plot: per-user accuracy histograms (global vs personalized) and a scatter
     of personalized against global accuracy (points above the diagonal gained). PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     g, p = report._values("global_acc"), report._values("personal_acc")
     s = report.summary()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -255,12 +211,7 @@ def plot_personalization(report: PersonalizationReport, path: str | Path, title:
     b.set_xlabel("global model accuracy")
     b.set_ylabel("personalized accuracy")
     fig.suptitle(f"{title}: {len(g)} users, scope={report.config.scope}, {report.config.steps} steps")
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=100)
 
 
 @dataclass(frozen=True)
@@ -281,7 +232,7 @@ class FedPerUpdate(LocalSGD):
     head_patterns: tuple[str, ...] = ("head.*",)
 
     def _heads(self, params: Params) -> list[str]:
-        return _select(list(params), self.head_patterns)
+        return select_names(list(params), self.head_patterns, "parameter")
 
     def begin(self, params: Params, client_state: Params | None, ctx: StepContext) -> Params:
         """The global trunk with the client's own head (the global head on its first round)."""
@@ -312,8 +263,6 @@ def personal_heads(result: object | None = None, run_dir: str | Path | None = No
     if states:
         return {int(c): dict(s) for c, s in states.items() if s}
     if run_dir is not None:
-        from interlearn.checkpoint import has_checkpoint, load_checkpoint
-
         ckpt = Path(run_dir) / "checkpoint"
         if has_checkpoint(ckpt):
             tensors, _ = load_checkpoint(ckpt)
@@ -324,4 +273,6 @@ def personal_heads(result: object | None = None, run_dir: str | Path | None = No
                     heads.setdefault(int(cid), {})[key] = t
             if heads:
                 return heads
-    raise DataError("no client states found: pass the simulate() result, or a run_dir simulated with checkpoint_every > 0")
+    raise DataError(
+        "no client states found: pass the simulate() result, or a run_dir simulated with checkpoint_every > 0"
+    )

@@ -9,21 +9,14 @@ from typing import Any
 
 import torch
 
+from interlearn.plotting import pyplot, save_figure
+
 __all__ = ["plot_history", "plot_client_accuracy", "plot_partition"]
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Test accuracy (and mean client training loss) vs round."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     pts = [(h["round"], h["test_accuracy"]) for h in history if "test_accuracy" in h]
     if pts:
@@ -31,44 +24,42 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    loss = [(h["round"], h["train_loss"]) for h in history if isinstance(h.get("train_loss"), float) and h["train_loss"] == h["train_loss"]]
+    loss = [
+        (h["round"], h["train_loss"])
+        for h in history
+        if isinstance(h.get("train_loss"), float) and h["train_loss"] == h["train_loss"]
+    ]
     if loss:
         ax2 = ax.twinx()
         ax2.plot(*zip(*loss), color="tab:orange", alpha=0.6, label="client train loss")
         ax2.set_ylabel("train loss")
     ax.set_title("federated training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_client_accuracy(accuracies: Sequence[float], path: str | Path) -> Path:
     """Histogram of per-client accuracies of the global model."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(list(accuracies), bins=20, range=(0.0, 1.0), color="tab:blue", edgecolor="white")
     ax.set_xlabel("client accuracy")
     ax.set_ylabel("clients")
     ax.set_title(f"client accuracy distribution ({len(accuracies)} clients)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_partition(counts: torch.Tensor, path: str | Path, max_clients: int = 100) -> Path:
     """Heatmap of examples per (client, class); ``counts`` is (clients, classes) as returned in
     ``partition_stats(...)["counts"]``. At most ``max_clients`` rows are drawn."""
-    plt = _plt()
+    plt = pyplot()
     c = counts[:max_clients].float()
     fig, ax = plt.subplots(figsize=(6, max(3.0, min(12.0, 0.12 * c.shape[0] + 1))))
     im = ax.imshow(c.numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_xlabel("class")
     ax.set_ylabel("client")
-    ax.set_title(f"labels per client ({counts.shape[0]} clients" + (f", first {max_clients})" if counts.shape[0] > max_clients else ")"))
+    ax.set_title(
+        f"labels per client ({counts.shape[0]} clients"
+        + (f", first {max_clients})" if counts.shape[0] > max_clients else ")")
+    )
     fig.colorbar(im, ax=ax, label="examples")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)

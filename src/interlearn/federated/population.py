@@ -69,7 +69,9 @@ class Population:
     def indices(self, cid: ClientId) -> torch.Tensor:
         """The example indices of client ``cid`` (a view, no copy)."""
         if not 0 <= cid < len(self):
-            raise ConfigError(f"client id {cid} out of range: the population has {len(self)} clients (0..{len(self) - 1})")
+            raise ConfigError(
+                f"client id {cid} out of range: the population has {len(self)} clients (0..{len(self) - 1})"
+            )
         return self.order[int(self.offsets[cid]) : int(self.offsets[cid + 1])]
 
     def client(self, cid: ClientId) -> ClientData:

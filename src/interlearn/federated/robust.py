@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
-from interlearn.federated.aggregate import weighted_mean
+from interlearn.federated.aggregate import arithmetic_dtype, cast_back, weighted_mean
 from interlearn.federated.api import Aggregator, ClientResult
 from interlearn.federated.privacy.clipping import clip_update
 from interlearn.federated.privacy.cohort import is_aggregate
@@ -38,8 +38,11 @@ from interlearn.federated.strategies.registry import AGGREGATORS, register_aggre
 from interlearn.types import Params
 
 __all__ = [
-    "ROBUST_AGGREGATORS",
     "arithmetic_dtype",
+    "check_num_byzantine",
+    "client_updates",
+    "flat_float64",
+    "stacked_per_key",
     "check_krum",
     "resolve_byzantine",
     "Median",
@@ -58,23 +61,12 @@ __all__ = [
 Layout = list[tuple[str, torch.Size, torch.dtype]]
 
 
-def arithmetic_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype aggregation arithmetic runs in for inputs of ``dtype``: the input's own float
-    dtype (float64 stays float64, float32 stays float32); half precision is accumulated in
-    float32 (never below the input's precision) and integer buffers in float64."""
-    if dtype in (torch.float64, torch.float32):
-        return dtype
-    if dtype.is_floating_point:
-        return torch.float32
-    return torch.float64
+def stacked_per_key(updates: Sequence[Params]) -> list[tuple[str, torch.Tensor, torch.dtype]]:
+    """``(key, (clients, *shape) stack in the arithmetic dtype, output dtype)`` per key.
 
-
-def _cast(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return value.round().to(dtype) if not dtype.is_floating_point else value.to(dtype)
-
-
-def _per_key(updates: Sequence[Params]) -> list[tuple[str, torch.Tensor, torch.dtype]]:
-    """``(key, (clients, *shape) stack in the arithmetic dtype, output dtype)`` per key."""
+    Raises:
+        RoundSkipped: no updates.
+    """
     if not updates:
         raise RoundSkipped("no updates to aggregate")
     out = []
@@ -84,7 +76,7 @@ def _per_key(updates: Sequence[Params]) -> list[tuple[str, torch.Tensor, torch.d
     return out
 
 
-def _flat64(updates: Sequence[Params]) -> torch.Tensor:
+def flat_float64(updates: Sequence[Params]) -> torch.Tensor:
     """(clients, total_numel) in float64: used only to *rank* updates by distance (Krum)."""
     if not updates:
         raise RoundSkipped("no updates to aggregate")
@@ -94,7 +86,7 @@ def _flat64(updates: Sequence[Params]) -> torch.Tensor:
 
 def _mean_of(updates: Sequence[Params], rows: Sequence[int]) -> Params:
     """Uniform mean of ``updates[rows]``, per key in the arithmetic dtype, cast back."""
-    return {k: _cast(stack[list(rows)].mean(dim=0), dt) for k, stack, dt in _per_key(updates)}
+    return {k: cast_back(stack[list(rows)].mean(dim=0), dt) for k, stack, dt in stacked_per_key(updates)}
 
 
 def coordinate_median(updates: Sequence[Params], weights: Sequence[float] | None = None) -> Params:
@@ -102,11 +94,11 @@ def coordinate_median(updates: Sequence[Params], weights: Sequence[float] | None
 
     Computed per key in :func:`arithmetic_dtype` of the input (float64 inputs stay float64)."""
     out: Params = {}
-    for k, stack, dt in _per_key(updates):
+    for k, stack, dt in stacked_per_key(updates):
         s = stack.sort(dim=0).values
         n = s.shape[0]
         med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-        out[k] = _cast(med, dt)
+        out[k] = cast_back(med, dt)
     return out
 
 
@@ -122,7 +114,10 @@ def trimmed_mean(updates: Sequence[Params], weights: Sequence[float] | None = No
     k = int(trim * n)
     if n and n - 2 * k < 1:
         raise RoundSkipped(f"trimmed mean with trim={trim} leaves no update out of {n}")
-    return {key: _cast(stack.sort(dim=0).values[k : n - k].mean(dim=0), dt) for key, stack, dt in _per_key(updates)}
+    return {
+        key: cast_back(stack.sort(dim=0).values[k : n - k].mean(dim=0), dt)
+        for key, stack, dt in stacked_per_key(updates)
+    }
 
 
 def krum_scores(flat: torch.Tensor, num_byzantine: int) -> torch.Tensor:
@@ -190,7 +185,7 @@ def krum(
             f"Multi-Krum: num_selected={num_selected} must lie in 1..n={n} (the updates it got, f={num_byzantine}); "
             f"lower num_selected or sample more clients per round"
         )
-    flat = _flat64(updates)
+    flat = flat_float64(updates)
     best = rank_by_score(flat, krum_scores(flat, num_byzantine))[:num_selected]
     return _mean_of(updates, best)
 
@@ -208,7 +203,13 @@ def norm_bounded_mean(
     return weighted_mean(clipped, w)
 
 
-def _updates(results: Sequence[ClientResult], who: str) -> list[Params]:
+def client_updates(results: Sequence[ClientResult], who: str) -> list[Params]:
+    """The individual updates of ``results`` for the robust rule ``who``.
+
+    Raises:
+        RoundSkipped: no results.
+        ConfigError: a step already collapsed the cohort into one aggregate.
+    """
     if not results:
         raise RoundSkipped(f"{who}: no client results to aggregate")
     if any(is_aggregate(r) for r in results):
@@ -229,7 +230,8 @@ def resolve_byzantine(num_byzantine: int | float | None, n: int, most: int) -> i
     return int(num_byzantine)
 
 
-def _check_f(num_byzantine: int | float | None) -> None:
+def check_num_byzantine(num_byzantine: int | float | None) -> None:
+    """Raise :class:`ConfigError` unless ``num_byzantine`` is a count >= 0, a fraction in [0, 0.5) or ``None``."""
     if isinstance(num_byzantine, bool) or not (num_byzantine is None or isinstance(num_byzantine, (int, float))):
         raise ConfigError(f"num_byzantine must be a count, a fraction or None, got {num_byzantine!r}")
     if isinstance(num_byzantine, float) and not 0.0 <= num_byzantine < 0.5:
@@ -249,7 +251,7 @@ class Median:
         return max((n - 1) // 2, 0)
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
-        return coordinate_median(_updates(results, self.name))
+        return coordinate_median(client_updates(results, self.name))
 
     def __repr__(self) -> str:
         return "Median()"
@@ -271,7 +273,7 @@ class TrimmedMean:
         return int(self.trim * n)
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
-        return trimmed_mean(_updates(results, self.name), trim=self.trim)
+        return trimmed_mean(client_updates(results, self.name), trim=self.trim)
 
     def __repr__(self) -> str:
         return f"TrimmedMean(trim={self.trim})"
@@ -296,8 +298,10 @@ class Krum:
     uses_weights = False
 
     def __init__(self, num_byzantine: int | float | None = None, num_selected: int | None = 1) -> None:
-        _check_f(num_byzantine)
-        if num_selected is not None and (isinstance(num_selected, bool) or not isinstance(num_selected, int) or num_selected < 1):
+        check_num_byzantine(num_byzantine)
+        if num_selected is not None and (
+            isinstance(num_selected, bool) or not isinstance(num_selected, int) or num_selected < 1
+        ):
             raise ConfigError(f"num_selected must be an integer >= 1 (or None for n - f), got {num_selected!r}")
         self.num_byzantine = num_byzantine
         self.num_selected = num_selected
@@ -309,7 +313,7 @@ class Krum:
         n = len(results)
         f = self.byzantine_tolerance(n)
         m = n - f if self.num_selected is None else self.num_selected
-        return krum(_updates(results, self.name), num_byzantine=f, num_selected=m)
+        return krum(client_updates(results, self.name), num_byzantine=f, num_selected=m)
 
     def __repr__(self) -> str:
         return f"Krum(num_byzantine={self.num_byzantine}, num_selected={self.num_selected})"
@@ -332,20 +336,25 @@ class NormBound:
         return n
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
-        return norm_bounded_mean(_updates(results, self.name), [r.weight for r in results], max_norm=self.max_norm)
+        return norm_bounded_mean(
+            client_updates(results, self.name), [r.weight for r in results], max_norm=self.max_norm
+        )
 
     def __repr__(self) -> str:
         return f"NormBound(max_norm={self.max_norm})"
 
 
-ROBUST_AGGREGATORS: dict[str, Callable[..., Aggregator]] = {
+def _multi_krum(num_byzantine: int | None = None, num_selected: int | None = None) -> Krum:
+    return Krum(num_byzantine, num_selected)
+
+
+_ROBUST: dict[str, Callable[..., Aggregator]] = {
     "median": Median,
     "trimmed_mean": TrimmedMean,
     "krum": Krum,
-    "multi_krum": lambda num_byzantine=None, num_selected=None: Krum(num_byzantine, num_selected),
+    "multi_krum": _multi_krum,
     "norm_bound": NormBound,
 }
-
-for _name, _factory in ROBUST_AGGREGATORS.items():
+for _name, _factory in _ROBUST.items():
     if _name not in AGGREGATORS:  # idempotent under re-import
         register_aggregator(_name, _factory)

@@ -33,6 +33,7 @@ from interlearn.errors import ConfigError, RoundSkipped, closest
 from interlearn.types import ClientId
 
 __all__ = [
+    "mix_seed",
     "SAMPLINGS",
     "CohortSampling",
     "cohort_size",
@@ -51,7 +52,9 @@ SAMPLINGS = ("fixed", "poisson")
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant (splitmix64) to decorrelate derived seeds
 
 
-def _mix(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (seed, round, purpose, ...): a multiply-xorshift hash, so nearby
+    inputs give unrelated streams."""
     h = 0
     for p in parts:
         h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * _MIX & 0xFFFFFFFFFFFFFFFF
@@ -61,18 +64,18 @@ def _mix(*parts: int) -> int:
 
 def round_generator(seed: int, round_: int, purpose: int = 0) -> torch.Generator:
     """A generator determined by ``(seed, round, purpose)`` only (resume-safe)."""
-    return torch.Generator().manual_seed(_mix(seed, round_, purpose, 1))
+    return torch.Generator().manual_seed(mix_seed(seed, round_, purpose, 1))
 
 
 def client_generator(seed: int, round_: int, cid: ClientId) -> torch.Generator:
     """The generator a client's local training uses in a round (engine-independent)."""
-    return torch.Generator().manual_seed(_mix(seed, round_, cid, 2))
+    return torch.Generator().manual_seed(mix_seed(seed, round_, cid, 2))
 
 
 def step_generator(seed: int, round_: int, cid: ClientId) -> torch.Generator:
     """The generator a client's update-step hooks use in a round (local noise, stochastic
     rounding): per client, so the draws do not depend on where or in which order clients run."""
-    return torch.Generator().manual_seed(_mix(seed, round_, cid, 5))
+    return torch.Generator().manual_seed(mix_seed(seed, round_, cid, 5))
 
 
 def cohort_size(num_clients: int, fraction: float | None = None, count: int | None = None) -> int:
@@ -82,7 +85,9 @@ def cohort_size(num_clients: int, fraction: float | None = None, count: int | No
         ConfigError: both or neither given, or out of range.
     """
     if (fraction is None) == (count is None):
-        raise ConfigError(f"give exactly one of clients_per_round (count) or fraction; got count={count}, fraction={fraction}")
+        raise ConfigError(
+            f"give exactly one of clients_per_round (count) or fraction; got count={count}, fraction={fraction}"
+        )
     if fraction is not None:
         if not 0.0 < fraction <= 1.0:
             raise ConfigError(f"fraction={fraction}: must be in (0, 1]")
@@ -146,7 +151,9 @@ class CohortSampling:
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLINGS:
-            raise ConfigError(f"sampling={self.kind!r}: choose one of {list(SAMPLINGS)} (closest: {closest(str(self.kind), SAMPLINGS)})")
+            raise ConfigError(
+                f"sampling={self.kind!r}: choose one of {list(SAMPLINGS)} (closest: {closest(str(self.kind), SAMPLINGS)})"
+            )
         if isinstance(self.population, bool) or not isinstance(self.population, int) or self.population < 1:
             raise ConfigError(f"population={self.population!r}: must be the number of clients (>= 1)")
         if not 0.0 < self.rate <= 1.0:
@@ -155,7 +162,9 @@ class CohortSampling:
             if self.size is None or not 1 <= self.size <= self.population:
                 raise ConfigError(f"fixed cohorts need 1 <= size <= population={self.population}, got size={self.size}")
             if not math.isclose(self.rate, self.size / self.population, rel_tol=1e-12):
-                raise ConfigError(f"fixed cohorts have rate = size / population = {self.size / self.population}, got {self.rate}")
+                raise ConfigError(
+                    f"fixed cohorts have rate = size / population = {self.size / self.population}, got {self.rate}"
+                )
         elif self.size is not None:
             raise ConfigError(f"a Poisson cohort has no fixed size (got size={self.size}); give the rate")
         if not 0.0 <= self.dropout < 1.0:
@@ -188,16 +197,22 @@ class CohortSampling:
             if rate is not None:
                 size = int(round(rate * population))
                 if not math.isclose(size, rate * population, rel_tol=1e-9):
-                    raise ConfigError(f"rate={rate} times population={population} is not a whole cohort; give clients_per_round")
+                    raise ConfigError(
+                        f"rate={rate} times population={population} is not a whole cohort; give clients_per_round"
+                    )
             else:
                 size = cohort_size(population, fraction, clients_per_round)
             return cls("fixed", population, size / population, size, dropout)
         if clients_per_round is not None:
             if not 1 <= clients_per_round <= population:
-                raise ConfigError(f"clients_per_round={clients_per_round}: must be between 1 and the population size {population}")
+                raise ConfigError(
+                    f"clients_per_round={clients_per_round}: must be between 1 and the population size {population}"
+                )
             rate = clients_per_round / population
         q = fraction if fraction is not None else rate
-        return cls(kind, population, float(q), None, dropout)  # type: ignore[arg-type]
+        if q is None:
+            raise ConfigError("Poisson sampling needs a rate: give clients_per_round, rate or fraction")
+        return cls(kind, population, float(q), None, dropout)
 
     @property
     def expected_size(self) -> float:
@@ -206,25 +221,36 @@ class CohortSampling:
 
     def draw(self, generator: torch.Generator) -> list[ClientId]:
         """This round's cohort (sorted ids; a Poisson cohort may be empty)."""
-        if self.kind == "fixed":
-            return sample_cohort(self.population, int(self.size), generator)  # type: ignore[arg-type]
+        if self.kind == "fixed" and self.size is not None:  # __post_init__ requires the size of a fixed cohort
+            return sample_cohort(self.population, self.size, generator)
         return poisson_cohort(self.population, self.rate, generator)
 
     def describe(self) -> str:
         """One line for run summaries."""
         if self.kind == "fixed":
-            text = f"fixed-size cohorts: {self.size} of {self.population} clients without replacement (q = {self.rate:g})"
+            text = (
+                f"fixed-size cohorts: {self.size} of {self.population} clients without replacement (q = {self.rate:g})"
+            )
         else:
             text = f"Poisson sampling: each of {self.population} clients joins with probability q = {self.rate:g} (expected {self.expected_size:g})"
         return text + (f"; each sampled client drops with probability {self.dropout:g}" if self.dropout else "")
 
     def same_scheme(self, other: CohortSampling) -> bool:
         """Same kind, population and rate (dropout aside)."""
-        return self.kind == other.kind and self.population == other.population and math.isclose(self.rate, other.rate, rel_tol=1e-9)
+        return (
+            self.kind == other.kind
+            and self.population == other.population
+            and math.isclose(self.rate, other.rate, rel_tol=1e-9)
+        )
 
 
 def resolve_sampling(
-    kind: str | None, population: int, fraction: float | None, clients_per_round: int | None, dropout: float, steps: Sequence[Any] = ()
+    kind: str | None,
+    population: int,
+    fraction: float | None,
+    clients_per_round: int | None,
+    dropout: float,
+    steps: Sequence[Any] = (),
 ) -> CohortSampling:
     """The round loop's sampling: ``kind`` if given, else what the update steps account for
     (a step's ``sampling`` attribute, e.g. central DP noise), else ``"fixed"``.
@@ -236,7 +262,9 @@ def resolve_sampling(
     wanted = [s.sampling for s in steps if isinstance(getattr(s, "sampling", None), CohortSampling)]
     if kind is None:
         kind = wanted[0].kind if wanted else "fixed"
-    sampling = CohortSampling.build(kind, population, fraction=fraction, clients_per_round=clients_per_round, dropout=dropout)
+    sampling = CohortSampling.build(
+        kind, population, fraction=fraction, clients_per_round=clients_per_round, dropout=dropout
+    )
     for w in wanted:
         if not w.same_scheme(sampling):
             raise ConfigError(
@@ -272,7 +300,9 @@ def releases_every_round(steps: Sequence[Any], min_survivors: int) -> bool:
     return release
 
 
-def apply_dropout(cohort: list[ClientId], probability: float, generator: torch.Generator) -> tuple[list[ClientId], list[ClientId]]:
+def apply_dropout(
+    cohort: list[ClientId], probability: float, generator: torch.Generator
+) -> tuple[list[ClientId], list[ClientId]]:
     """Split the cohort into ``(survivors, dropped)``; each client drops with ``probability``.
 
     Raises:
@@ -292,4 +322,6 @@ def check_survivors(survivors: int, minimum: int, round_: int, *, release: bool 
     """Raise :class:`RoundSkipped` when fewer than ``minimum`` clients reported, unless the round
     must ``release`` an update regardless (see :func:`releases_every_round`)."""
     if survivors < minimum and not release:
-        raise RoundSkipped(f"round {round_}: only {survivors} client(s) reported, fewer than min_survivors={minimum}; round skipped")
+        raise RoundSkipped(
+            f"round {round_}: only {survivors} client(s) reported, fewer than min_survivors={minimum}; round skipped"
+        )

@@ -27,7 +27,16 @@ from torch import nn
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from interlearn.errors import CheckpointError, ConfigError, RoundSkipped, TrainingDivergedError
-from interlearn.federated.api import ClientResult, ClientUpdate, CohortTask, Engine, EngineSetup, RoundContext, Strategy, UpdateStep
+from interlearn.federated.api import (
+    ClientResult,
+    ClientUpdate,
+    CohortTask,
+    Engine,
+    EngineSetup,
+    RoundContext,
+    Strategy,
+    UpdateStep,
+)
 from interlearn.federated.client_steps import (
     ClientRound,
     apply_client_steps,
@@ -45,11 +54,11 @@ from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
     SAMPLINGS,
     CohortSampling,
-    _mix,
     apply_dropout,
     check_survivors,
     client_generator,
     cohort_size,
+    mix_seed,
     releases_every_round,
     resolve_sampling,
     round_generator,
@@ -166,7 +175,9 @@ class SimulationResult:
         return None
 
 
-def _save(run_dir: Path, run: _Run, round_: int, steps: Sequence[UpdateStep], config: SimulationConfig, population: int) -> None:
+def _save(
+    run_dir: Path, run: _Run, round_: int, steps: Sequence[UpdateStep], config: SimulationConfig, population: int
+) -> None:
     tensors: dict[str, torch.Tensor] = {f"params/{k}": v for k, v in run.params.items()}
     tensors.update({f"strategy/{k}": v for k, v in run.state.items()})
     for cid, st in run.client_states.items():
@@ -176,12 +187,20 @@ def _save(run_dir: Path, run: _Run, round_: int, steps: Sequence[UpdateStep], co
         for k, v in mem.items():
             tensors[f"memory/{cid}/{k}"] = v
     tensors.update(rng_state())
-    meta = {"round": round_, "seed": config.seed, "population": population, "totals": run.totals,
-            "steps": step_states(steps), "config": asdict(config)}
+    meta = {
+        "round": round_,
+        "seed": config.seed,
+        "population": population,
+        "totals": run.totals,
+        "steps": step_states(steps),
+        "config": asdict(config),
+    }
     save_checkpoint(run_dir / CHECKPOINT, tensors, meta)
 
 
-def _load(run_dir: Path, config: SimulationConfig, population: int, steps: Sequence[UpdateStep], device: torch.device) -> _Run:
+def _load(
+    run_dir: Path, config: SimulationConfig, population: int, steps: Sequence[UpdateStep], device: torch.device
+) -> _Run:
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT)
     if meta.get("seed") != config.seed or meta.get("population") != population:
         raise CheckpointError(
@@ -284,22 +303,40 @@ def simulate(
     eng = get_engine(engine) if isinstance(engine, str) else engine
     out = Path(run_dir) if run_dir is not None else None
     size = _check_run(config, len(population), out, resume)
-    plan = _Plan(resolve_sampling(config.sampling, len(population), config.fraction, config.clients_per_round, config.dropout, steps),
-                 releases_every_round(steps, config.min_survivors))
+    plan = _Plan(
+        resolve_sampling(
+            config.sampling, len(population), config.fraction, config.clients_per_round, config.dropout, steps
+        ),
+        releases_every_round(steps, config.min_survivors),
+    )
     run = _open_run(model, strategy, config, len(population), steps, out, resume, initial_params)
     eng.start(EngineSetup(model, client_update, population, size))
     if eng.runs_client_steps:
         check_remote_steps(steps, eng)
     if config.progress:
         print(f"engine: {eng.describe()}", flush=True)
-    tracker = open_tracker(tracking, "simulate", {"config": asdict(config), "strategy": describe(strategy), "client_update": describe(client_update),
-                                                  "engine": eng.describe(), "clients": len(population), "steps": [describe(s) for s in steps]})
+    tracker = open_tracker(
+        tracking,
+        "simulate",
+        {
+            "config": asdict(config),
+            "strategy": describe(strategy),
+            "client_update": describe(client_update),
+            "engine": eng.describe(),
+            "clients": len(population),
+            "steps": [describe(s) for s in steps],
+        },
+    )
     stopped: str | None = None
     began = time.perf_counter()
     try:
         for r in range(run.start, config.rounds + 1):
             rec, ctx = _round(r, eng, population, strategy, config, steps, run, plan)
-            if config.time_budget_s is not None and time.perf_counter() - began >= config.time_budget_s and r < config.rounds:
+            if (
+                config.time_budget_s is not None
+                and time.perf_counter() - began >= config.time_budget_s
+                and r < config.rounds
+            ):
                 ctx.notes["stop"] = f"time budget of {config.time_budget_s:g} s spent after round {r}"
             last = r == config.rounds or bool(ctx.notes.get("stop"))
             _evaluate(rec, eng, model, population, config, test, run, last, r)
@@ -324,8 +361,17 @@ def simulate(
         if run.client_accuracy:
             plot_client_accuracy(list(run.client_accuracy.values()), out / "client_accuracy.png")
     tracker.close(out)
-    return SimulationResult(run.params, run.history, run.client_accuracy, run.state, run.totals["bytes_down"],
-                            run.totals["bytes_up"], stopped, out, described)
+    return SimulationResult(
+        run.params,
+        run.history,
+        run.client_accuracy,
+        run.state,
+        run.totals["bytes_down"],
+        run.totals["bytes_up"],
+        stopped,
+        out,
+        described,
+    )
 
 
 def _check_run(config: SimulationConfig, n_clients: int, out: Path | None, resume: bool) -> int:
@@ -334,12 +380,22 @@ def _check_run(config: SimulationConfig, n_clients: int, out: Path | None, resum
         raise ConfigError("checkpoint_every / resume need a run_dir to hold the checkpoint")
     size = cohort_size(n_clients, config.fraction, config.clients_per_round)
     if config.min_survivors > size:
-        raise ConfigError(f"min_survivors={config.min_survivors} exceeds the cohort size {size}: no round could ever run")
+        raise ConfigError(
+            f"min_survivors={config.min_survivors} exceeds the cohort size {size}: no round could ever run"
+        )
     return size
 
 
-def _open_run(model: nn.Module, strategy: Strategy, config: SimulationConfig, n_clients: int, steps: Sequence[UpdateStep],
-              out: Path | None, resume: bool, initial_params: Params | None) -> _Run:
+def _open_run(
+    model: nn.Module,
+    strategy: Strategy,
+    config: SimulationConfig,
+    n_clients: int,
+    steps: Sequence[UpdateStep],
+    out: Path | None,
+    resume: bool,
+    initial_params: Params | None,
+) -> _Run:
     """A fresh run, or the one ``out``'s checkpoint holds (its metrics up to the checkpoint kept)."""
     params = clone_params(initial_params) if initial_params is not None else model_params(model)
     run = _Run(params, strategy.init(params))
@@ -359,8 +415,16 @@ def _open_run(model: nn.Module, strategy: Strategy, config: SimulationConfig, n_
     return run
 
 
-def _round(r: int, eng: Engine, population: Population, strategy: Strategy, config: SimulationConfig,
-           steps: Sequence[UpdateStep], run: _Run, plan: _Plan) -> tuple[dict[str, Any], RoundContext]:
+def _round(
+    r: int,
+    eng: Engine,
+    population: Population,
+    strategy: Strategy,
+    config: SimulationConfig,
+    steps: Sequence[UpdateStep],
+    run: _Run,
+    plan: _Plan,
+) -> tuple[dict[str, Any], RoundContext]:
     """One round: sample -> run clients -> client steps -> server steps -> aggregate. Updates ``run``."""
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"round": r}
@@ -369,7 +433,7 @@ def _round(r: int, eng: Engine, population: Population, strategy: Strategy, conf
     ctx.notes["sampling"] = plan.sampling  # what the privacy steps check their accounting against
     ctx.channel = eng.protocol_channel(r) if eng.runs_client_steps else None
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_mix(config.seed, r, 3))  # server-side randomness of the round
+        torch.manual_seed(mix_seed(config.seed, r, 3))  # server-side randomness of the round
         cohort = plan.sampling.draw(round_generator(config.seed, r, 0))
         survivors, dropped = apply_dropout(cohort, config.dropout, round_generator(config.seed, r, 2))
         extras = server_extras(strategy, run.state)
@@ -396,16 +460,31 @@ def _round(r: int, eng: Engine, population: Population, strategy: Strategy, conf
     return rec, ctx
 
 
-def _run_clients(eng: Engine, r: int, survivors: list[ClientId], extras: Params, steps: Sequence[UpdateStep], run: _Run,
-                 config: SimulationConfig, ctx: RoundContext, rec: dict[str, Any]
-                 ) -> tuple[list[ClientResult], dict[ClientId, Params | None], dict[ClientId, Params]]:
+def _run_clients(
+    eng: Engine,
+    r: int,
+    survivors: list[ClientId],
+    extras: Params,
+    steps: Sequence[UpdateStep],
+    run: _Run,
+    config: SimulationConfig,
+    ctx: RoundContext,
+    rec: dict[str, Any],
+) -> tuple[list[ClientResult], dict[ClientId, Params | None], dict[ClientId, Params]]:
     """The client side: the engine trains the survivors, then each result passes the steps'
     client hooks (here, or on the device when the engine's clients run them)."""
     if not survivors:  # an empty (Poisson) cohort: under central DP the server steps still release
         return [], {}, {}
     client_round = ClientRound(r, config.seed, step_states(steps)) if eng.runs_client_steps else None
-    task = CohortTask(r, run.params, survivors, {c: run.client_states.get(c) for c in survivors}, extras,
-                      [client_generator(config.seed, r, c) for c in survivors], client_round)
+    task = CohortTask(
+        r,
+        run.params,
+        survivors,
+        {c: run.client_states.get(c) for c in survivors},
+        extras,
+        [client_generator(config.seed, r, c) for c in survivors],
+        client_round,
+    )
     outcome = eng.run_cohort(task)
     if outcome.dropped:  # lost workers or nodes
         rec["engine_dropped"] = [int(c) for c in outcome.dropped]
@@ -429,8 +508,17 @@ def _run_clients(eng: Engine, r: int, survivors: list[ClientId], extras: Params,
     return results, new_states, new_memory
 
 
-def _aggregate(results: list[ClientResult], steps: Sequence[UpdateStep], strategy: Strategy, run: _Run, ctx: RoundContext,
-               rec: dict[str, Any], config: SimulationConfig, r: int, release: bool) -> tuple[Params, Params]:
+def _aggregate(
+    results: list[ClientResult],
+    steps: Sequence[UpdateStep],
+    strategy: Strategy,
+    run: _Run,
+    ctx: RoundContext,
+    rec: dict[str, Any],
+    config: SimulationConfig,
+    r: int,
+    release: bool,
+) -> tuple[Params, Params]:
     """The server side (ClientResults only): server hooks in reverse, the strategy, ``after`` hooks."""
     rec["reported"] = len(results)
     rec["bytes_up"] = upload_bytes(results)
@@ -446,19 +534,39 @@ def _aggregate(results: list[ClientResult], steps: Sequence[UpdateStep], strateg
     return new_params, new_state
 
 
-def _evaluate(rec: dict[str, Any], eng: Engine, model: nn.Module, population: Population, config: SimulationConfig,
-              test: tuple[torch.Tensor, torch.Tensor] | None, run: _Run, last: bool, r: int) -> None:
+def _evaluate(
+    rec: dict[str, Any],
+    eng: Engine,
+    model: nn.Module,
+    population: Population,
+    config: SimulationConfig,
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    run: _Run,
+    last: bool,
+    r: int,
+) -> None:
     """Global test accuracy and the per-client accuracy distribution, when due."""
     if test is not None and ((config.eval_every and r % config.eval_every == 0) or last):
         ev = evaluate_params(model, run.params, test[0], test[1])
         rec["test_accuracy"], rec["test_loss"] = ev["accuracy"], ev["loss"]
     if config.client_eval and ((config.client_eval_every and r % config.client_eval_every == 0) or last):
-        run.client_accuracy = eng.client_accuracies(model, run.params, population, _eval_sample(len(population), config))
+        run.client_accuracy = eng.client_accuracies(
+            model, run.params, population, _eval_sample(len(population), config)
+        )
         rec["client_accuracy"] = summarize_accuracies(list(run.client_accuracy.values()))
 
 
-def _record(rec: dict[str, Any], run: _Run, out: Path | None, config: SimulationConfig, steps: Sequence[UpdateStep],
-            n_clients: int, last: bool, on_round: Callable[[dict[str, Any]], None] | None, tracker: Tracker) -> None:
+def _record(
+    rec: dict[str, Any],
+    run: _Run,
+    out: Path | None,
+    config: SimulationConfig,
+    steps: Sequence[UpdateStep],
+    n_clients: int,
+    last: bool,
+    on_round: Callable[[dict[str, Any]], None] | None,
+    tracker: Tracker,
+) -> None:
     """Keep the round's record: history, metrics.jsonl, the checkpoint when due, progress, callback, tracker."""
     run.history.append(rec)
     if out is not None:

@@ -80,7 +80,9 @@ def tour_rows(
     # federated: FedAvg, vectorized engine
     model = digits_mlp(seed=seed)
     t0 = time.perf_counter()
-    cfg = SimulationConfig(rounds=ROUNDS, clients_per_round=CLIENTS_PER_ROUND, seed=seed, eval_every=10, progress=progress)
+    cfg = SimulationConfig(
+        rounds=ROUNDS, clients_per_round=CLIENTS_PER_ROUND, seed=seed, eval_every=10, progress=progress
+    )
     res = simulate(model, population, LOCAL, get_strategy("fedavg"), cfg, engine="auto", test=test, run_dir=out)
     rows["federated"] = {
         "accuracy": res.final_accuracy,

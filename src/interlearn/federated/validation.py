@@ -20,8 +20,8 @@ import torch
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
 from interlearn.federated.api import ClientResult, RoundContext
-from interlearn.federated.privacy.cohort import is_aggregate
 from interlearn.federated.privacy.clipping import global_norm
+from interlearn.federated.privacy.cohort import is_aggregate
 from interlearn.types import ClientId, Params
 
 __all__ = ["check_update", "reject", "ValidateUpdates"]

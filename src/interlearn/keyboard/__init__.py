@@ -9,5 +9,14 @@ from interlearn.keyboard.cache import CachedModel, UserCache, cache_candidates, 
 from interlearn.keyboard.recall import SPECIAL_IDS, evaluate_recall, recall_sums
 from interlearn.keyboard.suggest import encode_prefix, suggest_words
 
-__all__ = ["SPECIAL_IDS", "evaluate_recall", "recall_sums", "encode_prefix", "suggest_words", "UserCache", "CachedModel",
-           "cache_candidates", "evaluate_cached"]
+__all__ = [
+    "SPECIAL_IDS",
+    "evaluate_recall",
+    "recall_sums",
+    "encode_prefix",
+    "suggest_words",
+    "UserCache",
+    "CachedModel",
+    "cache_candidates",
+    "evaluate_cached",
+]

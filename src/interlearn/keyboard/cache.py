@@ -15,7 +15,9 @@ weight ``lam`` per user, chosen on the user's validation split
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,7 +47,7 @@ class UserCache:
     smoothing: float = 0.1
 
     @classmethod
-    def from_data(cls, data: TensorData, vocab_size: int, smoothing: float = 0.1) -> "UserCache":
+    def from_data(cls, data: TensorData, vocab_size: int, smoothing: float = 0.1) -> UserCache:
         """Counts of the (input word, next word) pairs of ``data`` (padding skipped).
 
         Raises:
@@ -57,8 +59,9 @@ class UserCache:
             raise DataError("UserCache.from_data: the user's text has no word")
         prev, nxt = prev[keep], nxt[keep]
         uni = torch.bincount(nxt, minlength=vocab_size).float()
-        bi = torch.sparse_coo_tensor(torch.stack([prev, nxt]), torch.ones(len(nxt)), (vocab_size, vocab_size),
-                                     check_invariants=True).coalesce()
+        bi = torch.sparse_coo_tensor(
+            torch.stack([prev, nxt]), torch.ones(len(nxt)), (vocab_size, vocab_size), check_invariants=True
+        ).coalesce()
         return cls(uni, bi, smoothing)
 
     def probs(self, prev: torch.Tensor) -> torch.Tensor:
@@ -94,7 +97,9 @@ class CachedModel:
 
 
 @torch.no_grad()
-def evaluate_cached(model: nn.Module, cm: CachedModel, data: TensorData, ks: tuple[int, ...] = (1, 3), batch_size: int = 128) -> dict[str, float]:
+def evaluate_cached(
+    model: nn.Module, cm: CachedModel, data: TensorData, ks: tuple[int, ...] = (1, 3), batch_size: int = 128
+) -> dict[str, float]:
     """:func:`interlearn.keyboard.recall.evaluate_recall` for a :class:`CachedModel`."""
     was = model.training
     model.eval()
@@ -110,10 +115,16 @@ def evaluate_cached(model: nn.Module, cm: CachedModel, data: TensorData, ks: tup
     model.train(was)
     if total == 0:
         raise DataError("evaluate_cached: no in-vocabulary target word to score")
-    return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total), "loss": nll / max(targets, 1)}
+    return {
+        **{f"top{k}_recall": h / total for k, h in zip(ks, hits)},
+        "words": float(total),
+        "loss": nll / max(targets, 1),
+    }
 
 
-def cache_candidates(params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)):  # noqa: ANN201
+def cache_candidates(
+    params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+) -> Callable[[int, TensorData], list[tuple[dict[str, Any], Any]]]:
     """An ``extra_methods`` entry for :func:`~interlearn.federated.personal_select.personalize_validated`:
     ``fn(user_index, train) -> [({"lam": lam}, CachedModel)]`` (the cache built from ``train``)."""
     if not lams or any(not 0 < v <= 1 for v in lams):

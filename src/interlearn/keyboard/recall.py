@@ -50,7 +50,9 @@ def recall_sums(logits: torch.Tensor, y: torch.Tensor, ks: Sequence[int] = (1, 3
 
 
 @torch.no_grad()
-def evaluate_recall(model: nn.Module, params: Params | None, data: TensorData, ks: Sequence[int] = (1, 3), batch_size: int = 256) -> dict[str, float]:
+def evaluate_recall(
+    model: nn.Module, params: Params | None, data: TensorData, ks: Sequence[int] = (1, 3), batch_size: int = 256
+) -> dict[str, float]:
     """Top-k recall of ``model`` (with ``params``, or its own weights when ``None``) on ``data``.
 
     Returns:
@@ -73,4 +75,8 @@ def evaluate_recall(model: nn.Module, params: Params | None, data: TensorData, k
     model.train(was)
     if total == 0:
         raise DataError("evaluate_recall: no in-vocabulary target word to score")
-    return {**{f"top{k}_recall": h / total for k, h in zip(ks, hits)}, "words": float(total), "loss": loss_sum / max(targets, 1)}
+    return {
+        **{f"top{k}_recall": h / total for k, h in zip(ks, hits)},
+        "words": float(total),
+        "loss": loss_sum / max(targets, 1),
+    }

@@ -16,6 +16,7 @@ from torch import nn
 from torch.func import functional_call
 
 from interlearn.data.shakespeare_words import BOS, WordVocab, tokenize
+from interlearn.keyboard.cache import CachedModel
 from interlearn.types import Params
 
 __all__ = ["encode_prefix", "suggest_words"]
@@ -26,14 +27,15 @@ def encode_prefix(vocab: WordVocab, prefix: str, seq_len: int = 20) -> tuple[tor
     words = tokenize(prefix)
     partial = words[-1] if words and prefix and not prefix[-1].isspace() and prefix.lower().endswith(words[-1]) else ""
     context = words[:-1] if partial else words
-    context = context[-(seq_len - 1):] if seq_len > 1 else []
+    context = context[-(seq_len - 1) :] if seq_len > 1 else []
     ids = torch.cat([torch.tensor([BOS]), vocab.encode(context)]) if context else torch.tensor([BOS])
     return ids.unsqueeze(0), partial
 
 
 @torch.no_grad()
-def suggest_words(model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, params: Params | Any | None = None,
-                  seq_len: int = 20) -> list[tuple[str, float]]:
+def suggest_words(
+    model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, params: Params | Any | None = None, seq_len: int = 20
+) -> list[tuple[str, float]]:
     """The ``k`` most likely next words (or completions of an unfinished word) and their
     probabilities.
 
@@ -51,8 +53,6 @@ def suggest_words(model: nn.Module, vocab: WordVocab, prefix: str, k: int = 3, p
         ``[(word, probability)]``, most likely first (probabilities renormalized over the
         words allowed by the unfinished word, if any).
     """
-    from interlearn.keyboard.cache import CachedModel
-
     x, partial = encode_prefix(vocab, prefix, seq_len)
     was = model.training
     model.eval()

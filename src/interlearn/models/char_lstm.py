@@ -12,27 +12,20 @@ order PyTorch's (i, f, g, o)) and runs PyTorch's fused LSTM kernel on them (``to
 batching rule, so the layer switches to the same gates written with explicit matmuls; both forms
 compute the same function with the same weights (tested within 1e-6).
 
-The on-device variant is the same architecture, smaller (default one-quarter the parameters),
-and can be stored with int8 weights (see :func:`quantize_int8`).
+The on-device variant is the same architecture, smaller (default one-quarter the parameters);
+it is distilled from the global model on the clients (:class:`interlearn.federated.distill.FedDistillUpdate`)
+and stored with int8 weights (:func:`interlearn.ondevice.quantize.model_bytes`).
 """
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
-from torch.func import functional_call
 
-from interlearn.data.tensors import TensorData
-from interlearn.distill import kd_loss as hinton_kd_loss
-from interlearn.errors import ConfigError, DataError, ShapeError
-from interlearn.federated.client.local_sgd import LocalSGD
-from interlearn.types import Params
+from interlearn.errors import ConfigError, ShapeError
+from interlearn.tasks import accuracy_sums, cross_entropy
 
 __all__ = [
     "CharLSTMConfig",
@@ -42,13 +35,6 @@ __all__ = [
     "ondevice_char_lstm",
     "next_char_loss",
     "next_char_accuracy",
-    "kd_loss",
-    "distill_char_lstm",
-    "FedDistillUpdate",
-    "quantize_int8",
-    "dequantize_int8",
-    "save_model",
-    "model_bytes",
 ]
 
 
@@ -165,183 +151,26 @@ class CharLSTM(nn.Module):
         return self.head(h if h.dim() == 2 else h[:, -1]).softmax(-1)
 
 
-def char_lstm(vocab_size: int, embed_dim: int = 8, hidden: int = 256, layers: int = 2, output: str = "last") -> CharLSTM:
+def char_lstm(
+    vocab_size: int, embed_dim: int = 8, hidden: int = 256, layers: int = 2, output: str = "last"
+) -> CharLSTM:
     """The literature's character LSTM (8-dim embedding, 2 x 256 LSTM) for ``vocab_size`` characters."""
     return CharLSTM(CharLSTMConfig(vocab_size, embed_dim, hidden, layers, output))
 
 
-def ondevice_char_lstm(vocab_size: int, hidden: int = 128, layers: int = 2, embed_dim: int = 8, output: str = "last") -> CharLSTM:
+def ondevice_char_lstm(
+    vocab_size: int, hidden: int = 128, layers: int = 2, embed_dim: int = 8, output: str = "last"
+) -> CharLSTM:
     """The lightweight on-device student: the same architecture with fewer units (default 2 x 128,
     about a quarter of the parameters); distill it from the global model and store it in int8."""
     return CharLSTM(CharLSTMConfig(vocab_size, embed_dim, hidden, layers, output))
 
 
-def _flat(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, V) / (B, V, T) logits and (B,) / (B, T) targets -> (N, V), (N,)."""
-    if logits.dim() == 3:
-        return logits.transpose(1, 2).reshape(-1, logits.shape[1]), y.reshape(-1)
-    return logits, y
+next_char_loss = cross_entropy
+"""Mean cross-entropy over every predicted character, in either output mode."""
 
 
-def next_char_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over every predicted character, in either output mode."""
-    return F.cross_entropy(logits, y.long())
-
-
-@torch.no_grad()
 def next_char_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of predicted characters that are right, in either output mode."""
-    lf, yf = _flat(logits, y)
-    return float((lf.argmax(-1) == yf).float().mean()) if yf.numel() else 0.0
-
-
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor, temperature: float = 2.0, alpha: float = 0.5) -> torch.Tensor:
-    """:func:`interlearn.distill.kd_loss` (Hinton et al. 2015) over every predicted character:
-    (batch, vocab, time) logits and (batch, time) targets are flattened to one row per character."""
-    s, y = _flat(student_logits, targets)
-    t, _ = _flat(teacher_logits, targets)
-    return hinton_kd_loss(s, t, y.long(), temperature=temperature, alpha=alpha)
-
-
-def distill_char_lstm(
-    teacher: nn.Module,
-    student: nn.Module,
-    data: TensorData,
-    steps: int = 200,
-    batch_size: int = 32,
-    lr: float = 3e-3,
-    temperature: float = 2.0,
-    alpha: float = 0.7,
-    seed: int = 0,
-) -> list[float]:
-    """Distil ``teacher`` into ``student`` on ``data`` with Adam for ``steps`` minibatches.
-
-    Args:
-        teacher: the global model (left unchanged, run in eval mode).
-        student: the on-device model, trained in place.
-        data: the distillation text windows (x, y); in the benchmark, public proxy text.
-        steps, batch_size, lr: optimisation budget.
-        temperature, alpha: see :func:`kd_loss`.
-        seed: batch sampling seed.
-
-    Returns:
-        The loss of every step.
-
-    Raises:
-        DataError: empty ``data``.
-        ConfigError: non-positive ``steps``/``batch_size``/``temperature``, ``alpha`` outside [0, 1].
-    """
-    if len(data) == 0:
-        raise DataError("distill_char_lstm: the distillation data is empty")
-    if steps < 1 or batch_size < 1 or temperature <= 0 or not 0 <= alpha <= 1:
-        raise ConfigError(f"distill_char_lstm: steps={steps}, batch_size={batch_size}, temperature={temperature}, alpha={alpha}; need positive steps/batch/temperature and alpha in [0, 1]")
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    teacher.eval()
-    student.train()
-    losses = []
-    for _ in range(steps):
-        idx = torch.randint(len(data), (min(batch_size, len(data)),), generator=gen)
-        x, y = data.x[idx], data.y[idx]
-        with torch.no_grad():
-            t = teacher(x)
-        loss = kd_loss(student(x), t, y, temperature, alpha)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 5.0)
-        opt.step()
-        losses.append(float(loss.detach()))
-    student.eval()
-    return losses
-
-
-@dataclass(frozen=True)
-class FedDistillUpdate(LocalSGD):
-    """Federated distillation of the on-device model: :class:`LocalSGD` whose objective is
-    :func:`kd_loss` of the *student* against the *teacher* (the trained global model, which every
-    device already holds) on the client's own text. Raw text stays on the device; the server
-    averages student updates as in FedAvg. The local steps are LocalSGD's own.
-
-    Attributes:
-        teacher: the global model with its trained weights loaded (evaluated, never trained).
-        temperature, alpha: see :func:`kd_loss`.
-        max_steps: cap on local steps per round (``None``: full epochs).
-        (and every :class:`LocalSGD` field: epochs, batch_size, lr, ...)
-
-    Raises:
-        ConfigError: no teacher, or a value out of range.
-    """
-
-    teacher: nn.Module | None = field(default=None, repr=False, compare=False)
-    temperature: float = 2.0
-    alpha: float = 0.7
-    max_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.teacher is None:
-            raise ConfigError("FedDistillUpdate needs teacher=<the trained global model>")
-        if self.temperature <= 0 or not 0 <= self.alpha <= 1 or (self.max_steps is not None and self.max_steps < 1):
-            raise ConfigError(f"FedDistillUpdate: temperature={self.temperature}, alpha={self.alpha}, max_steps={self.max_steps}; "
-                              "need temperature > 0, alpha in [0, 1], max_steps >= 1 or None")
-
-    def schedule(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
-        """The epochs' minibatches, cut at ``max_steps``."""
-        return super().schedule(n, generator)[: self.max_steps]
-
-    def objective(self, model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """:func:`kd_loss` of the student (``params``) against the teacher on this batch."""
-        assert self.teacher is not None  # internal: checked in __post_init__
-        self.teacher.eval()
-        with torch.no_grad():
-            t = self.teacher(x)
-        return kd_loss(functional_call(model, params, (x,)), t, y, self.temperature, self.alpha)
-
-
-# Weight-only int8: torch.ao.quantization's dynamic quantization is deprecated in torch 2.13
-# (it warns and points to torchao, which is not a dependency here), and safetensors cannot
-# store its packed tensors. Symmetric per-row int8 with a float32 scale per row is a few lines,
-# loads back into the plain float model, and its bytes on disk are measured honestly.
-def quantize_int8(params: Params) -> dict[str, torch.Tensor]:
-    """Matrices -> int8 with one float32 scale per output row; vectors stay float32.
-
-    Returns:
-        A flat dict: ``name`` (float32 vectors), ``name.int8`` and ``name.scale`` (matrices).
-    """
-    out: dict[str, torch.Tensor] = {}
-    for name, w in params.items():
-        w = w.detach().float().cpu()
-        if w.dim() < 2:
-            out[name] = w.contiguous()
-            continue
-        rows = w.reshape(w.shape[0], -1)
-        scale = rows.abs().amax(1).clamp_min(1e-12) / 127.0
-        out[f"{name}.int8"] = (rows / scale[:, None]).round().clamp(-127, 127).to(torch.int8).reshape(w.shape).contiguous()
-        out[f"{name}.scale"] = scale.contiguous()
-    return out
-
-
-def dequantize_int8(q: dict[str, torch.Tensor]) -> Params:
-    """Inverse of :func:`quantize_int8` (up to rounding): float32 params to load into the model."""
-    out: Params = {}
-    for name, t in q.items():
-        if name.endswith(".int8"):
-            base = name[: -len(".int8")]
-            out[base] = t.float() * q[f"{base}.scale"].reshape(-1, *([1] * (t.dim() - 1)))
-        elif not name.endswith(".scale"):
-            out[name] = t
-    return out
-
-
-def save_model(model: nn.Module, path: str | Path, int8: bool = False) -> int:
-    """Write the model's parameters to a safetensors file (float32, or int8 via
-    :func:`quantize_int8`) and return its size in bytes."""
-    params = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(quantize_int8(params) if int8 else params, str(path))
-    return Path(path).stat().st_size
-
-
-def model_bytes(model: nn.Module, int8: bool = False) -> int:
-    """Bytes on disk of the model saved with :func:`save_model`."""
-    with tempfile.TemporaryDirectory() as d:
-        return save_model(model, Path(d) / "model.safetensors", int8=int8)
+    correct, total = accuracy_sums(logits, y)
+    return correct / total if total else 0.0

@@ -43,7 +43,9 @@ def mnist_cnn(
         torch.Size([2, 10])
     """
     if min(num_classes, *channels, hidden, image_size, in_channels) < 1:
-        raise ConfigError(f"mnist_cnn: sizes must be >= 1 (channels={channels}, hidden={hidden}, image_size={image_size})")
+        raise ConfigError(
+            f"mnist_cnn: sizes must be >= 1 (channels={channels}, hidden={hidden}, image_size={image_size})"
+        )
     if image_size % 4:
         raise ConfigError(f"mnist_cnn: image_size={image_size} must be divisible by 4 (two 2x2 max-poolings)")
     if seed is not None:

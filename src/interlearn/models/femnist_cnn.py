@@ -30,7 +30,9 @@ class FemnistCNN(nn.Module):
     def __init__(self, num_classes: int = 62, dense: int = 2048) -> None:
         super().__init__()
         if num_classes < 2 or dense < 1:
-            raise ConfigError(f"FemnistCNN(num_classes={num_classes}, dense={dense}): need num_classes >= 2 and dense >= 1")
+            raise ConfigError(
+                f"FemnistCNN(num_classes={num_classes}, dense={dense}): need num_classes >= 2 and dense >= 1"
+            )
         self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
         self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
         self.pool = nn.MaxPool2d(2)

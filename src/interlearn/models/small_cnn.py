@@ -58,7 +58,9 @@ def small_cnn(
     if image_size < 4 or image_size % 4:
         raise ConfigError(f"image_size={image_size}: must be a multiple of 4 (two 2x2 poolings), e.g. 28 or 8")
     if in_channels < 1 or hidden < 1 or len(channels) != 2 or min(channels) < 1:
-        raise ConfigError(f"in_channels={in_channels}, channels={channels}, hidden={hidden}: all sizes must be >= 1 (channels has 2 entries)")
+        raise ConfigError(
+            f"in_channels={in_channels}, channels={channels}, hidden={hidden}: all sizes must be >= 1 (channels has 2 entries)"
+        )
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout={dropout}: must be in [0, 1)")
     if seed is not None:

@@ -63,7 +63,9 @@ class CIFGLayer(nn.Module):
             self.ih.bias.zero_()
             self.ih.bias[:hidden] = 1.0
 
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """(batch, time, input) -> hidden states (batch, time, hidden) and the final ``(h, c)``."""
         xw = self.ih(x)  # (B, T, 3H): every step's input projection at once
         if state is None:
@@ -102,7 +104,9 @@ class WordCIFG(nn.Module):
         self.proj = nn.Linear(config.hidden, config.embed_dim)
         self.out_bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def features(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def features(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Projected hidden states (batch, time, embed) and the CIFG's final state."""
         if x.dim() != 2:
             raise ShapeError(f"WordCIFG expects (batch, time) word indices, got shape {tuple(x.shape)}")

@@ -14,6 +14,7 @@ is the largest of theirs while their weight memory is the sum.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,10 @@ from interlearn.errors import ConfigError
 from interlearn.multitask.methods import method_kind
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
-from interlearn.tracking import section
 from interlearn.multitask.train import evaluate_multitask, model_device, train_independent, train_multitask
+from interlearn.plotting import pyplot, save_figure
 from interlearn.surgery import count_params
+from interlearn.tracking import section
 from interlearn.training import resolve_device
 
 __all__ = ["delta_m", "weight_bytes", "training_memory", "compare_methods", "comparison_table", "plot_comparison"]
@@ -144,25 +146,37 @@ def compare_methods(
         if "est_memory_bytes" in mem:
             one = {n: (TensorData(probe.x, probe.y[:, tasks.columns[n]]), TaskSet((tasks[n],))) for n in models}
             mem = {"est_memory_bytes": max(training_memory(m, *one[n]) for n, m in models.items())}
-        metrics = {n: evaluate_multitask(m, TensorData(test.x, test.y[:, tasks.columns[n]]), TaskSet((tasks[n],)))[n] for n, m in models.items()}
-        rows["independent"] = describe(metrics) | {
-            "trainable_params": sum(count_params(m, trainable_only=True) for m in models.values()),
-            "weight_bytes": sum(weight_bytes(m) for m in models.values()),
-            "train_seconds": sum(seconds.values()),
-        } | mem
+        metrics = {
+            n: evaluate_multitask(m, TensorData(test.x, test.y[:, tasks.columns[n]]), TaskSet((tasks[n],)))[n]
+            for n, m in models.items()
+        }
+        rows["independent"] = (
+            describe(metrics)
+            | {
+                "trainable_params": sum(count_params(m, trainable_only=True) for m in models.values()),
+                "weight_bytes": sum(weight_bytes(m) for m in models.values()),
+                "train_seconds": sum(seconds.values()),
+            }
+            | mem
+        )
         single = _scores(metrics, tasks)
     for name in methods:
         torch.manual_seed(seed)
         model = build(tasks)
         with section(name):
-            res, mem = _measure(lambda: train_multitask(model, train, tasks, name, cfg, options=(options or {}).get(name)), dev,
-                                lambda: training_memory(model, probe, tasks, method_kind(name) == "gradient"))
+            run = functools.partial(train_multitask, model, train, tasks, name, cfg, options=(options or {}).get(name))
+            estimate = functools.partial(training_memory, model, probe, tasks, method_kind(name) == "gradient")
+            res, mem = _measure(run, dev, estimate)
         metrics = evaluate_multitask(model, test, tasks)
-        row = describe(metrics) | {
-            "trainable_params": count_params(model, trainable_only=True),
-            "weight_bytes": weight_bytes(model),
-            "train_seconds": res.train_seconds,
-        } | mem
+        row = (
+            describe(metrics)
+            | {
+                "trainable_params": count_params(model, trainable_only=True),
+                "weight_bytes": weight_bytes(model),
+                "train_seconds": res.train_seconds,
+            }
+            | mem
+        )
         if independent:
             base = rows["independent"]
             row["delta_m_pct"] = delta_m(_scores(metrics, tasks), single, higher)
@@ -178,22 +192,25 @@ def comparison_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[st
         columns = []
         for r in rows.values():
             columns += [k for k in r if k not in columns]
+
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
         return f"{v:,}" if isinstance(v, int) else str(v)
+
     lines = ["| row | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    lines += [f"| {name} | " + " | ".join(fmt(r[c]) if c in r else "" for c in columns) + " |" for name, r in rows.items()]
+    lines += [
+        f"| {name} | " + " | ".join(fmt(r[c]) if c in r else "" for c in columns) + " |" for name, r in rows.items()
+    ]
     return "\n".join(lines)
 
 
-def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path: str | Path, title: str = "multi-task vs independent") -> Path:
+def plot_comparison(
+    rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path: str | Path, title: str = "multi-task vs independent"
+) -> Path:
     """Bar charts (PNG, Agg backend) per row: per-task metric, trainable parameters, training
     time, and weight / training memory (MB)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(rows)
     metric = {t.name: t.main_metric for t in tasks.tasks}
@@ -204,7 +221,7 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
         axes[0].bar([j + i * width for j in range(len(names))], vals, width, label=f"{t} {metric[t]}")
     axes[0].set_xticks([j + width * (len(tasks) - 1) / 2 for j in range(len(names))], names, rotation=45, ha="right")
     axes[0].legend(fontsize=8)
-    finite = [float(rows[n].get(f"{t}_{metric[t]}")) for n in names for t in tasks.names if f"{t}_{metric[t]}" in rows[n]]
+    finite = [float(rows[n][f"{t}_{metric[t]}"]) for n in names for t in tasks.names if f"{t}_{metric[t]}" in rows[n]]
     if finite and all(metric[t] == "accuracy" for t in tasks.names):
         axes[0].set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.02))
     axes[0].set_title("per-task metric")
@@ -214,15 +231,17 @@ def plot_comparison(rows: Mapping[str, Mapping[str, Any]], tasks: TaskSet, path:
         ax.tick_params(axis="x", rotation=45)
     mem_key = "peak_memory_bytes" if any("peak_memory_bytes" in r for r in rows.values()) else "est_memory_bytes"
     xs = range(len(names))
-    axes[3].bar([i - 0.2 for i in xs], [float(rows[n].get("weight_bytes", 0)) / 1e6 for n in names], 0.4, label="weights")
-    axes[3].bar([i + 0.2 for i in xs], [float(rows[n].get(mem_key, 0)) / 1e6 for n in names], 0.4, label=mem_key.replace("_bytes", ""))
+    axes[3].bar(
+        [i - 0.2 for i in xs], [float(rows[n].get("weight_bytes", 0)) / 1e6 for n in names], 0.4, label="weights"
+    )
+    axes[3].bar(
+        [i + 0.2 for i in xs],
+        [float(rows[n].get(mem_key, 0)) / 1e6 for n in names],
+        0.4,
+        label=mem_key.replace("_bytes", ""),
+    )
     axes[3].set_xticks(list(xs), names, rotation=45, ha="right")
     axes[3].set_title("memory (MB)")
     axes[3].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)

@@ -15,6 +15,7 @@ combination methods; ``shared(x)`` returns the stacked column outputs ``(batch, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -46,14 +47,18 @@ class _StitchedColumns(nn.Module):
         if depth == 0:
             raise ConfigError("make_stages returned no stages; give a list like lenet_stages(28, 50)")
         if any(len(c) != depth for c in columns):
-            raise ConfigError(f"make_stages returned {sorted({len(c) for c in columns})} stages on different calls; it must build the same stack each time")
+            raise ConfigError(
+                f"make_stages returned {sorted({len(c) for c in columns})} stages on different calls; it must build the same stack each time"
+            )
         self.columns = nn.ModuleList(nn.ModuleList(c) for c in columns)
         self.stitches = nn.ParameterList(nn.Parameter(stitch_init(tasks, self_weight)) for _ in range(depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [x] * len(self.columns)
         for depth, alpha in enumerate(self.stitches):
-            stacked = torch.stack([col[depth](h) for col, h in zip(self.columns, outs, strict=True)])  # (T, batch, ...)
+            stacked = torch.stack(
+                [cast(nn.ModuleList, col)[depth](h) for col, h in zip(self.columns, outs, strict=True)]
+            )  # (T, batch, ...)
             mixed = torch.einsum("ts,s...->t...", alpha, stacked)
             outs = list(mixed.unbind(0))
         return torch.stack(outs, dim=1)
@@ -74,7 +79,9 @@ class CrossStitch(MultiTaskModel):
         {'a': (2, 3), 'b': (2, 1)}
     """
 
-    def __init__(self, make_stages: Callable[[], Sequence[nn.Module]], heads: Mapping[str, nn.Module], self_weight: float = 0.9) -> None:
+    def __init__(
+        self, make_stages: Callable[[], Sequence[nn.Module]], heads: Mapping[str, nn.Module], self_weight: float = 0.9
+    ) -> None:
         if not heads:
             raise ConfigError("a multi-task model needs at least one head")
         super().__init__(_StitchedColumns(make_stages, len(heads), self_weight), heads)
@@ -82,14 +89,18 @@ class CrossStitch(MultiTaskModel):
     def task_outputs(self, features: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: head(features[:, i]) for i, (name, head) in enumerate(self.heads.items())}
 
+    @property
+    def _columns(self) -> _StitchedColumns:
+        return cast(_StitchedColumns, self.trunk)
+
     def stitch_matrices(self) -> list[torch.Tensor]:
         """The learned ``alpha`` of every stage (detached copies), first stage first."""
-        return [a.detach().clone() for a in self.trunk.stitches]
+        return [a.detach().clone() for a in self._columns.stitches]
 
     def last_shared_parameter(self) -> nn.Parameter:
         """The last weight matrix of the last column (GradNorm's measuring point); every task's
         gradient reaches it through the final stitch."""
-        mats = [p for p in self.trunk.columns[-1].parameters() if p.requires_grad and p.dim() >= 2]
+        mats = [p for p in self._columns.columns[-1].parameters() if p.requires_grad and p.dim() >= 2]
         if not mats:
             raise ConfigError("the columns have no trainable weight matrix; GradNorm needs one")
         return mats[-1]

@@ -146,7 +146,9 @@ def load_multimnist(
     return TensorData(x8.float() / 255.0, data.y)
 
 
-def load_digits_multitask(test_fraction: float = 0.3, seed: int = 0, image: bool = False) -> tuple[TensorData, TensorData]:
+def load_digits_multitask(
+    test_fraction: float = 0.3, seed: int = 0, image: bool = False
+) -> tuple[TensorData, TensorData]:
     """The 8x8 digits with targets packed for ``DIGITS_TASKS`` (digit, parity, ge5)."""
     train, test = load_digits(test_fraction=test_fraction, seed=seed, image=image)
 

@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+from interlearn.multitask.base import MTLContext, MTLMethod, register_method
 
-__all__ = ["JacobianMethod", "MGDAUB", "AGGREGATORS"]
+__all__ = ["JacobianMethod", "MGDAUB", "TORCHJD_AGGREGATORS"]
 
 
 def _aggregators() -> dict[str, Callable[..., Any]]:
@@ -48,7 +48,7 @@ def _aggregators() -> dict[str, Callable[..., Any]]:
     }
 
 
-AGGREGATORS = ("mgda", "pcgrad", "cagrad", "imtl_g", "aligned_mtl", "upgrad", "nash_mtl")
+TORCHJD_AGGREGATORS = ("mgda", "pcgrad", "cagrad", "imtl_g", "aligned_mtl", "upgrad", "nash_mtl")
 
 
 class JacobianMethod(MTLMethod):
@@ -56,7 +56,7 @@ class JacobianMethod(MTLMethod):
 
     Args:
         tasks: task names.
-        aggregator: a name in :data:`AGGREGATORS`.
+        aggregator: a name in :data:`TORCHJD_AGGREGATORS`.
         parallel_chunk_size: passed to ``mtl_backward`` (``None``: all tasks in one vmapped pass).
         **options: the aggregator's own options (e.g. ``c`` for CAGrad).
     """
@@ -64,10 +64,14 @@ class JacobianMethod(MTLMethod):
     kind = "gradient"
     aggregator_name = ""
 
-    def __init__(self, tasks: Sequence[str], level: str = "parameters", parallel_chunk_size: int | None = None, **options: Any) -> None:
+    def __init__(
+        self, tasks: Sequence[str], level: str = "parameters", parallel_chunk_size: int | None = None, **options: Any
+    ) -> None:
         super().__init__(tasks)
         if level not in ("parameters", "representation"):
-            raise ConfigError(f"level={level!r}: choose 'parameters' (exact) or 'representation' (cheap, MGDA-UB style)")
+            raise ConfigError(
+                f"level={level!r}: choose 'parameters' (exact) or 'representation' (cheap, MGDA-UB style)"
+            )
         self.level = level
         self.parallel_chunk_size = parallel_chunk_size
         self.options = options
@@ -86,9 +90,11 @@ class JacobianMethod(MTLMethod):
         for key, agg in self._by_subset.items():
             w = getattr(agg, "weighting", None)
             if w is not None and all(hasattr(w, a) for a in self._CARRIED):
-                out["|".join(key)] = {"step": torch.tensor(float(w.step), dtype=torch.float64),
-                                      "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
-                                      "normalization_factor": torch.as_tensor(w.normalization_factor).clone()}
+                out["|".join(key)] = {
+                    "step": torch.tensor(float(w.step), dtype=torch.float64),
+                    "prvs_alpha": torch.as_tensor(w.prvs_alpha).clone(),
+                    "normalization_factor": torch.as_tensor(w.normalization_factor).clone(),
+                }
         return {"weightings": out}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -109,7 +115,7 @@ class JacobianMethod(MTLMethod):
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"method {self.aggregator_name!r}: bad options {self.options} ({exc})") from exc
 
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> None:
         from torchjd.autojac import jac_to_grad, mtl_backward
 
         if not losses:
@@ -138,8 +144,9 @@ class JacobianMethod(MTLMethod):
         if isinstance(weights, torch.Tensor):
             self.last_weights = {t: float(w) for t, w in zip(names, weights.detach().cpu())}
 
-
-    def _representation_backward(self, losses: dict[str, torch.Tensor], names: list[str], ctx: StepContext, aggregator: Any) -> None:
+    def _representation_backward(
+        self, losses: dict[str, torch.Tensor], names: list[str], ctx: MTLContext, aggregator: Any
+    ) -> None:
         values = torch.stack([losses[t] for t in names])
         # (tasks, batch, ...) gradients of each loss w.r.t. the representation, one vmapped pass
         eye = torch.eye(len(names), device=values.device, dtype=values.dtype)
@@ -150,11 +157,15 @@ class JacobianMethod(MTLMethod):
 
 
 def _register(name: str) -> None:
-    cls = type(f"JacobianMethod_{name}", (JacobianMethod,), {"aggregator_name": name, "__doc__": f"torchjd's {name} aggregator on the shared parameters."})
+    cls = type(
+        f"JacobianMethod_{name}",
+        (JacobianMethod,),
+        {"aggregator_name": name, "__doc__": f"torchjd's {name} aggregator on the shared parameters."},
+    )
     register_method(name)(cls)
 
 
-for _name in AGGREGATORS:
+for _name in TORCHJD_AGGREGATORS:
     _register(_name)
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+from interlearn.multitask.base import MTLContext, MTLMethod, register_method
 
 __all__ = ["GradNorm"]
 
@@ -25,6 +25,8 @@ __all__ = ["GradNorm"]
 @register_method("gradnorm")
 class GradNorm(MTLMethod):
     """GradNorm with asymmetry ``alpha`` (1.5 in the paper) and weight learning rate ``lr``."""
+
+    initial: torch.Tensor  # each task's first loss (a buffer; NaN until the task is seen)
 
     def __init__(self, tasks: Sequence[str], alpha: float = 1.5, lr: float = 0.025) -> None:
         super().__init__(tasks)
@@ -42,7 +44,7 @@ class GradNorm(MTLMethod):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._opt.load_state_dict(state["opt"])
 
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> None:
         if not losses:
             return
         names = list(losses)

@@ -13,12 +13,14 @@ representation), ``task_outputs(features, x)``, ``shared_parameters()`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
 
 import torch
 from torch import nn
 
 from interlearn.errors import ConfigError, closest
+from interlearn.tasks import Task
 
 __all__ = ["MultiTaskModel", "MMoE", "lenet_stages", "lenet_trunk", "mlp_stages", "mlp_trunk", "heads_for"]
 
@@ -86,14 +88,17 @@ class MMoE(MultiTaskModel):
         gate_input: size of the flattened input the gates see.
     """
 
-    def __init__(self, make_expert: Callable[[], nn.Module], heads: Mapping[str, nn.Module], num_experts: int, gate_input: int) -> None:
+    def __init__(
+        self, make_expert: Callable[[], nn.Module], heads: Mapping[str, nn.Module], num_experts: int, gate_input: int
+    ) -> None:
         if num_experts < 1:
             raise ConfigError(f"num_experts={num_experts}: must be >= 1")
         super().__init__(nn.ModuleList([make_expert() for _ in range(num_experts)]), heads)
         self.gates = nn.ModuleDict({name: nn.Linear(gate_input, num_experts) for name in heads})
 
     def shared(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([expert(x) for expert in self.trunk], dim=1)  # (batch, experts, features)
+        experts = cast(nn.ModuleList, self.trunk)  # MMoE's trunk is its ModuleList of experts
+        return torch.stack([expert(x) for expert in experts], dim=1)  # (batch, experts, features)
 
     def task_outputs(self, features: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         flat = x.reshape(x.shape[0], -1)
@@ -132,7 +137,9 @@ def lenet_trunk(in_size: int = 28, out_features: int = 50, dropout: float = 0.0)
 
     ``dropout``: channel dropout after the second convolution (their code uses 0.5).
     """
-    return nn.Sequential(*[layer for stage in lenet_stages(in_size, out_features, dropout) for layer in stage])
+    return nn.Sequential(
+        *[layer for stage in lenet_stages(in_size, out_features, dropout) for layer in stage.children()]
+    )
 
 
 def mlp_stages(in_features: int, hidden: int = 64, out_features: int = 32) -> list[nn.Module]:
@@ -145,10 +152,14 @@ def mlp_stages(in_features: int, hidden: int = 64, out_features: int = 32) -> li
 
 def mlp_trunk(in_features: int, hidden: int = 64, out_features: int = 32) -> nn.Sequential:
     """A two-layer MLP trunk (flattens its input; the layers of :func:`mlp_stages`)."""
-    return nn.Sequential(*[layer for stage in mlp_stages(in_features, hidden, out_features) for layer in stage])
+    return nn.Sequential(
+        *[layer for stage in mlp_stages(in_features, hidden, out_features) for layer in stage.children()]
+    )
 
 
-def heads_for(tasks: Iterator | list, in_features: int, hidden: int | None = None, dropout: float = 0.0) -> dict[str, nn.Module]:
+def heads_for(
+    tasks: Iterable[Task], in_features: int, hidden: int | None = None, dropout: float = 0.0
+) -> dict[str, nn.Module]:
     """One head per task: ``Linear`` (or ``Linear-ReLU-[Dropout]-Linear`` with ``hidden``) to its outputs."""
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout={dropout}: must be in [0, 1)")
@@ -156,7 +167,9 @@ def heads_for(tasks: Iterator | list, in_features: int, hidden: int | None = Non
     for t in tasks:
         if hidden:
             drop: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
-            heads[t.name] = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), *drop, nn.Linear(hidden, t.num_outputs))
+            heads[t.name] = nn.Sequential(
+                nn.Linear(in_features, hidden), nn.ReLU(), *drop, nn.Linear(hidden, t.num_outputs)
+            )
         else:
             heads[t.name] = nn.Linear(in_features, t.num_outputs)
     return heads

@@ -97,7 +97,9 @@ class TaskSet:
         (N,) is True where the row is labelled for that task.
         """
         if y.dim() != 2 or y.shape[1] != self.width:
-            raise ShapeError(f"packed targets must have shape (N, {self.width}) for tasks {self.names}, got {tuple(y.shape)}; build them with pack_targets()")
+            raise ShapeError(
+                f"packed targets must have shape (N, {self.width}) for tasks {self.names}, got {tuple(y.shape)}; build them with pack_targets()"
+            )
         out = {}
         for t in self.tasks:
             block = y[:, self.columns[t.name]]
@@ -160,7 +162,9 @@ class TaskSet:
         return out
 
 
-def pack_targets(targets: Mapping[str, torch.Tensor], tasks: TaskSet, masks: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+def pack_targets(
+    targets: Mapping[str, torch.Tensor], tasks: TaskSet, masks: Mapping[str, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Pack per-task targets into one (N, width) float tensor; NaN marks unlabelled rows.
 
     Args:
@@ -234,7 +238,9 @@ def mix_sources(
         raise ShapeError(f"sources have different input shapes {sorted(shapes)}; resize them to one shape")
     sizes = torch.tensor([len(d) for d, _ in sources], dtype=torch.float64)
     total = int(size) if size is not None else int(sizes.sum())
-    share = {"proportional": sizes, "uniform": torch.ones_like(sizes), "temperature": sizes ** (1.0 / temperature)}[schedule]
+    share = {"proportional": sizes, "uniform": torch.ones_like(sizes), "temperature": sizes ** (1.0 / temperature)}[
+        schedule
+    ]
     counts = torch.floor(share / share.sum() * total).long()
     counts[: total - int(counts.sum())] += 1
     gen = torch.Generator().manual_seed(seed)
@@ -242,7 +248,11 @@ def mix_sources(
     for (data, name), k in zip(sources, counts.tolist()):
         if len(data) == 0:
             raise DataError(f"source for task {name!r} is empty")
-        idx = torch.randperm(len(data), generator=gen)[:k] if k <= len(data) else torch.randint(len(data), (k,), generator=gen)
+        idx = (
+            torch.randperm(len(data), generator=gen)[:k]
+            if k <= len(data)
+            else torch.randint(len(data), (k,), generator=gen)
+        )
         xs.append(data.x[idx])
         ys.append(pack_targets({name: data.y[idx]}, tasks))
     return TensorData(torch.cat(xs), torch.cat(ys))

@@ -25,7 +25,9 @@ def digits_model(tasks: TaskSet, hidden: int = 64, features: int = 32) -> MultiT
     return MultiTaskModel(mlp_trunk(64, hidden, features), heads_for(tasks.tasks, features))
 
 
-def multitask_tour(seed: int = 0, progress: bool = False, method: str = "equal", epochs: int = 30, device: str = "auto") -> dict[str, dict[str, Any]]:
+def multitask_tour(
+    seed: int = 0, progress: bool = False, method: str = "equal", epochs: int = 30, device: str = "auto"
+) -> dict[str, dict[str, Any]]:
     """Train the multi-task model and the independent models on the digits; return both rows.
 
     Returns:

@@ -21,7 +21,8 @@ from torch import nn
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, DataError
-from interlearn.multitask.methods import MTLMethod, StepContext, make_method
+from interlearn.multitask.base import MTLContext, MTLMethod
+from interlearn.multitask.methods import make_method
 from interlearn.multitask.model import MultiTaskModel
 from interlearn.multitask.targets import TaskSet
 from interlearn.training import FitResult, batches, fit, resolve_device
@@ -49,12 +50,16 @@ def model_device(model: nn.Module) -> torch.device:
 
 def _check(model: nn.Module, tasks: TaskSet, data: TensorData, field: str) -> None:
     if not isinstance(model, MultiTaskModel):
-        raise ConfigError(f"model must be an interlearn.multitask.MultiTaskModel (trunk + heads), got {type(model).__name__}")
+        raise ConfigError(
+            f"model must be an interlearn.multitask.MultiTaskModel (trunk + heads), got {type(model).__name__}"
+        )
     missing = [t for t in tasks.names if t not in model.heads]
     if missing:
         raise ConfigError(f"the model has no head for tasks {missing}; its heads are {model.task_names}")
     if data.y.dim() != 2 or data.y.shape[1] != tasks.width or not data.y.dtype.is_floating_point:
-        raise DataError(f"{field}.y must be packed float targets of shape (N, {tasks.width}) for tasks {tasks.names}, got {tuple(data.y.shape)} {data.y.dtype}; use pack_targets()")
+        raise DataError(
+            f"{field}.y must be packed float targets of shape (N, {tasks.width}) for tasks {tasks.names}, got {tuple(data.y.shape)} {data.y.dtype}; use pack_targets()"
+        )
     labelled = {n: int(m.sum()) for n, (_, m) in tasks.split(data.y).items()}
     for name, (target, mask) in tasks.split(data.y).items():
         if tasks[name].kind == "classification" and bool(mask.any()):
@@ -118,21 +123,31 @@ def train_multitask(
         return losses
 
     def backward(losses: Any, mdl: nn.Module) -> None:
-        ctx = StepContext(model, last["features"], last["x"], last["y"], recompute)
+        ctx = MTLContext(model, last["features"], last["x"], last["y"], recompute)
         m.backward({t: losses[t] for t in last["present"]}, ctx)
 
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     if m.optimizer_params:
         groups.append({"params": list(m.parameters()), "weight_decay": 0.0})
     result = fit(
-        model, train, tasks, cfg, val=val, param_groups=groups, compute_loss=compute_loss,  # type: ignore[arg-type]
-        backward=backward, on_epoch_start=lambda epoch, mdl: m.on_epoch_start(epoch), extra_state=m,
+        model,
+        train,
+        tasks,
+        cfg,
+        val=val,
+        param_groups=groups,
+        compute_loss=compute_loss,
+        backward=backward,
+        on_epoch_start=lambda epoch, mdl: m.on_epoch_start(epoch),
+        extra_state=m,
     )
     return MultiTaskResult(result, m)
 
 
 @torch.no_grad()
-def evaluate_multitask(model: nn.Module, data: TensorData, tasks: TaskSet, batch_size: int = 1024) -> dict[str, dict[str, float]]:
+def evaluate_multitask(
+    model: nn.Module, data: TensorData, tasks: TaskSet, batch_size: int = 1024
+) -> dict[str, dict[str, float]]:
     """Per-task metrics, each a mean over the rows labelled for that task, on the model's device.
 
     Returns:

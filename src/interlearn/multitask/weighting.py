@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError
-from interlearn.multitask.methods import MTLMethod, StepContext, register_method
+from interlearn.multitask.base import MTLContext, MTLMethod, register_method
+from interlearn.tasks import sum_tensors
 
 __all__ = ["Equal", "Static", "Uncertainty", "DWA", "RLW", "FAMO"]
 
@@ -35,9 +36,9 @@ __all__ = ["Equal", "Static", "Uncertainty", "DWA", "RLW", "FAMO"]
 class Equal(MTLMethod):
     """Sum of the task losses: exactly ``sum(losses).backward()``."""
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
-        self.last_weights = {t: 1.0 for t in losses}
-        return sum(losses.values())  # type: ignore[return-value]
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
+        self.last_weights = dict.fromkeys(losses, 1.0)
+        return sum_tensors(losses.values())
 
 
 @register_method("static")
@@ -55,9 +56,9 @@ class Static(MTLMethod):
             raise ConfigError(f"static weights must be numbers >= 0, got {bad}")
         self.weights = {t: float(weights.get(t, 1.0)) for t in self.tasks}
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         self.last_weights = {t: self.weights[t] for t in losses}
-        return sum(self.weights[t] * v for t, v in losses.items())  # type: ignore[return-value]
+        return sum_tensors(self.weights[t] * v for t, v in losses.items())
 
 
 @register_method("uncertainty")
@@ -70,7 +71,7 @@ class Uncertainty(MTLMethod):
         super().__init__(tasks)
         self.log_var = nn.Parameter(torch.full((len(self.tasks),), float(init)))
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         idx = torch.tensor([self.index[t] for t in losses], device=self.log_var.device)
         s = self.log_var[idx]
         values = torch.stack(list(losses.values()))
@@ -93,7 +94,11 @@ class DWA(MTLMethod):
 
     def get_extra_state(self) -> dict[str, Any]:
         """This epoch's loss sums and the last two epochs' means (in fit's checkpoints)."""
-        return {"sums": self._sums.clone(), "counts": self._counts.clone(), "history": [h.clone() for h in self._history]}
+        return {
+            "sums": self._sums.clone(),
+            "counts": self._counts.clone(),
+            "history": [h.clone() for h in self._history],
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._sums, self._counts = state["sums"].clone(), state["counts"].clone()
@@ -115,13 +120,13 @@ class DWA(MTLMethod):
         rate = self._history[1] / self._history[0].clamp(min=1e-12)
         return len(self.tasks) * torch.softmax(rate / self.temperature, dim=0)
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         w = self._weights()
         for t, v in losses.items():
             self._sums[self.index[t]] += float(v.detach())
             self._counts[self.index[t]] += 1
         self.last_weights = {t: float(w[self.index[t]]) for t in losses}
-        return sum(self.last_weights[t] * v for t, v in losses.items())  # type: ignore[return-value]
+        return sum_tensors(self.last_weights[t] * v for t, v in losses.items())
 
 
 @register_method("rlw")
@@ -139,11 +144,11 @@ class RLW(MTLMethod):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self._gen.set_state(state["gen"].to(torch.uint8).contiguous())
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         w = torch.softmax(torch.randn(len(losses), generator=self._gen), dim=0)
         self.last_weights = {t: float(w[i]) for i, t in enumerate(losses)}
         w = w.to(self._device(losses))
-        return sum(w[i] * v for i, v in enumerate(losses.values()))  # type: ignore[return-value]
+        return sum_tensors(w[i] * v for i, v in enumerate(losses.values()))
 
 
 @register_method("famo")
@@ -174,15 +179,19 @@ class FAMO(MTLMethod):
         p = state["prev"]
         self._prev = None if p is None else (p["x"], p["y"], {k: float(v) for k, v in p["losses"].items()})
 
-    def _update(self, ctx: StepContext) -> None:
-        x, y, before = self._prev  # type: ignore[misc]
+    def _update(self, ctx: MTLContext) -> None:
+        if self._prev is None:  # backward() calls this only once a previous batch is stored
+            return
+        x, y, before = self._prev
         after = ctx.recompute(x, y)
         common = [t for t in before if t in after]
         if not common:
             return
         delta = torch.zeros(len(self.tasks), device=self.logits.device)
         for t in common:
-            delta[self.index[t]] = torch.log(torch.tensor(before[t] + self.eps)) - torch.log(after[t].detach().float().cpu() + self.eps)
+            delta[self.index[t]] = torch.log(torch.tensor(before[t] + self.eps)) - torch.log(
+                after[t].detach().float().cpu() + self.eps
+            )
         with torch.enable_grad():
             z = torch.softmax(self.logits, dim=0)
             (grad,) = torch.autograd.grad(z, self.logits, grad_outputs=delta)
@@ -190,13 +199,13 @@ class FAMO(MTLMethod):
         self._opt.step()
         self.logits.grad = None
 
-    def backward(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> None:
+    def backward(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> None:
         if self._prev is not None:
             self._update(ctx)
         super().backward(losses, ctx)
         self._prev = (ctx.x.detach(), ctx.y.detach(), {t: float(v.detach()) for t, v in losses.items()})
 
-    def combine(self, losses: dict[str, torch.Tensor], ctx: StepContext) -> torch.Tensor:
+    def combine(self, losses: dict[str, torch.Tensor], ctx: MTLContext) -> torch.Tensor:
         idx = torch.tensor([self.index[t] for t in losses], device=self.logits.device)
         z = torch.softmax(self.logits.detach()[idx], dim=0).to(self._device(losses))
         values = torch.stack(list(losses.values()))

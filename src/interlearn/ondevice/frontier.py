@@ -24,6 +24,8 @@ from interlearn.errors import ConfigError, DataError
 from interlearn.ondevice.lowrank import defactorize, factorize
 from interlearn.ondevice.prune import decode_sparse, encode_sparse, prune_magnitude
 from interlearn.ondevice.quantize import dequantize_weights, encoded_bytes, quantize_weights
+from interlearn.plotting import pyplot, save_figure
+from interlearn.registry import Registry
 from interlearn.types import Params
 
 __all__ = ["Variant", "Encoding", "ENCODINGS", "encode", "measure_variants", "choose", "plot_frontier", "latency_ms"]
@@ -55,31 +57,35 @@ def _lowrank(fraction: float, bits: int | None) -> Encoding:
     name = f"lowrank{fraction:g}" + (f"+int{bits}" if bits else "")
     if bits is None:
         return Encoding(name, lambda p: factorize(p, fraction), defactorize)
-    return Encoding(name, lambda p: quantize_weights(factorize(p, fraction), bits), lambda e: defactorize(dequantize_weights(e)))
+    return Encoding(
+        name, lambda p: quantize_weights(factorize(p, fraction), bits), lambda e: defactorize(dequantize_weights(e))
+    )
 
 
 def _pruned(sparsity: float) -> Encoding:
-    return Encoding(f"prune{int(sparsity * 100)}+int8", lambda p: encode_sparse(prune_magnitude(p, sparsity)), decode_sparse)
+    return Encoding(
+        f"prune{int(sparsity * 100)}+int8", lambda p: encode_sparse(prune_magnitude(p, sparsity)), decode_sparse
+    )
 
 
-ENCODINGS: dict[str, Encoding] = {
-    e.name: e
-    for e in [
-        Encoding("float32", lambda p: {k: v.detach().float() for k, v in p.items()}, lambda e: dict(e)),
-        Encoding("float16", _fp16, _from16),
-        _q(8, None),
-        _q(4, None),
-        _q(4, 64),
-        _q(4, 32),
-        _lowrank(0.5, None),
-        _lowrank(0.5, 8),
-        _lowrank(0.25, 8),
-        _pruned(0.5),
-        _pruned(0.75),
-    ]
-}
+ENCODINGS: Registry[Encoding] = Registry("encoding")
 """Encodings by name (``float32``, ``float16``, ``int8``, ``int4``, ``int4-g64``, ``int4-g32``,
 ``lowrank0.5``, ``lowrank0.5+int8``, ``lowrank0.25+int8``, ``prune50+int8``, ``prune75+int8``)."""
+
+for _encoding in [
+    Encoding("float32", lambda p: {k: v.detach().float() for k, v in p.items()}, lambda e: dict(e)),
+    Encoding("float16", _fp16, _from16),
+    _q(8, None),
+    _q(4, None),
+    _q(4, 64),
+    _q(4, 32),
+    _lowrank(0.5, None),
+    _lowrank(0.5, 8),
+    _lowrank(0.25, 8),
+    _pruned(0.5),
+    _pruned(0.75),
+]:
+    ENCODINGS.register(_encoding.name, _encoding)
 
 
 def encode(params: Params, name: str) -> tuple[dict[str, torch.Tensor], Params, int]:
@@ -91,11 +97,7 @@ def encode(params: Params, name: str) -> tuple[dict[str, torch.Tensor], Params, 
     Raises:
         ConfigError: unknown encoding name (the message lists the known ones).
     """
-    if name not in ENCODINGS:
-        from interlearn.errors import closest
-
-        raise ConfigError(f"unknown encoding {name!r}; known: {list(ENCODINGS)} (closest: {closest(name, ENCODINGS)})")
-    enc = ENCODINGS[name]
+    enc = ENCODINGS.get(name)
     stored = enc.encode({k: v.detach().cpu() for k, v in params.items()})
     return stored, enc.decode(stored), encoded_bytes(stored)
 
@@ -146,7 +148,11 @@ def measure_variants(
             if key not in scores:
                 raise DataError(f"metric returned {sorted(scores)}, without {key!r}")
             name = f"{mname} {ename}"
-            out.append(Variant(name, mname, ename, nbytes, float(scores[key]), {k: float(v) for k, v in scores.items() if k != key}))
+            out.append(
+                Variant(
+                    name, mname, ename, nbytes, float(scores[key]), {k: float(v) for k, v in scores.items() if k != key}
+                )
+            )
             decoded[name] = dec
     return out, decoded
 
@@ -158,14 +164,18 @@ def choose(variants: Sequence[Variant], budget_bytes: int) -> Variant | None:
     return max(fit, key=lambda v: (v.accuracy, -v.bytes)) if fit else None
 
 
-def plot_frontier(variants: Sequence[Variant], path: str | Path, reference: Variant, budget_bytes: int, points: float = 0.02,
-                  ylabel: str = "accuracy", title: str = "On-device variants") -> Path:
+def plot_frontier(
+    variants: Sequence[Variant],
+    path: str | Path,
+    reference: Variant,
+    budget_bytes: int,
+    points: float = 0.02,
+    ylabel: str = "accuracy",
+    title: str = "On-device variants",
+) -> Path:
     """Accuracy against stored bytes (log scale): every variant, the Pareto frontier, the byte
     budget and the accuracy floor ``reference.accuracy - points``. PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if not variants:
         raise DataError("plot_frontier: no variants")
@@ -190,12 +200,7 @@ def plot_frontier(variants: Sequence[Variant], path: str | Path, reference: Vari
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=110)
 
 
 @torch.no_grad()
@@ -215,4 +220,8 @@ def latency_ms(fn: Callable[[], Any], repeats: int = 50, warmup: int = 5) -> dic
         fn()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))], "threads": float(torch.get_num_threads())}
+    return {
+        "median_ms": statistics.median(times),
+        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
+        "threads": float(torch.get_num_threads()),
+    }

@@ -66,6 +66,6 @@ def defactorize(encoded: Params) -> Params:
             if f"{base}.lrshape" in encoded:
                 w = w.reshape([int(v) for v in encoded[f"{base}.lrshape"].tolist()])
             out[base] = w.contiguous()
-        elif not (name.endswith(".V") or name.endswith(".lrshape")):
+        elif not name.endswith((".V", ".lrshape")):
             out[name] = t
     return out

@@ -30,14 +30,17 @@ def prune_magnitude(params: Params, sparsity: float) -> Params:
     """
     if not 0 <= sparsity < 1:
         raise ConfigError(f"sparsity={sparsity}: use a fraction in [0, 1)")
+    # one holder module per matrix: torch.nn.utils.prune works on a module's named parameter
     holders = {k: nn.Module() for k, v in params.items() if v.dim() >= 2}
     for k, mod in holders.items():
-        mod.weight = nn.Parameter(params[k].detach().float().clone())
+        mod.register_parameter("weight", nn.Parameter(params[k].detach().float().clone()))
     if holders and sparsity > 0:
-        prune.global_unstructured([(m, "weight") for m in holders.values()], pruning_method=prune.L1Unstructured, amount=sparsity)
+        prune.global_unstructured(
+            [(m, "weight") for m in holders.values()], pruning_method=prune.L1Unstructured, amount=sparsity
+        )
         for m in holders.values():
             prune.remove(m, "weight")
-    return {k: (holders[k].weight.detach() if k in holders else v) for k, v in params.items()}
+    return {k: (holders[k].get_parameter("weight").detach() if k in holders else v) for k, v in params.items()}
 
 
 def encode_sparse(params: Params) -> dict[str, torch.Tensor]:

@@ -17,13 +17,16 @@ into ordinary float32 parameters that load into the unchanged model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
-from safetensors.torch import save
+from safetensors.torch import save, save_file
+from torch import nn
 
 from interlearn.errors import ConfigError
 from interlearn.types import Params
 
-__all__ = ["quantize_weights", "dequantize_weights", "encoded_bytes"]
+__all__ = ["quantize_weights", "dequantize_weights", "encoded_bytes", "model_tensors", "model_bytes", "save_model"]
 
 
 def _groups(w: torch.Tensor, group_size: int | None) -> tuple[torch.Tensor, int]:
@@ -91,12 +94,14 @@ def dequantize_weights(encoded: dict[str, torch.Tensor]) -> Params:
             g = cols if group == 0 else group
             padded = cols + (-cols) % g
             if bits == 4:
-                vals = torch.stack([codes & 0x0F, codes >> 4], dim=1).reshape(-1)[: shape[0] * padded].to(torch.int8) - 8
+                vals = (
+                    torch.stack([codes & 0x0F, codes >> 4], dim=1).reshape(-1)[: shape[0] * padded].to(torch.int8) - 8
+                )
             else:
                 vals = codes.reshape(-1)
             w = (vals.float().reshape(-1, g) * scale[:, None]).reshape(shape[0], padded)[:, :cols]
             out[base] = w.reshape(shape).contiguous()
-        elif not (name.endswith(".q") or name.endswith(".scale")):
+        elif not name.endswith((".q", ".scale")):
             out[name] = t
     return out
 
@@ -104,3 +109,23 @@ def dequantize_weights(encoded: dict[str, torch.Tensor]) -> Params:
 def encoded_bytes(tensors: dict[str, torch.Tensor]) -> int:
     """Bytes of ``tensors`` written as one safetensors file (header included)."""
     return len(save({k: v.contiguous() for k, v in tensors.items()}))
+
+
+def model_tensors(model: nn.Module, int8: bool = False) -> dict[str, torch.Tensor]:
+    """What is stored for ``model``: its state dict on the CPU (copies, so tied weights are
+    stored twice, as safetensors requires), or its :func:`quantize_weights` int8 encoding."""
+    params = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    return quantize_weights(params, 8) if int8 else params
+
+
+def model_bytes(model: nn.Module, int8: bool = False) -> int:
+    """Bytes of ``model``'s parameters as one safetensors file (float as they are, or int8
+    weights): what a device downloads and stores."""
+    return encoded_bytes(model_tensors(model, int8))
+
+
+def save_model(model: nn.Module, path: str | Path, int8: bool = False) -> int:
+    """Write :func:`model_tensors` to a safetensors file; return its size in bytes (as
+    :func:`model_bytes` counts them)."""
+    save_file(model_tensors(model, int8), str(path))
+    return Path(path).stat().st_size

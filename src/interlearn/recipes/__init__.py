@@ -26,7 +26,8 @@ import yaml
 
 from interlearn.errors import ConfigError, closest
 from interlearn.parallel import is_main_process
-from interlearn.recipes.base import build, load_yaml, to_dict
+from interlearn.report import write_summary
+from interlearn.schema import build, load_yaml, to_dict
 from interlearn.tracking import NULL, TrackingConfig, open_tracker, recording
 
 __all__ = ["KINDS", "load_recipe", "run_recipe", "build", "load_yaml", "to_dict", "example_recipes"]
@@ -36,11 +37,15 @@ KINDS = ("transfer", "finetune", "distill", "multitask", "federated", "keyboard"
 
 def _module(kind: Any) -> Any:
     if kind not in KINDS:
-        raise ConfigError(f"kind: {kind!r} is not a recipe kind; choose one of {list(KINDS)} (closest: {closest(str(kind), KINDS)})")
+        raise ConfigError(
+            f"kind: {kind!r} is not a recipe kind; choose one of {list(KINDS)} (closest: {closest(str(kind), KINDS)})"
+        )
     try:
         return importlib.import_module(f"interlearn.recipes.{kind}")
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"kind: {kind!r} needs a module that is not installed ({exc.name}); install interlearn[all]") from exc
+        raise ConfigError(
+            f"kind: {kind!r} needs a module that is not installed ({exc.name}); install interlearn[all]"
+        ) from exc
 
 
 def _parse(path: str | Path) -> tuple[str, Any, TrackingConfig | None]:
@@ -52,7 +57,9 @@ def _parse(path: str | Path) -> tuple[str, Any, TrackingConfig | None]:
     module = _module(kind)
     config = build(module.Config, data, str(kind))
     if tracking is not None and not isinstance(tracking, dict):
-        raise ConfigError(f"tracking: expected a mapping such as {{tensorboard: runs/tb}} or {{mlflow: mlruns}}, got {tracking!r}")
+        raise ConfigError(
+            f"tracking: expected a mapping such as {{tensorboard: runs/tb}} or {{mlflow: mlruns}}, got {tracking!r}"
+        )
     return kind, config, build(TrackingConfig, tracking, "tracking") if tracking is not None else None
 
 
@@ -73,13 +80,13 @@ def run_recipe(path: str | Path, out: str | Path | None = None, progress: bool =
     The run folder holds ``config.yaml`` (the resolved recipe), ``summary.json``, ``summary.md``
     and the plots the recipe makes (plus metrics and checkpoints where the paradigm has them).
     """
-    from interlearn.report import write_summary
-
     kind, config, tracking = _parse(path)
     run_dir = Path(out) if out else Path("runs") / f"{kind}-{Path(path).stem}"
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"kind": kind, **to_dict(config)}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({**resolved, **({"tracking": to_dict(tracking)} if tracking else {})}, sort_keys=False))
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump({**resolved, **({"tracking": to_dict(tracking)} if tracking else {})}, sort_keys=False)
+    )
     spec = dataclasses.replace(tracking, run_name=tracking.run_name or run_dir.name) if tracking is not None else None
     tracker = open_tracker(spec, kind, {"recipe": resolved}) if spec is not None and is_main_process() else NULL
     with tracker, recording(tracker):

@@ -58,7 +58,9 @@ class Config:
     student_hidden: tuple[int, ...] = (16,)
     temperature: float = 4.0
     alpha: float = 0.9
-    teacher_fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4, progress=False))
+    teacher_fit: FitConfig = field(
+        default_factory=lambda: FitConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4, progress=False)
+    )
     student_fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=60, batch_size=64, lr=3e-3, progress=False))
     latency_repeats: int = 30
     seed: int = 0
@@ -69,7 +71,9 @@ class Config:
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha={self.alpha}: must be in [0, 1]")
         if any(h < 1 for h in (*self.teacher_hidden, *self.student_hidden)):
-            raise ConfigError(f"hidden sizes must be >= 1: teacher_hidden={self.teacher_hidden}, student_hidden={self.student_hidden}")
+            raise ConfigError(
+                f"hidden sizes must be >= 1: teacher_hidden={self.teacher_hidden}, student_hidden={self.student_hidden}"
+            )
         if not 0 <= self.teacher_dropout < 1:
             raise ConfigError(f"teacher_dropout={self.teacher_dropout}: must be in [0, 1)")
         if self.latency_repeats < 1:
@@ -91,8 +95,10 @@ def _load(cfg: Config) -> tuple[TensorData, TensorData]:
     image = cfg.teacher == "cnn"
     if cfg.dataset == "digits":
         return load_digits(seed=cfg.seed, image=image)
-    kind = "mnist" if cfg.dataset == "mnist" else "fashion"
-    return load_mnist("train", cfg.data_dir, kind=kind, flatten=not image), load_mnist("test", cfg.data_dir, kind=kind, flatten=not image)
+    kind: Literal["mnist", "fashion"] = "mnist" if cfg.dataset == "mnist" else "fashion"
+    return load_mnist("train", cfg.data_dir, kind=kind, flatten=not image), load_mnist(
+        "test", cfg.data_dir, kind=kind, flatten=not image
+    )
 
 
 def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict[str, Any]]:
@@ -109,7 +115,13 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     d_in = train.x[0].numel()
     torch.manual_seed(config.seed)
     if config.teacher == "cnn":
-        teacher: nn.Module = small_cnn(10, image_size=train.x.shape[-1], in_channels=train.x.shape[1], dropout=config.teacher_dropout, seed=config.seed)
+        teacher: nn.Module = small_cnn(
+            10,
+            image_size=train.x.shape[-1],
+            in_channels=train.x.shape[1],
+            dropout=config.teacher_dropout,
+            seed=config.seed,
+        )
     else:
         teacher = mlp(d_in, config.teacher_hidden, 10, config.teacher_dropout)
     t0 = time.perf_counter()
@@ -132,4 +144,6 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     models = {"teacher": teacher, "student_alone": alone, "distilled": distilled}
     extra = {k: {"train_seconds": seconds[k], "trainable_params": count_params(m)} for k, m in models.items()}
     rows = compare_models(models, test, task, repeats=config.latency_repeats, extra=extra)
-    return {k: {"accuracy": r.pop("accuracy"), "trainable_params": r.pop("trainable_params"), **r} for k, r in rows.items()}
+    return {
+        k: {"accuracy": r.pop("accuracy"), "trainable_params": r.pop("trainable_params"), **r} for k, r in rows.items()
+    }

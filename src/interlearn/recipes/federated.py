@@ -1,10 +1,12 @@
 """The ``federated`` recipe: partition a dataset into clients and train with a strategy.
 
-A YAML recipe names the data and its partition, the model, the client update, the strategy,
-the engine and the round schedule; :func:`run` simulates the run (:func:`interlearn.federated.
-simulate`) and writes the run folder: ``metrics.jsonl`` (one record per round), ``checkpoint/``,
-``accuracy.png``, ``client_accuracy.png`` and ``partition.png``. ``resume: true`` continues a
-killed run from its last checkpoint.
+A YAML recipe names the data and its partition, the model, the client update, the strategy
+(with its aggregator: the mean, or a robust rule), the update steps (clipping, differential
+privacy, validation, compression, secure aggregation: :mod:`interlearn.recipes.federated_steps`),
+the engine and the round schedule; :func:`run` simulates the run
+(:func:`interlearn.federated.simulate`) and writes the run folder: ``metrics.jsonl`` (one record
+per round), ``checkpoint/``, ``accuracy.png``, ``client_accuracy.png`` and ``partition.png``.
+``resume: true`` continues a killed run from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -19,12 +21,30 @@ import torch
 from torch import nn
 
 from interlearn.config import MAX_LR
+from interlearn.data import load_digits, load_mnist
+from interlearn.data.femnist import load_femnist
 from interlearn.errors import ConfigError
 from interlearn.federated import LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
+from interlearn.federated.api import UpdateStep
 from interlearn.federated.partition import partition, partition_stats
 from interlearn.federated.plots import plot_partition
+from interlearn.federated.sampling import CohortSampling
+from interlearn.federated.strategies import AGGREGATORS, STRATEGIES
+from interlearn.models.cnn import mnist_cnn
+from interlearn.models.mlp import mlp
+from interlearn.recipes.federated_steps import StepSpec, build_steps, check_steps, noise_step
 
-__all__ = ["DataConfig", "ModelConfig", "ClientConfig", "StrategyConfig", "PrivacyConfig", "Config", "run", "load_data", "build_model"]
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "ClientConfig",
+    "StrategyConfig",
+    "StepSpec",
+    "Config",
+    "run",
+    "load_data",
+    "build_model",
+]
 
 
 @dataclass(frozen=True)
@@ -83,7 +103,9 @@ class ModelConfig:
         if any(h < 1 for h in self.hidden) or any(c < 1 for c in self.channels):
             raise ConfigError(f"hidden={self.hidden}, channels={self.channels}: sizes must be >= 1")
         if self.name == "cnn" and (len(self.channels) != 2 or not self.hidden):
-            raise ConfigError(f"cnn needs two channels and one hidden width, got channels={self.channels}, hidden={self.hidden}")
+            raise ConfigError(
+                f"cnn needs two channels and one hidden width, got channels={self.channels}, hidden={self.hidden}"
+            )
 
 
 @dataclass(frozen=True)
@@ -103,68 +125,63 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         if not self.lr <= MAX_LR:
-            raise ConfigError(f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1")
+            raise ConfigError(
+                f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1"
+            )
         self.build()  # validates every value with LocalSGD's own checks
 
     def build(self) -> LocalSGD:
-        kw = dict(epochs=self.epochs, steps=self.steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                  momentum=self.momentum, weight_decay=self.weight_decay, prox_mu=self.prox_mu)
-        return ScaffoldClient(**kw) if self.scaffold else LocalSGD(**kw)  # type: ignore[arg-type]
+        cls = ScaffoldClient if self.scaffold else LocalSGD
+        return cls(
+            epochs=self.epochs,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            prox_mu=self.prox_mu,
+        )
 
 
 @dataclass(frozen=True)
 class StrategyConfig:
     """Server strategy by name (``fedavg``, ``fedavgm``, ``fedadam``, ``fedyogi``,
-    ``fedadagrad``, ``scaffold``) with its keyword arguments in ``options`` (e.g. ``lr``,
-    ``momentum``, ``beta1``, ``beta2``, ``tau``) and an aggregator by name."""
+    ``fedadagrad``, ``scaffold``, ``qfedavg``) with its keyword arguments in ``options`` (e.g.
+    ``lr``, ``momentum``, ``beta1``, ``beta2``, ``tau``), and how the cohort's updates combine:
+    an aggregator by name (``mean``; robust rules ``median``, ``trimmed_mean``, ``krum``,
+    ``multi_krum``, ``norm_bound``, ``bulyan``) with its options in ``aggregator_options`` (e.g.
+    ``num_byzantine``, ``trim_ratio``, ``max_norm``)."""
 
     name: str = "fedavg"
     options: dict[str, float] = field(default_factory=dict)
     aggregator: str | None = None
+    aggregator_options: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from interlearn.errors import closest
-        from interlearn.federated.strategies import known_aggregators, known_strategies
+        try:
+            STRATEGIES.get(self.name)
+        except ConfigError as exc:
+            raise ConfigError(f"name: {exc}") from None
+        if self.aggregator is None:
+            if self.aggregator_options:
+                raise ConfigError(
+                    f"aggregator_options={self.aggregator_options} without an aggregator: name one, e.g. aggregator: median"
+                )
+            return
+        try:
+            AGGREGATORS.build(self.aggregator, **self.aggregator_options)  # validates the options too
+        except ConfigError as exc:
+            raise ConfigError(f"aggregator: {exc}") from None
 
-        names = known_strategies()
-        if self.name not in names:
-            raise ConfigError(f"name: unknown strategy {self.name!r}; known: {names} (closest: {closest(self.name, names)})")
-        aggs = known_aggregators()
-        if self.aggregator is not None and self.aggregator not in aggs:
-            raise ConfigError(f"aggregator: unknown {self.aggregator!r}; known: {aggs} (closest: {closest(self.aggregator, aggs)})")
-
-
-@dataclass(frozen=True)
-class PrivacyConfig:
-    """Central client-level differential privacy (DP-FedAvg, McMahan et al. 2018): clients clip
-    their update, the server noises the sum and divides by the expected cohort; the run samples
-    clients the way the accountant assumes (see the README's privacy section).
-
-    Attributes:
-        noise_multiplier: ``z`` > 0 (noise std over the sensitivity).
-        clip_norm: the clip norm ``C`` > 0.
-        delta: delta of the reported (epsilon, delta).
-        target_epsilon: stop before a round would exceed it (``null``: never).
-        sampling: ``poisson`` (add/remove adjacency) or ``fixed`` (replace-one; needs the
-            ``dp_rdp`` accountant, its default).
-        accountant: ``rdp``, ``prv``, ``gdp`` (Opacus) or ``dp_rdp``, ``dp_pld`` (dp-accounting);
-            ``null``: ``rdp`` for poisson, ``dp_rdp`` for fixed.
-    """
-
-    noise_multiplier: float = 1.0
-    clip_norm: float = 1.0
-    delta: float = 1e-5
-    target_epsilon: float | None = None
-    sampling: Literal["poisson", "fixed"] = "poisson"
-    accountant: Literal["rdp", "prv", "gdp", "dp_rdp", "dp_pld"] | None = None
-
-    def steps(self, population: int, clients_per_round: int) -> list[Any]:
-        """The ``[ClipUpdates, GaussianNoise]`` steps for a population (validates everything)."""
-        from interlearn.federated.privacy import dp_fedavg_steps
-
-        return dp_fedavg_steps(clip_norm=self.clip_norm, noise_multiplier=self.noise_multiplier, population=population,
-                               clients_per_round=clients_per_round, sampling=self.sampling, delta=self.delta,
-                               target_epsilon=self.target_epsilon, accountant=self.accountant)
+    def build(self, num_clients: int) -> Any:
+        """The strategy (SCAFFOLD learns the population size)."""
+        opts: dict[str, Any] = dict(self.options)
+        if self.name == "scaffold":
+            opts.setdefault("num_clients", num_clients)
+        if self.aggregator is not None:
+            opts["aggregator"] = AGGREGATORS.build(self.aggregator, **self.aggregator_options)
+        return get_strategy(self.name, **opts)
 
 
 @dataclass(frozen=True)
@@ -179,7 +196,9 @@ class Config:
             round schedule (:class:`~interlearn.federated.SimulationConfig`).
         seed: model, partition and sampling seed.
         resume: continue from the run folder's checkpoint.
-        privacy: central DP (``null``: none); the summary then states epsilon and what it covers.
+        steps: the update steps, clients' order (``[{clip: ...}, {dp: ...}, {validate: ...},
+            {compress: ...}, {secagg: ...}]``, :mod:`interlearn.recipes.federated_steps`); with
+            ``dp`` the summary states epsilon and what it covers.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -195,46 +214,72 @@ class Config:
     checkpoint_every: int = 10
     seed: int = 0
     resume: bool = False
-    privacy: PrivacyConfig | None = None
+    steps: tuple[StepSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.eval_every < 1:
-            raise ConfigError(f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)")
+            raise ConfigError(
+                f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)"
+            )
         if self.clients_per_round < 1:
             raise ConfigError(f"clients_per_round={self.clients_per_round}: must be >= 1")
         if self.clients_per_round > self.data.num_clients:
-            raise ConfigError(f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}")
+            raise ConfigError(
+                f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}"
+            )
         if self.client.scaffold != (self.strategy.name == "scaffold"):
-            raise ConfigError("client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)")
+            raise ConfigError(
+                "client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)"
+            )
         self.simulation(progress=False)  # validates the schedule
-        if self.privacy is not None:
-            if self.strategy.name == "scaffold" or self.strategy.aggregator not in (None, "mean", "uniform_mean"):
+        check_steps(self.steps)
+        kinds = [s.kind for s in self.steps]
+        mean_based = self.strategy.name not in ("scaffold", "qfedavg") and self.strategy.aggregator in (
+            None,
+            "mean",
+            "uniform_mean",
+        )
+        for kind, why in (
+            ("dp", "central DP releases one noised mean"),
+            ("secagg", "secure aggregation reveals only the sum"),
+        ):
+            if kind in kinds and not mean_based:
                 raise ConfigError(
-                    f"privacy with strategy {self.strategy.name!r} / aggregator {self.strategy.aggregator!r}: central DP "
-                    "releases one noised mean, so use a mean-based strategy (fedavg, fedavgm, fedadam, fedyogi, fedadagrad) "
-                    "without a robust aggregator"
+                    f"steps: {kind} with strategy {self.strategy.name!r} / aggregator {self.strategy.aggregator!r}: {why}, so use a "
+                    "mean-based strategy (fedavg, fedavgm, fedadam, fedyogi, fedadagrad) without a robust aggregator"
                 )
-            if self.min_survivors > 1:
-                raise ConfigError(f"min_survivors={self.min_survivors} with privacy: every round must release an update; set min_survivors: 1")
-            self.privacy.steps(self.data.num_clients, self.clients_per_round)  # no matching accountant: refused here
+        if "dp" in kinds and self.min_survivors > 1:
+            raise ConfigError(
+                f"min_survivors={self.min_survivors} with a dp step: every round must release an update; set min_survivors: 1"
+            )
+        self.update_steps()  # builds every step: a DP setting no accountant supports is refused here
+
+    def update_steps(self) -> list[UpdateStep]:
+        """The recipe's update steps, built for its population and cohort."""
+        return build_steps(self.steps, self.data.num_clients, self.clients_per_round)
 
     def simulation(self, progress: bool) -> SimulationConfig:
-        return SimulationConfig(rounds=self.rounds, clients_per_round=self.clients_per_round, dropout=self.dropout,
-                                min_survivors=self.min_survivors, eval_every=self.eval_every,
-                                checkpoint_every=self.checkpoint_every, seed=self.seed, progress=progress)
+        return SimulationConfig(
+            rounds=self.rounds,
+            clients_per_round=self.clients_per_round,
+            dropout=self.dropout,
+            min_survivors=self.min_survivors,
+            eval_every=self.eval_every,
+            checkpoint_every=self.checkpoint_every,
+            seed=self.seed,
+            progress=progress,
+        )
 
 
-def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int, int, list[torch.Tensor] | None]:
+def load_data(
+    cfg: DataConfig,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], int, int, list[torch.Tensor] | None]:
     """``(train, test, input_side, num_classes, natural_parts)``; images are (N, 1, side, side);
     ``natural_parts`` is one index tensor per FEMNIST writer (``None`` for the others)."""
     if cfg.dataset == "digits":
-        from interlearn.data import load_digits
-
         tr, te = load_digits(seed=0, image=True)
         return (tr.x, tr.y), (te.x, te.y), 8, 10, None
     if cfg.dataset == "femnist":
-        from interlearn.data.femnist import load_femnist
-
         tr_f = load_femnist("train", cfg.data_dir, max_users=cfg.num_clients)
         te_f = load_femnist("test", cfg.data_dir, max_users=cfg.num_clients)
         sizes = [len(d) for d in tr_f.data]
@@ -243,8 +288,6 @@ def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple
         train = (torch.cat([d.x for d in tr_f.data]), torch.cat([d.y for d in tr_f.data]))
         test = (torch.cat([d.x for d in te_f.data]), torch.cat([d.y for d in te_f.data]))
         return train, test, 28, 62, parts
-    from interlearn.data import load_mnist
-
     tr = load_mnist("train", cfg.data_dir, kind=cfg.dataset)
     te = load_mnist("test", cfg.data_dir, kind=cfg.dataset)
     return (tr.x, tr.y), (te.x, te.y), 28, 10, None
@@ -253,11 +296,7 @@ def load_data(cfg: DataConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple
 def build_model(cfg: ModelConfig, side: int, num_classes: int, seed: int) -> nn.Module:
     """The recipe's model for ``side x side`` grey images."""
     if cfg.name == "cnn":
-        from interlearn.models.cnn import mnist_cnn
-
         return mnist_cnn(num_classes, (cfg.channels[0], cfg.channels[1]), cfg.hidden[0], side, seed=seed)
-    from interlearn.models.mlp import mlp
-
     return mlp(side * side, list(cfg.hidden), num_classes, seed=seed)
 
 
@@ -283,16 +322,21 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
     plot_partition(stats["counts"], out / "partition.png")
     (out / "partition.json").write_text(json.dumps({k: v for k, v in stats.items() if k != "counts"}, indent=2))
     model = build_model(config.model, side, classes, config.seed)
-    opts: dict[str, Any] = dict(config.strategy.options)
-    if config.strategy.name == "scaffold":
-        opts.setdefault("num_clients", len(parts))
-    if config.strategy.aggregator is not None:
-        opts["aggregator"] = config.strategy.aggregator
-    strategy = get_strategy(config.strategy.name, **opts)
-    steps = config.privacy.steps(len(parts), config.clients_per_round) if config.privacy is not None else []
+    strategy = config.strategy.build(len(parts))
+    steps = build_steps(config.steps, len(parts), config.clients_per_round)
     t0 = time.perf_counter()
-    res = simulate(model, Population(x, y, parts), config.client.build(), strategy, config.simulation(progress),
-                   engine=config.engine, test=test, run_dir=out, resume=config.resume, steps=steps)
+    res = simulate(
+        model,
+        Population(x, y, parts),
+        config.client.build(),
+        strategy,
+        config.simulation(progress),
+        engine=config.engine,
+        test=test,
+        run_dir=out,
+        resume=config.resume,
+        steps=steps,
+    )
     seconds = time.perf_counter() - t0
     accs = list(res.client_accuracy.values())
     row = {
@@ -306,12 +350,14 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
         "strategy": config.strategy.name,
         "engine": config.engine,
     }
-    if steps:
-        from interlearn.federated.sampling import CohortSampling
-
-        noise = steps[1]
+    noise = noise_step(steps)
+    if noise is not None and noise.accountant is not None:
         row["epsilon"] = noise.accountant.epsilon()
         row["delta"] = noise.accountant.delta
-        ran = CohortSampling.build(noise.sampling.kind, len(parts), clients_per_round=config.clients_per_round, dropout=config.dropout)
+        ran = None
+        if noise.sampling is not None:
+            ran = CohortSampling.build(
+                noise.sampling.kind, len(parts), clients_per_round=config.clients_per_round, dropout=config.dropout
+            )
         (out / "notes.md").write_text("## Privacy\n\n" + noise.summary(ran) + "\n")
     return {"federated": row}

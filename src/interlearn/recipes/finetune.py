@@ -25,10 +25,10 @@ from interlearn.finetune import FinetuneSpec, finetune
 from interlearn.forgetting import forgetting_table, measure_forgetting
 from interlearn.lora import save_adapter
 from interlearn.models.small_cnn import small_cnn
-from interlearn.surgery import count_params, replace_module
-from interlearn.tasks import classification
 from interlearn.recipes.splits import DataConfig
 from interlearn.recipes.splits import split_classes as _split_classes
+from interlearn.surgery import count_params, replace_module
+from interlearn.tasks import classification
 from interlearn.tracking import section
 from interlearn.training import evaluate, fit
 
@@ -71,7 +71,9 @@ def _model(kind: str, inputs: torch.Tensor, classes: int, seed: int) -> tuple[nn
     if kind == "cnn":
         return small_cnn(classes, image_size=inputs.shape[-1], in_channels=inputs.shape[1], seed=seed), "fc2"
     d = inputs[0].numel()
-    return nn.Sequential(nn.Flatten(), nn.Linear(d, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, classes)), "5"
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(d, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, classes)
+    ), "5"
 
 
 def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict[str, Any]]:
@@ -87,7 +89,10 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = split_classes(config.data, image=config.model == "cnn")
-    src_task, tgt_task = classification(len(config.data.source_classes)), classification(len(config.data.target_classes))
+    src_task, tgt_task = (
+        classification(len(config.data.source_classes)),
+        classification(len(config.data.target_classes)),
+    )
     base, head = _model(config.model, data["source"].x, src_task.num_outputs, config.seed)
     t0 = time.perf_counter()
     with section("pretrain"):
@@ -102,14 +107,26 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     }
     reports = []
     for i, spec in enumerate(config.strategies):
-        name = f"finetune_{spec.strategy}" if f"finetune_{spec.strategy}" not in rows else f"finetune_{spec.strategy}_{i}"
+        name = (
+            f"finetune_{spec.strategy}" if f"finetune_{spec.strategy}" not in rows else f"finetune_{spec.strategy}_{i}"
+        )
         model = copy.deepcopy(base)
         hidden = dict(model.named_modules())[head].in_features
         torch.manual_seed(config.seed + 1)  # the same new head for every strategy
         replace_module(model, head, nn.Linear(hidden, tgt_task.num_outputs))
         with section(name):
             result = finetune(model, data["target"], tgt_task, config.finetune, spec)
-        rep = measure_forgetting(name, result.model, base, head, data["target_test"], tgt_task, data["source_test"], src_task, result.trainable_params)
+        rep = measure_forgetting(
+            name,
+            result.model,
+            base,
+            head,
+            data["target_test"],
+            tgt_task,
+            data["source_test"],
+            src_task,
+            result.trainable_params,
+        )
         reports.append(rep)
         rows[name] = {**rep.as_row(), "train_seconds": result.train_seconds}
         if spec.strategy == "lora":

@@ -23,25 +23,24 @@ from typing import Any, Literal
 import torch
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from interlearn.data.shakespeare import CharVocab, ShakespeareData, ShakespeareUser, load_shakespeare
 from interlearn.config import MAX_LR
+from interlearn.data.shakespeare import CharVocab, ShakespeareData, ShakespeareUser, load_shakespeare
 from interlearn.errors import CheckpointError, ConfigError
 from interlearn.federated.client import LocalSGD
+from interlearn.federated.distill import FedDistillUpdate
 from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personalization import PersonalizationReport, PersonalizeConfig, personalize, plot_personalization
-from interlearn.federated.population import Population
+from interlearn.federated.personalization import (
+    PersonalizationReport,
+    PersonalizeConfig,
+    personalize,
+    plot_personalization,
+)
 from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import get_strategy
-from interlearn.models.char_lstm import (
-    CharLSTM,
-    FedDistillUpdate,
-    char_lstm,
-    dequantize_int8,
-    model_bytes,
-    ondevice_char_lstm,
-    quantize_int8,
-)
+from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
+from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights
+from interlearn.recipes.keyboard_common import check_at_least, check_federated, population_of, spread
 from interlearn.types import Params
 
 __all__ = [
@@ -118,56 +117,86 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("rounds", "clients_per_round", "local_epochs", "batch_size", "hidden", "ondevice_hidden", "test_users", "test_chunks_per_user")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"keyboard.{name}={getattr(self, name)}: must be >= 1")
-        for name in ("distill_rounds", "personalize_users", "personalize_steps"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"keyboard.{name}={getattr(self, name)}: must be >= 0")
-        if self.max_local_steps is not None and self.max_local_steps < 1:
-            raise ConfigError(f"keyboard.max_local_steps={self.max_local_steps}: use None (full epochs) or >= 1")
-        if self.max_users is not None and self.max_users < self.clients_per_round:
-            raise ConfigError(f"keyboard.max_users={self.max_users} is smaller than clients_per_round={self.clients_per_round}")
+        positive = (
+            "rounds",
+            "clients_per_round",
+            "local_epochs",
+            "batch_size",
+            "hidden",
+            "ondevice_hidden",
+            "test_users",
+            "test_chunks_per_user",
+        )
+        check_at_least(self, "keyboard", positive, 1)
+        check_at_least(self, "keyboard", ("distill_rounds", "personalize_users", "personalize_steps"), 0)
+        check_federated(self, "keyboard")
         for name in ("client_lr", "server_lr", "personalize_lr"):
             if not 0 < getattr(self, name) <= MAX_LR:
-                raise ConfigError(f"keyboard.{name}={getattr(self, name):g}: must be in (0, {MAX_LR:g}] (1.0 is usual for the LSTM's SGD)")
+                raise ConfigError(
+                    f"keyboard.{name}={getattr(self, name):g}: must be in (0, {MAX_LR:g}] (1.0 is usual for the LSTM's SGD)"
+                )
         if not self.prefix:
             raise ConfigError("keyboard.prefix is empty: type a few characters for the suggestions")
-
-
-def population_of(users: list[ShakespeareUser]) -> Population:
-    """One client per user, holding only that user's training chunks."""
-    return Population.from_clients([(u.train.x, u.train.y) for u in users])
 
 
 def held_out_set(users: list[ShakespeareUser], max_users: int, per_user: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``per_user`` test chunks of every ``len(users) // max_users``-th user (a fixed,
     spread-out sample, so the test cost does not grow with the population)."""
-    step = max(len(users) // max_users, 1)
-    chosen = users[::step][:max_users]
+    chosen = spread(users, max_users)
     return torch.cat([u.test.x[:per_user] for u in chosen]), torch.cat([u.test.y[:per_user] for u in chosen])
 
 
-def train_global(model: CharLSTM, data: ShakespeareData, cfg: Config, run_dir: Path | None, progress: bool = True,
-                 test: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 1, checkpoint_every: int = 0,
-                 resume: bool = False) -> SimulationResult:
+def train_global(
+    model: CharLSTM,
+    data: ShakespeareData,
+    cfg: Config,
+    run_dir: Path | None,
+    progress: bool = True,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_every: int = 1,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+) -> SimulationResult:
     """Federated training of the global model (the configured strategy, engine and budget); with
     ``checkpoint_every`` and ``resume`` a killed run continues from ``run_dir``'s checkpoint."""
     strategy = get_strategy(cfg.strategy, lr=cfg.server_lr)
     update = LocalSGD(epochs=cfg.local_epochs, steps=cfg.max_local_steps, batch_size=cfg.batch_size, lr=cfg.client_lr)
-    sim = SimulationConfig(rounds=cfg.rounds, clients_per_round=cfg.clients_per_round, eval_every=eval_every,
-                           client_eval_max=1, checkpoint_every=checkpoint_every, seed=cfg.seed, progress=progress)
-    return simulate(model, population_of(data.users), update, strategy, sim, engine=cfg.engine, test=test, run_dir=run_dir,
-                    resume=resume)
+    sim = SimulationConfig(
+        rounds=cfg.rounds,
+        clients_per_round=cfg.clients_per_round,
+        eval_every=eval_every,
+        client_eval_max=1,
+        checkpoint_every=checkpoint_every,
+        seed=cfg.seed,
+        progress=progress,
+    )
+    return simulate(
+        model,
+        population_of(data.users),
+        update,
+        strategy,
+        sim,
+        engine=cfg.engine,
+        test=test,
+        run_dir=run_dir,
+        resume=resume,
+    )
 
 
 def distill_ondevice(teacher: CharLSTM, data: ShakespeareData, cfg: Config, progress: bool = True) -> CharLSTM:
     """Federated distillation of the small on-device model from the trained global model."""
     student = ondevice_char_lstm(len(data.vocab), hidden=cfg.ondevice_hidden, output="all")
-    update = FedDistillUpdate(teacher=teacher, epochs=1, batch_size=cfg.batch_size, lr=cfg.client_lr, max_steps=cfg.max_local_steps)
-    sim = SimulationConfig(rounds=cfg.distill_rounds, clients_per_round=cfg.clients_per_round, eval_every=0,
-                           client_eval_max=1, seed=cfg.seed + 1, progress=progress)
+    update = FedDistillUpdate(
+        teacher=teacher, epochs=1, batch_size=cfg.batch_size, lr=cfg.client_lr, max_steps=cfg.max_local_steps
+    )
+    sim = SimulationConfig(
+        rounds=cfg.distill_rounds,
+        clients_per_round=cfg.clients_per_round,
+        eval_every=0,
+        client_eval_max=1,
+        seed=cfg.seed + 1,
+        progress=progress,
+    )
     res = simulate(student, population_of(data.users), update, get_strategy("fedavg"), sim, engine="auto")
     load_params(student, res.params)
     return student
@@ -176,12 +205,14 @@ def distill_ondevice(teacher: CharLSTM, data: ShakespeareData, cfg: Config, prog
 def int8_copy(model: CharLSTM) -> CharLSTM:
     """The model as it runs on the device: weights rounded through the int8 format."""
     twin = CharLSTM(model.config)
-    twin.load_state_dict(dequantize_int8(quantize_int8(dict(model.state_dict()))))
+    twin.load_state_dict(dequantize_weights(quantize_weights(dict(model.state_dict()), 8)))
     return twin.eval()
 
 
 @torch.no_grad()
-def suggest(model: CharLSTM, vocab: CharVocab, prefix: str, k: int = 3, params: Params | None = None) -> list[tuple[str, float]]:
+def suggest(
+    model: CharLSTM, vocab: CharVocab, prefix: str, k: int = 3, params: Params | None = None
+) -> list[tuple[str, float]]:
     """The ``k`` most likely next characters after ``prefix`` and their probabilities."""
     if params is not None:
         load_params(model, params)
@@ -192,11 +223,23 @@ def suggest(model: CharLSTM, vocab: CharVocab, prefix: str, k: int = 3, params: 
     return [(vocab.decode([int(i)]), float(p)) for p, i in zip(top.values, top.indices)]
 
 
-def personalize_users(model: CharLSTM, params: Params, users: list[ShakespeareUser], cfg: Config, scope: str | None = None,
-                      max_eval: int | None = None) -> tuple[PersonalizationReport, dict[str, Params]]:
+def personalize_users(
+    model: CharLSTM,
+    params: Params,
+    users: list[ShakespeareUser],
+    cfg: Config,
+    scope: str | None = None,
+    max_eval: int | None = None,
+) -> tuple[PersonalizationReport, dict[str, Params]]:
     """Fine-tune ``params`` on each of the given users' own training text; score on their test text."""
-    pc = PersonalizeConfig(scope=scope or cfg.personalize_scope, steps=cfg.personalize_steps, lr=cfg.personalize_lr,
-                           batch_size=cfg.batch_size, max_eval=max_eval, seed=cfg.seed)
+    pc = PersonalizeConfig(
+        scope=scope or cfg.personalize_scope,
+        steps=cfg.personalize_steps,
+        lr=cfg.personalize_lr,
+        batch_size=cfg.batch_size,
+        max_eval=max_eval,
+        seed=cfg.seed,
+    )
     return personalize(model, params, [(u.name, u.train, u.test) for u in users], pc)
 
 
@@ -214,26 +257,39 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     if cfg.checkpoint:
         tensors, meta = load_checkpoint(cfg.checkpoint)
         if meta.get("vocab") != data.vocab.chars or meta.get("hidden") != cfg.hidden:
-            raise CheckpointError(f"checkpoint {cfg.checkpoint} was trained with another vocabulary or hidden size ({meta.get('hidden')}); "
-                                  "use the same source/max_users/hidden or train anew")
+            raise CheckpointError(
+                f"checkpoint {cfg.checkpoint} was trained with another vocabulary or hidden size ({meta.get('hidden')}); "
+                "use the same source/max_users/hidden or train anew"
+            )
         load_params(model, tensors)
         rounds_run = int(meta.get("rounds", 0))
     else:
         result = train_global(model, data, cfg, run_dir / "federated", progress, test=None)
         load_params(model, result.params)
         rounds_run = len(result.history)
-        save_checkpoint(run_dir / "global", model_params(model), {"vocab": data.vocab.chars, "hidden": cfg.hidden, "rounds": rounds_run})
+        save_checkpoint(
+            run_dir / "global",
+            model_params(model),
+            {"vocab": data.vocab.chars, "hidden": cfg.hidden, "rounds": rounds_run},
+        )
     gparams = model_params(model)
     rows: dict[str, dict[str, Any]] = {}
     g = evaluate_params(model, gparams, *test)
-    rows["global"] = {"accuracy": g["accuracy"], "rounds": rounds_run, "params": sum(v.numel() for v in gparams.values()),
-                      "bytes": model_bytes(model)}
+    rows["global"] = {
+        "accuracy": g["accuracy"],
+        "rounds": rounds_run,
+        "params": sum(v.numel() for v in gparams.values()),
+        "bytes": model_bytes(model),
+    }
     ondevice = None
     if cfg.distill_rounds:
         ondevice = int8_copy(distill_ondevice(model, data, cfg, progress))
         o = evaluate_params(ondevice, model_params(ondevice), *test)
-        rows["ondevice_int8"] = {"accuracy": o["accuracy"], "params": sum(p.numel() for p in ondevice.parameters()),
-                                 "bytes": model_bytes(ondevice, int8=True)}
+        rows["ondevice_int8"] = {
+            "accuracy": o["accuracy"],
+            "params": sum(p.numel() for p in ondevice.parameters()),
+            "bytes": model_bytes(ondevice, int8=True),
+        }
     chosen = data.user(cfg.user) if cfg.user else max(data.users, key=lambda u: len(u.train))
     others = [u for u in sorted(data.users, key=lambda u: -len(u.train)) if u.name != chosen.name]
     people = [chosen] + others[: max(cfg.personalize_users - 1, 0)]
@@ -241,16 +297,24 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     if cfg.personalize_users and cfg.personalize_steps:
         report, personal = personalize_users(model, gparams, people, cfg)
         s = report.summary()
-        rows["personalized"] = {"accuracy": s["personal_median"], "global_median": s["global_median"], "users": len(report.users)}
+        rows["personalized"] = {
+            "accuracy": s["personal_median"],
+            "global_median": s["global_median"],
+            "users": len(report.users),
+        }
         plot_personalization(report, run_dir / "personalization.png", title="Keyboard personalization")
         (run_dir / "personalization.json").write_text(json.dumps([u.__dict__ for u in report.users], indent=1))
     lines = [f"user {chosen.name}: typed {cfg.prefix!r}"]
     lines.append("  global model       : " + _fmt(suggest(model, data.vocab, cfg.prefix, params=gparams)))
     if chosen.name in personal:
-        lines.append("  after personalizing: " + _fmt(suggest(model, data.vocab, cfg.prefix, params=personal[chosen.name])))
+        lines.append(
+            "  after personalizing: " + _fmt(suggest(model, data.vocab, cfg.prefix, params=personal[chosen.name]))
+        )
     if ondevice is not None:
-        lines.append(f"  on-device int8     : {_fmt(suggest(ondevice, data.vocab, cfg.prefix))}  "
-                     f"({rows['ondevice_int8']['bytes'] / 1024:.0f} KiB on disk vs {rows['global']['bytes'] / 1024:.0f} KiB)")
+        lines.append(
+            f"  on-device int8     : {_fmt(suggest(ondevice, data.vocab, cfg.prefix))}  "
+            f"({rows['ondevice_int8']['bytes'] / 1024:.0f} KiB on disk vs {rows['global']['bytes'] / 1024:.0f} KiB)"
+        )
     (run_dir / "suggestions.txt").write_text("\n".join(lines) + "\n")
     if progress:
         print("\n".join(lines), flush=True)

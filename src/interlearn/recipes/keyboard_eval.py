@@ -25,8 +25,8 @@ from torch import nn
 from interlearn.data.shakespeare import ShakespeareUser
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
+from interlearn.federated.evaluate import params_accuracy
 from interlearn.federated.personal_select import SelectConfig, SelectionReport, personalize_validated
-from interlearn.federated.personalization import cross_entropy_any, evaluate_params
 from interlearn.ondevice.frontier import Variant, choose, measure_variants, plot_frontier
 from interlearn.types import Params
 
@@ -44,13 +44,23 @@ def split_validation(train: TensorData, fraction: float = 0.2) -> tuple[TensorDa
     if not 0 < fraction < 1:
         raise ConfigError(f"val_fraction={fraction}: use a value in (0, 1)")
     if len(train) < 2:
-        raise ConfigError(f"a user with {len(train)} training chunk(s) cannot hold out a validation chunk; pick users with >= 2")
+        raise ConfigError(
+            f"a user with {len(train)} training chunk(s) cannot hold out a validation chunk; pick users with >= 2"
+        )
     n_val = max(1, int(len(train) * fraction))
-    return TensorData(train.x[: len(train) - n_val], train.y[: len(train) - n_val]), TensorData(train.x[len(train) - n_val :], train.y[len(train) - n_val :])
+    return TensorData(train.x[: len(train) - n_val], train.y[: len(train) - n_val]), TensorData(
+        train.x[len(train) - n_val :], train.y[len(train) - n_val :]
+    )
 
 
-def personalize_chars(model: nn.Module, params: Params, users: Sequence[ShakespeareUser], select: SelectConfig, val_fraction: float = 0.2,
-                      max_eval: int | None = None) -> SelectionReport:
+def personalize_chars(
+    model: nn.Module,
+    params: Params,
+    users: Sequence[ShakespeareUser],
+    select: SelectConfig,
+    val_fraction: float = 0.2,
+    max_eval: int | None = None,
+) -> SelectionReport:
     """Validation-selected personalization of each user (accuracy over every predicted character).
 
     Args:
@@ -61,19 +71,25 @@ def personalize_chars(model: nn.Module, params: Params, users: Sequence[Shakespe
         val_fraction: share of each user's training chunks held out for validation.
         max_eval: cap on test chunks scored per user (``None``: all).
     """
+
     def score(m: nn.Module, p: Params, data: TensorData) -> float:
-        return evaluate_params(m, p, data, max_examples=max_eval)
+        return params_accuracy(m, p, data, max_examples=max_eval)
 
     rows = []
     for u in users:
         fit, val = split_validation(u.train, val_fraction)
         rows.append((u.name, fit, val, u.test))
-    report, _ = personalize_validated(model, params, rows, score, select, loss_fn=cross_entropy_any)
+    report, _ = personalize_validated(model, params, rows, score, select)
     return report
 
 
-def ondevice_chars(models: dict[str, tuple[nn.Module, Params]], test: tuple[torch.Tensor, torch.Tensor], encodings: Sequence[str] = CHAR_ENCODINGS,
-                   budget_fraction: float = 0.25, plot: str | Path | None = None) -> tuple[list[Variant], Variant, Variant | None]:
+def ondevice_chars(
+    models: dict[str, tuple[nn.Module, Params]],
+    test: tuple[torch.Tensor, torch.Tensor],
+    encodings: Sequence[str] = CHAR_ENCODINGS,
+    budget_fraction: float = 0.25,
+    plot: str | Path | None = None,
+) -> tuple[list[Variant], Variant, Variant | None]:
     """Every model x encoding on the test chunks; the float32 ``"global"`` model is the reference.
 
     Args:
@@ -92,12 +108,18 @@ def ondevice_chars(models: dict[str, tuple[nn.Module, Params]], test: tuple[torc
     if "global" not in models:
         raise ConfigError(f"ondevice_chars needs a 'global' model (the float32 reference); got {list(models)}")
     data = TensorData(*test)
-    metric = lambda m, p: {"accuracy": evaluate_params(m, p, data)}  # noqa: E731
+    metric = lambda m, p: {"accuracy": params_accuracy(m, p, data)}
     names = ("float32", *[e for e in encodings if e != "float32"])
     variants, _ = measure_variants(models, names, metric, "accuracy")
     ref = next(v for v in variants if v.model == "global" and v.encoding == "float32")
     budget = int(ref.bytes * budget_fraction)
     chosen = choose([v for v in variants if v is not ref], budget)
     if plot is not None:
-        plot_frontier(variants, plot, ref, budget, title=f"Shakespeare characters: on-device variants (budget {budget_fraction:g} x float32)")
+        plot_frontier(
+            variants,
+            plot,
+            ref,
+            budget,
+            title=f"Shakespeare characters: on-device variants (budget {budget_fraction:g} x float32)",
+        )
     return variants, ref, chosen

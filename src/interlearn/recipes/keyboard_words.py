@@ -25,28 +25,41 @@ from __future__ import annotations
 
 import json
 import statistics
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from interlearn.checkpoint import load_checkpoint, save_checkpoint
-from interlearn.data.shakespeare_words import PAD, ShakespeareWords, WordUser, load_shakespeare_words, masked_cross_entropy
+from interlearn.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from interlearn.data.shakespeare_words import (
+    PAD,
+    ShakespeareWords,
+    WordUser,
+    load_shakespeare_words,
+    masked_cross_entropy,
+)
 from interlearn.data.tensors import TensorData
-from interlearn.errors import CheckpointError, ConfigError
+from interlearn.errors import CheckpointError, ConfigError, DataError
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personal_select import METHODS, SelectConfig, SelectionReport, personalize_validated, plot_gains
-from interlearn.federated.personalization import FedPerUpdate
-from interlearn.federated.population import Population
+from interlearn.federated.personal_select import (
+    METHODS,
+    SelectConfig,
+    SelectionReport,
+    personalize_validated,
+    plot_gains,
+)
+from interlearn.federated.personalization import FedPerUpdate, personal_heads
 from interlearn.federated.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_cached
 from interlearn.keyboard.recall import evaluate_recall
 from interlearn.keyboard.suggest import encode_prefix, suggest_words
 from interlearn.models.word_cifg import WordCIFG, word_cifg
-from interlearn.ondevice.frontier import Variant, choose, encode, latency_ms, measure_variants, plot_frontier
+from interlearn.ondevice.frontier import ENCODINGS, Variant, choose, latency_ms, measure_variants, plot_frontier
+from interlearn.recipes.keyboard_common import check_at_least, check_federated, population_of, spread
 from interlearn.types import Params
 
 __all__ = [
@@ -67,7 +80,17 @@ HEAD = ("proj.*", "out_bias")
 """FedPer's personal layers of the word model: the projection to the (tied) output embedding
 and the output bias (the embedding itself is shared with the input, so it stays global)."""
 
-ONDEVICE_ENCODINGS = ("float32", "float16", "int8", "int4", "int4-g64", "int4-g32", "lowrank0.5+int8", "lowrank0.25+int8", "prune50+int8")
+ONDEVICE_ENCODINGS = (
+    "float32",
+    "float16",
+    "int8",
+    "int4",
+    "int4-g64",
+    "int4-g32",
+    "lowrank0.5+int8",
+    "lowrank0.25+int8",
+    "prune50+int8",
+)
 
 
 @dataclass(frozen=True)
@@ -161,48 +184,59 @@ class Config:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "seq_len", "embed_dim", "hidden", "rounds", "clients_per_round", "local_epochs", "batch_size", "test_users"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be >= 1")
-        for name in ("eval_every", "personalize_users", "min_personal_words", "fedper_rounds"):
-            if int(getattr(self, name)) < 0:
-                raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be >= 0")
-        if self.max_local_steps is not None and self.max_local_steps < 1:
-            raise ConfigError(f"keyboard_words.max_local_steps={self.max_local_steps}: use None (full epochs) or >= 1")
-        if self.max_users is not None and self.max_users < self.clients_per_round:
-            raise ConfigError(f"keyboard_words.max_users={self.max_users} is smaller than clients_per_round={self.clients_per_round}")
+        positive = (
+            "vocab_size",
+            "seq_len",
+            "embed_dim",
+            "hidden",
+            "rounds",
+            "clients_per_round",
+            "local_epochs",
+            "batch_size",
+            "test_users",
+        )
+        check_at_least(self, "keyboard_words", positive, 1)
+        check_at_least(
+            self, "keyboard_words", ("eval_every", "personalize_users", "min_personal_words", "fedper_rounds"), 0
+        )
+        check_federated(self, "keyboard_words")
         for name in ("client_lr", "server_lr", "personalize_lr", "fedper_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"keyboard_words.{name}={getattr(self, name)}: must be > 0")
         rounds_at = [int(r) for r, _ in self.client_lr_schedule]
-        if rounds_at != sorted(set(rounds_at)) or any(r < 1 or r >= self.rounds for r in rounds_at) or any(not lr > 0 for _, lr in self.client_lr_schedule):
-            raise ConfigError(f"keyboard_words.client_lr_schedule={self.client_lr_schedule}: increasing rounds in [1, rounds) with "
-                              "positive learning rates, e.g. ((500, 0.001),)")
+        if (
+            rounds_at != sorted(set(rounds_at))
+            or any(r < 1 or r >= self.rounds for r in rounds_at)
+            or any(not lr > 0 for _, lr in self.client_lr_schedule)
+        ):
+            raise ConfigError(
+                f"keyboard_words.client_lr_schedule={self.client_lr_schedule}: increasing rounds in [1, rounds) with "
+                "positive learning rates, e.g. ((500, 0.001),)"
+            )
         if not 0 < self.ondevice_budget <= 1:
-            raise ConfigError(f"keyboard_words.ondevice_budget={self.ondevice_budget}: a fraction in (0, 1] of the global model's bytes")
+            raise ConfigError(
+                f"keyboard_words.ondevice_budget={self.ondevice_budget}: a fraction in (0, 1] of the global model's bytes"
+            )
         bad = [m for m in self.personalize_methods if m not in (*METHODS, "cache")]
         if bad or not self.personalize_methods:
-            raise ConfigError(f"keyboard_words.personalize_methods: {bad or 'empty'}; choose from {[*METHODS, 'cache']}")
+            raise ConfigError(
+                f"keyboard_words.personalize_methods: {bad or 'empty'}; choose from {[*METHODS, 'cache']}"
+            )
         if any(not 0 < v <= 1 for v in self.cache_lams) or not self.cache_lams:
             raise ConfigError(f"keyboard_words.cache_lams={self.cache_lams}: interpolation weights in (0, 1]")
-        SelectConfig(steps=self.personalize_steps, lams=self.ditto_lams, optimizer=self.personalize_optimizer)  # validates the grids
-        from interlearn.ondevice.frontier import ENCODINGS
+        SelectConfig(
+            steps=self.personalize_steps, lams=self.ditto_lams, optimizer=self.personalize_optimizer
+        )  # validates the grids
 
         bad = [e for e in self.ondevice_encodings if e not in ENCODINGS]
         if bad:
             raise ConfigError(f"keyboard_words.ondevice_encodings: {bad} unknown; choose from {list(ENCODINGS)}")
 
 
-def population_of(users: list[WordUser]) -> Population:
-    """One client per user, holding only that user's training chunks (never validation or test)."""
-    return Population.from_clients([(u.train.x, u.train.y) for u in users])
-
-
 def test_set(users: list[WordUser], max_users: int) -> TensorData:
     """The test chunks of every ``len(users) // max_users``-th user (users sorted by name, so
     the sample spans small and large users)."""
-    step = max(len(users) // max_users, 1)
-    chosen = users[::step][:max_users]
+    chosen = spread(users, max_users)
     return TensorData(torch.cat([u.test.x for u in chosen]), torch.cat([u.test.y for u in chosen]))
 
 
@@ -210,8 +244,14 @@ def _words(d: TensorData) -> int:
     return int((d.y != PAD).sum())
 
 
-def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: Path | None, test: TensorData | None = None,
-                 progress: bool = True) -> tuple[Params, list[tuple[int, float]]]:
+def train_global(
+    model: WordCIFG,
+    data: ShakespeareWords,
+    cfg: Config,
+    run_dir: Path | None,
+    test: TensorData | None = None,
+    progress: bool = True,
+) -> tuple[Params, list[tuple[int, float]]]:
     """FedAvg (or FedAdam) of the word model over all users' training chunks.
 
     With ``cfg.eval_every`` and a ``test`` sample, training runs in segments that resume from
@@ -226,40 +266,54 @@ def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: 
     Raises:
         CheckpointError: the run folder's checkpoint is past ``cfg.rounds``.
     """
-    import tempfile
-
     if run_dir is None:  # segments continue through a checkpoint, so they need a folder
         with tempfile.TemporaryDirectory(prefix="interlearn-keyboard-") as tmp:
             return train_global(model, data, cfg, Path(tmp), test, progress)
-    from interlearn.checkpoint import has_checkpoint
 
     def update_for(last_round: int) -> LocalSGD:
         lr = cfg.client_lr
         for after, new_lr in cfg.client_lr_schedule:
             if last_round > after:
                 lr = new_lr
-        return LocalSGD(epochs=cfg.local_epochs, steps=cfg.max_local_steps, batch_size=cfg.batch_size, lr=lr,
-                        optimizer=cfg.client_optimizer, loss=masked_cross_entropy)
+        return LocalSGD(
+            epochs=cfg.local_epochs,
+            steps=cfg.max_local_steps,
+            batch_size=cfg.batch_size,
+            lr=lr,
+            optimizer=cfg.client_optimizer,
+            loss=masked_cross_entropy,
+        )
 
     strategy = get_strategy(cfg.strategy, lr=cfg.server_lr)
     pop = population_of(data.users)
     every = cfg.eval_every if (cfg.eval_every and test is not None) else cfg.rounds
     evals = list(range(every, cfg.rounds, every)) + [cfg.rounds]
-    marks = sorted(set(evals) | {int(r) for r, _ in cfg.client_lr_schedule})  # segments end at evaluations and lr changes
+    marks = sorted(
+        set(evals) | {int(r) for r, _ in cfg.client_lr_schedule}
+    )  # segments end at evaluations and lr changes
     done, stored = 0, {}
     if has_checkpoint(Path(run_dir) / "checkpoint"):
         done = int(load_checkpoint(Path(run_dir) / "checkpoint")[1].get("round", 0))
         if done > cfg.rounds:
-            raise CheckpointError(f"{run_dir} holds a checkpoint after round {done}, past rounds={cfg.rounds}; ask for >= {done} rounds "
-                                  "or use another run folder")
+            raise CheckpointError(
+                f"{run_dir} holds a checkpoint after round {done}, past rounds={cfg.rounds}; ask for >= {done} rounds "
+                "or use another run folder"
+            )
         if (Path(run_dir) / "curve.json").is_file():
             stored = {int(r): float(v) for r, v in json.loads((Path(run_dir) / "curve.json").read_text())}
     curve: list[tuple[int, float]] = [(r, v) for r, v in sorted(stored.items()) if r <= done]
     params = model_params(model)
     start = done
     for r in [m for m in marks if m > done] or [cfg.rounds]:
-        sim = SimulationConfig(rounds=r, clients_per_round=cfg.clients_per_round, eval_every=0, client_eval=False,
-                               checkpoint_every=r - start, seed=cfg.seed, progress=progress)
+        sim = SimulationConfig(
+            rounds=r,
+            clients_per_round=cfg.clients_per_round,
+            eval_every=0,
+            client_eval=False,
+            checkpoint_every=r - start,
+            seed=cfg.seed,
+            progress=progress,
+        )
         res = simulate(model, pop, update_for(r), strategy, sim, engine=cfg.engine, run_dir=run_dir, resume=True)
         params, start = res.params, r
         if test is not None and r in evals and (cfg.eval_every or r == cfg.rounds) and r not in dict(curve):
@@ -273,11 +327,13 @@ def train_global(model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: 
 def personalization_users(data: ShakespeareWords, n: int, min_words: int) -> list[WordUser]:
     """``n`` users spread over sizes (every k-th by training words) among those with at least
     ``min_words`` validation and test words."""
-    ok = sorted((u for u in data.users if _words(u.val) >= min_words and _words(u.test) >= min_words), key=lambda u: (-_words(u.train), u.name))
+    ok = sorted(
+        (u for u in data.users if _words(u.val) >= min_words and _words(u.test) >= min_words),
+        key=lambda u: (-_words(u.train), u.name),
+    )
     if n == 0 or not ok:
         return []
-    step = max(len(ok) // n, 1)
-    return ok[::step][:n]
+    return spread(ok, n)
 
 
 def _score(model: torch.nn.Module, personal: Any, data: TensorData) -> float:
@@ -294,34 +350,63 @@ def _evaluate(model: torch.nn.Module, personal: Any, data: TensorData) -> dict[s
     return evaluate_recall(model, personal, data)
 
 
-def personalize_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Config, keep: tuple[str, ...] = ()
-                      ) -> tuple[SelectionReport, dict[str, dict[str, Any]]]:
+def personalize_users(
+    model: WordCIFG, params: Params, users: list[WordUser], cfg: Config, keep: tuple[str, ...] = ()
+) -> tuple[SelectionReport, dict[str, dict[str, Any]]]:
     """Validation-selected personalization of every user in ``users``: each method's setting is
     chosen on the user's validation split (by ``cfg.select_by``); test top-1 recall reports."""
     param_methods = tuple(m for m in cfg.personalize_methods if m in METHODS)
-    sel = SelectConfig(methods=param_methods or ("finetune",), steps=cfg.personalize_steps if param_methods else (0,),
-                       lams=cfg.ditto_lams, lr=cfg.personalize_lr, batch_size=cfg.batch_size, optimizer=cfg.personalize_optimizer, seed=cfg.seed)
-    extra = {"cache": cache_candidates(params, model.config.vocab_size, cfg.cache_lams)} if "cache" in cfg.personalize_methods else {}
-    return personalize_validated(model, params, [(u.name, u.train, u.val, u.test) for u in users], _score, sel,
-                                 loss_fn=masked_cross_entropy, keep=keep, select=_minus_loss if cfg.select_by == "loss" else None,
-                                 extra_methods=extra)
+    sel = SelectConfig(
+        methods=param_methods or ("finetune",),
+        steps=cfg.personalize_steps if param_methods else (0,),
+        lams=cfg.ditto_lams,
+        lr=cfg.personalize_lr,
+        batch_size=cfg.batch_size,
+        optimizer=cfg.personalize_optimizer,
+        seed=cfg.seed,
+    )
+    extra = (
+        {"cache": cache_candidates(params, model.config.vocab_size, cfg.cache_lams)}
+        if "cache" in cfg.personalize_methods
+        else {}
+    )
+    return personalize_validated(
+        model,
+        params,
+        [(u.name, u.train, u.val, u.test) for u in users],
+        _score,
+        sel,
+        loss_fn=masked_cross_entropy,
+        keep=keep,
+        select=_minus_loss if cfg.select_by == "loss" else None,
+        extra_methods=extra,
+    )
 
 
-def fedper_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Config, run_dir: Path, progress: bool = False
-                 ) -> dict[str, dict[str, float]]:
+def fedper_users(
+    model: WordCIFG, params: Params, users: list[WordUser], cfg: Config, run_dir: Path, progress: bool = False
+) -> dict[str, dict[str, float]]:
     """FedPer (Arivazhagan et al. 2019) among ``users``, warm-started from the global model:
     ``cfg.fedper_rounds`` rounds in which the shared layers are averaged and every client keeps
     its own :data:`HEAD` (client state, read back from ``run_dir``'s checkpoint). Returns each
     user's test top-1 recall with the final shared layers and their personal head; users who
     never took part use the shared model's head."""
-    from interlearn.errors import DataError
-    from interlearn.federated.personalization import personal_heads
-
     pop = population_of(users)
-    update = FedPerUpdate(epochs=1, batch_size=cfg.batch_size, lr=cfg.fedper_lr, head_patterns=HEAD, loss=masked_cross_entropy)
-    sim = SimulationConfig(rounds=cfg.fedper_rounds, clients_per_round=min(cfg.clients_per_round, len(users)), eval_every=0,
-                           client_eval=False, checkpoint_every=cfg.fedper_rounds, seed=cfg.seed + 7, progress=progress)
-    res = simulate(model, pop, update, get_strategy("fedavg"), sim, engine="sequential", initial_params=params, run_dir=run_dir)
+    update = FedPerUpdate(
+        epochs=1, batch_size=cfg.batch_size, lr=cfg.fedper_lr, head_patterns=HEAD, loss=masked_cross_entropy
+    )
+    sim = SimulationConfig(
+        rounds=cfg.fedper_rounds,
+        clients_per_round=min(cfg.clients_per_round, len(users)),
+        eval_every=0,
+        client_eval=False,
+        checkpoint_every=cfg.fedper_rounds,
+        seed=cfg.seed + 7,
+        progress=progress,
+    )
+    res = simulate(
+        model, pop, update, get_strategy("fedavg"), sim, engine="sequential", initial_params=params, run_dir=run_dir
+    )
     try:
         heads = personal_heads(res, run_dir=run_dir)
     except DataError:
@@ -333,22 +418,33 @@ def fedper_users(model: WordCIFG, params: Params, users: list[WordUser], cfg: Co
     return out
 
 
-def ondevice_frontier(model: WordCIFG, params: Params, test: TensorData, cfg: Config, run_dir: Path | None
-                      ) -> tuple[list[Variant], Variant, Variant | None, Params | None]:
+def ondevice_frontier(
+    model: WordCIFG, params: Params, test: TensorData, cfg: Config, run_dir: Path | None
+) -> tuple[list[Variant], Variant, Variant | None, Params | None]:
     """Measure every on-device encoding of the global model on the test sample.
 
     Returns:
         ``(variants, float32 reference, chosen variant or None, its decoded params)``.
     """
-    metric = lambda m, p: evaluate_recall(m, p, test)  # noqa: E731
-    variants, decoded = measure_variants({"global": (model, params)}, ("float32", *[e for e in cfg.ondevice_encodings if e != "float32"]),
-                                         metric, "top1_recall")
+    metric = lambda m, p: evaluate_recall(m, p, test)
+    variants, decoded = measure_variants(
+        {"global": (model, params)},
+        ("float32", *[e for e in cfg.ondevice_encodings if e != "float32"]),
+        metric,
+        "top1_recall",
+    )
     ref = next(v for v in variants if v.encoding == "float32")
     budget = int(ref.bytes * cfg.ondevice_budget)
     best = choose([v for v in variants if v is not ref], budget)
     if run_dir is not None:
-        plot_frontier(variants, run_dir / "ondevice_frontier.png", ref, budget, ylabel="top-1 recall",
-                      title=f"Keyboard on-device variants (budget {cfg.ondevice_budget:g} x float32)")
+        plot_frontier(
+            variants,
+            run_dir / "ondevice_frontier.png",
+            ref,
+            budget,
+            ylabel="top-1 recall",
+            title=f"Keyboard on-device variants (budget {cfg.ondevice_budget:g} x float32)",
+        )
     return variants, ref, best, decoded[best.name] if best else None
 
 
@@ -365,23 +461,39 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    data = load_shakespeare_words(cfg.data_dir, source=cfg.source, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len, max_users=cfg.max_users)
+    data = load_shakespeare_words(
+        cfg.data_dir, source=cfg.source, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len, max_users=cfg.max_users
+    )
     model = word_cifg(len(data.vocab), cfg.embed_dim, cfg.hidden)
     test = test_set(data.users, cfg.test_users)
     if cfg.checkpoint:
         tensors, meta = load_checkpoint(cfg.checkpoint)
         if meta.get("vocab") != list(data.vocab.words) or meta.get("model") != model.config.to_dict():
-            raise CheckpointError(f"checkpoint {cfg.checkpoint} was trained with another vocabulary or model size ({meta.get('model')}); "
-                                  "use the same source/max_users/vocab_size/embed_dim/hidden or train anew")
+            raise CheckpointError(
+                f"checkpoint {cfg.checkpoint} was trained with another vocabulary or model size ({meta.get('model')}); "
+                "use the same source/max_users/vocab_size/embed_dim/hidden or train anew"
+            )
         load_params(model, tensors)
-        gparams, curve, rounds = model_params(model), [], int(meta.get("rounds", 0))
+        curve: list[tuple[int, float]] = []
+        gparams, rounds = model_params(model), int(meta.get("rounds", 0))
     else:
         gparams, curve = train_global(model, data, cfg, run_dir / "federated", test, progress)
         rounds = cfg.rounds
-        save_checkpoint(run_dir / "global", gparams, {"vocab": list(data.vocab.words), "model": model.config.to_dict(), "rounds": rounds})
+        save_checkpoint(
+            run_dir / "global",
+            gparams,
+            {"vocab": list(data.vocab.words), "model": model.config.to_dict(), "rounds": rounds},
+        )
     g = evaluate_recall(model, gparams, test)
-    rows: dict[str, dict[str, Any]] = {"global": {"top1_recall": g["top1_recall"], "top3_recall": g["top3_recall"], "rounds": rounds,
-                                                  "params": sum(v.numel() for v in gparams.values()), "test_words": int(g["words"])}}
+    rows: dict[str, dict[str, Any]] = {
+        "global": {
+            "top1_recall": g["top1_recall"],
+            "top3_recall": g["top3_recall"],
+            "rounds": rounds,
+            "params": sum(v.numel() for v in gparams.values()),
+            "test_words": int(g["words"]),
+        }
+    }
     if curve:
         rows["global"]["curve"] = curve
 
@@ -399,31 +511,63 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
             extra["fedper"] = [fp[u.user]["test"] - u.global_test for u in report.users]
         shipped = report.validated_method() or "best"
         s = report.summary(shipped)
-        rows["personalized"] = {"top1_recall": s["personal_median"], "global_median": s["global_median"], "median_gain": s["median_gain"],
-                                "improved_fraction": s["improved_fraction"], "users": s["users"], "method": shipped}
+        rows["personalized"] = {
+            "top1_recall": s["personal_median"],
+            "global_median": s["global_median"],
+            "median_gain": s["median_gain"],
+            "improved_fraction": s["improved_fraction"],
+            "users": s["users"],
+            "method": shipped,
+        }
         payload = report.to_dict()
         if extra:
             gains = extra["fedper"]
-            payload["summary"]["fedper"] = {"median_gain": statistics.median(gains), "improved_fraction": sum(x > 0 for x in gains) / len(gains),
-                                            "rounds": cfg.fedper_rounds}
+            payload["summary"]["fedper"] = {
+                "median_gain": statistics.median(gains),
+                "improved_fraction": sum(x > 0 for x in gains) / len(gains),
+                "rounds": cfg.fedper_rounds,
+            }
         (run_dir / "personalization.json").write_text(json.dumps(payload, indent=1))
-        plot_gains(report, run_dir / "personalization.png", title="Keyboard personalization (top-1 recall)", extra=extra)
+        plot_gains(
+            report, run_dir / "personalization.png", title="Keyboard personalization (top-1 recall)", extra=extra
+        )
 
     variants, ref, best, best_params = ondevice_frontier(model, gparams, test, cfg, run_dir)
     x, _ = encode_prefix(data.vocab, cfg.prefix, cfg.seq_len)
     lat = latency_ms(lambda: model.next_word_logits(x).topk(3), repeats=30)
-    (run_dir / "ondevice.json").write_text(json.dumps({"variants": [v.__dict__ for v in variants], "chosen": best.__dict__ if best else None,
-                                                        "budget_bytes": int(ref.bytes * cfg.ondevice_budget), "latency": lat}, indent=1))
-    rows["ondevice"] = {"top1_recall": best.accuracy if best else None, "bytes": best.bytes if best else None, "encoding": best.encoding if best else None,
-                        "global_bytes": ref.bytes, "latency_ms": lat["median_ms"]}
+    (run_dir / "ondevice.json").write_text(
+        json.dumps(
+            {
+                "variants": [v.__dict__ for v in variants],
+                "chosen": best.__dict__ if best else None,
+                "budget_bytes": int(ref.bytes * cfg.ondevice_budget),
+                "latency": lat,
+            },
+            indent=1,
+        )
+    )
+    rows["ondevice"] = {
+        "top1_recall": best.accuracy if best else None,
+        "bytes": best.bytes if best else None,
+        "encoding": best.encoding if best else None,
+        "global_bytes": ref.bytes,
+        "latency_ms": lat["median_ms"],
+    }
 
-    lines = [f"user {shown.name}: typed {cfg.prefix!r}", "  global model        : " + _fmt(suggest_words(model, data.vocab, cfg.prefix, params=gparams))]
+    lines = [
+        f"user {shown.name}: typed {cfg.prefix!r}",
+        "  global model        : " + _fmt(suggest_words(model, data.vocab, cfg.prefix, params=gparams)),
+    ]
     if personal and "personalized" in rows:
         method = rows["personalized"]["method"]
-        lines.append(f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})")
+        lines.append(
+            f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})"
+        )
     if best_params is not None and best is not None:
-        lines.append(f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
-                     f"({best.bytes / 1024:.0f} KiB stored vs {ref.bytes / 1024:.0f} KiB float32)")
+        lines.append(
+            f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
+            f"({best.bytes / 1024:.0f} KiB stored vs {ref.bytes / 1024:.0f} KiB float32)"
+        )
     load_params(model, gparams)
     (run_dir / "suggestions.txt").write_text("\n".join(lines) + "\n")
     if progress:

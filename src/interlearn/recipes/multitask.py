@@ -10,19 +10,21 @@ per-task accuracy, Δm% against the baseline, parameters, weight bytes, time and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from interlearn.config import FitConfig
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError, closest
 from interlearn.multitask.compare import compare_methods, plot_comparison
+from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.data import DIGITS_TASKS, MULTIMNIST_TASKS, load_digits_multitask, load_multimnist
 from interlearn.multitask.methods import list_methods
-from interlearn.multitask.cross_stitch import CrossStitch
 from interlearn.multitask.model import MMoE, MultiTaskModel, heads_for, lenet_stages, lenet_trunk, mlp_stages, mlp_trunk
 from interlearn.multitask.targets import TaskSet
 
@@ -92,7 +94,9 @@ class Config:
         known = list_methods()
         bad = [m for m in self.methods if m not in known]
         if bad:
-            raise ConfigError(f"methods: {bad} unknown; known methods: {', '.join(known)} (closest: {closest(bad[0], known)})")
+            raise ConfigError(
+                f"methods: {bad} unknown; known methods: {', '.join(known)} (closest: {closest(bad[0], known)})"
+            )
         if not self.methods:
             raise ConfigError("methods: give at least one method, e.g. [equal, upgrad]")
         extra = [m for m in self.method_options if m not in self.methods]
@@ -101,17 +105,21 @@ class Config:
         if self.num_experts < 1:
             raise ConfigError(f"num_experts={self.num_experts}: must be >= 1")
         if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"architecture={self.architecture!r}: use one of {', '.join(ARCHITECTURES)} (closest: {closest(self.architecture, ARCHITECTURES)})")
+            raise ConfigError(
+                f"architecture={self.architecture!r}: use one of {', '.join(ARCHITECTURES)} (closest: {closest(self.architecture, ARCHITECTURES)})"
+            )
 
 
 def build_model(config: Config, tasks: TaskSet) -> MultiTaskModel:
     """The recipe's architecture for ``tasks`` (MLP on digits, LeNet on MultiMNIST)."""
+    stages: Callable[[], list[nn.Module]]
+    make: Callable[[], nn.Module]
     if config.data.dataset == "digits":
         stages, heads, gate_in = (lambda: mlp_stages(64, 64, 32)), heads_for(tasks.tasks, 32), 64
-        make = lambda: mlp_trunk(64, 64, 32)  # noqa: E731
+        make = lambda: mlp_trunk(64, 64, 32)
     else:
         stages, heads, gate_in = (lambda: lenet_stages(28, 50)), heads_for(tasks.tasks, 50, hidden=50), 28 * 28
-        make = lambda: lenet_trunk(28, 50)  # noqa: E731
+        make = lambda: lenet_trunk(28, 50)
     if config.architecture == "mmoe":
         return MMoE(make, heads, config.num_experts, gate_in)
     if config.architecture == "cross_stitch" and len(tasks) > 1:
@@ -124,7 +132,7 @@ def _mask_labels(data: TensorData, tasks: TaskSet, fraction: float, seed: int) -
         return data
     gen = torch.Generator().manual_seed(seed + 7)
     y = data.y.clone()
-    for name, cols in tasks.columns.items():
+    for cols in tasks.columns.values():
         drop = torch.rand(len(y), generator=gen) >= fraction
         y[drop, cols] = float("nan")
     return TensorData(data.x, y)
@@ -145,9 +153,22 @@ def load_data(data: DataConfig) -> tuple[TensorData, TensorData, TaskSet]:
 def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict[str, Any]]:
     """Run the comparison; write ``multitask.png`` in ``run_dir``; return the summary rows."""
     train, test, tasks = load_data(config.data)
-    fit_cfg = config.fit if config.fit.progress == progress else FitConfig(**{**config.fit.__dict__, "progress": progress})
-    rows = compare_methods(lambda ts: build_model(config, ts), train, test, tasks, config.methods, fit_cfg,
-                           options=config.method_options, independent=config.independent, seed=config.seed)
+    fit_cfg = (
+        config.fit if config.fit.progress == progress else FitConfig(**{**config.fit.__dict__, "progress": progress})
+    )
+    rows = compare_methods(
+        lambda ts: build_model(config, ts),
+        train,
+        test,
+        tasks,
+        config.methods,
+        fit_cfg,
+        options=config.method_options,
+        independent=config.independent,
+        seed=config.seed,
+    )
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    plot_comparison(rows, tasks, Path(run_dir) / "multitask.png", title=f"{config.data.dataset}: multi-task vs independent")
+    plot_comparison(
+        rows, tasks, Path(run_dir) / "multitask.png", title=f"{config.data.dataset}: multi-task vs independent"
+    )
     return rows

@@ -43,7 +43,9 @@ class DataConfig:
             if dup:
                 raise ConfigError(f"{name}={list(classes)} lists {dup} more than once; list each class once")
         if set(self.source_classes) & set(self.target_classes):
-            raise ConfigError(f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes")
+            raise ConfigError(
+                f"source_classes {self.source_classes} and target_classes {self.target_classes} overlap; use disjoint classes"
+            )
         if any(c < 0 or c > 9 for c in (*self.source_classes, *self.target_classes)):
             raise ConfigError("classes must be in 0..9 for digits/mnist/fashion")
         if self.labels_per_class < 1:
@@ -65,7 +67,7 @@ def split_classes(cfg: DataConfig, image: bool = True) -> dict[str, TensorData]:
     if cfg.dataset == "digits":
         train, test = load_digits(seed=cfg.seed, image=image)
     else:
-        kind = "mnist" if cfg.dataset == "mnist" else "fashion"
+        kind: Literal["mnist", "fashion"] = "mnist" if cfg.dataset == "mnist" else "fashion"
         train, test = (load_mnist(s, cfg.data_dir, kind=kind, flatten=not image) for s in ("train", "test"))
     pool = _relabel(train, cfg.target_classes)
     return {

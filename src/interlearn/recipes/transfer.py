@@ -19,17 +19,18 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from interlearn.budgets import BudgetConfig, finetune_at, label_budgets, step_config
-from interlearn.config import FitConfig
+from interlearn.budgets import BudgetConfig, finetune_at, label_budgets
+from interlearn.config import FitConfig, step_config
 from interlearn.data import TensorData
 from interlearn.errors import ConfigError
 from interlearn.models.small_cnn import small_cnn
+from interlearn.pretrained import load_pretrained
+from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.surgery import count_params
 from interlearn.tasks import classification
 from interlearn.tracking import paused, section
 from interlearn.training import evaluate, fit
-from interlearn.recipes.splits import DataConfig, split_classes
-from interlearn.transfer import fresh_tail, resolve_cut, transfer
+from interlearn.transfer import fresh_tail, pretrain, resolve_cut, transfer
 
 __all__ = ["DataConfig", "Config", "run", "build_model", "split_classes"]
 
@@ -82,10 +83,14 @@ class Config:
         if bad:
             raise ConfigError(f"compare: {bad} unknown; choose from ['scratch', 'finetune']")
         if self.folds < 2 or self.steps < 1 or self.batch_size < 1 or self.pretrain_steps < 1:
-            raise ConfigError(f"folds={self.folds}, steps={self.steps}, batch_size={self.batch_size}, pretrain_steps={self.pretrain_steps}: "
-                              "need folds >= 2 and the others >= 1")
+            raise ConfigError(
+                f"folds={self.folds}, steps={self.steps}, batch_size={self.batch_size}, pretrain_steps={self.pretrain_steps}: "
+                "need folds >= 2 and the others >= 1"
+            )
         if not self.lr > 0 or not 0 < self.finetune_lr_scale <= 1:
-            raise ConfigError(f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}: need lr > 0 and 0 < finetune_lr_scale <= 1")
+            raise ConfigError(
+                f"lr={self.lr}, finetune_lr_scale={self.finetune_lr_scale}: need lr > 0 and 0 < finetune_lr_scale <= 1"
+            )
         if self.budgets and min(self.budgets) < 1:
             raise ConfigError(f"budgets={self.budgets}: labels per class must be >= 1")
 
@@ -96,12 +101,21 @@ def build_model(kind: str, sample: torch.Tensor, classes: int, seed: int) -> nn.
         return small_cnn(classes, image_size=sample.shape[-1], in_channels=sample.shape[1], seed=seed)
     torch.manual_seed(seed)
     d = sample[0].numel()
-    return nn.Sequential(nn.Flatten(), nn.Linear(d, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, classes))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(d, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, classes)
+    )
 
 
-def _row(model: nn.Module, data: TensorData, seconds: float, trainable: int | None = None, **extra: Any) -> dict[str, Any]:
+def _row(
+    model: nn.Module, data: TensorData, seconds: float, trainable: int | None = None, **extra: Any
+) -> dict[str, Any]:
     acc = evaluate(model, data, classification(int(data.y.max()) + 1))["accuracy"]
-    return {"accuracy": acc, "trainable_params": trainable if trainable is not None else count_params(model, True), "train_seconds": seconds, **extra}
+    return {
+        "accuracy": acc,
+        "trainable_params": trainable if trainable is not None else count_params(model, True),
+        "train_seconds": seconds,
+        **extra,
+    }
 
 
 def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict[str, Any]]:
@@ -112,17 +126,21 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
         ``accuracy`` (target test set), ``trainable_params`` and ``train_seconds``; the transfer
         row also has ``cut``, ``cut_name``, ``negative_transfer`` and ``features_cached``.
     """
-    from interlearn.pretrained import load_pretrained
-    from interlearn.transfer import pretrain
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = split_classes(config.data, image=config.model == "cnn")
     src_task, task = classification(len(config.data.source_classes)), classification(len(config.data.target_classes))
-    make = lambda s: build_model(config.model, data["source"].x[:1], src_task.num_outputs, s)  # noqa: E731
-    pre_cfg = config.pretrain or replace(step_config(len(data["source"]), config.pretrain_steps, 64, 2e-3, seed=config.seed), progress=progress)
+
+    def make(seed: int) -> nn.Module:
+        return build_model(config.model, data["source"].x[:1], src_task.num_outputs, seed)
+
+    pre_cfg = config.pretrain or replace(
+        step_config(len(data["source"]), config.pretrain_steps, 64, 2e-3, seed=config.seed), progress=progress
+    )
     t0 = time.perf_counter()
-    base = load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)
+    base = (
+        load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)
+    )
     cut: int | str = "auto" if config.cut == "auto" else resolve_cut(base, config.cut)  # fail before training
     if not config.pretrained:
         with section("pretrain"):
@@ -139,9 +157,17 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     t0 = time.perf_counter()
     with section("transfer"):
         res = transfer(base, data["target"], task, cut=cut, config=fc, folds=config.folds, seed=config.seed)
-    rows["transfer"] = _row(res.model, data["target_test"], time.perf_counter() - t0, res.trainable_params, cut=res.cut, cut_name=res.cut_name,
-                            negative_transfer=bool(res.autocut and res.autocut.negative_transfer), features_cached=res.cached,
-                            pretrain_seconds=pre_seconds)
+    rows["transfer"] = _row(
+        res.model,
+        data["target_test"],
+        time.perf_counter() - t0,
+        res.trainable_params,
+        cut=res.cut,
+        cut_name=res.cut_name,
+        negative_transfer=bool(res.autocut and res.autocut.negative_transfer),
+        features_cached=res.cached,
+        pretrain_seconds=pre_seconds,
+    )
     (run_dir / "autocut.txt").write_text(res.summary() + "\n")
     if res.autocut is not None:
         (run_dir / "autocut.json").write_text(json.dumps(res.autocut.to_dict(), indent=2))
@@ -151,11 +177,21 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
             model = finetune_at(base, res.cut, data["target"], task, fc, config.finetune_lr_scale, seed=config.seed)
         rows["finetune"] = _row(model, data["target_test"], time.perf_counter() - t0, cut=res.cut)
     if config.budgets:
-        bcfg = BudgetConfig(labels_per_class=config.budgets, seeds=config.budget_seeds, steps=config.steps, batch_size=config.batch_size,
-                            lr=config.lr, weight_decay=config.weight_decay, finetune_lr_scale=config.finetune_lr_scale, folds=config.folds)
+        bcfg = BudgetConfig(
+            labels_per_class=config.budgets,
+            seeds=config.budget_seeds,
+            steps=config.steps,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            finetune_lr_scale=config.finetune_lr_scale,
+            folds=config.folds,
+        )
         say = (lambda line: print(line, flush=True)) if progress else None
         with paused():  # dozens of small trainings: only the report is tracked (as an artifact)
-            report = label_budgets(make, data["source"], src_task, data["target_pool"], data["target_test"], task, bcfg, pre_cfg, say)
+            report = label_budgets(
+                make, data["source"], src_task, data["target_pool"], data["target_test"], task, bcfg, pre_cfg, say
+            )
         (run_dir / "budgets.json").write_text(json.dumps(report.to_dict(), indent=2))
         (run_dir / "budgets.md").write_text(report.table() + "\n")
         report.plot(run_dir / "budgets.png")

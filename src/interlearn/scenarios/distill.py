@@ -43,9 +43,16 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     torch.manual_seed(seed)
     teacher = mlp(64, (256, 256), 10, dropout=0.2)
     t0 = time.perf_counter()
-    fit(teacher, train, task, FitConfig(epochs=15, batch_size=64, lr=1e-3, weight_decay=1e-4, seed=seed, progress=False))
-    rows = {"teacher": {"accuracy": evaluate(teacher, test, task)["accuracy"], "trainable_params": count_params(teacher),
-                        "train_seconds": time.perf_counter() - t0}}
+    fit(
+        teacher, train, task, FitConfig(epochs=15, batch_size=64, lr=1e-3, weight_decay=1e-4, seed=seed, progress=False)
+    )
+    rows = {
+        "teacher": {
+            "accuracy": evaluate(teacher, test, task)["accuracy"],
+            "trainable_params": count_params(teacher),
+            "train_seconds": time.perf_counter() - t0,
+        }
+    }
     fc = FitConfig(epochs=30, batch_size=64, lr=3e-3, seed=seed, progress=False)
     for h in STUDENT_HIDDEN:
         torch.manual_seed(seed + 1)
@@ -57,38 +64,68 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         distill(teacher, student, train, task, fc, temperature=TEMPERATURE, alpha=ALPHA)
         t2 = time.perf_counter()
         n = count_params(init)
-        rows[f"alone_h{h}"] = {"accuracy": evaluate(alone, test, task)["accuracy"], "trainable_params": n, "train_seconds": t1 - t0, "hidden": h}
-        rows[f"distilled_h{h}"] = {"accuracy": evaluate(student, test, task)["accuracy"], "trainable_params": n, "train_seconds": t2 - t1, "hidden": h}
+        rows[f"alone_h{h}"] = {
+            "accuracy": evaluate(alone, test, task)["accuracy"],
+            "trainable_params": n,
+            "train_seconds": t1 - t0,
+            "hidden": h,
+        }
+        rows[f"distilled_h{h}"] = {
+            "accuracy": evaluate(student, test, task)["accuracy"],
+            "trainable_params": n,
+            "train_seconds": t2 - t1,
+            "hidden": h,
+        }
         if progress:
-            print(f"  student {h:>2} units: alone {rows[f'alone_h{h}']['accuracy']:.3f}, distilled {rows[f'distilled_h{h}']['accuracy']:.3f}", flush=True)
+            print(
+                f"  student {h:>2} units: alone {rows[f'alone_h{h}']['accuracy']:.3f}, distilled {rows[f'distilled_h{h}']['accuracy']:.3f}",
+                flush=True,
+            )
     sizes = [rows[f"alone_h{h}"]["trainable_params"] for h in STUDENT_HIDDEN]
-    plot_curves({"student alone": (sizes, [rows[f"alone_h{h}"]["accuracy"] for h in STUDENT_HIDDEN]),
-                 "student distilled": (sizes, [rows[f"distilled_h{h}"]["accuracy"] for h in STUDENT_HIDDEN])},
-                folder / "accuracy_vs_size.png", "student parameters", "test accuracy", "digits: accuracy vs student size",
-                hlines={f"teacher ({rows['teacher']['trainable_params']:,} params)": rows["teacher"]["accuracy"]}, xlog=True)
-    alone = statistics.fmean(rows[f"alone_h{h}"]["accuracy"] for h in STUDENT_HIDDEN)
+    plot_curves(
+        {
+            "student alone": (sizes, [rows[f"alone_h{h}"]["accuracy"] for h in STUDENT_HIDDEN]),
+            "student distilled": (sizes, [rows[f"distilled_h{h}"]["accuracy"] for h in STUDENT_HIDDEN]),
+        },
+        folder / "accuracy_vs_size.png",
+        "student parameters",
+        "test accuracy",
+        "digits: accuracy vs student size",
+        hlines={f"teacher ({rows['teacher']['trainable_params']:,} params)": rows["teacher"]["accuracy"]},
+        xlog=True,
+    )
+    alone_acc = statistics.fmean(rows[f"alone_h{h}"]["accuracy"] for h in STUDENT_HIDDEN)
     dist = statistics.fmean(rows[f"distilled_h{h}"]["accuracy"] for h in STUDENT_HIDDEN)
-    gap = rows["teacher"]["accuracy"] - alone
+    gap = rows["teacher"]["accuracy"] - alone_acc
     why = ""
-    if dist - alone < THRESHOLD:
-        why = (f"The students are limited by capacity, not by what the labels tell them: 1,257 labelled images already pin down "
-               f"what a 4-16 unit network can represent, and the teacher's soft targets (T = {TEMPERATURE:g}) are harder to fit "
-               f"than the labels. The gap to the teacher is {100 * gap:.1f} points on average. Distillation pays when the "
-               "student has spare capacity but too little or too noisy labelled data (Hinton et al. 2015 train on 3% of the data), "
-               "or when the teacher knows more than the labels (augmentation, ensembles; MNIST in BENCHMARKS.md).")
+    if dist - alone_acc < THRESHOLD:
+        why = (
+            f"The students are limited by capacity, not by what the labels tell them: 1,257 labelled images already pin down "
+            f"what a 4-16 unit network can represent, and the teacher's soft targets (T = {TEMPERATURE:g}) are harder to fit "
+            f"than the labels. The gap to the teacher is {100 * gap:.1f} points on average. Distillation pays when the "
+            "student has spare capacity but too little or too noisy labelled data (Hinton et al. 2015 train on 3% of the data), "
+            "or when the teacher knows more than the labels (augmentation, ensembles; MNIST in BENCHMARKS.md)."
+        )
     section = Section(
         paradigm="Knowledge distillation",
         question=f"Do students with {', '.join(map(str, STUDENT_HIDDEN))} hidden units (1-2% of the teacher) get closer to the teacher "
-                 "when they learn from its softened outputs instead of the labels alone? (Means over the three sizes.)",
+        "when they learn from its softened outputs instead of the labels alone? (Means over the three sizes.)",
         baseline="student alone",
-        baseline_value=alone,
+        baseline_value=alone_acc,
         result=f"distilled student (T = {TEMPERATURE:g}, alpha = {ALPHA:g})",
         result_value=dist,
-        verdict=verdict(dist - alone, THRESHOLD, what="distillation"),
+        verdict=verdict(dist - alone_acc, THRESHOLD, what="distillation"),
         why=why,
         plot="distill/accuracy_vs_size.png",
-        table=[{"student units": h, "params": rows[f"alone_h{h}"]["trainable_params"], "alone": round(rows[f"alone_h{h}"]["accuracy"], 3),
-                "distilled": round(rows[f"distilled_h{h}"]["accuracy"], 3), "teacher": round(rows["teacher"]["accuracy"], 3)}
-               for h in STUDENT_HIDDEN],
+        table=[
+            {
+                "student units": h,
+                "params": rows[f"alone_h{h}"]["trainable_params"],
+                "alone": round(rows[f"alone_h{h}"]["accuracy"], 3),
+                "distilled": round(rows[f"distilled_h{h}"]["accuracy"], 3),
+                "teacher": round(rows["teacher"]["accuracy"], 3),
+            }
+            for h in STUDENT_HIDDEN
+        ],
     )
     return Scenario(rows, [section])

@@ -24,11 +24,27 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from interlearn.errors import ConfigError
+from interlearn.schema import build
+from interlearn.tracking.mlflow_backend import MLflowBackend
+from interlearn.tracking.tensorboard_backend import TensorBoardBackend
 
-__all__ = ["TrackingConfig", "Tracker", "NULL", "Backend", "open_tracker", "recording", "section", "paused", "describe", "flatten", "BACKENDS", "TrackingSpec"]
+__all__ = [
+    "TrackingConfig",
+    "Tracker",
+    "NULL",
+    "Backend",
+    "open_tracker",
+    "recording",
+    "section",
+    "paused",
+    "describe",
+    "flatten",
+    "BACKENDS",
+    "TrackingSpec",
+]
 
 BACKENDS = ("tensorboard", "mlflow")
 
@@ -54,11 +70,15 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         if self.tensorboard is None and self.mlflow is None:
-            raise ConfigError("tracking: give tensorboard: DIR and/or mlflow: URI (e.g. {tensorboard: runs/tb} or {mlflow: mlruns})")
+            raise ConfigError(
+                "tracking: give tensorboard: DIR and/or mlflow: URI (e.g. {tensorboard: runs/tb} or {mlflow: mlruns})"
+            )
         for name in BACKENDS:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(f"tracking.{name}={value!r}: give a non-empty {'directory' if name == 'tensorboard' else 'tracking URI or folder'}")
+                raise ConfigError(
+                    f"tracking.{name}={value!r}: give a non-empty {'directory' if name == 'tensorboard' else 'tracking URI or folder'}"
+                )
         if not self.experiment.strip():
             raise ConfigError("tracking.experiment: give a non-empty experiment name")
 
@@ -116,7 +136,9 @@ class Tracker:
     exception escapes). A view (``owner=False``) never finishes the run it reports into.
     """
 
-    def __init__(self, backends: list[Backend], prefix: str = "", owner: bool = True, counts: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, backends: list[Backend], prefix: str = "", owner: bool = True, counts: dict[str, int] | None = None
+    ) -> None:
         self.backends, self.prefix, self.owner = backends, prefix, owner
         self._done = False
         self._counts = counts if counts is not None else {}  # shared by every view of one run
@@ -131,11 +153,13 @@ class Tracker:
         """Backend name -> where the run is (the TensorBoard run folder, the MLflow run id)."""
         return {b.name: b.location for b in self.backends}
 
-    def scope(self, name: str) -> "Tracker":
+    def scope(self, name: str) -> Tracker:
         """A view whose metric and parameter names start with ``name/``."""
-        return Tracker(self.backends, f"{self.prefix}{name}/" if name else self.prefix, owner=False, counts=self._counts)
+        return Tracker(
+            self.backends, f"{self.prefix}{name}/" if name else self.prefix, owner=False, counts=self._counts
+        )
 
-    def child(self, kind: str) -> "Tracker":
+    def child(self, kind: str) -> Tracker:
         """A view for the next training of ``kind`` in this scope: the first keeps the scope's
         names, later ones get ``kind2/``, ``kind3/`` ... so repeated trainings do not collide."""
         key = f"{self.prefix}{kind}"
@@ -186,7 +210,7 @@ class Tracker:
         for b in self.backends:
             b.finish(failed)
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -194,7 +218,7 @@ class Tracker:
 
 
 NULL = Tracker([], owner=False)
-TrackingSpec = Union[TrackingConfig, Mapping[str, Any], Tracker, None]
+TrackingSpec = TrackingConfig | Mapping[str, Any] | Tracker | None
 """What ``tracking=`` accepts."""
 _current: contextvars.ContextVar[Tracker | None] = contextvars.ContextVar("interlearn_tracker", default=None)
 
@@ -244,12 +268,14 @@ def _config(spec: Any) -> TrackingConfig:
     if isinstance(spec, TrackingConfig):
         return spec
     if isinstance(spec, Mapping):
-        from interlearn.recipes.base import build
-
         return build(TrackingConfig, dict(spec), "tracking")
     if isinstance(spec, str) and spec in BACKENDS:
-        raise ConfigError(f"tracking={spec!r}: give where to write, e.g. {{'{spec}': {'runs/tb' if spec == 'tensorboard' else 'mlruns'!r}}}")
-    raise ConfigError(f"tracking={spec!r}: expected {{'tensorboard': DIR}}, {{'mlflow': URI}}, a TrackingConfig or a Tracker")
+        raise ConfigError(
+            f"tracking={spec!r}: give where to write, e.g. {{'{spec}': {'runs/tb' if spec == 'tensorboard' else 'mlruns'!r}}}"
+        )
+    raise ConfigError(
+        f"tracking={spec!r}: expected {{'tensorboard': DIR}}, {{'mlflow': URI}}, a TrackingConfig or a Tracker"
+    )
 
 
 def open_tracker(spec: Any, kind: str, params: Mapping[str, Any] | None = None) -> Tracker:
@@ -278,12 +304,8 @@ def open_tracker(spec: Any, kind: str, params: Mapping[str, Any] | None = None) 
         name = cfg.run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
         backends: list[Backend] = []
         if cfg.tensorboard is not None:
-            from interlearn.tracking.tensorboard_backend import TensorBoardBackend
-
             backends.append(TensorBoardBackend(cfg.tensorboard, name))
         if cfg.mlflow is not None:
-            from interlearn.tracking.mlflow_backend import MLflowBackend
-
             backends.append(MLflowBackend(cfg.mlflow, cfg.experiment, name))
         tracker = Tracker(backends)
     if params and tracker.active:

@@ -26,7 +26,9 @@ def tracking_uri(value: str) -> str:
     if value.startswith(_SCHEMES):
         return value
     if "://" in value:
-        raise ConfigError(f"tracking.mlflow={value!r}: unknown URI scheme; use a folder, file:, sqlite:///, http(s):// or databricks")
+        raise ConfigError(
+            f"tracking.mlflow={value!r}: unknown URI scheme; use a folder, file:, sqlite:///, http(s):// or databricks"
+        )
     return Path(value).expanduser().resolve().as_uri()
 
 
@@ -43,7 +45,9 @@ class MLflowBackend:
         try:
             from mlflow import MlflowClient
         except ImportError as exc:
-            raise ConfigError(f"tracking: {{mlflow: {uri}}} needs MLflow: pip install 'interlearn[tracking]' (or mlflow)") from exc
+            raise ConfigError(
+                f"tracking: {{mlflow: {uri}}} needs MLflow: pip install 'interlearn[tracking]' (or mlflow)"
+            ) from exc
         self.uri = tracking_uri(uri)
         if self.uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -53,7 +57,9 @@ class MLflowBackend:
             exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
             self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
         except Exception as exc:  # MlflowException, connection errors: say which store failed
-            raise ConfigError(f"tracking.mlflow={uri!r}: MLflow could not open a run there ({type(exc).__name__}: {exc})") from exc
+            raise ConfigError(
+                f"tracking.mlflow={uri!r}: MLflow could not open a run there ({type(exc).__name__}: {exc})"
+            ) from exc
         self.location = self.run_id
         self._open = True
         atexit.register(self._abandon)

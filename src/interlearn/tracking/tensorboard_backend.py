@@ -29,7 +29,9 @@ class TensorBoardBackend:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:  # torch's writer needs the tensorboard package
-            raise ConfigError(f"tracking: {{tensorboard: {log_dir}}} needs the tensorboard package: pip install 'interlearn[tracking]'") from exc
+            raise ConfigError(
+                f"tracking: {{tensorboard: {log_dir}}} needs the tensorboard package: pip install 'interlearn[tracking]'"
+            ) from exc
         self.folder = Path(log_dir) / run_name
         self.location = str(self.folder)
         self.writer = SummaryWriter(log_dir=str(self.folder))
@@ -40,8 +42,10 @@ class TensorBoardBackend:
         from torch.utils.tensorboard.summary import hparams
 
         exp, start, end = hparams(dict(params), {})
-        for summary in (exp, start, end):
-            self.writer.file_writer.add_summary(summary)
+        writer = self.writer.file_writer
+        if writer is not None:  # None only after close()
+            for summary in (exp, start, end):
+                writer.add_summary(summary)
         table = "| parameter | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in params.items())
         self.writer.add_text("params", table)
 

@@ -35,5 +35,10 @@ def train(msg: Message, context: Context) -> Message:
             opt.step()
             total += loss.item()
             steps += 1
-    reply = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": MetricRecord({"train_loss": total / max(1, steps), "num-examples": len(x)})})
+    reply = RecordDict(
+        {
+            "arrays": ArrayRecord(model.state_dict()),
+            "metrics": MetricRecord({"train_loss": total / max(1, steps), "num-examples": len(x)}),
+        }
+    )
     return Message(content=reply, reply_to=msg)

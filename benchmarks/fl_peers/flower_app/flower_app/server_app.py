@@ -31,7 +31,11 @@ class ScheduledFedAvg(FedAvg):
         messages = []
         for node_id, pid in zip(nodes[: len(cohort)], cohort, strict=True):
             cfg = ConfigRecord({**dict(config), "server-round": server_round, "partition-id": int(pid)})
-            messages.append(Message(content=RecordDict({"arrays": arrays, "config": cfg}), message_type="train", dst_node_id=node_id))
+            messages.append(
+                Message(
+                    content=RecordDict({"arrays": arrays, "config": cfg}), message_type="train", dst_node_id=node_id
+                )
+            )
         return messages
 
 
@@ -53,10 +57,25 @@ def main(grid: Grid, context: Context) -> None:
             final["state"] = arrays.to_torch_state_dict()
         return None
 
-    strategy = ScheduledFedAvg(cfg["schedule"], fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=cfg["num_clients"])
-    train_config = ConfigRecord({"lr": cfg["lr"], "batch-size": cfg["batch_size"], "local-epochs": cfg["local_epochs"], "seed": cfg["seed"], "prep": prep})
-    strategy.start(grid=grid, initial_arrays=ArrayRecord(build_model(cfg).state_dict()), num_rounds=cfg["rounds"],
-                   train_config=train_config, evaluate_fn=evaluate_fn)
+    strategy = ScheduledFedAvg(
+        cfg["schedule"], fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=cfg["num_clients"]
+    )
+    train_config = ConfigRecord(
+        {
+            "lr": cfg["lr"],
+            "batch-size": cfg["batch_size"],
+            "local-epochs": cfg["local_epochs"],
+            "seed": cfg["seed"],
+            "prep": prep,
+        }
+    )
+    strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(build_model(cfg).state_dict()),
+        num_rounds=cfg["rounds"],
+        train_config=train_config,
+        evaluate_fn=evaluate_fn,
+    )
     if "state" not in final:
         raise SystemExit("Flower run finished without a final model")
     write_result(out, final["state"], round_end[1:], start, round_start=round_end[0])

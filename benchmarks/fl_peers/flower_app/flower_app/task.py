@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/fl_peers: common.py
 
-from common import build_model, load_prep, loss_fn, train_arrays  # noqa: E402
+from common import build_model, load_prep, loss_fn, train_arrays
 
 _CACHE: dict[str, object] = {}
 

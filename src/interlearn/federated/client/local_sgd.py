@@ -17,26 +17,18 @@ every engine visits exactly the same batches.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from interlearn.errors import ConfigError
 from interlearn.federated.client.step import StepContext, StepUpdate, batch_schedule, functional_objective
-from interlearn.types import Params
+from interlearn.tasks import cross_entropy
+from interlearn.types import LossFn, Params
 
 __all__ = ["LocalSGD", "batch_schedule", "cross_entropy"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy; (B, C) logits with (B,) labels or (B, C, T) with (B, T)."""
-    return F.cross_entropy(logits, y.long())
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ from interlearn.types import Params
 __all__ = ["ScaffoldClient", "scaffold_control_update"]
 
 
-def scaffold_control_update(ci: Params, c: Params, start: Params, end: Params, steps: int, lr: float, trainable: set[str]) -> Params:
+def scaffold_control_update(
+    ci: Params, c: Params, start: Params, end: Params, steps: int, lr: float, trainable: set[str]
+) -> Params:
     """Option II of SCAFFOLD: ``c_i+ = c_i - c + (x - y) / (K lr)`` for trainable entries
     (``x`` = ``start``, the global params; ``y`` = ``end``, the local ones); others keep ``c_i``."""
     return {k: ci[k] - c[k] + (start[k] - end[k]) / (steps * lr) if k in trainable else ci[k] for k in start}
@@ -71,6 +73,8 @@ class ScaffoldClient(LocalSGD):
     ) -> tuple[Params, Params, Params | None]:
         """Upload ``(y - x, c_i+ - c_i)`` and keep ``c_i+``."""
         ci = self._ci(client_state, ctx)
-        new_ci = scaffold_control_update(ci, ctx.server_extras, ctx.global_params, params, steps, self.lr, set(ctx.trainable))
+        new_ci = scaffold_control_update(
+            ci, ctx.server_extras, ctx.global_params, params, steps, self.lr, set(ctx.trainable)
+        )
         update = {k: params[k] - v for k, v in ctx.global_params.items()}
         return update, {k: new_ci[k] - ci[k] for k in new_ci}, new_ci

@@ -117,7 +117,14 @@ class StepUpdate:
         raise NotImplementedError
 
     def step(
-        self, model: nn.Module, params: Params, state: Params, x: torch.Tensor, y: torch.Tensor, ctx: StepContext, t: int
+        self,
+        model: nn.Module,
+        params: Params,
+        state: Params,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        ctx: StepContext,
+        t: int,
     ) -> tuple[Params, Params, torch.Tensor]:
         """One local step: ``apply`` on the gradients of ``objective``; returns the batch loss too."""
         if not all(params[k].requires_grad for k in ctx.trainable):  # apply returned fresh tensors
@@ -164,7 +171,9 @@ def trainable_keys(model: nn.Module, params: Params) -> tuple[str, ...]:
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     missing = sorted(names - set(params))
     if missing:
-        raise ConfigError(f"trainable parameters {missing[:3]} are not in the global params; build params with model_params(model)")
+        raise ConfigError(
+            f"trainable parameters {missing[:3]} are not in the global params; build params with model_params(model)"
+        )
     return tuple(k for k in params if k in names)
 
 
@@ -203,7 +212,9 @@ def run_client(
     state = update.init_state(local, client_state, ctx)
     batches = update.schedule(n, generator)
     if not batches:
-        raise ConfigError(f"{type(update).__name__}.schedule gave no batches for client {data.client_id} ({n} examples)")
+        raise ConfigError(
+            f"{type(update).__name__}.schedule gave no batches for client {data.client_id} ({n} examples)"
+        )
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64)
     with client_rng(generator):

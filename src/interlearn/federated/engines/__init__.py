@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interlearn.errors import ConfigError, closest
 from interlearn.federated.api import Engine
 from interlearn.federated.engines.auto import AutoEngine
 from interlearn.federated.engines.base import EngineBase, run_cohort_on
 from interlearn.federated.engines.multicore import MultiCoreEngine
+from interlearn.federated.engines.ray_engine import RayEngine
 from interlearn.federated.engines.sequential import SequentialEngine
 from interlearn.federated.engines.vectorized import VectorizedEngine
+from interlearn.registry import Registry
 
 __all__ = [
     "ENGINES",
@@ -34,19 +35,18 @@ __all__ = [
 ]
 
 
-def _ray(**kw: Any) -> Engine:
-    from interlearn.federated.engines.ray_engine import RayEngine
+ENGINES: Registry[Callable[..., Engine]] = Registry("engine")
+"""Engines: name -> ``factory(**kwargs) -> Engine``."""
 
-    return RayEngine(**kw)
-
-
-ENGINES: dict[str, Callable[..., Engine]] = {
+_BUILTIN: dict[str, Callable[..., Engine]] = {
     "auto": AutoEngine,
     "sequential": SequentialEngine,
     "vectorized": VectorizedEngine,
     "multicore": MultiCoreEngine,
-    "ray": _ray,
+    "ray": RayEngine,  # imports Ray (an optional dependency) when started
 }
+for _name, _factory in _BUILTIN.items():
+    ENGINES.register(_name, _factory)
 
 
 def register_engine(name: str, factory: Callable[..., Engine]) -> None:
@@ -55,9 +55,7 @@ def register_engine(name: str, factory: Callable[..., Engine]) -> None:
     Raises:
         ConfigError: the name is taken.
     """
-    if name in ENGINES:
-        raise ConfigError(f"engine {name!r} is already registered; known: {sorted(ENGINES)}")
-    ENGINES[name] = factory
+    ENGINES.register(name, factory)
 
 
 def get_engine(name: str, **kwargs: Any) -> Engine:
@@ -66,9 +64,5 @@ def get_engine(name: str, **kwargs: Any) -> Engine:
     Raises:
         ConfigError: unknown name (lists the known ones) or bad keyword arguments.
     """
-    if name not in ENGINES:
-        raise ConfigError(f"unknown engine {name!r}; known engines: {sorted(ENGINES)} (closest: {closest(name, ENGINES)})")
-    try:
-        return ENGINES[name](**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"engine {name!r}: {exc}") from exc
+    engine: Engine = ENGINES.build(name, **kwargs)
+    return engine

@@ -86,14 +86,25 @@ def choose_engine(setup: EngineSetup, cores: int | None = None) -> tuple[EngineB
     if not isinstance(setup.client_update, StepUpdate):
         # a plain callable may keep per-client state in itself (Opacus' accountants do): the
         # state would split across worker processes, so it stays in this process
-        return SequentialEngine(), f"{type(setup.client_update).__name__} is not a StepUpdate: one client after another, in process"
+        return (
+            SequentialEngine(),
+            f"{type(setup.client_update).__name__} is not a StepUpdate: one client after another, in process",
+        )
     reason = closed_form_reason(setup.model, setup.client_update)
     inner = "vectorized" if reason is None else "sequential"
-    why = "Linear/ReLU MLP with LocalSGD: batched closed-form steps" if reason is None else f"{reason}: one client after another"
+    why = (
+        "Linear/ReLU MLP with LocalSGD: batched closed-form steps"
+        if reason is None
+        else f"{reason}: one client after another"
+    )
     cores = available_cores() if cores is None else cores
     on_cpu = all(p.device.type == "cpu" for p in setup.model.parameters())
     if not on_cpu or cores < 2 or setup.max_cohort < 2:
-        why += "; " + ("model on an accelerator" if not on_cpu else f"{cores} core(s), cohort {setup.max_cohort}") + ": in process"
+        why += (
+            "; "
+            + ("model on an accelerator" if not on_cpu else f"{cores} core(s), cohort {setup.max_cohort}")
+            + ": in process"
+        )
         return (VectorizedEngine() if inner == "vectorized" else SequentialEngine()), why
     est = _round_seconds(setup)
     if est is not None and est < MIN_ROUND_SECONDS:
@@ -124,7 +135,9 @@ class AutoEngine(EngineBase):
 
     def start(self, setup: EngineSetup) -> None:
         """Choose (once per setup) and start the chosen engine."""
-        same = self.setup is not None and all(getattr(self.setup, f) is getattr(setup, f) for f in ("model", "client_update", "population"))
+        same = self.setup is not None and all(
+            getattr(self.setup, f) is getattr(setup, f) for f in ("model", "client_update", "population")
+        )
         if self.engine is None or not same:
             if self.engine is not None:
                 self.engine.stop()

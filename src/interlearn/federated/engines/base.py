@@ -15,6 +15,7 @@ import torch
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
 from interlearn.federated.evaluate import client_accuracies as local_client_accuracies
+from interlearn.federated.population import Population
 from interlearn.types import ClientId, Params
 
 __all__ = ["EngineBase", "check_task", "run_cohort_on"]
@@ -23,7 +24,9 @@ __all__ = ["EngineBase", "check_task", "run_cohort_on"]
 def check_task(task: CohortTask) -> None:
     """Raise ConfigError when the task's lists disagree (one generator per client)."""
     if len(task.clients) != len(task.generators):
-        raise ConfigError(f"{len(task.clients)} clients but {len(task.generators)} generators: pass one generator per client")
+        raise ConfigError(
+            f"{len(task.clients)} clients but {len(task.generators)} generators: pass one generator per client"
+        )
 
 
 class EngineBase:
@@ -49,7 +52,9 @@ class EngineBase:
             ConfigError: :meth:`start` was never called.
         """
         if self.setup is None:
-            raise ConfigError(f"the {self.name!r} engine was not started: call engine.start(EngineSetup(...)) or use simulate()")
+            raise ConfigError(
+                f"the {self.name!r} engine was not started: call engine.start(EngineSetup(...)) or use simulate()"
+            )
         return self.setup
 
     def run_cohort(self, task: CohortTask) -> CohortOutcome:
@@ -88,12 +93,14 @@ def run_cohort_on(
 
     Generators default to ``torch.Generator().manual_seed(client_id)``.
     """
-    from interlearn.federated.population import Population
-
     pop = Population.from_clients([(d.x, d.y) for d in cohort])
     ids = list(range(len(cohort)))
     remap = {i: d.client_id for i, d in enumerate(cohort)}
-    gens = list(generators) if generators is not None else [torch.Generator().manual_seed(int(d.client_id)) for d in cohort]
+    gens = (
+        list(generators)
+        if generators is not None
+        else [torch.Generator().manual_seed(int(d.client_id)) for d in cohort]
+    )
     states = {i: (client_states or {}).get(d.client_id) for i, d in enumerate(cohort)}
     engine.start(EngineSetup(model, client_update, pop, len(cohort)))
     out = engine.run_cohort(CohortTask(0, params, ids, states, dict(server_extras or {}), gens))
@@ -101,4 +108,6 @@ def run_cohort_on(
     for res, st in out.results:
         cid = remap[res.client_id]
         results.append((dataclasses.replace(res, client_id=cid), st))
-    return CohortOutcome(results, [remap[c] for c in out.dropped], {remap[c]: v for c, v in out.client_contexts.items()})
+    return CohortOutcome(
+        results, [remap[c] for c in out.dropped], {remap[c]: v for c, v in out.client_contexts.items()}
+    )

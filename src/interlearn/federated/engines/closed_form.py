@@ -71,14 +71,16 @@ def _layers(model: nn.Module) -> tuple[list[Layer], bool] | str:
             if not layers or layers[-1][2]:
                 return f"module {name!r} (ReLU) must directly follow a Linear layer"
             layers[-1] = (layers[-1][0], layers[-1][1], True)
-        elif t is nn.Flatten:
+        elif t is nn.Flatten and isinstance(m, nn.Flatten):
             if (m.start_dim, m.end_dim) != (1, -1):
                 return f"module {name!r} is Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}); only the default dims are supported"
             flatten_first = flatten_first or not layers
         elif (t is nn.Dropout and m.p == 0) or t is nn.Identity:
             continue
         else:
-            return f"module {name!r} is {t.__name__}; only Linear, ReLU, Flatten, Identity and Dropout(p=0) are supported"
+            return (
+                f"module {name!r} is {t.__name__}; only Linear, ReLU, Flatten, Identity and Dropout(p=0) are supported"
+            )
     if not layers:
         return "the model has no Linear layer"
     if any(not p.requires_grad for p in model.parameters()):
@@ -123,12 +125,20 @@ class MLPGradients:
         if isinstance(layers, str):
             raise ShapeError(f"closed-form gradients need a Linear/ReLU nn.Sequential: {layers}")
         self.layers, self.flatten = layers
-        self.keys = [(f"{n}.weight", f"{n}.bias" if lin.bias is not None else None, relu) for n, lin, relu in self.layers]
+        self.keys = [
+            (f"{n}.weight", f"{n}.bias" if lin.bias is not None else None, relu) for n, lin, relu in self.layers
+        ]
         self._buf: Params = {}
 
     def _out(self, key: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         buf = self._buf.get(key)
-        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != like.dtype or buf.device != like.device:
+        if (
+            buf is None
+            or buf.shape[1:] != shape[1:]
+            or buf.shape[0] < shape[0]
+            or buf.dtype != like.dtype
+            or buf.device != like.device
+        ):
             buf = torch.empty(shape, dtype=like.dtype, device=like.device)
             self._buf[key] = buf
         return buf[: shape[0]]
@@ -154,7 +164,9 @@ class MLPGradients:
         w0 = params[self.keys[0][0]]
         if h.dim() != 3 or h.shape[2] != w0.shape[2]:
             hint = "" if self.flatten else " (the model has no leading nn.Flatten)"
-            raise ShapeError(f"inputs of shape {tuple(x.shape[1:])} per client do not fit the first Linear's {w0.shape[2]} features{hint}")
+            raise ShapeError(
+                f"inputs of shape {tuple(x.shape[1:])} per client do not fit the first Linear's {w0.shape[2]} features{hint}"
+            )
         classes = int(params[self.keys[-1][0]].shape[1])
         if int(y.min()) < 0 or int(y.max()) >= classes:
             raise DataError(f"labels range over [{int(y.min())}, {int(y.max())}] but the model has {classes} outputs")

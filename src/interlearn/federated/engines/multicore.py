@@ -31,6 +31,10 @@ import torch.multiprocessing as mp
 from interlearn.errors import ConfigError, InterlearnError
 from interlearn.federated.api import ClientResult, CohortOutcome, CohortTask, EngineSetup
 from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.closed_form import closed_form_reason
+from interlearn.federated.engines.sequential import SequentialEngine
+from interlearn.federated.engines.vectorized import VectorizedEngine
+from interlearn.federated.params import model_params
 from interlearn.types import ClientId, Params
 
 __all__ = ["MultiCoreEngine", "available_cores", "assign_clients"]
@@ -63,7 +67,11 @@ def _pack(results: list[tuple[ClientResult, Params | None]]) -> list[tuple[Any, 
     out = []
     for res, state in results:
         keys = list(res.update)
-        flat = torch.cat([res.update[k].reshape(-1) for k in keys]) if keys and len({v.dtype for v in res.update.values()}) == 1 else None
+        flat = (
+            torch.cat([res.update[k].reshape(-1) for k in keys])
+            if keys and len({v.dtype for v in res.update.values()}) == 1
+            else None
+        )
         body = ([(k, tuple(res.update[k].shape)) for k in keys], flat) if flat is not None else (None, res.update)
         out.append((res.client_id, body, res.weight, res.metrics, res.extras, state))
     return out
@@ -86,14 +94,17 @@ def _unpack(packed: list[tuple[Any, ...]]) -> list[tuple[ClientResult, Params | 
     return out
 
 
+# the engines a worker may run its share with (``inner``); imported here, not looked up in the
+# engine registry, which imports this module
+_INNER: dict[str, type[EngineBase]] = {"sequential": SequentialEngine, "vectorized": VectorizedEngine}
+
+
 def _worker_main(conn: Any, setup: EngineSetup, inner: str, threads: int) -> None:
     """A worker's loop: bind the inner engine, then answer ``params`` / ``run`` / ``stop`` messages."""
-    from interlearn.federated.engines import get_engine
-
     torch.set_num_threads(threads)
     params: Params = {}
     try:
-        engine = get_engine(inner)
+        engine = _INNER[inner]()
         engine.start(setup)
         conn.send(("ready", None))
     except BaseException as exc:  # noqa: BLE001  (reported to the parent)
@@ -150,7 +161,9 @@ class MultiCoreEngine(EngineBase):
 
     name = "multicore"
 
-    def __init__(self, workers: int | None = None, inner: str = "auto", start_method: str | None = None, threads: int = 1) -> None:
+    def __init__(
+        self, workers: int | None = None, inner: str = "auto", start_method: str | None = None, threads: int = 1
+    ) -> None:
         super().__init__()
         if workers is not None and workers < 1:
             raise ConfigError(f"workers={workers}: must be >= 1 or None (every core)")
@@ -177,13 +190,17 @@ class MultiCoreEngine(EngineBase):
             ConfigError: the model lives on an accelerator (use the in-process engines there).
             InterlearnError: a worker failed to start.
         """
-        if self._procs and self.setup is not None and all(
-            getattr(self.setup, f) is getattr(setup, f) for f in ("model", "client_update", "population")
+        if (
+            self._procs
+            and self.setup is not None
+            and all(getattr(self.setup, f) is getattr(setup, f) for f in ("model", "client_update", "population"))
         ):
             return
         self.stop()
         if any(p.device.type != "cpu" for p in setup.model.parameters()):
-            raise ConfigError("the multicore engine runs CPU models; on an accelerator use engine='vectorized' or 'sequential'")
+            raise ConfigError(
+                "the multicore engine runs CPU models; on an accelerator use engine='vectorized' or 'sequential'"
+            )
         super().start(setup)
         self._inner_name = self.inner if self.inner != "auto" else _inner_for(setup)
         n = self.workers or available_cores()
@@ -203,8 +220,6 @@ class MultiCoreEngine(EngineBase):
         except BaseException:
             self.stop()
             raise
-        from interlearn.federated.params import model_params
-
         self._publish(model_params(setup.model))  # the shared-memory layout, before round 1
 
     def stop(self) -> None:
@@ -293,8 +308,15 @@ class MultiCoreEngine(EngineBase):
         plan = [ix for ix in assign_clients(costs, len(self._procs)) if ix]
         for w, ix in enumerate(plan):
             ids = [task.clients[i] for i in ix]
-            msg = ("run", task.round, ids, {c: task.client_states.get(c) for c in ids}, task.server_extras,
-                   [task.generators[i].get_state() for i in ix], task.client_round)
+            msg = (
+                "run",
+                task.round,
+                ids,
+                {c: task.client_states.get(c) for c in ids},
+                task.server_extras,
+                [task.generators[i].get_state() for i in ix],
+                task.client_round,
+            )
             self._conns[w].send(msg)
         by_index: dict[int, tuple[ClientResult, Params | None]] = {}
         dropped: list[ClientId] = []
@@ -315,6 +337,4 @@ class MultiCoreEngine(EngineBase):
 
 
 def _inner_for(setup: EngineSetup) -> str:
-    from interlearn.federated.engines.closed_form import closed_form_reason
-
     return "vectorized" if closed_form_reason(setup.model, setup.client_update) is None else "sequential"

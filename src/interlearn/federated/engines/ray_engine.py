@@ -151,9 +151,7 @@ class RayEngine(EngineBase):
         try:
             import ray
         except ImportError as exc:  # optional dependency
-            raise ConfigError(
-                "the ray engine needs Ray: pip install 'interlearn[federated]' (or ray>=2.40)"
-            ) from exc
+            raise ConfigError("the ray engine needs Ray: pip install 'interlearn[federated]' (or ray>=2.40)") from exc
         t0 = time.perf_counter()
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -163,9 +161,7 @@ class RayEngine(EngineBase):
             else:
                 ray.init(num_cpus=self.num_cpus, **kwargs)
             self._owns_ray = True
-        self._task = ray.remote(_run_client).options(
-            num_cpus=self.cpus_per_client, max_retries=self.max_retries
-        )
+        self._task = ray.remote(_run_client).options(num_cpus=self.cpus_per_client, max_retries=self.max_retries)
         if self.warmup:
             slots = int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_client)
             warm = ray.remote(_warm).options(num_cpus=self.cpus_per_client)
@@ -256,8 +252,15 @@ class RayEngine(EngineBase):
         else:
             late = set()
 
-        lost = (rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError, rex.LocalRayletDiedError,
-                rex.RaySystemError, rex.TaskCancelledError, rex.OutOfMemoryError)
+        lost = (
+            rex.WorkerCrashedError,
+            rex.NodeDiedError,
+            rex.ObjectLostError,
+            rex.LocalRayletDiedError,
+            rex.RaySystemError,
+            rex.TaskCancelledError,
+            rex.OutOfMemoryError,
+        )
         out: list[tuple[ClientResult, Params | None]] = []
         dropped: list[ClientId] = []
         for cid, gen, ref in zip(task.clients, task.generators, refs):

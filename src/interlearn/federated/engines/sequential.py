@@ -47,10 +47,12 @@ class SequentialEngine(EngineBase):
         setup = self.bound()
         check_task(task)
         update, model, pop = setup.client_update, setup.model, setup.population
-        return CohortOutcome([
-            update(model, task.params, pop.client(cid), task.client_states.get(cid), task.server_extras, gen)
-            for cid, gen in zip(task.clients, task.generators)
-        ])
+        return CohortOutcome(
+            [
+                update(model, task.params, pop.client(cid), task.client_states.get(cid), task.server_extras, gen)
+                for cid, gen in zip(task.clients, task.generators)
+            ]
+        )
 
     def __repr__(self) -> str:
         return "SequentialEngine()"

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -63,11 +63,17 @@ def check_vectorizable(model: nn.Module, client_update: Any) -> None:
         )
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            raise ConfigError(f"module {name!r} is {type(m).__name__}, which mixes examples and updates running stats in place: it cannot be vectorized; {_SUGGEST} (or use GroupNorm/LayerNorm)")
+            raise ConfigError(
+                f"module {name!r} is {type(m).__name__}, which mixes examples and updates running stats in place: it cannot be vectorized; {_SUGGEST} (or use GroupNorm/LayerNorm)"
+            )
         if isinstance(m, nn.RNNBase):
-            raise ConfigError(f"module {name!r} is {type(m).__name__}, a fused kernel vmap cannot batch; {_SUGGEST} or write the cell with explicit gates (see interlearn.models.char_lstm)")
+            raise ConfigError(
+                f"module {name!r} is {type(m).__name__}, a fused kernel vmap cannot batch; {_SUGGEST} or write the cell with explicit gates (see interlearn.models.char_lstm)"
+            )
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
-            raise ConfigError(f"module {name!r} is {type(m).__name__}(p={m.p}): random layers cannot match per-client randomness under vmap; {_SUGGEST}")
+            raise ConfigError(
+                f"module {name!r} is {type(m).__name__}(p={m.p}): random layers cannot match per-client randomness under vmap; {_SUGGEST}"
+            )
 
 
 def _runs(sizes: Sequence[int]) -> list[tuple[int, int]]:
@@ -110,7 +116,9 @@ class VectorizedEngine(EngineBase):
 
     name = "vectorized"
 
-    def __init__(self, chunk_size: int | None = None, closed_form: bool = True, cache_bytes: int = 8 << 20, warmup: bool = True) -> None:
+    def __init__(
+        self, chunk_size: int | None = None, closed_form: bool = True, cache_bytes: int = 8 << 20, warmup: bool = True
+    ) -> None:
         super().__init__()
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"chunk_size={chunk_size}: must be >= 1 or None (sized to the cache)")
@@ -129,7 +137,11 @@ class VectorizedEngine(EngineBase):
             ConfigError: they cannot (the message says why and what to use instead).
         """
         check_vectorizable(setup.model, setup.client_update)
-        fresh = self.setup is None or self.setup.model is not setup.model or self.setup.client_update is not setup.client_update
+        fresh = (
+            self.setup is None
+            or self.setup.model is not setup.model
+            or self.setup.client_update is not setup.client_update
+        )
         super().start(setup)
         use = self.closed_form and closed_form_reason(setup.model, setup.client_update) is None
         self._mlp = MLPGradients(setup.model) if use else None
@@ -166,7 +178,7 @@ class VectorizedEngine(EngineBase):
         """
         setup = self.bound()
         check_task(task)
-        update: StepUpdate = setup.client_update  # type: ignore[assignment]  # checked in start()
+        update = cast(StepUpdate, setup.client_update)  # checked in start()
         data = [setup.population.client(c) for c in task.clients]
         for d in data:
             if len(d) == 0:
@@ -179,14 +191,23 @@ class VectorizedEngine(EngineBase):
         results: dict[int, tuple[ClientResult, Params | None]] = {}
         for s in range(0, len(order), step):
             chunk = order[s : s + step]
-            outs = self._train(update, [data[i] for i in chunk], [schedules[i] for i in chunk],
-                               [task.client_states.get(task.clients[i]) for i in chunk], ctx)
+            outs = self._train(
+                update,
+                [data[i] for i in chunk],
+                [schedules[i] for i in chunk],
+                [task.client_states.get(task.clients[i]) for i in chunk],
+                ctx,
+            )
             results.update(zip(chunk, outs))
         return CohortOutcome([results[i] for i in range(len(data))])
 
     def _train(
-        self, update: StepUpdate, data: list[ClientData], schedules: list[list[torch.Tensor]],
-        states_in: list[Params | None], ctx: StepContext,
+        self,
+        update: StepUpdate,
+        data: list[ClientData],
+        schedules: list[list[torch.Tensor]],
+        states_in: list[Params | None],
+        ctx: StepContext,
     ) -> list[tuple[ClientResult, Params | None]]:
         """Train one chunk of clients, ordered longest schedule first."""
         model = self.bound().model
@@ -215,8 +236,15 @@ class VectorizedEngine(EngineBase):
         return out
 
     def _step(
-        self, update: StepUpdate, model: nn.Module, pv: Params, sv: Params, xb: torch.Tensor, yb: torch.Tensor,
-        ctx: StepContext, t: int,
+        self,
+        update: StepUpdate,
+        model: nn.Module,
+        pv: Params,
+        sv: Params,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        ctx: StepContext,
+        t: int,
     ) -> torch.Tensor:
         """Advance the clients of ``pv``/``sv`` (views into the stacks) by one step; their losses."""
         try:
@@ -234,7 +262,9 @@ class VectorizedEngine(EngineBase):
                 gs = torch.autograd.grad(losses.sum(), [leaves[k] for k in ctx.trainable])
                 grads, losses = dict(zip(ctx.trainable, gs)), losses.detach()
         except (RuntimeError, NotImplementedError) as exc:
-            raise ConfigError(f"the vectorized engine could not batch this model under vmap ({type(exc).__name__}: {exc}); {_SUGGEST}") from exc
+            raise ConfigError(
+                f"the vectorized engine could not batch this model under vmap ({type(exc).__name__}: {exc}); {_SUGGEST}"
+            ) from exc
         with torch.no_grad():
             if update.elementwise:
                 new_p, new_s = update.apply(pv, grads, sv, ctx, t)

@@ -162,10 +162,18 @@ def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
         torch.set_num_threads(1)
         setup = _setup(context)
         n = len(setup.data)
-        ev = evaluate_params(setup.model, record_to_params(msg.content["params"]), setup.data.x, setup.data.y) if n else {}
+        ev = (
+            evaluate_params(setup.model, record_to_params(msg.content["params"]), setup.data.x, setup.data.y)
+            if n
+            else {}
+        )
         metrics = MetricRecord(
-            {"client-id": int(setup.data.client_id), "num-examples": n,
-             "accuracy": float(ev.get("accuracy", 0.0)), "loss": float(ev.get("loss", 0.0))}
+            {
+                "client-id": int(setup.data.client_id),
+                "num-examples": n,
+                "accuracy": float(ev.get("accuracy", 0.0)),
+                "loss": float(ev.get("loss", 0.0)),
+            }
         )
         return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 

@@ -24,7 +24,12 @@ __all__ = [
     "generator_to_record",
     "record_to_generator",
     "config_record",
+    "as_int",
+    "as_float",
 ]
+
+Record = ArrayRecord | MetricRecord | ConfigRecord
+"""What a ``RecordDict`` entry may be."""
 
 _WEIGHT = "__weight__"
 _CLIENT = "__client_id__"
@@ -35,14 +40,40 @@ def params_to_record(params: Params) -> ArrayRecord:
     return ArrayRecord({k: v.detach().cpu().contiguous() for k, v in params.items()}, keep_input=True)
 
 
-def record_to_params(record: ArrayRecord) -> Params:
-    """Inverse of :func:`params_to_record`; tensors own their memory (safe to train in place)."""
-    return {k: v.clone() for k, v in record.to_torch_state_dict().items()}
+def _arrays(record: Record) -> ArrayRecord:
+    if not isinstance(record, ArrayRecord):
+        raise UpdateRejected(
+            f"expected an ArrayRecord of tensors, got a {type(record).__name__}: is the peer running interlearn?"
+        )
+    return record
+
+
+def as_int(value: object) -> int:
+    """A record's number as an ``int`` (a malformed message is rejected, not trusted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UpdateRejected(f"expected a number in the message, got {value!r}")
+    return int(value)
+
+
+def as_float(value: object) -> float:
+    """A record's number as a ``float`` (see :func:`as_int`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UpdateRejected(f"expected a number in the message, got {value!r}")
+    return float(value)
+
+
+def record_to_params(record: Record) -> Params:
+    """Inverse of :func:`params_to_record`; tensors own their memory (safe to train in place).
+
+    Raises:
+        UpdateRejected: ``record`` is not an ``ArrayRecord``.
+    """
+    return {k: v.clone() for k, v in _arrays(record).to_torch_state_dict().items()}
 
 
 def result_to_content(result: ClientResult) -> RecordDict:
     """A client's result as the content of its reply message."""
-    metrics = {k: float(v) for k, v in result.metrics.items()}
+    metrics: dict[str, int | float | list[int] | list[float]] = {k: float(v) for k, v in result.metrics.items()}
     metrics[_WEIGHT] = float(result.weight)
     metrics[_CLIENT] = int(result.client_id)
     return RecordDict(
@@ -64,13 +95,13 @@ def content_to_result(content: RecordDict) -> ClientResult:
     if missing:
         raise UpdateRejected(f"reply without the record(s) {missing}: is the node running interlearn's ClientApp?")
     metrics = dict(content["metrics"])
-    weight = float(metrics.pop(_WEIGHT))
-    client_id = int(metrics.pop(_CLIENT))
+    weight = as_float(metrics.pop(_WEIGHT))
+    client_id = as_int(metrics.pop(_CLIENT))
     return ClientResult(
         client_id=client_id,
         update=record_to_params(content["update"]),
         weight=weight,
-        metrics={k: float(v) for k, v in metrics.items()},
+        metrics={k: as_float(v) for k, v in metrics.items()},
         extras=record_to_params(content["extras"]),
     )
 
@@ -80,10 +111,10 @@ def generator_to_record(generator: torch.Generator) -> ArrayRecord:
     return ArrayRecord({"state": generator.get_state()}, keep_input=True)
 
 
-def record_to_generator(record: ArrayRecord) -> torch.Generator:
+def record_to_generator(record: Record) -> torch.Generator:
     """A CPU generator in the state :func:`generator_to_record` captured."""
     g = torch.Generator()
-    g.set_state(record.to_torch_state_dict()["state"].to(torch.uint8).contiguous())
+    g.set_state(_arrays(record).to_torch_state_dict()["state"].to(torch.uint8).contiguous())
     return g
 
 

@@ -106,7 +106,10 @@ def job(context: Any) -> FlowerJob:
         client_update=LocalSGD(epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]), lr=float(cfg["lr"])),
         strategy_fn=lambda: get_strategy("fedavg"),
         config=SimulationConfig(
-            rounds=int(cfg["num-rounds"]), clients_per_round=int(cfg["clients-per-round"]), seed=int(cfg["seed"]), progress=True
+            rounds=int(cfg["num-rounds"]),
+            clients_per_round=int(cfg["clients-per-round"]),
+            seed=int(cfg["seed"]),
+            progress=True,
         ),
         client_data=lambda ctx: population(cfg).client(int(ctx.node_config["partition-id"])),
         num_clients=int(cfg["num-clients"]),

@@ -126,7 +126,9 @@ class LocalFederation:
         ...     fed.run(app_dir, {"num-rounds": 2}, timeout_s=300)
     """
 
-    def __init__(self, workdir: str | Path, node_configs: Sequence[Mapping[str, Any]], start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, workdir: str | Path, node_configs: Sequence[Mapping[str, Any]], start_timeout_s: float = 60.0
+    ) -> None:
         if not node_configs:
             raise ConfigError("node_configs is empty: a federation needs at least one SuperNode")
         self.workdir = Path(workdir)
@@ -171,7 +173,13 @@ class LocalFederation:
         home.mkdir(exist_ok=True)
         self.port = free_port()
         self.superlink = self._spawn(
-            [_bin("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation", "--port", str(self.port)],
+            [
+                _bin("flower-superlink"),
+                "--insecure",
+                "--disable-runtime-dependency-installation",
+                "--port",
+                str(self.port),
+            ],
             "superlink.log",
         )
         self._wait_port(self.port)
@@ -179,8 +187,16 @@ class LocalFederation:
             node_cfg = " ".join(f"{k}={toml_value(v)}" for k, v in cfg.items())
             self.supernodes.append(
                 self._spawn(
-                    [_bin("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
-                     "--port", str(free_port()), "--node-config", node_cfg],
+                    [
+                        _bin("flower-supernode"),
+                        "--insecure",
+                        "--superlink",
+                        f"127.0.0.1:{self.port}",
+                        "--port",
+                        str(free_port()),
+                        "--node-config",
+                        node_cfg,
+                    ],
                     f"supernode-{i}.log",
                 )
             )
@@ -226,7 +242,7 @@ class LocalFederation:
             for c in children:
                 try:
                     c.kill()
-                except Exception:  # already gone
+                except Exception:  # noqa: BLE001  (already gone)
                     pass
             proc.wait(timeout=10)
             self.supernodes[index] = None
@@ -249,7 +265,7 @@ class LocalFederation:
         for c in children:  # the SuperLink starts its SuperExec in a session of its own
             try:
                 c.kill()
-            except Exception:  # already gone
+            except Exception:  # noqa: BLE001  (already gone)
                 pass
         self.supernodes = []
         self.superlink = None
@@ -274,7 +290,7 @@ def _descendants(pid: int) -> list[Any]:
         import psutil
 
         return list(psutil.Process(pid).children(recursive=True))
-    except Exception:  # psutil missing or the process already gone
+    except Exception:  # noqa: BLE001  (psutil missing or the process already gone)
         return []
 
 

@@ -30,16 +30,19 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, CohortTask
+from interlearn.federated.api import ClientData, CohortOutcome, CohortTask
 from interlearn.federated.client_steps import context_from_json
+from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.federated.flower.codec import (
+    as_float,
+    as_int,
     config_record,
     content_to_result,
     generator_to_record,
     params_to_record,
     record_to_generator,
+    record_to_params,
 )
-from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.types import ClientId, Params
 
 __all__ = ["FlowerGridEngine", "RemotePopulation", "discover_clients"]
@@ -77,14 +80,14 @@ def discover_clients(
             log.warning("node %s failed the discovery query: %s", reply.metadata.src_node_id, reply.error.reason)
             continue
         meta = reply.content["meta"]
-        cid = int(meta["client-id"])
+        cid = as_int(meta["client-id"])
         if cid in node_of:
             raise ConfigError(
                 f"nodes {node_of[cid]} and {reply.metadata.src_node_id} both claim client id {cid}: "
                 "give each flower-supernode its own partition in --node-config"
             )
         node_of[cid] = int(reply.metadata.src_node_id)
-        sizes[cid] = int(meta["num-examples"])
+        sizes[cid] = as_int(meta["num-examples"])
     if len(node_of) < min_nodes:
         raise RoundSkipped(f"only {len(node_of)} of {min_nodes} SuperNodes answered the discovery query")
     return node_of, sizes
@@ -206,7 +209,9 @@ class FlowerGridEngine(EngineBase):
             outcome.results.append((result, None))
         return outcome
 
-    def protocol_channel(self, round_: int) -> Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[str, Any]]]:
+    def protocol_channel(
+        self, round_: int
+    ) -> Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[str, Any]]]:
         """A channel for the round's extra protocol messages (secure aggregation): ``channel(stage,
         {client: payload})`` sends one ``query.secagg`` message per client and returns the replies
         that came back within ``timeout_s`` without error (the rest are dropouts)."""
@@ -215,20 +220,26 @@ class FlowerGridEngine(EngineBase):
             msgs = []
             for cid, payload in payloads.items():
                 body = ConfigRecord({"json": json.dumps({"stage": stage, **payload})})
-                msgs.append(Message(RecordDict({"secagg": body}), dst_node_id=self.node_of[cid],
-                                    message_type="query.secagg", group_id=f"round-{round_}-secagg-{stage}"))
+                msgs.append(
+                    Message(
+                        RecordDict({"secagg": body}),
+                        dst_node_id=self.node_of[cid],
+                        message_type="query.secagg",
+                        group_id=f"round-{round_}-secagg-{stage}",
+                    )
+                )
             client_of = {n: c for c, n in self.node_of.items()}
             out: dict[ClientId, dict[str, Any]] = {}
             for reply in self.grid.send_and_receive(msgs, timeout=self.timeout_s):
-                cid = client_of.get(int(reply.metadata.src_node_id))
-                if cid is None or reply.has_error():
-                    why = "unknown node" if cid is None else reply.error.reason
+                sender = client_of.get(int(reply.metadata.src_node_id))
+                if sender is None or reply.has_error():
+                    why = "unknown node" if sender is None else reply.error.reason
                     log.warning("secure aggregation %s: node %s dropped (%s)", stage, reply.metadata.src_node_id, why)
                     continue
                 answer = json.loads(str(reply.content["secagg"]["json"]))
                 if "masked" in reply.content:
-                    answer["masked"] = reply.content["masked"].to_torch_state_dict()["y"]
-                out[cid] = answer
+                    answer["masked"] = record_to_params(reply.content["masked"])["y"]
+                out[sender] = answer
             return out
 
         return channel
@@ -243,7 +254,9 @@ class FlowerGridEngine(EngineBase):
         ids = sorted(self.node_of) if clients is None else list(clients)
         rec = params_to_record(params)
         msgs = [
-            Message(RecordDict({"params": rec}), dst_node_id=self.node_of[c], message_type="evaluate", group_id="evaluate")
+            Message(
+                RecordDict({"params": rec}), dst_node_id=self.node_of[c], message_type="evaluate", group_id="evaluate"
+            )
             for c in ids
         ]
         out: dict[ClientId, float] = {}
@@ -251,6 +264,6 @@ class FlowerGridEngine(EngineBase):
             if reply.has_error():
                 continue
             m = reply.content["metrics"]
-            if int(m["num-examples"]) > 0:
-                out[int(m["client-id"])] = float(m["accuracy"])
+            if as_int(m["num-examples"]) > 0:
+                out[as_int(m["client-id"])] = as_float(m["accuracy"])
         return dict(sorted(out.items()))

@@ -105,8 +105,13 @@ def run_job(job: FlowerJob, engine: Engine, population: Any, run_dir: str | Path
         run_dir=run_dir,
     )
     if run_dir is not None:
-        meta = {"rounds": len(result.history), "engine": getattr(engine, "name", type(engine).__name__),
-                "final_accuracy": result.final_accuracy, "bytes_up": result.bytes_up, "bytes_down": result.bytes_down}
+        meta = {
+            "rounds": len(result.history),
+            "engine": getattr(engine, "name", type(engine).__name__),
+            "final_accuracy": result.final_accuracy,
+            "bytes_up": result.bytes_up,
+            "bytes_down": result.bytes_down,
+        }
         save_checkpoint(Path(run_dir) / FINAL, result.params, meta)
     return result
 
@@ -154,7 +159,9 @@ def job_client_app(job_fn: Callable[[Context], FlowerJob]) -> ClientApp:
     return make_client_app(client)
 
 
-def flower_apps(job_fn: Callable[[Context], FlowerJob], run_dir: str | Path | None = None) -> tuple[ServerApp, ClientApp]:
+def flower_apps(
+    job_fn: Callable[[Context], FlowerJob], run_dir: str | Path | None = None
+) -> tuple[ServerApp, ClientApp]:
     """``(job_server_app(job_fn, run_dir), job_client_app(job_fn))``, e.g. for the simulation runtime."""
     return job_server_app(job_fn, run_dir), job_client_app(job_fn)
 

@@ -7,7 +7,8 @@ Compose the steps around any strategy (clip -> noise -> aggregate)::
                           accountant=PrivacyAccountant(delta=1e-5, target_epsilon=8.0))
     steps = [clip, noise]           # clients clip; the server releases a noised mean
 
-:func:`dp_fedavg_steps` builds that pair in one call.
+:func:`dp_fedavg_steps` builds that pair in one call; :func:`dp_noise` the noise step for a
+given clip step (what the federated recipe's ``steps: [{clip: ...}, {dp: ...}]`` builds).
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from interlearn.federated.privacy.audit import AuditResult, CanaryAudit
 from interlearn.federated.privacy.clipping import ClipUpdates, adaptive_clip_norm, clip_update, global_norm
 from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, mean_result, num_clients
 from interlearn.federated.privacy.dpsgd import DPSGDClientUpdate
-from interlearn.federated.privacy.noise import GaussianNoise, add_gaussian_noise, noisy_sum_mean, update_noise_multiplier
+from interlearn.federated.privacy.noise import (
+    GaussianNoise,
+    add_gaussian_noise,
+    noisy_sum_mean,
+    update_noise_multiplier,
+)
 from interlearn.federated.sampling import CohortSampling
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "add_gaussian_noise",
     "clip_update",
     "dp_fedavg_steps",
+    "dp_noise",
     "global_norm",
     "is_aggregate",
     "mean_result",
@@ -104,6 +111,42 @@ def dp_fedavg_steps(
         learning_rate=clip_learning_rate,
         count_noise_std=count_noise_std,
     )
+    noise = dp_noise(
+        clip,
+        noise_multiplier=noise_multiplier,
+        population=population,
+        clients_per_round=clients_per_round,
+        sample_rate=sample_rate,
+        sampling=sampling,
+        delta=delta,
+        target_epsilon=target_epsilon,
+        mode=mode,
+        accountant=accountant,
+    )
+    return [clip, noise]
+
+
+def dp_noise(
+    clip: ClipUpdates,
+    *,
+    noise_multiplier: float,
+    population: int | None = None,
+    clients_per_round: int | None = None,
+    sample_rate: float | None = None,
+    sampling: str = "poisson",
+    delta: float = 1e-5,
+    target_epsilon: float | None = None,
+    mode: str = "central",
+    accountant: str | None = None,
+) -> GaussianNoise:
+    """The :class:`GaussianNoise` step calibrated to ``clip`` (the :class:`ClipUpdates` step
+    before it), with the run's sampling and its accountant. Arguments as in
+    :func:`dp_fedavg_steps`.
+
+    Raises:
+        ConfigError: central mode without ``population`` and a rate, or a combination with no
+            matching accountant (the message names the fix).
+    """
     plan: CohortSampling | None = None
     if mode == "central":
         if population is None:
@@ -114,4 +157,4 @@ def dp_fedavg_steps(
         plan = CohortSampling.build(sampling, population, clients_per_round=clients_per_round, rate=sample_rate)
     kind = accountant if accountant is not None else ("dp_rdp" if sampling == "fixed" and mode == "central" else "rdp")
     acc = PrivacyAccountant(delta=delta, kind=kind, target_epsilon=target_epsilon)
-    return [clip, GaussianNoise(clip, noise_multiplier, mode=mode, sampling=plan, accountant=acc)]
+    return GaussianNoise(clip, noise_multiplier, mode=mode, sampling=plan, accountant=acc)

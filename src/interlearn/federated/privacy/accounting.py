@@ -34,7 +34,14 @@ from typing import Any
 
 from interlearn.errors import ConfigError, InterlearnError, closest
 
-__all__ = ["ACCOUNTANTS", "OPACUS_ACCOUNTANTS", "DP_ACCOUNTING_ACCOUNTANTS", "RoundEvent", "PrivacyAccountant", "PrivacyBudgetExhausted"]
+__all__ = [
+    "ACCOUNTANTS",
+    "OPACUS_ACCOUNTANTS",
+    "DP_ACCOUNTING_ACCOUNTANTS",
+    "RoundEvent",
+    "PrivacyAccountant",
+    "PrivacyBudgetExhausted",
+]
 
 OPACUS_ACCOUNTANTS = ("rdp", "prv", "gdp")
 DP_ACCOUNTING_ACCOUNTANTS = ("dp_rdp", "dp_pld")
@@ -74,7 +81,9 @@ class RoundEvent:
         if not 0.0 < self.sample_rate <= 1.0:
             raise ConfigError(f"sample_rate must lie in (0, 1], got {self.sample_rate!r}")
         if self.sampling == "fixed" and not 1 <= self.cohort <= self.population:
-            raise ConfigError(f"a fixed-size cohort needs 1 <= cohort <= population, got {self.cohort} of {self.population}")
+            raise ConfigError(
+                f"a fixed-size cohort needs 1 <= cohort <= population, got {self.cohort} of {self.population}"
+            )
 
     @property
     def adjacency(self) -> str | None:
@@ -123,7 +132,9 @@ class PrivacyAccountant:
 
     def __init__(self, delta: float = 1e-5, kind: str = "rdp", target_epsilon: float | None = None):
         if kind not in ACCOUNTANTS:
-            raise ConfigError(f"unknown accountant {kind!r}; did you mean {closest(kind, ACCOUNTANTS)}? (known: {list(ACCOUNTANTS)})")
+            raise ConfigError(
+                f"unknown accountant {kind!r}; did you mean {closest(kind, ACCOUNTANTS)}? (known: {list(ACCOUNTANTS)})"
+            )
         if not 0.0 < delta < 1.0:
             raise ConfigError(f"delta must lie in (0, 1), got {delta!r}")
         if target_epsilon is not None and not target_epsilon > 0:
@@ -289,5 +300,7 @@ def _epsilon(kind: str, events: list[tuple[RoundEvent, int]], delta: float) -> f
         acc = dp_accounting.rdp.RdpAccountant(neighboring_relation=relation)
     else:
         acc = dp_accounting.pld.PLDAccountant(neighboring_relation=relation)
-    acc.compose(dp_accounting.ComposedDpEvent([dp_accounting.SelfComposedDpEvent(ev.dp_event(), n) for ev, n in events]))
+    acc.compose(
+        dp_accounting.ComposedDpEvent([dp_accounting.SelfComposedDpEvent(ev.dp_event(), n) for ev, n in events])
+    )
     return float(acc.get_epsilon(delta))

@@ -43,10 +43,19 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.privacy.cohort import is_aggregate
 from interlearn.federated.privacy.noise import GaussianNoise
-from interlearn.federated.sampling import _mix
+from interlearn.federated.sampling import mix_seed
 from interlearn.types import Params
 
-__all__ = ["CANARY_ID", "STATISTICS", "AuditResult", "CanaryAudit", "gaussian_delta", "gaussian_epsilon", "separation", "estimate_epsilon"]
+__all__ = [
+    "CANARY_ID",
+    "STATISTICS",
+    "AuditResult",
+    "CanaryAudit",
+    "gaussian_delta",
+    "gaussian_epsilon",
+    "separation",
+    "estimate_epsilon",
+]
 
 STATISTICS = ("iterates", "final")
 
@@ -122,13 +131,21 @@ class AuditResult:
 
 def separation(inserted: np.ndarray, unseen: np.ndarray) -> float:
     """``mu``: the difference of the two means over the pooled standard deviation."""
-    pooled = math.sqrt((inserted.var(ddof=1) * (len(inserted) - 1) + unseen.var(ddof=1) * (len(unseen) - 1))
-                       / (len(inserted) + len(unseen) - 2))
+    pooled = math.sqrt(
+        (inserted.var(ddof=1) * (len(inserted) - 1) + unseen.var(ddof=1) * (len(unseen) - 1))
+        / (len(inserted) + len(unseen) - 2)
+    )
     return float((inserted.mean() - unseen.mean()) / pooled) if pooled > 0 else math.inf
 
 
 def estimate_epsilon(
-    inserted: np.ndarray, unseen: np.ndarray, delta: float, *, confidence: float = 0.95, bootstrap: int = 400, seed: int = 0
+    inserted: np.ndarray,
+    unseen: np.ndarray,
+    delta: float,
+    *,
+    confidence: float = 0.95,
+    bootstrap: int = 400,
+    seed: int = 0,
 ) -> tuple[float, float, float]:
     """``(estimate, low, high)``: the epsilon at ``delta`` of the Gaussian mechanism whose
     separation ``mu`` the two samples show (:func:`separation`), and its percentile-bootstrap
@@ -145,7 +162,9 @@ def estimate_epsilon(
 
     point = eps(inserted, unseen)
     rng = np.random.default_rng(seed)
-    draws = np.array([eps(rng.choice(inserted, len(inserted)), rng.choice(unseen, len(unseen))) for _ in range(bootstrap)])
+    draws = np.array(
+        [eps(rng.choice(inserted, len(inserted)), rng.choice(unseen, len(unseen))) for _ in range(bootstrap)]
+    )
     tail = (1 - confidence) / 2
     return point, float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))
 
@@ -176,11 +195,22 @@ class CanaryAudit:
 
     name = "audit"
 
-    def __init__(self, noise: GaussianNoise, *, num_canaries: int = 200, seed: int = 0, confidence: float = 0.95, bootstrap: int = 400) -> None:
+    def __init__(
+        self,
+        noise: GaussianNoise,
+        *,
+        num_canaries: int = 200,
+        seed: int = 0,
+        confidence: float = 0.95,
+        bootstrap: int = 400,
+    ) -> None:
         if not isinstance(noise, GaussianNoise) or noise.mode != "central":
             raise ConfigError("the canary audit measures central DP: pass the run's GaussianNoise(mode='central') step")
         if noise.sampling is None or noise.sampling.kind != "poisson":
-            raise ConfigError("the canary audit tests add/remove presence: run it with Poisson sampling (CohortSampling.build('poisson', ...))")
+            raise ConfigError(
+                "the canary audit tests add/remove presence: run it with Poisson sampling (CohortSampling.build('poisson', ...))"
+            )
+        self._rate = noise.sampling.rate  # canaries join each round as a client would
         if num_canaries < 2:
             raise ConfigError(f"num_canaries={num_canaries}: must be >= 2")
         if not 0 < confidence < 1:
@@ -201,7 +231,7 @@ class CanaryAudit:
         if self._dirs is None:
             self._keys = [k for k, v in template.items() if v.is_floating_point()]
             d = sum(template[k].numel() for k in self._keys)
-            g = torch.Generator().manual_seed(_mix(self.seed, 0, 11))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, 0, 11))
             u = torch.randn(2 * self.k, d, generator=g, dtype=torch.float32)
             self._dirs = u / u.norm(dim=1, keepdim=True)
         return self._dirs
@@ -210,7 +240,7 @@ class CanaryAudit:
         return torch.cat([params[k].detach().reshape(-1).to(torch.float64) for k in self._keys])
 
     def _update(self, j: int, template: Params) -> Params:
-        vec = self._dirs[j].to(torch.float64) * self.noise.clip.clip_norm  # type: ignore[index]
+        vec = self._directions(template)[j].to(torch.float64) * self.noise.clip.clip_norm
         out: Params = {}
         i = 0
         for k, v in template.items():
@@ -223,7 +253,9 @@ class CanaryAudit:
 
     def _cosines(self, delta: torch.Tensor) -> torch.Tensor:
         norm = float(delta.norm())
-        return (self._dirs @ delta.to(torch.float32)).to(torch.float64) / norm if norm > 0 else torch.zeros(2 * self.k, dtype=torch.float64)  # type: ignore[operator]
+        if norm <= 0 or self._dirs is None:
+            return torch.zeros(2 * self.k, dtype=torch.float64)
+        return (self._dirs @ delta.to(torch.float32)).to(torch.float64) / norm
 
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
         return result
@@ -235,9 +267,11 @@ class CanaryAudit:
         if template is None:
             return list(results)
         self._directions(template)
-        g = torch.Generator().manual_seed(_mix(self.seed, ctx.round, 13))
-        joins = (torch.rand(self.k, generator=g, dtype=torch.float64) < self.noise.sampling.rate).nonzero().reshape(-1)  # type: ignore[union-attr]
-        canaries = [ClientResult(CANARY_ID - int(j), self._update(int(j), template), 1.0, {"audit/canary": 1.0}) for j in joins]
+        g = torch.Generator().manual_seed(mix_seed(self.seed, ctx.round, 13))
+        joins = (torch.rand(self.k, generator=g, dtype=torch.float64) < self._rate).nonzero().reshape(-1)
+        canaries = [
+            ClientResult(CANARY_ID - int(j), self._update(int(j), template), 1.0, {"audit/canary": 1.0}) for j in joins
+        ]
         self.participations += len(canaries)
         ctx.notes["audit/canaries"] = len(canaries)
         return list(results) + canaries
@@ -261,7 +295,9 @@ class CanaryAudit:
         if statistic not in STATISTICS:
             raise ConfigError(f"statistic={statistic!r}: choose one of {list(STATISTICS)}")
         if self._final is None:
-            raise ConfigError("the audit has no model to score yet: run simulate(..., steps=[clip, noise, audit]) first")
+            raise ConfigError(
+                "the audit has no model to score yet: run simulate(..., steps=[clip, noise, audit]) first"
+            )
         if statistic == "iterates":
             per_round = torch.stack(self._rounds)  # (rounds, 2k)
             v = (per_round.max(dim=0).values - per_round.mean(dim=0)).numpy()
@@ -277,6 +313,19 @@ class CanaryAudit:
         """
         inserted, unseen = self.scores(statistic)
         delta = self.noise.accountant.delta if self.noise.accountant is not None else 1e-5
-        est, lo, hi = estimate_epsilon(inserted, unseen, delta, confidence=self.confidence, bootstrap=self.bootstrap, seed=self.seed)
-        return AuditResult(statistic, est, lo, hi, self.confidence, delta, separation(inserted, unseen), self.k,
-                           int(self._dirs.shape[1]), self.participations)  # type: ignore[union-attr]
+        est, lo, hi = estimate_epsilon(
+            inserted, unseen, delta, confidence=self.confidence, bootstrap=self.bootstrap, seed=self.seed
+        )
+        dims = int(self._dirs.shape[1]) if self._dirs is not None else 0  # scores() raised if no round ran
+        return AuditResult(
+            statistic,
+            est,
+            lo,
+            hi,
+            self.confidence,
+            delta,
+            separation(inserted, unseen),
+            self.k,
+            dims,
+            self.participations,
+        )

@@ -128,9 +128,7 @@ class ClipUpdates:
                 count += float(torch.randn((), generator=ctx.generator)) * self.count_noise_std
             fraction = count / n
             ctx.notes["clip/unclipped_fraction"] = fraction
-            self._next_norm = adaptive_clip_norm(
-                self._norm, fraction, self.target_quantile, self.learning_rate
-            )
+            self._next_norm = adaptive_clip_norm(self._norm, fraction, self.target_quantile, self.learning_rate)
         return list(results)
 
     def after(self, old: Params, new: Params, ctx: RoundContext) -> Params:

@@ -12,6 +12,7 @@ released mean.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -78,6 +79,6 @@ def mean_result(results: Sequence[ClientResult], *, uniform: bool) -> ClientResu
         mean[k] = acc.to(results[0].update[k].dtype)
     extras: Params = {}
     for k in results[0].extras:
-        extras[k] = sum(r.extras[k] * (wi / total) for wi, r in zip(w, results))  # type: ignore[misc]
+        extras[k] = functools.reduce(torch.add, [r.extras[k] * (wi / total) for wi, r in zip(w, results)])
     weight = float(sum(r.weight for r in results))
     return ClientResult(AGGREGATE_ID, mean, weight, summed_metrics(results), extras)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -70,13 +71,13 @@ class DPSGDClientUpdate:
         self.noise_multiplier, self.max_grad_norm = noise_multiplier, max_grad_norm
         self.delta, self.accountant = delta, accountant
         self.loss_fn = loss_fn or torch.nn.functional.cross_entropy
-        self._engines: dict[ClientId, object] = {}
+        self._engines: dict[ClientId, Any] = {}  # Opacus PrivacyEngines (Opacus has no type information)
         self._datasets: dict[ClientId, TensorDataset] = {}
 
     def epsilon(self, client_id: ClientId) -> float:
         """Epsilon spent so far on ``client_id``'s examples (0.0 if it never trained)."""
         engine = self._engines.get(client_id)
-        return 0.0 if engine is None else float(engine.get_epsilon(self.delta))  # type: ignore[attr-defined]
+        return 0.0 if engine is None else float(engine.get_epsilon(self.delta))
 
     def __call__(
         self,
@@ -110,7 +111,7 @@ class DPSGDClientUpdate:
         loader = DataLoader(ds, batch_size=min(self.batch_size, len(data)), generator=generator)
         opt = torch.optim.SGD(local.parameters(), lr=self.lr)
         engine = self._engines[cid]
-        module, opt, loader = engine.make_private(  # type: ignore[attr-defined]
+        module, opt, loader = engine.make_private(
             module=local,
             optimizer=opt,
             data_loader=loader,
@@ -139,7 +140,7 @@ class DPSGDClientUpdate:
         metrics = {
             "loss": total / max(steps, 1),
             "steps": float(steps),  # non-empty batches
-            "dpsgd/epsilon": float(engine.get_epsilon(self.delta)),  # type: ignore[attr-defined]
+            "dpsgd/epsilon": float(engine.get_epsilon(self.delta)),
         }
         return ClientResult(cid, update, float(len(data)), metrics), client_state
 

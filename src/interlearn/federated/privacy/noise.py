@@ -52,7 +52,7 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientResult, RoundContext
 from interlearn.federated.privacy.accounting import PrivacyAccountant, PrivacyBudgetExhausted, RoundEvent
 from interlearn.federated.privacy.clipping import ClipUpdates
-from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, num_clients, summed_metrics
+from interlearn.federated.privacy.cohort import AGGREGATE_ID, is_aggregate, summed_metrics
 from interlearn.federated.sampling import CohortSampling
 from interlearn.types import Params
 
@@ -75,7 +75,9 @@ def add_gaussian_noise(update: Params, std: float, generator: torch.Generator) -
     return out
 
 
-def noisy_sum_mean(results: Sequence[ClientResult], template: Params, std: float, denominator: float, generator: torch.Generator) -> Params:
+def noisy_sum_mean(
+    results: Sequence[ClientResult], template: Params, std: float, denominator: float, generator: torch.Generator
+) -> Params:
     """``(sum of the results' updates + N(0, std**2)) / denominator`` per key.
 
     An aggregate result (secure aggregation) stands for ``num_clients`` updates through their
@@ -194,7 +196,9 @@ class GaussianNoise:
         if accountant is not None:
             accountant.check(self.event)
             if accountant.would_exceed_event(self.event):
-                raise ConfigError("target_epsilon is exceeded by a single round: " + accountant.budget_message_event(self.event))
+                raise ConfigError(
+                    "target_epsilon is exceeded by a single round: " + accountant.budget_message_event(self.event)
+                )
 
     # ---- what the mechanism is
     @property
@@ -228,7 +232,7 @@ class GaussianNoise:
             return RoundEvent("all", self.noise_multiplier)
         if s.kind == "poisson":
             return RoundEvent("poisson", self.noise_multiplier, s.rate)
-        return RoundEvent("fixed", self.noise_multiplier, s.rate, s.population, int(s.size))  # type: ignore[arg-type]
+        return RoundEvent("fixed", self.noise_multiplier, s.rate, s.population, s.size or 0)
 
     @property
     def update_multiplier(self) -> float:
@@ -250,11 +254,16 @@ class GaussianNoise:
             estimator = f"each client adds N(0, (2 z C)^2), z = {self.noise_multiplier:g}"
         else:
             s = run_sampling if run_sampling is not None else self.sampling
-            sampling = s.describe()  # type: ignore[union-attr]
-            adjacency = ("add/remove one client (sensitivity C)" if self.adjacency == "add_remove"
-                         else "replace one client (sensitivity 2C)")
-            estimator = (f"fixed denominator: (sum of clipped updates + N(0, (z * {self.sensitivity / self.clip.clip_norm:g}C)^2)) "
-                         f"/ {self.denominator:g}, never / clients reported")
+            sampling = s.describe() if s is not None else "no sampling given"
+            adjacency = (
+                "add/remove one client (sensitivity C)"
+                if self.adjacency == "add_remove"
+                else "replace one client (sensitivity 2C)"
+            )
+            estimator = (
+                f"fixed denominator: (sum of clipped updates + N(0, (z * {self.sensitivity / self.clip.clip_norm:g}C)^2)) "
+                f"/ {self.denominator:g}, never / clients reported"
+            )
         acc = self.accountant
         dropout = run_sampling.dropout if run_sampling is not None else 0.0
         return {
@@ -262,21 +271,36 @@ class GaussianNoise:
             "dp/adjacency": adjacency,
             "dp/estimator": estimator,
             "dp/accountant": f"{acc.describe()}, event {self.event.sampling} (z = {self.noise_multiplier:g}, q = {self.event.sample_rate:g})"
-            if acc is not None else "none (no epsilon is reported)",
-            "dp/dropouts": ("not used for amplification: every round is accounted at the sampling rate "
-                            f"(dropout {dropout:g}; valid while dropping out does not depend on client data)"),
+            if acc is not None
+            else "none (no epsilon is reported)",
+            "dp/dropouts": (
+                "not used for amplification: every round is accounted at the sampling rate "
+                f"(dropout {dropout:g}; valid while dropping out does not depend on client data)"
+            ),
         }
 
     def summary(self, run_sampling: CohortSampling | None = None) -> str:
         """One paragraph for a run's summary: mechanism, adjacency, estimator, accountant,
         dropouts, and the epsilon so far."""
         st = self.statements(run_sampling)
-        eps = (f"epsilon = {self.accountant.epsilon():.4g} at delta = {self.accountant.delta:g} after "
-               f"{self.accountant.steps} round(s)") if self.accountant is not None else "no accountant"
-        skipped = f"; rounds skipped before the release, accounted as releases: {self._unaccounted}" if self._unaccounted else ""
-        return (f"Client-level DP ({self.mode}): {st['dp/sampling']}; adjacency: {st['dp/adjacency']}; "
-                f"estimator: {st['dp/estimator']}; accountant: {st['dp/accountant']}; dropouts: {st['dp/dropouts']}; "
-                f"{eps}{skipped}.")
+        eps = (
+            (
+                f"epsilon = {self.accountant.epsilon():.4g} at delta = {self.accountant.delta:g} after "
+                f"{self.accountant.steps} round(s)"
+            )
+            if self.accountant is not None
+            else "no accountant"
+        )
+        skipped = (
+            f"; rounds skipped before the release, accounted as releases: {self._unaccounted}"
+            if self._unaccounted
+            else ""
+        )
+        return (
+            f"Client-level DP ({self.mode}): {st['dp/sampling']}; adjacency: {st['dp/adjacency']}; "
+            f"estimator: {st['dp/estimator']}; accountant: {st['dp/accountant']}; dropouts: {st['dp/dropouts']}; "
+            f"{eps}{skipped}."
+        )
 
     # ---- hooks
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
@@ -293,17 +317,19 @@ class GaussianNoise:
         run_sampling = ctx.notes.get("sampling")
         if not isinstance(run_sampling, CohortSampling):
             run_sampling = None
-        if self.mode == "central" and run_sampling is not None and not run_sampling.same_scheme(self.sampling):  # type: ignore[arg-type]
+        if (
+            self.mode == "central"
+            and run_sampling is not None
+            and self.sampling is not None
+            and not run_sampling.same_scheme(self.sampling)
+        ):
             raise ConfigError(
-                f"the noise step accounts for {self.sampling.describe()}, but the round loop draws "  # type: ignore[union-attr]
+                f"the noise step accounts for {self.sampling.describe()}, but the round loop draws "
                 f"{run_sampling.describe()}: build GaussianNoise with the run's sampling"
             )
         self._account_gap(ctx)
         ctx.notes.update(self.statements(run_sampling))
-        if self.mode == "local":
-            out = list(results)
-        else:
-            out = [self._release(results, ctx)]
+        out = list(results) if self.mode == "local" else [self._release(results, ctx)]
         self._account(ctx)
         return out
 
@@ -318,14 +344,18 @@ class GaussianNoise:
                 raise ConfigError("central DP needs the unweighted sum; build SecureAggregation(weighted=False)")
         template = results[0].update if results else ctx.notes.get("global_params")
         if template is None:
-            raise ConfigError("a round with no client results needs the global params (ctx.notes['global_params']) to release noise")
+            raise ConfigError(
+                "a round with no client results needs the global params (ctx.notes['global_params']) to release noise"
+            )
         std = self.update_multiplier * self.sensitivity
         mean = noisy_sum_mean(results, template, std, self.denominator, ctx.generator)
         ctx.notes["dp/noise_std"] = std / self.denominator
         ctx.notes["dp/expected_clients"] = self.denominator
         metrics = summed_metrics(results)
         if not results:
-            ctx.log.append(f"round {ctx.round}: no client reported; released the noise-only update (DP accounting needs a release every round)")
+            ctx.log.append(
+                f"round {ctx.round}: no client reported; released the noise-only update (DP accounting needs a release every round)"
+            )
         # one aggregate: any positive weight gives the same mean downstream
         weight = float(sum(r.weight for r in results)) or 1.0
         return ClientResult(AGGREGATE_ID, mean, weight, metrics)

@@ -57,7 +57,9 @@ def harary_graph(ids: Sequence[ClientId], degree: int, generator: torch.Generato
     if degree >= n - 1:
         return complete_graph(ids)
     if degree < 2 or degree % 2:
-        raise ConfigError(f"SecAgg+ degree={degree}: must be an even number >= 2 (or >= n - 1 = {n - 1} for the complete graph)")
+        raise ConfigError(
+            f"SecAgg+ degree={degree}: must be an even number >= 2 (or >= n - 1 = {n - 1} for the complete graph)"
+        )
     order = [ids[i] for i in torch.randperm(n, generator=generator).tolist()]
     half = degree // 2
     out: dict[ClientId, set[ClientId]] = {u: set() for u in ids}

@@ -48,9 +48,10 @@ from interlearn.federated.secagg.ring import Ring, keystream_words
 from interlearn.federated.secagg.shamir import Share, combine_shares, split_secret
 from interlearn.types import ClientId
 
-__all__ = ["SecAggClient", "SecAggServer", "Transcript", "secure_sum"]
+__all__ = ["SecAggClient", "SecAggServer", "Transcript", "secure_sum", "SHARE_BYTES"]
 
-_SHARE_BYTES = 66 + 4  # y (< 2**521) and x of one Shamir share on the wire
+SHARE_BYTES = 66 + 4
+"""Bytes of one Shamir share on the wire: ``y`` (< 2**521) and ``x``."""
 _RAW = serialization.Encoding.Raw
 
 
@@ -89,7 +90,9 @@ class SecAggClient:
     def share_keys(self, roster: Mapping[ClientId, tuple[bytes, bytes]], threshold: int) -> dict[ClientId, bytes]:
         """Round 1: encrypted Shamir shares of ``b_u`` and ``s_u^SK`` for each peer."""
         if len(roster) < threshold:
-            raise RoundSkipped(f"client {self.id}: only {len(roster)} clients advertised keys, threshold is {threshold}")
+            raise RoundSkipped(
+                f"client {self.id}: only {len(roster)} clients advertised keys, threshold is {threshold}"
+            )
         self._roster = dict(roster)
         ids = sorted(roster)
         xs = [v + 1 for v in ids]
@@ -339,7 +342,7 @@ def secure_sum(
         tr.down(cid, 8 * len(near_u3))
         if cid not in quiet:
             shares[cid] = clients[cid].unmask(near_u2, near_u3, threshold)
-            tr.up(cid, _SHARE_BYTES * len(shares[cid]))
+            tr.up(cid, SHARE_BYTES * len(shares[cid]))
     total = server.unmask(shares)
     tr.survivors = u3
     tr.dropped = [v for v in server.u2 if v not in masked]

@@ -25,7 +25,7 @@ import torch
 
 from interlearn.errors import ConfigError, RoundSkipped
 from interlearn.federated.secagg.graph import Graph
-from interlearn.federated.secagg.protocol import _SHARE_BYTES, SecAggClient, SecAggServer, Transcript
+from interlearn.federated.secagg.protocol import SHARE_BYTES, SecAggClient, SecAggServer, Transcript
 from interlearn.federated.secagg.ring import Ring
 from interlearn.types import ClientId, Params
 
@@ -40,7 +40,12 @@ Channel = Callable[[str, dict[ClientId, dict[str, Any]]], dict[ClientId, dict[st
 
 
 def remote_secure_sum(
-    channel: Channel, ids: Sequence[ClientId], ring: Ring, threshold: int, length: int, summands: int,
+    channel: Channel,
+    ids: Sequence[ClientId],
+    ring: Ring,
+    threshold: int,
+    length: int,
+    summands: int,
     graph: Graph | None = None,
 ) -> tuple[torch.Tensor, Transcript]:
     """The server side of the protocol over ``channel``; the ring sum of the survivors' inputs.
@@ -68,8 +73,10 @@ def remote_secure_sum(
     for c, cts in sent.items():
         tr.up(c, sum(len(ct) for ct in cts.values()))
     inbox = server.route_shares(sent)
-    payloads = {c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]}
-                for c in server.u2}
+    payloads: dict[ClientId, dict[str, Any]] = {
+        c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]}
+        for c in server.u2
+    }
     for c in server.u2:
         tr.down(c, sum(len(ct) for ct in inbox[c].values()) + 8 * len(payloads[c]["u2"]))
     replies = channel("mask", payloads)
@@ -81,13 +88,15 @@ def remote_secure_sum(
         masked[c] = y.reshape(-1)
         tr.up(c, length * ring.bytes_per_element)
     u3 = server.collect_masked(masked)
-    replies = channel("unmask", {c: {"u2": server.restrict(c, server.u2), "u3": server.restrict(c, u3), "threshold": threshold}
-                                 for c in u3})
+    replies = channel(
+        "unmask",
+        {c: {"u2": server.restrict(c, server.u2), "u3": server.restrict(c, u3), "threshold": threshold} for c in u3},
+    )
     shares = {c: {int(v): (int(x), int(y)) for v, x, y in r["shares"]} for c, r in replies.items()}
     for c in u3:
         tr.down(c, 8 * len(server.restrict(c, u3)))
     for c, s in shares.items():
-        tr.up(c, _SHARE_BYTES * len(s))
+        tr.up(c, SHARE_BYTES * len(s))
     total = server.unmask(shares)
     tr.survivors = list(u3)
     tr.dropped = [v for v in server.u2 if v not in masked]
@@ -123,7 +132,9 @@ def device_message(
             )
         ring = Ring(int(payload["bits"]), int(payload["frac_bits"]))
         if vec.numel() != int(payload["length"]):
-            raise ConfigError(f"client {client_id}: input has {vec.numel()} values, the server expects {payload['length']}")
+            raise ConfigError(
+                f"client {client_id}: input has {vec.numel()} values, the server expects {payload['length']}"
+            )
         client = SecAggClient(client_id, ring.encode(vec, summands=int(payload["summands"])).reshape(-1), ring)
         c, s = client.advertise_keys()
         return {"c": c.hex(), "s": s.hex()}, client.to_state()
@@ -139,7 +150,9 @@ def device_message(
         y = client.masked_input([int(v) for v in payload["u2"]], inbox)
         return {"masked": y}, client.to_state()
     try:
-        shares = client.unmask([int(v) for v in payload["u2"]], [int(v) for v in payload["u3"]], int(payload["threshold"]))
+        shares = client.unmask(
+            [int(v) for v in payload["u2"]], [int(v) for v in payload["u3"]], int(payload["threshold"])
+        )
     except RoundSkipped:
         return {"shares": []}, None
     return {"shares": [[int(v), x, y] for v, (x, y) in shares.items()]}, None

@@ -78,8 +78,15 @@ class SecureAggregation:
             raise ConfigError(f"threshold must be an int >= 2 or a fraction in (0, 1], got {threshold!r}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must lie in [0, 1), got {dropout!r}")
-        if not (neighbours in ("all", "log") or (isinstance(neighbours, int) and not isinstance(neighbours, bool)
-                                                 and neighbours >= 2 and neighbours % 2 == 0)):
+        if not (
+            neighbours in ("all", "log")
+            or (
+                isinstance(neighbours, int)
+                and not isinstance(neighbours, bool)
+                and neighbours >= 2
+                and neighbours % 2 == 0
+            )
+        ):
             raise ConfigError(f"neighbours must be 'all', 'log' or an even degree >= 2, got {neighbours!r}")
         self.neighbours = neighbours
         self.threshold = threshold
@@ -143,7 +150,9 @@ class SecureAggregation:
             pick = torch.rand(n, generator=ctx.generator) < self.dropout
             drop = [cid for cid, p in zip(ids, pick.tolist()) if p]
         graph = self.graph_for(ids, ctx.generator)
-        total, tr = secure_sum(inputs, self.ring, self.threshold_for(self.degree_for(n) + 1), drop_before_masking=drop, graph=graph)
+        total, tr = secure_sum(
+            inputs, self.ring, self.threshold_for(self.degree_for(n) + 1), drop_before_masking=drop, graph=graph
+        )
         survivors = [devices[cid][1] for cid in tr.survivors]
         return [self._aggregate(self.ring.decode(total), self._layout, survivors, tr, ctx)]
 
@@ -153,19 +162,34 @@ class SecureAggregation:
             return []
         ref = ctx.notes.get("global_params")
         if ref is None:
-            raise ConfigError("secure aggregation with remote clients needs the round's global params (ctx.notes['global_params'])")
+            raise ConfigError(
+                "secure aggregation with remote clients needs the round's global params (ctx.notes['global_params'])"
+            )
         layout = [(k, v.shape, v.dtype) for k, v in ref.items()]
         length = sum(math.prod(s) for _, s, _ in layout) + 1
         n = len(results)
         ids = [r.client_id for r in results]
-        total, tr = remote_secure_sum(ctx.channel, ids, self.ring, self.threshold_for(self.degree_for(n) + 1), length, n,
-                                      self.graph_for(ids, ctx.generator))
+        total, tr = remote_secure_sum(
+            ctx.channel,
+            ids,
+            self.ring,
+            self.threshold_for(self.degree_for(n) + 1),
+            length,
+            n,
+            self.graph_for(ids, ctx.generator),
+        )
         by_id = {r.client_id: r for r in results}
         survivors = [by_id[c] for c in tr.survivors]
         return [self._aggregate(self.ring.decode(total), layout, survivors, tr, ctx)]
 
-    def _aggregate(self, summed: torch.Tensor, layout: list[tuple[str, torch.Size, torch.dtype]], survivors: list[ClientResult],
-                   tr: Any, ctx: RoundContext) -> ClientResult:
+    def _aggregate(
+        self,
+        summed: torch.Tensor,
+        layout: list[tuple[str, torch.Size, torch.dtype]],
+        survivors: list[ClientResult],
+        tr: Any,
+        ctx: RoundContext,
+    ) -> ClientResult:
         weight = float(summed[-1])
         mean: Params = {}
         offset = 0

@@ -4,6 +4,7 @@
 from interlearn.federated.strategies.base import ServerStrategy, server_extras
 from interlearn.federated.strategies.fedavg import ServerSGD, fedavg, fedavgm
 from interlearn.federated.strategies.fedopt import ServerAdaptive, fedadagrad, fedadam, fedyogi
+from interlearn.federated.strategies.qfedavg import QFedAvg, QFFLClient, qfedavg
 from interlearn.federated.strategies.registry import (
     AGGREGATORS,
     STRATEGIES,
@@ -14,7 +15,6 @@ from interlearn.federated.strategies.registry import (
     register_aggregator,
     register_strategy,
 )
-from interlearn.federated.strategies.qfedavg import QFedAvg, QFFLClient, qfedavg
 from interlearn.federated.strategies.scaffold import Scaffold, scaffold
 
 __all__ = [

@@ -56,7 +56,9 @@ class ServerStrategy:
         return self.optimizer.step(params, delta, state)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, aggregator={self.aggregator!r}, optimizer={self.optimizer!r})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, aggregator={self.aggregator!r}, optimizer={self.optimizer!r})"
+        )
 
 
 def server_extras(strategy: Strategy, state: Params) -> Params:

@@ -42,7 +42,9 @@ class ServerAdaptive:
         ConfigError: an unknown rule or a value out of range.
     """
 
-    def __init__(self, rule: Rule, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3) -> None:
+    def __init__(
+        self, rule: Rule, lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
+    ) -> None:
         if rule not in ("adagrad", "adam", "yogi"):
             raise ConfigError(f"server rule {rule!r}: choose 'adagrad', 'adam' or 'yogi'")
         if not lr > 0:
@@ -84,16 +86,22 @@ class ServerAdaptive:
         return f"ServerAdaptive({self.rule!r}, lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, tau={self.tau})"
 
 
-def fedadam(lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, aggregator: Aggregator | None = None) -> ServerStrategy:
+def fedadam(
+    lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, aggregator: Aggregator | None = None
+) -> ServerStrategy:
     """FedAdam (Reddi et al. 2021)."""
     return ServerStrategy(ServerAdaptive("adam", lr, beta1, beta2, tau), aggregator, name="fedadam")
 
 
-def fedyogi(lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, aggregator: Aggregator | None = None) -> ServerStrategy:
+def fedyogi(
+    lr: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, aggregator: Aggregator | None = None
+) -> ServerStrategy:
     """FedYogi (Reddi et al. 2021)."""
     return ServerStrategy(ServerAdaptive("yogi", lr, beta1, beta2, tau), aggregator, name="fedyogi")
 
 
-def fedadagrad(lr: float = 1e-2, beta1: float = 0.0, tau: float = 1e-3, aggregator: Aggregator | None = None) -> ServerStrategy:
+def fedadagrad(
+    lr: float = 1e-2, beta1: float = 0.0, tau: float = 1e-3, aggregator: Aggregator | None = None
+) -> ServerStrategy:
     """FedAdagrad (Reddi et al. 2021; the paper's experiments use ``beta1 = 0`` for it)."""
     return ServerStrategy(ServerAdaptive("adagrad", lr, beta1, 0.0, tau), aggregator, name="fedadagrad")

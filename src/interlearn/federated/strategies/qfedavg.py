@@ -22,16 +22,18 @@ two agree (tested against Flower's ``QFedAvg.aggregate_fit``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 from torch import nn
 
 from interlearn.errors import ConfigError, RoundSkipped
+from interlearn.federated.aggregate import arithmetic_dtype, cast_back
 from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
 from interlearn.federated.params import load_params
-from interlearn.types import Params
+from interlearn.tasks import cross_entropy
+from interlearn.types import LossFn, Params
 
 __all__ = ["START_LOSS", "QFFLClient", "QFedAvg", "qfedavg"]
 
@@ -39,21 +41,6 @@ START_LOSS = "qffl/start_loss"
 """Metric key of a client's loss at the received global model."""
 
 _EPS = 1e-10  # as Flower's QFedAvg: F + 1e-10 before the powers
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _dtype(dtype: torch.dtype) -> torch.dtype:
-    """Arithmetic in the params' own float dtype (float64 stays float64); integers in float64."""
-    return dtype if dtype in (torch.float32, torch.float64) else (torch.float32 if dtype.is_floating_point else torch.float64)
-
-
-def _cast(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return value.to(dtype) if dtype.is_floating_point else value.round().to(dtype)
-
-
-def _default_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(out, y.long())
 
 
 class QFFLClient:
@@ -76,7 +63,7 @@ class QFFLClient:
             raise ConfigError(f"batch_size={batch_size}: must be >= 1")
         self.inner = inner
         self.batch_size = int(batch_size)
-        self.loss: LossFn = getattr(inner, "loss", None) or _default_loss
+        self.loss: LossFn = getattr(inner, "loss", None) or cross_entropy
 
     @torch.no_grad()
     def start_loss(self, model: nn.Module, params: Params, data: ClientData) -> float:
@@ -132,7 +119,9 @@ class QFedAvg:
         if not q >= 0:
             raise ConfigError(f"q-FedAvg: q={q!r} must be >= 0 (0 is FedAvg)")
         if not local_lr > 0:
-            raise ConfigError(f"q-FedAvg: local_lr={local_lr!r} must be > 0 (the clients' learning rate; L = 1/local_lr)")
+            raise ConfigError(
+                f"q-FedAvg: local_lr={local_lr!r} must be > 0 (the clients' learning rate; L = 1/local_lr)"
+            )
         self.q = float(q)
         self.local_lr = float(local_lr)
 
@@ -143,7 +132,9 @@ class QFedAvg:
         if not results:
             raise RoundSkipped("qfedavg: no client results to aggregate")
         lip = 1.0 / self.local_lr
-        num: Params = {k: torch.zeros(v.shape, dtype=_dtype(v.dtype), device=v.device) for k, v in params.items()}
+        num: Params = {
+            k: torch.zeros(v.shape, dtype=arithmetic_dtype(v.dtype), device=v.device) for k, v in params.items()
+        }
         den = 0.0
         for r in results:
             if r.client_id < 0:
@@ -163,7 +154,7 @@ class QFedAvg:
             for k, v in num.items():
                 # Delta_k = F^q * L * (w - w_k) = -F^q * L * update_k
                 num[k] = v - (fq * lip) * r.update[k].to(v.dtype)
-        new = {k: _cast(v.to(num[k].dtype) - num[k] / den, v.dtype) for k, v in params.items()}
+        new = {k: cast_back(v.to(num[k].dtype) - num[k] / den, v.dtype) for k, v in params.items()}
         return new, {}
 
     def __repr__(self) -> str:

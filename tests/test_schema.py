@@ -5,7 +5,7 @@ import pytest
 from interlearn.config import FitConfig
 from interlearn.errors import ConfigError
 from interlearn.recipes import load_recipe
-from interlearn.recipes.base import build, to_dict
+from interlearn.schema import build, to_dict
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,10 @@ def test_build_nested_and_defaults():
     "mapping, message",
     [
         ({"fit": {"epoch": 2}}, r"recipe.fit.epoch: unknown field of FitConfig; known fields: 'epochs'"),
-        ({"fit": {"optimizer": "lion"}}, r"recipe.fit.optimizer: 'lion' is not allowed; choose one of \['sgd', 'adamw', 'adam'\]"),
+        (
+            {"fit": {"optimizer": "lion"}},
+            r"recipe.fit.optimizer: 'lion' is not allowed; choose one of \['sgd', 'adamw', 'adam'\]",
+        ),
         ({"fit": {"epochs": "ten"}}, r"recipe.fit.epochs: expected an integer, got 'ten'"),
         ({"fit": {"epochs": 0}}, r"recipe.fit: epochs=0: must be >= 1"),
         ({"sizes": 3}, r"recipe.sizes: expected a list"),
@@ -62,12 +65,24 @@ def _recipe(tmp_path, text: str, name: str = "r.yaml"):
     "text, message",
     [
         ("kind: federated\nclient: {lr: 1.0e+12}\n", r"lr=1e\+12: a local learning rate above 10"),
-        ("kind: federated\nclient: {lr: 1e12}\n", r"got '1e12'; YAML reads '1e12' as text, not a number: write 1000000000000 or 1.0e\+12"),
-        ("kind: federated\nclient: {lr: 3e-3}\n", r"got '3e-3'; YAML reads '3e-3' as text, not a number: write 0.003 or 3.0e-03"),
+        (
+            "kind: federated\nclient: {lr: 1e12}\n",
+            r"got '1e12'; YAML reads '1e12' as text, not a number: write 1000000000000 or 1.0e\+12",
+        ),
+        (
+            "kind: federated\nclient: {lr: 3e-3}\n",
+            r"got '3e-3'; YAML reads '3e-3' as text, not a number: write 0.003 or 3.0e-03",
+        ),
         ("kind: federated\neval_every: 0\n", r"eval_every=0: must be >= 1"),
         ("kind: federated\nseed: -5\n", r"federated.seed: seed=-5 must be a non-negative integer"),
-        ("kind: transfer\ndata: {source_classes: [0, 1, 1], target_classes: [5, 6]}\n", r"source_classes=\[0, 1, 1\] lists \[1\] more than once"),
-        ("kind: multitask\nfit: {device: 'cuda:4096'}\n", r"device='cuda:4096' is not available: this machine has .*use device: auto or cpu"),
+        (
+            "kind: transfer\ndata: {source_classes: [0, 1, 1], target_classes: [5, 6]}\n",
+            r"source_classes=\[0, 1, 1\] lists \[1\] more than once",
+        ),
+        (
+            "kind: multitask\nfit: {device: 'cuda:4096'}\n",
+            r"device='cuda:4096' is not available: this machine has .*use device: auto or cpu",
+        ),
         ("kind: multitask\nfit: {device: 'gpu7'}\n", r"device='gpu7' is not a device name"),
         ("kind: keyboard\nclient_lr: 1000000000000\n", r"keyboard.client_lr=1e\+12: must be in \(0, 10\]"),
         ("kind: federated\nclient: {lr: .nan}\n", r"client.lr: nan is not a finite number"),

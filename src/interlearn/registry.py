@@ -1,0 +1,135 @@
+"""Pluggable pieces by name (STYLE.md #7): one small registry behind every ``get_*``/``register_*``.
+
+Strategies, aggregators, engines, multi-task methods, fine-tuning strategies, partitioners and
+on-device encodings are each a :class:`Registry`: a name -> entry table whose errors say what
+went wrong and what the known names are (the pattern of peft's ``register_peft_method``)::
+
+    ENGINES = Registry("engine")
+    ENGINES.register("sequential", SequentialEngine)
+    ENGINES.build("sequnetial")   # ConfigError: unknown engine 'sequnetial'; known engines: [...] (closest: 'sequential')
+
+A registry may name *plugin modules*: modules that register more entries when imported (the
+robust aggregators, say). They are imported on the first lookup that misses or lists names, so
+``get_aggregator("median")`` works without importing :mod:`interlearn.federated.robust` by hand,
+and importing the registry does not import them (no import circle).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+
+from interlearn.errors import ConfigError, unknown_name
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name -> entry table with clear unknown-name and duplicate-name errors.
+
+    Args:
+        kind: what an entry is, for messages (``"engine"``, ``"aggregator"``, ...).
+        plural: the plural of ``kind`` (default ``kind + "s"``).
+        plugins: modules imported on the first miss (each registers its entries when imported);
+            an optional module that is not installed is skipped.
+
+    Example:
+        >>> r: Registry[int] = Registry("answer")
+        >>> r.register("forty-two", 42)
+        42
+        >>> r.get("forty-two")
+        42
+    """
+
+    def __init__(self, kind: str, plural: str | None = None, plugins: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.plural = plural or f"{kind}s"
+        self._entries: dict[str, T] = {}
+        self._plugins = tuple(plugins)
+        self._plugins_loaded = not self._plugins
+
+    def register(self, name: str, entry: T) -> T:
+        """Add ``entry`` under ``name`` and return it.
+
+        Raises:
+            ConfigError: ``name`` is already registered (pick another name).
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{self.kind} name {name!r}: give a non-empty string")
+        if name in self._entries:
+            raise ConfigError(
+                f"{self.kind} {name!r} is already registered; pick another name (known: {sorted(self._entries)})"
+            )
+        self._entries[name] = entry
+        return entry
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        """``@REGISTRY.decorator("name")`` registers the decorated class or function."""
+
+        def deco(entry: T) -> T:
+            return self.register(name, entry)
+
+        return deco
+
+    def load_plugins(self) -> None:
+        """Import the plugin modules once (each registers its entries)."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for module in self._plugins:
+            try:
+                importlib.import_module(module)
+            except ImportError:  # an optional module whose dependency is not installed
+                continue
+
+    def get(self, name: str) -> T:
+        """The entry registered as ``name``.
+
+        Raises:
+            ConfigError: unknown name (the message lists the known names and the closest ones).
+        """
+        if name not in self._entries:
+            self.load_plugins()
+        if name not in self._entries:
+            raise unknown_name(self.kind, name, self.names(), plural=self.plural)
+        return self._entries[name]
+
+    def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call the entry registered as ``name`` (a factory or class) with the arguments.
+
+        Raises:
+            ConfigError: unknown name, or arguments the entry does not take.
+        """
+        factory: Any = self.get(name)
+        try:
+            return factory(*args, **kwargs)
+        except TypeError as exc:  # an unexpected or missing keyword argument
+            raise ConfigError(f"{self.kind} {name!r}: {exc}") from exc
+
+    def names(self) -> list[str]:
+        """The registered names, plugin modules included, sorted."""
+        self.load_plugins()
+        return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, entry)`` pairs in registration order (plugin modules included)."""
+        self.load_plugins()
+        return list(self._entries.items())
+
+    def __contains__(self, name: object) -> bool:
+        # no plugin loading here: plugins test membership while they are being imported
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        """The names in registration order (plugin modules included)."""
+        self.load_plugins()
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"

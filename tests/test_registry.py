@@ -1,0 +1,59 @@
+import sys
+import types
+
+import pytest
+
+from interlearn.errors import ConfigError
+from interlearn.registry import Registry
+
+
+def test_register_get_build_and_listing():
+    r: Registry[type] = Registry("widget")
+    r.register("b", dict)
+    assert r.decorator("a")(list) is list
+    assert r.get("a") is list
+    assert r.build("b", x=1) == {"x": 1}
+    assert r.names() == ["a", "b"]
+    assert list(r) == ["b", "a"]  # registration order
+    assert "a" in r and "c" not in r and len(r) == 2
+
+
+def test_unknown_name_lists_the_known_and_the_closest():
+    r: Registry[type] = Registry("widget")
+    r.register("sequential", dict)
+    with pytest.raises(
+        ConfigError, match=r"unknown widget 'sequnetial'; known widgets: \['sequential'\] \(closest: 'sequential'\)"
+    ):
+        r.get("sequnetial")
+
+
+def test_duplicate_and_bad_names_are_refused():
+    r: Registry[int] = Registry("widget")
+    r.register("a", 1)
+    with pytest.raises(ConfigError, match="'a' is already registered; pick another name"):
+        r.register("a", 2)
+    with pytest.raises(ConfigError, match="non-empty string"):
+        r.register("", 3)
+
+
+def test_bad_keyword_is_a_config_error_naming_the_entry():
+    r: Registry[type] = Registry("widget")
+    r.register("pair", lambda a, b: (a, b))
+    with pytest.raises(ConfigError, match="widget 'pair'"):
+        r.build("pair", a=1, c=2)
+
+
+def test_plugins_load_on_the_first_miss_and_missing_ones_are_skipped(tmp_path, monkeypatch):
+    r: Registry[int] = Registry("widget", plugins=("interlearn_test_plugin_absent", "interlearn_test_plugin"))
+    host = types.ModuleType("interlearn_test_host")
+    host.REGISTRY = r
+    monkeypatch.setitem(sys.modules, "interlearn_test_host", host)
+    (tmp_path / "interlearn_test_plugin.py").write_text(
+        "import interlearn_test_host\ninterlearn_test_host.REGISTRY.register('late', 2)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "interlearn_test_plugin", raising=False)
+    r.register("core", 1)
+    assert r.get("core") == 1 and "late" not in r  # a hit imports nothing
+    assert r.get("late") == 2  # a miss imports the plugins (the absent one is skipped)
+    assert r.names() == ["core", "late"]
