@@ -714,16 +714,25 @@ def fl_privacy(load: Load) -> str:
         _row(["setting", "z", "epsilon", "audit epsilon [interval]", "final-model audit [interval]", "test accuracy"]),
         _row(["---", "---:", "---:", "---:", "---:", "---:"]),
     ]
-    for r in d["rows"][:2]:
-        out.append(_row([r["setting"], "", "inf", "", "", f"{r['accuracy']:.4f}"]))
+    out.extend(_row([r["setting"], "", "inf", "", "", f"{r['accuracy']:.4f}"]) for r in d["rows"][:2])
     for p in sorted([d["no_noise_audit"], *d["points"]], key=lambda p: p["noise_multiplier"]):
         audit = f"{p['empirical_epsilon']:.2f} [{p['empirical_epsilon_low']:.2f}, {p['empirical_epsilon_high']:.2f}]"
         final = f"{p['empirical_epsilon_final']:.2f} [{p['empirical_epsilon_final_low']:.2f}, {p['empirical_epsilon_final_high']:.2f}]"
-        out.append(_row(["DP-FedAvg", f"{p['noise_multiplier']:g}", f"{p['epsilon']:.3g}", audit, final, f"{p['accuracy']:.4f}"]))
+        out.append(
+            _row(
+                ["DP-FedAvg", f"{p['noise_multiplier']:g}", f"{p['epsilon']:.3g}", audit, final, f"{p['accuracy']:.4f}"]
+            )
+        )
     return "\n".join(out)
 
 
-_ATTACKS = {"none": "none", "sign_flip": "sign flip", "scaling": "scaling", "gaussian": "gaussian", "label_flip": "label flip"}
+_ATTACKS = {
+    "none": "none",
+    "sign_flip": "sign flip",
+    "scaling": "scaling",
+    "gaussian": "gaussian",
+    "label_flip": "label flip",
+}
 
 
 def fl_robust(load: Load) -> str:
@@ -735,7 +744,9 @@ def fl_robust(load: Load) -> str:
         cells.setdefault((r["attack"], r["fraction"]), {})[r["aggregator"]] = r["accuracy"]
     out = [_row(["attack", "attackers", *aggs]), _row(["---", "---:", *["---:"] * len(aggs)])]
     for (attack, frac), acc in cells.items():
-        out.append(_row([_ATTACKS.get(attack, attack), f"{frac:.0%}", *[f"{acc.get(a, float('nan')):.4f}" for a in aggs]]))
+        out.append(
+            _row([_ATTACKS.get(attack, attack), f"{frac:.0%}", *[f"{acc.get(a, float('nan')):.4f}" for a in aggs]])
+        )
     return "\n".join(out)
 
 
@@ -749,5 +760,9 @@ def fl_fairness(load: Load) -> str:
     for r in d["rows"]:
         q = f"{r['q']:g}" if r["strategy"] != "fedavg" else "-"
         lr = f"{r['local_lr']:g}" if r["local_lr"] is not None else "-"
-        out.append(_row([r["strategy"], q, lr, *[f"{r[k]:.4f}" for k in ("mean", "std", "worst10", "best10", "test_accuracy")]]))
+        out.append(
+            _row(
+                [r["strategy"], q, lr, *[f"{r[k]:.4f}" for k in ("mean", "std", "worst10", "best10", "test_accuracy")]]
+            )
+        )
     return "\n".join(out)
