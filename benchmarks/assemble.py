@@ -103,6 +103,12 @@ _OPS: dict[type, Callable[..., Any]] = {
     ast.USub: operator.neg,
     ast.UAdd: operator.pos,
 }
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
 _FUNCS: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max, "round": round, "len": len}
 
 
@@ -119,6 +125,8 @@ def _arith(node: ast.AST, values: list[Any]) -> Any:
         return _OPS[type(node.op)](_arith(node.left, values), _arith(node.right, values))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
         return _OPS[type(node.op)](_arith(node.operand, values))
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        return _COMPARE[type(node.ops[0])](_arith(node.left, values), _arith(node.comparators[0], values))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
         return _FUNCS[node.func.id](*[_arith(a, values) for a in node.args])
     raise TemplateError(f"not allowed in a {{{{= ...}}}} expression: {ast.unparse(node)!r}")
@@ -141,9 +149,14 @@ def evaluate(expr: str, cache: dict[str, Any]) -> Any:
 
 def fmt(value: Any, spec: str | None) -> str:
     """``value`` with a Python format ``spec``; ``join<sep>`` joins a list's items with ``<sep>``
-    (``{{transfer:config.labels_per_class:join/}}`` gives ``1/5/10/50``)."""
+    (``{{transfer:config.labels_per_class:join/}}`` gives ``1/5/10/50``); ``yesno`` writes a
+    boolean as yes / no."""
     if spec is None or spec == "":
         return str(value)
+    if spec == "yesno":  # a met / not-met flag in words
+        if not isinstance(value, bool):
+            raise TemplateError(f"format 'yesno' needs true or false, got {value!r}")
+        return "yes" if value else "no"
     if spec.startswith("join"):
         if not isinstance(value, list):
             raise TemplateError(f"format {spec!r} needs a list, got {value!r}")

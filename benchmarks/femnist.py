@@ -32,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
+from run_sessions import log_session, rounds_done, sessions
 
 from interlearn.config import FitConfig
 from interlearn.data.femnist import load_femnist
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--central-epochs", type=int, default=3)
     ap.add_argument("--central-lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-dir", default="runs/femnist-fedavg", help="checkpoints of the FedAvg run (rerun to resume)")
+    ap.add_argument("--checkpoint-every", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.json)
@@ -79,13 +82,17 @@ def main() -> None:
 
     t = time.perf_counter()
     population = Population.from_clients([(d.x, d.y) for d in train.data])
+    run_dir = Path(args.run_dir)
+    before, spent = rounds_done(run_dir), sum(s["seconds"] for s in sessions(run_dir))
+    left = args.time_budget - spent  # a resumed run gets what the earlier invocations left of the budget
     sim = SimulationConfig(
-        rounds=args.rounds,
+        rounds=args.rounds if left > 0 else max(before, 1),
+        checkpoint_every=args.checkpoint_every,
         clients_per_round=args.clients,
         eval_every=args.eval_every,
         client_eval_max=20,
         seed=args.seed,
-        time_budget_s=args.time_budget,
+        time_budget_s=max(left, 1e-9),
     )
     res = simulate(
         model,
@@ -95,8 +102,11 @@ def main() -> None:
         sim,
         engine=args.engine,
         test=(test.x, test.y),
+        run_dir=run_dir,
+        resume=True,
     )
-    fed_s = time.perf_counter() - t
+    logged = log_session(run_dir, time.perf_counter() - t, before, len(res.history))
+    fed_s = sum(s["seconds"] for s in logged)
     curve = [(h["round"], h["test_accuracy"]) for h in res.history if "test_accuracy" in h]
 
     central = femnist_cnn()
@@ -134,7 +144,8 @@ def main() -> None:
         "client_accuracy_median": res.history[-1].get("client_accuracy", {}).get("median"),
         "engine": res.engine,
         "time_budget_s": args.time_budget,
-        "stopped": res.stopped,
+        "stopped": res.stopped
+        or (f"time budget of {args.time_budget:g} s spent over {len(logged)} invocations" if left <= 0 else None),
         "median_round_seconds": sorted(h["round_seconds"] for h in res.history)[len(res.history) // 2],
         "clients_per_round": args.clients,
         "client_lr": args.client_lr,
@@ -143,6 +154,7 @@ def main() -> None:
             "centralized": args.central_epochs * len(train),
         },
         "targets": {"leaf_baseline": 0.80, "reddi2021_emnist62": 0.849},
+        "fedavg_invocations": len(logged),
         "seconds": {"fedavg": fed_s, "centralized": central_s, "total": time.perf_counter() - t0},
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread",
     }

@@ -176,6 +176,8 @@ def main() -> None:
             "examples": one["examples"],
             "epochs": args.epochs,
             "global_batch": args.batch_size,
+            "lr": args.lr,
+            "steps": args.epochs * -(-one["examples"] // args.batch_size),
             "model": f"MLP {args.hidden}x2",
             "optimizer": f"sgd lr {args.lr} momentum {args.momentum}, cosine",
             "threads_per_process": 1,

@@ -375,7 +375,7 @@ def summarize(results: dict, floors: dict, check: dict | None) -> dict:
             e2e = p["end_to_end_s"] / a["end_to_end_s"]
             a[f"speedup_vs_{peer}_per_round"], a[f"speedup_vs_{peer}_end_to_end"] = per_round, e2e
             if w == "mnist_2nn" and peer == "flower":
-                targets["mnist_2nn: >= 5x Flower end to end"] = {"value": e2e, "met": e2e >= 5}
+                pass  # against Flower at its best (below)
             elif w == "mnist_2nn" and peer == "pfl":
                 targets["mnist_2nn: >= 3x pfl per round"] = {"value": per_round, "met": per_round >= 3}
             else:
@@ -386,7 +386,31 @@ def summarize(results: dict, floors: dict, check: dict | None) -> dict:
             ratio = ours["s_per_round"] / check["s_per_round"]
             check["harness_vs_flwr_run_per_round"] = ratio
             targets["flower harness within 20% of `flwr run`"] = {"value": ratio, "met": 0.8 <= ratio <= 1.2}
-    return {"auto_vs_best": auto_vs_best, "targets": targets}
+    best_flower = _vs_best_flower(results, check)
+    if "mnist_2nn" in best_flower:
+        e2e = best_flower["mnist_2nn"]["end_to_end"]
+        targets["mnist_2nn: >= 5x Flower end to end"] = {"value": e2e, "met": e2e >= 5}
+    return {
+        "auto_vs_best": auto_vs_best,
+        "targets": targets,
+        "targets_met": sum(t["met"] for t in targets.values()),
+        "targets_total": len(targets),
+        "vs_flower_at_its_best": best_flower,
+    }
+
+
+def _vs_best_flower(results: dict, check: dict | None) -> dict:
+    """``auto`` against the faster of our Flower harness and ``flwr run`` (Flower at its best), per workload."""
+    out = {}
+    for w, res in results.items():
+        a = res.get("auto", {})
+        runs = [r for r in [res.get("flower", {}), check if w == "mnist_2nn" and check else {}] if "s_per_round" in r]
+        if "s_per_round" in a and runs:
+            out[w] = {
+                "per_round": min(r["s_per_round"] for r in runs) / a["s_per_round"],
+                "end_to_end": min(r["end_to_end_s"] for r in runs) / a["end_to_end_s"],
+            }
+    return out
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ DATA=${INTERLEARN_DATA:-../shared/data}
 OUT=benchmarks/results
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg
-with_data=(transfer feature_cache distill multitask fl_matrix fl_mnist fl_privacy fl_robust fl_fairness fl_compress shakespeare femnist fl_engines fl_lora)
+with_data=(transfer feature_cache distill multitask fl_matrix fl_mnist fl_privacy fl_robust fl_fairness fl_compress shakespeare keyboard_words femnist fl_engines fl_lora fit_parallel)
 no_data=(mtl_overhead fl_scale fl_secagg)
 selected=("$@")
 run() {

@@ -46,6 +46,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
+from run_sessions import log_session, rounds_done
 
 from interlearn.checkpoint import save_checkpoint
 from interlearn.data.shakespeare import load_shakespeare
@@ -62,17 +63,6 @@ from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars
 def all_test_chunks(users) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
     """Every user's held-out chunks (the full test split)."""
     return torch.cat([u.test.x for u in users]), torch.cat([u.test.y for u in users])
-
-
-def log_session(run_dir: Path, seconds: float, rounds_before: int, rounds_after: int) -> list[dict]:
-    """Append this invocation's wall time to ``sessions.json`` (a resumed run has several)."""
-    path = run_dir / "sessions.json"
-    sessions = json.loads(path.read_text()) if path.exists() else []
-    sessions.append(
-        {"seconds": seconds, "rounds_before": rounds_before, "rounds_after": rounds_after, "finished": time.time()}
-    )
-    path.write_text(json.dumps(sessions, indent=1))
-    return sessions
 
 
 def main() -> None:
@@ -155,7 +145,7 @@ def main() -> None:
         model = char_lstm(len(data.vocab), output="all")  # same initial weights for both strategies
         cfg = Config(**base, strategy=name, server_lr=lr, rounds=rounds)
         run_dir = Path(args.run_dir if name == "fedavg" else args.run_dir + "-fedadam")
-        before = _rounds_done(run_dir)
+        before = rounds_done(run_dir)
         t = time.perf_counter()
         res = train_global(
             model,
@@ -345,11 +335,6 @@ def main() -> None:
     print(f"accuracy vs rounds (fedavg): {fa['curve']}")
     print("published: FedAvg 56.9% after 1200 rounds (Reddi et al. 2021); target 54% (McMahan et al. 2017)")
     print(f"wrote {out}  ({result['seconds']['total']:.0f}s)")
-
-
-def _rounds_done(run_dir: Path) -> int:
-    metrics = run_dir / "metrics.jsonl"
-    return sum(1 for line in metrics.read_text().splitlines() if line.strip()) if metrics.exists() else 0
 
 
 if __name__ == "__main__":

@@ -295,6 +295,39 @@ def fl_mnist_curve(load: Load) -> str:
     return _curve(load("fl_mnist")["history"], "test accuracy %")
 
 
+def _secagg(d: dict[str, Any], cpu: bool) -> str:
+    head = ["clients", "variant", "k", "plain s/round", "secure s/round", "time ratio"]
+    head += ["CPU ratio", "bytes-up ratio", "bytes-down ratio"] if cpu else ["bytes-up ratio"]
+    out = [_row(head), _row(["---:", "---", *["---:"] * (len(head) - 2)])]
+    for variant, per_n in d["variants"].items():
+        for n, v in per_n.items():
+            cells = [
+                f"{int(n):,}",
+                variant,
+                str(v["degree"]),
+                f"{v['plain_seconds']:.4f}",
+                f"{v['seconds']:.4f}",
+                f"{v['time_ratio']:.2f}",
+            ]
+            cells += (
+                [f"{v['cpu_time_ratio']:.2f}", f"{v['bytes_ratio']:.2f}", f"{v['bytes_down_ratio']:.2f}"]
+                if cpu
+                else [f"{v['bytes_ratio']:.2f}"]
+            )
+            out.append(_row(cells))
+    return "\n".join(out)
+
+
+def fl_secagg(load: Load) -> str:
+    """Plain vs secure round time, CPU and bytes for both variants at every client count."""
+    return _secagg(load("fl_secagg"), cpu=True)
+
+
+def fl_secagg_sequential(load: Load) -> str:
+    """The same on the sequential engine (per-client PyTorch loop)."""
+    return _secagg(load("fl_secagg_sequential"), cpu=False)
+
+
 def fl_compress(load: Load) -> str:
     """Bytes up, savings and accuracy of every compressor."""
     d = load("fl_compress")
