@@ -37,9 +37,11 @@ VARIANTS = {"secagg": "all", "secagg+": "log"}
 
 
 def crypto_micro(length: int, repeats: int = 200) -> dict[str, float]:
-    """Microseconds of the protocol's two dominant primitives on this CPU (median of ``repeats``):
-    one X25519 key agreement (a fresh key pair and the exchange) and one mask expansion of
-    ``length`` values with AES-256-CTR (the PRG in use) and with ChaCha20 (the PRG used before)."""
+    """Microseconds of the protocol's dominant primitives on this CPU (median of ``repeats``):
+    one X25519 key agreement (the exchange with a peer's public key, as the protocol does per
+    neighbour), one X25519 key-pair generation (two per client per round), and one mask
+    expansion of ``length`` values with AES-256-CTR (the PRG in use) and with ChaCha20 (the PRG
+    used before)."""
     import os
 
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -55,10 +57,11 @@ def crypto_micro(length: int, repeats: int = 200) -> dict[str, float]:
             times.append(time.perf_counter() - t)
         return 1e6 * statistics.median(times)
 
-    peer = X25519PrivateKey.generate().public_key()
+    mine, peer = X25519PrivateKey.generate(), X25519PrivateKey.generate().public_key()
     seed, zeros = os.urandom(32), bytes(8 * length)
     return {
-        "x25519_agreement_us": us(lambda: X25519PrivateKey.generate().exchange(peer)),
+        "x25519_agreement_us": us(lambda: mine.exchange(peer)),
+        "x25519_keygen_us": us(X25519PrivateKey.generate),
         "aes_ctr_expand_us": us(lambda: keystream_words(seed, length)),
         "chacha20_expand_us": us(lambda: Cipher(algorithms.ChaCha20(seed, bytes(16)), None).encryptor().update(zeros)),
         "mask_values": length,
@@ -173,8 +176,12 @@ def main() -> None:
         explain = {  # where a SecAgg+ round's time goes at 100 clients, per client
             "degree": k,
             "key_agreements": 2 * k,  # one for the share-encryption key, one for the mask seed, per neighbour
-            "mask_expansions": k + 1,  # one per neighbour and the self mask
-            "primitives_ms_per_client": (2 * k * crypto["x25519_agreement_us"] + (k + 1) * crypto["aes_ctr_expand_us"])
+            "mask_expansions": k + 2,  # one per neighbour, the self mask, and the server removing it
+            "primitives_ms_per_client": (
+                2 * k * crypto["x25519_agreement_us"]
+                + 2 * crypto["x25519_keygen_us"]
+                + (k + 2) * crypto["aes_ctr_expand_us"]  # k pairwise + the self mask, and the server's removal of it
+            )
             / 1e3,
             "protocol_cpu_ms_per_client": 1e3 * (v["cpu_seconds"] - v["plain_cpu_seconds"]) / 100,
             "plain_cpu_ms_per_client": 1e3 * v["plain_cpu_seconds"] / 100,

@@ -22,15 +22,27 @@ def fl_matrix(load: Load) -> str:
     """Seconds per round, first round, end to end and accuracy of every tool on every workload."""
     d = load("fl_matrix")
     out = [
-        _row(["workload", "tool", "s / round", "first round s", "end to end s", "final acc", "vs auto (per round)"]),
-        _row(["---", "---", "---:", "---:", "---:", "---:", "---:"]),
+        _row(
+            [
+                "workload",
+                "tool",
+                "s / round",
+                "first round s",
+                "first / steady per example",
+                "end to end s",
+                "final acc",
+                "vs auto (per round)",
+            ]
+        ),
+        _row(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]),
     ]
+    warm = d.get("first_round_vs_steady", {})
     for w, res in d["results"].items():
         auto = res.get("auto", {}).get("s_per_round")
         for tool in [t for t in _TOOLS if t in res]:
             r = res[tool]
             if "error" in r:
-                out.append(_row([w, tool, "failed", "", "", "", r["error"]]))
+                out.append(_row([w, tool, "failed", "", "", "", "", r["error"]]))
                 continue
             ratio = f"{r['s_per_round'] / auto:.2f}x" if auto else ""
             name = f"{tool} ({r['engine']})" if tool == "auto" and r.get("engine") else tool
@@ -41,6 +53,7 @@ def fl_matrix(load: Load) -> str:
                         name,
                         f"{r['s_per_round']:.3f}",
                         f"{r['first_round_s']:.3f}",
+                        f"{warm[w][tool]['per_example']:.2f}" if "per_example" in warm.get(w, {}).get(tool, {}) else "",
                         f"{r['end_to_end_s']:.1f}",
                         f"{r['final_acc']:.4f}",
                         ratio,
@@ -48,7 +61,7 @@ def fl_matrix(load: Load) -> str:
                 )
             )
         if w in d.get("floor_s_per_round", {}):
-            out.append(_row([w, "compute floor, 2 cores", f"{d['floor_s_per_round'][w]:.3f}", "", "", "", ""]))
+            out.append(_row([w, "compute floor, 2 cores", f"{d['floor_s_per_round'][w]:.3f}", "", "", "", "", ""]))
     return "\n".join(out)
 
 

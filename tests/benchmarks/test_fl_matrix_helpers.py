@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,20 @@ def test_summary_ratios_and_targets() -> None:
         "end_to_end": pytest.approx(9.5),
     }
     assert "femnist_cnn" not in out["vs_flower_at_its_best"]
+
+
+def test_first_round_is_judged_per_example() -> None:
+    """A first round with twice the examples of the others is not a warm-up tax."""
+    import fl_matrix
+
+    parts = [list(range(n)) for n in (4, 2, 2, 8)]
+    assert fl_matrix.round_examples(parts, np.array([[0, 3], [1, 2], [1, 2]])) == [12, 4, 4]
+    res = {"w": {"auto": {"round_s": [3.0, 1.0, 1.0]}, "pfl": {"round_s": [6.0, 1.0, 1.0]}}}
+    warm = fl_matrix.first_round(res, {"w": {"examples_per_round": [12, 4, 4]}})
+    assert warm["w"]["auto"] == {"time": pytest.approx(3.0), "per_example": pytest.approx(1.0)}
+    assert warm["w"]["pfl"]["per_example"] == pytest.approx(2.0)
+    out = fl_matrix.summarize(res, {}, None, {"w": {"examples_per_round": [12, 4, 4]}})
+    assert out["targets"]["w: auto first round <= 1.2x steady (per example)"] == {
+        "value": pytest.approx(1.0),
+        "met": True,
+    }
