@@ -18,6 +18,11 @@ report 84.9% on the full EMNIST-62).
 
 Usage:
     python benchmarks/femnist.py --data-dir ../shared/data --json benchmarks/results/femnist.json
+
+Resumable: the FedAvg run checkpoints into ``--run-dir`` every ``--checkpoint-every`` rounds; the
+same command continues it with what the earlier invocations left of ``--time-budget`` (each
+invocation's seconds are logged in ``sessions.json`` and summed). Delete the run folder to start
+over.
 """
 
 from __future__ import annotations

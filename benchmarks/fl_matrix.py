@@ -501,7 +501,8 @@ def main() -> None:
     if args.annotate:
         annotate(out_path, args.data_dir)
         return
-    results: dict = json.loads(out_path.read_text()).get("results", {}) if out_path.exists() else {}
+    previous: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results: dict = previous.get("results", {})  # workloads not re-run keep their results, floors and settings
     floors: dict = {}
     per_round: dict = {}
     check = None
@@ -540,8 +541,10 @@ def main() -> None:
                     f"   flwr run     {check.get('s_per_round', float('nan')):8.3f} s/round  end-to-end {check.get('end_to_end_s', float('nan')):7.1f} s",
                     flush=True,
                 )
+    floors = {w: f for w, f in previous.get("floor_detail", {}).items() if w not in floors} | floors
     out = {
-        "workloads": {
+        "workloads": {w: v for w, v in previous.get("workloads", {}).items() if w not in workloads}
+        | {
             w: {
                 **WORKLOADS[w],
                 "rounds": args.rounds or WORKLOADS[w]["rounds"],
@@ -560,11 +563,11 @@ def main() -> None:
         "single-thread FLOP/s for that product's own shapes at batch 10 (best timing, operands in cache), halved for 2 cores; "
         "elementwise ops, optimizer steps and data movement excluded",
         "floor_detail": floors,
-        "flower_check": check,
+        "flower_check": check if "mnist_2nn" in workloads else previous.get("flower_check"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "seconds": time.time() - started,
     }
-    out.update(summarize(results, out["floor_s_per_round"], check, out["workloads"]))
+    out.update(summarize(results, out["floor_s_per_round"], out["flower_check"], out["workloads"]))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=2))
     for name, t in out["targets"].items():
