@@ -16,8 +16,7 @@ a template. **The rule for digits in a template** (sections, ``header.md``,
 Anything else (an accuracy, a time, a byte count, a setting) comes from a placeholder, or is
 written as the command's option in code. Targets and published numbers come from
 ``benchmarks/references.json`` (``{{references:...}}``), each with its source. Small counts in
-prose are words ("two cores"). Sections and rows of the benchmarks the lead
-re-measures are skipped with ``TODO-LEAD`` until he converts them.
+prose are words ("two cores").
 """
 
 from __future__ import annotations
@@ -32,15 +31,6 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import assemble  # noqa: E402
-
-# re-measured on a quiet machine and converted by the lead (issue 16): skipped until then
-TODO_LEAD = {
-    "fl_matrix",
-    "femnist",
-    "fit_parallel",
-    "fl_secagg",
-}
-LEAD_REASON = "TODO-LEAD: re-measured on a quiet machine and converted to placeholders by the lead"
 
 NAMES = ("2NN", "1D", "2D", "3D")
 _ALLOWED = re.compile(
@@ -69,7 +59,7 @@ def typed_numbers(text: str) -> list[str]:
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
-        if fenced or line.startswith("    ") or line.lstrip().startswith("#") or "TODO-LEAD" in line:
+        if fenced or line.startswith("    ") or line.lstrip().startswith("#"):
             continue
         if re.search(r"\d", _ALLOWED.sub("", line)):
             bad.append(line)
@@ -99,22 +89,17 @@ def test_expressions_are_arithmetic_only():
 
 @pytest.mark.parametrize("name", assemble.ORDER)
 def test_section_renders_from_the_json(name):
-    if name in TODO_LEAD:
-        pytest.skip(LEAD_REASON)
     out = assemble.render_file(BENCH / "sections" / f"{name}.md")
     assert "{{" not in out and "<!-- table:" not in out
 
 
 @pytest.mark.parametrize("name", assemble.ORDER)
 def test_section_types_no_number_by_hand(name):
-    if name in TODO_LEAD:
-        pytest.skip(LEAD_REASON)
     assert typed_numbers((BENCH / "sections" / f"{name}.md").read_text()) == []
 
 
 @pytest.mark.parametrize("template", ["header.md", "readme_results.md"])
 def test_summary_tables_render_and_type_no_number(template):
-    """The lead's rows hold TODO-LEAD (skipped by the rule) until he converts them."""
     text = (BENCH / template).read_text()
     assert typed_numbers(text) == []
     assert "{{" not in assemble.render(text)
