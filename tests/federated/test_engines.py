@@ -379,3 +379,32 @@ def test_library_client_updates_run_on_every_engine():
     fedper = _run(SequentialEngine(), model, updates[0], clients, states=states)[1]
     assert all(float(r.update["3.weight"].abs().max()) == 0.0 for r, _ in fedper)  # the head stays private
     assert set(fedper[2][1]) == {"3.weight", "3.bias"}
+
+
+class _WithUnusedPooler(nn.Module):
+    """A classifier that carries a trainable layer its forward never uses (like MiniLM's pooler
+    under a mean-pooling head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Linear(8, 16)
+        self.pooler = nn.Linear(16, 16)  # trainable, never called
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x)))
+
+
+@pytest.mark.parametrize("update_name", ["momentum", "adam"])
+def test_a_trainable_parameter_the_forward_never_uses_stays_put_on_every_engine(update_name):
+    # torch.optim skips a parameter whose grad is None; every engine does the same instead of
+    # failing with "appears to not have been used in the graph".
+    update, clients = UPDATES[update_name], _mlp_clients()
+    params, ref, _ = _run(SequentialEngine(), _WithUnusedPooler(), update, clients)
+    for r, _ in ref:
+        assert torch.count_nonzero(r.update["pooler.weight"]) == 0 and torch.count_nonzero(r.update["pooler.bias"]) == 0
+        assert torch.count_nonzero(r.update["body.weight"]) > 0
+    for name, make in ENGINES.items():
+        _, got, _ = _run(make(), _WithUnusedPooler(), update, clients)
+        _assert_equal(params, ref, got), name

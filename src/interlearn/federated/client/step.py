@@ -130,9 +130,9 @@ class StepUpdate:
         if not all(params[k].requires_grad for k in ctx.trainable):  # apply returned fresh tensors
             params = {k: v.detach().requires_grad_(True) if k in ctx.trainable else v for k, v in params.items()}
         loss = self.objective(model, params, x, y)
-        grads = torch.autograd.grad(loss, [params[k] for k in ctx.trainable])
+        grads = torch.autograd.grad(loss, [params[k] for k in ctx.trainable], allow_unused=True)
         with torch.no_grad():
-            params, state = self.apply(params, dict(zip(ctx.trainable, grads)), state, ctx, t)
+            params, state = self.apply(params, used_grads(ctx.trainable, grads), state, ctx, t)
         return params, state, loss.detach()
 
     def finish(
@@ -154,6 +154,16 @@ class StepUpdate:
     ) -> tuple[ClientResult, Params | None]:
         """Train on ``data`` from ``params`` (the ``ClientUpdate`` protocol; see :func:`run_client`)."""
         return run_client(self, model, params, data, client_state, server_extras, generator)
+
+
+def used_grads(names: Sequence[str], grads: Sequence[torch.Tensor | None]) -> Params:
+    """The gradients of the parameters the forward used, by name.
+
+    A trainable parameter that the loss never touches (a pooler the classifier ignores, an
+    unused head, a switched-off branch) has no gradient; like ``torch.optim``, which skips a
+    parameter whose ``.grad`` is None, the step leaves it (and its optimizer state) unchanged.
+    """
+    return {k: g for k, g in zip(names, grads) if g is not None}
 
 
 def functional_objective(model: nn.Module, params: Params, x: torch.Tensor) -> torch.Tensor:

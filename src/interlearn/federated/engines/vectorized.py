@@ -36,7 +36,7 @@ from torch.func import vmap
 
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, CohortTask, EngineSetup
-from interlearn.federated.client.step import StepContext, StepUpdate, trainable_keys
+from interlearn.federated.client.step import StepContext, StepUpdate, trainable_keys, used_grads
 from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.federated.engines.closed_form import MLPGradients, closed_form_reason
 from interlearn.federated.params import model_params
@@ -259,8 +259,8 @@ class VectorizedEngine(EngineBase):
                 leaves = {k: pv[k].detach().requires_grad_(True) for k in ctx.trainable}
                 full = {**pv, **leaves}
                 losses = vmap(lambda p, x, y: update.objective(model, p, x, y))(full, xb, yb)
-                gs = torch.autograd.grad(losses.sum(), [leaves[k] for k in ctx.trainable])
-                grads, losses = dict(zip(ctx.trainable, gs)), losses.detach()
+                gs = torch.autograd.grad(losses.sum(), [leaves[k] for k in ctx.trainable], allow_unused=True)
+                grads, losses = used_grads(ctx.trainable, gs), losses.detach()
         except (RuntimeError, NotImplementedError) as exc:
             raise ConfigError(
                 f"the vectorized engine could not batch this model under vmap ({type(exc).__name__}: {exc}); {_SUGGEST}"
