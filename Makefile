@@ -17,6 +17,7 @@ STAMP := $(VENV)/.interlearn-installed
 DATA ?= $(or $(INTERLEARN_DATA),../shared/data)
 export OMP_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
+export NO_MKDOCS_2_WARNING ?= 1
 
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.peers-installed

@@ -89,8 +89,11 @@ def dp_fedavg_steps(
         delta: delta of the reported (epsilon, delta).
         target_epsilon: stop training before a round would exceed it (``None``: never).
         mode: ``"central"`` or ``"local"`` (no sampling arguments needed).
-        adaptive, target_quantile, clip_learning_rate, count_noise_std: adaptive clipping
-            (Andrew et al. 2021); see :class:`ClipUpdates`.
+        adaptive: adapt the clip norm to a quantile of the update norms (Andrew et al. 2021);
+            see :class:`ClipUpdates`.
+        target_quantile: the quantile of the update norms the adaptive clip norm tracks.
+        clip_learning_rate: the step size of the adaptive clip norm's geometric update.
+        count_noise_std: the noise on the count of clipped updates that adapts the norm.
         accountant: ``"rdp"``, ``"prv"``, ``"gdp"`` (Opacus) or ``"dp_rdp"``, ``"dp_pld"``
             (dp-accounting); default ``"rdp"`` for Poisson and local, ``"dp_rdp"`` for fixed.
 
