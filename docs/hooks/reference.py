@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-REPO_URL = "https://github.com/interlearn/interlearn/blob/main/"
 
 
 def _cli() -> str:
@@ -120,7 +119,7 @@ def _benchmarks() -> str:
             return f"[{label}](index.md{'#' + anchor if anchor else ''})"
         if bang:  # the plots are added to the site's files by on_files, at the same path
             return f"![{label}]({path})"
-        return f"[{label}]({REPO_URL}{path})"
+        return f"{label} (`{path}` in the repository)" if label != path else f"`{path}`"
 
     return re.sub(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)", link, text)
 
@@ -153,3 +152,11 @@ def on_files(files: Any, config: Any, **_: Any) -> Any:
             )
         )
     return files
+
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj|exc|ref):(?=<code>|`)")
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """Drop the Sphinx roles (``:class:``, ``:func:``...) that the docstrings use: the name stays as code."""
+    return _ROLE.sub("", html)
