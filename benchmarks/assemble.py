@@ -200,11 +200,11 @@ def write_readme(cache: dict[str, Any]) -> None:
     readme.write_text(f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
 
 
-def write_benchmarks(cache: dict[str, Any]) -> None:
-    """BENCHMARKS.md: the header and every section in ``ORDER``, rendered."""
+def write_benchmarks(cache: dict[str, Any], path: Path | None = None) -> None:
+    """BENCHMARKS.md (or ``path``): the header and every section in ``ORDER``, rendered."""
     parts = [render((HERE / "header.md").read_text(), cache).rstrip() + "\n"]
     parts += [render((HERE / "sections" / f"{name}.md").read_text(), cache).strip() + "\n" for name in ORDER]
-    (HERE.parent / "BENCHMARKS.md").write_text("\n\n".join(parts))
+    (path or HERE.parent / "BENCHMARKS.md").write_text("\n\n".join(parts))
 
 
 def main(argv: list[str] | None = None) -> None:

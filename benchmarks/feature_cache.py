@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--json", default="benchmarks/results/feature_cache.json")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--pretrain-examples", type=int, default=12000, help="images of digits 0-4 to pretrain on")
+    parser.add_argument("--test-examples", type=int, default=0, help="test images of digits 5-9 (0: all; smoke tests)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -88,10 +90,12 @@ def main() -> None:
     pick = pool[torch.randperm(len(pool), generator=g)[: args.examples]]
     target = TensorData(tr.x[pick], tr.y[pick] - 5)
     test = TensorData(te.x[te.y >= 5], te.y[te.y >= 5] - 5)
+    if args.test_examples:
+        test = TensorData(test.x[: args.test_examples], test.y[: args.test_examples])
 
     cfg = FitConfig(epochs=args.epochs, batch_size=128, lr=1e-3, warmup=0.1, seed=0, device="cpu", restore_best=False)
     pre = FitConfig(epochs=1, batch_size=128, lr=2e-3, warmup=0.05, device="cpu")
-    sub = source.subset(torch.randperm(len(source), generator=g)[:12000])
+    sub = source.subset(torch.randperm(len(source), generator=g)[: args.pretrain_examples])
     rows = {}
     for label, channels, cut in (
         ("CNN 32/64, linear head", (32, 64), 9),

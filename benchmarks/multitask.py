@@ -60,6 +60,7 @@ def main() -> None:
     )
     ap.add_argument("--json", default="benchmarks/results/multitask.json")
     ap.add_argument("--train-size", type=int, default=60000)
+    ap.add_argument("--test-size", type=int, default=None, help="test images (default: all 10,000; smoke tests)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -95,7 +96,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     train = load_multimnist("train", args.data_dir, n=args.train_size, layout=args.layout)
-    test = load_multimnist("test", args.data_dir, layout=args.layout)
+    test = load_multimnist("test", args.data_dir, n=args.test_size, layout=args.layout)
     print(f"MultiMNIST: {len(train)} train, {len(test)} test ({time.perf_counter() - t0:.1f}s to load/generate)")
     cfg = FitConfig(
         epochs=args.epochs,

@@ -1,12 +1,13 @@
 """Overview plots for the README from the benchmark JSON in benchmarks/results/.
 
-    python benchmarks/plots.py            # writes benchmarks/results/overview_*.png
+    python benchmarks/plots.py            # writes benchmarks/results/overview.png (--out elsewhere)
 
 Each panel is drawn only when its JSON exists; nothing here is measured, only re-plotted.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -134,7 +135,10 @@ def multimnist(ax) -> bool:
     return True
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Overview plots from the benchmark JSON in benchmarks/results/.")
+    ap.add_argument("--out", default=str(RESULTS / "overview.png"), help="the PNG to write")
+    args = ap.parse_args(argv)
     panels = [transfer, distill, fl_matrix, privacy, multimnist]
     fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     drawn = [p(ax) for p, ax in zip(panels, axes.flat)]
@@ -143,7 +147,8 @@ def main() -> None:
         if not ok:
             ax.axis("off")
     fig.tight_layout()
-    out = RESULTS / "overview.png"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")
 

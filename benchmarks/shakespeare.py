@@ -74,6 +74,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=4, help="client batch size (Reddi et al.: 4)")
     ap.add_argument("--client-lr", type=float, default=1.0)
+    ap.add_argument(
+        "--max-local-steps",
+        type=int,
+        default=None,
+        help="cap on each client's local steps (default: none; smoke tests)",
+    )
     ap.add_argument("--fedadam-lr", type=float, default=1e-2)
     ap.add_argument("--engine", default="auto")
     ap.add_argument(
@@ -124,7 +130,7 @@ def main() -> None:
         max_users=args.max_users,
         clients_per_round=args.clients,
         local_epochs=1,
-        max_local_steps=None,
+        max_local_steps=args.max_local_steps,
         batch_size=args.batch_size,
         client_lr=args.client_lr,
         hidden=256,
