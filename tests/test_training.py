@@ -8,6 +8,7 @@ from interlearn.checkpoint import has_checkpoint, load_checkpoint
 from interlearn.config import FitConfig
 from interlearn.data import TensorData, load_digits
 from interlearn.errors import ConfigError, DataError, TrainingDivergedError
+from interlearn.optim import build_optimizer, build_scheduler
 from interlearn.tasks import classification, regression
 from interlearn.training import evaluate, fit
 
@@ -181,3 +182,16 @@ def test_dict_losses_are_summed_and_custom_backward_is_used(digits):
 
     res = fit(_mlp(), tr, classification(10), FitConfig(epochs=1), compute_loss=losses, backward=backward)
     assert seen["keys"] == ["a", "b"] and math.isfinite(res.history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 4, 5, 8])
+def test_onecycle_runs_on_a_handful_of_steps(total_steps):
+    # torch's OneCycleLR divides by zero when warm-up x steps is exactly one step (tiny data)
+    model = nn.Linear(2, 2)
+    config = FitConfig(schedule="onecycle", warmup=0.25, lr=0.1)
+    opt = build_optimizer(model.parameters(), config)
+    sched = build_scheduler(opt, config, total_steps)
+    for _ in range(total_steps):
+        opt.step()
+        sched.step()
+    assert all(g["lr"] >= 0 for g in opt.param_groups)

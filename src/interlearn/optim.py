@@ -32,11 +32,14 @@ def build_scheduler(
     each group's own initial ``lr``.
     """
     total_steps = max(total_steps, 1)
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and total_steps >= 3:
         max_lrs = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=max(config.warmup, 0.25)
-        )
+        # OneCycleLR divides by (pct_start * total_steps - 1) and by the steps left after it: on a
+        # few steps (tiny data) keep both phases longer than one step instead of dividing by zero.
+        pct = min(max(config.warmup, 0.25, 1.5 / total_steps), 1.0 - 1.5 / total_steps)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=pct)
+    if config.schedule == "onecycle":  # one or two steps: no cycle to run, the peak rate throughout
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     warm = int(config.warmup * total_steps)
 
     def factor(step: int) -> float:
