@@ -113,3 +113,9 @@ def test_readme_results_block_is_the_rendered_template():
     assert block == assemble.render_file(BENCH / "readme_results.md").strip(), (
         "run python benchmarks/assemble.py --readme"
     )
+
+
+def test_benchmarks_md_is_the_rendered_templates(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    assemble.write_benchmarks({}, out)
+    assert out.read_text() == (BENCH.parent / "BENCHMARKS.md").read_text(), "run python benchmarks/assemble.py"

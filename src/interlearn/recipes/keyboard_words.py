@@ -210,8 +210,10 @@ class Config:
             or any(not lr > 0 for _, lr in self.client_lr_schedule)
         ):
             raise ConfigError(
-                f"keyboard_words.client_lr_schedule={self.client_lr_schedule}: increasing rounds in [1, rounds) with "
-                "positive learning rates, e.g. ((500, 0.001),)"
+                f"keyboard_words.client_lr_schedule={self.client_lr_schedule} with rounds={self.rounds}: the schedule "
+                "needs increasing rounds in [1, rounds) with positive learning rates, e.g. ((500, 0.001),); for a "
+                "shorter run, move its rounds below rounds or drop it (client_lr_schedule: [], or "
+                "--client-lr-schedule '' in benchmarks/keyboard_words.py)"
             )
         if not 0 < self.ondevice_budget <= 1:
             raise ConfigError(
