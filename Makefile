@@ -31,7 +31,7 @@ LOCK_PLATFORM ?= x86_64-manylinux_2_28
 WHEELS ?= /opt/wheels
 LOCK_TORCH ?= torch==2.13.0+cpu
 
-.PHONY: run test test-latest lock docs docs-serve bench setup clean format
+.PHONY: run test test-cluster test-latest lock docs docs-serve bench setup clean format
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 	$(BIN)/python -m pytest
+
+# the Ray engine on a real two-node cluster: `ray start --head` plus a second `ray start --address`
+# on this machine (loopback, a fresh auth token), stopped by process group at the end; about a
+# minute, so not part of `make test` (docs/federated/ray.md)
+test-cluster: $(STAMP)
+	INTERLEARN_TEST_CLUSTER=1 $(BIN)/python -m pytest tests/federated/test_ray_cluster.py
 
 # the documentation site, built into build/site (`make docs-serve` previews it)
 docs: $(STAMP)

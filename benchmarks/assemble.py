@@ -60,6 +60,7 @@ ORDER = [
     "fl_engines",
     "fl_lora",
     "fit_parallel",
+    "gpu_check",
 ]
 RESULTS = HERE / "results"
 REFERENCES = HERE / "references.json"  # the issues' targets and published numbers: nothing a benchmark measures

@@ -264,6 +264,61 @@ def fl_scale(load: Load) -> str:
     return "\n".join(out)
 
 
+def fl_scale_synthetic(load: Load) -> str:
+    """Part 2 of fl_scale: a lazily generated population, one row per population and cohort."""
+    d = load("fl_scale")["synthetic"]
+    out = [
+        _row(
+            [
+                "clients",
+                "cohort",
+                "peak RSS MB",
+                "s / round (median)",
+                "min–max over rounds",
+                "each pass",
+                "generating a cohort s",
+                "drawing a cohort ms",
+            ]
+        ),
+        _row(["---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    out += [
+        _row(
+            [
+                f"{r['clients']:,}",
+                f"{r['cohort']:,}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['s_per_round']:.3f}",
+                f"{r['s_per_round_min']:.3f}–{r['s_per_round_max']:.3f}",
+                " / ".join(f"{v:.3f}" for v in r["s_per_round_of_each_pass"]),
+                f"{r['generate_s_per_cohort']:.3f}",
+                f"{r['sample_ms']:.2f}",
+            ]
+        )
+        for r in d["rows"]
+    ]
+    return "\n".join(out)
+
+
+def gpu_check(load: Load) -> str:
+    """The GPU check: skipped (and why), or each engine's CUDA-vs-CPU difference and the rates."""
+    d = load("gpu_check")
+    if d["skipped"]:
+        return "\n".join([_row(["GPU run", "why"]), _row(["---", "---"]), _row(["none (skipped)", d["reason"]])])
+    out = [_row(["model", "engine", "CUDA vs CPU", "max abs diff"]), _row(["---", "---", "---", "---:"])]
+    for model, row in d["equality"].items():
+        for engine, e in row.items():
+            diff = f"{e['max_abs_diff']:.1e}" if "max_abs_diff" in e else e.get("reason", "")
+            out.append(_row([model, engine, e["status"], diff]))
+    out += ["", _row(["model", "path", "µs / example"]), _row(["---", "---", "---:"])]
+    for model, r in d["rates"].items():
+        for kind in ("federated", "fit"):
+            for name, v in r[kind].items():
+                value = f"{v['us_per_example']:.1f}" if "us_per_example" in v else v.get("status", v.get("error", ""))
+                out.append(_row([model, f"{kind} {name}", value]))
+    return "\n".join(out)
+
+
 def fl_mnist(load: Load) -> str:
     """The run's settings and outcome in one row."""
     d = load("fl_mnist")

@@ -70,6 +70,9 @@ def test_fedavg_equals_sequential(engine):
     assert _max_diff(ref.params, _model().state_dict()) > 1e-3  # training moved the model
     assert [h["reported"] for h in got.history] == [4, 4, 4]
     assert not any("engine_dropped" in h for h in got.history)
+    # where the clients ran: one local node, every client counted
+    assert [list(h["engine_nodes"].values()) for h in got.history] == [[4], [4], [4]]
+    assert "engine_nodes" not in ref.history[0]  # in-process engines report no nodes
 
 
 def test_scaffold_client_state_survives_rounds(engine):
@@ -166,6 +169,8 @@ def test_registry_and_bad_arguments():
         RayEngine(num_cpus=0)
     with pytest.raises(ConfigError, match="timeout_s"):
         RayEngine(timeout_s=0)
+    with pytest.raises(ConfigError, match="scheduling='PACK'.*'SPREAD' or 'DEFAULT'"):
+        RayEngine(scheduling="PACK")
     with pytest.raises(ConfigError, match="generators"):
         run_cohort_on(
             RayEngine(),

@@ -84,3 +84,21 @@ def test_resolve_sampling_follows_the_privacy_steps_and_refuses_a_mismatch():
     with pytest.raises(ConfigError, match="min_survivors=1"):
         releases_every_round([dp], 2)
     check_survivors(0, 1, 4, release=True)  # a DP round releases even with nobody
+
+
+def test_large_populations_draw_cohorts_with_floyd_uniformly(monkeypatch):
+    """Above ``_FLOYD_ABOVE`` clients the draw costs O(cohort); it must stay uniform."""
+    import interlearn.federated.sampling as sampling
+
+    g = torch.Generator().manual_seed(0)
+    big = sampling.sample_cohort(2_000_000, 1_000, g)
+    assert len(big) == len(set(big)) == 1_000 and big == sorted(big) and big[0] >= 0 and big[-1] < 2_000_000
+    monkeypatch.setattr(sampling, "_FLOYD_ABOVE", 0)
+    counts = torch.zeros(10)
+    pairs: dict[tuple[int, ...], int] = {}
+    for _ in range(6_000):
+        c = sampling.sample_cohort(10, 3, g)
+        counts[c] += 1
+        pairs[tuple(c)] = pairs.get(tuple(c), 0) + 1
+    assert float((counts - 1_800).abs().max()) < 150  # each id in 3/10 of the draws
+    assert len(pairs) == 120 and max(pairs.values()) < 90  # every 3-subset, ~50 draws each

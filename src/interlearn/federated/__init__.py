@@ -53,6 +53,7 @@ from interlearn.federated.aggregate import WeightedMean, weighted_mean
 from interlearn.federated.api import (
     Aggregator,
     ClientData,
+    ClientPopulation,
     ClientResult,
     ClientUpdate,
     CohortOutcome,
@@ -111,6 +112,7 @@ from interlearn.federated.strategies import (
     register_aggregator,
     register_strategy,
 )
+from interlearn.federated.synthetic import SyntheticPopulation
 from interlearn.federated.validation import ValidateUpdates
 
 if TYPE_CHECKING:
@@ -134,6 +136,7 @@ __all__ = [
     "Bulyan",
     "CanaryAudit",
     "ClientData",
+    "ClientPopulation",
     "ClientResult",
     "ClientUpdate",
     "ClipUpdates",
@@ -170,6 +173,7 @@ __all__ = [
     "SimulationResult",
     "StepContext",
     "StepUpdate",
+    "SyntheticPopulation",
     "Strategy",
     "TrimmedMean",
     "UpdateStep",

@@ -30,6 +30,7 @@ import torch
 from interlearn.types import ClientId, Params
 
 __all__ = [
+    "ClientPopulation",
     "CohortOutcome",
     "CohortTask",
     "EngineSetup",
@@ -61,6 +62,32 @@ class ClientData:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+
+@runtime_checkable
+class ClientPopulation(Protocol):
+    """A federated population as the round loop and the engines see it: how many clients, how
+    many examples each holds, and one client's data on demand.
+
+    Implemented by :class:`~interlearn.federated.population.Population` (index views over one
+    dataset), :class:`~interlearn.federated.synthetic.SyntheticPopulation` (data generated
+    lazily from per-client seeds, millions of clients) and the Flower server's
+    ``RemotePopulation`` (ids and sizes only). Nothing else is read from a population: code that
+    needs the whole dataset (label-flipping attacks) takes a ``Population`` by name.
+    """
+
+    def __len__(self) -> int:
+        """The number of clients; their ids are ``0..len-1``."""
+        ...
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        """Examples per client, (clients,) int64 (cheap: no client data is built)."""
+        ...
+
+    def client(self, cid: ClientId) -> ClientData:
+        """Client ``cid``'s data, materialized (only this client's examples)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -206,13 +233,13 @@ class EngineSetup:
         model: the architecture (a scratch vessel; its weights are overwritten by params).
         client_update: the local training every client runs.
         population: the clients' data (``population.client(cid)`` materializes one client; a
-            deployed population holds ids and sizes only).
+            lazy population generates it; a deployed population holds ids and sizes only).
         max_cohort: the largest cohort the run will hand over (engines may size buffers by it).
     """
 
     model: torch.nn.Module
     client_update: ClientUpdate
-    population: Any
+    population: ClientPopulation
     max_cohort: int = 0
 
 
@@ -250,11 +277,15 @@ class CohortOutcome:
         dropped: clients lost on the way (a dead worker or node, a timeout).
         client_contexts: for clients that ran the update steps' client hooks themselves, the
             notes and log lines those hooks wrote, by client id.
+        nodes: where each client ran, by client id, when the engine spreads clients over
+            machines (a Ray node id); empty for in-process engines. The round's record counts
+            clients per node (``engine_nodes``).
     """
 
     results: list[tuple[ClientResult, Params | None]]
     dropped: list[ClientId] = field(default_factory=list)
     client_contexts: dict[ClientId, tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
+    nodes: dict[ClientId, str] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -289,7 +320,11 @@ class Engine(Protocol):
         ...
 
     def client_accuracies(
-        self, model: torch.nn.Module, params: Params, population: Any, clients: Sequence[ClientId] | None = None
+        self,
+        model: torch.nn.Module,
+        params: Params,
+        population: ClientPopulation,
+        clients: Sequence[ClientId] | None = None,
     ) -> dict[ClientId, float]:
         """Each client's accuracy of ``params`` on its own data (only the numbers leave)."""
         ...

@@ -17,8 +17,8 @@ from torch import nn
 
 from interlearn.data.tensors import TensorData
 from interlearn.errors import DataError
+from interlearn.federated.api import ClientPopulation
 from interlearn.federated.params import load_params
-from interlearn.federated.population import Population
 from interlearn.types import ClientId, LossFn, Params
 
 __all__ = ["evaluate_params", "params_accuracy", "client_accuracies", "summarize_accuracies"]
@@ -78,7 +78,7 @@ def params_accuracy(
 
 
 def client_accuracies(
-    model: nn.Module, params: Params, population: Population, clients: Sequence[ClientId] | None = None
+    model: nn.Module, params: Params, population: ClientPopulation, clients: Sequence[ClientId] | None = None
 ) -> dict[ClientId, float]:
     """Each client's accuracy of ``params`` on its own data (computed client-side; only the
     number leaves). ``clients=None`` evaluates every client."""

@@ -49,6 +49,10 @@ __all__ = [
 
 SAMPLINGS = ("fixed", "poisson")
 
+# above this many clients a fixed-size cohort is drawn with Floyd's algorithm (O(cohort));
+# up to it, with a permutation of the population (the draw every earlier run made)
+_FLOYD_ABOVE = 100_000
+
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant (splitmix64) to decorrelate derived seeds
 
 
@@ -103,7 +107,18 @@ def sample_cohort(num_clients: int, size: int, generator: torch.Generator) -> li
         raise ConfigError(f"cohort size {size} must be between 1 and the population size {num_clients}")
     if size == num_clients:
         return list(range(num_clients))
-    # Floyd-free draw that costs O(population) bytes once: fine up to millions of clients
+    if num_clients > _FLOYD_ABOVE:
+        # Floyd's algorithm (Bentley & Floyd 1987, "A sample of brilliance"): ``size`` draws, so
+        # a round's cost grows with the cohort, not with a population of millions (a permutation
+        # of 10^6 ids costs ~50 ms a round)
+        # step j draws t uniform in 0..j: floor(u * (j + 1)) of a float64 uniform (bias < 2^-30)
+        first = num_clients - size
+        u = torch.rand(size, dtype=torch.float64, generator=generator)
+        draws = (u * torch.arange(first + 1, num_clients + 1, dtype=torch.float64)).long().tolist()
+        chosen: set[int] = set()
+        for j, t in zip(range(first, num_clients), draws):
+            chosen.add(j if t in chosen else t)
+        return sorted(chosen)
     pick = torch.randperm(num_clients, generator=generator)[:size]
     return sorted(int(c) for c in pick)
 

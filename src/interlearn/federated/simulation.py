@@ -28,6 +28,7 @@ from torch import nn
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from interlearn.errors import CheckpointError, ConfigError, RoundSkipped, TrainingDivergedError
 from interlearn.federated.api import (
+    ClientPopulation,
     ClientResult,
     ClientUpdate,
     CohortTask,
@@ -50,7 +51,6 @@ from interlearn.federated.engines import get_engine
 from interlearn.federated.evaluate import evaluate_params, summarize_accuracies
 from interlearn.federated.params import clone_params, model_params
 from interlearn.federated.plots import plot_client_accuracy, plot_history
-from interlearn.federated.population import Population
 from interlearn.federated.sampling import (
     SAMPLINGS,
     CohortSampling,
@@ -255,7 +255,7 @@ def _finite(params: Params) -> bool:
 
 def simulate(
     model: nn.Module,
-    population: Population,
+    population: ClientPopulation,
     client_update: ClientUpdate,
     strategy: Strategy,
     config: SimulationConfig,
@@ -274,7 +274,10 @@ def simulate(
     Args:
         model: the architecture (its current weights are the initial global model unless
             ``initial_params`` is given); the engines use it as a scratch vessel.
-        population: the clients' data as index views.
+        population: the clients' data: a :class:`~interlearn.federated.population.Population`
+            (index views), a lazily generated one
+            (:class:`~interlearn.federated.synthetic.SyntheticPopulation`), any
+            :class:`~interlearn.federated.api.ClientPopulation`.
         client_update: local training (e.g. :class:`~interlearn.federated.client.LocalSGD`).
         strategy: server aggregation (e.g. ``get_strategy("fedavg")``).
         config: rounds, cohort, dropouts, evaluation, checkpoints, seed, progress.
@@ -418,7 +421,7 @@ def _open_run(
 def _round(
     r: int,
     eng: Engine,
-    population: Population,
+    population: ClientPopulation,
     strategy: Strategy,
     config: SimulationConfig,
     steps: Sequence[UpdateStep],
@@ -488,6 +491,11 @@ def _run_clients(
     outcome = eng.run_cohort(task)
     if outcome.dropped:  # lost workers or nodes
         rec["engine_dropped"] = [int(c) for c in outcome.dropped]
+    if outcome.nodes:  # where the clients ran (a Ray cluster's nodes): clients per node
+        per_node: dict[str, int] = {}
+        for node in outcome.nodes.values():
+            per_node[node] = per_node.get(node, 0) + 1
+        rec["engine_nodes"] = per_node
     results: list[ClientResult] = []
     new_states: dict[ClientId, Params | None] = {}
     new_memory: dict[ClientId, Params] = {}
@@ -538,7 +546,7 @@ def _evaluate(
     rec: dict[str, Any],
     eng: Engine,
     model: nn.Module,
-    population: Population,
+    population: ClientPopulation,
     config: SimulationConfig,
     test: tuple[torch.Tensor, torch.Tensor] | None,
     run: _Run,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientData, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
+from interlearn.federated.api import ClientData, ClientPopulation, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
 from interlearn.federated.evaluate import client_accuracies as local_client_accuracies
 from interlearn.federated.population import Population
 from interlearn.types import ClientId, Params
@@ -64,7 +64,11 @@ class EngineBase:
         return None
 
     def client_accuracies(
-        self, model: torch.nn.Module, params: Params, population: Any, clients: Sequence[ClientId] | None = None
+        self,
+        model: torch.nn.Module,
+        params: Params,
+        population: ClientPopulation,
+        clients: Sequence[ClientId] | None = None,
     ) -> dict[ClientId, float]:
         return local_client_accuracies(model, params, population, clients)
 
@@ -109,5 +113,8 @@ def run_cohort_on(
         cid = remap[res.client_id]
         results.append((dataclasses.replace(res, client_id=cid), st))
     return CohortOutcome(
-        results, [remap[c] for c in out.dropped], {remap[c]: v for c, v in out.client_contexts.items()}
+        results,
+        [remap[c] for c in out.dropped],
+        {remap[c]: v for c, v in out.client_contexts.items()},
+        {remap[c]: v for c, v in out.nodes.items()},
     )

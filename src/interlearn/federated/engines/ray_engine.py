@@ -9,8 +9,13 @@ run it single-threaded).
 How it maps onto Ray:
 
 * ``ray.init()`` is called once, on the first cohort (or by :meth:`RayEngine.start`), locally with
-  ``num_cpus`` cores or against ``address`` (``"auto"`` or ``"ray://head:10001"``) for a cluster
-  started with ``ray start``. Start-up is paid once per run, not per round.
+  ``num_cpus`` cores or against ``address`` (``"auto"``, ``"head:6379"`` or
+  ``"ray://head:10001"``) for a cluster started with ``ray start``. Start-up is paid once per run,
+  not per round.
+* Tasks are scheduled with Ray's ``"SPREAD"`` strategy by default, so a cohort spreads over the
+  cluster's nodes rather than filling the driver's node first; each result comes back with the id
+  of the node that computed it (``CohortOutcome.nodes``; the round's record counts clients per
+  node under ``engine_nodes``).
 * The model and the client update are put in Ray's object store once per run; each client's data
   is put once (the first time the client is sampled); the global params once per round. Tasks
   receive object references, so nothing is re-serialized per client. The model is therefore
@@ -37,7 +42,15 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientData, ClientResult, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
+from interlearn.federated.api import (
+    ClientData,
+    ClientPopulation,
+    ClientResult,
+    ClientUpdate,
+    CohortOutcome,
+    CohortTask,
+    EngineSetup,
+)
 from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.types import ClientId, Params
 
@@ -55,13 +68,16 @@ def _run_client(
     server_extras: Params,
     generator_state: torch.Tensor,
     num_threads: int,
-) -> tuple[ClientResult, Params | None, torch.Tensor]:
-    """Body of the Ray task: one client's local update, on whichever worker Ray picks."""
+) -> tuple[ClientResult, Params | None, torch.Tensor, str]:
+    """Body of the Ray task: one client's local update, on whichever worker Ray picks; returns
+    the id of the node it ran on too."""
+    import ray
+
     torch.set_num_threads(num_threads)
     generator = torch.Generator()
     generator.set_state(generator_state)
     result, new_state = client_update(model, params, data, client_state, server_extras, generator)
-    return result, new_state, generator.get_state()
+    return result, new_state, generator.get_state(), str(ray.get_runtime_context().get_node_id())
 
 
 def _warm() -> int:
@@ -91,10 +107,13 @@ class RayEngine(EngineBase):
         warmup: at start-up, run one no-op task per schedulable slot so worker processes are
             started and have imported torch before the first round (start-up is then paid in
             :meth:`start`, not in round 1).
+        scheduling: Ray's scheduling strategy for the client tasks: ``"SPREAD"`` (default:
+            over every node of a cluster) or ``"DEFAULT"`` (Ray's hybrid policy, which fills
+            the local node first).
 
     Raises:
         ConfigError: on a non-positive ``num_cpus``, ``cpus_per_client``, ``num_threads`` or
-            ``timeout_s``, or a negative ``max_retries``.
+            ``timeout_s``, a negative ``max_retries``, or an unknown ``scheduling``.
 
     Example:
         >>> engine = RayEngine(num_cpus=2)            # local
@@ -113,6 +132,7 @@ class RayEngine(EngineBase):
         timeout_s: float | None = None,
         init_kwargs: dict[str, Any] | None = None,
         warmup: bool = True,
+        scheduling: str = "SPREAD",
     ) -> None:
         super().__init__()
         if num_cpus is not None and num_cpus < 1:
@@ -125,6 +145,8 @@ class RayEngine(EngineBase):
             raise ConfigError(f"max_retries={max_retries}: must be >= 0")
         if timeout_s is not None and not timeout_s > 0:
             raise ConfigError(f"timeout_s={timeout_s}: must be > 0 or None")
+        if scheduling not in ("SPREAD", "DEFAULT"):
+            raise ConfigError(f"scheduling={scheduling!r}: choose 'SPREAD' or 'DEFAULT'")
         self.address = address
         self.num_cpus = num_cpus
         self.cpus_per_client = float(cpus_per_client)
@@ -133,6 +155,7 @@ class RayEngine(EngineBase):
         self.timeout_s = timeout_s
         self.init_kwargs = dict(init_kwargs or {})
         self.warmup = warmup
+        self.scheduling = scheduling
         self.startup_seconds: float | None = None
         self._owns_ray = False
         self._task: Any = None
@@ -161,7 +184,9 @@ class RayEngine(EngineBase):
             else:
                 ray.init(num_cpus=self.num_cpus, **kwargs)
             self._owns_ray = True
-        self._task = ray.remote(_run_client).options(num_cpus=self.cpus_per_client, max_retries=self.max_retries)
+        self._task = ray.remote(_run_client).options(
+            num_cpus=self.cpus_per_client, max_retries=self.max_retries, scheduling_strategy=self.scheduling
+        )
         if self.warmup:
             slots = int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_client)
             warm = ray.remote(_warm).options(num_cpus=self.cpus_per_client)
@@ -198,7 +223,7 @@ class RayEngine(EngineBase):
             return slot
         return (obj, ray.put(obj))
 
-    def _data_ref(self, population: Any, cid: ClientId) -> Any:
+    def _data_ref(self, population: ClientPopulation, cid: ClientId) -> Any:
         """The client's data in the object store, put once per population and client."""
         import ray
 
@@ -263,13 +288,14 @@ class RayEngine(EngineBase):
         )
         out: list[tuple[ClientResult, Params | None]] = []
         dropped: list[ClientId] = []
+        nodes: dict[ClientId, str] = {}
         for cid, gen, ref in zip(task.clients, task.generators, refs):
             if id(ref) in late:
                 log.warning("client %s: no result within %ss, counted as a dropout", cid, self.timeout_s)
                 dropped.append(cid)
                 continue
             try:
-                result, new_state, gen_state = ray.get(ref)
+                result, new_state, gen_state, node = ray.get(ref)
             except rex.RayTaskError as err:  # the client update itself raised
                 cause = err.as_instanceof_cause()
                 raise cause from None
@@ -279,10 +305,11 @@ class RayEngine(EngineBase):
                 continue
             gen.set_state(gen_state)
             out.append((result, new_state))
-        return CohortOutcome(out, dropped)
+            nodes[cid] = node
+        return CohortOutcome(out, dropped, nodes=nodes)
 
     def describe(self) -> str:
-        return f"ray ({self.address or 'local'}, {self.cpus_per_client:g} CPU per client)"
+        return f"ray ({self.address or 'local'}, {self.cpus_per_client:g} CPU per client, {self.scheduling})"
 
     def __repr__(self) -> str:
         return f"RayEngine(address={self.address!r}, num_cpus={self.num_cpus})"
