@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tour", help="run every paradigm on the embedded digits and print one comparison table")
     t.add_argument("--out", default="runs/tour", help="run folder (summary.json, summary.md, plots)")
     t.add_argument("--only", default=None, help="comma-separated parts to run (default: all)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="the first of the three seeds every scenario repeats with")
     t.add_argument("--no-progress", action="store_true", help="no progress output")
     t.set_defaults(func=_cmd_tour)
     r = sub.add_parser("run", help="run a YAML recipe (see `interlearn recipes`)")
