@@ -59,6 +59,7 @@ base on the embedded data, offline.
 
 ```python
 from interlearn.pretrained import load_pretrained
+
 base = load_pretrained("interlearn:{name}")  # nn.Sequential conv1 ... fc2, checksum verified
 ```
 
@@ -87,7 +88,7 @@ Trained by `benchmarks/train_shipped_base.py` (interlearn `fit`):
 | scikit-learn digits, all (zero-shot) | 1,797 | {digits_all:.4f} |
 | scikit-learn digits, the tour's test split (`load_digits(seed=0)`, zero-shot) | {n_test} | {digits_test:.4f} |
 
-Training took {seconds:.0f} s on one CPU thread ({machine}, torch {torch}).
+Training took {seconds:.0f} s (wall) on one CPU thread of a shared machine ({machine}, torch {torch}).
 
 ## File
 - `{filename}`: safetensors, {bytes:,} bytes, {params:,} parameters (float32).
