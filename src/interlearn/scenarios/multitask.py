@@ -122,14 +122,21 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         f"Gain per labels/task (points ± SE): {by_n}. Mean gain per task (points): {gains}. A task with few labels borrows "
         "features that the other tasks' images taught the shared trunk."
     )
+    lost = [t for t, g in per_task.items() if g < 0]
+    if lost:
+        one = len(lost) == 1
+        why += (
+            f" {' and '.join(lost)} lose{'s' if one else ''} a little: under an equally weighted loss the tasks compete for "
+            "the trunk, and loss weighting or gradient combination (uncertainty, PCGrad; BENCHMARKS.md, multitask) is the "
+            "tool for such conflicts."
+        )
     stop = boundary(ns, curve, side="high")
     if stop is None:
         b, stops = f"Sharing still pays at {ns[-1]} labels per task.", f"not within {ns[-1]} labels/task"
     else:
         b = (
             f"From {stop} labels per task on, the gain is no longer above twice its standard error: each task then has "
-            "enough labels of its own to learn its features, and sharing a trunk only makes the tasks compete for it "
-            "(loss weighting or gradient combination, BENCHMARKS.md multitask, is the tool for that)."
+            "enough labels of its own to learn its features, and sharing a trunk only makes the tasks compete for it."
         )
         stops = f"from {stop} labels/task"
     section = Section(
