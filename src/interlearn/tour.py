@@ -115,7 +115,7 @@ def run_tour(
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         # the slowest parts first, so the two workers finish together
-        order = sorted(names, key=lambda n: ["transfer", "federated", "multitask", "distill"].index(n))
+        order = sorted(names, key=lambda n: ["transfer", "federated", "distill", "multitask"].index(n))
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_run_part, n, out, seed, progress) for n in order]
             for f in futures:
