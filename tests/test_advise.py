@@ -1,6 +1,7 @@
 """``interlearn advise`` on small data the tests make: a base from an unrelated domain gets the
 advice to train from scratch (negative transfer, in words); bad input gets one clear error."""
 
+import importlib
 import re
 
 import numpy as np
@@ -124,3 +125,72 @@ def test_bad_input_gets_one_clear_error(tmp_path, capsys, case, message):
     code, err = _advise(tmp_path, x, y, base, capsys)
     assert code == 2 and len(err) == 1
     assert re.search(message, err[0]), err[0]
+
+
+class _FakeClock:
+    """Time that moves only when a fold trains: ``per_fold`` seconds each."""
+
+    def __init__(self, per_fold: float) -> None:
+        self.now, self.per_fold = 0.0, per_fold
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def timed_folds(monkeypatch):
+    """Every fold takes ``clock.per_fold`` seconds of fake time (the training itself is real and tiny)."""
+    advise_module = importlib.import_module("interlearn.advise")  # the package exports a function of that name
+
+    clock = _FakeClock(60.0)
+    real = advise_module._one_fold
+
+    def fold(*args, **kwargs):
+        out = real(*args, **kwargs)
+        clock.now += clock.per_fold
+        return out
+
+    monkeypatch.setattr(advise_module, "_one_fold", fold)
+    return clock
+
+
+_TINY = dict(folds=3, steps=5, methods=("scratch", "transfer"))
+
+
+def test_the_budget_chooses_how_many_seeds_run(target, unrelated, timed_folds):
+    lines: list[str] = []
+    # a fold takes 60 s, a seed 3 folds: 7 minutes hold two seeds of the five offered
+    cfg = AdviseConfig(seeds=(0, 1, 2, 3, 4), minutes=7, **_TINY)
+    adv = advise(unrelated, target, cfg, progress=lines.append, clock=timed_folds)
+    assert {r["seed"] for r in adv.runs} == {0, 1} and adv.complete
+    assert any(line.startswith("estimate: 1:00 per fold, 3:00 per seed; 2 seeds x 3 folds fit") for line in lines)
+    bars = [line for line in lines if line.startswith("[")]
+    assert len(bars) == 6 and "6/6 folds" in bars[-1] and "left" in bars[0]
+    assert "2 seeds x 3 folds x 1 label budget (6 of 6 planned folds)" in adv.budget_note
+
+
+def test_a_run_stops_before_overrunning_the_budget(target, unrelated, timed_folds):
+    # one seed (3 folds, 3 minutes) does not fit in 2 minutes: the third fold is not started
+    adv = advise(unrelated, target, AdviseConfig(seeds=(0, 1), minutes=2, **_TINY), clock=timed_folds)
+    assert not adv.complete and len({(r["seed"], r["fold"]) for r in adv.runs}) == 2
+    assert "stopped before the next fold would overrun the budget" in adv.budget_note
+    assert adv.recommendation in ("scratch", "transfer")  # advice from the folds that ran
+
+
+def test_an_interrupted_run_leaves_its_table(tmp_path, target, unrelated, monkeypatch):
+    advise_module = importlib.import_module("interlearn.advise")  # the package exports a function of that name
+
+    real, calls = advise_module._one_fold, []
+
+    def fold(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(advise_module, "_one_fold", fold)
+    with pytest.raises(KeyboardInterrupt):
+        advise(unrelated, target, AdviseConfig(seeds=(0,), **_TINY), out=tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "Partial results" in md and "| labels/class | scratch | transfer |" in md
+    assert "2 of 3 planned folds" in md

@@ -20,6 +20,14 @@ runner-up and the standard error of that paired difference (over seeds x folds);
 method that starts from the base scores below training from scratch, the verdict is *negative
 transfer* (Rosenstein et al. 2005, "To transfer or not to transfer"): the base most likely comes
 from an unrelated domain, and the advice says to train from scratch.
+
+**Time budget.** With ``minutes`` set, the first fold is timed and the number of seeds
+(repetitions of the cross-validation) is chosen so the whole comparison fits: an estimate is
+printed after that fold, then a progress line with the time left after every fold; the run
+stops before a fold that would overrun the budget. Seeds run one after another (each covers
+every label budget), so a run stopped early still holds complete seeds. Given a folder
+(``out``), the table is rewritten after every fold: an interrupted run still leaves its
+results. ``summary.md`` says what the budget allowed.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import csv
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +80,8 @@ class AdviseConfig:
         finetune_lr_scale: pretrained layers' learning rate relative to ``lr`` when fine-tuning.
         lora_r: LoRA rank.
         methods: any of ``scratch``, ``transfer``, ``finetune``, ``lora``.
+        minutes: the time budget (0: none). The first fold is timed, and as many of ``seeds`` run as
+            fit; the run stops before a fold that would overrun it.
     """
 
     labels_per_class: tuple[int, ...] = ()
@@ -84,8 +95,11 @@ class AdviseConfig:
     finetune_lr_scale: float = 0.1
     lora_r: int = 4
     methods: tuple[str, ...] = ADVISE_METHODS
+    minutes: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.minutes >= 0:
+            raise ConfigError(f"minutes={self.minutes}: give a time budget >= 0 (0: no limit), e.g. 5")
         if self.labels_per_class and min(self.labels_per_class) < 2:
             raise ConfigError(
                 f"labels_per_class={list(self.labels_per_class)}: cross-validation needs at least 2 labels per class"
@@ -232,43 +246,49 @@ def _scratch(base: nn.Module, task: Task, data: TensorData, seed: int) -> nn.Mod
     return cut_module(base, SCRATCH, task.num_outputs, data.x[:2], seed=seed).new
 
 
-def _fold_scores(
-    base: nn.Module, data: TensorData, task: Task, cfg: AdviseConfig, seed: int, say: Callable[[str], None]
-) -> list[dict[str, Any]]:
-    k = min(cfg.folds, int(torch.bincount(data.y).min()))
-    rows = []
-    for f, held in enumerate(stratified_folds(data.y, k, seed)):
-        mask = torch.ones(len(data), dtype=torch.bool)
-        mask[held] = False
-        train, val = data.subset(mask.nonzero().flatten()), data.subset(held)
-        fc = step_config(len(train), cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, seed)
-        scores: dict[str, Any] = {}
-        model = _scratch(base, task, train, seed)
-        fit(model, train, task, fc)
-        scores["scratch"] = evaluate(model, val, task)[task.main_metric]
-        inner = min(cfg.inner_folds, int(torch.bincount(train.y).min()))
-        res = transfer(base, train, task, cut="auto", config=fc, folds=max(inner, 2), seed=seed)
-        scores["transfer"], cut = evaluate(res.model, val, task)[task.main_metric], res.cut
-        if "finetune" in cfg.methods:
-            scores["finetune"] = evaluate(
-                finetune_at(base, cut, train, task, fc, cfg.finetune_lr_scale, seed=seed), val, task
-            )[task.main_metric]
-        if "lora" in cfg.methods:
-            try:
-                scores["lora"] = evaluate(lora_at(base, cut, train, task, fc, cfg.lora_r, seed=seed), val, task)[
-                    task.main_metric
-                ]
-            except ConfigError as exc:  # no adaptable layer before the chosen cut
-                say(f"  lora skipped: {exc}")
-        for m, v in scores.items():
-            if m in cfg.methods:
-                rows.append({"seed": seed, "fold": f, "method": m, "accuracy": v, "cut": cut})
-        say(
-            f"  seed {seed} fold {f + 1}/{k}: "
-            + "  ".join(f"{m} {v:.3f}" for m, v in scores.items() if m in cfg.methods)
-            + f"  (cut {cut})"
-        )
-    return rows
+def _one_fold(
+    base: nn.Module,
+    data: TensorData,
+    held: torch.Tensor,
+    task: Task,
+    cfg: AdviseConfig,
+    seed: int,
+    say: Callable[[str], None],
+) -> tuple[dict[str, float], Any]:
+    """Every method trained on ``data`` without the ``held`` examples, scored on them."""
+    mask = torch.ones(len(data), dtype=torch.bool)
+    mask[held] = False
+    train, val = data.subset(mask.nonzero().flatten()), data.subset(held)
+    fc = step_config(len(train), cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, seed)
+    scores: dict[str, float] = {}
+    model = _scratch(base, task, train, seed)
+    fit(model, train, task, fc)
+    scores["scratch"] = evaluate(model, val, task)[task.main_metric]
+    inner = min(cfg.inner_folds, int(torch.bincount(train.y).min()))
+    res = transfer(base, train, task, cut="auto", config=fc, folds=max(inner, 2), seed=seed)
+    scores["transfer"], cut = evaluate(res.model, val, task)[task.main_metric], res.cut
+    if "finetune" in cfg.methods:
+        scores["finetune"] = evaluate(
+            finetune_at(base, cut, train, task, fc, cfg.finetune_lr_scale, seed=seed), val, task
+        )[task.main_metric]
+    if "lora" in cfg.methods:
+        try:
+            scores["lora"] = evaluate(lora_at(base, cut, train, task, fc, cfg.lora_r, seed=seed), val, task)[
+                task.main_metric
+            ]
+        except ConfigError as exc:  # no adaptable layer before the chosen cut
+            say(f"  lora skipped: {exc}")
+    return {m: v for m, v in scores.items() if m in cfg.methods}, cut
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def _bar(done: int, total: int, elapsed: float, left: float, width: int = 24) -> str:
+    filled = round(width * done / max(total, 1))
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} folds, {_clock(elapsed)} elapsed, about {_clock(left)} left"
 
 
 @dataclass
@@ -283,6 +303,10 @@ class Advice:
         margin_se: standard error of that paired difference.
         negative_transfer: every method starting from the base scored below scratch.
         text: the advice in words.
+        methods: the methods compared.
+        stats: per method, the mean, std and standard error of its held-out scores.
+        budget_note: what the time budget allowed (seeds, folds, time), in words.
+        complete: every planned fold ran (``False`` for partial results of a run in progress or stopped).
     """
 
     runs: list[dict[str, Any]]
@@ -294,6 +318,8 @@ class Advice:
     text: str = ""
     methods: tuple[str, ...] = ADVISE_METHODS
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    budget_note: str = ""
+    complete: bool = True
 
     def report(self) -> BudgetReport:
         """The runs as a :class:`interlearn.budgets.BudgetReport` (its table and plot)."""
@@ -302,19 +328,24 @@ class Advice:
         )
         return BudgetReport(runs=list(self.runs), config=bc)
 
-    def write(self, out: str | Path) -> Path:
-        """``summary.md``, ``summary.json`` and ``advise.png`` in ``out``."""
+    def write(self, out: str | Path, plot: bool = True) -> Path:
+        """``summary.md``, ``summary.json`` and (with ``plot``) ``advise.png`` in ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         rep = self.report()
-        rep.plot(
-            out / "advise.png",
-            title="your data: cross-validated accuracy",
-            ylabel="held-out accuracy, cross-validated (%)",
-        )
-        md = [
-            "# interlearn advise",
-            "",
+        if plot:
+            rep.plot(
+                out / "advise.png",
+                title="your data: cross-validated accuracy",
+                ylabel="held-out accuracy, cross-validated (%)",
+            )
+        md = ["# interlearn advise", ""]
+        if not self.complete:
+            md += [
+                "**Partial results**: the run was stopped or is still running; the table holds the folds done so far.",
+                "",
+            ]
+        md += [
             self.text,
             "",
             "Cross-validated accuracy (mean ± std over seeds x folds):",
@@ -322,8 +353,20 @@ class Advice:
             rep.table(),
             "",
         ]
+        if self.budget_note:
+            md += [f"**Time budget.** {self.budget_note}", ""]
         (out / "summary.md").write_text("\n".join(md))
-        keys = ("recommendation", "margin", "margin_se", "negative_transfer", "text", "stats", "budgets")
+        keys = (
+            "recommendation",
+            "margin",
+            "margin_se",
+            "negative_transfer",
+            "text",
+            "stats",
+            "budgets",
+            "budget_note",
+            "complete",
+        )
         (out / "summary.json").write_text(
             json.dumps({**{k: getattr(self, k) for k in keys}, "runs": self.runs}, indent=2, default=str)
         )
@@ -338,7 +381,7 @@ def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def _decide(adv: Advice) -> None:
-    budget = adv.budgets[-1]
+    budget = max((r["labels_per_class"] for r in adv.runs), default=adv.budgets[-1])
     rows = [r for r in adv.runs if r["labels_per_class"] == budget]
     keys = sorted({(r["seed"], r["fold"]) for r in rows})
     by = {m: {(r["seed"], r["fold"]): r["accuracy"] for r in rows if r["method"] == m} for m in adv.methods}
@@ -397,18 +440,27 @@ def _decide(adv: Advice) -> None:
 
 
 def advise(
-    base: nn.Module, data: TensorData, config: AdviseConfig | None = None, progress: Callable[[str], None] | None = None
+    base: nn.Module,
+    data: TensorData,
+    config: AdviseConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+    out: str | Path | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Advice:
     """Compare scratch / transfer / fine-tuning / LoRA on ``data`` with ``base`` (see the module docstring).
 
     Args:
         base: the pretrained model (any module; not modified).
         data: the labelled examples (integer class labels).
-        config: budgets, seeds, folds and the fixed training budget.
-        progress: called with a line of text after every fold.
+        config: budgets, seeds, folds, the fixed training budget and the time budget.
+        progress: called with a line of text after every fold (with ``minutes``: the estimate
+            after the first fold, then a progress bar with the time left).
+        out: a folder to rewrite ``summary.json``/``summary.md`` in after every fold (the plot
+            is drawn by :meth:`Advice.write` at the end), so a stopped run leaves its table.
+        clock: seconds, monotonic (tests pass a fake one).
 
     Returns:
-        An :class:`Advice`.
+        An :class:`Advice` (``complete=False`` when the time budget stopped it early).
 
     Raises:
         DataError: too few labels for cross-validation, budgets above the labels available.
@@ -420,11 +472,83 @@ def advise(
     _check(base, data, task, cfg)
     budgets = cfg.labels_per_class or (round(len(data) / task.num_outputs),)
     runs: list[dict[str, Any]] = []
-    for b in budgets:
-        for seed in cfg.seeds:
+    start = clock()
+    limit = cfg.minutes * 60.0
+    seeds = list(cfg.seeds)
+    per_fold: float | None = None
+    folds_of = {}  # (seed, budget) -> the labelled subset and its folds
+    for seed in seeds:
+        for b in budgets:
             labelled = sample_per_class(data, b, seed=seed * 7919 + b) if cfg.labels_per_class else data
+            k = min(cfg.folds, int(torch.bincount(labelled.y).min()))
+            folds_of[(seed, b)] = (labelled, stratified_folds(labelled.y, k, seed))
+    planned = sum(len(f) for _, f in folds_of.values())
+    k_used = max(len(f) for _, f in folds_of.values())
+    done, stopped = 0, False
+
+    def snapshot(complete: bool) -> Advice:
+        adv = Advice(list(runs), tuple(budgets), methods=cfg.methods, complete=complete)
+        if runs:
+            _decide(adv)
+        n_seeds = len({r["seed"] for r in runs})
+        used = clock() - start
+        adv.budget_note = (
+            f"{n_seeds} seed{'s' if n_seeds != 1 else ''} x {k_used} folds x {len(budgets)} label budget"
+            f"{'s' if len(budgets) != 1 else ''} ({done} of {planned} planned folds) in {_clock(used)}"
+            + (
+                f", within the {cfg.minutes:g}-minute budget (about {_clock(per_fold or 0.0)} per fold)"
+                if cfg.minutes
+                else ", no time budget"
+            )
+            + ("; stopped before the next fold would overrun the budget." if stopped else ".")
+        )
+        return adv
+
+    for si, seed in enumerate(seeds):
+        if stopped:
+            break
+        for b in budgets:
+            labelled, folds = folds_of[(seed, b)]
             say(f"labels per class {b}, seed {seed}: {len(labelled)} examples")
-            runs += [{**r, "labels_per_class": b} for r in _fold_scores(base, labelled, task, cfg, seed, say)]
-    adv = Advice(runs, tuple(budgets), methods=cfg.methods)
-    _decide(adv)
-    return adv
+            for f, held in enumerate(folds):
+                elapsed = clock() - start
+                if limit and per_fold is not None and elapsed + per_fold > limit:
+                    stopped = True
+                    break
+                scores, cut = _one_fold(base, labelled, held, task, cfg, seed, say)
+                runs += [
+                    {"seed": seed, "fold": f, "method": m, "accuracy": v, "cut": cut, "labels_per_class": b}
+                    for m, v in scores.items()
+                ]
+                done += 1
+                say(
+                    f"  seed {seed} fold {f + 1}/{len(folds)}: "
+                    + "  ".join(f"{m} {v:.3f}" for m, v in scores.items())
+                    + f"  (cut {cut})"
+                )
+                if per_fold is None:
+                    per_fold = clock() - start
+                    per_seed = per_fold * sum(len(folds_of[(seed, bb)][1]) for bb in budgets)
+                    if limit:
+                        fit_seeds = max(1, min(len(seeds), int(limit // max(per_seed, 1e-9))))
+                        dropped = seeds[fit_seeds:]
+                        seeds[fit_seeds:] = []
+                        planned -= sum(len(folds_of[(s, bb)][1]) for s in dropped for bb in budgets)
+                        say(
+                            f"estimate: {_clock(per_fold)} per fold, {_clock(per_seed)} per seed; "
+                            f"{fit_seeds} seed{'s' if fit_seeds != 1 else ''} x {k_used} folds fit in "
+                            f"{cfg.minutes:g} min (about {_clock(per_seed * fit_seeds)})"
+                        )
+                    else:
+                        say(f"estimate: {_clock(per_fold)} per fold, about {_clock(per_fold * planned)} in all")
+                else:
+                    per_fold = (clock() - start) / done
+                elapsed = clock() - start
+                say(_bar(done, planned, elapsed, max(0.0, per_fold * (planned - done))))
+                if out is not None:
+                    snapshot(complete=False).write(out, plot=False)
+            if stopped:
+                break
+        if si + 1 >= len(seeds):
+            break
+    return snapshot(complete=not stopped)

@@ -78,21 +78,31 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
+    budget = args.minutes > 0
+    # Under a time budget the seeds are the most that may run (the first fold's time decides how
+    # many do) and three folds are the default: the fewest that gave sound advice when tried.
+    seeds = args.seeds or ("0,1,2,3,4" if budget else "0,1,2")
     cfg = AdviseConfig(
         labels_per_class=_ints(args.labels_per_class or "", "--labels-per-class"),
-        seeds=_ints(args.seeds, "--seeds"),
-        folds=args.folds,
+        seeds=_ints(seeds, "--seeds"),
+        folds=args.folds or (3 if budget else 5),
         steps=args.steps,
         lr=args.lr,
         methods=tuple(m.strip() for m in args.methods.split(",")),
+        minutes=args.minutes,
     )
     data = load_labelled(args.data, args.base)
     base = load_base(args.base)
     say = (lambda line: print(line, flush=True)) if not args.no_progress else None
-    result = advise(base, data, cfg, progress=say)
+    try:
+        result = advise(base, data, cfg, progress=say, out=args.out)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the folds done so far are in {Path(args.out) / 'summary.md'}", file=sys.stderr)
+        return 130
     out = result.write(args.out)
     print(result.text)
-    print(f"\nplot and summary: {out / 'advise.png'}, {out / 'summary.md'}")
+    print(f"\n{result.budget_note}")
+    print(f"plot and summary: {out / 'advise.png'}, {out / 'summary.md'}")
     return 0
 
 
@@ -106,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tour", help="run every paradigm on the embedded digits and print one comparison table")
     t.add_argument("--out", default="runs/tour", help="run folder (summary.json, summary.md, plots)")
     t.add_argument("--only", default=None, help="comma-separated parts to run (default: all)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="the first of the three seeds every scenario repeats with")
     t.add_argument("--no-progress", action="store_true", help="no progress output")
     t.set_defaults(func=_cmd_tour)
     r = sub.add_parser("run", help="run a YAML recipe (see `interlearn recipes`)")
@@ -135,8 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels-per-class", default=None, help="label budgets to compare, e.g. 5,10,50 (default: all your labels)"
     )
     a.add_argument("--out", default="runs/advise", help="folder for advise.png, summary.md, summary.json")
-    a.add_argument("--seeds", default="0,1,2", help="repetitions, comma-separated")
-    a.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    a.add_argument(
+        "--minutes",
+        type=float,
+        default=3.0,
+        help="time budget: the first fold is timed and as many seeds run as fit (0: no limit; default 3)",
+    )
+    a.add_argument(
+        "--seeds",
+        default=None,
+        help="repetitions, comma-separated (default: up to 0,1,2,3,4 as the budget allows; 0,1,2 without one)",
+    )
+    a.add_argument(
+        "--folds", type=int, default=None, help="cross-validation folds (default 3 under a time budget, else 5)"
+    )
     a.add_argument("--steps", type=int, default=200, help="optimizer steps every method gets in every fold")
     a.add_argument("--lr", type=float, default=1e-3, help="learning rate of new layers (AdamW, warmup + cosine)")
     a.add_argument("--methods", default="scratch,transfer,finetune,lora")

@@ -1,11 +1,13 @@
-"""Pretrained bases for transfer learning: a given module, a local file, timm or Hugging Face names.
+"""Pretrained bases for transfer learning: a given module, a local file, a shipped base, timm or
+Hugging Face names.
 
 :func:`load_pretrained` returns an ``nn.Sequential`` that :func:`interlearn.transfer.transfer`
 can cut. Ecosystem models are wrapped, not re-implemented (STYLE.md #9): timm's
 ``create_model(name, pretrained=True, num_classes=0)`` gives a pooled feature extractor, and a
 Hugging Face ``AutoModel`` encoder is mean-pooled over its non-padding tokens (as
 sentence-transformers does). Neither can download on an offline machine: pass a local weights
-file (timm: ``weights=``) or a local model folder (``"hf:/path/to/folder"``).
+file (timm: ``weights=``) or a local model folder (``"hf:/path/to/folder"``). The bases that ship
+inside interlearn (``"interlearn:mnist-optdigits-cnn"``, :mod:`interlearn.shipped`) load offline.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from interlearn.errors import CheckpointError, ConfigError
+from interlearn.shipped import SHIPPED, load_shipped
 
 __all__ = ["load_pretrained", "HFEncoder"]
 
-_FORMS = "an nn.Module, 'timm:<model name>', 'hf:<model id or local folder>', or a local .pt/.pth/.safetensors file"
+_FORMS = (
+    f"an nn.Module, 'interlearn:<shipped base>' ({', '.join(sorted(SHIPPED))}), 'timm:<model name>', "
+    "'hf:<model id or local folder>', or a local .pt/.pth/.safetensors file"
+)
 
 
 class HFEncoder(nn.Module):
@@ -110,6 +116,8 @@ def load_pretrained(
 
     Args:
         spec: an ``nn.Module`` (returned as is when sequential, else wrapped as its only layer);
+            ``"interlearn:<name>"`` (a base shipped in the package, :data:`interlearn.shipped.SHIPPED`,
+            with its classifier; checksum verified);
             ``"timm:<name>"`` (a timm model without its classifier); ``"hf:<id or folder>"`` (a
             Hugging Face encoder, mean-pooled); or a local ``.pt``/``.pth``/``.safetensors`` file.
         weights: for timm, a local weights file instead of downloading.
@@ -120,11 +128,15 @@ def load_pretrained(
         so ``cut=1`` keeps it whole and trains a new linear head on its features.
 
     Raises:
-        ConfigError: an unknown form, a missing package or file, or weights that cannot be fetched.
-        CheckpointError: a state dict that does not fit ``architecture``.
+        ConfigError: an unknown form or shipped name, a missing package or file, or weights that
+            cannot be fetched.
+        CheckpointError: a state dict that does not fit ``architecture``, or a shipped file
+            whose checksum is wrong.
     """
     if isinstance(spec, nn.Module):
         module = spec
+    elif isinstance(spec, str) and spec.startswith("interlearn:"):
+        module = load_shipped(spec[len("interlearn:") :])
     elif isinstance(spec, str) and spec.startswith("timm:"):
         module = _timm(spec[5:], weights)
     elif isinstance(spec, str) and spec.startswith("hf:"):

@@ -62,6 +62,10 @@ class Section:
         plot: a PNG file name inside the run folder.
         table: small rows (``[{column: value}]``), at most :data:`MAX_COLUMNS` columns shown.
         higher_is_better: whether a larger metric is better.
+        seeds: the seeds the values are means over (empty: one run).
+        difference_se: the standard error of the paired difference over ``seeds``.
+        boundary: where along the section's curve the paradigm stops paying, and why.
+        stops: the boundary in a few words, for the terminal table (``"at 30 labels/class"``).
     """
 
     paradigm: str
@@ -76,6 +80,10 @@ class Section:
     plot: str | None = None
     table: list[dict[str, Any]] = field(default_factory=list)
     higher_is_better: bool = True
+    seeds: list[int] = field(default_factory=list)
+    difference_se: float | None = None
+    boundary: str = ""
+    stops: str = ""
 
     @property
     def difference(self) -> float | None:
@@ -174,10 +182,17 @@ def section_markdown(s: Section) -> str:
         lines.append("")
     res = f"**Result.** {s.result}: {_value(s.result_value, s.metric)} {s.metric}"
     if s.difference is not None:
-        res += f" ({_diff(s.difference, s.metric)} vs the baseline)"
+        spread = ""
+        if s.difference_se is not None and s.seeds:
+            spread = (
+                f", standard error {_diff(s.difference_se, s.metric).lstrip('+')}, seeds {', '.join(map(str, s.seeds))}"
+            )
+        res += f" ({_diff(s.difference, s.metric)} vs the baseline{spread})"
     lines += [res, "", f"**Verdict.** {s.verdict}", ""]
     if s.why:
         lines += [f"*Why.* {s.why}", ""]
+    if s.boundary:
+        lines += [f"**Boundary.** {s.boundary}", ""]
     if s.table:
         lines += [_small_table(s.table), ""]
     if s.plot:
@@ -459,7 +474,19 @@ def render(run_dir: str | Path, title: str | None = None) -> Path:
     stored_title, sections = load_sections(d)
     title = title or stored_title or f"interlearn run {d.name}"
     lines = [f"# {title}", ""]
-    if len(sections) > 1:
+    if len(sections) > 1 and any(s.seeds for s in sections):  # gains over seeds, with where they stop
+        lines += [
+            "| paradigm | baseline | result | gain ± SE | seeds | verdict | stops paying |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
+        for s in sections:
+            se = f" ± {_diff(s.difference_se, s.metric).lstrip('+')}" if s.difference_se is not None else ""
+            lines.append(
+                f"| {s.paradigm} | {_value(s.baseline_value, s.metric)} | {_value(s.result_value, s.metric)} | "
+                f"{_diff(s.difference, s.metric)}{se} | {len(s.seeds)} | {s.verdict.split(':')[0]} | {s.stops or '—'} |"
+            )
+        lines.append("")
+    elif len(sections) > 1:
         lines += ["| paradigm | baseline | result | difference | verdict |", "|---|---:|---:|---:|---|"]
         for s in sections:
             lines.append(
@@ -477,14 +504,28 @@ def render(run_dir: str | Path, title: str | None = None) -> Path:
 def print_sections(sections: Sequence[Section], title: str) -> None:
     """The report's overview as a terminal table (paradigm, baseline, result, difference, verdict)."""
     table = Table(title=title, show_lines=False)
-    for col in ("paradigm", "baseline", "result", "difference", "verdict"):
-        table.add_column(col, justify="left" if col in ("paradigm", "verdict") else "right", overflow="fold")
+    stops = any(s.stops for s in sections)
+    seeds = any(s.seeds for s in sections)
+    cols = ("paradigm", "baseline", "result", "gain ± SE" if seeds else "difference", "verdict") + (
+        ("stops paying",) if stops else ()
+    )
+    for col in cols:
+        table.add_column(
+            col, justify="right" if col in ("baseline", "result", "difference") else "left", overflow="fold"
+        )
     for s in sections:
+        diff = _diff(s.difference, s.metric)
+        if s.difference_se is not None and s.seeds:
+            diff += f" ± {_diff(s.difference_se, s.metric).lstrip('+')}"
         table.add_row(
             s.paradigm,
             f"{s.baseline}: {_value(s.baseline_value, s.metric)}" if s.baseline else "—",
             f"{s.result}: {_value(s.result_value, s.metric)}",
-            _diff(s.difference, s.metric),
-            s.verdict,
+            diff,
+            s.verdict.split(":")[0] if seeds else s.verdict,  # the gain is in its own column
+            *((s.stops or "—",) if stops else ()),
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a log file or a pipe: no terminal width to fit
+        console = Console(width=140)
+    console.print(table)

@@ -1,18 +1,22 @@
 """``interlearn tour``: what each paradigm is for, tested on the embedded digits, one report.
 
-Each part is a scenario in which a paradigm's purpose is tested (:mod:`interlearn.scenarios`):
+Each part is a scenario taken from the conditions in which its paradigm pays
+(:mod:`interlearn.scenarios`), repeated with three seeds:
 
-- ``transfer`` — transfer and fine-tuning with few labels of the target task: a learning curve
-  over label budgets (base on digits 0-4, task of interest 5-9);
-- ``distill`` — distillation into students too small to match the teacher: accuracy vs size;
+- ``transfer`` — transfer and fine-tuning from the base that ships with interlearn (a CNN
+  pretrained on 60,000 MNIST images, :mod:`interlearn.shipped`) at 1-100 labels per class,
+  and fine-tuning against the frozen base where the target differs from the source;
+- ``distill`` — a student with capacity but few labels learns from a teacher's soft outputs on
+  the unlabelled images (Hinton et al. 2015's transfer set);
 - ``multitask`` — three related tasks with little labelled data each: shared vs separate models;
-- ``federated`` — non-IID clients: FedAvg vs local-only vs centralized, and accuracy vs epsilon
-  under differential privacy.
+- ``federated`` — non-IID clients: FedAvg vs local-only vs centralized, and the privacy level
+  at which differential privacy erases the gain.
 
-The report (``summary.md``, and the terminal table) has one section per paradigm: the
-question, the baseline, the result and its difference, a one-line verdict computed from the
-numbers (including "does not help here", with why) and one plot. Parts run in up to two
-worker processes (``INTERLEARN_TOUR_WORKERS``), each single-threaded.
+The report (``summary.md``, and the terminal table) has one section per paradigm: the question,
+the baseline, the result and its gain with the standard error over the seeds, a verdict
+computed from them ("helps" only when the gain exceeds twice its standard error), the learning
+curve as a plot and a table, and the boundary where the paradigm stops paying, with why. Parts
+run in up to two worker processes (``INTERLEARN_TOUR_WORKERS``), each single-threaded.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from interlearn.scenarios.base import Scenario
 
 __all__ = ["run_tour", "PARTS", "TITLE"]
 
-TITLE = "interlearn tour — what each paradigm is for, on the embedded digits"
+TITLE = "interlearn tour — what each paradigm is for, on the embedded digits (3 seeds)"
 
 
 def _transfer(out: Path, seed: int, progress: bool) -> Scenario:
@@ -62,13 +66,13 @@ PARTS: dict[str, Callable[[Path, int, bool], Scenario]] = {
 _ALIASES = {"finetune": "transfer"}  # fine-tuning is measured on the transfer scenario's learning curve
 
 
-def _run_part(name: str, out: Path, seed: int, progress: bool) -> tuple[str, Scenario, float]:
+def _run_part(name: str, out: Path, seed: int, progress: bool) -> tuple[str, Scenario, float, float]:
     torch.set_num_threads(1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if progress:
         print(f"[tour] {name} ...", flush=True)
     result = PARTS[name](out, seed, progress)
-    return name, result, time.perf_counter() - t0
+    return name, result, time.perf_counter() - t0, time.process_time() - c0
 
 
 def _workers(n_parts: int) -> int:
@@ -86,7 +90,7 @@ def run_tour(
         out: the run folder.
         only: part names (``transfer``/``finetune``, ``distill``, ``multitask``, ``federated``).
         progress: print progress lines.
-        seed: every scenario's seed.
+        seed: the first seed; every scenario repeats with ``seed``, ``seed + 1`` and ``seed + 2``.
 
     Returns:
         The summary rows (every measured number, keyed by part then variant).
@@ -102,29 +106,33 @@ def run_tour(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    results: dict[str, tuple[Scenario, float]] = {}
+    results: dict[str, tuple[Scenario, float, float]] = {}
     workers = _workers(len(names))
     if workers == 1:
         for n in names:
-            name, sc, secs = _run_part(n, out, seed, progress)
-            results[name] = (sc, secs)
+            name, sc, secs, cpu = _run_part(n, out, seed, progress)
+            results[name] = (sc, secs, cpu)
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         # the slowest parts first, so the two workers finish together
-        order = sorted(names, key=lambda n: ["transfer", "multitask", "federated", "distill"].index(n))
+        order = sorted(names, key=lambda n: ["transfer", "federated", "distill", "multitask"].index(n))
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_run_part, n, out, seed, progress) for n in order]
             for f in futures:
-                name, sc, secs = f.result()
-                results[name] = (sc, secs)
+                name, sc, secs, cpu = f.result()
+                results[name] = (sc, secs, cpu)
     rows: dict[str, dict[str, Any]] = {}
     sections: list[Section] = []
+    timing: dict[str, Any] = {"workers": workers}
     for n in names:
-        sc, secs = results[n]
+        sc, secs, cpu = results[n]
         rows |= {f"{n}/{k}": v for k, v in sc.rows.items()}
         sections += sc.sections
+        timing |= {f"{n}_seconds": secs, f"{n}_cpu_seconds": cpu}
         if progress:
-            print(f"[tour] {n}: {secs:.1f} s", flush=True)
+            print(f"[tour] {n}: {secs:.1f} s ({cpu:.1f} s CPU)", flush=True)
+    timing["total_seconds"] = time.perf_counter() - start
+    rows["tour/timing"] = timing
     print_sections(sections, TITLE)
     md = write_summary(out, rows, title=TITLE, sections=sections)
     print(

@@ -2,6 +2,7 @@
 
 from interlearn.data.digits import load_digits
 from interlearn.data.mnist import load_mnist, read_idx
+from interlearn.data.optdigits import to_optdigits
 from interlearn.data.paths import cache_dir, data_root
 from interlearn.data.tensors import TensorData, from_arrays, from_dataset, load_csv, load_npz
 
@@ -14,6 +15,7 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "read_idx",
+    "to_optdigits",
     "data_root",
     "cache_dir",
 ]

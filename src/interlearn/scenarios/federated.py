@@ -6,15 +6,20 @@ see a few classes). FedAvg (McMahan et al. 2017) is compared with every client t
 bound, which moves the raw data); see :func:`interlearn.federated.tour.tour_rows`. Then
 DP-FedAvg (McMahan et al. 2018: clipped client updates, Gaussian noise on their sum, Opacus'
 RDP accountant for the subsampled Gaussian mechanism over all rounds, computed once at the end)
-at three noise multipliers gives accuracy against (epsilon, delta = 1e-5).
+at three noise multipliers gives accuracy against (epsilon, delta = 1e-5), and the boundary:
+the privacy level at which collaboration no longer beats training alone. Three seeds
+(partition, initial weights, client sampling) for every number.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from interlearn.data import load_digits
 from interlearn.federated.api import UpdateStep
@@ -27,15 +32,16 @@ from interlearn.federated.strategies import get_strategy
 from interlearn.federated.tour import ALPHA, CLIENTS_PER_ROUND, LOCAL, NUM_CLIENTS, ROUNDS, tour_rows
 from interlearn.models.mlp import digits_mlp
 from interlearn.plotting import log_x, pyplot, save_figure
-from interlearn.report import Section, verdict
+from interlearn.report import Section
 from interlearn.scenarios.base import Scenario
+from interlearn.scenarios.stats import boundary, gain_verdict, paired_gain
 
-__all__ = ["run", "NOISE_MULTIPLIERS", "CLIP_NORM"]
+__all__ = ["run", "NOISE_MULTIPLIERS", "CLIP_NORM", "REPEATS"]
 
-NOISE_MULTIPLIERS = (0.3, 0.6, 1.2)
+NOISE_MULTIPLIERS = (0.5, 1.0, 2.0)
+REPEATS = 3
 CLIP_NORM = 1.0
 DELTA = 1e-5
-THRESHOLD = 0.01
 
 
 def _final(accuracy: float | None) -> float:
@@ -76,78 +82,115 @@ def _plot(
     return save_figure(fig, path, dpi=110)
 
 
+def _dp_accuracy(population: Population, test: tuple[torch.Tensor, torch.Tensor], z: float, seed: int) -> float:
+    """DP-FedAvg (clipped client updates, Gaussian noise on their sum) at noise multiplier ``z``."""
+    clip = ClipUpdates(CLIP_NORM)
+    sampling = CohortSampling.build("poisson", NUM_CLIENTS, clients_per_round=CLIENTS_PER_ROUND)  # McMahan et al. 2018
+    steps: list[UpdateStep] = [clip, GaussianNoise(clip, z, sampling=sampling)]  # epsilon is accounted once, below
+    cfg = SimulationConfig(
+        rounds=ROUNDS,
+        clients_per_round=CLIENTS_PER_ROUND,
+        seed=seed,
+        eval_every=ROUNDS,
+        client_eval=False,
+        progress=False,
+    )
+    res = simulate(
+        digits_mlp(seed=seed),
+        population,
+        LOCAL,
+        get_strategy("fedavg"),
+        cfg,
+        engine="vectorized",
+        steps=steps,
+        test=test,
+    )
+    return _final(res.final_accuracy)
+
+
 def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
-    """FedAvg vs local-only vs centralized, then DP-FedAvg at each noise multiplier; one section."""
+    """FedAvg vs local-only vs centralized, then DP-FedAvg at each noise multiplier, 3 seeds; one section."""
     folder = Path(out) / "federated"
     folder.mkdir(parents=True, exist_ok=True)
     tr, te = load_digits(seed=seed)
-    rows = tour_rows((tr.x, tr.y), (te.x, te.y), folder, seed=seed, progress=False)
-
-    history = [json.loads(s) for s in (folder / "metrics.jsonl").read_text().splitlines() if s.strip()]
-    population = Population(tr.x, tr.y, dirichlet(tr.y, NUM_CLIENTS, alpha=ALPHA, seed=seed, min_size=10))
-    points: list[tuple[float, float]] = []
-    for z in NOISE_MULTIPLIERS:
+    seeds = [seed + i for i in range(REPEATS)]
+    per_seed: list[dict[str, dict[str, Any]]] = []
+    dp: dict[float, list[float]] = {z: [] for z in NOISE_MULTIPLIERS}
+    for i, s in enumerate(seeds):
         t0 = time.perf_counter()
-        q = CLIENTS_PER_ROUND / NUM_CLIENTS
-        clip = ClipUpdates(CLIP_NORM)
-        sampling = CohortSampling.build(
-            "poisson", NUM_CLIENTS, clients_per_round=CLIENTS_PER_ROUND
-        )  # McMahan et al. 2018's mechanism
-        steps: list[UpdateStep] = [
-            clip,
-            GaussianNoise(clip, z, sampling=sampling),
-        ]  # DP-FedAvg; epsilon is accounted once below, not every round
-        cfg = SimulationConfig(
-            rounds=ROUNDS,
-            clients_per_round=CLIENTS_PER_ROUND,
-            seed=seed,
-            eval_every=ROUNDS,
-            client_eval=False,
-            progress=False,
-        )
-        res = simulate(
-            digits_mlp(seed=seed),
-            population,
-            LOCAL,
-            get_strategy("fedavg"),
-            cfg,
-            engine="vectorized",
-            steps=steps,
-            test=(te.x, te.y),
-        )
-        eps = PrivacyAccountant(delta=DELTA).epsilon_after(noise_multiplier=z, sample_rate=q, steps=ROUNDS)
+        # the first seed's run folder is the section's (metrics, partition heatmap); the others go beside it
+        run_dir = folder if i == 0 else folder / f"seed{s}"
+        per_seed.append(tour_rows((tr.x, tr.y), (te.x, te.y), run_dir, seed=s, progress=False))
+        population = Population(tr.x, tr.y, dirichlet(tr.y, NUM_CLIENTS, alpha=ALPHA, seed=s, min_size=10))
+        for z in NOISE_MULTIPLIERS:
+            dp[z].append(_dp_accuracy(population, (te.x, te.y), z, s))
+        if progress:
+            r = per_seed[-1]
+            dps = ", ".join(f"z={z:g}: {dp[z][-1]:.3f}" for z in NOISE_MULTIPLIERS)
+            print(
+                f"  seed {s}: FedAvg {r['federated']['accuracy']:.3f}, local only {r['local_only']['accuracy']:.3f}, "
+                f"centralized {r['centralized']['accuracy']:.3f}; DP-FedAvg {dps} ({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
+    q = CLIENTS_PER_ROUND / NUM_CLIENTS
+    eps = {z: PrivacyAccountant(delta=DELTA).epsilon_after(noise_multiplier=z, sample_rate=q, steps=ROUNDS) for z in dp}
+    acc = {k: [r[k]["accuracy"] for r in per_seed] for k in ("federated", "local_only", "centralized")}
+    rows: dict[str, dict[str, Any]] = {}
+    for k in acc:
+        rows[k] = {
+            **{m: v for m, v in per_seed[0][k].items() if m != "accuracy"},
+            "accuracy": statistics.fmean(acc[k]),
+            "accuracy_per_seed": acc[k],
+            "seeds": seeds,
+        }
+    for z in NOISE_MULTIPLIERS:
         rows[f"dp_z{z:g}"] = {
-            "accuracy": res.final_accuracy,
-            "epsilon": eps,
+            "accuracy": statistics.fmean(dp[z]),
+            "accuracy_per_seed": dp[z],
+            "epsilon": eps[z],
             "noise_multiplier": z,
             "clip_norm": CLIP_NORM,
-            "train_seconds": time.perf_counter() - t0,
             "rounds": ROUNDS,
+            "seeds": seeds,
         }
-        points.append((eps, _final(res.final_accuracy)))
-        if progress:
-            print(f"  DP-FedAvg z={z:g}: epsilon {eps:.1f}, accuracy {res.final_accuracy:.3f}", flush=True)
-    fed, local, central = rows["federated"]["accuracy"], rows["local_only"]["accuracy"], rows["centralized"]["accuracy"]
+    gain = paired_gain(acc["federated"], acc["local_only"], seeds)
+    dp_gains = [paired_gain(dp[z], acc["local_only"], seeds) for z in NOISE_MULTIPLIERS]
+    rows["federated_vs_local"] = gain.row()
+    rows["dp_vs_local"] = {f"z{z:g}": g.row() | {"epsilon": eps[z]} for z, g in zip(NOISE_MULTIPLIERS, dp_gains)}
+    fed, local, central = (statistics.fmean(acc[k]) for k in ("federated", "local_only", "centralized"))
+    history = [json.loads(s) for s in (folder / "metrics.jsonl").read_text().splitlines() if s.strip()]
+    points = [(eps[z], rows[f"dp_z{z:g}"]["accuracy"]) for z in NOISE_MULTIPLIERS]
     _plot(history, central, local, points, fed, folder / "federated.png")
-    best_dp = max(points, key=lambda p: p[1])
-    tight = min(points, key=lambda p: p[0])
-    why = (
-        f"Collaboration pays on skewed data: alone, a client sees few classes. Privacy does not come free at this scale: with "
-        f"{CLIENTS_PER_ROUND} clients per round the noise that hides one client is as large as the averaged update, so DP-FedAvg "
-        f"scores {best_dp[1]:.1%} at epsilon {best_dp[0]:.0f} and {tight[1]:.1%} at epsilon {tight[0]:.1f} (no DP: {fed:.1%}). "
-        "User-level DP needs hundreds to thousands of clients per round (McMahan et al. 2018; BENCHMARKS.md, fl_privacy)."
+    stop = boundary(NOISE_MULTIPLIERS, dp_gains, side="high")
+    dp_line = ", ".join(
+        f"epsilon {eps[z]:.1f}: {100 * g.mean:+.1f} ± {100 * g.se:.1f}" for z, g in zip(NOISE_MULTIPLIERS, dp_gains)
     )
+    if stop is None:
+        b = (
+            f"Even at epsilon {eps[NOISE_MULTIPLIERS[-1]]:.1f} (user-level DP, delta = {DELTA:g}) DP-FedAvg beats training "
+            f"alone. DP-FedAvg minus local only (points ± SE): {dp_line}."
+        )
+        stops = f"not down to epsilon {eps[NOISE_MULTIPLIERS[-1]]:.1f}"
+    else:
+        b = (
+            f"With user-level differential privacy at epsilon {eps[stop]:.1f} or less (delta = {DELTA:g}) collaboration stops "
+            f"paying: with {CLIENTS_PER_ROUND} clients per round, the noise that hides one client is as large as the averaged "
+            f"update. DP-FedAvg minus local only (points ± SE): {dp_line}. User-level DP needs hundreds to thousands of "
+            "clients per round (McMahan et al. 2018; BENCHMARKS.md, fl_privacy)."
+        )
+        stops = f"DP at epsilon <= {eps[stop]:.1f}"
     section = Section(
         paradigm="Federated learning",
-        question=f"With the digits spread over {NUM_CLIENTS} clients that each see a few classes, how close does FedAvg get to pooling the "
-        "data, how far above training alone, and what does differential privacy cost?",
+        question=f"With the digits spread over {NUM_CLIENTS} clients that each see a few classes, how far above training "
+        f"alone does FedAvg get, how close to pooling the data, and where does differential privacy erase the gain? ({REPEATS} seeds: "
+        "partition, initial weights, sampling.)",
         baseline="local only (mean client)",
         baseline_value=local,
         result=f"FedAvg, {ROUNDS} rounds",
         result_value=fed,
-        verdict=verdict(fed - local, THRESHOLD, what="federated training")
+        verdict=gain_verdict(gain, "federated training")
         + f"; {100 * (central - fed):.1f} points below pooling the data ({central:.1%})",
-        why=why,
+        why="Collaboration pays on skewed data: alone, a client sees a few classes and cannot recognise the others.",
         plot="federated/federated.png",
         table=[
             {"setting": "local only", "accuracy": round(local, 3), "epsilon": "—", "bytes sent": 0},
@@ -159,9 +202,9 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
             },
             *[
                 {
-                    "setting": f"DP-FedAvg z={rows[f'dp_z{z:g}']['noise_multiplier']:g}",
+                    "setting": f"DP-FedAvg z={z:g}",
                     "accuracy": round(rows[f"dp_z{z:g}"]["accuracy"], 3),
-                    "epsilon": round(rows[f"dp_z{z:g}"]["epsilon"], 1),
+                    "epsilon": round(eps[z], 1),
                     "bytes sent": rows["federated"]["bytes_communicated"],
                 }
                 for z in NOISE_MULTIPLIERS
@@ -173,5 +216,9 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
                 "bytes sent": rows["centralized"]["bytes_communicated"],
             },
         ],
+        seeds=seeds,
+        difference_se=gain.se,
+        boundary=b,
+        stops=stops,
     )
     return Scenario(rows, [section])
