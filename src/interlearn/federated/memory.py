@@ -57,6 +57,7 @@ __all__ = [
     "Datastore",
     "Setting",
     "Memory",
+    "MemoryModel",
     "encode",
     "build_datastore",
     "knn_log_probs",
@@ -442,6 +443,31 @@ def personalize_memory(
     if config.add_validation and len(val):
         store = store.extend(val)
     return Memory(store, setting), grid
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """The global model with one user's memory, as a predictor (the keyboard's
+    :func:`~interlearn.keyboard.suggest.suggest_words` takes it in place of params).
+
+    Attributes:
+        params: the global model's params.
+        memory: the user's memory.
+        config: where the representation comes from (as the memory was built).
+    """
+
+    params: Params
+    memory: Memory
+    config: MemoryConfig
+
+    @torch.no_grad()
+    def probs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Mixture probabilities: (B, C, T) for a sequence model (the layout of its logits), else (B, C)."""
+        seq = x.dim() == 2 and not x.is_floating_point()
+        dummy = torch.zeros(x.shape[:2] if seq else x.shape[:1], dtype=torch.long)
+        enc = encode(model, self.params, TensorData(x, dummy), replace(self.config, ignore_labels=()))
+        p = self.memory.log_probs(enc).exp()
+        return p.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2) if seq else p
 
 
 @dataclass(frozen=True)
