@@ -261,7 +261,8 @@ def run_dataset(name: str, args: argparse.Namespace, out_dir: Path) -> dict[str,
         ds, rounds, Path(args.cache_dir), seed=args.seed, smoke=args.smoke, progress=not args.smoke
     )
     min_labels = 1 if args.smoke else MIN_LABELS[name]
-    users = sample_users(ds, args.users, min_labels, args.seed)
+    wanted = len(ds.users) if name == "femnist" else args.users  # all 105 writers; a sample of the roles
+    users = sample_users(ds, wanted, min_labels, args.seed)
     print(f"[{name}] {len(ds.users)} users, {len(users)} evaluated; global model {rounds} rounds", flush=True)
     rows = []
     for i, u in enumerate(users):
@@ -309,6 +310,12 @@ def run_dataset(name: str, args: argparse.Namespace, out_dir: Path) -> dict[str,
             "literature": LITERATURE.get(name, {}),
         },
         "population_setting": shared.to_dict(),
+        "grids": {
+            "steps": [0, *(int(x) for x in args.steps.split(",") if int(x) > 0)],
+            "local_training": LOCAL[name],
+            "ditto_lambda": 1.0,
+            "memory": {k: v for k, v in vars(memory_config(ds)).items() if k not in ("ignore_labels", "mask_classes")},
+        },
         "median_user": {"name": med["user"], "train_labels": med["n_train"], "datastore_bytes": mem.store.nbytes},
         "per_user": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
         "seconds": time.perf_counter() - t0,
@@ -324,11 +331,16 @@ def main() -> None:
     ap.add_argument("--json", default="benchmarks/results/personalization.json")
     ap.add_argument("--cache-dir", default="runs/personalization", help="global models (trained once, resumable)")
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--femnist-rounds", type=int, default=100)
+    ap.add_argument("--femnist-rounds", type=int, default=60)
     ap.add_argument("--chars-rounds", type=int, default=100)
     ap.add_argument("--words-rounds", type=int, default=150)
-    ap.add_argument("--users", type=int, default=100, help="users per dataset (a seeded sample; all when fewer)")
-    ap.add_argument("--steps", default="5,15,40", help="fine-tuning / Ditto / head step counts tried (0 always)")
+    ap.add_argument(
+        "--users",
+        type=int,
+        default=100,
+        help="Shakespeare users per dataset (a seeded sample); FEMNIST uses all writers",
+    )
+    ap.add_argument("--steps", default="5,20", help="fine-tuning / Ditto / head step counts tried (0 always)")
     ap.add_argument("--latency-repeats", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="tiny data and models, 2 rounds: runs in seconds")
@@ -351,7 +363,13 @@ def main() -> None:
             "local_training": f"{args.seed} + user index",
         }
         payload["machine"] = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread"
-        payload["command"] = " ".join(["python", *sys.argv])
+        command = " ".join(["python", *sys.argv])
+        runs = payload.setdefault("commands", [])
+        if "command" in payload:  # written by an earlier version: one command for the whole file
+            runs.append({"command": payload.pop("command"), "datasets": [d for d in payload["results"] if d != name]})
+        if not runs or runs[-1]["command"] != command:
+            runs.append({"command": command, "datasets": []})
+        runs[-1]["datasets"] = sorted(set(runs[-1]["datasets"]) | {name})
         out.write_text(json.dumps(payload, indent=1))
         for m, s in payload["results"][name].items():
             print(

@@ -3,8 +3,9 @@
 Every dataset comes on its natural per-user split, with a per-user **validation** split cut
 from the user's own training data (the global model never trains on it):
 
-* ``femnist``: LEAF's FEMNIST writers (their 90/10 train/test split); the last 20% of each
-  writer's training images is validation.
+* ``femnist``: LEAF's FEMNIST writers (their 90/10 train/test split, by sample); a seeded
+  random 20% of each writer's training images is validation (their images are stored in the
+  NIST form's order, digits then letters, so the last 20% would be a block of a few classes).
 * ``shakespeare_chars``: LEAF's Shakespeare users (play + role, last 20% of lines test) in
   TFF's layout (80-character chunks, a label at every position); the last 20% of each user's
   training chunks is validation.
@@ -92,9 +93,12 @@ def load_dataset(name: str, data_dir: str | None, smoke: bool = False) -> Datase
         train = load_femnist("train", data_dir, max_users=12 if smoke else None)
         test = load_femnist("test", data_dir, max_users=12 if smoke else None)
         users = []
-        for u, d in zip(train.users, train.data):
+        for i, (u, d) in enumerate(zip(train.users, train.data)):
             x = 1.0 - d.x  # MNIST polarity (ink bright), as benchmarks/femnist.py
-            tr, va = _split_last(TensorData(x, d.y), 0.2)
+            # a writer's images come in the NIST form's blocks (digits, upper, lower case): a
+            # seeded random fifth is validation, as LEAF's own train/test split is by sample
+            order = torch.randperm(len(d), generator=torch.Generator().manual_seed(i))
+            tr, va = _split_last(TensorData(x[order], d.y[order]), 0.2)
             t = test.of(u)
             users.append(User(u, tr, va, TensorData(1.0 - t.x, t.y)))
         users = _smoke(users) if smoke else users

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import torch
@@ -237,10 +238,7 @@ class Datastore:
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact ``k`` nearest neighbours of each query: (distances (Q, k'), labels (Q, k')),
         ``k' = min(k, len(self))``, nearest first."""
-        keys = self.keys.float()
-        if self.metric == "cosine":
-            keys = F.normalize(keys, dim=-1)
-        norms = (keys * keys).sum(-1)
+        keys, norms = self._search_keys
         kk = min(k, len(self))
         dists, idxs = [], []
         for s in range(0, queries.shape[0], _QUERY_BLOCK):  # blocks bound the (queries x keys) matrix
@@ -255,6 +253,15 @@ class Datastore:
         if not dists:
             return queries.new_zeros(0, kk), self.labels.new_zeros(0, kk)
         return torch.cat(dists), self.labels[torch.cat(idxs)]
+
+    @cached_property
+    def _search_keys(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 keys (unit length for cosine) and their squared norms, computed once per
+        datastore (the stored keys may be float16)."""
+        keys = self.keys.float()
+        if self.metric == "cosine":
+            keys = F.normalize(keys, dim=-1)
+        return keys, (keys * keys).sum(-1)
 
     def extend(self, other: Encoded) -> Datastore:
         """A new datastore with ``other``'s examples added."""

@@ -57,8 +57,10 @@ def suggest_words(
     x, partial = encode_prefix(vocab, prefix, seq_len)
     was = model.training
     model.eval()
-    if isinstance(params, CachedModel) or callable(getattr(params, "probs", None)):  # a cache or a memory
-        probs = params.probs(model, x)[0, :, -1].clone()
+    predictor = getattr(params, "probs", None)  # a CachedModel or a MemoryModel
+    if isinstance(params, CachedModel) or callable(predictor):
+        assert predictor is not None
+        probs = predictor(model, x)[0, :, -1].clone()
     else:
         out = model(x) if params is None else functional_call(model, params, (x,))
         probs = out[0, :, -1].softmax(-1)
