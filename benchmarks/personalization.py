@@ -19,8 +19,9 @@ Methods (``results[dataset][method]``):
 * ``ditto``: Ditto's personal objective (Li et al. 2021), lambda 1, steps chosen.
 * ``memory``: kNN-Per (:mod:`interlearn.federated.memory`): per-user lam, k, temperature.
 * ``memory_population``: one setting for everyone, chosen on all users' validation splits.
-* ``memory_cosine``, ``memory_no_val``: ablations (cosine distance; validation examples not
-  added to the datastore after the choice).
+* ``memory_cosine``, ``memory_no_val``, ``memory_loss``: ablations (cosine distance;
+  validation examples not added to the datastore after the choice; the setting chosen by
+  validation log-loss, never one with fewer validation hits than the global model).
 * ``memory+finetune``: the memory mixed with the fine-tuned model instead of the global one.
 * ``best``: per user, the method with the best validation score.
 
@@ -87,6 +88,7 @@ METHODS = (
     "memory_population",
     "memory_cosine",
     "memory_no_val",
+    "memory_loss",
     "memory+finetune",
     "best",
 )
@@ -164,6 +166,7 @@ def evaluate_user(
         "memory": mcfg,
         "memory_cosine": replace(mcfg, metric="cosine"),
         "memory_no_val": replace(mcfg, add_validation=False),
+        "memory_loss": replace(mcfg, select_by="loss"),
     }
     for name, cfg in variants.items():
         mem, grid = personalize_memory(enc["train"], enc["val"], n_classes, cfg)
