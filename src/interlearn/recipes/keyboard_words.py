@@ -568,23 +568,29 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
         lines.append(
             f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})"
         )
-    memory, mem_model = user_memory(model, gparams, shown)
-    lines.append(
-        f"  with a local memory : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=mem_model))}  "
-        + (
-            f"(memory: {len(memory.store):,} words, {memory.store.nbytes / 1024:.0f} KiB on the phone, never uploaded; "
-            f"lam={memory.setting.lam:g}, k={memory.setting.k} chosen on validation)"
-            if memory.setting.lam > 0
-            else f"(the memory of {len(memory.store):,} words did not help on this user's validation words: "
-            "lam=0, the global model; never uploaded)"
+    shown_memory: tuple[Memory, MemoryModel] | None
+    try:
+        shown_memory = user_memory(model, gparams, shown)
+    except DataError:  # no in-vocabulary training or validation words: no memory to show
+        shown_memory = None
+    if shown_memory is not None:
+        memory, mem_model = shown_memory
+        lines.append(
+            f"  with a local memory : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=mem_model))}  "
+            + (
+                f"(memory: {len(memory.store):,} words, {memory.store.nbytes / 1024:.0f} KiB on the phone, never uploaded; "
+                f"lam={memory.setting.lam:g}, k={memory.setting.k} chosen on validation)"
+                if memory.setting.lam > 0
+                else f"(the memory of {len(memory.store):,} words did not help on this user's validation words: "
+                "lam=0, the global model; never uploaded)"
+            )
         )
-    )
-    rows["memory"] = {
-        "entries": len(memory.store),
-        "bytes": memory.store.nbytes,
-        "lam": memory.setting.lam,
-        "k": memory.setting.k,
-    }
+        rows["memory"] = {
+            "entries": len(memory.store),
+            "bytes": memory.store.nbytes,
+            "lam": memory.setting.lam,
+            "k": memory.setting.k,
+        }
     if best_params is not None and best is not None:
         lines.append(
             f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
