@@ -57,6 +57,7 @@ ORDER = [
     "shakespeare",
     "keyboard_words",
     "femnist",
+    "personalization",
     "fl_engines",
     "fl_lora",
     "fit_parallel",

@@ -868,3 +868,47 @@ def fl_fairness(load: Load) -> str:
             )
         )
     return "\n".join(out)
+
+
+def personalization(load: Load) -> str:
+    """Every personalization method on every dataset: accuracy, gains, users helped and hurt,
+    device bytes and time per prediction."""
+    d = load("personalization")
+    out = [
+        _row(
+            [
+                "dataset",
+                "method",
+                "weighted acc",
+                "gain (pts)",
+                "median gain",
+                "improved",
+                "hurt >= 1 pt",
+                "unchanged",
+                "bottom decile",
+                "bytes / user (median)",
+                "ms / prediction",
+            ]
+        ),
+        _row(["---"] * 2 + ["---:"] * 9),
+    ]
+    for dataset, methods in d["results"].items():
+        for m, r in methods.items():
+            out.append(
+                _row(
+                    [
+                        dataset,
+                        f"**{m}**" if m == "memory" else m,
+                        f"{r['weighted_mean_acc']:.2%}",
+                        f"{100 * r['weighted_gain']:+.2f}",
+                        f"{100 * r['median_gain']:+.2f}",
+                        f"{r['improved_fraction']:.0%}",
+                        f"{r['hurt_fraction']:.0%}",
+                        f"{r['unchanged_fraction']:.0%}",
+                        f"{r['bottom_decile_acc']:.2%}",
+                        f"{r['bytes_per_user'] / 1e6:.2f} MB",
+                        f"{r['ms_per_prediction']:.2f}",
+                    ]
+                )
+            )
+    return "\n".join(out) + "\n"

@@ -108,3 +108,4 @@ def test_example_runs(name, tmp_path, tiny_shakespeare_dir):
     assert proc.returncode == 0, f"examples/{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     if name == "keyboard.py":
         assert "after personalizing" in proc.stdout and "on-device" in proc.stdout
+        assert "with a local memory" in proc.stdout and "never uploaded" in proc.stdout

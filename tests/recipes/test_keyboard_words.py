@@ -41,7 +41,8 @@ def test_runs_end_to_end_and_reloads(tiny_shakespeare_dir):
     tmp_path = tiny_shakespeare_dir
     out = tmp_path / "run"
     rows = run(_cfg(tmp_path), out, progress=False)
-    assert set(rows) == {"global", "personalized", "ondevice"}
+    assert set(rows) == {"global", "personalized", "ondevice", "memory"}
+    assert rows["memory"]["bytes"] > 0 and 0 <= rows["memory"]["lam"] <= 1
     g = rows["global"]
     assert 0 <= g["top1_recall"] <= g["top3_recall"] <= 1 and g["rounds"] == 2 and [r for r, _ in g["curve"]] == [1, 2]
     assert (
@@ -49,6 +50,7 @@ def test_runs_end_to_end_and_reloads(tiny_shakespeare_dir):
     )
     text = (out / "suggestions.txt").read_text()
     assert "global model" in text and "after personalizing" in text and "on-device int4-g32" in text
+    assert "with a local memory" in text and "never uploaded" in text
     pers = json.loads((out / "personalization.json").read_text())
     assert {"finetune", "interpolate", "ditto", "cache", "best", "fedper"} <= set(pers["summary"]) and len(
         pers["users"]

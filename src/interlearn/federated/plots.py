@@ -11,7 +11,7 @@ import torch
 
 from interlearn.plotting import pyplot, save_figure
 
-__all__ = ["plot_history", "plot_client_accuracy", "plot_partition"]
+__all__ = ["plot_history", "plot_client_accuracy", "plot_partition", "plot_personal_gains"]
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -62,4 +62,33 @@ def plot_partition(counts: torch.Tensor, path: str | Path, max_clients: int = 10
         + (f", first {max_clients})" if counts.shape[0] > max_clients else ")")
     )
     fig.colorbar(im, ax=ax, label="examples")
+    return save_figure(fig, path, dpi=100)
+
+
+def plot_personal_gains(gains: dict[str, Sequence[float]], path: str | Path, title: str = "Personalization") -> Path:
+    """Per-user gain over the global model, one histogram per method (gains as fractions, drawn
+    in points); the bars left of zero are users the method made worse. PNG.
+
+    Args:
+        gains: ``{method: [personalized accuracy - global accuracy per user]}``.
+        path: output file.
+        title: the figure's title.
+    """
+    plt = pyplot()
+    pts = {m: [100 * x for x in g] for m, g in gains.items()}
+    lo = min([min(v) for v in pts.values() if v] + [-1.0])
+    hi = max([max(v) for v in pts.values() if v] + [1.0])
+    width = max((hi - lo) / 30, 0.5)
+    bins = [lo + i * width for i in range(int((hi - lo) / width) + 2)]
+    fig, axes = plt.subplots(1, len(pts), figsize=(3.2 * len(pts), 3), sharey=True, squeeze=False)
+    for ax, (m, v) in zip(axes[0], pts.items()):
+        better, worse = sum(x > 0 for x in v), sum(x <= -1 for x in v)
+        ax.hist(v, bins=bins, color="tab:blue", alpha=0.8)
+        ax.axvline(0, color="k", lw=1)
+        mean = sum(v) / len(v) if v else 0.0
+        ax.set_title(f"{m}\nmean {mean:+.2f}, {better} up, {worse} down >= 1", fontsize=8)
+        ax.set_xlabel("gain (points)")
+    axes[0][0].set_ylabel("users")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, path, dpi=100)

@@ -46,7 +46,8 @@ def suggest_words(
         k: suggestions to return.
         params: parameters to use instead of the model's own (e.g. a personalized model), or a
             :class:`~interlearn.keyboard.cache.CachedModel` (the global model mixed with a
-            user's own word statistics).
+            user's own word statistics) or a :class:`~interlearn.federated.memory.MemoryModel`
+            (the global model mixed with the user's local memory).
         seq_len: the training context length (longer prefixes keep their last words).
 
     Returns:
@@ -56,8 +57,10 @@ def suggest_words(
     x, partial = encode_prefix(vocab, prefix, seq_len)
     was = model.training
     model.eval()
-    if isinstance(params, CachedModel):
-        probs = params.probs(model, x)[0, :, -1].clone()
+    predictor = getattr(params, "probs", None)  # a CachedModel or a MemoryModel
+    if isinstance(params, CachedModel) or callable(predictor):
+        assert predictor is not None
+        probs = predictor(model, x)[0, :, -1].clone()
     else:
         out = model(x) if params is None else functional_call(model, params, (x,))
         probs = out[0, :, -1].softmax(-1)

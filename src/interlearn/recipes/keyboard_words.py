@@ -34,6 +34,8 @@ import torch
 
 from interlearn.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from interlearn.data.shakespeare_words import (
+    BOS,
+    OOV,
     PAD,
     ShakespeareWords,
     WordUser,
@@ -43,6 +45,7 @@ from interlearn.data.shakespeare_words import (
 from interlearn.data.tensors import TensorData
 from interlearn.errors import CheckpointError, ConfigError, DataError
 from interlearn.federated.client import LocalSGD
+from interlearn.federated.memory import Memory, MemoryConfig, MemoryModel, encode, personalize_memory
 from interlearn.federated.params import load_params, model_params
 from interlearn.federated.personal_select import (
     METHODS,
@@ -72,6 +75,8 @@ __all__ = [
     "personalize_users",
     "fedper_users",
     "ondevice_frontier",
+    "user_memory",
+    "MEMORY",
     "HEAD",
     "ONDEVICE_ENCODINGS",
 ]
@@ -565,6 +570,29 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
         lines.append(
             f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})"
         )
+    shown_memory: tuple[Memory, MemoryModel] | None
+    try:
+        shown_memory = user_memory(model, gparams, shown)
+    except DataError:  # no in-vocabulary training or validation words: no memory to show
+        shown_memory = None
+    if shown_memory is not None:
+        memory, mem_model = shown_memory
+        lines.append(
+            f"  with a local memory : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=mem_model))}  "
+            + (
+                f"(memory: {len(memory.store):,} words, {memory.store.nbytes / 1024:.0f} KiB on the phone, never uploaded; "
+                f"lam={memory.setting.lam:g}, k={memory.setting.k} chosen on validation)"
+                if memory.setting.lam > 0
+                else f"(the memory of {len(memory.store):,} words did not help on this user's validation words: "
+                "lam=0, the global model; never uploaded)"
+            )
+        )
+        rows["memory"] = {
+            "entries": len(memory.store),
+            "bytes": memory.store.nbytes,
+            "lam": memory.setting.lam,
+            "k": memory.setting.k,
+        }
     if best_params is not None and best is not None:
         lines.append(
             f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
@@ -575,6 +603,22 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     if progress:
         print("\n".join(lines), flush=True)
     return rows
+
+
+MEMORY = MemoryConfig(layer="proj", side="output", ignore_labels=(PAD, OOV, BOS), mask_classes=(PAD, OOV, BOS))
+"""The word keyboard's local memory: the projection the tied output layer reads, per position;
+special tokens are neither remembered nor suggested."""
+
+
+def user_memory(model: WordCIFG, params: Params, user: WordUser) -> tuple[Memory, MemoryModel]:
+    """One user's local memory (kNN-Per, :mod:`interlearn.federated.memory`) over the global
+    model: built from their training words, its mixture weight chosen on their validation words
+    (0 when it does not help there), then their validation words added."""
+    train, val = (encode(model, params, d, MEMORY) for d in (user.train, user.val))
+    if len(train) == 0 or len(val) == 0:
+        raise DataError(f"user {user.name}: no in-vocabulary training or validation words for a memory")
+    memory, _ = personalize_memory(train, val, model.config.vocab_size, MEMORY)
+    return memory, MemoryModel(params, memory, MEMORY)
 
 
 def _fmt(s: list[tuple[str, float]]) -> str:
