@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -348,12 +349,26 @@ def test_plots_draw_every_panel_from_the_committed_json(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-HELPERS = {"assemble", "plots", "tables", "run_sessions", "fl_protect_common"}  # import-only or re-rendering
+# import-only or re-rendering
+HELPERS = {"assemble", "plots", "tables", "run_sessions", "fl_protect_common", "personalization_data"}
 
 
 def test_every_benchmark_script_has_a_smoke_run():
     """A new benchmarks/<name>.py needs a ``test_<name>...`` smoke run here."""
     scripts = {p.stem for p in BENCH.glob("*.py")} - HELPERS
-    tests = [name.removeprefix("test_") for name in globals() if name.startswith("test_")]
+    # smoke runs may live in their own file here (test_gpu_check.py, test_personalization_smoke.py)
+    tests = [
+        name.removeprefix("test_")
+        for path in Path(__file__).parent.glob("test_*.py")
+        for name in [path.stem, *re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M)]
+    ]
     missing = sorted(s for s in scripts if not any(t == s or t.startswith(f"{s}_") for t in tests))
     assert not missing, f"benchmark scripts without a smoke run in {Path(__file__).name}: {missing}"
+
+
+def test_train_shipped_base(tmp_path):
+    data = real_data("mnist")
+    result = run("train_shipped_base", tmp_path, "--data-dir", data, "--out", str(tmp_path / "weights"), "--smoke")
+    has_keys(result, "mnist", "digits_all", "digits_test", "sha256", "recipe")
+    assert result["recipe"]["train_images"] == 600
+    assert (tmp_path / "weights" / "mnist-optdigits-cnn.safetensors").stat().st_size == result["bytes"]
