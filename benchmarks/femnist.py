@@ -44,7 +44,7 @@ from interlearn.data.femnist import load_femnist
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.params import load_params, model_params
 from interlearn.federated.population import Population
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.models.femnist_cnn import femnist_cnn
 from interlearn.tasks import classification

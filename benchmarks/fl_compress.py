@@ -17,7 +17,7 @@ import time
 import fl_protect_common as C
 
 from interlearn.federated import LocalSGD, SimulationConfig, get_strategy, simulate
-from interlearn.federated.compression import CompressUpdates
+from interlearn.federated.protections.compression import CompressUpdates
 
 
 def main() -> None:

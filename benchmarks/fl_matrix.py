@@ -65,7 +65,7 @@ from common import accuracy, load_prep, test_arrays  # noqa: E402
 from interlearn_worker import interlearn_model, to_peer  # noqa: E402
 
 from interlearn.federated.params import model_params  # noqa: E402
-from interlearn.federated.sampling import round_generator, sample_cohort  # noqa: E402
+from interlearn.federated.server.sampling import round_generator, sample_cohort  # noqa: E402
 
 INTERLEARN_TOOLS = ("auto", "sequential", "vectorized", "multicore", "ray")
 PEERS = ("flower", "pfl")

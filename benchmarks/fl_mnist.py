@@ -33,7 +33,7 @@ from interlearn.data.mnist import load_mnist
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.partition import shards
 from interlearn.federated.population import Population
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies.registry import get_strategy
 from interlearn.models.cnn import mnist_cnn
 

@@ -5,7 +5,7 @@ sampling (each of the N clients joins a round with probability q), clients clip 
 ``--clip``, the server adds N(0, (z * clip)^2) to the SUM of the clipped updates and divides by
 the fixed denominator q * N; Opacus' RDP accountant reports (epsilon, delta) for the
 Poisson-subsampled Gaussian mechanism under add/remove adjacency. Beside it, the canary audit
-(Andrew et al. 2024, ``interlearn.federated.privacy.audit``): ``--canaries`` canary clients
+(Andrew et al. 2024, ``interlearn.federated.protections.privacy.audit``): ``--canaries`` canary clients
 sampled like real ones upload a random direction of norm ``clip``; an observer of every round's
 model scores each canary by its largest per-round cosine spike (``empirical_epsilon``, the
 all-iterates observer) or by the cosine with the final model (``empirical_epsilon_final``),
@@ -29,7 +29,7 @@ import time
 import fl_protect_common as C
 
 from interlearn.federated import LocalSGD, SimulationConfig, get_strategy, simulate
-from interlearn.federated.privacy import CanaryAudit, ClipUpdates, dp_fedavg_steps
+from interlearn.federated.protections.privacy import CanaryAudit, ClipUpdates, dp_fedavg_steps
 
 
 def main() -> None:

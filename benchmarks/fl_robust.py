@@ -21,9 +21,9 @@ import fl_protect_common as C
 import torch
 
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
-from interlearn.federated.attacks import AttackStep, choose_attackers, poison_labels
-from interlearn.federated.bulyan import Bulyan
-from interlearn.federated.robust import Krum, Median, TrimmedMean
+from interlearn.federated.protections.attacks import AttackStep, choose_attackers, poison_labels
+from interlearn.federated.protections.bulyan import Bulyan
+from interlearn.federated.protections.robust import Krum, Median, TrimmedMean
 
 ATTACKS = ("sign_flip", "scaling", "gaussian", "label_flip")
 

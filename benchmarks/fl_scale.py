@@ -74,8 +74,8 @@ def synthetic_worker(args: argparse.Namespace) -> None:
     """One row of part 2: a lazily generated population of ``args.clients``, cohorts of ``args.cohort``."""
     torch.set_num_threads(1)
     from interlearn.federated.client import LocalSGD
-    from interlearn.federated.sampling import sample_cohort
-    from interlearn.federated.simulation import SimulationConfig, simulate
+    from interlearn.federated.server.sampling import sample_cohort
+    from interlearn.federated.server.simulation import SimulationConfig, simulate
     from interlearn.federated.strategies.registry import get_strategy
     from interlearn.federated.synthetic import SyntheticPopulation
     from interlearn.models.mlp import mlp
@@ -131,7 +131,7 @@ def worker(args: argparse.Namespace) -> None:
         return
     torch.set_num_threads(1)
     from interlearn.federated.client import LocalSGD
-    from interlearn.federated.simulation import SimulationConfig, simulate
+    from interlearn.federated.server.simulation import SimulationConfig, simulate
     from interlearn.federated.strategies.registry import get_strategy
     from interlearn.models.mlp import mlp
 

@@ -31,7 +31,7 @@ import fl_protect_common as C
 import torch
 
 from interlearn.federated import LocalSGD, Population, SimulationConfig, get_strategy, simulate
-from interlearn.federated.secagg import SecureAggregation
+from interlearn.federated.protections.secagg import SecureAggregation
 
 VARIANTS = {"secagg": "all", "secagg+": "log"}
 
@@ -47,7 +47,7 @@ def crypto_micro(length: int, repeats: int = 200) -> dict[str, float]:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-    from interlearn.federated.secagg.ring import keystream_words
+    from interlearn.federated.protections.secagg.ring import keystream_words
 
     def us(fn) -> float:  # type: ignore[no-untyped-def]
         times = []

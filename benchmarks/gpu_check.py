@@ -101,7 +101,7 @@ def _engine(name: str) -> Any:
 
 def _simulate(model_name: str, engine: str, device: torch.device, rounds: int) -> dict[str, torch.Tensor]:
     from interlearn.federated.client import LocalSGD
-    from interlearn.federated.simulation import SimulationConfig, simulate
+    from interlearn.federated.server.simulation import SimulationConfig, simulate
     from interlearn.federated.strategies import get_strategy
 
     lr = {"mnist_2nn": 0.1, "femnist_cnn": 0.06, "shakespeare_lstm": 1.0}[model_name]

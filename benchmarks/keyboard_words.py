@@ -46,7 +46,7 @@ import torch
 from interlearn.checkpoint import save_checkpoint
 from interlearn.data.shakespeare_words import PAD, load_shakespeare_words
 from interlearn.federated.params import load_params
-from interlearn.federated.personal_select import plot_gains
+from interlearn.federated.personalization.select import plot_gains
 from interlearn.keyboard import encode_prefix, evaluate_recall, suggest_words
 from interlearn.models.word_cifg import word_cifg
 from interlearn.ondevice import latency_ms

@@ -17,7 +17,7 @@ Methods (``results[dataset][method]``):
   on the user's data over the frozen global representation, steps chosen. (The representation
   is FedAvg's, not FedRep's alternating federated training.)
 * ``ditto``: Ditto's personal objective (Li et al. 2021), lambda 1, steps chosen.
-* ``memory``: kNN-Per (:mod:`interlearn.federated.memory`): per-user lam, k, temperature.
+* ``memory``: kNN-Per (:mod:`interlearn.federated.personalization.memory`): per-user lam, k, temperature.
 * ``memory_population``: one setting for everyone, chosen on all users' validation splits.
 * ``memory_cosine``, ``memory_no_val``, ``memory_loss``: ablations (cosine distance;
   validation examples not added to the datastore after the choice; the setting chosen by
@@ -59,7 +59,7 @@ import torch
 from personalization_data import DATASETS, LITERATURE, Dataset, User, global_model, load_dataset, sample_users
 
 from interlearn.data.tensors import TensorData
-from interlearn.federated.memory import (
+from interlearn.federated.personalization.memory import (
     Encoded,
     Memory,
     MemoryConfig,

@@ -12,7 +12,7 @@ from the user's own training data (the global model never trains on it):
 * ``shakespeare_words``: the same users at the word level (:mod:`interlearn.data.shakespeare_words`,
   whose loader already keeps the last 20% of each user's training words as validation).
 
-The global model is trained with interlearn's FedAvg (:func:`interlearn.federated.simulation.simulate`)
+The global model is trained with interlearn's FedAvg (:func:`interlearn.federated.server.simulation.simulate`)
 for a stated number of rounds, checkpointed in ``<cache-dir>/<dataset>/federated`` (an
 interrupted run continues) and saved as ``<cache-dir>/<dataset>/global`` (a rerun loads it).
 """
@@ -37,7 +37,7 @@ from interlearn.data.tensors import TensorData
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.params import load_params, model_params
 from interlearn.federated.population import Population
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.models.char_lstm import char_lstm
 from interlearn.models.femnist_cnn import femnist_cnn

@@ -50,9 +50,9 @@ from run_sessions import log_session, rounds_done
 
 from interlearn.checkpoint import save_checkpoint
 from interlearn.data.shakespeare import load_shakespeare
-from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personal_select import SelectConfig, plot_gains
+from interlearn.federated.personalization.select import SelectConfig, plot_gains
+from interlearn.federated.server.evaluate import evaluate_params
 from interlearn.models.char_lstm import char_lstm
 from interlearn.ondevice import latency_ms
 from interlearn.ondevice.quantize import model_bytes

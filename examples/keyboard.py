@@ -4,7 +4,7 @@ Every speaking role of Shakespeare is one "phone". A word-level CIFG LSTM with t
 (Hard et al. 2018) is trained with FedAvg without any user's text leaving their phone. Then one
 user personalizes it on their own text (the number of fine-tuning steps, an interpolation
 weight or Ditto's lambda chosen on their own validation split) and keeps a local memory of their
-own words (kNN-Per, ``interlearn.federated.memory``: never uploaded), and the on-device model is the
+own words (kNN-Per, ``interlearn.federated.personalization.memory``: never uploaded), and the on-device model is the
 most accurate int8/int4/low-rank/pruned encoding within a quarter of the float32 bytes. For that
 user, the script prints the top-3 next-word suggestions for a typed prefix from the global model,
 the personalized one and the on-device one (with its size).

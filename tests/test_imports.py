@@ -31,7 +31,7 @@ OPTIONAL = (
     "psutil",
     "PIL",
     "torch.utils.tensorboard",  # needs the tensorboard package
-    "interlearn.federated.secagg",  # needs cryptography
+    "interlearn.federated.protections.secagg",  # needs cryptography
 )
 DEFERRED = ("matplotlib", "sklearn", "accelerate")
 _ALLOWED = {

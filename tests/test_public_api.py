@@ -1,11 +1,13 @@
 """The curated public API: the paradigm entry points at the top, the federated protections in
-``interlearn.federated``, and the module-name clash resolved as the package docstring says."""
+``interlearn.federated.protections``, a short ``interlearn.federated``, and the module-name clash resolved as the package docstring says."""
 
 import importlib
 import types
 
 import interlearn
 import interlearn.federated as fl
+import interlearn.federated.protections as protections
+from interlearn.federated.strategies import AGGREGATORS
 
 
 def test_every_exported_name_exists():
@@ -22,6 +24,14 @@ def test_paradigm_entry_points_are_functions_and_their_modules_stay_importable()
     from interlearn.transfer import TransferResult, cut_points  # noqa: F401  (names of the module)
 
     assert interlearn.simulate is fl.simulate and callable(interlearn.train_multitask)
+
+
+def test_federated_exports_what_a_user_needs_first_and_the_rest_from_subpackages():
+    assert len(fl.__all__) <= 32
+    assert {"simulate", "SimulationConfig", "Population", "partition", "LocalSGD", "get_strategy"} <= set(fl.__all__)
+    for sub in ("server", "client", "engines", "strategies", "protections", "personalization"):
+        module = importlib.import_module(f"interlearn.federated.{sub}")
+        assert module.__all__ and all(hasattr(module, n) for n in module.__all__ if n != "SecureAggregation")
 
 
 def test_federated_exports_the_protections():
@@ -42,9 +52,9 @@ def test_federated_exports_the_protections():
         "NormBound",
         "Bulyan",
     ):
-        assert name in fl.__all__, name
-        assert isinstance(getattr(fl, name), type) or callable(getattr(fl, name))
-    assert set(fl.AGGREGATORS.names()) >= {
+        assert name in protections.__all__, name
+        assert isinstance(getattr(protections, name), type) or callable(getattr(protections, name))
+    assert set(AGGREGATORS.names()) >= {
         "mean",
         "median",
         "trimmed_mean",

@@ -26,8 +26,8 @@ from interlearn.federated.api import EngineSetup
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.engines import get_engine
 from interlearn.federated.population import Population
-from interlearn.federated.sampling import round_generator, sample_cohort
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.sampling import round_generator, sample_cohort
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies.registry import get_strategy
 
 

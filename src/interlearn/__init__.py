@@ -36,7 +36,7 @@ from interlearn.errors import (
     TrainingDivergedError,
     UpdateRejected,
 )
-from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
+from interlearn.federated.server.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.finetune import FinetuneResult, FinetuneSpec, finetune
 from interlearn.lora import LoraSpec, apply_lora, merge_lora
 from interlearn.multitask.train import MultiTaskResult, train_multitask

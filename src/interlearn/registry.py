@@ -10,7 +10,7 @@ went wrong and what the known names are (the pattern of peft's ``register_peft_m
 
 A registry may name *plugin modules*: modules that register more entries when imported (the
 robust aggregators, say). They are imported on the first lookup that misses or lists names, so
-``get_aggregator("median")`` works without importing :mod:`interlearn.federated.robust` by hand,
+``get_aggregator("median")`` works without importing :mod:`interlearn.federated.protections.robust` by hand,
 and importing the registry does not import them (no import circle).
 """
 

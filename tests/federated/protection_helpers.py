@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from interlearn.federated.aggregate import weighted_mean
 from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.strategies.aggregate import weighted_mean
 from interlearn.types import Params
 
 

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError
-from interlearn.federated import ClientPopulation, LocalSGD, Population, SyntheticPopulation
+from interlearn.federated import LocalSGD, Population, SyntheticPopulation
+from interlearn.federated.api import ClientPopulation
 from interlearn.federated.engines import MultiCoreEngine, SequentialEngine, VectorizedEngine
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 
 

@@ -7,7 +7,7 @@ from interlearn.data.shakespeare import load_shakespeare
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
 from interlearn.federated.params import model_params
-from interlearn.federated.personal_select import SelectConfig
+from interlearn.federated.personalization.select import SelectConfig
 from interlearn.models.char_lstm import char_lstm, ondevice_char_lstm
 from interlearn.recipes.keyboard_eval import ondevice_chars, personalize_chars, split_validation
 

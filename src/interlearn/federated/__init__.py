@@ -47,167 +47,90 @@ How to plug things in:
   ``multicore`` (worker processes, one per core); ``ray`` scales out to machines.
 """
 
-from typing import TYPE_CHECKING, Any
-
-from interlearn.federated.aggregate import WeightedMean, weighted_mean
+from interlearn._moved import install as _install_moved
 from interlearn.federated.api import (
     Aggregator,
     ClientData,
-    ClientPopulation,
     ClientResult,
     ClientUpdate,
-    CohortOutcome,
-    CohortTask,
     Engine,
-    EngineSetup,
     RoundContext,
     ServerOptimizer,
     Strategy,
     UpdateStep,
 )
-from interlearn.federated.bulyan import Bulyan
-from interlearn.federated.client import LocalSGD, ScaffoldClient, StepContext, StepUpdate, batch_schedule, run_client
-from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
-from interlearn.federated.compression import CompressUpdates
-from interlearn.federated.distill import FedDistillUpdate
-from interlearn.federated.ditto import DittoUpdate
-from interlearn.federated.engines import (
-    ENGINES,
-    AutoEngine,
-    EngineBase,
-    MultiCoreEngine,
-    SequentialEngine,
-    VectorizedEngine,
-    get_engine,
-    register_engine,
-    run_cohort_on,
-)
-from interlearn.federated.evaluate import client_accuracies, evaluate_params, params_accuracy
+from interlearn.federated.client import LocalSGD, ScaffoldClient, StepUpdate
+from interlearn.federated.engines import get_engine, register_engine
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.partition import dirichlet, iid, natural, partition, partition_stats, quantity_skew, shards
-from interlearn.federated.personalization import FedPerUpdate
+from interlearn.federated.partition import partition, partition_stats
 from interlearn.federated.population import Population
-from interlearn.federated.privacy import (
-    CanaryAudit,
-    ClipUpdates,
-    CohortSampling,
-    DPSGDClientUpdate,
-    GaussianNoise,
-    PrivacyAccountant,
-    PrivacyBudgetExhausted,
-    dp_fedavg_steps,
-    dp_noise,
-)
-from interlearn.federated.robust import Krum, Median, NormBound, TrimmedMean
-from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
+from interlearn.federated.server.evaluate import evaluate_params
+from interlearn.federated.server.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import (
-    AGGREGATORS,
-    STRATEGIES,
-    QFFLClient,
     ServerStrategy,
     get_aggregator,
     get_strategy,
-    known_aggregators,
     known_strategies,
     register_aggregator,
     register_strategy,
 )
 from interlearn.federated.synthetic import SyntheticPopulation
-from interlearn.federated.validation import ValidateUpdates
 
-if TYPE_CHECKING:
-    from interlearn.federated.secagg import SecureAggregation
-
-
-def __getattr__(name: str) -> Any:
-    # Secure aggregation needs the optional `cryptography` package (interlearn[privacy]), so it
-    # is imported when first asked for, and `import interlearn.federated` works without it.
-    if name == "SecureAggregation":
-        from interlearn.federated.secagg import SecureAggregation
-
-        return SecureAggregation
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+# Modules moved in 0.x (issue 21): their old paths import, with a DeprecationWarning, for one release.
+MOVED = {
+    f"interlearn.federated.{old}": f"interlearn.federated.{new}"
+    for old, new in {
+        "simulation": "server.simulation",
+        "sampling": "server.sampling",
+        "comm": "server.comm",
+        "evaluate": "server.evaluate",
+        "client_steps": "client.hooks",
+        "lora": "client.lora_update",
+        "distill": "client.distill_update",
+        "aggregate": "strategies.aggregate",
+        "privacy": "protections.privacy",
+        "secagg": "protections.secagg",
+        "robust": "protections.robust",
+        "bulyan": "protections.bulyan",
+        "validation": "protections.validation",
+        "compression": "protections.compression",
+        "attacks": "protections.attacks",
+        "personal_select": "personalization.select",
+        "memory": "personalization.memory",
+        "ditto": "personalization.ditto",
+    }.items()
+}
+_install_moved(MOVED)
 
 __all__ = [
-    "AGGREGATORS",
     "Aggregator",
-    "AutoEngine",
-    "Bulyan",
-    "CanaryAudit",
     "ClientData",
-    "ClientPopulation",
     "ClientResult",
     "ClientUpdate",
-    "ClipUpdates",
-    "CohortOutcome",
-    "CohortSampling",
-    "CohortTask",
-    "CompressUpdates",
-    "DPSGDClientUpdate",
-    "DittoUpdate",
-    "ENGINES",
     "Engine",
-    "EngineBase",
-    "EngineSetup",
-    "FedDistillUpdate",
-    "FedPerUpdate",
-    "GaussianNoise",
-    "Krum",
     "LocalSGD",
-    "Median",
-    "MultiCoreEngine",
-    "NormBound",
     "Population",
-    "PrivacyAccountant",
-    "PrivacyBudgetExhausted",
-    "QFFLClient",
     "RoundContext",
-    "STRATEGIES",
     "ScaffoldClient",
-    "SecureAggregation",
-    "SequentialEngine",
     "ServerOptimizer",
     "ServerStrategy",
     "SimulationConfig",
     "SimulationResult",
-    "StepContext",
     "StepUpdate",
-    "SyntheticPopulation",
     "Strategy",
-    "TrimmedMean",
+    "SyntheticPopulation",
     "UpdateStep",
-    "ValidateUpdates",
-    "VectorizedEngine",
-    "WeightedMean",
-    "batch_schedule",
-    "client_accuracies",
-    "dirichlet",
-    "download_bytes",
-    "dp_fedavg_steps",
-    "dp_noise",
     "evaluate_params",
     "get_aggregator",
     "get_engine",
     "get_strategy",
-    "iid",
-    "known_aggregators",
     "known_strategies",
     "load_params",
     "model_params",
-    "natural",
-    "params_accuracy",
-    "params_bytes",
     "partition",
     "partition_stats",
-    "quantity_skew",
     "register_aggregator",
     "register_engine",
     "register_strategy",
-    "run_client",
-    "run_cohort_on",
-    "shards",
     "simulate",
-    "upload_bytes",
-    "weighted_mean",
 ]

@@ -116,7 +116,7 @@ class RoundContext:
     """Per-round information shared by steps and strategies (round index, seeded generator,
     a log of rejected/skipped events, and free-form notes that end up in the run's metrics).
 
-    Client hooks get a per-client context (:func:`interlearn.federated.client_steps.client_context`):
+    Client hooks get a per-client context (:func:`interlearn.federated.client.hooks.client_context`):
     the generator is the client's own, ``memory`` is that client's persistent step state (it
     lives with the client: in the round loop's checkpoint, or on the Flower node), and what
     they write to ``notes``/``log`` is merged into the round's context (numbers summed).
@@ -124,7 +124,7 @@ class RoundContext:
 
     ``channel`` (server side, engines with remote clients only) sends one protocol message to
     each of some clients and returns the replies of those that answered (see
-    :data:`interlearn.federated.secagg.remote.Channel`): secure aggregation runs its extra
+    :data:`interlearn.federated.protections.secagg.remote.Channel`): secure aggregation runs its extra
     rounds over it."""
 
     round: int
@@ -140,7 +140,7 @@ class RoundContext:
 class Aggregator(Protocol):
     """Combines the cohort's (post-processed) results into ONE update (a ``Params`` delta).
 
-    The default is the example-weighted mean (:class:`~interlearn.federated.aggregate.WeightedMean`);
+    The default is the example-weighted mean (:class:`~interlearn.federated.strategies.aggregate.WeightedMean`);
     robust rules (median, trimmed mean, Krum) and secure sums implement the same call. Raise
     :class:`~interlearn.errors.RoundSkipped` when nothing can be aggregated.
     """

@@ -31,7 +31,7 @@ import torch
 
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData
-from interlearn.federated.sampling import mix_seed
+from interlearn.federated.server.sampling import mix_seed
 from interlearn.types import ClientId
 
 __all__ = ["SyntheticPopulation"]
@@ -63,7 +63,8 @@ class SyntheticPopulation:
         seed: the population's seed; client ``k``'s data depends only on ``(seed, k)``.
         features: input dimension (60 in the paper).
         classes: number of classes (10 in the paper).
-        size_mu, size_sigma: the lognormal of the client sizes (4 and 2 in the paper).
+        size_mu: the mean of the client sizes' lognormal (4 in the paper).
+        size_sigma: the std of the client sizes' lognormal (2 in the paper).
         min_size: examples every client has at least (50 in the paper).
         max_size: examples a client has at most (the lognormal's tail is cut there).
 

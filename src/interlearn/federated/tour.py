@@ -22,15 +22,15 @@ import torch
 
 from interlearn.federated.api import ClientData
 from interlearn.federated.client import LocalSGD
-from interlearn.federated.comm import params_bytes
 from interlearn.federated.engines import VectorizedEngine, run_cohort_on
-from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.params import model_params
 from interlearn.federated.partition import dirichlet, partition_stats
 from interlearn.federated.plots import plot_partition
 from interlearn.federated.population import Population
-from interlearn.federated.sampling import client_generator
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.comm import params_bytes
+from interlearn.federated.server.evaluate import evaluate_params
+from interlearn.federated.server.sampling import client_generator
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.models.mlp import digits_mlp
 

@@ -8,7 +8,7 @@ client's own step, run from a start point on a subset of the entries: the batche
 :meth:`LocalSGD.apply <interlearn.federated.client.LocalSGD.apply>` (SGD or Adam, written once in
 :mod:`interlearn.federated.client`), driven by :func:`run_trajectory`, which records the
 parameters after chosen step counts so that a user's validation split can pick how long to
-train (:mod:`interlearn.federated.personal_select`).
+train (:mod:`interlearn.federated.personalization.select`).
 
 Ditto's pull toward the global model is :class:`ProximalSGD`: after each step the exact
 proximal operator of ``lam/2 ||p - anchor||^2``, ``p <- (p + lr lam anchor) / (1 + lr lam)``.

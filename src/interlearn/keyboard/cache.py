@@ -10,7 +10,7 @@ to their unigram distribution with Witten-Bell weights (Witten & Bell 1991: a pr
 ``c`` times followed by ``n`` distinct words keeps ``c / (c + n)`` for its bigram). This is how a
 phone keyboard adapts with a personal dictionary: only word counts, kept on the device, and one
 weight ``lam`` per user, chosen on the user's validation split
-(:func:`interlearn.federated.personal_select.personalize_validated`, ``extra_methods``).
+(:func:`interlearn.federated.personalization.select.personalize_validated`, ``extra_methods``).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def evaluate_cached(
 def cache_candidates(
     params: Params, vocab_size: int, lams: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
 ) -> Callable[[int, TensorData], list[tuple[dict[str, Any], Any]]]:
-    """An ``extra_methods`` entry for :func:`~interlearn.federated.personal_select.personalize_validated`:
+    """An ``extra_methods`` entry for :func:`~interlearn.federated.personalization.select.personalize_validated`:
     ``fn(user_index, train) -> [({"lam": lam}, CachedModel)]`` (the cache built from ``train``)."""
     if not lams or any(not 0 < v <= 1 for v in lams):
         raise ConfigError(f"cache lams={lams}: interpolation weights in (0, 1]")

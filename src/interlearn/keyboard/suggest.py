@@ -46,7 +46,7 @@ def suggest_words(
         k: suggestions to return.
         params: parameters to use instead of the model's own (e.g. a personalized model), or a
             :class:`~interlearn.keyboard.cache.CachedModel` (the global model mixed with a
-            user's own word statistics) or a :class:`~interlearn.federated.memory.MemoryModel`
+            user's own word statistics) or a :class:`~interlearn.federated.personalization.memory.MemoryModel`
             (the global model mixed with the user's local memory).
         seq_len: the training context length (longer prefixes keep their last words).
 

@@ -13,7 +13,7 @@ batching rule, so the layer switches to the same gates written with explicit mat
 compute the same function with the same weights (tested within 1e-6).
 
 The on-device variant is the same architecture, smaller (default one-quarter the parameters);
-it is distilled from the global model on the clients (:class:`interlearn.federated.distill.FedDistillUpdate`)
+it is distilled from the global model on the clients (:class:`interlearn.federated.client.distill_update.FedDistillUpdate`)
 and stored with int8 weights (:func:`interlearn.ondevice.quantize.model_bytes`).
 """
 

@@ -28,7 +28,7 @@ from interlearn.federated import LocalSGD, Population, ScaffoldClient, Simulatio
 from interlearn.federated.api import UpdateStep
 from interlearn.federated.partition import partition, partition_stats
 from interlearn.federated.plots import plot_partition
-from interlearn.federated.sampling import CohortSampling
+from interlearn.federated.server.sampling import CohortSampling
 from interlearn.federated.strategies import AGGREGATORS, STRATEGIES
 from interlearn.models.cnn import mnist_cnn
 from interlearn.models.mlp import mlp

@@ -24,16 +24,16 @@ from typing import Any, ClassVar, Literal
 
 from interlearn.errors import ConfigError
 from interlearn.federated.api import UpdateStep
-from interlearn.federated.compression import CompressUpdates
-from interlearn.federated.privacy import ClipUpdates, GaussianNoise, dp_noise
-from interlearn.federated.validation import ValidateUpdates
+from interlearn.federated.protections.compression import CompressUpdates
+from interlearn.federated.protections.privacy import ClipUpdates, GaussianNoise, dp_noise
+from interlearn.federated.protections.validation import ValidateUpdates
 
 __all__ = ["ClipStep", "DPStep", "ValidateStep", "CompressStep", "SecAggStep", "StepSpec", "build_steps", "noise_step"]
 
 
 @dataclass(frozen=True)
 class ClipStep:
-    """``clip``: L2 clipping of each client update (:class:`~interlearn.federated.privacy.ClipUpdates`).
+    """``clip``: L2 clipping of each client update (:class:`~interlearn.federated.protections.privacy.ClipUpdates`).
 
     Attributes:
         max_norm: the clip norm (the initial one when ``adaptive``).
@@ -63,7 +63,7 @@ class ClipStep:
 @dataclass(frozen=True)
 class DPStep:
     """``dp``: Gaussian noise calibrated to the ``clip`` step before it, with its accountant
-    (DP-FedAvg, McMahan et al. 2018; :func:`~interlearn.federated.privacy.dp_noise`).
+    (DP-FedAvg, McMahan et al. 2018; :func:`~interlearn.federated.protections.privacy.dp_noise`).
 
     Attributes:
         noise_multiplier: ``z`` > 0 (noise std over the sensitivity).
@@ -99,7 +99,7 @@ class DPStep:
 
 @dataclass(frozen=True)
 class ValidateStep:
-    """``validate``: server-side checks of every update (:class:`~interlearn.federated.validation.ValidateUpdates`).
+    """``validate``: server-side checks of every update (:class:`~interlearn.federated.protections.validation.ValidateUpdates`).
 
     Attributes:
         max_norm: reject updates with a larger L2 norm (``null``: no bound).
@@ -120,7 +120,7 @@ class ValidateStep:
 
 @dataclass(frozen=True)
 class CompressStep:
-    """``compress``: client-side compression of the updates (:class:`~interlearn.federated.compression.CompressUpdates`).
+    """``compress``: client-side compression of the updates (:class:`~interlearn.federated.protections.compression.CompressUpdates`).
 
     Attributes:
         method: ``q8``, ``q4`` (stochastic quantization) or ``topk``.
@@ -143,7 +143,7 @@ class CompressStep:
 @dataclass(frozen=True)
 class SecAggStep:
     """``secagg``: pairwise-masked secure aggregation (Bonawitz et al. 2017; SecAgg+, Bell et al.
-    2020; :class:`~interlearn.federated.secagg.SecureAggregation`).
+    2020; :class:`~interlearn.federated.protections.secagg.SecureAggregation`).
 
     Attributes:
         neighbours: ``all`` (every pair), ``log`` (SecAgg+) or an even degree.
@@ -167,7 +167,7 @@ class SecAggStep:
 
     def build(self) -> UpdateStep:
         try:  # secure aggregation needs the optional `cryptography` package
-            from interlearn.federated.secagg import SecureAggregation
+            from interlearn.federated.protections.secagg import SecureAggregation
         except ImportError as exc:
             raise ConfigError(
                 f"secagg needs the cryptography package ({exc}): pip install 'interlearn[privacy]'"
@@ -266,5 +266,5 @@ def build_steps(steps: Sequence[StepSpec], population: int, clients_per_round: i
 
 
 def noise_step(steps: Sequence[UpdateStep]) -> GaussianNoise | None:
-    """The :class:`~interlearn.federated.privacy.GaussianNoise` step of a built list, if any."""
+    """The :class:`~interlearn.federated.protections.privacy.GaussianNoise` step of a built list, if any."""
     return next((s for s in steps if isinstance(s, GaussianNoise)), None)

@@ -27,16 +27,16 @@ from interlearn.config import MAX_LR
 from interlearn.data.shakespeare import CharVocab, ShakespeareData, ShakespeareUser, load_shakespeare
 from interlearn.errors import CheckpointError, ConfigError
 from interlearn.federated.client import LocalSGD
-from interlearn.federated.distill import FedDistillUpdate
-from interlearn.federated.evaluate import evaluate_params
+from interlearn.federated.client.distill_update import FedDistillUpdate
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personalization import (
+from interlearn.federated.personalization.local import (
     PersonalizationReport,
     PersonalizeConfig,
     personalize,
     plot_personalization,
 )
-from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
+from interlearn.federated.server.evaluate import evaluate_params
+from interlearn.federated.server.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
 from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights

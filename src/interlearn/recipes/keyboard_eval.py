@@ -5,7 +5,7 @@ The pieces ``benchmarks/shakespeare.py`` uses after federated training of the ch
 * :func:`personalize_chars` — every personalized user splits their own training chunks into a
   fitting part and a validation part (the last ``val_fraction``, i.e. their latest lines), and
   chooses fine-tuning steps, an interpolation weight and Ditto's ``lambda`` on it
-  (:mod:`interlearn.federated.personal_select`); the test text only reports. The global
+  (:mod:`interlearn.federated.personalization.select`); the test text only reports. The global
   model saw the validation chunks during federated training (LEAF's split has no validation
   part), which biases the choice toward the global model, never toward a test-set winner.
 * :func:`ondevice_chars` — the accuracy-vs-bytes frontier of the global model's encodings
@@ -25,8 +25,8 @@ from torch import nn
 from interlearn.data.shakespeare import ShakespeareUser
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
-from interlearn.federated.evaluate import params_accuracy
-from interlearn.federated.personal_select import SelectConfig, SelectionReport, personalize_validated
+from interlearn.federated.personalization.select import SelectConfig, SelectionReport, personalize_validated
+from interlearn.federated.server.evaluate import params_accuracy
 from interlearn.ondevice.frontier import Variant, choose, measure_variants, plot_frontier
 from interlearn.types import Params
 

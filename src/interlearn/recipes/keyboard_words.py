@@ -9,7 +9,7 @@ and scored as Hard et al. score it: top-1 and top-3 recall over in-vocabulary wo
 
 * every personalized user chooses, on their own validation split, how far to adapt the global
   model: fine-tuning steps, an interpolation weight, or Ditto's ``lambda``
-  (:mod:`interlearn.federated.personal_select`); optionally FedPer (Arivazhagan et al. 2019)
+  (:mod:`interlearn.federated.personalization.select`); optionally FedPer (Arivazhagan et al. 2019)
   trains personal output layers with the users (``fedper_rounds``);
 * the on-device model is the most accurate variant within a quarter of the float32 global
   model's bytes among int8/int4 weight-only quantization, low-rank factors and magnitude
@@ -45,17 +45,17 @@ from interlearn.data.shakespeare_words import (
 from interlearn.data.tensors import TensorData
 from interlearn.errors import CheckpointError, ConfigError, DataError
 from interlearn.federated.client import LocalSGD
-from interlearn.federated.memory import Memory, MemoryConfig, MemoryModel, encode, personalize_memory
 from interlearn.federated.params import load_params, model_params
-from interlearn.federated.personal_select import (
+from interlearn.federated.personalization.local import FedPerUpdate, personal_heads
+from interlearn.federated.personalization.memory import Memory, MemoryConfig, MemoryModel, encode, personalize_memory
+from interlearn.federated.personalization.select import (
     METHODS,
     SelectConfig,
     SelectionReport,
     personalize_validated,
     plot_gains,
 )
-from interlearn.federated.personalization import FedPerUpdate, personal_heads
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_cached
 from interlearn.keyboard.recall import evaluate_recall
@@ -611,7 +611,7 @@ special tokens are neither remembered nor suggested."""
 
 
 def user_memory(model: WordCIFG, params: Params, user: WordUser) -> tuple[Memory, MemoryModel]:
-    """One user's local memory (kNN-Per, :mod:`interlearn.federated.memory`) over the global
+    """One user's local memory (kNN-Per, :mod:`interlearn.federated.personalization.memory`) over the global
     model: built from their training words, its mixture weight chosen on their validation words
     (0 when it does not help there), then their validation words added."""
     train, val = (encode(model, params, d, MEMORY) for d in (user.train, user.val))

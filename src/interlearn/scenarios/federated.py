@@ -25,9 +25,9 @@ from interlearn.data import load_digits
 from interlearn.federated.api import UpdateStep
 from interlearn.federated.partition import dirichlet
 from interlearn.federated.population import Population
-from interlearn.federated.privacy import ClipUpdates, GaussianNoise, PrivacyAccountant
-from interlearn.federated.sampling import CohortSampling
-from interlearn.federated.simulation import SimulationConfig, simulate
+from interlearn.federated.protections.privacy import ClipUpdates, GaussianNoise, PrivacyAccountant
+from interlearn.federated.server.sampling import CohortSampling
+from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.federated.tour import ALPHA, CLIENTS_PER_ROUND, LOCAL, NUM_CLIENTS, ROUNDS, tour_rows
 from interlearn.models.mlp import digits_mlp

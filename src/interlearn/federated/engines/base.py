@@ -14,8 +14,8 @@ import torch
 
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientPopulation, ClientUpdate, CohortOutcome, CohortTask, EngineSetup
-from interlearn.federated.evaluate import client_accuracies as local_client_accuracies
 from interlearn.federated.population import Population
+from interlearn.federated.server.evaluate import client_accuracies as local_client_accuracies
 from interlearn.types import ClientId, Params
 
 __all__ = ["EngineBase", "check_task", "run_cohort_on"]

@@ -13,7 +13,7 @@ Three message types are handled (Flower's Message API, ``flwr.clientapp.ClientAp
   its own copies of the steps and its step memory kept in ``context.state``), so the update is
   protected before it leaves the node.
 * ``query.secagg``: one message of the secure-aggregation protocol (advertise keys, share keys,
-  masked input, unmasking; see :mod:`interlearn.federated.secagg.remote`); the node's protocol
+  masked input, unmasking; see :mod:`interlearn.federated.protections.secagg.remote`); the node's protocol
   state (private keys, shares) stays in ``context.state`` between messages.
 * ``evaluate``: the node scores the given params on its own data; only accuracy and loss leave.
 
@@ -34,14 +34,13 @@ from flwr.clientapp import ClientApp
 
 from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientUpdate, UpdateStep
-from interlearn.federated.client_steps import (
+from interlearn.federated.client.hooks import (
     ClientRound,
     apply_client_steps,
     client_context,
     context_to_json,
     load_step_states,
 )
-from interlearn.federated.evaluate import evaluate_params
 from interlearn.federated.flower.codec import (
     generator_to_record,
     params_to_record,
@@ -49,7 +48,8 @@ from interlearn.federated.flower.codec import (
     record_to_params,
     result_to_content,
 )
-from interlearn.federated.secagg.remote import device_message
+from interlearn.federated.protections.secagg.remote import device_message
+from interlearn.federated.server.evaluate import evaluate_params
 from interlearn.types import Params
 
 __all__ = ["ClientSetup", "make_client_app", "STATE_KEY", "MEMORY_KEY"]

@@ -27,9 +27,9 @@ from interlearn.errors import ConfigError
 from interlearn.federated.client import LocalSGD
 from interlearn.federated.flower.job import FlowerJob, job_client_app, job_server_app
 from interlearn.federated.population import Population
-from interlearn.federated.privacy import ClipUpdates, GaussianNoise
-from interlearn.federated.secagg import SecureAggregation
-from interlearn.federated.simulation import SimulationConfig
+from interlearn.federated.protections.privacy import ClipUpdates, GaussianNoise
+from interlearn.federated.protections.secagg import SecureAggregation
+from interlearn.federated.server.simulation import SimulationConfig
 from interlearn.federated.strategies import get_strategy
 
 __all__ = ["DEFAULTS", "PROTECTIONS", "steps", "model_fn", "population", "test_set", "job", "server_app", "client_app"]

@@ -8,7 +8,7 @@ extras and its generator state, and replies with its ``ClientResult``.
 
 The nodes also run the update steps' client hooks (clipping, local noise, compression):
 ``runs_client_steps = True`` tells the round loop to send each step's state with the ``train``
-message (a :class:`~interlearn.federated.client_steps.ClientRound`) instead of running the hooks
+message (a :class:`~interlearn.federated.client.hooks.ClientRound`) instead of running the hooks
 itself, so what leaves a node is already clipped, noised or compressed; the notes the hooks
 write come back with the reply (``CohortOutcome.client_contexts``).
 
@@ -31,7 +31,7 @@ from flwr.serverapp import Grid
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
 from interlearn.federated.api import ClientData, CohortOutcome, CohortTask
-from interlearn.federated.client_steps import context_from_json
+from interlearn.federated.client.hooks import context_from_json
 from interlearn.federated.engines.base import EngineBase, check_task
 from interlearn.federated.flower.codec import (
     as_float,

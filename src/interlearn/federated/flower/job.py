@@ -1,11 +1,11 @@
 """One federated job, both Flower apps: the adapter users call from their Flower app module.
 
 A :class:`FlowerJob` holds what a simulated run takes (model, client update, strategy, update
-steps, :class:`~interlearn.federated.simulation.SimulationConfig`) plus how a node finds its own
+steps, :class:`~interlearn.federated.server.simulation.SimulationConfig`) plus how a node finds its own
 data. :func:`job_server_app` and :func:`job_client_app` turn a job builder into a Flower
 ``ServerApp`` / ``ClientApp`` pair:
 
-* server side: :func:`~interlearn.federated.simulation.simulate` with the
+* server side: :func:`~interlearn.federated.server.simulation.simulate` with the
   :class:`~interlearn.federated.flower.grid_engine.FlowerGridEngine`, so cohort sampling,
   the strategy, server-side steps, evaluation, ``metrics.jsonl``, plots and checkpoints are the
   simulation's own, written to the run folder (``run-dir`` in the run config); the final
@@ -41,7 +41,7 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientData, ClientUpdate, Engine, Strategy, UpdateStep
 from interlearn.federated.flower.client_app import ClientSetup, make_client_app
 from interlearn.federated.flower.server_app import ServerSetup, make_server_app
-from interlearn.federated.simulation import SimulationConfig, SimulationResult, simulate
+from interlearn.federated.server.simulation import SimulationConfig, SimulationResult, simulate
 
 __all__ = ["FlowerJob", "job_server_app", "job_client_app", "flower_apps", "run_job", "run_flower_simulation", "FINAL"]
 

@@ -30,7 +30,7 @@ class ServerSetup:
     Attributes:
         run: the round loop, called as ``run(engine, population)`` with the Flower engine and
             the :class:`RemotePopulation`; typically a call of
-            :func:`interlearn.federated.simulation.simulate` with ``engine=engine``.
+            :func:`interlearn.federated.server.simulation.simulate` with ``engine=engine``.
         min_nodes: SuperNodes to wait for before the first round.
         round_timeout_s: seconds to wait for a round's replies; later ones are dropouts.
         discovery_timeout_s: seconds to wait for ``min_nodes`` nodes to connect and answer.

@@ -1,6 +1,7 @@
 """Server strategies: an aggregator + a server optimizer (see ``base.py``), by name via
 :func:`get_strategy`."""
 
+from interlearn.federated.strategies.aggregate import WeightedMean, weighted_mean
 from interlearn.federated.strategies.base import ServerStrategy, server_extras
 from interlearn.federated.strategies.fedavg import ServerSGD, fedavg, fedavgm
 from interlearn.federated.strategies.fedopt import ServerAdaptive, fedadagrad, fedadam, fedyogi
@@ -26,6 +27,7 @@ __all__ = [
     "ServerAdaptive",
     "ServerSGD",
     "ServerStrategy",
+    "WeightedMean",
     "fedadagrad",
     "fedadam",
     "fedavg",
@@ -40,4 +42,5 @@ __all__ = [
     "register_strategy",
     "scaffold",
     "server_extras",
+    "weighted_mean",
 ]

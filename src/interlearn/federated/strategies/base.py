@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from interlearn.errors import RoundSkipped
-from interlearn.federated.aggregate import WeightedMean
 from interlearn.federated.api import Aggregator, ClientResult, ServerOptimizer, Strategy
+from interlearn.federated.strategies.aggregate import WeightedMean
 from interlearn.types import Params
 
 __all__ = ["ServerStrategy", "server_extras"]

@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError, RoundSkipped
-from interlearn.federated.aggregate import arithmetic_dtype, cast_back
 from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
 from interlearn.federated.params import load_params
+from interlearn.federated.strategies.aggregate import arithmetic_dtype, cast_back
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from interlearn.federated.aggregate import WeightedMean
 from interlearn.federated.api import Aggregator, Strategy
+from interlearn.federated.strategies.aggregate import WeightedMean
 from interlearn.federated.strategies.fedavg import fedavg, fedavgm
 from interlearn.federated.strategies.fedopt import fedadagrad, fedadam, fedyogi
 from interlearn.federated.strategies.qfedavg import qfedavg
@@ -34,7 +34,7 @@ STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy", "strategies
 """Federated server strategies: name -> ``factory(**kwargs) -> Strategy``."""
 
 AGGREGATORS: Registry[Callable[..., Aggregator]] = Registry(
-    "aggregator", plugins=("interlearn.federated.robust", "interlearn.federated.bulyan")
+    "aggregator", plugins=("interlearn.federated.protections.robust", "interlearn.federated.protections.bulyan")
 )
 """Federated aggregation rules (how a cohort's updates combine): name -> ``factory(**kwargs) -> Aggregator``."""
 

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.aggregate import WeightedMean
 from interlearn.federated.api import Aggregator, ClientResult
+from interlearn.federated.strategies.aggregate import WeightedMean
 from interlearn.types import Params
 
 __all__ = ["Scaffold", "scaffold"]
