@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from interlearn.federated.api import ClientData, ClientResult
+from interlearn.federated.api import ClientData, ClientResult, UpdateStep
 
 
 def tiny_mlp(seed: int = 0, d: int = 8, classes: int = 3) -> nn.Module:
@@ -36,7 +36,7 @@ def result(
     return ClientResult(cid, update, weight, {"loss": 0.0}, extras or {})
 
 
-class KillAt:
+class KillAt(UpdateStep):
     """An update step that raises ``KeyboardInterrupt`` after round ``at`` (a simulated kill)."""
 
     name = "kill"

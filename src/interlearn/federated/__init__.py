@@ -11,16 +11,23 @@ The pieces (each one small and replaceable; interfaces in :mod:`interlearn.feder
 
 How to plug things in:
 
-* **An UpdateStep** (clipping, noise, compression, validation, secure aggregation) is any object
-  with ``name`` and three hooks: ``client(result, ctx) -> result`` runs on each client's
-  :class:`ClientResult` (client side, in list order); ``server(results, ctx) -> results`` runs
-  on the cohort's results before aggregation (reverse order, so it can undo client-side
-  transforms; it may collapse them into one aggregate result); ``after(old, new, ctx) -> new``
-  runs on the new global params. Pass them as ``simulate(..., steps=[clip, noise])``. Optional
-  ``state_dict()/load_state_dict()`` make their state survive a resume; setting
-  ``ctx.notes["stop"]`` ends the run after the round.
-* **A strategy** is ``init(params) -> state`` + ``aggregate(params, results, state) -> (params,
-  state)`` with ``state`` a flat tensor dict. Most are a :class:`ServerStrategy` =
+* **An UpdateStep** (clipping, noise, compression, validation, secure aggregation) subclasses
+  :class:`UpdateStep` and overrides some of three hooks (each defaults to the identity):
+  ``client(result, ctx) -> result`` runs on each client's :class:`ClientResult` (client side, in
+  list order); ``server(results, ctx) -> results`` runs on the cohort's results before
+  aggregation (reverse order, so it can undo client-side transforms; it may collapse them into
+  one aggregate result); ``after(old, new, ctx) -> new`` runs on the new global params. Pass
+  them as ``simulate(..., steps=[clip, noise])``. ``state_dict()/load_state_dict()`` make their
+  state survive a resume; the capabilities (``sampling``, ``releases_every_round``,
+  ``needs_channel``) are declared on the class; setting ``ctx.stop`` ends the run after the
+  round. ``ctx.notes`` carries only what goes into the round's record.
+* **The round loop** is a :class:`Server` (``init() -> state``, ``round(state) -> (state,
+  record)``); :func:`simulate` is a short loop over it with :class:`Callback` objects for the
+  run folder, checkpoints, progress, plots and tracking. Values that change with the round
+  (client learning rate and epochs, cohort size, noise multiplier) take a :class:`Schedule`.
+* **A strategy** subclasses :class:`Strategy`: ``init(params) -> state`` + ``aggregate(params,
+  results, state) -> (params, state)`` with ``state`` a flat tensor dict (``server_extras(state)``
+  defaults to nothing sent with the model). Most are a :class:`ServerStrategy` =
   an **aggregator** (``__call__(results) -> delta``: the weighted mean by default; robust rules
   plug in here, e.g. ``get_strategy("fedadam", aggregator=my_median)``) + a **server optimizer**
   (``init``/``step(params, delta, state)``). Register new ones with ``register_strategy`` /
@@ -29,7 +36,7 @@ How to plug things in:
   the optimizer's math, see :class:`LocalSGD`, :class:`ScaffoldClient`); every engine runs
   that step. Any callable ``(model, params, data, client_state, server_extras, generator) ->
   (ClientResult, new_state)`` also works, on every engine but ``vectorized``.
-* **Protections** are update steps and aggregators, all exported here: clipping
+* **Protections** are update steps and aggregators, in :mod:`interlearn.federated.protections`: clipping
   (:class:`ClipUpdates`), central or local Gaussian noise with its accountant
   (:class:`GaussianNoise`, :class:`PrivacyAccountant`, :func:`dp_fedavg_steps`, :func:`dp_noise`;
   example-level DP-SGD on each client: :class:`DPSGDClientUpdate`; an empirical audit:
@@ -38,11 +45,13 @@ How to plug things in:
   aggregators (:class:`Median`, :class:`TrimmedMean`, :class:`Krum`, :class:`NormBound`,
   :class:`Bulyan`; by name through ``get_aggregator``). The ``federated`` recipe names them in
   its ``steps`` list and ``strategy.aggregator``.
-* **Personalization** client updates: :class:`DittoUpdate`, :class:`FedPerUpdate`; on-device
-  distillation: :class:`FedDistillUpdate`; q-FedAvg's client: :class:`QFFLClient`.
+* **Personalization** (:mod:`interlearn.federated.personalization`): :class:`DittoUpdate`,
+  :class:`FedPerUpdate`, local fine-tuning, a local memory; on-device distillation:
+  :class:`FedDistillUpdate` (:mod:`interlearn.federated.client`); q-FedAvg's client:
+  :class:`QFFLClient` (:mod:`interlearn.federated.strategies`).
 * **An engine** only schedules clients (:class:`Engine`: ``start(setup)``,
-  ``run_cohort(task) -> CohortOutcome``, ...; subclass :class:`EngineBase` for the defaults and
-  register it with ``register_engine``). ``auto`` (the default) picks the fastest of
+  ``run_cohort(task) -> CohortOutcome``, ...; subclass :class:`EngineBase` from
+  :mod:`interlearn.federated.engines` for the defaults and register it with ``register_engine``). ``auto`` (the default) picks the fastest of
   ``sequential`` (the reference), ``vectorized`` (batched steps over the stacked cohort),
   ``multicore`` (worker processes, one per core); ``ray`` scales out to machines.
 """
@@ -50,7 +59,6 @@ How to plug things in:
 from interlearn._moved import install as _install_moved
 from interlearn.federated.api import (
     Aggregator,
-    ClientData,
     ClientResult,
     ClientUpdate,
     Engine,
@@ -61,16 +69,18 @@ from interlearn.federated.api import (
 )
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepUpdate
 from interlearn.federated.engines import get_engine, register_engine
-from interlearn.federated.params import load_params, model_params
+from interlearn.federated.params import model_params
 from interlearn.federated.partition import partition, partition_stats
 from interlearn.federated.population import Population
+from interlearn.federated.schedule import Schedule
+from interlearn.federated.server.callbacks import Callback
 from interlearn.federated.server.evaluate import evaluate_params
+from interlearn.federated.server.loop import Server
 from interlearn.federated.server.simulation import SimulationConfig, SimulationResult, simulate
 from interlearn.federated.strategies import (
     ServerStrategy,
     get_aggregator,
     get_strategy,
-    known_strategies,
     register_aggregator,
     register_strategy,
 )
@@ -104,14 +114,16 @@ _install_moved(MOVED)
 
 __all__ = [
     "Aggregator",
-    "ClientData",
+    "Callback",
     "ClientResult",
     "ClientUpdate",
     "Engine",
     "LocalSGD",
     "Population",
     "RoundContext",
+    "Schedule",
     "ScaffoldClient",
+    "Server",
     "ServerOptimizer",
     "ServerStrategy",
     "SimulationConfig",
@@ -124,8 +136,6 @@ __all__ = [
     "get_aggregator",
     "get_engine",
     "get_strategy",
-    "known_strategies",
-    "load_params",
     "model_params",
     "partition",
     "partition_stats",

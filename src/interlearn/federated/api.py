@@ -12,8 +12,14 @@ update: weighted mean, median, trimmed mean, Krum, ...) followed by a :class:`Se
 Adam/Yogi/Adagrad for FedOpt); ``interlearn.federated.strategies.ServerStrategy`` glues the two.
 
 State that must survive a checkpoint is a flat ``Params`` dict of tensors (strategy state,
-client state); update steps with state may add ``state_dict()``/``load_state_dict()`` returning
-and taking JSON-serializable dicts.
+client state); update steps with state override ``state_dict()``/``load_state_dict()``
+(JSON-serializable dicts).
+
+Every capability the round loop uses is declared here with its default: subclass the protocol
+(``class MyStep(UpdateStep)``, ``class MyRule(Aggregator)``, ``class MyStrategy(Strategy)``)
+and override what differs. The round loop never probes for optional attributes, and control
+travels in typed fields of :class:`RoundContext` (``stop``, ``global_params``, ``sampling``,
+``bytes_up``); ``ctx.notes`` holds only what goes into the round's record.
 
 Data boundary: an engine hands a client's raw data only to that client's ``ClientUpdate``.
 Everything the server side receives is a ``ClientResult`` (update tensors, a weight, metrics).
@@ -23,11 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
 from interlearn.types import ClientId, Params
+
+if TYPE_CHECKING:
+    from interlearn.federated.server.sampling import CohortSampling
 
 __all__ = [
     "ClientPopulation",
@@ -113,8 +122,19 @@ class ClientResult:
 
 @dataclass
 class RoundContext:
-    """Per-round information shared by steps and strategies (round index, seeded generator,
-    a log of rejected/skipped events, and free-form notes that end up in the run's metrics).
+    """Per-round information shared by steps and strategies: the round index, a seeded
+    generator, a log of rejected/skipped events, ``notes`` (numbers and strings that end up in
+    the round's record, nothing else), and the round's typed control fields:
+
+    * ``global_params``: the round's global params (set by the round loop; steps that validate
+      keys/shapes/dtypes or release noise without any client result use them);
+    * ``sampling``: how the round loop draws the cohort (privacy steps check their accounting
+      against it);
+    * ``stop``: a step sets it to a message to end the run after this round (a spent privacy
+      budget); the loop also sets it when the time budget is spent;
+    * ``bytes_up``: a step that knows what really crossed the network this round (secure
+      aggregation: masked vectors and protocol messages) sets it; the record's ``bytes_up`` is
+      then this number instead of the size of the results.
 
     Client hooks get a per-client context (:func:`interlearn.federated.client.hooks.client_context`):
     the generator is the client's own, ``memory`` is that client's persistent step state (it
@@ -134,6 +154,10 @@ class RoundContext:
     memory: Params = field(default_factory=dict)
     on_device: bool = False
     channel: Any = None
+    global_params: Params | None = None
+    sampling: CohortSampling | None = None
+    stop: str | None = None
+    bytes_up: int | None = None
 
 
 @runtime_checkable
@@ -143,9 +167,17 @@ class Aggregator(Protocol):
     The default is the example-weighted mean (:class:`~interlearn.federated.strategies.aggregate.WeightedMean`);
     robust rules (median, trimmed mean, Krum) and secure sums implement the same call. Raise
     :class:`~interlearn.errors.RoundSkipped` when nothing can be aggregated.
+
+    Subclass it for the default :attr:`uses_weights` (``True``); a rule that ignores
+    ``ClientResult.weight`` (median, Krum) sets ``uses_weights = False``.
     """
 
     name: str
+
+    @property
+    def uses_weights(self) -> bool:
+        """Whether ``ClientResult.weight`` changes the result (the default: yes)."""
+        return True
 
     def __call__(self, results: Sequence[ClientResult]) -> Params: ...
 
@@ -165,10 +197,19 @@ class Strategy(Protocol):
     """Server-side aggregation: a pure function pair (state is returned, never mutated).
 
     ``state`` is a flat ``Params`` dict (possibly empty) so that any strategy can be
-    checkpointed. A strategy that sends tensors to the clients with the model (SCAFFOLD's
-    server control variate) also defines ``server_extras(state) -> Params``; the round loop
-    calls it when present (see :func:`interlearn.federated.strategies.server_extras`).
+    checkpointed. Subclass it for the defaults: a strategy that sends tensors to the clients
+    with the model (SCAFFOLD's server control variate) overrides :meth:`server_extras`.
     """
+
+    def server_extras(self, state: Params) -> Params:
+        """Tensors sent to every client with the model this round (default: none)."""
+        return {}
+
+    @property
+    def uses_weights(self) -> bool:
+        """Whether ``ClientResult.weight`` changes the result (default: yes; a
+        :class:`ServerStrategy` answers for its aggregator)."""
+        return True
 
     def init(self, params: Params) -> Params:
         """Return the initial server state for ``params`` (momentum buffers, control variates)."""
@@ -202,27 +243,54 @@ class ClientUpdate(Protocol):
         ...
 
 
+@runtime_checkable
 class UpdateStep(Protocol):
     """A composable protection or transform around aggregation (clip, noise, compress,
     validate, secure aggregation). Client-side hooks run in order on each client's result;
     server-side hooks run in reverse order before the strategy; ``after`` runs on the
-    new global params in order. Each hook may be the identity.
+    new global params in order. Subclass it: every hook defaults to the identity and every
+    capability to "no".
 
     Client hooks run on the client side of the boundary (the raw data is already gone: they
     see only the result and the client's own context: generator, ``memory``, notes); with the
     Flower engine they run on the node itself, after the server's ``state_dict()`` of each
-    step has been loaded there. A step may set ``ctx.notes["stop"]`` to a message to end the run
-    after this round (e.g. a privacy budget is spent). Steps with state that must survive a
-    resume may define ``state_dict() -> dict`` (JSON-serializable) and
-    ``load_state_dict(dict)``; the round loop saves and restores them when present."""
+    step has been loaded there. A step may set ``ctx.stop`` to a message to end the run after
+    this round (e.g. a privacy budget is spent).
 
-    name: str
+    Attributes:
+        name: a label for logs and error messages.
+        sampling: the cohort sampling this step accounts for (central DP), or ``None``; the
+            round loop samples that way when ``SimulationConfig.sampling`` is ``None``.
+        releases_every_round: the step must release an update every round, even an empty
+            one (central DP: skipping a round would depend on who took part).
+        needs_channel: the step's protocol needs more messages than the round's one (secure
+            aggregation); an engine with remote clients must offer ``protocol_channel``.
+    """
 
-    def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult: ...
+    name: str = "step"
+    sampling: CohortSampling | None = None
+    releases_every_round: bool = False
+    needs_channel: bool = False
 
-    def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]: ...
+    def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
+        """Transform one client's result on the client (default: unchanged)."""
+        return result
 
-    def after(self, old: Params, new: Params, ctx: RoundContext) -> Params: ...
+    def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
+        """Transform the cohort's results before the strategy (default: unchanged)."""
+        return list(results)
+
+    def after(self, old: Params, new: Params, ctx: RoundContext) -> Params:
+        """Transform the new global params (default: unchanged)."""
+        return new
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State that must survive a resume, JSON-serializable (default: none)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (default: nothing to restore)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -257,6 +325,8 @@ class CohortTask:
             the state local training left it.
         client_round: when the engine's clients run the update steps' client hooks themselves
             (``Engine.runs_client_steps``), the step states they need.
+        client_update: this round's client update (its schedules resolved for the round);
+            ``None``: the one the engine was started with.
     """
 
     round: int
@@ -266,6 +336,7 @@ class CohortTask:
     server_extras: Params
     generators: Sequence[torch.Generator]
     client_round: Any = None
+    client_update: ClientUpdate | None = None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from interlearn.federated.params import model_params
 from interlearn.federated.partition import dirichlet, partition_stats
 from interlearn.federated.plots import plot_partition
 from interlearn.federated.population import Population
+from interlearn.federated.schedule import at
 from interlearn.federated.server.comm import params_bytes
 from interlearn.federated.server.evaluate import evaluate_params
 from interlearn.federated.server.sampling import client_generator
@@ -97,7 +98,7 @@ def tour_rows(
     # on average (rounds x cohort fraction x epochs); evaluated on the global test set
     model = digits_mlp(seed=seed)
     params = model_params(model)
-    epochs = max(1, round(ROUNDS * CLIENTS_PER_ROUND / NUM_CLIENTS * LOCAL.epochs))
+    epochs = max(1, round(ROUNDS * CLIENTS_PER_ROUND / NUM_CLIENTS * int(at(LOCAL.epochs, 1))))
     alone = LocalSGD(epochs=epochs, batch_size=LOCAL.batch_size, lr=LOCAL.lr)
     t0 = time.perf_counter()
     cohort = [population.client(c) for c in range(NUM_CLIENTS)]

@@ -58,7 +58,8 @@ class ProximalSGD(LocalSGD):
         params, state = super().apply(params, grads, state, ctx, t)
         if self.lam:
             for k in grads:  # the proximal step of lam/2 ||p - a||^2 (stable for any lr * lam)
-                params[k].add_(self.lr * self.lam * ctx.global_params[k]).div_(1.0 + self.lr * self.lam)
+                lr = self.round_lr
+                params[k].add_(lr * self.lam * ctx.global_params[k]).div_(1.0 + lr * self.lam)
         return params, state
 
 

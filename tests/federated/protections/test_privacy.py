@@ -103,7 +103,7 @@ def test_an_empty_round_releases_noise_only():
     clip = ClipUpdates(1.0)
     noise = GaussianNoise(clip, noise_multiplier=1.0, sampling=POISSON, accountant=PrivacyAccountant())
     c = ctx(1)
-    c.notes["global_params"] = {"w": torch.zeros(20000)}
+    c.global_params = {"w": torch.zeros(20000)}
     out = run_steps([clip, noise], [], c)
     assert len(out) == 1 and out[0].metrics["num_clients"] == 0 and out[0].weight > 0
     assert float(out[0].update["w"].std()) == pytest.approx(1.0 / 8, rel=0.03)
@@ -183,13 +183,13 @@ def test_epsilon_reported_every_round_and_target_stops_training():
         params = round_trip(steps, params, [result(i) for i in range(4)], c)
         eps.append(c.notes["dp/epsilon"])
         assert c.notes["dp/delta"] == 1e-5
-        if "stop" in c.notes:
+        if c.stop is not None:
             stopped_at = rnd
             break
     assert stopped_at is not None and stopped_at > 1
     assert all(e2 > e1 for e1, e2 in itertools.pairwise(eps))
     assert eps[-1] <= 5.0 and len(eps) == 6  # eps after 6 rounds 4.82, after 7 5.08
-    msg = c.notes["stop"]
+    msg = c.stop
     assert "target_epsilon = 5" in msg and "privacy budget reached" in msg
     # one more round would exceed the target, so a loop that ignores the note is stopped
     with pytest.raises(PrivacyBudgetExhausted, match="privacy budget"):

@@ -9,7 +9,7 @@ import torch
 from protection_helpers import ctx, result, round_trip, template
 
 from interlearn.errors import ConfigError, RoundSkipped
-from interlearn.federated.api import ClientResult
+from interlearn.federated.api import ClientResult, UpdateStep
 from interlearn.federated.protections.validation import ValidateUpdates
 
 
@@ -62,7 +62,7 @@ def test_reference_from_round_notes_or_refreshed_after_a_round():
     c = ctx()
     with pytest.raises(ConfigError, match="reference"):
         step.server([result(0)], c)
-    c.notes["global_params"] = template()
+    c.global_params = template()
     assert len(step.server([result(0)], c)) == 1
     step.after(template(), template(), c)
     assert step.reference is not None and step.server([result(1)], ctx()) != []
@@ -75,7 +75,7 @@ def test_config_errors():
         ValidateUpdates(max_norm=-1.0)
 
 
-class _Corrupt:
+class _Corrupt(UpdateStep):
     """A test step that makes some clients upload NaN."""
 
     name = "corrupt"

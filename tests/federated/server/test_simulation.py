@@ -16,6 +16,7 @@ from interlearn.federated import (
     get_strategy,
     simulate,
 )
+from interlearn.federated.api import UpdateStep
 from interlearn.federated.partition import shards
 from interlearn.federated.server.comm import params_bytes
 
@@ -169,7 +170,7 @@ def test_skipped_round_leaves_params_unchanged():
         assert torch.equal(res.params[k], v)
 
 
-class _Half:
+class _Half(UpdateStep):
     """Client side: send float16; server side: back to float32 (a toy compression step)."""
 
     name = "half"
@@ -198,7 +199,7 @@ def test_communication_bytes_are_dtype_aware():
     assert sc.history[0]["bytes_down"] == 8 * p_bytes and sc.history[0]["bytes_up"] == 8 * p_bytes  # + control variates
 
 
-class _Spy:
+class _Spy(UpdateStep):
     name = "spy"
 
     def __init__(self, x):
@@ -219,7 +220,7 @@ class _Spy:
     def after(self, old, new, ctx):
         ctx.notes["spy/rounds"] = len(self.seen)
         if len(self.seen) == 2:
-            ctx.notes["stop"] = "spy asked to stop"
+            ctx.stop = "spy asked to stop"
         return new
 
 

@@ -17,7 +17,7 @@ leaves it. Both paths use the functions here, so they compute the same thing:
   round's context (:func:`merge_client_context`): numbers are summed over the cohort (byte
   counts, attack counts), lists are concatenated, anything else is the last client's value.
 
-A step whose protocol needs more messages than the round's one (secure aggregation) sets
+A step whose protocol needs more messages than the round's one (secure aggregation) declares
 ``needs_channel = True``; it runs on an engine with remote clients only if that engine offers a
 ``protocol_channel(round)``, and is refused by name otherwise.
 """
@@ -72,7 +72,7 @@ class ClientRound:
 
 def step_states(steps: Sequence[UpdateStep]) -> list[Any]:
     """Each step's ``state_dict()`` or ``None``, in order (JSON-serializable)."""
-    return [state() if callable(state := getattr(s, "state_dict", None)) else None for s in steps]
+    return [s.state_dict() for s in steps]
 
 
 def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None:
@@ -87,9 +87,8 @@ def load_step_states(steps: Sequence[UpdateStep], states: Sequence[Any]) -> None
             f"({[s.name for s in steps]}): build the same steps on both sides (FlowerJob.steps_fn)"
         )
     for step, st in zip(steps, states):
-        load = getattr(step, "load_state_dict", None)
-        if st is not None and callable(load):
-            load(st)
+        if st is not None:
+            step.load_state_dict(st)
 
 
 def client_context(
@@ -144,7 +143,7 @@ def check_remote_steps(steps: Sequence[UpdateStep], engine: Any) -> None:
         ConfigError: a step has ``needs_channel = True`` and the engine offers no
             ``protocol_channel``; the message names both.
     """
-    bad = [s.name for s in steps if getattr(s, "needs_channel", False)]
+    bad = [s.name for s in steps if s.needs_channel]
     if bad and engine.protocol_channel(0) is None:
         raise ConfigError(
             f"update step(s) {bad} need extra protocol messages to the clients, which the {engine.name!r} engine "

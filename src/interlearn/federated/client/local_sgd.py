@@ -17,7 +17,7 @@ every engine visits exactly the same batches.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 import torch
@@ -25,6 +25,7 @@ from torch import nn
 
 from interlearn.errors import ConfigError
 from interlearn.federated.client.step import StepContext, StepUpdate, batch_schedule, functional_objective
+from interlearn.federated.schedule import Schedule, at
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
 
@@ -36,10 +37,12 @@ class LocalSGD(StepUpdate):
     """The standard client update (FedAvg; FedProx with ``prox_mu > 0``).
 
     Attributes:
-        epochs: local epochs ``E`` (ignored when ``steps`` is set).
+        epochs: local epochs ``E`` (ignored when ``steps`` is set); a
+            :class:`~interlearn.federated.schedule.Schedule` changes it with the round.
         steps: exact number of local minibatch steps instead of epochs.
         batch_size: local batch size ``B``; ``None`` = full batch (McMahan's ``B = inf``).
-        lr: local learning rate.
+        lr: local learning rate, or a :class:`~interlearn.federated.schedule.Schedule` of the
+            round (the round loop resolves it every round: :meth:`at_round`).
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``; fresh optimizer state per round.
         momentum: SGD heavy-ball momentum in [0, 1).
         weight_decay: L2 penalty added to the gradient (as ``torch.optim`` does).
@@ -54,10 +57,10 @@ class LocalSGD(StepUpdate):
         >>> update = LocalSGD(epochs=1, batch_size=10, lr=0.1)
     """
 
-    epochs: int = 1
+    epochs: int | Schedule = 1
     steps: int | None = None
     batch_size: int | None = 10
-    lr: float = 0.1
+    lr: float | Schedule = 0.1
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -69,6 +72,8 @@ class LocalSGD(StepUpdate):
     elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.lr, Schedule) or isinstance(self.epochs, Schedule):
+            return  # checked, resolved, in every round (at_round)
         if self.steps is None and int(self.epochs) < 1:
             raise ConfigError(f"epochs={self.epochs}: must be >= 1 (or set steps)")
         if self.steps is not None and int(self.steps) < 1:
@@ -86,9 +91,25 @@ class LocalSGD(StepUpdate):
         if not (0.0 <= self.betas[0] < 1.0 and 0.0 <= self.betas[1] < 1.0) or not self.eps > 0:
             raise ConfigError(f"betas={self.betas}, eps={self.eps}: need 0 <= beta < 1 and eps > 0")
 
+    def at_round(self, round_: int) -> LocalSGD:
+        """A copy with the scheduled ``lr``/``epochs`` of round ``round_`` (``self`` when none is).
+
+        Raises:
+            ConfigError: a scheduled value out of range in this round.
+        """
+        if not (isinstance(self.lr, Schedule) or isinstance(self.epochs, Schedule)):
+            return self
+        return replace(self, lr=float(at(self.lr, round_)), epochs=int(at(self.epochs, round_)))
+
+    @property
+    def round_lr(self) -> float:
+        """The learning rate this copy trains with: a copy from :meth:`at_round` holds its round's;
+        an unresolved scheduled one (called outside the round loop) uses round 1's."""
+        return float(at(self.lr, 1))
+
     def schedule(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
         """This client's minibatches (see :func:`batch_schedule`)."""
-        return batch_schedule(n, self.batch_size, self.epochs, self.steps, generator)
+        return batch_schedule(n, self.batch_size, int(at(self.epochs, 1)), self.steps, generator)
 
     def init_state(self, params: Params, client_state: Params | None, ctx: StepContext) -> Params:
         """Zero momentum buffers (SGD with momentum) or Adam moments, per trainable entry."""
@@ -107,7 +128,7 @@ class LocalSGD(StepUpdate):
         with ``weight_decay * w`` and FedProx's ``mu * (w - w_global)`` added to the gradient.
         Updates ``params`` and ``state`` in place; entry by entry, so it runs unchanged on a
         stack of clients."""
-        lr, wd, mu = self.lr, self.weight_decay, self.prox_mu
+        lr, wd, mu = self.round_lr, self.weight_decay, self.prox_mu
         b1, b2 = self.betas
         for k, g in grads.items():
             p = params[k]

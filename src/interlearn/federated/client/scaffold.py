@@ -74,7 +74,7 @@ class ScaffoldClient(LocalSGD):
         """Upload ``(y - x, c_i+ - c_i)`` and keep ``c_i+``."""
         ci = self._ci(client_state, ctx)
         new_ci = scaffold_control_update(
-            ci, ctx.server_extras, ctx.global_params, params, steps, self.lr, set(ctx.trainable)
+            ci, ctx.server_extras, ctx.global_params, params, steps, self.round_lr, set(ctx.trainable)
         )
         update = {k: params[k] - v for k, v in ctx.global_params.items()}
         return update, {k: new_ci[k] - ci[k] for k in new_ci}, new_ci

@@ -95,6 +95,12 @@ class StepUpdate:
     elementwise: ClassVar[bool] = False
     """True when ``apply`` acts entry by entry on each tensor (safe on stacked clients)."""
 
+    def at_round(self, round_: int) -> StepUpdate:
+        """This update as round ``round_`` runs it: every
+        :class:`~interlearn.federated.schedule.Schedule` among its values resolved (default:
+        nothing is scheduled, ``self``). The round loop hands the result to the engine."""
+        return self
+
     def schedule(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
         """The example indices of each local step, drawn from the client's ``generator``."""
         raise NotImplementedError

@@ -29,6 +29,11 @@ def check_task(task: CohortTask) -> None:
         )
 
 
+def task_update(setup: EngineSetup, task: CohortTask) -> ClientUpdate:
+    """The client update of the task's round (its schedules resolved), else the setup's."""
+    return task.client_update if task.client_update is not None else setup.client_update
+
+
 class EngineBase:
     """Default behaviour: clients run in this process, no remote protocol, local evaluation.
 

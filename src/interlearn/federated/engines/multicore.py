@@ -121,14 +121,14 @@ def _worker_main(conn: Any, setup: EngineSetup, inner: str, threads: int) -> Non
         if kind == "params":
             params = msg[1]
             continue
-        _, round_, ids, states, extras, gen_states, client_round = msg
+        _, round_, ids, states, extras, gen_states, client_round, update = msg
         try:
             gens = []
             for st in gen_states:
                 g = torch.Generator()
                 g.set_state(st)
                 gens.append(g)
-            out = engine.run_cohort(CohortTask(round_, params, ids, states, extras, gens, client_round))
+            out = engine.run_cohort(CohortTask(round_, params, ids, states, extras, gens, client_round, update))
             conn.send(("ok", (_pack(out.results), [g.get_state() for g in gens], out.dropped, out.client_contexts)))
         except BaseException as exc:  # noqa: BLE001  (re-raised in the parent with its type)
             try:
@@ -316,6 +316,7 @@ class MultiCoreEngine(EngineBase):
                 task.server_extras,
                 [task.generators[i].get_state() for i in ix],
                 task.client_round,
+                task.client_update,  # this round's (scheduled) client update; None: the workers' own
             )
             self._conns[w].send(msg)
         by_index: dict[int, tuple[ClientResult, Params | None]] = {}

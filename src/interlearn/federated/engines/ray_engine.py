@@ -51,7 +51,7 @@ from interlearn.federated.api import (
     CohortTask,
     EngineSetup,
 )
-from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.base import EngineBase, check_task, task_update
 from interlearn.types import ClientId, Params
 
 __all__ = ["RayEngine"]
@@ -253,7 +253,7 @@ class RayEngine(EngineBase):
         check_task(task)
         self.start()
         self._model_ref = self._cached(self._model_ref, setup.model)
-        self._update_ref = self._cached(self._update_ref, setup.client_update)
+        self._update_ref = self._cached(self._update_ref, task_update(setup, task))
         params_ref = ray.put({k: v.detach() for k, v in task.params.items()})
         extras_ref = ray.put(dict(task.server_extras))
         refs = [

@@ -9,7 +9,7 @@ layers) and any ``ClientUpdate``; every other engine is tested against it. A
 from __future__ import annotations
 
 from interlearn.federated.api import CohortOutcome, CohortTask, EngineSetup
-from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.base import EngineBase, check_task, task_update
 from interlearn.federated.engines.warmup import warm_up
 
 __all__ = ["SequentialEngine"]
@@ -46,7 +46,7 @@ class SequentialEngine(EngineBase):
         """
         setup = self.bound()
         check_task(task)
-        update, model, pop = setup.client_update, setup.model, setup.population
+        update, model, pop = task_update(setup, task), setup.model, setup.population
         return CohortOutcome(
             [
                 update(model, task.params, pop.client(cid), task.client_states.get(cid), task.server_extras, gen)

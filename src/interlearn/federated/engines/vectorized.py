@@ -37,7 +37,7 @@ from torch.func import vmap
 from interlearn.errors import ConfigError, DataError
 from interlearn.federated.api import ClientData, ClientResult, CohortOutcome, CohortTask, EngineSetup
 from interlearn.federated.client.step import StepContext, StepUpdate, trainable_keys, used_grads
-from interlearn.federated.engines.base import EngineBase, check_task
+from interlearn.federated.engines.base import EngineBase, check_task, task_update
 from interlearn.federated.engines.closed_form import MLPGradients, closed_form_reason
 from interlearn.federated.params import model_params
 from interlearn.types import Params
@@ -178,7 +178,7 @@ class VectorizedEngine(EngineBase):
         """
         setup = self.bound()
         check_task(task)
-        update = cast(StepUpdate, setup.client_update)  # checked in start()
+        update = cast(StepUpdate, task_update(setup, task))  # checked in start()
         data = [setup.population.client(c) for c in task.clients]
         for d in data:
             if len(d) == 0:

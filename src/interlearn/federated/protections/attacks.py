@@ -26,7 +26,7 @@ from dataclasses import replace
 import torch
 
 from interlearn.errors import ConfigError, closest
-from interlearn.federated.api import ClientData, ClientResult, RoundContext
+from interlearn.federated.api import ClientData, ClientResult, RoundContext, UpdateStep
 from interlearn.federated.population import Population
 from interlearn.types import ClientId, Params
 
@@ -118,7 +118,7 @@ def poison_labels(population: Population, attackers: Iterable[ClientId], num_cla
     return Population(population.x, y, population.parts())
 
 
-class AttackStep:
+class AttackStep(UpdateStep):
     """Client-side update poisoning by the attacker clients (identity for honest ones).
 
     Args:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientResult
+from interlearn.federated.api import Aggregator, ClientResult
 from interlearn.federated.protections.robust import (
     check_num_byzantine,
     client_updates,
@@ -93,7 +93,7 @@ def bulyan(updates: Sequence[Params], weights: Sequence[float] | None = None, *,
     return out
 
 
-class Bulyan:
+class Bulyan(Aggregator):
     """Aggregator: Bulyan with Krum inside (weights ignored).
 
     Args:

@@ -22,7 +22,7 @@ from dataclasses import replace
 import torch
 
 from interlearn.errors import ConfigError, UpdateRejected, closest
-from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.validation import reject
 from interlearn.federated.server.comm import params_bytes
 from interlearn.types import Params
@@ -93,7 +93,7 @@ def densify(payload: dict[str, torch.Tensor], numel: int) -> torch.Tensor:
     return out
 
 
-class CompressUpdates:
+class CompressUpdates(UpdateStep):
     """Client-side compression, server-side decompression of updates.
 
     Args:

@@ -240,7 +240,7 @@ def check_num_byzantine(num_byzantine: int | float | None) -> None:
         raise ConfigError(f"num_byzantine must be >= 0, got {num_byzantine!r}")
 
 
-class Median:
+class Median(Aggregator):
     """Aggregator: coordinate-wise median of the results' updates (weights ignored: a weight
     is attacker-controlled). Tolerates ``(n - 1) // 2`` arbitrary updates."""
 
@@ -257,7 +257,7 @@ class Median:
         return "Median()"
 
 
-class TrimmedMean:
+class TrimmedMean(Aggregator):
     """Aggregator: coordinate-wise ``trim``-trimmed mean (``trim`` in [0, 0.5)); weights
     ignored. Tolerates ``floor(trim * n)`` arbitrary updates."""
 
@@ -279,7 +279,7 @@ class TrimmedMean:
         return f"TrimmedMean(trim={self.trim})"
 
 
-class Krum:
+class Krum(Aggregator):
     """Aggregator: Krum (``num_selected=1``) or Multi-Krum; weights ignored.
 
     Args:
@@ -319,7 +319,7 @@ class Krum:
         return f"Krum(num_byzantine={self.num_byzantine}, num_selected={self.num_selected})"
 
 
-class NormBound:
+class NormBound(Aggregator):
     """Aggregator: clip each update to ``max_norm``, then the example-weighted mean. Any
     number of attackers moves the result by at most ``max_norm`` (its norm is bounded), so its
     tolerance is the whole cohort; it does not *remove* their influence."""

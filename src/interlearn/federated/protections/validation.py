@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.privacy.clipping import global_norm
 from interlearn.federated.protections.privacy.cohort import is_aggregate
 from interlearn.types import ClientId, Params
@@ -76,7 +76,7 @@ def check_update(
 
 
 @dataclass
-class ValidateUpdates:
+class ValidateUpdates(UpdateStep):
     """The validation step: server hook drops invalid results, skips rounds with too few.
 
     Place it after clipping/noise and before compression / secure aggregation in the step
@@ -84,7 +84,7 @@ class ValidateUpdates:
 
     Attributes:
         reference: the global params, for keys/shapes/dtypes (or let the round loop put them in
-            ``ctx.notes["global_params"]``); refreshed from the new params after each round.
+            ``ctx.global_params``); refreshed from the new params after each round.
         max_norm: optional L2 bound on each update.
         min_valid: fewest valid updates a round needs (>= 1), else the round is skipped.
         check_dtype: require exact dtypes.
@@ -106,7 +106,7 @@ class ValidateUpdates:
         return result
 
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
-        ref = self.reference if self.reference is not None else ctx.notes.get("global_params")
+        ref = self.reference if self.reference is not None else ctx.global_params
         if ref is None:
             raise ConfigError("ValidateUpdates needs the model's params: ValidateUpdates(reference=params)")
         valid = []

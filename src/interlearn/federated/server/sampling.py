@@ -12,7 +12,7 @@ resumed run samples exactly the cohorts of an uninterrupted one:
   adjacency. A Poisson round may pick nobody.
 
 :class:`CohortSampling` names the scheme, the population and the rate; the round loop draws with
-it and hands it to the update steps (``ctx.notes["sampling"]``) so that a privacy step can check
+it and hands it to the update steps (``ctx.sampling``) so that a privacy step can check
 that it accounts for the sampling that actually runs. Stragglers/dropouts (Bonawitz et al.
 2019, "Towards Federated Learning at Scale: System Design", SysML) are simulated by removing
 each sampled client with probability ``dropout``; the round aggregates over the survivors, or
@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped, closest
+from interlearn.federated.api import UpdateStep
 from interlearn.types import ClientId
 
 __all__ = [
@@ -265,16 +265,16 @@ def resolve_sampling(
     fraction: float | None,
     clients_per_round: int | None,
     dropout: float,
-    steps: Sequence[Any] = (),
+    steps: Sequence[UpdateStep] = (),
 ) -> CohortSampling:
     """The round loop's sampling: ``kind`` if given, else what the update steps account for
-    (a step's ``sampling`` attribute, e.g. central DP noise), else ``"fixed"``.
+    (a step's declared ``sampling``, e.g. central DP noise), else ``"fixed"``.
 
     Raises:
         ConfigError: a step accounts for another scheme, population or rate than the run's
             (the message names both and the fix), or two steps disagree.
     """
-    wanted = [s.sampling for s in steps if isinstance(getattr(s, "sampling", None), CohortSampling)]
+    wanted = [s.sampling for s in steps if s.sampling is not None]
     if kind is None:
         kind = wanted[0].kind if wanted else "fixed"
     sampling = CohortSampling.build(
@@ -290,7 +290,7 @@ def resolve_sampling(
     return sampling
 
 
-def releases_every_round(steps: Sequence[Any], min_survivors: int) -> bool:
+def releases_every_round(steps: Sequence[UpdateStep], min_survivors: int) -> bool:
     """Whether some step (central DP noise) must release an update in every round, even one in
     which nobody was sampled or too few clients reported.
 
@@ -305,9 +305,9 @@ def releases_every_round(steps: Sequence[Any], min_survivors: int) -> bool:
             clients reported (a threshold on the count changes the sum's sensitivity from one
             clip norm to ``min_survivors`` of them); set ``min_survivors=1``.
     """
-    release = any(getattr(s, "releases_every_round", False) for s in steps)
+    release = any(s.releases_every_round for s in steps)
     if release and min_survivors > 1:
-        names = [s.name for s in steps if getattr(s, "releases_every_round", False)]
+        names = [s.name for s in steps if s.releases_every_round]
         raise ConfigError(
             f"min_survivors={min_survivors} with {names}: under differential privacy every round releases an "
             "update (noise only when nobody reported), or the accounted epsilon is wrong; set min_survivors=1"

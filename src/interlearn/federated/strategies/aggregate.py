@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from interlearn.errors import RoundSkipped, UpdateRejected
-from interlearn.federated.api import ClientResult
+from interlearn.federated.api import Aggregator, ClientResult
 from interlearn.types import Params
 
 __all__ = [
@@ -102,7 +102,7 @@ def weighted_mean(tensors: Sequence[Params], weights: Sequence[float]) -> Params
     return out
 
 
-class WeightedMean:
+class WeightedMean(Aggregator):
     """The default :class:`~interlearn.federated.api.Aggregator`: the mean of the results'
     updates weighted by ``ClientResult.weight`` (``uniform=True``: equal weights). Not robust:
     one huge update moves it arbitrarily far (``byzantine_tolerance`` is 0)."""

@@ -17,7 +17,7 @@ from interlearn.types import Params
 __all__ = ["ServerStrategy", "server_extras"]
 
 
-class ServerStrategy:
+class ServerStrategy(Strategy):
     """``aggregate`` = ``optimizer.step(params, aggregator(results))``.
 
     Args:
@@ -39,7 +39,7 @@ class ServerStrategy:
     @property
     def uses_weights(self) -> bool:
         """Whether ``ClientResult.weight`` changes the result (the aggregator's declaration)."""
-        return bool(getattr(self.aggregator, "uses_weights", True))
+        return self.aggregator.uses_weights
 
     def init(self, params: Params) -> Params:
         return self.optimizer.init(params)
@@ -63,5 +63,4 @@ class ServerStrategy:
 
 def server_extras(strategy: Strategy, state: Params) -> Params:
     """Tensors the strategy sends to clients with the model (empty for most strategies)."""
-    fn = getattr(strategy, "server_extras", None)
-    return dict(fn(state)) if fn is not None else {}
+    return dict(strategy.server_extras(state))

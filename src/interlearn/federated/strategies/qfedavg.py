@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from interlearn.errors import ConfigError, RoundSkipped
-from interlearn.federated.api import ClientData, ClientResult, ClientUpdate
+from interlearn.federated.api import ClientData, ClientResult, ClientUpdate, Strategy
 from interlearn.federated.params import load_params
 from interlearn.federated.strategies.aggregate import arithmetic_dtype, cast_back
 from interlearn.tasks import cross_entropy
@@ -97,7 +97,7 @@ class QFFLClient:
         return f"QFFLClient({self.inner!r})"
 
 
-class QFedAvg:
+class QFedAvg(Strategy):
     """The q-FedAvg server (see the module docstring). Weights are not used: the fairness
     reweighting comes from the losses.
 

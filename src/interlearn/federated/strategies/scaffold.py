@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
-from interlearn.federated.api import Aggregator, ClientResult
+from interlearn.federated.api import Aggregator, ClientResult, Strategy
 from interlearn.federated.strategies.aggregate import WeightedMean
 from interlearn.types import Params
 
@@ -32,7 +32,7 @@ def _count(r: ClientResult) -> float:
     return float(r.metrics.get("num_clients", 1.0)) if r.client_id == AGGREGATE_ID else 1.0
 
 
-class Scaffold:
+class Scaffold(Strategy):
     """The SCAFFOLD server (see module docstring).
 
     Args:
@@ -51,7 +51,7 @@ class Scaffold:
     def uses_weights(self) -> bool:
         """Whether ``ClientResult.weight`` changes the result (the aggregator's; the paper's
         uniform mean by default: no)."""
-        return bool(getattr(self.aggregator, "uses_weights", True))
+        return self.aggregator.uses_weights
 
     def __init__(self, num_clients: int, lr: float = 1.0, aggregator: Aggregator | None = None) -> None:
         if int(num_clients) < 1:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.privacy.cohort import is_aggregate
 from interlearn.federated.protections.privacy.noise import GaussianNoise
 from interlearn.federated.server.sampling import mix_seed
@@ -169,7 +169,7 @@ def estimate_epsilon(
     return point, float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))
 
 
-class CanaryAudit:
+class CanaryAudit(UpdateStep):
     """Update step inserting canary clients server-side and scoring the models they shaped.
 
     Place it right AFTER :class:`~interlearn.federated.protections.privacy.GaussianNoise` in the step list
@@ -263,7 +263,7 @@ class CanaryAudit:
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
         if any(is_aggregate(r) for r in results):
             raise ConfigError("CanaryAudit must come after GaussianNoise in the step list (its server hook runs first)")
-        template = results[0].update if results else ctx.notes.get("global_params")
+        template = results[0].update if results else ctx.global_params
         if template is None:
             return list(results)
         self._directions(template)

@@ -21,7 +21,7 @@ from dataclasses import replace
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.privacy.cohort import num_clients
 from interlearn.types import Params
 
@@ -59,7 +59,7 @@ def adaptive_clip_norm(
     return clip_norm * math.exp(-learning_rate * (unclipped_fraction - target_quantile))
 
 
-class ClipUpdates:
+class ClipUpdates(UpdateStep):
     """Client-side L2 clipping of each update (fixed, or adaptive per Andrew et al. 2021).
 
     Hooks: ``client`` clips (and, when adaptive, reports whether the update was within the norm

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.privacy.accounting import PrivacyAccountant, PrivacyBudgetExhausted, RoundEvent
 from interlearn.federated.protections.privacy.clipping import ClipUpdates
 from interlearn.federated.protections.privacy.cohort import AGGREGATE_ID, is_aggregate, summed_metrics
@@ -117,7 +117,7 @@ def update_noise_multiplier(noise_multiplier: float, count_noise_std: float) -> 
     return (noise_multiplier**-2 - (2 * count_noise_std) ** -2) ** -0.5
 
 
-class GaussianNoise:
+class GaussianNoise(UpdateStep):
     """Add calibrated Gaussian noise (central or local DP) and account for it every round.
 
     Args:
@@ -130,7 +130,7 @@ class GaussianNoise:
             ``CohortSampling.build("poisson", population=1000, clients_per_round=100)``.
         accountant: optional :class:`PrivacyAccountant`; when given, ``ctx.notes`` gets
             ``dp/epsilon`` and ``dp/delta`` every round, and when its ``target_epsilon`` would be
-            exceeded by the next round, ``ctx.notes["stop"]`` gets a message (the round loop
+            exceeded by the next round, ``ctx.stop`` gets a message (the round loop
             stops) and any further round raises :class:`PrivacyBudgetExhausted`.
 
     Every round ``ctx.notes`` also states ``dp/sampling``, ``dp/adjacency``, ``dp/estimator``,
@@ -189,6 +189,8 @@ class GaussianNoise:
         self.noise_multiplier = float(noise_multiplier)
         self.mode = mode
         self.sampling = sampling
+        # central DP releases an update in every round, even with nobody sampled
+        self.releases_every_round = mode == "central"
         self.accountant = accountant
         self._stop: str | None = None
         self._last_round = 0
@@ -201,11 +203,6 @@ class GaussianNoise:
                 )
 
     # ---- what the mechanism is
-    @property
-    def releases_every_round(self) -> bool:
-        """Central DP releases an update in every round, even with nobody sampled."""
-        return self.mode == "central"
-
     @property
     def adjacency(self) -> str:
         """``"add_remove"`` (Poisson), ``"replace_one"`` (fixed cohorts; local DP)."""
@@ -314,9 +311,7 @@ class GaussianNoise:
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
         if self._stop is not None:
             raise PrivacyBudgetExhausted(self._stop)
-        run_sampling = ctx.notes.get("sampling")
-        if not isinstance(run_sampling, CohortSampling):
-            run_sampling = None
+        run_sampling = ctx.sampling
         if (
             self.mode == "central"
             and run_sampling is not None
@@ -342,10 +337,10 @@ class GaussianNoise:
                 )
             if is_aggregate(r) and r.metrics.get("secagg/weighted", 0.0):
                 raise ConfigError("central DP needs the unweighted sum; build SecureAggregation(weighted=False)")
-        template = results[0].update if results else ctx.notes.get("global_params")
+        template = results[0].update if results else ctx.global_params
         if template is None:
             raise ConfigError(
-                "a round with no client results needs the global params (ctx.notes['global_params']) to release noise"
+                "a round with no client results needs the global params (ctx.global_params) to release noise"
             )
         std = self.update_multiplier * self.sensitivity
         mean = noisy_sum_mean(results, template, std, self.denominator, ctx.generator)
@@ -385,7 +380,7 @@ class GaussianNoise:
         ctx.notes["dp/delta"] = acc.delta
         if acc.would_exceed_event(self.event):
             self._stop = acc.budget_message_event(self.event)
-            ctx.notes["stop"] = self._stop
+            ctx.stop = self._stop
             ctx.log.append(self._stop)
 
     def after(self, old: Params, new: Params, ctx: RoundContext) -> Params:

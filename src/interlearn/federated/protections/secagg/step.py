@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from interlearn.errors import ConfigError
-from interlearn.federated.api import ClientResult, RoundContext
+from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.privacy.cohort import AGGREGATE_ID, summed_metrics
 from interlearn.federated.protections.secagg.graph import Graph, default_degree, harary_graph
 from interlearn.federated.protections.secagg.protocol import secure_sum
@@ -36,7 +36,7 @@ from interlearn.types import ClientId, Params
 __all__ = ["SecureAggregation"]
 
 
-class SecureAggregation:
+class SecureAggregation(UpdateStep):
     """Pairwise-masked secure aggregation of the cohort's updates.
 
     Args:
@@ -160,10 +160,10 @@ class SecureAggregation:
         """The protocol with the clients on their devices, over the engine's channel."""
         if not results:
             return []
-        ref = ctx.notes.get("global_params")
+        ref = ctx.global_params
         if ref is None:
             raise ConfigError(
-                "secure aggregation with remote clients needs the round's global params (ctx.notes['global_params'])"
+                "secure aggregation with remote clients needs the round's global params (ctx.global_params)"
             )
         layout = [(k, v.shape, v.dtype) for k, v in ref.items()]
         length = sum(math.prod(s) for _, s, _ in layout) + 1
@@ -199,7 +199,8 @@ class SecureAggregation:
             offset += size
         metrics = summed_metrics(survivors)
         metrics["secagg/weighted"] = 1.0 if self.weighted else 0.0
-        ctx.notes["secagg/bytes_up"] = sum(tr.bytes_up.values())
+        ctx.bytes_up = sum(tr.bytes_up.values())  # masked vectors + protocol messages
+        ctx.notes["secagg/bytes_up"] = ctx.bytes_up
         ctx.notes["secagg/bytes_down"] = sum(tr.bytes_down.values())
         ctx.notes["secagg/dropped"] = list(tr.dropped)
         ctx.notes["secagg/survivors"] = len(tr.survivors)
