@@ -111,7 +111,8 @@ class SimulationConfig:
             )
         if self.fraction is not None and not 0.0 < self.fraction <= 1.0:
             raise ConfigError(f"fraction={self.fraction}: must be in (0, 1]")
-        bad = [r for r in self._cohort_rounds() if (self.cohort_at(r) or 1) < 1]
+        sizes = [(r, self.cohort_at(r)) for r in self._cohort_rounds()]
+        bad = [r for r, size in sizes if size is not None and size < 1]
         if bad:
             raise ConfigError(f"clients_per_round={self.clients_per_round}: must be >= 1 (in round {bad[0]})")
         if not 0.0 <= self.dropout < 1.0:

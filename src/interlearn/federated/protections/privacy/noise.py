@@ -53,6 +53,7 @@ from interlearn.federated.api import ClientResult, RoundContext, UpdateStep
 from interlearn.federated.protections.privacy.accounting import PrivacyAccountant, PrivacyBudgetExhausted, RoundEvent
 from interlearn.federated.protections.privacy.clipping import ClipUpdates
 from interlearn.federated.protections.privacy.cohort import AGGREGATE_ID, is_aggregate, summed_metrics
+from interlearn.federated.schedule import Schedule, at
 from interlearn.federated.server.sampling import CohortSampling
 from interlearn.types import Params
 
@@ -123,7 +124,9 @@ class GaussianNoise(UpdateStep):
     Args:
         clip: the :class:`ClipUpdates` step placed before this one (its clip norm sets the
             noise scale).
-        noise_multiplier: ``z`` > 0, noise std in units of the sensitivity.
+        noise_multiplier: ``z`` > 0, noise std in units of the sensitivity; a
+            :class:`~interlearn.federated.schedule.Schedule` changes it with the round (the
+            accountant composes each round's own event, and the stop check looks one round ahead).
         mode: ``"central"`` (server noises the sum) or ``"local"`` (each client noises).
         sampling: the run's client sampling (central mode; required): it fixes the adjacency,
             the sensitivity, the denominator and the accountant's event, e.g.
@@ -148,7 +151,7 @@ class GaussianNoise(UpdateStep):
     def __init__(
         self,
         clip: ClipUpdates,
-        noise_multiplier: float,
+        noise_multiplier: float | Schedule,
         *,
         mode: str = "central",
         sampling: CohortSampling | None = None,
@@ -159,7 +162,9 @@ class GaussianNoise(UpdateStep):
             raise ConfigError(f"unknown noise mode {mode!r}; use one of {MODES}")
         if not isinstance(clip, ClipUpdates):
             raise ConfigError(f"clip must be the ClipUpdates step placed before this one, got {clip!r}")
-        if not noise_multiplier > 0 or not math.isfinite(noise_multiplier):
+        if not isinstance(noise_multiplier, Schedule) and not (
+            noise_multiplier > 0 and math.isfinite(noise_multiplier)
+        ):
             raise ConfigError(f"noise_multiplier must be a positive finite number, got {noise_multiplier!r}")
         if sample_rate is not None:
             raise ConfigError(
@@ -186,7 +191,8 @@ class GaussianNoise(UpdateStep):
         else:
             sampling = None
         self.clip = clip
-        self.noise_multiplier = float(noise_multiplier)
+        self.noise_schedule = noise_multiplier
+        self._round = 1  # the round the hooks run in (the scheduled z is that round's)
         self.mode = mode
         self.sampling = sampling
         # central DP releases an update in every round, even with nobody sampled
@@ -222,14 +228,34 @@ class GaussianNoise(UpdateStep):
         return self.sampling.expected_size if self.sampling is not None else 1.0
 
     @property
+    def noise_multiplier(self) -> float:
+        """``z`` of the current round (the schedule's value, or the constant)."""
+        return self.multiplier_at(self._round)
+
+    def multiplier_at(self, round_: int) -> float:
+        """``z`` of round ``round_``.
+
+        Raises:
+            ConfigError: the schedule gives a non-positive or infinite ``z`` there.
+        """
+        z = float(at(self.noise_schedule, round_))
+        if not (z > 0 and math.isfinite(z)):
+            raise ConfigError(f"noise_multiplier schedule gives z = {z} in round {round_}: must be positive and finite")
+        return z
+
+    @property
     def event(self) -> RoundEvent:
-        """The accountant's event for one round of this mechanism."""
-        s = self.sampling
+        """The accountant's event for one round (the current one) of this mechanism."""
+        return self.event_at(self._round)
+
+    def event_at(self, round_: int) -> RoundEvent:
+        """The accountant's event for round ``round_`` (its scheduled ``z``)."""
+        s, z = self.sampling, self.multiplier_at(round_)
         if s is None or s.rate >= 1.0:
-            return RoundEvent("all", self.noise_multiplier)
+            return RoundEvent("all", z)
         if s.kind == "poisson":
-            return RoundEvent("poisson", self.noise_multiplier, s.rate)
-        return RoundEvent("fixed", self.noise_multiplier, s.rate, s.population, s.size or 0)
+            return RoundEvent("poisson", z, s.rate)
+        return RoundEvent("fixed", z, s.rate, s.population, s.size or 0)
 
     @property
     def update_multiplier(self) -> float:
@@ -301,6 +327,7 @@ class GaussianNoise(UpdateStep):
 
     # ---- hooks
     def client(self, result: ClientResult, ctx: RoundContext) -> ClientResult:
+        self._round = ctx.round
         if self._stop is not None:
             raise PrivacyBudgetExhausted(self._stop)
         if self.mode == "local":
@@ -309,6 +336,7 @@ class GaussianNoise(UpdateStep):
         return result
 
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
+        self._round = ctx.round
         if self._stop is not None:
             raise PrivacyBudgetExhausted(self._stop)
         run_sampling = ctx.sampling
@@ -362,8 +390,8 @@ class GaussianNoise(UpdateStep):
         named in the log and the summary, never silently dropped."""
         missing = list(range(self._last_round + 1, ctx.round)) if ctx.round > self._last_round + 1 else []
         if missing and self.accountant is not None:
-            for _ in missing:
-                self.accountant.step_event(self.event)
+            for r in missing:
+                self.accountant.step_event(self.event_at(r))
             ctx.log.append(
                 f"rounds {missing} were skipped before the DP release; accounted as releases (epsilon covers them "
                 "only if the skip did not depend on client data)"
@@ -378,8 +406,9 @@ class GaussianNoise(UpdateStep):
         acc.step_event(self.event)
         ctx.notes["dp/epsilon"] = acc.epsilon()
         ctx.notes["dp/delta"] = acc.delta
-        if acc.would_exceed_event(self.event):
-            self._stop = acc.budget_message_event(self.event)
+        upcoming = self.event_at(ctx.round + 1)
+        if acc.would_exceed_event(upcoming):
+            self._stop = acc.budget_message_event(upcoming)
             ctx.stop = self._stop
             ctx.log.append(self._stop)
 
