@@ -55,6 +55,9 @@ from interlearn.federated.personalization.select import (
     personalize_validated,
     plot_gains,
 )
+from interlearn.federated.schedule import Schedule, piecewise
+from interlearn.federated.server.callbacks import Callback
+from interlearn.federated.server.loop import RunState, Server
 from interlearn.federated.server.simulation import SimulationConfig, simulate
 from interlearn.federated.strategies import get_strategy
 from interlearn.keyboard.cache import CachedModel, cache_candidates, evaluate_cached
@@ -259,13 +262,15 @@ def train_global(
     test: TensorData | None = None,
     progress: bool = True,
 ) -> tuple[Params, list[tuple[int, float]]]:
-    """FedAvg (or FedAdam) of the word model over all users' training chunks.
+    """FedAvg (or FedAdam) of the word model over all users' training chunks: one
+    :func:`~interlearn.federated.simulate` call.
 
-    With ``cfg.eval_every`` and a ``test`` sample, training runs in segments that resume from
-    the run folder's checkpoint (bit-exact, so the trajectory equals one long run) and the
-    top-1 recall after each segment forms the accuracy-vs-rounds curve (kept in
-    ``run_dir/curve.json``). A run folder that already holds a checkpoint continues from it:
-    rounds done before are not repeated, their curve points are read back.
+    The client learning rate follows ``cfg.client_lr_schedule`` (a schedule of the round,
+    :func:`client_lr`). With ``cfg.eval_every`` and a ``test`` sample, a callback
+    (:class:`RecallCurve`) measures the top-1 recall every ``eval_every`` rounds and after the
+    last one: the accuracy-vs-rounds curve, kept in ``run_dir/curve.json``. A run folder that
+    already holds a checkpoint continues from it: rounds done before are not repeated, their
+    curve points are read back.
 
     Returns:
         The global params and ``[(round, top1_recall)]``.
@@ -273,62 +278,96 @@ def train_global(
     Raises:
         CheckpointError: the run folder's checkpoint is past ``cfg.rounds``.
     """
-    if run_dir is None:  # segments continue through a checkpoint, so they need a folder
+    if run_dir is None:  # resuming and the curve need a folder
         with tempfile.TemporaryDirectory(prefix="interlearn-keyboard-") as tmp:
             return train_global(model, data, cfg, Path(tmp), test, progress)
-
-    def update_for(last_round: int) -> LocalSGD:
-        lr = cfg.client_lr
-        for after, new_lr in cfg.client_lr_schedule:
-            if last_round > after:
-                lr = new_lr
-        return LocalSGD(
-            epochs=cfg.local_epochs,
-            steps=cfg.max_local_steps,
-            batch_size=cfg.batch_size,
-            lr=lr,
-            optimizer=cfg.client_optimizer,
-            loss=masked_cross_entropy,
-        )
-
+    done = _checkpoint_round(Path(run_dir), cfg.rounds)
+    every = cfg.eval_every if (cfg.eval_every and test is not None) else cfg.rounds
+    curve = RecallCurve(model, test, every, Path(run_dir), progress, done)
+    update = LocalSGD(
+        epochs=cfg.local_epochs,
+        steps=cfg.max_local_steps,
+        batch_size=cfg.batch_size,
+        lr=client_lr(cfg),
+        optimizer=cfg.client_optimizer,
+        loss=masked_cross_entropy,
+    )
+    sim = SimulationConfig(
+        rounds=cfg.rounds,
+        clients_per_round=cfg.clients_per_round,
+        eval_every=0,
+        client_eval=False,
+        checkpoint_every=every,
+        seed=cfg.seed,
+        progress=progress,
+    )
     strategy = get_strategy(cfg.strategy, lr=cfg.server_lr)
     pop = population_of(data.users)
-    every = cfg.eval_every if (cfg.eval_every and test is not None) else cfg.rounds
-    evals = list(range(every, cfg.rounds, every)) + [cfg.rounds]
-    marks = sorted(
-        set(evals) | {int(r) for r, _ in cfg.client_lr_schedule}
-    )  # segments end at evaluations and lr changes
-    done, stored = 0, {}
-    if has_checkpoint(Path(run_dir) / "checkpoint"):
-        done = int(load_checkpoint(Path(run_dir) / "checkpoint")[1].get("round", 0))
-        if done > cfg.rounds:
-            raise CheckpointError(
-                f"{run_dir} holds a checkpoint after round {done}, past rounds={cfg.rounds}; ask for >= {done} rounds "
-                "or use another run folder"
-            )
-        if (Path(run_dir) / "curve.json").is_file():
-            stored = {int(r): float(v) for r, v in json.loads((Path(run_dir) / "curve.json").read_text())}
-    curve: list[tuple[int, float]] = [(r, v) for r, v in sorted(stored.items()) if r <= done]
-    params = model_params(model)
-    start = done
-    for r in [m for m in marks if m > done] or [cfg.rounds]:
-        sim = SimulationConfig(
-            rounds=r,
-            clients_per_round=cfg.clients_per_round,
-            eval_every=0,
-            client_eval=False,
-            checkpoint_every=r - start,
-            seed=cfg.seed,
-            progress=progress,
+    res = simulate(
+        model, pop, update, strategy, sim, engine=cfg.engine, run_dir=run_dir, resume=True, callbacks=[curve]
+    )
+    return res.params, curve.points
+
+
+def client_lr(cfg: Config) -> Schedule:
+    """``cfg.client_lr`` until the first ``(after_round, lr)`` of ``cfg.client_lr_schedule``,
+    then ``lr`` from round ``after_round + 1`` on (step decay)."""
+    values = {1: cfg.client_lr}
+    for after, lr in sorted(cfg.client_lr_schedule):
+        values[int(after) + 1] = lr
+    return piecewise(values)
+
+
+def _checkpoint_round(run_dir: Path, rounds: int) -> int:
+    """The round the run folder's checkpoint is after (0 without one).
+
+    Raises:
+        CheckpointError: it is past ``rounds``.
+    """
+    if not has_checkpoint(run_dir / "checkpoint"):
+        return 0
+    done = int(load_checkpoint(run_dir / "checkpoint")[1].get("round", 0))
+    if done > rounds:
+        raise CheckpointError(
+            f"{run_dir} holds a checkpoint after round {done}, past rounds={rounds}; ask for >= {done} rounds "
+            "or use another run folder"
         )
-        res = simulate(model, pop, update_for(r), strategy, sim, engine=cfg.engine, run_dir=run_dir, resume=True)
-        params, start = res.params, r
-        if test is not None and r in evals and (cfg.eval_every or r == cfg.rounds) and r not in dict(curve):
-            curve.append((r, evaluate_recall(model, params, test)["top1_recall"]))
-            if progress:
-                print(f"[keyboard] round {r}: test top-1 recall {curve[-1][1]:.4f}", flush=True)
-            (Path(run_dir) / "curve.json").write_text(json.dumps(curve))
-    return params, curve
+    return done
+
+
+class RecallCurve(Callback):
+    """The accuracy-vs-rounds curve: top-1 recall on ``test`` every ``every`` rounds and after
+    the last, kept in ``run_dir/curve.json`` (points up to ``done`` are read back from there)."""
+
+    def __init__(
+        self, model: WordCIFG, test: TensorData | None, every: int, run_dir: Path, progress: bool, done: int
+    ) -> None:
+        self.model, self.test, self.every, self.path, self.progress = (
+            model,
+            test,
+            every,
+            run_dir / "curve.json",
+            progress,
+        )
+        stored = json.loads(self.path.read_text()) if done and self.path.is_file() else []
+        self.points: list[tuple[int, float]] = [(int(r), float(v)) for r, v in stored if int(r) <= done]
+
+    def on_round(self, server: Server, state: RunState, record: dict[str, Any]) -> None:
+        r = state.round
+        if r % self.every == 0 or server.done(state):
+            self._measure(r, state.params)
+
+    def on_end(self, server: Server, state: RunState, failed: bool) -> None:
+        if not failed and state.round == server.config.rounds:  # a resumed, finished run: its last point
+            self._measure(state.round, state.params)
+
+    def _measure(self, r: int, params: Params) -> None:
+        if self.test is None or r in dict(self.points):
+            return
+        self.points.append((r, evaluate_recall(self.model, params, self.test)["top1_recall"]))
+        if self.progress:
+            print(f"[keyboard] round {r}: test top-1 recall {self.points[-1][1]:.4f}", flush=True)
+        self.path.write_text(json.dumps(self.points))
 
 
 def personalization_users(data: ShakespeareWords, n: int, min_words: int) -> list[WordUser]:
