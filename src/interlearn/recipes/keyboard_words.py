@@ -512,6 +512,46 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     )
     model = word_cifg(len(data.vocab), cfg.embed_dim, cfg.hidden)
     test = test_set(data.users, cfg.test_users)
+    gparams, rows = global_model(model, data, cfg, run_dir, test, progress)
+    people = personalization_users(data, cfg.personalize_users, cfg.min_personal_words)
+    shown = data.user(cfg.user) if cfg.user else (people[0] if people else data.users[0])
+    if shown not in people and people:
+        people = [shown] + people[:-1]
+    personal: dict[str, Params] = {}
+    if people:
+        rows["personalized"], personal = personalized_row(model, gparams, people, shown, cfg, run_dir)
+    variants, ref, best, best_params = ondevice_frontier(model, gparams, test, cfg, run_dir)
+    rows["ondevice"] = ondevice_row(model, data, variants, ref, best, cfg, run_dir)
+    lines = [
+        f"user {shown.name}: typed {cfg.prefix!r}",
+        "  global model        : " + _fmt(suggest_words(model, data.vocab, cfg.prefix, params=gparams)),
+    ]
+    if personal and "personalized" in rows:
+        method = rows["personalized"]["method"]
+        lines.append(
+            f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})"
+        )
+    lines += memory_lines(model, data, gparams, shown, cfg, rows)
+    if best_params is not None and best is not None:
+        lines.append(
+            f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
+            f"({best.bytes / 1024:.0f} KiB stored vs {ref.bytes / 1024:.0f} KiB float32)"
+        )
+    load_params(model, gparams)
+    (run_dir / "suggestions.txt").write_text("\n".join(lines) + "\n")
+    if progress:
+        print("\n".join(lines), flush=True)
+    return rows
+
+
+def global_model(
+    model: WordCIFG, data: ShakespeareWords, cfg: Config, run_dir: Path, test: TensorData, progress: bool
+) -> tuple[Params, dict[str, dict[str, Any]]]:
+    """The global params (trained, or loaded from ``cfg.checkpoint``) and the ``global`` row.
+
+    Raises:
+        CheckpointError: the checkpoint was trained with another vocabulary or model size.
+    """
     if cfg.checkpoint:
         tensors, meta = load_checkpoint(cfg.checkpoint)
         if meta.get("vocab") != list(data.vocab.words) or meta.get("model") != model.config.to_dict():
@@ -531,54 +571,61 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
             {"vocab": list(data.vocab.words), "model": model.config.to_dict(), "rounds": rounds},
         )
     g = evaluate_recall(model, gparams, test)
-    rows: dict[str, dict[str, Any]] = {
-        "global": {
-            "top1_recall": g["top1_recall"],
-            "top3_recall": g["top3_recall"],
-            "rounds": rounds,
-            "params": sum(v.numel() for v in gparams.values()),
-            "test_words": int(g["words"]),
-        }
+    row: dict[str, Any] = {
+        "top1_recall": g["top1_recall"],
+        "top3_recall": g["top3_recall"],
+        "rounds": rounds,
+        "params": sum(v.numel() for v in gparams.values()),
+        "test_words": int(g["words"]),
     }
     if curve:
-        rows["global"]["curve"] = curve
+        row["curve"] = curve
+    return gparams, {"global": row}
 
-    people = personalization_users(data, cfg.personalize_users, cfg.min_personal_words)
-    shown = data.user(cfg.user) if cfg.user else (people[0] if people else data.users[0])
-    if shown not in people and people:
-        people = [shown] + people[:-1]
-    personal: dict[str, Params] = {}
-    if people:
-        report, kept = personalize_users(model, gparams, people, cfg, keep=(shown.name,))
-        personal = kept.get(shown.name, {})
-        extra = {}
-        if cfg.fedper_rounds:
-            fp = fedper_users(model, gparams, people, cfg, run_dir / "fedper", progress=False)
-            extra["fedper"] = [fp[u.user]["test"] - u.global_test for u in report.users]
-        shipped = report.validated_method() or "best"
-        s = report.summary(shipped)
-        rows["personalized"] = {
-            "top1_recall": s["personal_median"],
-            "global_median": s["global_median"],
-            "median_gain": s["median_gain"],
-            "improved_fraction": s["improved_fraction"],
-            "users": s["users"],
-            "method": shipped,
+
+def personalized_row(
+    model: WordCIFG, gparams: Params, people: list[WordUser], shown: WordUser, cfg: Config, run_dir: Path
+) -> tuple[dict[str, Any], dict[str, Params]]:
+    """Personalize ``people`` (and FedPer when asked): the ``personalized`` row, and the shown
+    user's personal params by method; writes ``personalization.json``/``.png``."""
+    report, kept = personalize_users(model, gparams, people, cfg, keep=(shown.name,))
+    extra = {}
+    if cfg.fedper_rounds:
+        fp = fedper_users(model, gparams, people, cfg, run_dir / "fedper", progress=False)
+        extra["fedper"] = [fp[u.user]["test"] - u.global_test for u in report.users]
+    shipped = report.validated_method() or "best"
+    s = report.summary(shipped)
+    row = {
+        "top1_recall": s["personal_median"],
+        "global_median": s["global_median"],
+        "median_gain": s["median_gain"],
+        "improved_fraction": s["improved_fraction"],
+        "users": s["users"],
+        "method": shipped,
+    }
+    payload = report.to_dict()
+    if extra:
+        gains = extra["fedper"]
+        payload["summary"]["fedper"] = {
+            "median_gain": statistics.median(gains),
+            "improved_fraction": sum(x > 0 for x in gains) / len(gains),
+            "rounds": cfg.fedper_rounds,
         }
-        payload = report.to_dict()
-        if extra:
-            gains = extra["fedper"]
-            payload["summary"]["fedper"] = {
-                "median_gain": statistics.median(gains),
-                "improved_fraction": sum(x > 0 for x in gains) / len(gains),
-                "rounds": cfg.fedper_rounds,
-            }
-        (run_dir / "personalization.json").write_text(json.dumps(payload, indent=1))
-        plot_gains(
-            report, run_dir / "personalization.png", title="Keyboard personalization (top-1 recall)", extra=extra
-        )
+    (run_dir / "personalization.json").write_text(json.dumps(payload, indent=1))
+    plot_gains(report, run_dir / "personalization.png", title="Keyboard personalization (top-1 recall)", extra=extra)
+    return row, kept.get(shown.name, {})
 
-    variants, ref, best, best_params = ondevice_frontier(model, gparams, test, cfg, run_dir)
+
+def ondevice_row(
+    model: WordCIFG,
+    data: ShakespeareWords,
+    variants: list[Variant],
+    ref: Variant,
+    best: Variant | None,
+    cfg: Config,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """The ``ondevice`` row (and ``ondevice.json``): the chosen variant and the latency."""
     x, _ = encode_prefix(data.vocab, cfg.prefix, cfg.seq_len)
     lat = latency_ms(lambda: model.next_word_logits(x).topk(3), repeats=30)
     (run_dir / "ondevice.json").write_text(
@@ -592,7 +639,7 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
             indent=1,
         )
     )
-    rows["ondevice"] = {
+    return {
         "top1_recall": best.accuracy if best else None,
         "bytes": best.bytes if best else None,
         "encoding": best.encoding if best else None,
@@ -600,48 +647,31 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
         "latency_ms": lat["median_ms"],
     }
 
-    lines = [
-        f"user {shown.name}: typed {cfg.prefix!r}",
-        "  global model        : " + _fmt(suggest_words(model, data.vocab, cfg.prefix, params=gparams)),
-    ]
-    if personal and "personalized" in rows:
-        method = rows["personalized"]["method"]
-        lines.append(
-            f"  after personalizing : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=personal[method]))}  ({method})"
-        )
-    shown_memory: tuple[Memory, MemoryModel] | None
+
+def memory_lines(
+    model: WordCIFG, data: ShakespeareWords, gparams: Params, shown: WordUser, cfg: Config, rows: dict[str, Any]
+) -> list[str]:
+    """The shown user's suggestions with a local memory (and the ``memory`` row), if it has one."""
     try:
-        shown_memory = user_memory(model, gparams, shown)
+        memory, mem_model = user_memory(model, gparams, shown)
     except DataError:  # no in-vocabulary training or validation words: no memory to show
-        shown_memory = None
-    if shown_memory is not None:
-        memory, mem_model = shown_memory
-        lines.append(
-            f"  with a local memory : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=mem_model))}  "
-            + (
-                f"(memory: {len(memory.store):,} words, {memory.store.nbytes / 1024:.0f} KiB on the phone, never uploaded; "
-                f"lam={memory.setting.lam:g}, k={memory.setting.k} chosen on validation)"
-                if memory.setting.lam > 0
-                else f"(the memory of {len(memory.store):,} words did not help on this user's validation words: "
-                "lam=0, the global model; never uploaded)"
-            )
+        return []
+    rows["memory"] = {
+        "entries": len(memory.store),
+        "bytes": memory.store.nbytes,
+        "lam": memory.setting.lam,
+        "k": memory.setting.k,
+    }
+    return [
+        f"  with a local memory : {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=mem_model))}  "
+        + (
+            f"(memory: {len(memory.store):,} words, {memory.store.nbytes / 1024:.0f} KiB on the phone, never uploaded; "
+            f"lam={memory.setting.lam:g}, k={memory.setting.k} chosen on validation)"
+            if memory.setting.lam > 0
+            else f"(the memory of {len(memory.store):,} words did not help on this user's validation words: "
+            "lam=0, the global model; never uploaded)"
         )
-        rows["memory"] = {
-            "entries": len(memory.store),
-            "bytes": memory.store.nbytes,
-            "lam": memory.setting.lam,
-            "k": memory.setting.k,
-        }
-    if best_params is not None and best is not None:
-        lines.append(
-            f"  on-device {best.encoding:<10}: {_fmt(suggest_words(model, data.vocab, cfg.prefix, params=best_params))}  "
-            f"({best.bytes / 1024:.0f} KiB stored vs {ref.bytes / 1024:.0f} KiB float32)"
-        )
-    load_params(model, gparams)
-    (run_dir / "suggestions.txt").write_text("\n".join(lines) + "\n")
-    if progress:
-        print("\n".join(lines), flush=True)
-    return rows
+    ]
 
 
 MEMORY = MemoryConfig(layer="proj", side="output", ignore_labels=(PAD, OOV, BOS), mask_classes=(PAD, OOV, BOS))

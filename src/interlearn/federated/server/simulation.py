@@ -28,11 +28,11 @@ from interlearn.errors import ConfigError
 from interlearn.federated.api import ClientPopulation, ClientUpdate, Engine, Strategy, UpdateStep
 from interlearn.federated.schedule import Schedule, at
 from interlearn.federated.server.callbacks import Callback, OnRound, Plots, Progress, RunFolder, Tracking
-from interlearn.federated.server.loop import Server
+from interlearn.federated.server.loop import RunState, Server
 from interlearn.federated.server.sampling import SAMPLINGS, cohort_size
 from interlearn.types import ClientId, Params
 
-__all__ = ["SimulationConfig", "SimulationResult", "default_callbacks", "simulate"]
+__all__ = ["SimulationConfig", "SimulationResult", "default_callbacks", "run_rounds", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,14 @@ class SimulationResult:
     run_dir: Path | None = None
     engine: str = ""
 
+    @classmethod
+    def of(cls, state: RunState, run_dir: Path | None, engine: str) -> SimulationResult:
+        """The result of a run that ended in ``state``."""
+        down, up = state.totals["bytes_down"], state.totals["bytes_up"]
+        return cls(
+            state.params, state.history, state.client_accuracy, state.state, down, up, state.stopped, run_dir, engine
+        )
+
     @property
     def final_accuracy(self) -> float | None:
         """The last global test accuracy recorded, or ``None``."""
@@ -186,36 +194,29 @@ def simulate(
     """Run federated training in simulation (see the module docstring).
 
     Args:
-        model: the architecture (its current weights are the initial global model unless
-            ``initial_params`` is given); the engines use it as a scratch vessel.
-        population: the clients' data: a :class:`~interlearn.federated.population.Population`
-            (index views), a lazily generated one
-            (:class:`~interlearn.federated.synthetic.SyntheticPopulation`), any
-            :class:`~interlearn.federated.api.ClientPopulation`.
+        model: the architecture; its weights are the initial global model (or ``initial_params``).
+        population: the clients' data (any :class:`~interlearn.federated.api.ClientPopulation`).
         client_update: local training (e.g. :class:`~interlearn.federated.client.LocalSGD`).
         strategy: server aggregation (e.g. ``get_strategy("fedavg")``).
         config: rounds, cohort, dropouts, evaluation, checkpoints, seed, progress.
-        engine: an engine or its name: ``"auto"`` (the fastest for this model and machine; its
-            choice is logged), ``"sequential"``, ``"vectorized"``, ``"multicore"``, ``"ray"``.
-            An engine built from a name is stopped at the end; one passed in is left running.
-        steps: update steps (clip, noise, compress, validate, secure aggregation) in client
-            order; server hooks run in reverse.
+        engine: an engine or its name (``"auto"``: the fastest here, its choice logged); one
+            built from a name is stopped at the end, one passed in is left running.
+        steps: update steps in client order (their server hooks run in reverse).
         test: a global test set ``(x, y)``.
         run_dir: folder for ``metrics.jsonl``, ``checkpoint/`` and plots.
         resume: continue from ``run_dir``'s checkpoint (a fresh start when there is none).
         initial_params: global params to start from instead of the model's weights.
         on_round: called with each round's record after it is written.
-        tracking: TensorBoard/MLflow tracking (:mod:`interlearn.tracking`): the config as
-            params, each round's record as metrics, the run folder as artifacts.
-        callbacks: more :class:`~interlearn.federated.server.callbacks.Callback` objects, run
-            after the default ones (:func:`default_callbacks`).
+        tracking: TensorBoard/MLflow tracking (:mod:`interlearn.tracking`).
+        callbacks: more :class:`~interlearn.federated.server.callbacks.Callback` objects (after
+            :func:`default_callbacks`).
 
     Returns:
         A :class:`SimulationResult`.
 
     Raises:
-        ConfigError: checkpoints or resume without ``run_dir``; a cohort larger than the
-            population; update steps the engine cannot carry to its clients.
+        ConfigError: checkpoints/resume without ``run_dir``, a cohort over the population, steps
+            the engine cannot carry to its clients, plug-ins that do not declare their interface.
         CheckpointError: resuming from a checkpoint of another run.
         TrainingDivergedError: the global params became NaN/Inf (the last checkpoint is kept).
     """
@@ -224,33 +225,30 @@ def simulate(
         raise ConfigError("checkpoint_every / resume need a run_dir to hold the checkpoint")
     server = Server(model, population, client_update, strategy, config, engine=engine, steps=steps, test=test)
     hooks = default_callbacks(config, out, resume, on_round, tracking) + list(callbacks)
+    state = run_rounds(server, hooks, initial_params)
+    return SimulationResult.of(state, out, server.described)
+
+
+def run_rounds(server: Server, callbacks: Sequence[Callback], initial_params: Params | None = None) -> RunState:
+    """The whole loop: ``init``, then ``round`` until done, with the callbacks around it; the
+    engine is released at the end (copy this function to change the loop)."""
     state = server.init(initial_params)
     try:
-        for cb in hooks:
+        for cb in callbacks:
             state = cb.on_start(server, state)
         while not server.done(state):
             state, record = server.round(state)
-            for cb in hooks:
+            for cb in callbacks:
                 cb.on_round(server, state, record)
     except BaseException:
-        for cb in hooks:
+        for cb in callbacks:
             cb.on_end(server, state, failed=True)
         raise
     finally:
         server.stop()
-    for cb in hooks:
+    for cb in callbacks:
         cb.on_end(server, state, failed=False)
-    return SimulationResult(
-        state.params,
-        state.history,
-        state.client_accuracy,
-        state.state,
-        state.totals["bytes_down"],
-        state.totals["bytes_up"],
-        state.stopped,
-        out,
-        server.described,
-    )
+    return state
 
 
 def default_callbacks(
