@@ -205,12 +205,6 @@ class Strategy(Protocol):
         """Tensors sent to every client with the model this round (default: none)."""
         return {}
 
-    @property
-    def uses_weights(self) -> bool:
-        """Whether ``ClientResult.weight`` changes the result (default: yes; a
-        :class:`ServerStrategy` answers for its aggregator)."""
-        return True
-
     def init(self, params: Params) -> Params:
         """Return the initial server state for ``params`` (momentum buffers, control variates)."""
         ...
@@ -309,6 +303,15 @@ class EngineSetup:
     client_update: ClientUpdate
     population: ClientPopulation
     max_cohort: int = 0
+
+    def same_run(self, other: EngineSetup) -> bool:
+        """Whether ``other`` binds the very same model, client update and population (an
+        engine already started for it need not start again)."""
+        return (
+            self.model is other.model
+            and self.client_update is other.client_update
+            and self.population is other.population
+        )
 
 
 @dataclass(frozen=True)

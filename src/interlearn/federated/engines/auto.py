@@ -135,9 +135,7 @@ class AutoEngine(EngineBase):
 
     def start(self, setup: EngineSetup) -> None:
         """Choose (once per setup) and start the chosen engine."""
-        same = self.setup is not None and all(
-            getattr(self.setup, f) is getattr(setup, f) for f in ("model", "client_update", "population")
-        )
+        same = self.setup is not None and self.setup.same_run(setup)
         if self.engine is None or not same:
             if self.engine is not None:
                 self.engine.stop()

@@ -190,11 +190,7 @@ class MultiCoreEngine(EngineBase):
             ConfigError: the model lives on an accelerator (use the in-process engines there).
             InterlearnError: a worker failed to start.
         """
-        if (
-            self._procs
-            and self.setup is not None
-            and all(getattr(self.setup, f) is getattr(setup, f) for f in ("model", "client_update", "population"))
-        ):
+        if self._procs and self.setup is not None and self.setup.same_run(setup):
             return
         self.stop()
         if any(p.device.type != "cpu" for p in setup.model.parameters()):

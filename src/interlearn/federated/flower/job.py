@@ -107,7 +107,7 @@ def run_job(job: FlowerJob, engine: Engine, population: Any, run_dir: str | Path
     if run_dir is not None:
         meta = {
             "rounds": len(result.history),
-            "engine": getattr(engine, "name", type(engine).__name__),
+            "engine": engine.name,
             "final_accuracy": result.final_accuracy,
             "bytes_up": result.bytes_up,
             "bytes_down": result.bytes_down,

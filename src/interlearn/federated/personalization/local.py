@@ -25,6 +25,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -39,6 +40,9 @@ from interlearn.plotting import pyplot, save_figure
 from interlearn.surgery import select_names
 from interlearn.tasks import cross_entropy
 from interlearn.types import LossFn, Params
+
+if TYPE_CHECKING:
+    from interlearn.federated.server.simulation import SimulationResult
 
 __all__ = [
     "PersonalizeConfig",
@@ -251,7 +255,7 @@ class FedPerUpdate(LocalSGD):
         return update, {}, {k: params[k].detach().clone() for k in sorted(heads)}
 
 
-def personal_heads(result: object | None = None, run_dir: str | Path | None = None) -> dict[int, Params]:
+def personal_heads(result: SimulationResult | None = None, run_dir: str | Path | None = None) -> dict[int, Params]:
     """Every client's private FedPer head after a :func:`~interlearn.federated.server.simulation.simulate`
     run: from ``result.client_states`` when the result carries them, else from the run folder's
     checkpoint (``client/<id>/<name>`` entries; run with ``checkpoint_every``).
@@ -259,7 +263,7 @@ def personal_heads(result: object | None = None, run_dir: str | Path | None = No
     Raises:
         DataError: neither source holds client states.
     """
-    states = getattr(result, "client_states", None)
+    states = result.client_states if result is not None else {}
     if states:
         return {int(c): dict(s) for c, s in states.items() if s}
     if run_dir is not None:

@@ -339,8 +339,8 @@ def _check_plugins(strategy: Strategy, steps: Sequence[UpdateStep]) -> None:
     """Refuse plug-ins that do not declare the capabilities the loop uses (see ``api``)."""
     if not isinstance(strategy, Strategy):
         raise ConfigError(
-            f"strategy {strategy!r} lacks part of the Strategy interface (init, aggregate, server_extras, "
-            "uses_weights): subclass interlearn.federated.Strategy for the defaults"
+            f"strategy {strategy!r} lacks part of the Strategy interface (init, aggregate, server_extras): "
+            "subclass interlearn.federated.Strategy for the defaults"
         )
     bad = [repr(s) for s in steps if not isinstance(s, UpdateStep)]
     if bad:

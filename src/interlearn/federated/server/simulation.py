@@ -145,6 +145,8 @@ class SimulationResult:
         stopped: why the run ended early (an update step asked), or ``None``.
         run_dir: the run folder, when one was given.
         engine: the engine that ran the clients (``auto``'s choice included).
+        client_states: each client's private state at the end (SCAFFOLD's control variates,
+            FedPer's personal head).
     """
 
     params: Params
@@ -156,13 +158,15 @@ class SimulationResult:
     stopped: str | None = None
     run_dir: Path | None = None
     engine: str = ""
+    client_states: dict[ClientId, Params | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, state: RunState, run_dir: Path | None, engine: str) -> SimulationResult:
         """The result of a run that ended in ``state``."""
         down, up = state.totals["bytes_down"], state.totals["bytes_up"]
+        s = state
         return cls(
-            state.params, state.history, state.client_accuracy, state.state, down, up, state.stopped, run_dir, engine
+            s.params, s.history, s.client_accuracy, s.state, down, up, s.stopped, run_dir, engine, s.client_states
         )
 
     @property

@@ -30,6 +30,7 @@ from torch import nn
 
 from interlearn.errors import ConfigError, RoundSkipped
 from interlearn.federated.api import ClientData, ClientResult, ClientUpdate, Strategy
+from interlearn.federated.client.local_sgd import LocalSGD
 from interlearn.federated.params import load_params
 from interlearn.federated.strategies.aggregate import arithmetic_dtype, cast_back
 from interlearn.tasks import cross_entropy
@@ -56,14 +57,15 @@ class QFFLClient:
         >>> client = QFFLClient(LocalSGD(epochs=1, batch_size=10, lr=0.1))
     """
 
-    def __init__(self, inner: ClientUpdate, batch_size: int = 1024) -> None:
+    def __init__(self, inner: ClientUpdate, batch_size: int = 1024, loss: LossFn | None = None) -> None:
         if not callable(inner):
             raise ConfigError(f"QFFLClient wraps a client update (e.g. LocalSGD), got {inner!r}")
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size}: must be >= 1")
         self.inner = inner
         self.batch_size = int(batch_size)
-        self.loss: LossFn = getattr(inner, "loss", None) or cross_entropy
+        # the loss q-FFL weighs by: given, else the wrapped LocalSGD's, else cross-entropy
+        self.loss: LossFn = loss if loss is not None else (inner.loss if isinstance(inner, LocalSGD) else cross_entropy)
 
     @torch.no_grad()
     def start_loss(self, model: nn.Module, params: Params, data: ClientData) -> float:
