@@ -109,7 +109,9 @@ def finetune_params(
         params: starting parameters (and buffers), e.g. the global model's.
         data: the user's training data.
         trainable: names of the entries to train.
-        steps, lr, batch_size: the optimisation budget.
+        steps: local SGD steps (the optimisation budget).
+        lr: the learning rate.
+        batch_size: examples per step.
         generator: seeds the minibatch order.
         loss_fn: ``loss_fn(model_output, y)``.
 
