@@ -13,12 +13,13 @@ from collections.abc import Sequence
 
 import torch
 
-from interlearn.errors import RoundSkipped, UpdateRejected
+from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
 from interlearn.federated.api import Aggregator, ClientResult
 from interlearn.types import Params
 
 __all__ = [
     "weighted_mean",
+    "check_aggregator",
     "WeightedMean",
     "add",
     "sub",
@@ -127,6 +128,20 @@ class WeightedMean(Aggregator):
 
     def __repr__(self) -> str:
         return f"WeightedMean(uniform={self.uniform})"
+
+
+def check_aggregator(aggregator: object) -> Aggregator:
+    """``aggregator`` if it declares the :class:`~interlearn.federated.api.Aggregator` interface.
+
+    Raises:
+        ConfigError: it does not (a plain function, a class without ``name``/``uses_weights``).
+    """
+    if not isinstance(aggregator, Aggregator):
+        raise ConfigError(
+            f"aggregator {aggregator!r} lacks part of the Aggregator interface (name, uses_weights, __call__): "
+            "subclass interlearn.federated.Aggregator (uses_weights defaults to True)"
+        )
+    return aggregator
 
 
 def add(a: Params, b: Params, alpha: float = 1.0) -> Params:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from interlearn.errors import RoundSkipped
 from interlearn.federated.api import Aggregator, ClientResult, ServerOptimizer, Strategy
-from interlearn.federated.strategies.aggregate import WeightedMean
+from interlearn.federated.strategies.aggregate import WeightedMean, check_aggregator
 from interlearn.types import Params
 
 __all__ = ["ServerStrategy", "server_extras"]
@@ -33,7 +33,7 @@ class ServerStrategy(Strategy):
 
     def __init__(self, optimizer: ServerOptimizer, aggregator: Aggregator | None = None, name: str = "custom") -> None:
         self.optimizer = optimizer
-        self.aggregator: Aggregator = aggregator if aggregator is not None else WeightedMean()
+        self.aggregator: Aggregator = check_aggregator(aggregator) if aggregator is not None else WeightedMean()
         self.name = name
 
     @property

@@ -20,7 +20,7 @@ import torch
 
 from interlearn.errors import ConfigError, RoundSkipped, UpdateRejected
 from interlearn.federated.api import Aggregator, ClientResult, Strategy
-from interlearn.federated.strategies.aggregate import WeightedMean
+from interlearn.federated.strategies.aggregate import WeightedMean, check_aggregator
 from interlearn.types import Params
 
 __all__ = ["Scaffold", "scaffold"]
@@ -60,7 +60,9 @@ class Scaffold(Strategy):
             raise ConfigError(f"scaffold lr={lr}: must be > 0")
         self.num_clients = int(num_clients)
         self.lr = float(lr)
-        self.aggregator: Aggregator = aggregator if aggregator is not None else WeightedMean(uniform=True)
+        self.aggregator: Aggregator = (
+            check_aggregator(aggregator) if aggregator is not None else WeightedMean(uniform=True)
+        )
 
     def init(self, params: Params) -> Params:
         return {f"c/{k}": torch.zeros_like(v) for k, v in params.items()}
