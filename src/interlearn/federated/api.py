@@ -134,7 +134,9 @@ class RoundContext:
       budget); the loop also sets it when the time budget is spent;
     * ``bytes_up``: a step that knows what really crossed the network this round (secure
       aggregation: masked vectors and protocol messages) sets it; the record's ``bytes_up`` is
-      then this number instead of the size of the results.
+      then this number instead of the size of the results;
+    * ``expected_clients``: the fixed denominator of this round's DP release (central noise sets
+      it; adaptive clipping divides its unclipped count by it).
 
     Client hooks get a per-client context (:func:`interlearn.federated.client.hooks.client_context`):
     the generator is the client's own, ``memory`` is that client's persistent step state (it
@@ -158,6 +160,7 @@ class RoundContext:
     sampling: CohortSampling | None = None
     stop: str | None = None
     bytes_up: int | None = None
+    expected_clients: float | None = None
 
 
 @runtime_checkable

@@ -119,10 +119,10 @@ class ClipUpdates(UpdateStep):
 
     def server(self, results: Sequence[ClientResult], ctx: RoundContext) -> list[ClientResult]:
         ctx.notes["clip/norm"] = self._norm
-        if self.adaptive and (results or "dp/expected_clients" in ctx.notes):
+        if self.adaptive and (results or ctx.expected_clients is not None):
             # under central DP the fraction divides by the expected cohort (a fixed denominator,
             # as the update's mean does): the number that reported depends on who took part
-            n = float(ctx.notes.get("dp/expected_clients", num_clients(results)))
+            n = float(ctx.expected_clients if ctx.expected_clients is not None else num_clients(results))
             count = sum(float(r.metrics.get("clip/unclipped", 0.0)) for r in results)
             if self.count_noise_std > 0:
                 count += float(torch.randn((), generator=ctx.generator)) * self.count_noise_std

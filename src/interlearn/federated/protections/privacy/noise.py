@@ -373,6 +373,7 @@ class GaussianNoise(UpdateStep):
         std = self.update_multiplier * self.sensitivity
         mean = noisy_sum_mean(results, template, std, self.denominator, ctx.generator)
         ctx.notes["dp/noise_std"] = std / self.denominator
+        ctx.expected_clients = self.denominator
         ctx.notes["dp/expected_clients"] = self.denominator
         metrics = summed_metrics(results)
         if not results:
