@@ -152,6 +152,7 @@ class Server:
         self.owns_engine = isinstance(engine, str)
         self.max_cohort = config.check_cohorts(len(population))
         self.release = releases_every_round(self.steps, config.min_survivors)
+        self.sampling_at(1)  # a sampling the steps do not account for is refused before the engine starts
         self.described = ""
         self._began = time.perf_counter()
         self._first_round = True
