@@ -78,9 +78,10 @@ def has_keys(result: dict, *keys: str) -> None:
 
 
 def test_fl_secagg(tmp_path):
-    r = run("fl_secagg", tmp_path, "--clients", "3", "--rounds", "1", "--per-client", "5")
+    r = run("fl_secagg", tmp_path, "--clients", "3", "--rounds", "1", "--per-client", "5", "--repeats", "2")
     has_keys(r, "benchmark", "config", "variants", "crypto_us", "rows")
     assert {row["variant"] for row in r["rows"]} >= {"plain", "secagg", "secagg+"}
+    assert len(r["variants"]["secagg+"]["3"]["time_ratio_range"]["runs"]) == 2  # interleaved repeats
 
 
 def test_fl_scale(tmp_path):
