@@ -221,6 +221,8 @@ def main() -> None:
             "protocol_cpu_ms_per_client": 1e3 * (v["cpu_seconds"] - v["plain_cpu_seconds"]) / 100,
             "plain_cpu_ms_per_client": 1e3 * v["plain_cpu_seconds"] / 100,
         }
+        # the ratio a protocol with no overhead beyond its cryptographic primitives would reach
+        explain["primitives_floor_ratio"] = 1 + explain["primitives_ms_per_client"] / explain["plain_cpu_ms_per_client"]
     C.write(
         a.json,
         {
