@@ -1,10 +1,12 @@
 import sys
 import types
+from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 
 from interlearn.errors import ConfigError
-from interlearn.registry import Registry
+from interlearn.registry import Registry, check_names
 
 
 def test_register_get_build_and_listing():
@@ -57,3 +59,42 @@ def test_plugins_load_on_the_first_miss_and_missing_ones_are_skipped(tmp_path, m
     assert r.get("core") == 1 and "late" not in r  # a hit imports nothing
     assert r.get("late") == 2  # a miss imports the plugins (the absent one is skipped)
     assert r.names() == ["core", "late"]
+
+
+def test_register_all_is_the_one_idiom_for_a_table():
+    r: Registry[int] = Registry("widget")
+    r.register_all({"a": 1, "b": 2})
+    assert list(r) == ["a", "b"]
+    with pytest.raises(ConfigError, match="'a' is already registered"):
+        r.register_all({"a": 3})
+    r.register_all({"a": 3, "c": 4}, skip_registered=True)  # a plugin module imported twice
+    assert r.get("a") == 1 and r.get("c") == 4
+    assert r.unregister("c") == 4 and "c" not in r
+
+
+WIDGETS: Registry[int] = Registry("widget")
+WIDGETS.register_all({"left": 1, "right": 2})
+
+
+@dataclass(frozen=True)
+class _Config:
+    widget: Annotated[str, WIDGETS] = "left"
+    maybe: Annotated[str, WIDGETS] | None = None
+
+    def __post_init__(self) -> None:
+        check_names(self)
+
+
+def test_config_fields_name_registered_entries():
+    assert _Config("right", "left").widget == "right"
+    with pytest.raises(
+        ConfigError, match=r"widget: unknown widget 'rigt'; known widgets: \['left', 'right'\] \(closest: 'right'"
+    ):
+        _Config("rigt")
+    with pytest.raises(ConfigError, match=r"maybe: unknown widget 'up'"):
+        _Config(maybe="up")
+    WIDGETS.register("up", 3)  # registered later, from user code: accepted
+    try:
+        assert _Config(maybe="up").maybe == "up"
+    finally:
+        WIDGETS.unregister("up")

@@ -93,6 +93,16 @@ class Registry(Generic[T]):
                 continue
             self.register(name, entry)
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (a test's or a notebook's own registration).
+
+        Raises:
+            ConfigError: unknown name.
+        """
+        entry = self.get(name)
+        del self._entries[name]
+        return entry
+
     def check(self, name: str, field: str) -> str:
         """``name`` if it is registered, for a config's ``__post_init__``.
 
