@@ -98,3 +98,28 @@ def test_config_fields_name_registered_entries():
         assert _Config(maybe="up").maybe == "up"
     finally:
         WIDGETS.unregister("up")
+
+
+def test_installed_packages_register_through_entry_points(monkeypatch, tmp_path):
+    import importlib.metadata
+
+    import interlearn.registry as registry
+
+    r: Registry[int] = Registry("widget")
+    host = types.ModuleType("interlearn_test_ep_host")
+    host.REGISTRY = r
+    monkeypatch.setitem(sys.modules, "interlearn_test_ep_host", host)
+    (tmp_path / "interlearn_test_ep_plugin.py").write_text(
+        "import interlearn_test_ep_host\ninterlearn_test_ep_host.REGISTRY.register('installed', 7)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = importlib.metadata.EntryPoint("mine", "interlearn_test_ep_plugin", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: [ep] if group == ep.group else [])
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    assert r.get("installed") == 7  # a miss imported the package's module
+
+    broken = importlib.metadata.EntryPoint("broken", "interlearn_test_no_such_module", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    with pytest.raises(ConfigError, match="interlearn plugin 'broken' .* failed to import"):
+        r.get("nothing")

@@ -21,19 +21,51 @@ A registry may name *plugin modules*: modules that register more entries when im
 robust aggregators, say). They are imported on the first lookup that misses or lists names, so
 ``get_aggregator("median")`` works without importing :mod:`interlearn.federated.robust` by hand,
 and importing the registry does not import them (no import circle).
+
+Installed packages can add entries too, so that ``interlearn run recipe.yaml`` on the command
+line knows them: a package that declares its registering module under the ``interlearn.plugins``
+entry-point group (``[project.entry-points."interlearn.plugins"] feddyn = "my_package.feddyn"``
+in its ``pyproject.toml``) is imported on the first lookup that misses or lists names, in any
+registry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from interlearn.errors import ConfigError, unknown_name
 
-__all__ = ["Registry", "check_names"]
+__all__ = ["Registry", "check_names", "load_entry_points", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "interlearn.plugins"
+"""The entry-point group of installed packages' registering modules."""
+
+_entry_points_loaded = False
+
+
+def load_entry_points() -> None:
+    """Import, once, every module that installed packages declare under :data:`ENTRY_POINT_GROUP`.
+
+    Raises:
+        ConfigError: a declared module fails to import (naming the package's entry point).
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"interlearn plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+
 
 T = TypeVar("T")
 
@@ -124,7 +156,9 @@ class Registry(Generic[T]):
         return deco
 
     def load_plugins(self) -> None:
-        """Import the plugin modules once (each registers its entries)."""
+        """Import the plugin modules once (each registers its entries), and the installed
+        packages' plugins (:func:`load_entry_points`)."""
+        load_entry_points()
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
