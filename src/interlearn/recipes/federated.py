@@ -377,6 +377,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
         "client_accuracy_mean": sum(accs) / len(accs) if accs else None,
         "client_accuracy_min": min(accs) if accs else None,
         "strategy": config.strategy.name,
+        "client_update": config.client.name,
         "engine": config.engine,
     }
     noise = noise_step(steps)
