@@ -133,9 +133,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     tr, te = load_digits(seed=0)
     pop = Population(tr.x, tr.y, partition("dirichlet", tr.y, 10, alpha=0.3, seed=0))
     sim = SimulationConfig(rounds=args.rounds, clients_per_round=5, seed=0, progress=False, client_eval=False)
-    for name, opts in (("fedavg", {}), ("feddyn", {"alpha": args.alpha})):
-        client = get_client_update("local_sgd" if name == "fedavg" else "feddyn", epochs=1, lr=0.1, **opts)
-        server = get_strategy(name, **({"num_clients": 10, **opts} if opts else {}))
+    runs = {
+        "fedavg": (get_client_update("local_sgd", epochs=1, lr=0.1), get_strategy("fedavg")),
+        "feddyn": (
+            get_client_update("feddyn", epochs=1, lr=0.1, alpha=args.alpha),
+            get_strategy("feddyn", num_clients=10, alpha=args.alpha),
+        ),
+    }
+    for name, (client, server) in runs.items():
         res = simulate(mlp(64, [32], 10, seed=0), pop, client, server, sim, engine=args.engine, test=(te.x, te.y))
         print(f"{name}: test accuracy {res.final_accuracy:.3f} after {args.rounds} rounds")
 
