@@ -99,6 +99,7 @@ class FedDyn:
     """
 
     name = "feddyn"
+    uses_weights = False  # the paper's uniform mean
 
     def __init__(self, num_clients: int, alpha: float = 0.01) -> None:
         if int(num_clients) < 1 or not alpha > 0:

@@ -13,10 +13,12 @@ and ``p_i = n_i / n``. Plain FedAvg weighs a client by ``p_i`` times the ``tau_i
 took, so clients that step more pull the model toward their own optimum; FedNova's weights are
 ``p_i``, so it optimises the intended objective ``sum_i p_i L_i``.
 
-Here the client is :class:`~interlearn.federated.LocalSGD` that uploads ``(a_i, tau_i)`` with its
-update, and the server is an :class:`~interlearn.federated.Aggregator` (the cohort's updates ->
-one update) under server SGD, so it composes: ``strategy: {name: fedadam, aggregator:
-fednova}`` is FedNova with an adaptive server. Every engine runs it, ``vectorized`` included::
+Every client reports its local steps ``tau_i`` (``ClientResult.metrics["steps"]``), so with
+plain SGD the client is :class:`~interlearn.federated.LocalSGD` itself; ``FedNovaClient``
+also uploads its ``a_i`` (needed with momentum) and refuses optimizers the formula does not
+cover. The server is an :class:`~interlearn.federated.Aggregator` (the cohort's updates -> one
+update) under server SGD, so it composes: ``strategy: {name: fedadam, aggregator: fednova}``
+is FedNova with an adaptive server. Every engine runs it, ``vectorized`` included::
 
     python examples/custom_algorithm/fednova.py --rounds 5      # digits, 10 clients of skewed sizes
     # or, with this module imported first, in a federated recipe:
@@ -63,7 +65,7 @@ def normalized_average(
 
 @dataclass(frozen=True)
 class FedNovaClient(LocalSGD):
-    """Local SGD (optionally with momentum) that reports its normalizer ``a_i`` and steps ``tau_i``."""
+    """Local SGD (optionally with momentum) that uploads its normalizer ``a_i``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,35 +78,38 @@ class FedNovaClient(LocalSGD):
         self, params: Params, state: Params, client_state: Params | None, ctx: StepContext, steps: int
     ) -> tuple[Params, Params, Params | None]:
         update, _, client_state = super().finish(params, state, client_state, ctx, steps)
-        a = torch.tensor(normalizer(steps, self.momentum), dtype=torch.float64)
-        return update, {"fednova/a": a, "fednova/tau": torch.tensor(float(steps), dtype=torch.float64)}, client_state
+        return update, {"fednova/a": torch.tensor(normalizer(steps, self.momentum), dtype=torch.float64)}, client_state
 
 
 class FedNovaMean:
-    """FedNova's aggregator: the normalized average of the cohort's updates."""
+    """FedNova's aggregator: the normalized average of the cohort's updates. A client that
+    uploads no ``a_i`` ran plain SGD (``a_i = tau_i``)."""
 
     name = "fednova"
     uses_weights = True  # p_i = n_i / n
+    required_metrics = ("steps",)  # tau_i, which every client reports
 
     def __call__(self, results: Sequence[ClientResult]) -> Params:
         if not results:
             raise RoundSkipped("fednova: no client results to aggregate")
-        if any("fednova/a" not in r.extras for r in results):
-            raise ConfigError(
-                "fednova: a client sent no normalizer; train the clients with FedNovaClient (update: fednova)"
-            )
-        a = [float(r.extras["fednova/a"]) for r in results]
-        tau = [float(r.extras["fednova/tau"]) for r in results]
+        if any("steps" not in r.metrics for r in results):
+            raise ConfigError("fednova needs each client's local steps (metrics['steps']), which a StepUpdate reports")
+        tau = [float(r.metrics["steps"]) for r in results]
+        a = [float(r.extras.get("fednova/a", t)) for r, t in zip(results, tau)]
         return normalized_average([r.update for r in results], a, tau, [r.weight for r in results])
 
 
-def fednova(lr: float = 1.0, momentum: float = 0.0) -> ServerStrategy:
+class FedNova(ServerStrategy):
     """FedNova: the normalized average under server SGD (``lr=1``: the paper's server)."""
-    return ServerStrategy(ServerSGD(lr=lr, momentum=momentum), FedNovaMean(), name="fednova")
+
+    required_metrics = FedNovaMean.required_metrics
+
+    def __init__(self, lr: float = 1.0, momentum: float = 0.0) -> None:
+        super().__init__(ServerSGD(lr=lr, momentum=momentum), FedNovaMean(), name="fednova")
 
 
 register_aggregator("fednova", FedNovaMean)
-register_strategy("fednova", fednova)
+register_strategy("fednova", FedNova)
 register_client_update("fednova", FedNovaClient)
 
 
