@@ -1,7 +1,8 @@
 """YAML mappings <-> validated frozen dataclasses (the recipes' schema machinery, used by any config).
 
 ``build(Config, mapping, path)`` walks a dataclass's fields, checks unknown keys (with a
-"did you mean"), types and ``Literal`` choices, recursing into nested dataclasses, and raises
+"did you mean"), types, ``Literal`` choices and registered names (``Annotated[str, REGISTRY]``,
+see :mod:`interlearn.registry`), recursing into nested dataclasses, and raises
 ``ConfigError`` naming the field path (``finetune.fit.optimizer``) and the allowed values. The
 dataclasses' own ``__post_init__`` checks then run as usual; their errors get the path too.
 """
@@ -12,12 +13,13 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import numpy as np
 import yaml
 
 from interlearn.errors import ConfigError, closest
+from interlearn.registry import registry_of
 
 __all__ = ["build", "load_yaml", "to_dict"]
 
@@ -79,6 +81,10 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if origin is Annotated:  # Annotated[str, REGISTRY]: a name the registry must know
+        value = _convert(value, get_args(tp)[0], path)
+        registry = registry_of(tp)
+        return registry.check(value, path) if registry is not None else value
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -159,7 +165,7 @@ def build(cls: type[T], mapping: dict[str, Any], path: str = "") -> T:
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{path}." if path else ""
     for key in mapping:

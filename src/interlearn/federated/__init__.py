@@ -24,7 +24,8 @@ How to plug things in:
   an **aggregator** (``__call__(results) -> delta``: the weighted mean by default; robust rules
   plug in here, e.g. ``get_strategy("fedadam", aggregator=my_median)``) + a **server optimizer**
   (``init``/``step(params, delta, state)``). Register new ones with ``register_strategy`` /
-  ``register_aggregator`` so recipes can name them.
+  ``register_aggregator`` so recipes can name them (``register_client_update`` and
+  ``register_step`` do the same for client updates and update steps).
 * **A client update** is written as one step (:class:`StepUpdate`: ``objective`` + ``apply``,
   the optimizer's math, see :class:`LocalSGD`, :class:`ScaffoldClient`); every engine runs
   that step. Any callable ``(model, params, data, client_state, server_extras, generator) ->
@@ -67,6 +68,7 @@ from interlearn.federated.api import (
 )
 from interlearn.federated.bulyan import Bulyan
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepContext, StepUpdate, batch_schedule, run_client
+from interlearn.federated.client.registry import CLIENT_UPDATES, get_client_update, register_client_update
 from interlearn.federated.comm import download_bytes, params_bytes, upload_bytes
 from interlearn.federated.compression import CompressUpdates
 from interlearn.federated.distill import FedDistillUpdate
@@ -113,6 +115,7 @@ from interlearn.federated.strategies import (
     register_strategy,
 )
 from interlearn.federated.synthetic import SyntheticPopulation
+from interlearn.federated.update_steps import UPDATE_STEPS, get_step, register_step
 from interlearn.federated.validation import ValidateUpdates
 
 if TYPE_CHECKING:
@@ -130,6 +133,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CLIENT_UPDATES",
+    "UPDATE_STEPS",
+    "get_client_update",
+    "get_step",
+    "register_client_update",
+    "register_step",
     "AGGREGATORS",
     "Aggregator",
     "AutoEngine",

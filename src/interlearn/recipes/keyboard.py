@@ -41,6 +41,7 @@ from interlearn.federated.strategies import get_strategy
 from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
 from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights
 from interlearn.recipes.keyboard_common import check_at_least, check_federated, population_of, spread
+from interlearn.recipes.names import EngineName, StrategyName
 from interlearn.types import Params
 
 __all__ = [
@@ -64,7 +65,7 @@ class Config:
         data_dir: folder holding ``shakespeare/`` (``None``: ``$INTERLEARN_DATA``).
         source: ``"tiny"`` (Tiny Shakespeare roles) or ``"complete"`` (LEAF's play + role users).
         max_users: keep the users with the most text (``None``: all).
-        strategy: ``"fedavg"`` or ``"fedadam"``.
+        strategy: a registered strategy that takes ``lr`` (``"fedavg"``, ``"fedadam"``, ...).
         server_lr: server learning rate (1.0 for FedAvg; Reddi et al. use 1e-2 for FedAdam).
         rounds: federated rounds for the global model.
         clients_per_round: cohort size (10 in the literature).
@@ -93,7 +94,7 @@ class Config:
     data_dir: str | None = None
     source: Literal["tiny", "complete"] = "tiny"
     max_users: int | None = 40
-    strategy: Literal["fedavg", "fedadam"] = "fedavg"
+    strategy: StrategyName = "fedavg"
     server_lr: float = 1.0
     rounds: int = 3
     clients_per_round: int = 10
@@ -112,7 +113,7 @@ class Config:
     test_chunks_per_user: int = 8
     user: str | None = None
     prefix: str = "What say you, my lord? I pray you, tell me th"
-    engine: Literal["auto", "sequential", "vectorized", "multicore"] = "auto"
+    engine: EngineName = "auto"
     checkpoint: str | None = None
     seed: int = 0
 
