@@ -78,6 +78,7 @@ def _number_hint(value: Any) -> str:
 
 
 def _convert(value: Any, tp: Any, path: str) -> Any:
+    """``value`` checked (and converted: lists to tuples, ints to floats) against the type ``tp``."""
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -91,24 +92,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"{path}: {value!r} is not allowed; choose one of {list(choices)}")
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{path}: a value is required")
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(value, a, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(
-            errors[0]
-            if len(errors) == 1
-            else f"{path}: {value!r} matches none of {[getattr(a, '__name__', str(a)) for a in args]}"
-        )
+        return _convert_union(value, get_args(tp), path)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -128,6 +112,32 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         inner = args[1] if len(args) == 2 else Any
         return {k: _convert(v, inner, f"{path}.{k}") for k, v in value.items()}
+    return _convert_scalar(value, tp, path)
+
+
+def _convert_union(value: Any, args: tuple[Any, ...], path: str) -> Any:
+    """The first member of the union that accepts ``value`` (``None`` only for an optional)."""
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{path}: a value is required")
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _convert(value, a, path)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(
+        errors[0]
+        if len(errors) == 1
+        else f"{path}: {value!r} matches none of {[getattr(a, '__name__', str(a)) for a in args]}"
+    )
+
+
+def _convert_scalar(value: Any, tp: Any, path: str) -> Any:
+    """A bool, int (a ``seed`` non-negative), finite float or str; other types pass unchecked."""
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true/false, got {value!r}")

@@ -335,16 +335,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     train, test, side, classes, natural = load_data(config.data)
     x, y = train
-    d = config.data
-    if natural is not None:
-        parts = natural
-    else:
-        kw: dict[str, Any] = {"seed": config.seed}
-        if d.partitioner in ("dirichlet", "quantity"):
-            kw["alpha"] = d.alpha
-        if d.partitioner == "shards":
-            kw["shards_per_client"] = d.shards_per_client
-        parts = partition(d.partitioner, y, d.num_clients, **kw)
+    parts = natural if natural is not None else _partition(config, y)
     if config.clients_per_round > len(parts):
         raise ConfigError(f"clients_per_round={config.clients_per_round} exceeds the {len(parts)} clients the data has")
     stats = partition_stats(y, parts, num_classes=classes)
@@ -391,3 +382,14 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
             )
         (out / "notes.md").write_text("## Privacy\n\n" + noise.summary(ran) + "\n")
     return {"federated": row}
+
+
+def _partition(config: Config, y: torch.Tensor) -> list[torch.Tensor]:
+    """The clients' example indices from ``config.data``'s partitioner (seeded by ``config.seed``)."""
+    d = config.data
+    kw: dict[str, Any] = {"seed": config.seed}
+    if d.partitioner in ("dirichlet", "quantity"):
+        kw["alpha"] = d.alpha
+    if d.partitioner == "shards":
+        kw["shards_per_client"] = d.shards_per_client
+    return partition(d.partitioner, y, d.num_clients, **kw)
