@@ -120,68 +120,101 @@ def _plot(users: Users, gains: dict[float, Gain], path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
+@dataclass(frozen=True)
+class _Curve:
+    """Every skew's runs (one per seed), their weighted accuracies and the paired gains."""
+
+    runs: dict[float, list[Users]]
+    glob: dict[float, list[float]]
+    mem: dict[float, list[float]]
+    gains: dict[float, Gain]
+
+    @classmethod
+    def measure(cls, seeds: list[int]) -> _Curve:
+        runs = {a: [personalize_users(a, s) for s in seeds] for a in ALPHAS}
+        glob = {a: [u.weighted(u.global_acc) for u in runs[a]] for a in ALPHAS}
+        mem = {a: [u.weighted(u.memory_acc) for u in runs[a]] for a in ALPHAS}
+        return cls(runs, glob, mem, {a: paired_gain(mem[a], glob[a], seeds) for a in ALPHAS})
+
+    @property
+    def user_gains(self) -> list[float]:
+        """Every user's gain at the federated scenario's skew, over all seeds."""
+        return [g for u in self.runs[ALPHA] for g in u.gains]
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {
+            f"alpha{a:g}": {
+                "global_accuracy": statistics.fmean(self.glob[a]),
+                "memory_accuracy": statistics.fmean(self.mem[a]),
+                **self.gains[a].row(),
+            }
+            for a in ALPHAS
+        }
+        g = self.user_gains
+        rows[f"alpha{ALPHA:g}"] |= {
+            "users": len(g),
+            "improved_fraction": sum(x > 0 for x in g) / len(g),
+            "hurt_fraction": sum(x <= -0.01 for x in g) / len(g),
+            "median_memory_bytes": statistics.median(b for u in self.runs[ALPHA] for b in u.memory_bytes),
+        }
+        return rows
+
+
+def _boundary(c: _Curve) -> tuple[str, str]:
+    """The boundary paragraph and its few words for the terminal table."""
+    stop = boundary(ALPHAS, [c.gains[a] for a in ALPHAS], side="high")
+    curve = ", ".join(f"alpha {a:g}: {100 * c.gains[a].mean:+.1f} ± {100 * c.gains[a].se:.1f}" for a in ALPHAS)
+    if stop is None:
+        return f"Memory minus global model (points ± SE): {curve}. It still pays at the least skewed setting tried.", (
+            "not within alpha <= 10"
+        )
+    worst = min(100 * c.gains[a].mean for a in ALPHAS[ALPHAS.index(stop) :])
+    per_user = statistics.median(n for u in c.runs[ALPHA] for n in u.sizes)
+    return (
+        f"Memory minus global model (points ± SE): {curve}. From alpha = {stop:g} on, clients are alike enough that "
+        "the global model already fits each one and the memory stops paying. The gate (a user keeps the global model "
+        f"unless the memory does better on their validation part) sees about {per_user:.0f} examples per user, too "
+        f"few to always tell: the worst mean gain past the boundary is {worst:+.1f} points.",
+        f"at alpha >= {stop:g} (near-IID clients)",
+    )
+
+
 def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     """The memory's per-user gain at the federated scenario's skew, and at each skew of :data:`ALPHAS`; one section."""
     folder = Path(out) / "federated"
     folder.mkdir(parents=True, exist_ok=True)
     seeds = [seed + i for i in range(REPEATS)]
-    runs = {a: [personalize_users(a, s) for s in seeds] for a in ALPHAS}
-    glob = {a: [u.weighted(u.global_acc) for u in runs[a]] for a in ALPHAS}
-    mem = {a: [u.weighted(u.memory_acc) for u in runs[a]] for a in ALPHAS}
-    gains = {a: paired_gain(mem[a], glob[a], seeds) for a in ALPHAS}
+    c = _Curve.measure(seeds)
     if progress:
         for a in ALPHAS:
-            print(f"  memory, alpha {a:g}: {100 * gains[a].mean:+.1f} points over the global model", flush=True)
-    first = runs[ALPHA][0]
-    _plot(first, gains, folder / "personalization.png")
-    user_gains = [g for u in runs[ALPHA] for g in u.gains]
-    improved, hurt = sum(g > 0 for g in user_gains), sum(g <= -0.01 for g in user_gains)
-    stop = boundary(ALPHAS, [gains[a] for a in ALPHAS], side="high")
-    rows: dict[str, dict[str, Any]] = {
-        f"alpha{a:g}": {
-            "global_accuracy": statistics.fmean(glob[a]),
-            "memory_accuracy": statistics.fmean(mem[a]),
-            **gains[a].row(),
-        }
-        for a in ALPHAS
-    }
-    rows[f"alpha{ALPHA:g}"] |= {
-        "users": len(user_gains),
-        "improved_fraction": improved / len(user_gains),
-        "hurt_fraction": hurt / len(user_gains),
-        "median_memory_bytes": statistics.median(b for u in runs[ALPHA] for b in u.memory_bytes),
-    }
-    worst = min(100 * gains[a].mean for a in ALPHAS[ALPHAS.index(stop) :]) if stop is not None else 0.0
-    curve = ", ".join(f"alpha {a:g}: {100 * gains[a].mean:+.1f} ± {100 * gains[a].se:.1f}" for a in ALPHAS)
+            print(f"  memory, alpha {a:g}: {100 * c.gains[a].mean:+.1f} points over the global model", flush=True)
+    _plot(c.runs[ALPHA][0], c.gains, folder / "personalization.png")
+    g = c.user_gains
+    improved, hurt = sum(x > 0 for x in g), sum(x <= -0.01 for x in g)
+    text, stops = _boundary(c)
     section = Section(
         paradigm="Federated personalization",
         question=f"On the same non-IID clients (alpha = {ALPHA:g}), does a memory of each user's own examples, kept on the "
         f"device, beat the global FedAvg model on that user's own test examples? ({REPEATS} seeds.)",
         baseline="global FedAvg model",
-        baseline_value=statistics.fmean(glob[ALPHA]),
+        baseline_value=statistics.fmean(c.glob[ALPHA]),
         result="global model + local memory (kNN-Per)",
-        result_value=statistics.fmean(mem[ALPHA]),
-        verdict=gain_verdict(gains[ALPHA], "the local memory")
-        + f"; {improved} of {len(user_gains)} users improved, {hurt} lost a point or more",
+        result_value=statistics.fmean(c.mem[ALPHA]),
+        verdict=gain_verdict(c.gains[ALPHA], "the local memory")
+        + f"; {improved} of {len(g)} users improved, {hurt} lost a point or more",
         why="A user who sees a few classes is better served by their own neighbours than by a model of everyone.",
         plot="federated/personalization.png",
         table=[
-            {"alpha": a, "global": round(statistics.fmean(glob[a]), 3), "memory": round(statistics.fmean(mem[a]), 3)}
+            {
+                "alpha": a,
+                "global": round(statistics.fmean(c.glob[a]), 3),
+                "memory": round(statistics.fmean(c.mem[a]), 3),
+            }
             for a in ALPHAS
         ],
         seeds=seeds,
-        difference_se=gains[ALPHA].se,
-        boundary=(
-            f"Memory minus global model (points ± SE): {curve}. "
-            + (
-                f"From alpha = {stop:g} on, clients are alike enough that the global model already fits each one "
-                "and the memory stops paying. The gate (a user keeps the global model unless the memory does better "
-                f"on their validation part) sees about {statistics.median(n for u in runs[ALPHA] for n in u.sizes):.0f} "
-                f"examples per user, too few to always tell: the worst mean gain past the boundary is {worst:+.1f} points."
-                if stop is not None
-                else "It still pays at the least skewed setting tried."
-            )
-        ),
-        stops=f"at alpha >= {stop:g} (near-IID clients)" if stop is not None else "not within alpha <= 10",
+        difference_se=c.gains[ALPHA].se,
+        boundary=text,
+        stops=stops,
     )
-    return Scenario(rows, [section])
+    return Scenario(c.rows(), [section])
