@@ -1,8 +1,10 @@
-"""Federated simulation speed on three workloads: every interlearn engine vs Flower 1.42 and pfl 0.6.
+"""Federated simulation speed on three workloads, per training example: every interlearn engine
+vs a plain PyTorch loop, Flower 1.42 and pfl 0.6, against a roofline floor.
 
 Usage:
-    python benchmarks/fl_matrix.py --data-dir ../shared/data --json benchmarks/results/fl_matrix.json [--rounds R]
-        [--workloads mnist_2nn,femnist_cnn,shakespeare_lstm] [--tools auto,sequential,...] [--flower-check]
+    python benchmarks/fl_matrix.py --data-dir ../shared/data --json benchmarks/results/fl_matrix.json
+        [--repeats 3] [--rounds R] [--workloads mnist_2nn,femnist_cnn,shakespeare_lstm]
+        [--tools auto,sequential,...] [--flower-check]
 
 Workloads (McMahan et al. 2017; LEAF, Caldas et al. 2018), each with 10 clients per round, one
 local epoch of batch-10 SGD, FedAvg weighted by examples:
@@ -12,32 +14,38 @@ local epoch of batch-10 SGD, FedAvg weighted by examples:
   0.06, 10 rounds;
 * ``shakespeare_lstm``: the 8-dim embedding + 2 x 256 LSTM character model on LEAF's
   Shakespeare roles (793 clients, non-overlapping 80-character chunks, a label at every
-  position), client lr 1.0, 10 rounds.
+  position: an "example" is a chunk), client lr 1.0, 10 rounds.
 
 A prep step writes, per workload, the training and test arrays, the partition, the cohort
-schedule (the one interlearn's ``simulate`` draws for the seed) and the initial weights
-(interlearn's default initialisation); every tool reads them, so all train the same clients in
-the same rounds from the same start. Each tool runs in a fresh subprocess (pfl in its own venv,
-.venv-bench) with one torch thread per worker, on this machine's 2 cores: interlearn ``auto``,
-``sequential``, ``vectorized``, ``multicore`` (2 workers) and ``ray`` (a local Ray with 2 CPUs);
-Flower's simulation runtime (Ray backend, 2 CPUs: 2 ClientApp actors; the app is written the way
-Flower's quickstart is, benchmarks/fl_peers/flower_app); pfl's simulator (one process: its
-multi-process mode needs Horovod/MPI). ``--flower-check`` also runs the same Flower app through
-``flwr run`` on a local SuperLink, Flower's own documented path, to check that our harness
-gives Flower its full speed (the two must agree within 20 %).
+schedule (the one interlearn's ``simulate`` draws for the seed) and the initial weights; every
+tool reads them, so all train the same clients in the same rounds from the same start. Each
+tool runs in a fresh subprocess with one torch thread per worker, on this machine's 2 cores:
+interlearn ``auto``, ``sequential``, ``vectorized``, ``multicore`` (2 workers) and ``ray`` (a
+local Ray with 2 CPUs; not in the default list); ``plain``, the FedAvg loop a user writes in
+plain PyTorch on one thread (fl_peers/plain_worker.py: ``nn.Module``, the fused ``nn.LSTM``,
+``torch.optim.SGD``); Flower's simulation runtime (Ray backend, 2 ClientApp actors, the app
+written the way Flower's quickstart is, fl_peers/flower_app); pfl's simulator (one process: its
+multi-process mode needs Horovod/MPI; own venv, .venv-bench). ``--flower-check`` also runs the
+Flower app through ``flwr run`` on a local SuperLink, Flower's own documented path, to check
+that the harness gives Flower its full speed.
 
-Measured per tool: ``s_per_round`` (median wall time of rounds 2..R), ``first_round_s``,
-``end_to_end_s`` (launch to exit of the subprocess: imports, data, start-up included) and
-``final_acc`` (the final weights scored by one function on the workload's test set).
-``floor_s_per_round`` is the compute floor: the multiply-add FLOPs of the matrix products and
-convolutions of the examples a round trains (forward and backward, counted per layer from its
-shapes), each divided by this machine's measured single-thread rate for that layer's own
-shapes at the batch the workload uses, summed, then halved for 2 cores (elementwise ops,
-optimizer steps and data movement are left out, so no implementation reaches it).
+**The statistic.** Cohorts of ragged clients differ in size from round to round, so a tool's
+rate is its total time over rounds 2..R divided by the training examples of those rounds (the
+same rounds for every tool; round 1, the warm-up, is reported on its own): microseconds per
+example. Every tool runs ``--repeats`` times, interleaved (repeat k of every tool before repeat
+k + 1 of any), and the JSON holds the median and the min-max. A ratio between two tools is
+taken per repeat (repeat k against repeat k); a target is met only when its whole min-max range
+clears it. Seconds per round are kept as information.
 
-JSON keys: ``results[workload][tool] = {"s_per_round", "end_to_end_s", "final_acc", ...}``,
-``floor_s_per_round[workload]`` (with ``floor_method``, ``floor_detail``), ``auto_vs_best[workload]``,
-``targets`` (each with ``met``), ``flower_check``.
+**The floor** (fl_peers/roofline.py): per training example, max(FLOPs / this machine's measured
+GEMM rate for each product's own shapes, bytes an SGD step moves / measured bandwidth), for
+2 cores.
+
+JSON keys: ``results[workload][tool] = {"us_per_example": {median, min, max, runs}, "s_per_round",
+"first_round_us_per_example", "end_to_end_s", "final_acc", "engine", ...}``, ``floor[workload]``
+(``us_per_example``, ``bound``, its compute and memory terms), ``ratios[workload]``,
+``targets`` (each with ``value`` (median), ``min``, ``max``, ``bound``, ``met``), ``flower_check``,
+``repeats``, ``seconds``.
 """
 
 from __future__ import annotations
@@ -63,13 +71,16 @@ sys.path.insert(0, str(HERE / "fl_peers"))
 
 from common import accuracy, load_prep, test_arrays  # noqa: E402
 from interlearn_worker import interlearn_model, to_peer  # noqa: E402
+from roofline import floor  # noqa: E402
 
 from interlearn.federated.params import model_params  # noqa: E402
 from interlearn.federated.server.sampling import round_generator, sample_cohort  # noqa: E402
 
 INTERLEARN_TOOLS = ("auto", "sequential", "vectorized", "multicore", "ray")
 PEERS = ("flower", "pfl")
-TOOLS = INTERLEARN_TOOLS + PEERS
+TOOLS = (*INTERLEARN_TOOLS, "plain", *PEERS)
+DEFAULT_TOOLS = ("auto", "sequential", "vectorized", "multicore", "plain", *PEERS)
+FORMAT = "per-example-v2"  # results of the older per-round format are not merged into a new file
 WORKLOADS = {
     "mnist_2nn": {"model": "2nn", "lr": 0.1, "rounds": 20},
     "femnist_cnn": {"model": "femnist_cnn", "lr": 0.06, "rounds": 10},
@@ -155,10 +166,14 @@ def command(tool: str, prep_dir: Path, out: Path, pfl_python: str) -> list[str]:
         return [sys.executable, str(HERE / "fl_peers" / "interlearn_worker.py"), str(prep_dir), str(out), tool]
     if tool == "pfl":
         return [pfl_python, str(HERE / "fl_peers" / "pfl_worker.py"), str(prep_dir), str(out)]
+    if tool == "plain":
+        return [sys.executable, str(HERE / "fl_peers" / "plain_worker.py"), str(prep_dir), str(out)]
     return [sys.executable, str(HERE / "fl_peers" / "flower_worker.py"), str(prep_dir), str(out)]
 
 
 def run_tool(tool: str, prep_dir: Path, work: Path, pfl_python: str, timeout: float) -> dict:
+    """One run of ``tool`` in a fresh subprocess; its timeline (or the error and the log's tail)."""
+    work.mkdir(parents=True, exist_ok=True)
     out = work / tool
     env = {
         **os.environ,
@@ -265,202 +280,113 @@ def _superlinks() -> set[int]:
     return out
 
 
-# ------------------------------------------------------------------------------------ floor
-def _rate(fn, flops: float, min_s: float = 0.3) -> float:
-    """FLOP/s of ``fn`` (one call = ``flops``), single thread, best of repeated timings."""
-    for _ in range(3):
-        fn()
-    best = float("inf")
-    t_end = time.perf_counter() + min_s
-    while time.perf_counter() < t_end:
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return flops / best
-
-
-def _mm(m: int, k: int, n: int) -> tuple[object, float]:
-    """A timed ``(m, k) @ (k, n)`` product and its FLOPs."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    return (lambda: a @ b), 2.0 * m * k * n
-
-
-def _linear(name: str, rows: int, i: int, o: int, per_example: float, input_grad: bool = True) -> list[tuple]:
-    """Forward, weight-gradient and input-gradient products of a Linear applied to ``rows`` rows
-    per call (``per_example`` calls per example)."""
-    out = [(f"{name}.forward", *_mm(rows, i, o), per_example), (f"{name}.weight_grad", *_mm(o, rows, i), per_example)]
-    if input_grad:
-        out.append((f"{name}.input_grad", *_mm(rows, o, i), per_example))
-    return out
-
-
-def _conv(name: str, b: int, cin: int, cout: int, size: int, input_grad: bool) -> list[tuple]:
-    conv = torch.nn.Conv2d(cin, cout, 5, padding=2)
-    x = torch.randn(b, cin, size, size)
-    g = torch.randn(b, cout, size, size)
-    flops = 2.0 * b * cin * 25 * cout * size * size
-    weight = conv.weight.detach()
-
-    def backward() -> None:
-        torch.ops.aten.convolution_backward(
-            g, x, weight, [cout], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [input_grad, True, True]
-        )
-
-    return [
-        (f"{name}.forward", lambda: conv(x), flops, 1 / b),
-        (f"{name}.backward", backward, flops * (2 if input_grad else 1), 1 / b),
-    ]
-
-
-@torch.no_grad()
-def floor(cfg: dict, examples_per_round: float) -> dict:
-    """Seconds per round at the measured single-thread rate of each product's own shapes (2 cores)."""
-    b = BATCH
-    if cfg["model"] == "2nn":
-        ops = (
-            _linear("fc1", b, 784, 200, 1 / b, input_grad=False)
-            + _linear("fc2", b, 200, 200, 1 / b)
-            + _linear("fc3", b, 200, 10, 1 / b)
-        )
-    elif cfg["model"] == "femnist_cnn":
-        ops = _conv("conv1", b, 1, 32, 28, input_grad=False) + _conv("conv2", b, 32, 64, 14, input_grad=True)
-        ops += _linear("fc", b, 3136, 2048, 1 / b) + _linear("head", b, 2048, 62, 1 / b)
-    else:
-        v, h, t = int(cfg["model_kwargs"]["vocab"]), 256, 80
-        ops = []
-        for k, i in enumerate(
-            (8, h)
-        ):  # per layer: the input projection of all steps at once, the recurrence step by step
-            ops += _linear(f"lstm{k}.input", b * t, i, 4 * h, 1 / b, input_grad=k > 0)
-            ops += [
-                (f"lstm{k}.recurrent.forward", *_mm(b, h, 4 * h), t / b),
-                (f"lstm{k}.recurrent.input_grad", *_mm(b, 4 * h, h), t / b),
-                (f"lstm{k}.recurrent.weight_grad", *_mm(4 * h, b * t, h), 1 / b),
-            ]
-        ops += _linear("head", b * t, h, v, 1 / b)
-    detail = {}
-    seconds = 0.0
-    for name, fn, call_flops, calls_per_example in ops:
-        rate = _rate(fn, call_flops)
-        s_round = examples_per_round * calls_per_example * call_flops / rate
-        detail[name] = {
-            "gflop_per_example": calls_per_example * call_flops / 1e9,
-            "gflop_per_s": rate / 1e9,
-            "s_per_round_1_core": s_round,
-        }
-        seconds += s_round
-    return {"s_per_round_1_core": seconds, "s_per_round_2_cores": seconds / 2, "products": detail}
-
-
-# ------------------------------------------------------------------------------------ main
+# ------------------------------------------------------------------------------------ rates
 def round_examples(parts: list, schedule: np.ndarray) -> list[int]:
     """Training examples of each round's cohort (one local epoch): rounds differ when clients do."""
     return [int(sum(len(parts[c]) for c in row)) * EPOCHS for row in schedule]
 
 
-def first_round(results: dict, workloads: dict) -> dict:
-    """Each tool's first round against its steady rounds (the median of the rest), in time and
-    in time per training example: cohorts of ragged clients differ in size from round to round,
-    so the per-example ratio is the warm-up tax."""
-    out: dict = {}
-    for w, res in results.items():
-        ex = workloads.get(w, {}).get("examples_per_round")
-        for tool, r in res.items():
-            rs = r.get("round_s")
-            if not rs or len(rs) < 2:
-                continue
-            row = {"time": rs[0] / statistics.median(rs[1:])}
-            if ex and len(ex) >= len(rs):
-                per = [t / e for t, e in zip(rs, ex)]
-                row["per_example"] = per[0] / statistics.median(per[1:])
-            out.setdefault(w, {})[tool] = row
-    return out
+def us_per_example(round_s: list[float], examples: list[int]) -> float:
+    """Microseconds per training example pooled over rounds 2..R: their total time over their
+    total examples (round 1, the warm-up, is reported on its own)."""
+    rounds = range(1, len(round_s)) if len(round_s) > 1 else range(len(round_s))
+    return 1e6 * sum(round_s[r] for r in rounds) / sum(examples[r] for r in rounds)
 
 
-def summarize(results: dict, floors: dict, check: dict | None, workloads: dict | None = None) -> dict:
-    """Ratios and the issue's targets, each with ``met``."""
-    auto_vs_best, targets = {}, {}
-    for w, res in results.items():
-        ours = {t: r["s_per_round"] for t, r in res.items() if t in INTERLEARN_TOOLS and "s_per_round" in r}
-        if "auto" in ours and len(ours) > 1:
-            best_tool = min((t for t in ours if t != "auto"), key=ours.get)
-            ratio = ours["auto"] / ours[best_tool]
-            auto_vs_best[w] = {"ratio": ratio, "best": best_tool, "met": ratio <= 1.1}
-            targets[f"{w}: auto <= 1.1x best interlearn engine"] = {"value": ratio, "met": ratio <= 1.1}
-        if "auto" in ours and w in floors:
-            ratio = ours["auto"] / floors[w]
-            targets[f"{w}: auto <= 1.5x floor (2 cores)"] = {"value": ratio, "met": ratio <= 1.5}
-        a = res.get("auto", {})
-        for peer in PEERS:
-            p = res.get(peer, {})
-            if "s_per_round" not in a or "s_per_round" not in p:
-                continue
-            per_round = p["s_per_round"] / a["s_per_round"]
-            e2e = p["end_to_end_s"] / a["end_to_end_s"]
-            a[f"speedup_vs_{peer}_per_round"], a[f"speedup_vs_{peer}_end_to_end"] = per_round, e2e
-            if w == "mnist_2nn" and peer == "flower":
-                pass  # against Flower at its best (below)
-            elif w == "mnist_2nn" and peer == "pfl":
-                targets["mnist_2nn: >= 3x pfl per round"] = {"value": per_round, "met": per_round >= 3}
-            else:
-                targets[f"{w}: faster than {peer} per round"] = {"value": per_round, "met": per_round > 1}
-    if check and "s_per_round" in check and "flower" in results.get("mnist_2nn", {}):
-        ours = results["mnist_2nn"]["flower"]
-        if "s_per_round" in ours:
-            ratio = ours["s_per_round"] / check["s_per_round"]
-            check["harness_vs_flwr_run_per_round"] = ratio
-            targets["flower harness within 20% of `flwr run`"] = {"value": ratio, "met": 0.8 <= ratio <= 1.2}
-    warm = first_round(results, workloads or {})
-    for w, tools in warm.items():
-        if "per_example" in tools.get("auto", {}):
-            ratio = tools["auto"]["per_example"]
-            targets[f"{w}: auto first round <= 1.2x steady (per example)"] = {"value": ratio, "met": ratio <= 1.2}
-    best_flower = _vs_best_flower(results, check)
-    if "mnist_2nn" in best_flower:
-        e2e = best_flower["mnist_2nn"]["end_to_end"]
-        targets["mnist_2nn: >= 5x Flower end to end"] = {"value": e2e, "met": e2e >= 5}
+def spread(values: list[float]) -> dict:
+    """Median and min-max of repeated measurements."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def pool(repeats: list[dict], examples: list[int]) -> dict:
+    """One tool's repeats on one workload -> its per-example rate (median, range) and the rest."""
+    ok = [r for r in repeats if "error" not in r]
+    if not ok:
+        return repeats[-1]
+    rates = [us_per_example(r["round_s"], examples) for r in ok]
+    first = [1e6 * r["round_s"][0] / examples[0] for r in ok]
     return {
-        "auto_vs_best": auto_vs_best,
-        "targets": targets,
-        "targets_met": sum(t["met"] for t in targets.values()),
-        "targets_total": len(targets),
-        "vs_flower_at_its_best": best_flower,
-        "first_round_vs_steady": warm,
+        "us_per_example": spread(rates),
+        "first_round_us_per_example": spread(first),
+        "s_per_round": statistics.median(statistics.median(r["round_s"][1:] or r["round_s"]) for r in ok),
+        "end_to_end_s": spread([r["end_to_end_s"] for r in ok]),
+        "final_acc": ok[0].get("final_acc"),
+        "engine": ok[0].get("engine"),
+        "repeats": len(ok),
+        "failed_repeats": len(repeats) - len(ok),
+        "round_s": [r["round_s"] for r in ok],
     }
 
 
-def _vs_best_flower(results: dict, check: dict | None) -> dict:
-    """``auto`` against the faster of our Flower harness and ``flwr run`` (Flower at its best), per workload."""
-    out = {}
+def ratio_range(num: dict, den: dict) -> dict:
+    """``num / den`` per interleaved repeat (repeat k against repeat k): median and min-max."""
+    a, b = num["us_per_example"]["runs"], den["us_per_example"]["runs"]
+    return spread([x / y for x, y in zip(a, b)])
+
+
+def picked_tool(description: str | None) -> str | None:
+    """The engine ``auto`` chose, as a tool of the matrix (``"multicore (2 workers x ...)"`` -> multicore)."""
+    if not description:
+        return None
+    head = description.split("->", 1)[-1].split()[0].strip("(:,")
+    return head if head in INTERLEARN_TOOLS else None
+
+
+def _target(value: dict, bound: float, at_most: bool) -> dict:
+    """A target is met only when the whole min-max range clears it."""
+    met = value["max"] <= bound if at_most else value["min"] >= bound
+    return {"value": value["median"], "min": value["min"], "max": value["max"], "bound": bound, "met": met}
+
+
+def summarize(results: dict, floors: dict, check: dict | None) -> dict:
+    """The issue's targets from pooled results (each with median, range and ``met``) and ratios."""
+    targets: dict = {}
+    ratios: dict = {}
     for w, res in results.items():
-        a = res.get("auto", {})
-        runs = [r for r in [res.get("flower", {}), check if w == "mnist_2nn" and check else {}] if "s_per_round" in r]
-        if "s_per_round" in a and runs:
-            out[w] = {
-                "per_round": min(r["s_per_round"] for r in runs) / a["s_per_round"],
-                "end_to_end": min(r["end_to_end_s"] for r in runs) / a["end_to_end_s"],
-            }
-    return out
+        ok = {t: r for t, r in res.items() if "us_per_example" in r}
+        if "sequential" in ok and "plain" in ok:
+            r = ratio_range(ok["sequential"], ok["plain"])
+            ratios.setdefault(w, {})["sequential_vs_plain"] = r
+            targets[f"{w}: sequential <= 1.1x plain PyTorch loop"] = _target(r, 1.1, at_most=True)
+        auto = ok.get("auto")
+        if auto is None:
+            continue
+        picked = picked_tool(auto.get("engine"))
+        if picked in ok and picked != "auto":
+            ratios.setdefault(w, {})["auto_vs_picked"] = r = ratio_range(auto, ok[picked]) | {"picked": picked}
+            targets[f"{w}: auto within 2% of the engine it picks ({picked})"] = _target(r, 1.02, at_most=True)
+        if w in floors:
+            f = floors[w]["us_per_example"]
+            r = spread([x / f for x in auto["us_per_example"]["runs"]])
+            ratios.setdefault(w, {})["auto_vs_floor"] = r
+            targets[f"{w}: auto <= 1.5x roofline floor"] = _target(r, 1.5, at_most=True)
+        for peer in PEERS:
+            if peer in ok:
+                r = ratio_range(ok[peer], auto)
+                ratios.setdefault(w, {})[f"speedup_vs_{peer}"] = r
+                need = 3.0 if w == "mnist_2nn" else 1.3
+                targets[f"{w}: auto >= {need:g}x {peer} per example"] = _target(r, need, at_most=False)
+    if check and "round_s" in check and "us_per_example" in results.get("mnist_2nn", {}).get("flower", {}):
+        harness = results["mnist_2nn"]["flower"]["us_per_example"]["median"]
+        own = check["us_per_example"]
+        check["harness_vs_flwr_run"] = harness / own
+        targets["flower harness within 20% of `flwr run` (per example)"] = {
+            "value": harness / own,
+            "min": harness / own,
+            "max": harness / own,
+            "bound": 1.2,
+            "met": 0.8 <= harness / own <= 1.2,
+        }
+    return {
+        "ratios": ratios,
+        "targets": targets,
+        "targets_met": sum(t["met"] for t in targets.values()),
+        "targets_total": len(targets),
+    }
 
 
-def annotate(path: Path, data_dir: str) -> None:
-    """Add ``examples_per_round`` to each workload of a results file written before it was
-    recorded (the cohorts are the seed's, the sizes the data's: nothing is re-measured), then
-    recompute the summary."""
-    out = json.loads(path.read_text())
-    seed = int(out.get("seed", 0))
-    for w, spec in out["workloads"].items():
-        parts = _data(w, data_dir, seed)[4]
-        schedule = np.array(
-            [sample_cohort(len(parts), COHORT, round_generator(seed, r, 0)) for r in range(1, spec["rounds"] + 1)]
-        )
-        spec["examples_per_round"] = round_examples(parts, schedule)
-    out.update(summarize(out["results"], out["floor_s_per_round"], out.get("flower_check"), out["workloads"]))
-    path.write_text(json.dumps(out, indent=2))
-    print(f"annotated {path}")
-
-
-def main() -> None:
+# ------------------------------------------------------------------------------------ main
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "--data-dir",
@@ -469,18 +395,13 @@ def main() -> None:
     )
     ap.add_argument("--json", default="benchmarks/results/fl_matrix.json")
     ap.add_argument("--rounds", type=int, default=None, help="rounds for every workload (default: 20 / 10 / 10)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of every tool, interleaved (default 3)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma list from {TOOLS}")
+    ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"comma list from {TOOLS}")
     ap.add_argument(
         "--flower-check", action="store_true", help="also run the Flower app through `flwr run` (mnist_2nn)"
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--annotate",
-        action="store_true",
-        help="only add each round's example count (from the data and the seed's cohorts) to an existing --json "
-        "and recompute the summary; runs no tool",
-    )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per tool run")
     ap.add_argument("--keep", default=None, help="keep the prep folders and logs here (default: a temporary folder)")
     ap.add_argument(
@@ -491,88 +412,92 @@ def main() -> None:
     args = ap.parse_args()
     if not args.data_dir:
         ap.error("--data-dir (or INTERLEARN_DATA) is required")
-    torch.set_num_threads(1)
-    tools = [t for t in args.tools.split(",") if t]
-    workloads = [w for w in args.workloads.split(",") if w]
-    bad = [t for t in tools if t not in TOOLS] + [w for w in workloads if w not in WORKLOADS]
+    args.tools = [t for t in args.tools.split(",") if t]
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    bad = [t for t in args.tools if t not in TOOLS] + [w for w in args.workloads if w not in WORKLOADS]
     if bad:
         ap.error(f"unknown {bad}; tools: {TOOLS}; workloads: {tuple(WORKLOADS)}")
-    out_path = Path(args.json)
-    if args.annotate:
-        annotate(out_path, args.data_dir)
-        return
-    previous: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
-    results: dict = previous.get("results", {})  # workloads not re-run keep their results, floors and settings
-    floors: dict = {}
-    per_round: dict = {}
-    check = None
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="fl_matrix_") as tmp_dir:
-        tmp = args.keep or tmp_dir
-        for w in workloads:
-            rounds = args.rounds or WORKLOADS[w]["rounds"]
-            folder = Path(tmp) / w
-            cfg = prep(folder, w, args.data_dir, rounds, args.seed)
-            full = load_prep(folder)
-            tx, ty = test_arrays(folder, full)
-            examples = (
-                float(np.mean([sum(len(full["partition"][c]) for c in row) for row in full["schedule"]])) * EPOCHS
-            )
-            floors[w] = {**floor(cfg, examples), "examples_per_round": examples}
-            per_round[w] = round_examples(full["partition"], full["schedule"])
-            print(
-                f"== {w}: {cfg['num_clients']} clients, {rounds} rounds, floor {floors[w]['s_per_round_2_cores']:.3f} s/round on 2 cores",
-                flush=True,
-            )
-            results[w] = {}
-            for tool in tools:
-                r = run_tool(tool, folder, folder, args.pfl_python, args.timeout)
-                if "error" not in r:
-                    r["final_acc"] = accuracy(full, torch.load(folder / tool / "final.pt"), tx, ty)
-                    print(
-                        f"   {tool:12s} {r['s_per_round']:8.3f} s/round  first {r['first_round_s']:7.3f}  end-to-end {r['end_to_end_s']:7.1f} s  "
-                        f"acc {r['final_acc']:.4f}  {r.get('engine') or ''}",
-                        flush=True,
-                    )
-                results[w][tool] = r
-            if args.flower_check and w == "mnist_2nn":
-                check = flower_check(folder, folder, args.timeout)
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: give at least 1 (3 or more for a median and a range)")
+    return args
+
+
+def run_workload(w: str, args: argparse.Namespace, tmp: str) -> tuple[dict, dict, list[int], dict | None]:
+    """Prep one workload, its roofline floor, then every tool ``--repeats`` times, interleaved."""
+    rounds = args.rounds or WORKLOADS[w]["rounds"]
+    folder = Path(tmp) / w
+    cfg = prep(folder, w, args.data_dir, rounds, args.seed)
+    full = load_prep(folder)
+    tx, ty = test_arrays(folder, full)
+    examples = round_examples(full["partition"], full["schedule"])
+    fl = floor(cfg["model"], BATCH, int(cfg["model_kwargs"].get("vocab", 0)))
+    print(
+        f"== {w}: {cfg['num_clients']} clients, {rounds} rounds, floor {fl['us_per_example']:.1f} us/example",
+        flush=True,
+    )
+    runs: dict[str, list[dict]] = {t: [] for t in args.tools}
+    for k in range(args.repeats):
+        for tool in args.tools:  # interleaved: repeat k of every tool before repeat k + 1 of any
+            r = run_tool(tool, folder, folder / f"rep{k}", args.pfl_python, args.timeout)
+            if "error" not in r:
+                r["final_acc"] = accuracy(full, torch.load(folder / f"rep{k}" / tool / "final.pt"), tx, ty)
                 print(
-                    f"   flwr run     {check.get('s_per_round', float('nan')):8.3f} s/round  end-to-end {check.get('end_to_end_s', float('nan')):7.1f} s",
+                    f"   [{k + 1}/{args.repeats}] {tool:10s} {us_per_example(r['round_s'], examples):9.1f} us/example  "
+                    f"{r['s_per_round']:7.3f} s/round  end-to-end {r['end_to_end_s']:6.1f} s  acc {r['final_acc']:.4f}  "
+                    f"{r.get('engine') or ''}",
                     flush=True,
                 )
-    floors = {w: f for w, f in previous.get("floor_detail", {}).items() if w not in floors} | floors
-    out = {
-        "workloads": {w: v for w, v in previous.get("workloads", {}).items() if w not in workloads}
-        | {
-            w: {
+            runs[tool].append(r)
+    check = None
+    if args.flower_check and w == "mnist_2nn":
+        check = flower_check(folder, folder, args.timeout)
+        if "round_s" in check:
+            check["us_per_example"] = us_per_example(check["round_s"], examples)
+            print(f"   flwr run   {check['us_per_example']:9.1f} us/example", flush=True)
+    return {t: pool(rs, examples) for t, rs in runs.items()}, fl, examples, check
+
+
+def main() -> None:
+    args = _args()
+    torch.set_num_threads(1)
+    out_path = Path(args.json)
+    previous: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
+    same_format = previous.get("format") == FORMAT
+    results: dict = previous.get("results", {}) if same_format else {}  # workloads not re-run keep theirs
+    floors: dict = previous.get("floor", {}) if same_format else {}
+    workloads: dict = previous.get("workloads", {}) if same_format else {}
+    check = previous.get("flower_check") if same_format else None
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="fl_matrix_") as tmp_dir:
+        for w in args.workloads:
+            results[w], floors[w], examples, c = run_workload(w, args, args.keep or tmp_dir)
+            workloads[w] = {
                 **WORKLOADS[w],
                 "rounds": args.rounds or WORKLOADS[w]["rounds"],
                 "cohort": COHORT,
                 "batch": BATCH,
                 "epochs": EPOCHS,
-                "examples_per_round": per_round[w],
+                "examples_per_round": examples,
             }
-            for w in workloads
-        },
+            check = c if w == "mnist_2nn" else check
+    out = {
+        "format": FORMAT,
+        "workloads": workloads,
         "seed": args.seed,
+        "repeats": args.repeats,
+        "tools": args.tools,
         "results": results,
-        "floor_s_per_round": {w: f["s_per_round_2_cores"] for w, f in floors.items()},
-        "floor_method": "sum over every matrix product and convolution of a training step (forward, weight gradient, input gradient; "
-        "the LSTM's recurrence one time step at a time) of its FLOPs for the examples a round trains / this machine's "
-        "single-thread FLOP/s for that product's own shapes at batch 10 (best timing, operands in cache), halved for 2 cores; "
-        "elementwise ops, optimizer steps and data movement excluded",
-        "floor_detail": floors,
-        "flower_check": check if "mnist_2nn" in workloads else previous.get("flower_check"),
+        "floor": floors,
+        "flower_check": check,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "seconds": time.time() - started,
     }
-    out.update(summarize(results, out["floor_s_per_round"], out["flower_check"], out["workloads"]))
+    out.update(summarize(results, floors, check))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=2))
     for name, t in out["targets"].items():
-        print(f"target {name}: {t['value']:.2f} -> {'MET' if t['met'] else 'NOT MET'}")
-    print(f"wrote {out_path}")
+        print(f"target {name}: {t['value']:.2f} [{t['min']:.2f}, {t['max']:.2f}] -> {'MET' if t['met'] else 'NOT MET'}")
+    print(f"wrote {out_path} ({out['seconds'] / 60:.1f} min)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ is the float32 update of every client; with it, everything the protocol makes a 
 (public keys, encrypted Shamir shares for every peer or neighbour, the masked vector in Z_{2**48}
 at 6 bytes per value, unmasking shares). Round time is the loop's ``round_seconds`` (local
 training, steps and aggregation; evaluation excluded), median over the rounds after the first
-(the only round when ``--rounds 1``). Beside wall time, the CPU time of each round (the process's
+(the only round when ``--rounds 1``). Every variant runs ``--repeats`` times, interleaved (plain,
+secagg, secagg+, then again), and a ratio is taken per repeat (repeat k against repeat k): the
+JSON holds the median and the range. Beside wall time, the CPU time of each round (the process's
 CPU seconds between the ends of consecutive rounds; one torch thread) is measured: on a machine
 shared with other jobs it is the steadier of the two.
 
@@ -17,7 +19,8 @@ shared with other jobs it is the steadier of the two.
 
 JSON: ``variants[name][clients] = {"time_ratio", "bytes_ratio", "cpu_time_ratio",
 "bytes_down_ratio", "seconds", "plain_seconds", "cpu_seconds", "plain_cpu_seconds", "degree"}`` for name in ``secagg`` and ``secagg+`` (secure / plain, on
-``--engine``), ``target`` (SecAgg+ at most 3x the plain round time at 100 clients) and ``rows``
+``--engine``; medians of the repeats, ``time_ratio_range`` with min, max and every run), ``target`` (SecAgg+
+at most 2.5x the plain round time at 100 clients over the whole range) and ``rows``
 with every measurement.
 """
 
@@ -34,6 +37,7 @@ from interlearn.federated import LocalSGD, Population, SimulationConfig, get_str
 from interlearn.federated.protections.secagg import SecureAggregation
 
 VARIANTS = {"secagg": "all", "secagg+": "log"}
+TARGET = 2.5  # SecAgg+ / plain round time at 100 clients (issue 22; 3.0 before)
 
 
 def crypto_micro(length: int, repeats: int = 200) -> dict[str, float]:
@@ -68,6 +72,83 @@ def crypto_micro(length: int, repeats: int = 200) -> dict[str, float]:
     }
 
 
+def measure(n: int, variant: str, a, pop: Population) -> dict:  # type: ignore[no-untyped-def]
+    """One run of ``variant`` at ``n`` clients: median round time, CPU time and bytes of the rounds after the first."""
+    rounds = a.rounds if n < 1000 else a.rounds_at_1000
+    cfg = SimulationConfig(rounds=rounds, fraction=1.0, seed=a.seed, progress=False, client_eval=False)
+    steps = [] if variant == "plain" else [SecureAggregation(neighbours=VARIANTS[variant])]
+    t0 = time.perf_counter()
+    cpu = [time.process_time()]
+    res = simulate(
+        C.mlp(32, a.seed),
+        pop,
+        LocalSGD(epochs=1, batch_size=10, lr=0.1),
+        get_strategy("fedavg"),
+        cfg,
+        engine=a.engine,
+        steps=steps,
+        on_round=lambda rec, cpu=cpu: cpu.append(time.process_time()),
+    )
+    cpu_rounds = [b - c for c, b in itertools.pairwise(cpu)]
+    later = res.history[1:] or res.history
+    secure = variant != "plain"
+    up = [h["secagg/bytes_up"] if secure else h["bytes_up"] for h in later]
+    down = [h["bytes_down"] + (h["secagg/bytes_down"] if secure else 0) for h in later]
+    return {
+        "clients": n,
+        "variant": variant,
+        "engine": a.engine,
+        "degree": steps[0].degree_for(n) if secure else 0,
+        "round_seconds": statistics.median(h["round_seconds"] for h in later),
+        "cpu_seconds": statistics.median(cpu_rounds[1:] or cpu_rounds),
+        "bytes_up": statistics.median(up),
+        "bytes_down": statistics.median(down),
+        "rounds_measured": len(later),
+        "wall_seconds": time.perf_counter() - t0,
+    }
+
+
+def _population(n: int, per_client: int, seed: int) -> Population:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n * per_client, 784, generator=g)
+    y = torch.randint(0, 10, (n * per_client,), generator=g)
+    return Population(x, y, [list(range(i * per_client, (i + 1) * per_client)) for i in range(n)])
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def ratios(rows: list[dict], names: list[str]) -> dict:
+    """Per variant and client count: secure / plain, per repeat (repeat k against repeat k), as
+    medians (the keys of a single run) with the range of the time ratio."""
+
+    def get(n: int, v: str) -> list[dict]:
+        return [r for r in rows if r["clients"] == n and r["variant"] == v]
+
+    out: dict = {}
+    for v in names:
+        for n in sorted({r["clients"] for r in rows}):
+            sec, pla = get(n, v), get(n, "plain")
+            time_r = [s["round_seconds"] / p["round_seconds"] for s, p in zip(sec, pla)]
+            cpu_r = [s["cpu_seconds"] / p["cpu_seconds"] for s, p in zip(sec, pla)]
+            med = statistics.median
+            out.setdefault(v, {})[str(n)] = {
+                "time_ratio": med(time_r),
+                "time_ratio_range": _spread(time_r),
+                "cpu_time_ratio": med(cpu_r),
+                "bytes_ratio": med(s["bytes_up"] for s in sec) / med(p["bytes_up"] for p in pla),
+                "bytes_down_ratio": med(s["bytes_down"] for s in sec) / med(p["bytes_down"] for p in pla),
+                "seconds": med(s["round_seconds"] for s in sec),
+                "plain_seconds": med(p["round_seconds"] for p in pla),
+                "cpu_seconds": med(s["cpu_seconds"] for s in sec),
+                "plain_cpu_seconds": med(p["cpu_seconds"] for p in pla),
+                "degree": sec[0]["degree"],
+                "repeats": len(time_r),
+            }
+    return out
+
+
 def main() -> None:
     p = C.parser(__doc__, data=False)
     p.add_argument("--clients", default="10,100,1000")
@@ -78,96 +159,50 @@ def main() -> None:
     p.add_argument("--variants", default="secagg,secagg+")
     p.add_argument("--engine", default="vectorized")
     p.add_argument("--per-client", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3, help="runs of every variant, interleaved (default 3)")
     a = p.parse_args()
+    if a.repeats < 1:
+        p.error(f"--repeats {a.repeats}: give at least 1")
 
     rows = []
     names = [v for v in a.variants.split(",") if v]
     for n in [int(s) for s in a.clients.split(",")]:
-        g = torch.Generator().manual_seed(a.seed)
-        x = torch.rand(n * a.per_client, 784, generator=g)
-        y = torch.randint(0, 10, (n * a.per_client,), generator=g)
-        pop = Population(x, y, [list(range(i * a.per_client, (i + 1) * a.per_client)) for i in range(n)])
-        rounds = a.rounds if n < 1000 else a.rounds_at_1000
-        cfg = SimulationConfig(rounds=rounds, fraction=1.0, seed=a.seed, progress=False, client_eval=False)
-        for variant in ["plain", *names]:
-            steps = [] if variant == "plain" else [SecureAggregation(neighbours=VARIANTS[variant])]
-            t0 = time.perf_counter()
-            cpu = [time.process_time()]
-            res = simulate(
-                C.mlp(32, a.seed),
-                pop,
-                LocalSGD(epochs=1, batch_size=10, lr=0.1),
-                get_strategy("fedavg"),
-                cfg,
-                engine=a.engine,
-                steps=steps,
-                on_round=lambda rec, cpu=cpu: cpu.append(time.process_time()),
-            )
-            cpu_rounds = [b - c for c, b in itertools.pairwise(cpu)]
-            later = res.history[1:] or res.history
-            secure = variant != "plain"
-            up = [h["secagg/bytes_up"] if secure else h["bytes_up"] for h in later]
-            down = [h["bytes_down"] + (h["secagg/bytes_down"] if secure else 0) for h in later]
-            row = {
-                "clients": n,
-                "variant": variant,
-                "engine": a.engine,
-                "degree": steps[0].degree_for(n) if secure else 0,
-                "round_seconds": statistics.median(h["round_seconds"] for h in later),
-                "cpu_seconds": statistics.median(cpu_rounds[1:] or cpu_rounds),
-                "bytes_up": statistics.median(up),
-                "bytes_down": statistics.median(down),
-                "rounds_measured": len(later),
-                "wall_seconds": time.perf_counter() - t0,
-            }
-            rows.append(row)
-            print(
-                f"{n:5d} clients {variant:8s} degree {row['degree']:4d}  {row['round_seconds']:8.3f} s/round "
-                f"({row['cpu_seconds']:8.3f} CPU s)  "
-                f"up {row['bytes_up'] / 1e6:9.3f} MB  down {row['bytes_down'] / 1e6:9.3f} MB",
-                flush=True,
-            )
-
-    def get(n: int, variant: str) -> dict:
-        return next(r for r in rows if r["clients"] == n and r["variant"] == variant)
-
+        pop = _population(n, a.per_client, a.seed)
+        for k in range(a.repeats):
+            for variant in ["plain", *names]:  # interleaved: repeat k of every variant before repeat k + 1
+                row = measure(n, variant, a, pop) | {"repeat": k}
+                rows.append(row)
+                print(
+                    f"{n:5d} clients {variant:8s} [{k + 1}/{a.repeats}] degree {row['degree']:4d}  "
+                    f"{row['round_seconds']:8.3f} s/round ({row['cpu_seconds']:8.3f} CPU s)  "
+                    f"up {row['bytes_up'] / 1e6:9.3f} MB  down {row['bytes_down'] / 1e6:9.3f} MB",
+                    flush=True,
+                )
+    variants = ratios(rows, names)
     clients = sorted({r["clients"] for r in rows})
-    variants = {
-        v: {
-            str(n): {
-                "time_ratio": get(n, v)["round_seconds"] / get(n, "plain")["round_seconds"],
-                "bytes_ratio": get(n, v)["bytes_up"] / get(n, "plain")["bytes_up"],
-                "cpu_time_ratio": get(n, v)["cpu_seconds"] / get(n, "plain")["cpu_seconds"],
-                "cpu_seconds": get(n, v)["cpu_seconds"],
-                "plain_cpu_seconds": get(n, "plain")["cpu_seconds"],
-                "bytes_down_ratio": get(n, v)["bytes_down"] / get(n, "plain")["bytes_down"],
-                "seconds": get(n, v)["round_seconds"],
-                "plain_seconds": get(n, "plain")["round_seconds"],
-                "degree": get(n, v)["degree"],
-            }
-            for n in clients
-        }
-        for v in names
-    }
     print(
-        f"\n{'clients':>7s} {'variant':>8s} {'degree':>6s} {'time ratio':>11s} {'CPU ratio':>10s} {'bytes-up ratio':>15s}"
+        f"\n{'clients':>7s} {'variant':>8s} {'degree':>6s} {'time ratio':>11s} {'range':>13s} {'CPU ratio':>10s} {'bytes-up ratio':>15s}"
     )
     for n in clients:
         for v in names:
             r = variants[v][str(n)]
+            rng = r["time_ratio_range"]
             print(
-                f"{n:7d} {v:>8s} {r['degree']:6d} {r['time_ratio']:11.2f} {r['cpu_time_ratio']:10.2f} {r['bytes_ratio']:15.2f}"
+                f"{n:7d} {v:>8s} {r['degree']:6d} {r['time_ratio']:11.2f} {rng['min']:6.2f}-{rng['max']:<6.2f} "
+                f"{r['cpu_time_ratio']:10.2f} {r['bytes_ratio']:15.2f}"
             )
     target = None
     if "secagg+" in variants and "100" in variants["secagg+"]:
-        ratio = variants["secagg+"]["100"]["time_ratio"]
-        cpu_ratio = variants["secagg+"]["100"]["cpu_time_ratio"]
+        v = variants["secagg+"]["100"]
         target = {
-            "what": "SecAgg+ round time <= 3x plain at 100 clients",
-            "time_ratio": ratio,
-            "cpu_time_ratio": cpu_ratio,
-            "met": ratio <= 3.0,
-            "met_in_cpu_time": cpu_ratio <= 3.0,
+            "what": f"SecAgg+ round time <= {TARGET}x plain at 100 clients (the whole range of the repeats)",
+            "bound": TARGET,
+            "time_ratio": v["time_ratio"],
+            "min": v["time_ratio_range"]["min"],
+            "max": v["time_ratio_range"]["max"],
+            "cpu_time_ratio": v["cpu_time_ratio"],
+            "met": v["time_ratio_range"]["max"] <= TARGET,
+            "met_in_cpu_time": v["cpu_time_ratio"] <= TARGET,
         }
     crypto = crypto_micro(25450)
     explain = None
@@ -186,6 +221,8 @@ def main() -> None:
             "protocol_cpu_ms_per_client": 1e3 * (v["cpu_seconds"] - v["plain_cpu_seconds"]) / 100,
             "plain_cpu_ms_per_client": 1e3 * v["plain_cpu_seconds"] / 100,
         }
+        # the ratio a protocol with no overhead beyond its cryptographic primitives would reach
+        explain["primitives_floor_ratio"] = 1 + explain["primitives_ms_per_client"] / explain["plain_cpu_ms_per_client"]
     C.write(
         a.json,
         {

@@ -27,23 +27,25 @@ def _load(name: str) -> dict | None:
 
 def fl_matrix(ax) -> bool:
     d = _load("fl_matrix")
-    if not d:
+    if not d or "floor" not in d:
         return False
     workloads = list(d["results"])
-    tools = ["auto", "sequential", "vectorized", "multicore", "ray", "flower", "pfl"]
+    tools = ["auto", "sequential", "vectorized", "multicore", "plain", "flower", "pfl"]
     width = 0.8 / len(tools)
     for i, tool in enumerate(tools):
-        ys = [d["results"][w].get(tool, {}).get("s_per_round", float("nan")) for w in workloads]
-        ax.bar([j + (i - len(tools) / 2) * width for j in range(len(workloads))], ys, width, label=tool)
-    for j, w in enumerate(workloads):
-        f = d["floor_s_per_round"].get(w)
-        if f:
-            ax.hlines(f, j - 0.45, j + 0.45, colors="k", linestyles="dashed", linewidth=1)
+        rates = [d["results"][w].get(tool, {}).get("us_per_example") for w in workloads]
+        # per workload, relative to the roofline floor: one scale for microseconds and milliseconds
+        ys = [r["median"] / d["floor"][w]["us_per_example"] if r else float("nan") for r, w in zip(rates, workloads)]
+        lo = [(r["median"] - r["min"]) / d["floor"][w]["us_per_example"] if r else 0 for r, w in zip(rates, workloads)]
+        hi = [(r["max"] - r["median"]) / d["floor"][w]["us_per_example"] if r else 0 for r, w in zip(rates, workloads)]
+        xs = [j + (i - len(tools) / 2) * width for j in range(len(workloads))]
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=1, label=tool)
+    ax.axhline(1.0, color="k", ls="dashed", lw=1)
     ax.set_yscale("log")
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(range(len(workloads)), [w.replace("_", " ") for w in workloads], fontsize=7)
-    ax.set_ylabel("s per round (log); dashed: floor")
-    ax.set_title("FL simulation speed, 2 cores")
+    ax.set_ylabel("time per example / roofline floor (log)")
+    ax.set_title("FL simulation speed, 2 cores (median, range)")
     ax.legend(fontsize=6, ncol=2)
     return True
 

@@ -11,7 +11,7 @@ from typing import Any
 
 Load = Callable[[str], Any]
 
-_TOOLS = ["auto", "sequential", "vectorized", "multicore", "ray", "flower", "pfl"]
+_TOOLS = ["auto", "sequential", "vectorized", "multicore", "ray", "plain", "flower", "pfl"]
 
 
 def _row(cells: list[str]) -> str:
@@ -19,58 +19,66 @@ def _row(cells: list[str]) -> str:
 
 
 def fl_matrix(load: Load) -> str:
-    """Seconds per round, first round, end to end and accuracy of every tool on every workload."""
+    """Per tool and workload: microseconds per training example (median and range of the
+    interleaved repeats), against ``auto``, the first round, seconds per round, end to end, accuracy."""
     d = load("fl_matrix")
     out = [
         _row(
             [
                 "workload",
                 "tool",
+                "us / example (median)",
+                "range",
+                "vs auto",
+                "first round / steady",
                 "s / round",
-                "first round s",
-                "first / steady per example",
                 "end to end s",
                 "final acc",
-                "vs auto (per round)",
             ]
         ),
-        _row(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]),
+        _row(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
     ]
-    warm = d.get("first_round_vs_steady", {})
     for w, res in d["results"].items():
-        auto = res.get("auto", {}).get("s_per_round")
+        auto = res.get("auto", {}).get("us_per_example", {}).get("median")
         for tool in [t for t in _TOOLS if t in res]:
             r = res[tool]
-            if "error" in r:
-                out.append(_row([w, tool, "failed", "", "", "", "", r["error"]]))
+            if "us_per_example" not in r:
+                out.append(_row([w, tool, "failed", "", "", "", "", "", r.get("error", "")]))
                 continue
-            ratio = f"{r['s_per_round'] / auto:.2f}x" if auto else ""
-            name = f"{tool} ({r['engine']})" if tool == "auto" and r.get("engine") else tool
+            rate, first = r["us_per_example"], r["first_round_us_per_example"]["median"]
+            name = f"{tool} ({r['engine'].split(' (')[0]})" if tool == "auto" and r.get("engine") else tool
             out.append(
                 _row(
                     [
                         w,
                         name,
+                        f"{rate['median']:.1f}",
+                        f"{rate['min']:.1f}–{rate['max']:.1f}",
+                        f"{rate['median'] / auto:.2f}x" if auto else "",
+                        f"{first / rate['median']:.2f}",
                         f"{r['s_per_round']:.3f}",
-                        f"{r['first_round_s']:.3f}",
-                        f"{warm[w][tool]['per_example']:.2f}" if "per_example" in warm.get(w, {}).get(tool, {}) else "",
-                        f"{r['end_to_end_s']:.1f}",
+                        f"{r['end_to_end_s']['median']:.1f}",
                         f"{r['final_acc']:.4f}",
-                        ratio,
                     ]
                 )
             )
-        if w in d.get("floor_s_per_round", {}):
-            out.append(_row([w, "compute floor, 2 cores", f"{d['floor_s_per_round'][w]:.3f}", "", "", "", "", ""]))
+        f = d.get("floor", {}).get(w)
+        if f:
+            out.append(
+                _row([w, f"roofline floor ({f['bound']}-bound, 2 cores)", f"{f['us_per_example']:.1f}"] + [""] * 6)
+            )
     return "\n".join(out)
 
 
 def fl_matrix_targets(load: Load) -> str:
-    """The issue's targets with the measured value and met / not met."""
+    """The issue's targets: median and min-max over the interleaved repeats; met only when the
+    whole range clears the bound."""
     d = load("fl_matrix")
-    out = [_row(["target", "measured", "met?"]), _row(["---", "---:", "---"])]
+    out = [_row(["target", "median", "range", "met?"]), _row(["---", "---:", "---:", "---"])]
     for name, t in d["targets"].items():
-        out.append(_row([name, f"{t['value']:.2f}", "**yes**" if t["met"] else "**no**"]))
+        out.append(
+            _row([name, f"{t['value']:.2f}", f"{t['min']:.2f}–{t['max']:.2f}", "**yes**" if t["met"] else "**no**"])
+        )
     return "\n".join(out)
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = [
-    pytest.param(p.name, marks=[pytest.mark.flower] if p.name.startswith("flower") else [])
-    for p in sorted((ROOT / "examples").glob("*.py"))
+EXAMPLES = [  # the scripts, and those in example folders (examples/custom_algorithm/feddyn.py)
+    pytest.param(name, marks=[pytest.mark.flower] if name.startswith("flower") else [])
+    for name in sorted(p.relative_to(ROOT / "examples").as_posix() for p in (ROOT / "examples").glob("**/*.py"))
 ]
 
 
@@ -34,6 +34,8 @@ def _fake_mnist(root: Path, n_train: int = 80, n_test: int = 40) -> Path:
 
 def _args(name: str, data: Path) -> list[str]:
     tiny = {
+        "custom_algorithm/feddyn.py": ["--rounds", "1"],
+        "custom_algorithm/fednova.py": ["--rounds", "1"],
         "distill.py": ["--teacher-epochs", "1", "--student-epochs", "1"],
         "finetune.py": ["--pretrain-epochs", "1", "--epochs", "1", "--out", "runs/ft"],
         "multitask.py": ["--epochs", "1", "--methods", "equal,pcgrad", "--out", "runs/mt"],

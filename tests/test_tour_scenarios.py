@@ -11,7 +11,14 @@ from interlearn.report import MAX_COLUMNS
 from interlearn.scenarios.multitask import disjoint_labels
 from interlearn.tour import run_tour
 
-PARADIGMS = ("Transfer learning", "Fine-tuning", "Knowledge distillation", "Multi-task learning", "Federated learning")
+PARADIGMS = (
+    "Transfer learning",
+    "Fine-tuning",
+    "Knowledge distillation",
+    "Multi-task learning",
+    "Federated learning",
+    "Federated personalization",
+)
 
 
 @pytest.mark.slow
@@ -42,6 +49,7 @@ def test_the_tour_report_has_one_readable_section_per_paradigm(tmp_path):
         "distill/distilled_vs_alone",
         "multitask/multitask_vs_independent",
         "federated/federated_vs_local",
+        "federated/memory_alpha0.3",
     ):
         g = summary[key]
         assert {"gain", "gain_se", "seeds", "gain_per_seed", "significant", "per_budget"} - {"per_budget"} <= set(g)

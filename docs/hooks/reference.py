@@ -2,7 +2,8 @@
 
 - ``<!-- cli-reference -->``: every ``interlearn`` subcommand's ``--help`` (from ``build_parser``).
 - ``<!-- recipe-reference -->``: every recipe kind's fields (name, type, default and the line its
-  ``Config`` docstring gives), walked recursively through nested dataclasses.
+  ``Config`` docstring gives), walked recursively through nested dataclasses; a field that names
+  a registered entry (``Annotated[str, REGISTRY]``) lists the registry's names.
 - ``<!-- benchmarks -->``: BENCHMARKS.md as rendered from ``benchmarks/results/*.json``, with its
   links rewritten for the site (images and results live beside it in the repository).
 """
@@ -54,6 +55,13 @@ def _field_help(cls: type) -> dict[str, str]:
 
 
 def _type_name(tp: Any) -> str:
+    from interlearn.registry import registry_of
+
+    registry = registry_of(tp)
+    if registry is not None:  # Annotated[str, REGISTRY]: the names registered when the docs build
+        optional = type(None) in typing.get_args(tp)
+        names = ", ".join(f"`{n}`" for n in registry.names())
+        return f"{registry.kind} name{' or None' if optional else ''}: {names}, or a registered one"
     text = str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
     return re.sub(r"\b[a-z_.]+\.([A-Z][A-Za-z0-9_]*)", r"\1", text).replace("|", "\\|")
 
@@ -75,7 +83,7 @@ def _default(f: dataclasses.Field[Any]) -> str:
 
 def _fields(cls: type, prefix: str, rows: list[str], seen: set[type]) -> None:
     helps = _field_help(cls)
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     nested = []
     for f in dataclasses.fields(cls):
         if not f.init:

@@ -439,6 +439,107 @@ def _decide(adv: Advice) -> None:
     )
 
 
+@dataclass
+class _Schedule:
+    """The folds :func:`advise` runs, and where it stands against its time budget.
+
+    Every read of ``clock`` is where the single-function loop read it, so a fake clock sees
+    the same calls.
+    """
+
+    cfg: AdviseConfig
+    budgets: tuple[int, ...]
+    seeds: list[int]  # trimmed after the first fold to what fits the time budget
+    folds_of: dict[tuple[int, int], tuple[TensorData, list[torch.Tensor]]]  # (seed, budget) -> labelled, folds
+    clock: Callable[[], float]
+    say: Callable[[str], None]
+    start: float
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    per_fold: float | None = None
+    done: int = 0
+    stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.planned = sum(len(f) for _, f in self.folds_of.values())
+        self.k_used = max(len(f) for _, f in self.folds_of.values())
+        self.limit = self.cfg.minutes * 60.0
+
+    def out_of_time(self) -> bool:
+        """Whether the next fold would overrun the time budget (then the run stops)."""
+        elapsed = self.clock() - self.start
+        if self.limit and self.per_fold is not None and elapsed + self.per_fold > self.limit:
+            self.stopped = True
+        return self.stopped
+
+    def record(self, seed: int, budget: int, fold: int, n_folds: int, scores: dict[str, float], cut: Any) -> None:
+        """Keep one fold's scores, say them, and update the time estimate and the progress bar."""
+        self.runs += [
+            {"seed": seed, "fold": fold, "method": m, "accuracy": v, "cut": cut, "labels_per_class": budget}
+            for m, v in scores.items()
+        ]
+        self.done += 1
+        self.say(
+            f"  seed {seed} fold {fold + 1}/{n_folds}: "
+            + "  ".join(f"{m} {v:.3f}" for m, v in scores.items())
+            + f"  (cut {cut})"
+        )
+        if self.per_fold is None:
+            per_fold = self._first_estimate(seed)
+        else:
+            per_fold = self.per_fold = (self.clock() - self.start) / self.done
+        elapsed = self.clock() - self.start
+        self.say(_bar(self.done, self.planned, elapsed, max(0.0, per_fold * (self.planned - self.done))))
+
+    def _first_estimate(self, seed: int) -> float:
+        """After the first fold: the time per fold, and the seeds that fit the time budget."""
+        per_fold = self.per_fold = self.clock() - self.start
+        per_seed = per_fold * sum(len(self.folds_of[(seed, bb)][1]) for bb in self.budgets)
+        if not self.limit:
+            self.say(f"estimate: {_clock(per_fold)} per fold, about {_clock(per_fold * self.planned)} in all")
+            return per_fold
+        fit_seeds = max(1, min(len(self.seeds), int(self.limit // max(per_seed, 1e-9))))
+        dropped = self.seeds[fit_seeds:]
+        self.seeds[fit_seeds:] = []
+        self.planned -= sum(len(self.folds_of[(s, bb)][1]) for s in dropped for bb in self.budgets)
+        self.say(
+            f"estimate: {_clock(per_fold)} per fold, {_clock(per_seed)} per seed; "
+            f"{fit_seeds} seed{'s' if fit_seeds != 1 else ''} x {self.k_used} folds fit in "
+            f"{self.cfg.minutes:g} min (about {_clock(per_seed * fit_seeds)})"
+        )
+        return per_fold
+
+    def snapshot(self, complete: bool) -> Advice:
+        """The advice from the folds run so far."""
+        cfg, budgets = self.cfg, self.budgets
+        adv = Advice(list(self.runs), tuple(budgets), methods=cfg.methods, complete=complete)
+        if self.runs:
+            _decide(adv)
+        n_seeds = len({r["seed"] for r in self.runs})
+        used = self.clock() - self.start
+        adv.budget_note = (
+            f"{n_seeds} seed{'s' if n_seeds != 1 else ''} x {self.k_used} folds x {len(budgets)} label budget"
+            f"{'s' if len(budgets) != 1 else ''} ({self.done} of {self.planned} planned folds) in {_clock(used)}"
+            + (
+                f", within the {cfg.minutes:g}-minute budget (about {_clock(self.per_fold or 0.0)} per fold)"
+                if cfg.minutes
+                else ", no time budget"
+            )
+            + ("; stopped before the next fold would overrun the budget." if self.stopped else ".")
+        )
+        return adv
+
+
+def _folds(data: TensorData, cfg: AdviseConfig, budgets: tuple[int, ...]) -> dict[tuple[int, int], Any]:
+    """Per (seed, budget): the labelled subset and its stratified folds."""
+    folds_of = {}
+    for seed in cfg.seeds:
+        for b in budgets:
+            labelled = sample_per_class(data, b, seed=seed * 7919 + b) if cfg.labels_per_class else data
+            k = min(cfg.folds, int(torch.bincount(labelled.y).min()))
+            folds_of[(seed, b)] = (labelled, stratified_folds(labelled.y, k, seed))
+    return folds_of
+
+
 def advise(
     base: nn.Module,
     data: TensorData,
@@ -470,85 +571,22 @@ def advise(
     say = progress or (lambda _s: None)
     task = classification(int(data.y.max()) + 1)
     _check(base, data, task, cfg)
-    budgets = cfg.labels_per_class or (round(len(data) / task.num_outputs),)
-    runs: list[dict[str, Any]] = []
+    budgets = tuple(cfg.labels_per_class or (round(len(data) / task.num_outputs),))
     start = clock()
-    limit = cfg.minutes * 60.0
-    seeds = list(cfg.seeds)
-    per_fold: float | None = None
-    folds_of = {}  # (seed, budget) -> the labelled subset and its folds
-    for seed in seeds:
+    plan = _Schedule(cfg, budgets, list(cfg.seeds), _folds(data, cfg, budgets), clock, say, start)
+    for si, seed in enumerate(plan.seeds):
         for b in budgets:
-            labelled = sample_per_class(data, b, seed=seed * 7919 + b) if cfg.labels_per_class else data
-            k = min(cfg.folds, int(torch.bincount(labelled.y).min()))
-            folds_of[(seed, b)] = (labelled, stratified_folds(labelled.y, k, seed))
-    planned = sum(len(f) for _, f in folds_of.values())
-    k_used = max(len(f) for _, f in folds_of.values())
-    done, stopped = 0, False
-
-    def snapshot(complete: bool) -> Advice:
-        adv = Advice(list(runs), tuple(budgets), methods=cfg.methods, complete=complete)
-        if runs:
-            _decide(adv)
-        n_seeds = len({r["seed"] for r in runs})
-        used = clock() - start
-        adv.budget_note = (
-            f"{n_seeds} seed{'s' if n_seeds != 1 else ''} x {k_used} folds x {len(budgets)} label budget"
-            f"{'s' if len(budgets) != 1 else ''} ({done} of {planned} planned folds) in {_clock(used)}"
-            + (
-                f", within the {cfg.minutes:g}-minute budget (about {_clock(per_fold or 0.0)} per fold)"
-                if cfg.minutes
-                else ", no time budget"
-            )
-            + ("; stopped before the next fold would overrun the budget." if stopped else ".")
-        )
-        return adv
-
-    for si, seed in enumerate(seeds):
-        if stopped:
-            break
-        for b in budgets:
-            labelled, folds = folds_of[(seed, b)]
+            labelled, folds = plan.folds_of[(seed, b)]
             say(f"labels per class {b}, seed {seed}: {len(labelled)} examples")
             for f, held in enumerate(folds):
-                elapsed = clock() - start
-                if limit and per_fold is not None and elapsed + per_fold > limit:
-                    stopped = True
+                if plan.out_of_time():
                     break
                 scores, cut = _one_fold(base, labelled, held, task, cfg, seed, say)
-                runs += [
-                    {"seed": seed, "fold": f, "method": m, "accuracy": v, "cut": cut, "labels_per_class": b}
-                    for m, v in scores.items()
-                ]
-                done += 1
-                say(
-                    f"  seed {seed} fold {f + 1}/{len(folds)}: "
-                    + "  ".join(f"{m} {v:.3f}" for m, v in scores.items())
-                    + f"  (cut {cut})"
-                )
-                if per_fold is None:
-                    per_fold = clock() - start
-                    per_seed = per_fold * sum(len(folds_of[(seed, bb)][1]) for bb in budgets)
-                    if limit:
-                        fit_seeds = max(1, min(len(seeds), int(limit // max(per_seed, 1e-9))))
-                        dropped = seeds[fit_seeds:]
-                        seeds[fit_seeds:] = []
-                        planned -= sum(len(folds_of[(s, bb)][1]) for s in dropped for bb in budgets)
-                        say(
-                            f"estimate: {_clock(per_fold)} per fold, {_clock(per_seed)} per seed; "
-                            f"{fit_seeds} seed{'s' if fit_seeds != 1 else ''} x {k_used} folds fit in "
-                            f"{cfg.minutes:g} min (about {_clock(per_seed * fit_seeds)})"
-                        )
-                    else:
-                        say(f"estimate: {_clock(per_fold)} per fold, about {_clock(per_fold * planned)} in all")
-                else:
-                    per_fold = (clock() - start) / done
-                elapsed = clock() - start
-                say(_bar(done, planned, elapsed, max(0.0, per_fold * (planned - done))))
+                plan.record(seed, b, f, len(folds), scores, cut)
                 if out is not None:
-                    snapshot(complete=False).write(out, plot=False)
-            if stopped:
+                    plan.snapshot(complete=False).write(out, plot=False)
+            if plan.stopped:
                 break
-        if si + 1 >= len(seeds):
+        if plan.stopped or si + 1 >= len(plan.seeds):
             break
-    return snapshot(complete=not stopped)
+    return plan.snapshot(complete=not plan.stopped)

@@ -234,25 +234,11 @@ def auto_cut(
         ConfigError: no candidate cuts, or a candidate out of range.
     """
     cfg = config or FitConfig(epochs=100, batch_size=32, lr=1e-3, warmup=0.1, weight_decay=1e-4, seed=seed)
-    cands = [resolve_cut(base, c) for c in (candidates if candidates is not None else cut_points(base, data.x[:2]))]
-    cands = [c for c in cands if c != 0 and c != SCRATCH]
-    if not cands:
-        raise ConfigError(
-            f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut"
-        )
-
-    def name(c: int | str) -> str:
-        return _name(base, c)
-
+    cands = _candidates(base, data, candidates)
     classify = task.kind == "classification"
     k = min(folds, int(torch.unique(data.y, return_counts=True)[1].min())) if classify else min(folds, len(data))
     if k < 2:
-        chosen = cands[(len(cands) - 1) // 2]
-        note = (
-            f"cross-validation impossible (fewer than 2 labelled examples in some class); chose the middle "
-            f"candidate cut {chosen} ({name(chosen)}) by rule; negative transfer cannot be assessed"
-        )
-        return AutoCutReport(chosen, name(chosen), (), None, "rule", 0, task.main_metric, False, note, tuple(cands))
+        return _by_rule(base, cands, task)
     held = stratified_folds(data.y, k, seed, stratify=classify)
     with paused():  # the folds' trainings are scoring, not the run: never tracked
         scores = tuple(_score(base, c, data, task, cfg, held, seed) for c in cands)
@@ -264,15 +250,40 @@ def auto_cut(
     sign = 1.0 if task.higher_is_better else -1.0
     best = max(scores, key=lambda s: (sign * s.mean, cands.index(s.cut)))
     negative = scratch is not None and all(sign * s.mean < sign * scratch.mean for s in scores)
+    note = _cv_note(best, scratch, negative, k, task.main_metric)
+    return AutoCutReport(best.cut, best.name, scores, scratch, "cv", k, task.main_metric, negative, note, tuple(cands))
+
+
+def _candidates(base: nn.Module, data: TensorData, candidates: list[int] | list[str] | None) -> list[int | str]:
+    """The candidate cuts, resolved, without training from scratch (scored apart)."""
+    cands = [resolve_cut(base, c) for c in (candidates if candidates is not None else cut_points(base, data.x[:2]))]
+    cands = [c for c in cands if c != 0 and c != SCRATCH]
+    if not cands:
+        raise ConfigError(
+            f"auto cut: no candidate cuts in a base with layers {[n for n, _ in base.named_children()]}; give an explicit cut"
+        )
+    return cands
+
+
+def _by_rule(base: nn.Module, cands: list[int | str], task: Task) -> AutoCutReport:
+    """The middle candidate, when some class has too few examples to cross-validate."""
+    chosen = cands[(len(cands) - 1) // 2]
+    note = (
+        f"cross-validation impossible (fewer than 2 labelled examples in some class); chose the middle "
+        f"candidate cut {chosen} ({_name(base, chosen)}) by rule; negative transfer cannot be assessed"
+    )
+    return AutoCutReport(chosen, _name(base, chosen), (), None, "rule", 0, task.main_metric, False, note, tuple(cands))
+
+
+def _cv_note(best: CutScore, scratch: CutScore | None, negative: bool, k: int, metric: str) -> str:
+    """The report's note: the chosen cut, or the negative-transfer warning with its noise."""
     if negative and scratch is not None:
         gap, noise = abs(scratch.mean - best.mean), max(best.std, scratch.std) / math.sqrt(k)
-        note = (
+        return (
             f"NEGATIVE TRANSFER: every cut scores below training from scratch ({scratch.mean:.4f}); the best "
             f"cut {best.cut} ({best.name}) scores {best.mean:.4f}, a gap {'larger' if gap > noise else 'no larger'} than "
             f"the cross-validation noise (standard error {noise:.4f}). Consider training from scratch."
         )
-    else:
-        note = f"chose cut {best.cut} ({best.name}): best cross-validated {task.main_metric} {best.mean:.4f}" + (
-            f" vs {scratch.mean:.4f} from scratch" if scratch is not None else ""
-        )
-    return AutoCutReport(best.cut, best.name, scores, scratch, "cv", k, task.main_metric, negative, note, tuple(cands))
+    return f"chose cut {best.cut} ({best.name}): best cross-validated {metric} {best.mean:.4f}" + (
+        f" vs {scratch.mean:.4f} from scratch" if scratch is not None else ""
+    )

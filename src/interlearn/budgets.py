@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from interlearn.autocut import auto_cut
+from interlearn.autocut import AutoCutReport, auto_cut
 from interlearn.config import FitConfig, step_config
 from interlearn.cuts import cut_module
 from interlearn.data.tensors import TensorData
@@ -309,66 +310,97 @@ def label_budgets(
         needs_base = any(m in cfg.methods for m in ("transfer", "finetune", "lora"))
         base = make_model(seed)
         if needs_base:
-            t0 = time.perf_counter()
-            pretrain(base, source, source_task, dataclasses.replace(pre_cfg, seed=seed))
-            src_acc = evaluate(base, source, source_task)["accuracy"] if len(source) <= 5000 else float("nan")
-            say(
-                f"seed {seed}: pretrained base in {time.perf_counter() - t0:.1f}s"
-                + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else "")
-            )
+            _pretrain_base(base, source, source_task, dataclasses.replace(pre_cfg, seed=seed), say)
         for b in cfg.labels_per_class:
             labelled = sample_per_class(target, b, seed=seed * 7919 + b)
             fc = step_config(len(labelled), cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, seed)
-
-            def record(
-                method: str, model: nn.Module, seconds: float, *, seed: int = seed, b: int = b, **extra: Any
-            ) -> None:
-                acc = evaluate(model, target_test, task)["accuracy"]
-                report.runs.append(
-                    {
-                        "seed": seed,
-                        "labels_per_class": b,
-                        "method": method,
-                        "accuracy": acc,
-                        "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)),
-                        "seconds": seconds,
-                        **extra,
-                    }
-                )
-                say(
-                    f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}"
-                )
-
+            record = functools.partial(_record, report, say, target_test, task, seed, b)
             if "scratch" in cfg.methods:
                 t0 = time.perf_counter()
                 scratch = fresh_tail(make_model(seed), 0, task.num_outputs, seed=seed)
                 fit(scratch, labelled, task, fc)
                 record("scratch", scratch, time.perf_counter() - t0)
-            if not needs_base:
-                continue
-            t0 = time.perf_counter()
-            ac = auto_cut(base, labelled, task, config=fc, folds=cfg.folds, include_scratch=True, seed=seed)
-            cut_seconds = time.perf_counter() - t0
-            report.autocuts.append({"seed": seed, "labels_per_class": b, **ac.to_dict()})
-            if "transfer" in cfg.methods:
-                t0 = time.perf_counter()
-                res = transfer(base, labelled, task, cut=ac.chosen, config=fc, seed=seed)
-                record(
-                    "transfer",
-                    res.model,
-                    time.perf_counter() - t0 + cut_seconds,
-                    cut=ac.chosen,
-                    cut_method=ac.method,
-                    negative_transfer=ac.negative_transfer,
-                    cached=res.cached,
-                    trainable=res.trainable_params,
-                )
-            if "finetune" in cfg.methods:
-                t0 = time.perf_counter()
-                model = finetune_at(base, ac.chosen, labelled, task, fc, cfg.finetune_lr_scale, seed=seed)
-                record("finetune", model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen)
-            if "lora" in cfg.methods:
-                t0 = time.perf_counter()
-                model = lora_at(base, ac.chosen, labelled, task, fc, seed=seed)
-                record("lora", model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen)
+            if needs_base:
+                ac = _from_base(base, labelled, task, fc, cfg, record, seed)
+                report.autocuts.append({"seed": seed, "labels_per_class": b, **ac.to_dict()})
     return report
+
+
+def _pretrain_base(
+    base: nn.Module, source: TensorData, source_task: Task, pre_cfg: FitConfig, say: Callable[[str], None]
+) -> None:
+    """Pretrain ``base`` on ``source`` (seeded by ``pre_cfg.seed``) and say how long it took."""
+    t0 = time.perf_counter()
+    pretrain(base, source, source_task, pre_cfg)
+    src_acc = evaluate(base, source, source_task)["accuracy"] if len(source) <= 5000 else float("nan")
+    say(
+        f"seed {pre_cfg.seed}: pretrained base in {time.perf_counter() - t0:.1f}s"
+        + (f" (source train acc {src_acc:.3f})" if src_acc == src_acc else "")
+    )
+
+
+def _record(
+    report: BudgetReport,
+    say: Callable[[str], None],
+    target_test: TensorData,
+    task: Task,
+    seed: int,
+    b: int,
+    method: str,
+    model: nn.Module,
+    seconds: float,
+    **extra: Any,
+) -> None:
+    """Score ``model`` on the target's test data and add the run to ``report``."""
+    acc = evaluate(model, target_test, task)["accuracy"]
+    report.runs.append(
+        {
+            "seed": seed,
+            "labels_per_class": b,
+            "method": method,
+            "accuracy": acc,
+            "trainable_params": extra.pop("trainable", count_params(model, trainable_only=True)),
+            "seconds": seconds,
+            **extra,
+        }
+    )
+    say(
+        f"seed {seed} labels/class {b:>3} {method:<9} acc {acc:.4f} ({seconds:.1f}s){' ' + str(extra) if extra else ''}"
+    )
+
+
+def _from_base(
+    base: nn.Module,
+    labelled: TensorData,
+    task: Task,
+    fc: FitConfig,
+    cfg: BudgetConfig,
+    record: Callable[..., None],
+    seed: int,
+) -> AutoCutReport:
+    """Choose the cut on ``labelled`` (:func:`auto_cut`, returned), then transfer, fine-tune and LoRA from it."""
+    t0 = time.perf_counter()
+    ac = auto_cut(base, labelled, task, config=fc, folds=cfg.folds, include_scratch=True, seed=seed)
+    cut_seconds = time.perf_counter() - t0
+    if "transfer" in cfg.methods:
+        t0 = time.perf_counter()
+        res = transfer(base, labelled, task, cut=ac.chosen, config=fc, seed=seed)
+        record(
+            "transfer",
+            res.model,
+            time.perf_counter() - t0 + cut_seconds,
+            cut=ac.chosen,
+            cut_method=ac.method,
+            negative_transfer=ac.negative_transfer,
+            cached=res.cached,
+            trainable=res.trainable_params,
+        )
+    if "finetune" in cfg.methods:
+        t0 = time.perf_counter()
+        model = finetune_at(base, ac.chosen, labelled, task, fc, cfg.finetune_lr_scale, seed=seed)
+        record("finetune", model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen)
+    if "lora" in cfg.methods:
+        t0 = time.perf_counter()
+        model = lora_at(base, ac.chosen, labelled, task, fc, seed=seed)
+        record("lora", model, time.perf_counter() - t0 + cut_seconds, cut=ac.chosen)
+    return ac

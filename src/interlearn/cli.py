@@ -107,7 +107,11 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and docs)."""
+    """The argument parser (exposed for tests and docs).
+
+    Long because: a flat declaration of every subcommand and its options, read top to bottom
+    like the ``--help`` it produces; splitting it would only scatter the options.
+    """
     p = argparse.ArgumentParser(
         prog="interlearn",
         description="Transfer, fine-tuning, multi-task, federated learning and distillation for PyTorch.",

@@ -299,34 +299,43 @@ def cut_module(base: nn.Module, cut: str, num_outputs: int, sample: torch.Tensor
         head = nn.Sequential(OrderedDict(new_flatten=nn.Flatten(), new_head=nn.Linear(dim, num_outputs)))
         return NamedCut(cut, model, head, True, "kept everything; a new linear head on its output")
     if plan.traced and plan.gm is not None and cut != SCRATCH:
-        nodes = list(plan.gm.graph.nodes)
-        p = _start(plan.gm, cut) or 0
-        crossing = _crossing(nodes, p)
-        if len(crossing) != 1:
-            raise ConfigError(
-                f"cut={cut!r}: {len(crossing)} values cross this point of {type(base).__name__}'s graph "
-                f"({[n.name for n in crossing]}), e.g. a skip connection; cut between blocks instead "
-                f"(candidates: {named_cut_points(base, sample[:2])})"
-            )
-        body_graph, tail_graph = fx.Graph(), fx.Graph()
-        env: dict[fx.Node, fx.Node] = {}
-        for node in nodes[:p]:
-            env[node] = body_graph.node_copy(node, lambda a: env[a])
-        body_graph.output(env[crossing[0]])
-        tenv: dict[fx.Node, fx.Node] = {crossing[0]: tail_graph.placeholder("features")}
-        for node in nodes[p:]:
-            tenv[node] = tail_graph.node_copy(node, lambda a: tenv[a])
-        body, tail = fx.GraphModule(plan.gm, body_graph), fx.GraphModule(plan.gm, tail_graph)
-        tail = copy.deepcopy(tail)  # fresh copies of the replaced layers; the originals stay in the body's model
-        _reset(tail)
-        freeze(body)
-        with torch.no_grad():
-            feats = body.eval()(sample[:2])
-        new = _with_head(tail, feats, num_outputs)
-        for p_ in new.parameters():
-            p_.requires_grad_(True)
-        return NamedCut(cut, body, new, True, f"split with torch.fx at {cut}")
-    # in place: modules first running at or after the cut are re-initialized, the others frozen
+        return _split_graph(base, plan.gm, cut, num_outputs, sample)
+    return _reinit_in_place(model, plan, cut, num_outputs, sample)
+
+
+def _split_graph(base: nn.Module, gm: fx.GraphModule, cut: str, num_outputs: int, sample: torch.Tensor) -> NamedCut:
+    """Split the traced graph where ``cut`` first runs: a frozen body and fresh copies of the rest."""
+    nodes = list(gm.graph.nodes)
+    p = _start(gm, cut) or 0
+    crossing = _crossing(nodes, p)
+    if len(crossing) != 1:
+        raise ConfigError(
+            f"cut={cut!r}: {len(crossing)} values cross this point of {type(base).__name__}'s graph "
+            f"({[n.name for n in crossing]}), e.g. a skip connection; cut between blocks instead "
+            f"(candidates: {named_cut_points(base, sample[:2])})"
+        )
+    body_graph, tail_graph = fx.Graph(), fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in nodes[:p]:
+        env[node] = body_graph.node_copy(node, lambda a: env[a])
+    body_graph.output(env[crossing[0]])
+    tenv: dict[fx.Node, fx.Node] = {crossing[0]: tail_graph.placeholder("features")}
+    for node in nodes[p:]:
+        tenv[node] = tail_graph.node_copy(node, lambda a: tenv[a])
+    body, tail = fx.GraphModule(gm, body_graph), fx.GraphModule(gm, tail_graph)
+    tail = copy.deepcopy(tail)  # fresh copies of the replaced layers; the originals stay in the body's model
+    _reset(tail)
+    freeze(body)
+    with torch.no_grad():
+        feats = body.eval()(sample[:2])
+    new = _with_head(tail, feats, num_outputs)
+    for p_ in new.parameters():
+        p_.requires_grad_(True)
+    return NamedCut(cut, body, new, True, f"split with torch.fx at {cut}")
+
+
+def _reinit_in_place(model: nn.Module, plan: _Plan, cut: str, num_outputs: int, sample: torch.Tensor) -> NamedCut:
+    """Re-initialize, in place, the modules first running at or after the cut; freeze the others."""
     start = -1 if cut == SCRATCH else plan.order[cut]
     fresh = {n for n, pos in plan.order.items() if pos >= start}
     freeze(model)

@@ -156,6 +156,29 @@ def distill(
         ShapeError: teacher and student output shapes differ.
         DataError: labels out of range for ``task``.
     """
+    _check_args(train, task, temperature, alpha, cache, augment)
+    cfg = config or FitConfig()
+    dev = resolve_device(cfg.device)
+    use_cache = augment is None if cache == "auto" else bool(cache)
+    _check_outputs(teacher, student, train.x[:2].to(dev), task, dev)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    if use_cache:
+        indexed, loss_cached = _cached_kd(teacher, train, dev, temperature, alpha)
+        return fit(student, indexed, task, cfg, val=val, compute_loss=loss_cached)
+    loss_live = _live_kd(teacher, temperature, alpha)
+    return fit(student, train, task, cfg, val=val, compute_loss=loss_live, augment=augment)
+
+
+def _check_args(
+    train: TensorData,
+    task: Task,
+    temperature: float,
+    alpha: float,
+    cache: bool | Literal["auto"],
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+) -> None:
+    """:func:`distill`'s arguments, checked before any model runs."""
     _check_hparams(temperature, alpha)
     if task.kind != "classification":
         raise ConfigError(f"distill needs a classification task, got kind={task.kind!r}")
@@ -164,10 +187,10 @@ def distill(
             "cache=True with augment: the teacher's logits change with every augmented batch; use cache='auto' or False"
         )
     task.check_targets(train.y, "train.y")
-    cfg = config or FitConfig()
-    dev = resolve_device(cfg.device)
-    use_cache = augment is None if cache == "auto" else bool(cache)
-    probe = train.x[:2].to(dev)
+
+
+def _check_outputs(teacher: nn.Module, student: nn.Module, probe: torch.Tensor, task: Task, dev: torch.device) -> None:
+    """Move both models to ``dev`` (the teacher in eval mode) and check their outputs have one shape."""
     teacher.to(dev).eval()
     was_student = student.training
     student.to(dev).eval()
@@ -178,27 +201,35 @@ def distill(
         raise ShapeError(
             f"teacher outputs {t_shape} but student outputs {s_shape} for the same inputs; give both {task.num_outputs} outputs"
         )
-    for p in teacher.parameters():
-        p.requires_grad_(False)
 
-    if use_cache:
-        cached = teacher_logits(teacher, train.x, device=dev).to(dev)  # (N, classes)
-        labels = train.y.to(dev)
-        # The targets fit() sees are example indices, so each batch finds its cached logits;
-        # the batch order is unchanged (it depends only on len(train) and the seed).
-        indexed = TensorData(train.x, torch.arange(len(train)))
 
-        def loss_cached(model: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            return kd_loss(model(x), cached[idx], labels[idx], temperature, alpha)
+def _cached_kd(
+    teacher: nn.Module, train: TensorData, dev: torch.device, temperature: float, alpha: float
+) -> tuple[TensorData, Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The teacher's logits computed once: the data ``fit`` sees (targets: example indices) and its loss."""
+    cached = teacher_logits(teacher, train.x, device=dev).to(dev)  # (N, classes)
+    labels = train.y.to(dev)
+    # The targets fit() sees are example indices, so each batch finds its cached logits;
+    # the batch order is unchanged (it depends only on len(train) and the seed).
+    indexed = TensorData(train.x, torch.arange(len(train)))
 
-        return fit(student, indexed, task, cfg, val=val, compute_loss=loss_cached)
+    def loss_cached(model: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return kd_loss(model(x), cached[idx], labels[idx], temperature, alpha)
+
+    return indexed, loss_cached
+
+
+def _live_kd(
+    teacher: nn.Module, temperature: float, alpha: float
+) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The distillation loss with the teacher run on every (possibly augmented) batch."""
 
     def loss_live(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             t_logits = teacher(x)
         return kd_loss(model(x), t_logits, y, temperature, alpha)
 
-    return fit(student, train, task, cfg, val=val, compute_loss=loss_live, augment=augment)
+    return loss_live
 
 
 @torch.no_grad()

@@ -5,24 +5,67 @@ on-device encodings are each a :class:`Registry`: a name -> entry table whose er
 went wrong and what the known names are (the pattern of peft's ``register_peft_method``)::
 
     ENGINES = Registry("engine")
-    ENGINES.register("sequential", SequentialEngine)
+    ENGINES.register_all({"sequential": SequentialEngine, "vectorized": VectorizedEngine})
+    ENGINES.register("mine", MyEngine)   # user code: one entry (or @ENGINES.decorator("mine"))
     ENGINES.build("sequnetial")   # ConfigError: unknown engine 'sequnetial'; known engines: [...] (closest: 'sequential')
+
+That is the one registration idiom: a module registers its built-in table with
+:meth:`Registry.register_all` and user code adds entries with ``register`` (or the public
+``register_*`` function of the family, which calls it). A recipe field typed
+``Annotated[str, REGISTRY]`` is checked against the registry when the recipe loads
+(:func:`check_names`, called by the config's ``__post_init__``, and
+:func:`interlearn.schema.build`), so a name registered from user code is accepted, a typo lists
+the known names, and the generated recipe reference lists the registered ones.
 
 A registry may name *plugin modules*: modules that register more entries when imported (the
 robust aggregators, say). They are imported on the first lookup that misses or lists names, so
 ``get_aggregator("median")`` works without importing :mod:`interlearn.federated.protections.robust` by hand,
 and importing the registry does not import them (no import circle).
+
+Installed packages can add entries too, so that ``interlearn run recipe.yaml`` on the command
+line knows them: a package that declares its registering module under the ``interlearn.plugins``
+entry-point group (``[project.entry-points."interlearn.plugins"] feddyn = "my_package.feddyn"``
+in its ``pyproject.toml``) is imported on the first lookup that misses or lists names, in any
+registry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+import importlib.metadata
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from interlearn.errors import ConfigError, unknown_name
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "check_names", "load_entry_points", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "interlearn.plugins"
+"""The entry-point group of installed packages' registering modules."""
+
+_entry_points_loaded = False
+
+
+def load_entry_points() -> None:
+    """Import, once, every module that installed packages declare under :data:`ENTRY_POINT_GROUP`.
+
+    Raises:
+        ConfigError: a declared module fails to import (naming the package's entry point).
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ConfigError(
+                f"interlearn plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+
 
 T = TypeVar("T")
 
@@ -66,6 +109,44 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def register_all(self, entries: Mapping[str, T], *, skip_registered: bool = False) -> None:
+        """Register every ``name -> entry`` of ``entries`` (a module's built-in table).
+
+        Args:
+            entries: the table, in registration order.
+            skip_registered: leave names that are already registered alone (a plugin module
+                imported twice), instead of raising.
+
+        Raises:
+            ConfigError: a name is already registered (unless ``skip_registered``).
+        """
+        for name, entry in entries.items():
+            if skip_registered and name in self._entries:
+                continue
+            self.register(name, entry)
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (a test's or a notebook's own registration).
+
+        Raises:
+            ConfigError: unknown name.
+        """
+        entry = self.get(name)
+        del self._entries[name]
+        return entry
+
+    def check(self, name: str, field: str) -> str:
+        """``name`` if it is registered, for a config's ``__post_init__``.
+
+        Raises:
+            ConfigError: ``"<field>: unknown <kind> ...; known <kinds>: [...] (closest: ...)"``.
+        """
+        try:
+            self.get(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{field}: {exc}") from None
+        return name
+
     def decorator(self, name: str) -> Callable[[T], T]:
         """``@REGISTRY.decorator("name")`` registers the decorated class or function."""
 
@@ -75,7 +156,9 @@ class Registry(Generic[T]):
         return deco
 
     def load_plugins(self) -> None:
-        """Import the plugin modules once (each registers its entries)."""
+        """Import the plugin modules once (each registers its entries), and the installed
+        packages' plugins (:func:`load_entry_points`)."""
+        load_entry_points()
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
@@ -133,3 +216,29 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
+
+def registry_of(tp: Any) -> Registry[Any] | None:
+    """The registry an ``Annotated[str, REGISTRY]`` field type names (``None`` for other types;
+    ``Optional`` / ``X | None`` around it is looked through)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        return next((m for m in typing.get_args(tp)[1:] if isinstance(m, Registry)), None)
+    for arg in typing.get_args(tp):
+        if typing.get_origin(arg) is typing.Annotated:
+            return registry_of(arg)
+    return None
+
+
+def check_names(config: Any) -> None:
+    """Check every ``Annotated[str, REGISTRY]`` field of the dataclass ``config`` against its
+    registry (call it from ``__post_init__``).
+
+    Raises:
+        ConfigError: ``"<field>: unknown <kind> ...; known <kinds>: [...] (closest: ...)"``.
+    """
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    for f in dataclasses.fields(config):
+        registry = registry_of(hints.get(f.name))
+        value = getattr(config, f.name)
+        if registry is not None and value is not None:
+            registry.check(value, f.name)

@@ -1,7 +1,8 @@
 """YAML mappings <-> validated frozen dataclasses (the recipes' schema machinery, used by any config).
 
 ``build(Config, mapping, path)`` walks a dataclass's fields, checks unknown keys (with a
-"did you mean"), types and ``Literal`` choices, recursing into nested dataclasses, and raises
+"did you mean"), types, ``Literal`` choices and registered names (``Annotated[str, REGISTRY]``,
+see :mod:`interlearn.registry`), recursing into nested dataclasses, and raises
 ``ConfigError`` naming the field path (``finetune.fit.optimizer``) and the allowed values. The
 dataclasses' own ``__post_init__`` checks then run as usual; their errors get the path too.
 """
@@ -12,12 +13,13 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import numpy as np
 import yaml
 
 from interlearn.errors import ConfigError, closest
+from interlearn.registry import registry_of
 
 __all__ = ["build", "load_yaml", "to_dict"]
 
@@ -76,33 +78,21 @@ def _number_hint(value: Any) -> str:
 
 
 def _convert(value: Any, tp: Any, path: str) -> Any:
+    """``value`` checked (and converted: lists to tuples, ints to floats) against the type ``tp``."""
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if origin is Annotated:  # Annotated[str, REGISTRY]: a name the registry must know
+        value = _convert(value, get_args(tp)[0], path)
+        registry = registry_of(tp)
+        return registry.check(value, path) if registry is not None else value
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
             raise ConfigError(f"{path}: {value!r} is not allowed; choose one of {list(choices)}")
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{path}: a value is required")
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(value, a, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(
-            errors[0]
-            if len(errors) == 1
-            else f"{path}: {value!r} matches none of {[getattr(a, '__name__', str(a)) for a in args]}"
-        )
+        return _convert_union(value, get_args(tp), path)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -122,6 +112,32 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         inner = args[1] if len(args) == 2 else Any
         return {k: _convert(v, inner, f"{path}.{k}") for k, v in value.items()}
+    return _convert_scalar(value, tp, path)
+
+
+def _convert_union(value: Any, args: tuple[Any, ...], path: str) -> Any:
+    """The first member of the union that accepts ``value`` (``None`` only for an optional)."""
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{path}: a value is required")
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _convert(value, a, path)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(
+        errors[0]
+        if len(errors) == 1
+        else f"{path}: {value!r} matches none of {[getattr(a, '__name__', str(a)) for a in args]}"
+    )
+
+
+def _convert_scalar(value: Any, tp: Any, path: str) -> Any:
+    """A bool, int (a ``seed`` non-negative), finite float or str; other types pass unchecked."""
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true/false, got {value!r}")
@@ -159,7 +175,7 @@ def build(cls: type[T], mapping: dict[str, Any], path: str = "") -> T:
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{path}." if path else ""
     for key in mapping:

@@ -9,8 +9,9 @@ Each part is a scenario taken from the conditions in which its paradigm pays
 - ``distill`` — a student with capacity but few labels learns from a teacher's soft outputs on
   the unlabelled images (Hinton et al. 2015's transfer set);
 - ``multitask`` — three related tasks with little labelled data each: shared vs separate models;
-- ``federated`` — non-IID clients: FedAvg vs local-only vs centralized, and the privacy level
-  at which differential privacy erases the gain.
+- ``federated`` — non-IID clients: FedAvg vs local-only vs centralized, the privacy level
+  at which differential privacy erases the gain, and each user's gain from a local memory
+  (personalization) with the skew below which it stops paying.
 
 The report (``summary.md``, and the terminal table) has one section per paradigm: the question,
 the baseline, the result and its gain with the standard error over the seeds, a verdict
@@ -33,7 +34,7 @@ import torch
 
 from interlearn.errors import ConfigError
 from interlearn.report import Section, print_sections, write_summary
-from interlearn.scenarios import distill, federated, multitask, transfer
+from interlearn.scenarios import distill, federated, multitask, personal, transfer
 from interlearn.scenarios.base import Scenario
 
 __all__ = ["run_tour", "PARTS", "TITLE"]
@@ -54,7 +55,10 @@ def _multitask(out: Path, seed: int, progress: bool) -> Scenario:
 
 
 def _federated(out: Path, seed: int, progress: bool) -> Scenario:
-    return federated.run(out, seed, progress)
+    """FedAvg and DP-FedAvg, then personalization by a local memory on the same kind of clients."""
+    fed = federated.run(out, seed, progress)
+    own = personal.run(out, seed, progress)
+    return Scenario({**fed.rows, **{f"memory_{k}": v for k, v in own.rows.items()}}, [*fed.sections, *own.sections])
 
 
 PARTS: dict[str, Callable[[Path, int, bool], Scenario]] = {

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -179,12 +179,10 @@ def fit(
 ) -> FitResult:
     """Train ``model`` on ``train`` for ``task``; the one loop every centralized paradigm uses.
 
-    The same call trains data-parallel when the script runs under ``accelerate launch`` with
-    several processes (:mod:`interlearn.parallel`): each process takes its slice of every global
-    batch of ``config.batch_size`` examples, gradients are averaged, losses and metrics reduced,
-    and only the main process writes checkpoints, shows progress and tracks. With the same seed
-    and global batch, N processes train the same model as one (without dropout or BatchNorm,
-    whose statistics are per process).
+    Under ``accelerate launch`` the same call trains data-parallel (:mod:`interlearn.parallel`):
+    each process takes its slice of every global batch; only the main one checkpoints, shows
+    progress and tracks. N processes train the same model as one (same seed and global batch;
+    without dropout or BatchNorm, whose statistics are per process).
 
     Args:
         model: any module; trained in place (frozen parameters stay frozen).
@@ -215,15 +213,62 @@ def fit(
         CheckpointError: resuming where some processes see the checkpoint and others do not.
     """
     cfg = config or FitConfig()
+    hooks = _Hooks(_checked_loss(train, task, compute_loss), backward, on_epoch_start, augment, extra_state)
+    loop = _prepare(model, cfg, param_groups, len(train), hooks)
+    _resume(loop, model)
+    par = loop.par
+    tracker = open_tracker(tracking, "fit", fit_params(cfg, model, train, task, par.world)) if par.is_main else NULL
+    with tracker:
+        _run_epochs(loop, model, train, task, val, tracker)
+        _track_end(tracker, model, loop.result, loop.ckpt)
+    return loop.result
+
+
+class _Hooks(NamedTuple):
+    """The moves a paradigm changes in :func:`fit` (see its arguments of the same names)."""
+
+    loss_fn: ComputeLoss
+    backward: BackwardFn | None
+    on_epoch_start: Callable[[int, nn.Module], None] | None
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
+    extra_state: nn.Module | None
+
+
+@dataclass
+class _Loop:
+    """What one :func:`fit` trains with (built by :func:`_prepare`) and where it stands."""
+
+    cfg: FitConfig
+    par: Replicas
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler | None
+    use_amp: bool
+    amp_dtype: torch.dtype
+    ckpt: Path | None
+    steps_per_epoch: int
+    hooks: _Hooks
+    result: FitResult = field(default_factory=FitResult)
+    best_state: dict[str, Any] | None = None
+    start: int = 0  # the first epoch to train (after the resumed ones)
+
+
+def _checked_loss(train: TensorData, task: ScoredTask, compute_loss: ComputeLoss | None) -> ComputeLoss:
+    """``compute_loss``, or the task's own loss once the targets are checked against it."""
     if len(train) == 0:
         raise DataError("train is empty: fit() needs at least one example")
-    if compute_loss is None:
-        if not isinstance(task, Task):
-            raise ConfigError(
-                f"fit with a {type(task).__name__} needs compute_loss= (the default loss is a single Task's)"
-            )
-        task.check_targets(train.y, "train.y")
-        compute_loss = _default_loss(task)
+    if compute_loss is not None:
+        return compute_loss
+    if not isinstance(task, Task):
+        raise ConfigError(f"fit with a {type(task).__name__} needs compute_loss= (the default loss is a single Task's)")
+    task.check_targets(train.y, "train.y")
+    return _default_loss(task)
+
+
+def _prepare(
+    model: nn.Module, cfg: FitConfig, param_groups: Iterable[dict[str, Any]] | None, n_train: int, hooks: _Hooks
+) -> _Loop:
+    """Place the model, seed, and build the optimizer, schedule and mixed precision of a run."""
     par = Replicas(cfg.device)
     dev = par.device
     model.to(dev)
@@ -233,7 +278,7 @@ def fit(
     if not groups:
         raise DataError("the model has no trainable parameters: unfreeze something (interlearn.surgery.unfreeze)")
     opt = build_optimizer(groups, cfg)
-    steps_per_epoch = -(-len(train) // cfg.batch_size)
+    steps_per_epoch = -(-n_train // cfg.batch_size)
     sched = build_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
     # Mixed precision is torch.autocast chosen per call, not Accelerate's `mixed_precision`:
     # Accelerate's choice is process-wide (a second Accelerator may not change it), while fit
@@ -242,51 +287,63 @@ def fit(
     use_amp = dev.type == "cuda" and (cfg.amp or par.precision != "no")
     # A custom ``backward`` (gradient combination) produces gradients the GradScaler never
     # scaled, so it gets bfloat16 autocast, which needs no loss scaling, instead of float16.
-    amp_dtype = torch.bfloat16 if backward is not None or par.precision == "bf16" else torch.float16
+    amp_dtype = torch.bfloat16 if hooks.backward is not None or par.precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-    loss_fn = compute_loss
-    sign = 1.0 if task.higher_is_better else -1.0
-    result, best_state, start = FitResult(), None, 0
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    return _Loop(cfg, par, opt, sched, scaler, use_amp, amp_dtype, ckpt, steps_per_epoch, hooks)
 
+
+def _resume(loop: _Loop, model: nn.Module) -> None:
+    """Load the checkpoint in ``checkpoint_dir`` (with ``resume``): weights, optimizer, RNG, history."""
+    cfg, par, ckpt, opt, sched = loop.cfg, loop.par, loop.ckpt, loop.opt, loop.sched
     found = ckpt is not None and cfg.resume and has_checkpoint(ckpt)
     if len(set(par.gather(found))) > 1:
         raise CheckpointError(
             f"resume: only some of the {par.world} processes see a checkpoint in {ckpt}; put checkpoint_dir on storage every machine shares"
         )
-    if found and ckpt is not None:
-        tensors, meta = load_checkpoint(ckpt)
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
-        if extra_state is not None and meta.get("extra_state") is not None:
-            extra_state.load_state_dict(unflatten_state(meta["extra_state"], tensors))
-        sched.load_state_dict(meta["scheduler"]) if "lr_lambdas" not in meta["scheduler"] else None
-        if "last_epoch" in meta["scheduler"] and hasattr(sched, "lr_lambdas"):
-            sched.last_epoch = meta["scheduler"]["last_epoch"]
-            for g, lam in zip(opt.param_groups, sched.lr_lambdas):
-                g["lr"] = g["initial_lr"] * lam(sched.last_epoch)
-        if scaler is not None and meta.get("scaler"):
-            scaler.load_state_dict(meta["scaler"])
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-        best_state = best or None
-        result = FitResult(meta["history"], meta["best_epoch"], meta["best_metric"], meta["train_seconds"])
-        start = meta["epoch"] + 1
-        set_rng_state(tensors | {"rng.cpu": tensors.get(f"rng.cpu.{par.rank}", tensors["rng.cpu"])})
+    if not found or ckpt is None:
+        return
+    tensors, meta = load_checkpoint(ckpt)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt.load_state_dict(unflatten_state(meta["optimizer"], tensors))
+    extra_state = loop.hooks.extra_state
+    if extra_state is not None and meta.get("extra_state") is not None:
+        extra_state.load_state_dict(unflatten_state(meta["extra_state"], tensors))
+    sched.load_state_dict(meta["scheduler"]) if "lr_lambdas" not in meta["scheduler"] else None
+    if "last_epoch" in meta["scheduler"] and hasattr(sched, "lr_lambdas"):
+        sched.last_epoch = meta["scheduler"]["last_epoch"]
+        for g, lam in zip(opt.param_groups, sched.lr_lambdas):
+            g["lr"] = g["initial_lr"] * lam(sched.last_epoch)
+    if loop.scaler is not None and meta.get("scaler"):
+        loop.scaler.load_state_dict(meta["scaler"])
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+    loop.best_state = best or None
+    loop.result = FitResult(meta["history"], meta["best_epoch"], meta["best_metric"], meta["train_seconds"])
+    loop.start = meta["epoch"] + 1
+    set_rng_state(tensors | {"rng.cpu": tensors.get(f"rng.cpu.{par.rank}", tensors["rng.cpu"])})
 
-    tracker = open_tracker(tracking, "fit", fit_params(cfg, model, train, task, par.world)) if par.is_main else NULL
-    net = par.wrap(model) if backward is None else model
+
+def _run_epochs(
+    loop: _Loop, model: nn.Module, train: TensorData, task: ScoredTask, val: TensorData | None, tracker: Tracker
+) -> None:
+    """The epochs: seeded global batches through :func:`_train_step`, then score, log, checkpoint, stop early.
+
+    Ends with the model holding the best epoch's weights when ``restore_best`` kept them.
+    """
+    cfg, par, result, hooks = loop.cfg, loop.par, loop.result, loop.hooks
+    net = par.wrap(model) if hooks.backward is None else model
     wrapped = _trainable_ids(model)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    progress = _progress(cfg.progress and par.is_main, cfg.epochs * steps_per_epoch, start * steps_per_epoch)
+    params = [p for g in loop.opt.param_groups for p in g["params"]]
+    total_steps, done_steps = cfg.epochs * loop.steps_per_epoch, loop.start * loop.steps_per_epoch
     bad_epochs = (
         sum(1 for h in result.history[result.best_epoch + 1 :]) if result.best_epoch >= 0 and val is not None else 0
     )
-    with tracker, progress as bar:
-        for epoch in range(start, cfg.epochs):
-            if on_epoch_start is not None:
-                on_epoch_start(epoch, model)
+    with _progress(cfg.progress and par.is_main, total_steps, done_steps) as bar:
+        for epoch in range(loop.start, cfg.epochs):
+            if hooks.on_epoch_start is not None:
+                hooks.on_epoch_start(epoch, model)
                 if (
-                    backward is None and _trainable_ids(model) != wrapped
+                    hooks.backward is None and _trainable_ids(model) != wrapped
                 ):  # DDP syncs only what was trainable when wrapped
                     net, wrapped = par.wrap(par.unwrap(net)), _trainable_ids(model)
             t0 = time.perf_counter()
@@ -294,73 +351,112 @@ def fit(
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             loss_sum, n_seen = 0.0, 0
             for idx in batches(len(train), cfg.batch_size, gen):  # the global batch: the same on every process
-                local, n_local, weight = par.shard(idx)
-                x, y = train.x[local].to(dev, non_blocking=True), train.y[local].to(dev, non_blocking=True)
-                if augment is not None:
-                    x = augment(x, gen)
-                with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                    loss = loss_fn(net, x, y)
-                total = _total(loss)
-                part, bad = (
-                    (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
-                )
-                if par.world > 1:  # (loss sum, non-finite flag) over all processes: all raise at the same step
-                    part, flag = par.sum(torch.tensor([part, float(bad)], dtype=torch.float64, device=dev)).tolist()
-                    bad = flag > 0
-                if bad:
-                    raise TrainingDivergedError(
-                        f"loss became {total.item() if n_local else 'NaN/Inf on another process'} at epoch {epoch}, after {n_seen} examples; "
-                        f"lower the learning rate (lr={cfg.lr}) or enable clip_grad_norm"
-                        + (f"; the last good checkpoint is kept in {ckpt}" if ckpt else "")
-                    )
-                opt.zero_grad(set_to_none=True)
-                if backward is not None:
-                    backward(loss, model)
-                    par.average_grads([p for p in params if p.requires_grad], weight)
-                else:
-                    scaled = total * weight if weight != 1.0 else total  # this slice's share of the global mean
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                if scaler is not None:
-                    scaler.unscale_(opt)
-                if cfg.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                sched.step()
-                loss_sum += part
+                loss_sum += _train_step(loop, net, model, params, train, idx, gen, epoch, n_seen)
                 n_seen += len(idx)
                 bar.advance()
-            row = {"epoch": epoch, "train_loss": loss_sum / n_seen, "lr": opt.param_groups[0]["lr"]}
-            if val is not None:
-                row |= {f"val_{k}": v for k, v in _evaluate_replicas(model, val, task, dev, par).items()}
-                metric = row[f"val_{task.main_metric}"]
-                if result.best_metric is None or sign * metric > sign * result.best_metric:
-                    result.best_metric, result.best_epoch, bad_epochs = metric, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict()) if cfg.restore_best else None
-                else:
-                    bad_epochs += 1
-            else:
-                result.best_epoch = epoch
+            row = {"epoch": epoch, "train_loss": loss_sum / n_seen, "lr": loop.opt.param_groups[0]["lr"]}
+            bad_epochs = _score_epoch(loop, model, task, val, row, bad_epochs)
             result.train_seconds += time.perf_counter() - t0
             result.history.append(row)
             bar.describe(row)
             tracker.log_metrics(row, step=epoch)
-            if ckpt is not None:
-                rngs = par.gather(torch.get_rng_state())
-                if par.is_main:
-                    _save(ckpt, model, opt, sched, scaler, epoch, result, best_state, extra_state, rngs)
-                par.barrier()  # no process resumes or reads a half-written checkpoint
+            _checkpoint(loop, model, epoch)
             if cfg.patience is not None and val is not None and bad_epochs >= cfg.patience:
                 result.stopped_early = True
                 break
         par.unwrap(net)
-        if best_state is not None and cfg.restore_best:
-            model.load_state_dict(best_state)
-        _track_end(tracker, model, result, ckpt)
-    return result
+        if loop.best_state is not None and cfg.restore_best:
+            model.load_state_dict(loop.best_state)
+
+
+def _train_step(
+    loop: _Loop,
+    net: nn.Module,
+    model: nn.Module,
+    params: list[nn.Parameter],
+    train: TensorData,
+    idx: torch.Tensor,
+    gen: torch.Generator,
+    epoch: int,
+    n_seen: int,
+) -> float:
+    """One global batch ``idx``: forward (autocast), loss, backward, clip, step, schedule.
+
+    Returns:
+        The batch's loss sum (over all processes); NaN/Inf raises (see :func:`_reduced_loss_sum`).
+    """
+    par, dev, opt, scaler, hooks = loop.par, loop.par.device, loop.opt, loop.scaler, loop.hooks
+    local, n_local, weight = par.shard(idx)
+    x, y = train.x[local].to(dev, non_blocking=True), train.y[local].to(dev, non_blocking=True)
+    if hooks.augment is not None:
+        x = hooks.augment(x, gen)
+    with torch.autocast(dev.type, dtype=loop.amp_dtype, enabled=loop.use_amp):
+        loss = hooks.loss_fn(net, x, y)
+    total = _total(loss)
+    part = _reduced_loss_sum(loop, total, n_local, epoch, n_seen)
+    opt.zero_grad(set_to_none=True)
+    if hooks.backward is not None:
+        hooks.backward(loss, model)
+        par.average_grads([p for p in params if p.requires_grad], weight)
+    else:
+        scaled = total * weight if weight != 1.0 else total  # this slice's share of the global mean
+        (scaler.scale(scaled) if scaler is not None else scaled).backward()
+    if scaler is not None:
+        scaler.unscale_(opt)
+    if loop.cfg.clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, loop.cfg.clip_grad_norm)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    loop.sched.step()
+    return part
+
+
+def _reduced_loss_sum(loop: _Loop, total: torch.Tensor, n_local: int, epoch: int, n_seen: int) -> float:
+    """The batch's loss sum over all processes; raises on every process at once if any saw NaN/Inf."""
+    par = loop.par
+    part, bad = (float(total.detach()) * n_local, not bool(torch.isfinite(total))) if n_local else (0.0, False)
+    if par.world > 1:  # (loss sum, non-finite flag) over all processes: all raise at the same step
+        part, flag = par.sum(torch.tensor([part, float(bad)], dtype=torch.float64, device=par.device)).tolist()
+        bad = flag > 0
+    if bad:
+        raise TrainingDivergedError(
+            f"loss became {total.item() if n_local else 'NaN/Inf on another process'} at epoch {epoch}, after {n_seen} examples; "
+            f"lower the learning rate (lr={loop.cfg.lr}) or enable clip_grad_norm"
+            + (f"; the last good checkpoint is kept in {loop.ckpt}" if loop.ckpt else "")
+        )
+    return part
+
+
+def _score_epoch(
+    loop: _Loop, model: nn.Module, task: ScoredTask, val: TensorData | None, row: dict[str, float], bad_epochs: int
+) -> int:
+    """Add the ``val_`` metrics to ``row`` and keep the best epoch; returns the epochs since the best."""
+    result, epoch = loop.result, int(row["epoch"])
+    if val is None:
+        result.best_epoch = epoch
+        return bad_epochs
+    row |= {f"val_{k}": v for k, v in _evaluate_replicas(model, val, task, loop.par.device, loop.par).items()}
+    metric = row[f"val_{task.main_metric}"]
+    sign = 1.0 if task.higher_is_better else -1.0
+    if result.best_metric is None or sign * metric > sign * result.best_metric:
+        result.best_metric, result.best_epoch = metric, epoch
+        loop.best_state = copy.deepcopy(model.state_dict()) if loop.cfg.restore_best else None
+        return 0
+    return bad_epochs + 1
+
+
+def _checkpoint(loop: _Loop, model: nn.Module, epoch: int) -> None:
+    """Save the resumable checkpoint after ``epoch`` (process 0 writes; every process waits)."""
+    ckpt, r = loop.ckpt, loop
+    if ckpt is None:
+        return
+    rngs = loop.par.gather(torch.get_rng_state())
+    if loop.par.is_main:
+        _save(ckpt, model, r.opt, r.sched, r.scaler, epoch, r.result, r.best_state, r.hooks.extra_state, rngs)
+    loop.par.barrier()  # no process resumes or reads a half-written checkpoint
 
 
 def fit_params(cfg: FitConfig, model: nn.Module, train: TensorData, task: ScoredTask, processes: int) -> dict[str, Any]:

@@ -136,21 +136,45 @@ def transfer(
     """
     cfg = config or step_config(len(target), 300, 32, 1e-3, 1e-4, seed)
     k = None if cut == "auto" else resolve_cut(base, cut)  # a bad cut fails before any training
-    pre: FitResult | None = None
-    base = copy.deepcopy(base)
-    if source is not None:
-        if source_task is None:
-            last = [m for m in base.modules() if isinstance(m, nn.Linear)]
-            if not last:
-                raise ConfigError("transfer(source=...) needs source_task= when the base has no final nn.Linear")
-            source_task = classification(last[-1].out_features)
-        pre = pretrain(base, source, source_task, pretrain_config)
+    base, pre = _pretrained_copy(base, source, source_task, pretrain_config)
     report = None
     if k is None:
         report = auto_cut(base, target, task, config=cfg, folds=folds, include_scratch=include_scratch, seed=seed)
         k = report.chosen
     if isinstance(k, str):
         return _transfer_named(base, k, target, task, cfg, head, val, cache, seed, pre, report)
+    return _transfer_indexed(base, k, target, task, cfg, head, val, cache, seed, pre, report)
+
+
+def _pretrained_copy(
+    base: nn.Module, source: TensorData | None, source_task: Task | None, pretrain_config: FitConfig | None
+) -> tuple[nn.Module, FitResult | None]:
+    """A copy of ``base``, first trained on ``source`` when given (and that training's result)."""
+    base = copy.deepcopy(base)
+    if source is None:
+        return base, None
+    if source_task is None:
+        last = [m for m in base.modules() if isinstance(m, nn.Linear)]
+        if not last:
+            raise ConfigError("transfer(source=...) needs source_task= when the base has no final nn.Linear")
+        source_task = classification(last[-1].out_features)
+    return base, pretrain(base, source, source_task, pretrain_config)
+
+
+def _transfer_indexed(
+    base: nn.Module,
+    k: int,
+    target: TensorData,
+    task: Task,
+    cfg: FitConfig,
+    head: nn.Module | None,
+    val: TensorData | None,
+    cache: bool,
+    seed: int,
+    pre: FitResult | None,
+    report: Any,
+) -> TransferResult:
+    """:func:`transfer` at layer index ``k`` of an ``nn.Sequential``: freeze the layers before, train new ones after."""
     body, _ = split_at(base, k)
     new = head if head is not None else fresh_tail(base, k, task.num_outputs, sample=target.x[:1], seed=seed)
     for p in body.parameters():

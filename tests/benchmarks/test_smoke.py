@@ -78,9 +78,10 @@ def has_keys(result: dict, *keys: str) -> None:
 
 
 def test_fl_secagg(tmp_path):
-    r = run("fl_secagg", tmp_path, "--clients", "3", "--rounds", "1", "--per-client", "5")
+    r = run("fl_secagg", tmp_path, "--clients", "3", "--rounds", "1", "--per-client", "5", "--repeats", "2")
     has_keys(r, "benchmark", "config", "variants", "crypto_us", "rows")
     assert {row["variant"] for row in r["rows"]} >= {"plain", "secagg", "secagg+"}
+    assert len(r["variants"]["secagg+"]["3"]["time_ratio_range"]["runs"]) == 2  # interleaved repeats
 
 
 def test_fl_scale(tmp_path):
@@ -218,14 +219,29 @@ def test_fl_engines_in_process(tmp_path):
 
 
 def test_fl_matrix_interlearn_side(tmp_path):
-    """One workload, one interlearn engine: the prep, the worker subprocess, the floor and the
-    summary; Flower's simulation and pfl (.venv-bench) are peers and not run here."""
+    """One workload, an interlearn engine and the plain PyTorch loop, twice each: the prep, the
+    worker subprocesses, the roofline floor and the summary; Flower's simulation and pfl
+    (.venv-bench) are peers and not run here."""
     d = real_data("mnist")
     r = run(
-        "fl_matrix", tmp_path, "--data-dir", d, "--workloads", "mnist_2nn", "--tools", "sequential", "--rounds", "2"
+        "fl_matrix",
+        tmp_path,
+        "--data-dir",
+        d,
+        "--workloads",
+        "mnist_2nn",
+        "--tools",
+        "sequential,plain",
+        "--rounds",
+        "2",
+        "--repeats",
+        "2",
     )
-    has_keys(r, "workloads", "results", "floor_s_per_round", "floor_detail", "targets", "machine")
-    assert "s_per_round" in r["results"]["mnist_2nn"]["sequential"]
+    has_keys(r, "workloads", "results", "floor", "ratios", "targets", "repeats", "machine")
+    seq = r["results"]["mnist_2nn"]["sequential"]
+    assert seq["repeats"] == 2 and len(seq["us_per_example"]["runs"]) == 2
+    assert r["floor"]["mnist_2nn"]["us_per_example"] > 0
+    assert "mnist_2nn: sequential <= 1.1x plain PyTorch loop" in r["targets"]
 
 
 def test_feature_cache(tmp_path):

@@ -228,13 +228,17 @@ def load_shakespeare_words(
         users = [u for u in users if u.name in keep]
     if not users:
         raise DataError(f"no user has >= {min_words} training words and test words; lower min_words")
+    return ShakespeareWords(users, vocab, seq_len, source, _meta(users))
+
+
+def _meta(users: list[WordUser]) -> dict[str, float]:
+    """Word counts (padding excluded) and the test text's out-of-vocabulary rate."""
     test_y = torch.cat([u.test.y.reshape(-1) for u in users])
     real = test_y[test_y != PAD]
-    meta = {
+    return {
         "users": float(len(users)),
         "train_words": float(sum(int((u.train.y != PAD).sum()) for u in users)),
         "val_words": float(sum(int((u.val.y != PAD).sum()) for u in users)),
         "test_words": float(real.numel()),
         "test_oov_rate": float((real == OOV).float().mean()) if real.numel() else 0.0,
     }
-    return ShakespeareWords(users, vocab, seq_len, source, meta)

@@ -31,7 +31,8 @@ How to plug things in:
   an **aggregator** (``__call__(results) -> delta``: the weighted mean by default; robust rules
   plug in here, e.g. ``get_strategy("fedadam", aggregator=my_median)``) + a **server optimizer**
   (``init``/``step(params, delta, state)``). Register new ones with ``register_strategy`` /
-  ``register_aggregator`` so recipes can name them.
+  ``register_aggregator`` so recipes can name them (``register_client_update`` and
+  ``register_step`` do the same for client updates and update steps).
 * **A client update** is written as one step (:class:`StepUpdate`: ``objective`` + ``apply``,
   the optimizer's math, see :class:`LocalSGD`, :class:`ScaffoldClient`); every engine runs
   that step. Any callable ``(model, params, data, client_state, server_extras, generator) ->
@@ -68,6 +69,7 @@ from interlearn.federated.api import (
     UpdateStep,
 )
 from interlearn.federated.client import LocalSGD, ScaffoldClient, StepUpdate
+from interlearn.federated.client.registry import register_client_update
 from interlearn.federated.engines import get_engine, register_engine
 from interlearn.federated.params import model_params
 from interlearn.federated.partition import partition, partition_stats
@@ -85,6 +87,7 @@ from interlearn.federated.strategies import (
     register_strategy,
 )
 from interlearn.federated.synthetic import SyntheticPopulation
+from interlearn.federated.update_steps import register_step
 
 # Modules moved in 0.x (issue 21): their old paths import, with a DeprecationWarning, for one release.
 MOVED = {
@@ -140,7 +143,9 @@ __all__ = [
     "partition",
     "partition_stats",
     "register_aggregator",
+    "register_client_update",
     "register_engine",
+    "register_step",
     "register_strategy",
     "simulate",
 ]

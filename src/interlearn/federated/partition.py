@@ -179,10 +179,14 @@ def quantity_skew(n: int, num_clients: int, alpha: float = 1.0, seed: int = 0, m
 
 PARTITIONERS: Registry[Callable[..., list[torch.Tensor]]] = Registry("partitioner")
 """Partitioners by name: ``fn(labels, num_clients, **kwargs) -> index tensors``."""
-PARTITIONERS.register("iid", lambda labels, num_clients, **kw: iid(len(labels), num_clients, **kw))
-PARTITIONERS.register("dirichlet", dirichlet)
-PARTITIONERS.register("shards", shards)
-PARTITIONERS.register("quantity", lambda labels, num_clients, **kw: quantity_skew(len(labels), num_clients, **kw))
+PARTITIONERS.register_all(
+    {
+        "iid": lambda labels, num_clients, **kw: iid(len(labels), num_clients, **kw),
+        "dirichlet": dirichlet,
+        "shards": shards,
+        "quantity": lambda labels, num_clients, **kw: quantity_skew(len(labels), num_clients, **kw),
+    }
+)
 
 
 def partition(name: str, labels: torch.Tensor, num_clients: int, **kwargs: Any) -> list[torch.Tensor]:

@@ -76,16 +76,24 @@ def tour_rows(
     stats = partition_stats(y, parts, num_classes=10)
     plot_partition(stats["counts"], out / "partition.png")
     population = Population(x, y, parts)
-    rows: dict[str, dict[str, Any]] = {}
+    return {
+        "federated": _federated_row(population, test, out, seed, progress),
+        "local_only": _local_only_row(population, test, seed),
+        "centralized": _centralized_row(train, test, seed),
+    }
 
-    # federated: FedAvg, vectorized engine
+
+def _federated_row(
+    population: Population, test: tuple[torch.Tensor, torch.Tensor], out: Path, seed: int, progress: bool
+) -> dict[str, Any]:
+    """FedAvg on the vectorized engine (its run folder is ``out``)."""
     model = digits_mlp(seed=seed)
     t0 = time.perf_counter()
     cfg = SimulationConfig(
         rounds=ROUNDS, clients_per_round=CLIENTS_PER_ROUND, seed=seed, eval_every=10, progress=progress
     )
     res = simulate(model, population, LOCAL, get_strategy("fedavg"), cfg, engine="auto", test=test, run_dir=out)
-    rows["federated"] = {
+    return {
         "accuracy": res.final_accuracy,
         "trainable_params": _trainable(model),
         "train_seconds": time.perf_counter() - t0,
@@ -94,8 +102,10 @@ def tour_rows(
         "rounds": ROUNDS,
     }
 
-    # local only: every client trains alone for as many local epochs as FedAvg's clients do
-    # on average (rounds x cohort fraction x epochs); evaluated on the global test set
+
+def _local_only_row(population: Population, test: tuple[torch.Tensor, torch.Tensor], seed: int) -> dict[str, Any]:
+    """Every client trains alone, each scored on the global test set (mean, min and max)."""
+    # as many local epochs as FedAvg's clients do on average (rounds x cohort fraction x epochs)
     model = digits_mlp(seed=seed)
     params = model_params(model)
     epochs = max(1, round(ROUNDS * CLIENTS_PER_ROUND / NUM_CLIENTS * int(at(LOCAL.epochs, 1))))
@@ -106,7 +116,7 @@ def tour_rows(
     outs = run_cohort_on(VectorizedEngine(), model, alone, params, cohort, generators=gens).results
     seconds = time.perf_counter() - t0
     accs = [evaluate_params(model, {k: params[k] + r.update[k] for k in params}, *test)["accuracy"] for r, _ in outs]
-    rows["local_only"] = {
+    return {
         "accuracy": sum(accs) / len(accs),
         "trainable_params": _trainable(model),
         "train_seconds": seconds,
@@ -115,7 +125,12 @@ def tour_rows(
         "accuracy_max": max(accs),
     }
 
-    # centralized: the same model and optimizer on the pooled data
+
+def _centralized_row(
+    train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], seed: int
+) -> dict[str, Any]:
+    """The same model and optimizer on the pooled data (what it costs: sending all of it)."""
+    x, y = train
     model = digits_mlp(seed=seed)
     params = model_params(model)
     central = LocalSGD(epochs=CENTRAL_EPOCHS, batch_size=LOCAL.batch_size, lr=LOCAL.lr)
@@ -123,10 +138,9 @@ def tour_rows(
     r, _ = central(model, params, ClientData(0, x, y), None, {}, client_generator(seed, 0, 0))
     seconds = time.perf_counter() - t0
     acc = evaluate_params(model, {k: params[k] + r.update[k] for k in params}, *test)["accuracy"]
-    rows["centralized"] = {
+    return {
         "accuracy": acc,
         "trainable_params": _trainable(model),
         "train_seconds": seconds,
         "bytes_communicated": params_bytes({"x": x, "y": y}),
     }
-    return rows

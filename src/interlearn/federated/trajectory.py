@@ -151,12 +151,7 @@ def sgd_trajectory(
             unknown optimizer.
         DataError: no training data while a positive step count is requested.
     """
-    wanted = sorted({int(c) for c in checkpoints})
-    if not wanted or wanted[0] < 0 or lr <= 0 or batch_size < 1 or lam < 0 or optimizer not in ("sgd", "adam"):
-        raise ConfigError(
-            f"checkpoints={list(checkpoints)}, lr={lr}, batch_size={batch_size}, lam={lam}, optimizer={optimizer!r}: "
-            "need step counts >= 0, lr > 0, batch_size >= 1, lam >= 0, optimizer 'sgd' or 'adam'"
-        )
+    wanted = _checked_steps(checkpoints, lr, batch_size, lam, optimizer)
     out: dict[int, Params] = {0: dict(start)} if wanted[0] == 0 else {}
     if wanted[-1] == 0:
         return out
@@ -170,3 +165,14 @@ def sgd_trajectory(
     )
     steps = [s for s in wanted if s > 0]
     return {**out, **run_trajectory(update, model, start, data, steps, generator, anchor=anchor, trainable=trainable)}
+
+
+def _checked_steps(checkpoints: Sequence[int], lr: float, batch_size: int, lam: float, optimizer: str) -> list[int]:
+    """The sorted distinct step counts, once :func:`sgd_trajectory`'s arguments are checked."""
+    wanted = sorted({int(c) for c in checkpoints})
+    if not wanted or wanted[0] < 0 or lr <= 0 or batch_size < 1 or lam < 0 or optimizer not in ("sgd", "adam"):
+        raise ConfigError(
+            f"checkpoints={list(checkpoints)}, lr={lr}, batch_size={batch_size}, lam={lam}, optimizer={optimizer!r}: "
+            "need step counts >= 0, lr > 0, batch_size >= 1, lam >= 0, optimizer 'sgd' or 'adam'"
+        )
+    return wanted

@@ -53,16 +53,7 @@ def small_cnn(
         >>> model(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 5])
     """
-    if num_classes < 1:
-        raise ConfigError(f"num_classes={num_classes}: must be >= 1")
-    if image_size < 4 or image_size % 4:
-        raise ConfigError(f"image_size={image_size}: must be a multiple of 4 (two 2x2 poolings), e.g. 28 or 8")
-    if in_channels < 1 or hidden < 1 or len(channels) != 2 or min(channels) < 1:
-        raise ConfigError(
-            f"in_channels={in_channels}, channels={channels}, hidden={hidden}: all sizes must be >= 1 (channels has 2 entries)"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout={dropout}: must be in [0, 1)")
+    _check_sizes(num_classes, image_size, in_channels, channels, hidden, dropout)
     if seed is not None:
         torch.manual_seed(seed)
     c1, c2 = channels
@@ -82,3 +73,19 @@ def small_cnn(
         layers.append(("drop", nn.Dropout(dropout)))
     layers.append(("fc2", nn.Linear(hidden, num_classes)))
     return nn.Sequential(OrderedDict(layers))
+
+
+def _check_sizes(
+    num_classes: int, image_size: int, in_channels: int, channels: tuple[int, int], hidden: int, dropout: float
+) -> None:
+    """:func:`small_cnn`'s sizes, checked before any layer is built."""
+    if num_classes < 1:
+        raise ConfigError(f"num_classes={num_classes}: must be >= 1")
+    if image_size < 4 or image_size % 4:
+        raise ConfigError(f"image_size={image_size}: must be a multiple of 4 (two 2x2 poolings), e.g. 28 or 8")
+    if in_channels < 1 or hidden < 1 or len(channels) != 2 or min(channels) < 1:
+        raise ConfigError(
+            f"in_channels={in_channels}, channels={channels}, hidden={hidden}: all sizes must be >= 1 (channels has 2 entries)"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout={dropout}: must be in [0, 1)")

@@ -131,52 +131,13 @@ def compare_methods(
     higher = {t.name: t.higher_is_better for t in tasks.tasks}
     probe = TensorData(train.x[: cfg.batch_size], train.y[: cfg.batch_size])
     rows: dict[str, dict[str, Any]] = {}
-
-    def describe(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-        row = {f"{t}_{k}": v for t, ms in metrics.items() for k, v in ms.items() if k != "loss"}
-        accs = [metrics[t.name]["accuracy"] for t in tasks.tasks if t.kind != "regression" and t.name in metrics]
-        if accs:
-            row["accuracy"] = sum(accs) / len(accs)
-        return row
-
     if independent:
         torch.manual_seed(seed)
-        with section("independent"):
-            (models, seconds), mem = _measure(lambda: train_independent(build, train, tasks, cfg), dev, lambda: 0)
-        if "est_memory_bytes" in mem:
-            one = {n: (TensorData(probe.x, probe.y[:, tasks.columns[n]]), TaskSet((tasks[n],))) for n in models}
-            mem = {"est_memory_bytes": max(training_memory(m, *one[n]) for n, m in models.items())}
-        metrics = {
-            n: evaluate_multitask(m, TensorData(test.x, test.y[:, tasks.columns[n]]), TaskSet((tasks[n],)))[n]
-            for n, m in models.items()
-        }
-        rows["independent"] = (
-            describe(metrics)
-            | {
-                "trainable_params": sum(count_params(m, trainable_only=True) for m in models.values()),
-                "weight_bytes": sum(weight_bytes(m) for m in models.values()),
-                "train_seconds": sum(seconds.values()),
-            }
-            | mem
-        )
-        single = _scores(metrics, tasks)
+        rows["independent"], single = _independent_row(build, train, test, tasks, cfg, dev, probe)
     for name in methods:
         torch.manual_seed(seed)
-        model = build(tasks)
-        with section(name):
-            run = functools.partial(train_multitask, model, train, tasks, name, cfg, options=(options or {}).get(name))
-            estimate = functools.partial(training_memory, model, probe, tasks, method_kind(name) == "gradient")
-            res, mem = _measure(run, dev, estimate)
-        metrics = evaluate_multitask(model, test, tasks)
-        row = (
-            describe(metrics)
-            | {
-                "trainable_params": count_params(model, trainable_only=True),
-                "weight_bytes": weight_bytes(model),
-                "train_seconds": res.train_seconds,
-            }
-            | mem
-        )
+        opts = (options or {}).get(name)
+        row, metrics = _method_row(build(tasks), name, opts, train, test, tasks, cfg, dev, probe)
         if independent:
             base = rows["independent"]
             row["delta_m_pct"] = delta_m(_scores(metrics, tasks), single, higher)
@@ -184,6 +145,75 @@ def compare_methods(
             row["time_ratio_vs_independent"] = row["train_seconds"] / max(base["train_seconds"], 1e-9)
         rows[name] = row
     return rows
+
+
+def _describe(metrics: Mapping[str, Mapping[str, float]], tasks: TaskSet) -> dict[str, float]:
+    """A row's ``<task>_<metric>`` columns (no losses) and ``accuracy``, the mean over classification tasks."""
+    row = {f"{t}_{k}": v for t, ms in metrics.items() for k, v in ms.items() if k != "loss"}
+    accs = [metrics[t.name]["accuracy"] for t in tasks.tasks if t.kind != "regression" and t.name in metrics]
+    if accs:
+        row["accuracy"] = sum(accs) / len(accs)
+    return row
+
+
+def _method_row(
+    model: MultiTaskModel,
+    name: str,
+    opts: Mapping[str, Any] | None,
+    train: TensorData,
+    test: TensorData,
+    tasks: TaskSet,
+    cfg: FitConfig,
+    dev: torch.device,
+    probe: TensorData,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Train ``model`` with method ``name``; its row (time and memory measured) and its test metrics."""
+    with section(name):
+        run = functools.partial(train_multitask, model, train, tasks, name, cfg, options=opts)
+        estimate = functools.partial(training_memory, model, probe, tasks, method_kind(name) == "gradient")
+        res, mem = _measure(run, dev, estimate)
+    metrics = evaluate_multitask(model, test, tasks)
+    row = (
+        _describe(metrics, tasks)
+        | {
+            "trainable_params": count_params(model, trainable_only=True),
+            "weight_bytes": weight_bytes(model),
+            "train_seconds": res.train_seconds,
+        }
+        | mem
+    )
+    return row, metrics
+
+
+def _independent_row(
+    build: Callable[[TaskSet], MultiTaskModel],
+    train: TensorData,
+    test: TensorData,
+    tasks: TaskSet,
+    cfg: FitConfig,
+    dev: torch.device,
+    probe: TensorData,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The single-task baselines' row and their per-task scores (for Δm%)."""
+    with section("independent"):
+        (models, seconds), mem = _measure(lambda: train_independent(build, train, tasks, cfg), dev, lambda: 0)
+    if "est_memory_bytes" in mem:
+        one = {n: (TensorData(probe.x, probe.y[:, tasks.columns[n]]), TaskSet((tasks[n],))) for n in models}
+        mem = {"est_memory_bytes": max(training_memory(m, *one[n]) for n, m in models.items())}
+    metrics = {
+        n: evaluate_multitask(m, TensorData(test.x, test.y[:, tasks.columns[n]]), TaskSet((tasks[n],)))[n]
+        for n, m in models.items()
+    }
+    row = (
+        _describe(metrics, tasks)
+        | {
+            "trainable_params": sum(count_params(m, trainable_only=True) for m in models.values()),
+            "weight_bytes": sum(weight_bytes(m) for m in models.values()),
+            "train_seconds": sum(seconds.values()),
+        }
+        | mem
+    )
+    return row, _scores(metrics, tasks)
 
 
 def comparison_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -109,6 +109,35 @@ def train_multitask(
     dev = resolve_device(cfg.device)
     model.to(dev)
     m.to(dev)
+    compute_loss, backward = _loss_and_backward(model, tasks, m)
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if m.optimizer_params:
+        groups.append({"params": list(m.parameters()), "weight_decay": 0.0})
+    result = fit(
+        model,
+        train,
+        tasks,
+        cfg,
+        val=val,
+        param_groups=groups,
+        compute_loss=compute_loss,
+        backward=backward,
+        on_epoch_start=lambda epoch, mdl: m.on_epoch_start(epoch),
+        extra_state=m,
+    )
+    return MultiTaskResult(result, m)
+
+
+def _loss_and_backward(
+    model: MultiTaskModel, tasks: TaskSet, m: MTLMethod
+) -> tuple[
+    Callable[[nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]], Callable[[Any, nn.Module], None]
+]:
+    """``fit``'s ``compute_loss`` (the per-task losses) and ``backward`` (the method combines them).
+
+    The loss keeps the batch's shared features for the method's backward, which may also
+    recompute the losses without gradient.
+    """
     last: dict[str, Any] = {}
 
     def recompute(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -126,22 +155,7 @@ def train_multitask(
         ctx = MTLContext(model, last["features"], last["x"], last["y"], recompute)
         m.backward({t: losses[t] for t in last["present"]}, ctx)
 
-    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    if m.optimizer_params:
-        groups.append({"params": list(m.parameters()), "weight_decay": 0.0})
-    result = fit(
-        model,
-        train,
-        tasks,
-        cfg,
-        val=val,
-        param_groups=groups,
-        compute_loss=compute_loss,
-        backward=backward,
-        on_epoch_start=lambda epoch, mdl: m.on_epoch_start(epoch),
-        extra_state=m,
-    )
-    return MultiTaskResult(result, m)
+    return compute_loss, backward
 
 
 @torch.no_grad()

@@ -11,9 +11,10 @@ per round), ``checkpoint/``, ``accuracy.png``, ``client_accuracy.png`` and ``par
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +25,9 @@ from interlearn.config import MAX_LR
 from interlearn.data import load_digits, load_mnist
 from interlearn.data.femnist import load_femnist
 from interlearn.errors import ConfigError
-from interlearn.federated import LocalSGD, Population, ScaffoldClient, SimulationConfig, get_strategy, simulate
-from interlearn.federated.api import UpdateStep
+from interlearn.federated import Population, SimulationConfig, get_strategy, simulate
+from interlearn.federated.api import ClientUpdate, UpdateStep
+from interlearn.federated.client.registry import CLIENT_UPDATES
 from interlearn.federated.partition import partition, partition_stats
 from interlearn.federated.plots import plot_partition
 from interlearn.federated.server.sampling import CohortSampling
@@ -33,6 +35,8 @@ from interlearn.federated.strategies import AGGREGATORS, STRATEGIES
 from interlearn.models.cnn import mnist_cnn
 from interlearn.models.mlp import mlp
 from interlearn.recipes.federated_steps import StepSpec, build_steps, check_steps, noise_step
+from interlearn.recipes.names import AggregatorName, ClientUpdateName, EngineName, StrategyName
+from interlearn.registry import check_names
 
 __all__ = [
     "DataConfig",
@@ -110,9 +114,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Local training (:class:`~interlearn.federated.LocalSGD`; ``scaffold: true`` uses
-    :class:`~interlearn.federated.ScaffoldClient` and needs ``strategy.name: scaffold``)."""
+    """Local training: the client update registered as ``update`` (``local_sgd``:
+    :class:`~interlearn.federated.LocalSGD`; ``scaffold``: :class:`~interlearn.federated.ScaffoldClient`,
+    which needs ``strategy.name: scaffold``; or one registered from user code with
+    :func:`~interlearn.federated.register_client_update`), built with these settings.
 
+    Attributes:
+        update: the registered client update's name.
+        options: the update's own keyword arguments beyond the ones below (e.g. ``alpha``).
+        epochs, steps, batch_size, lr, optimizer, momentum, weight_decay, prox_mu: local
+            training (see :class:`~interlearn.federated.LocalSGD`).
+        scaffold: ``true`` is ``update: scaffold`` (kept for older recipes).
+    """
+
+    update: ClientUpdateName = "local_sgd"
+    options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 1
     steps: int | None = None
     batch_size: int | None = 10
@@ -128,11 +144,23 @@ class ClientConfig:
             raise ConfigError(
                 f"lr={self.lr:g}: a local learning rate above {MAX_LR:g} diverges on every model here; typical values are 0.01-1"
             )
-        self.build()  # validates every value with LocalSGD's own checks
+        check_names(self)
+        taken = sorted(set(self.options) & {f.name for f in fields(self)})
+        if taken:
+            raise ConfigError(f"options: {taken} are fields of client; set them there, not in options")
+        if self.scaffold and self.update not in ("local_sgd", "scaffold"):
+            raise ConfigError(f"scaffold: true with update: {self.update!r}: give one of them (update: scaffold)")
+        self.build()  # validates every value with the update's own checks
 
-    def build(self) -> LocalSGD:
-        cls = ScaffoldClient if self.scaffold else LocalSGD
-        return cls(
+    @property
+    def name(self) -> str:
+        """The client update's registered name (``scaffold: true`` means ``scaffold``)."""
+        return "scaffold" if self.scaffold else self.update
+
+    def build(self) -> ClientUpdate:
+        update: ClientUpdate = CLIENT_UPDATES.build(
+            self.name,
+            **self.options,
             epochs=self.epochs,
             steps=self.steps,
             batch_size=self.batch_size,
@@ -142,27 +170,27 @@ class ClientConfig:
             weight_decay=self.weight_decay,
             prox_mu=self.prox_mu,
         )
+        return update
 
 
 @dataclass(frozen=True)
 class StrategyConfig:
     """Server strategy by name (``fedavg``, ``fedavgm``, ``fedadam``, ``fedyogi``,
-    ``fedadagrad``, ``scaffold``, ``qfedavg``) with its keyword arguments in ``options`` (e.g.
-    ``lr``, ``momentum``, ``beta1``, ``beta2``, ``tau``), and how the cohort's updates combine:
-    an aggregator by name (``mean``; robust rules ``median``, ``trimmed_mean``, ``krum``,
-    ``multi_krum``, ``norm_bound``, ``bulyan``) with its options in ``aggregator_options`` (e.g.
-    ``num_byzantine``, ``trim_ratio``, ``max_norm``)."""
+    ``fedadagrad``, ``scaffold``, ``qfedavg``, or one registered with
+    :func:`~interlearn.federated.register_strategy`) with its keyword arguments in ``options``
+    (e.g. ``lr``, ``momentum``, ``beta1``, ``beta2``, ``tau``), and how the cohort's updates
+    combine: an aggregator by name (``mean``; robust rules ``median``, ``trimmed_mean``,
+    ``krum``, ``multi_krum``, ``norm_bound``, ``bulyan``; or a registered one) with its options
+    in ``aggregator_options`` (e.g. ``num_byzantine``, ``trim_ratio``, ``max_norm``). A
+    strategy whose factory takes ``num_clients`` (SCAFFOLD's) gets the population size."""
 
-    name: str = "fedavg"
+    name: StrategyName = "fedavg"
     options: dict[str, float] = field(default_factory=dict)
-    aggregator: str | None = None
+    aggregator: AggregatorName | None = None
     aggregator_options: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        try:
-            STRATEGIES.get(self.name)
-        except ConfigError as exc:
-            raise ConfigError(f"name: {exc}") from None
+        check_names(self)
         if self.aggregator is None:
             if self.aggregator_options:
                 raise ConfigError(
@@ -177,7 +205,7 @@ class StrategyConfig:
     def build(self, num_clients: int) -> Any:
         """The strategy (SCAFFOLD learns the population size)."""
         opts: dict[str, Any] = dict(self.options)
-        if self.name == "scaffold":
+        if "num_clients" in inspect.signature(STRATEGIES.get(self.name)).parameters:
             opts.setdefault("num_clients", num_clients)
         if self.aggregator is not None:
             opts["aggregator"] = AGGREGATORS.build(self.aggregator, **self.aggregator_options)
@@ -191,7 +219,8 @@ class Config:
     Attributes:
         data, model, client, strategy: see their classes.
         engine: ``"auto"`` (the fastest for the model and machine, logged), ``"sequential"``,
-            ``"vectorized"``, ``"multicore"`` or ``"ray"``.
+            ``"vectorized"``, ``"multicore"``, ``"ray"``, or one registered with
+            :func:`~interlearn.federated.register_engine`.
         rounds, clients_per_round, dropout, min_survivors, eval_every, checkpoint_every: the
             round schedule (:class:`~interlearn.federated.SimulationConfig`).
         seed: model, partition and sampling seed.
@@ -205,7 +234,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    engine: Literal["auto", "sequential", "vectorized", "multicore", "ray"] = "auto"
+    engine: EngineName = "auto"
     rounds: int = 30
     clients_per_round: int = 10
     dropout: float = 0.0
@@ -217,6 +246,7 @@ class Config:
     steps: tuple[StepSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        check_names(self)
         if self.eval_every < 1:
             raise ConfigError(
                 f"eval_every={self.eval_every}: must be >= 1 (the last round is always evaluated; use eval_every: {self.rounds} for only that)"
@@ -227,9 +257,9 @@ class Config:
             raise ConfigError(
                 f"clients_per_round={self.clients_per_round} exceeds data.num_clients={self.data.num_clients}"
             )
-        if self.client.scaffold != (self.strategy.name == "scaffold"):
+        if (self.client.name == "scaffold") != (self.strategy.name == "scaffold"):
             raise ConfigError(
-                "client.scaffold: true and strategy.name: scaffold go together (SCAFFOLD needs both sides)"
+                "client.update: scaffold and strategy.name: scaffold go together (SCAFFOLD needs both sides)"
             )
         self.simulation(progress=False)  # validates the schedule
         check_steps(self.steps)
@@ -306,16 +336,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     train, test, side, classes, natural = load_data(config.data)
     x, y = train
-    d = config.data
-    if natural is not None:
-        parts = natural
-    else:
-        kw: dict[str, Any] = {"seed": config.seed}
-        if d.partitioner in ("dirichlet", "quantity"):
-            kw["alpha"] = d.alpha
-        if d.partitioner == "shards":
-            kw["shards_per_client"] = d.shards_per_client
-        parts = partition(d.partitioner, y, d.num_clients, **kw)
+    parts = natural if natural is not None else _partition(config, y)
     if config.clients_per_round > len(parts):
         raise ConfigError(f"clients_per_round={config.clients_per_round} exceeds the {len(parts)} clients the data has")
     stats = partition_stats(y, parts, num_classes=classes)
@@ -348,6 +369,7 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
         "client_accuracy_mean": sum(accs) / len(accs) if accs else None,
         "client_accuracy_min": min(accs) if accs else None,
         "strategy": config.strategy.name,
+        "client_update": config.client.name,
         "engine": config.engine,
     }
     noise = noise_step(steps)
@@ -361,3 +383,14 @@ def run(config: Config, run_dir: str | Path, progress: bool = True) -> dict[str,
             )
         (out / "notes.md").write_text("## Privacy\n\n" + noise.summary(ran) + "\n")
     return {"federated": row}
+
+
+def _partition(config: Config, y: torch.Tensor) -> list[torch.Tensor]:
+    """The clients' example indices from ``config.data``'s partitioner (seeded by ``config.seed``)."""
+    d = config.data
+    kw: dict[str, Any] = {"seed": config.seed}
+    if d.partitioner in ("dirichlet", "quantity"):
+        kw["alpha"] = d.alpha
+    if d.partitioner == "shards":
+        kw["shards_per_client"] = d.shards_per_client
+    return partition(d.partitioner, y, d.num_clients, **kw)

@@ -10,6 +10,7 @@ them in reverse (see :class:`interlearn.federated.UpdateStep`)::
       - validate: {max_norm: 10.0}             # ValidateUpdates: reject malformed / oversized updates
       - compress: {method: q8}                 # CompressUpdates: q8 | q4 | topk
       - secagg: {neighbours: log}              # SecureAggregation (SecAgg+; all: every pair)
+      - step: {name: my_step, options: {...}}  # any step registered with register_step
 
 Robust aggregation is the strategy's part (``strategy: {aggregator: median}``), not a step.
 Every option is validated when the recipe loads, with the step's own checks; an error names the
@@ -19,7 +20,7 @@ entry (``federated.steps[1].dp.noise_multiplier``) and the fix.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from interlearn.errors import ConfigError
@@ -27,8 +28,21 @@ from interlearn.federated.api import UpdateStep
 from interlearn.federated.protections.compression import CompressUpdates
 from interlearn.federated.protections.privacy import ClipUpdates, GaussianNoise, dp_noise
 from interlearn.federated.protections.validation import ValidateUpdates
+from interlearn.federated.update_steps import UPDATE_STEPS
+from interlearn.recipes.names import StepName
+from interlearn.registry import check_names
 
-__all__ = ["ClipStep", "DPStep", "ValidateStep", "CompressStep", "SecAggStep", "StepSpec", "build_steps", "noise_step"]
+__all__ = [
+    "ClipStep",
+    "DPStep",
+    "ValidateStep",
+    "CompressStep",
+    "SecAggStep",
+    "RegisteredStep",
+    "StepSpec",
+    "build_steps",
+    "noise_step",
+]
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,28 @@ class SecAggStep:
 
 
 @dataclass(frozen=True)
+class RegisteredStep:
+    """``step``: an update step registered by name (:func:`~interlearn.federated.register_step`),
+    e.g. one written in user code.
+
+    Attributes:
+        name: the registered name.
+        options: the keyword arguments of its factory.
+    """
+
+    name: StepName
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_names(self)
+        self.build()
+
+    def build(self) -> UpdateStep:
+        step: UpdateStep = UPDATE_STEPS.build(self.name, **self.options)
+        return step
+
+
+@dataclass(frozen=True)
 class StepSpec:
     """One entry of ``steps``: exactly one of the fields, named by its key
     (``- clip: {max_norm: 1.0}``)."""
@@ -193,6 +229,7 @@ class StepSpec:
     validate: ValidateStep | None = None
     compress: CompressStep | None = None
     secagg: SecAggStep | None = None
+    step: RegisteredStep | None = None
 
     omit_none: ClassVar[bool] = True  # written back as ``- clip: {...}`` (see interlearn.schema.to_dict)
 
@@ -207,13 +244,15 @@ class StepSpec:
 
     @property
     def kind(self) -> str:
-        """The step's name (``clip``, ``dp``, ...)."""
+        """The step's name (``clip``, ``dp``, ..., or the registered name of a ``step`` entry)."""
+        if self.step is not None:
+            return self.step.name
         return next(f.name for f in fields(self) if getattr(self, f.name) is not None)
 
     @property
     def options(self) -> Any:
-        """The step's options (a :class:`ClipStep`, :class:`DPStep`, ...)."""
-        return getattr(self, self.kind)
+        """The step's options (a :class:`ClipStep`, :class:`DPStep`, ..., :class:`RegisteredStep`)."""
+        return next(getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None)
 
 
 def check_steps(steps: Sequence[StepSpec]) -> None:

@@ -41,6 +41,7 @@ from interlearn.federated.strategies import get_strategy
 from interlearn.models.char_lstm import CharLSTM, char_lstm, ondevice_char_lstm
 from interlearn.ondevice.quantize import dequantize_weights, model_bytes, quantize_weights
 from interlearn.recipes.keyboard_common import check_at_least, check_federated, population_of, spread
+from interlearn.recipes.names import EngineName, StrategyName
 from interlearn.types import Params
 
 __all__ = [
@@ -64,7 +65,7 @@ class Config:
         data_dir: folder holding ``shakespeare/`` (``None``: ``$INTERLEARN_DATA``).
         source: ``"tiny"`` (Tiny Shakespeare roles) or ``"complete"`` (LEAF's play + role users).
         max_users: keep the users with the most text (``None``: all).
-        strategy: ``"fedavg"`` or ``"fedadam"``.
+        strategy: a registered strategy that takes ``lr`` (``"fedavg"``, ``"fedadam"``, ...).
         server_lr: server learning rate (1.0 for FedAvg; Reddi et al. use 1e-2 for FedAdam).
         rounds: federated rounds for the global model.
         clients_per_round: cohort size (10 in the literature).
@@ -93,7 +94,7 @@ class Config:
     data_dir: str | None = None
     source: Literal["tiny", "complete"] = "tiny"
     max_users: int | None = 40
-    strategy: Literal["fedavg", "fedadam"] = "fedavg"
+    strategy: StrategyName = "fedavg"
     server_lr: float = 1.0
     rounds: int = 3
     clients_per_round: int = 10
@@ -112,7 +113,7 @@ class Config:
     test_chunks_per_user: int = 8
     user: str | None = None
     prefix: str = "What say you, my lord? I pray you, tell me th"
-    engine: Literal["auto", "sequential", "vectorized", "multicore"] = "auto"
+    engine: EngineName = "auto"
     checkpoint: str | None = None
     seed: int = 0
 
@@ -254,24 +255,7 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     data = load_shakespeare(cfg.data_dir, source=cfg.source, mode="sequence", max_users=cfg.max_users)
     model = char_lstm(len(data.vocab), hidden=cfg.hidden, output="all")
     test = held_out_set(data.users, cfg.test_users, cfg.test_chunks_per_user)
-    if cfg.checkpoint:
-        tensors, meta = load_checkpoint(cfg.checkpoint)
-        if meta.get("vocab") != data.vocab.chars or meta.get("hidden") != cfg.hidden:
-            raise CheckpointError(
-                f"checkpoint {cfg.checkpoint} was trained with another vocabulary or hidden size ({meta.get('hidden')}); "
-                "use the same source/max_users/hidden or train anew"
-            )
-        load_params(model, tensors)
-        rounds_run = int(meta.get("rounds", 0))
-    else:
-        result = train_global(model, data, cfg, run_dir / "federated", progress, test=None)
-        load_params(model, result.params)
-        rounds_run = len(result.history)
-        save_checkpoint(
-            run_dir / "global",
-            model_params(model),
-            {"vocab": data.vocab.chars, "hidden": cfg.hidden, "rounds": rounds_run},
-        )
+    rounds_run = _global_model(model, data, cfg, run_dir, progress)
     gparams = model_params(model)
     rows: dict[str, dict[str, Any]] = {}
     g = evaluate_params(model, gparams, *test)
@@ -291,19 +275,9 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
             "bytes": model_bytes(ondevice, int8=True),
         }
     chosen = data.user(cfg.user) if cfg.user else max(data.users, key=lambda u: len(u.train))
-    others = [u for u in sorted(data.users, key=lambda u: -len(u.train)) if u.name != chosen.name]
-    people = [chosen] + others[: max(cfg.personalize_users - 1, 0)]
     personal: dict[str, Params] = {}
     if cfg.personalize_users and cfg.personalize_steps:
-        report, personal = personalize_users(model, gparams, people, cfg)
-        s = report.summary()
-        rows["personalized"] = {
-            "accuracy": s["personal_median"],
-            "global_median": s["global_median"],
-            "users": len(report.users),
-        }
-        plot_personalization(report, run_dir / "personalization.png", title="Keyboard personalization")
-        (run_dir / "personalization.json").write_text(json.dumps([u.__dict__ for u in report.users], indent=1))
+        rows["personalized"], personal = _personalize(model, gparams, data, chosen, cfg, run_dir)
     lines = [f"user {chosen.name}: typed {cfg.prefix!r}"]
     lines.append("  global model       : " + _fmt(suggest(model, data.vocab, cfg.prefix, params=gparams)))
     if chosen.name in personal:
@@ -319,6 +293,46 @@ def run(config: Config, run_dir: Path, progress: bool = True) -> dict[str, dict[
     if progress:
         print("\n".join(lines), flush=True)
     return rows
+
+
+def _global_model(model: CharLSTM, data: ShakespeareData, cfg: Config, run_dir: Path, progress: bool) -> int:
+    """Load ``cfg.checkpoint`` into ``model``, or train it federated and save it; returns the rounds it had."""
+    if cfg.checkpoint:
+        tensors, meta = load_checkpoint(cfg.checkpoint)
+        if meta.get("vocab") != data.vocab.chars or meta.get("hidden") != cfg.hidden:
+            raise CheckpointError(
+                f"checkpoint {cfg.checkpoint} was trained with another vocabulary or hidden size ({meta.get('hidden')}); "
+                "use the same source/max_users/hidden or train anew"
+            )
+        load_params(model, tensors)
+        return int(meta.get("rounds", 0))
+    result = train_global(model, data, cfg, run_dir / "federated", progress, test=None)
+    load_params(model, result.params)
+    rounds_run = len(result.history)
+    save_checkpoint(
+        run_dir / "global",
+        model_params(model),
+        {"vocab": data.vocab.chars, "hidden": cfg.hidden, "rounds": rounds_run},
+    )
+    return rounds_run
+
+
+def _personalize(
+    model: CharLSTM, gparams: Params, data: ShakespeareData, chosen: ShakespeareUser, cfg: Config, run_dir: Path
+) -> tuple[dict[str, Any], dict[str, Params]]:
+    """Personalize ``chosen`` and the users with the most text; the summary row and their parameters."""
+    others = [u for u in sorted(data.users, key=lambda u: -len(u.train)) if u.name != chosen.name]
+    people = [chosen] + others[: max(cfg.personalize_users - 1, 0)]
+    report, personal = personalize_users(model, gparams, people, cfg)
+    s = report.summary()
+    row = {
+        "accuracy": s["personal_median"],
+        "global_median": s["global_median"],
+        "users": len(report.users),
+    }
+    plot_personalization(report, run_dir / "personalization.png", title="Keyboard personalization")
+    (run_dir / "personalization.json").write_text(json.dumps([u.__dict__ for u in report.users], indent=1))
+    return row, personal
 
 
 def _fmt(s: list[tuple[str, float]]) -> str:

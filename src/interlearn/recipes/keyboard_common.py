@@ -9,7 +9,9 @@ from typing import Any, Protocol, TypeVar
 
 from interlearn.data.tensors import TensorData
 from interlearn.errors import ConfigError
+from interlearn.federated.engines import ENGINES
 from interlearn.federated.population import Population
+from interlearn.federated.strategies import STRATEGIES
 
 __all__ = ["population_of", "spread", "check_at_least", "check_federated"]
 
@@ -45,11 +47,15 @@ def check_at_least(config: Any, prefix: str, names: Iterable[str], minimum: int)
 
 
 def check_federated(config: Any, prefix: str) -> None:
-    """The federated-training fields both keyboards have: ``max_local_steps`` and ``max_users``.
+    """The federated-training fields both keyboards have: ``strategy`` and ``engine`` (names
+    registered with :func:`~interlearn.federated.register_strategy` /
+    :func:`~interlearn.federated.register_engine`), ``max_local_steps`` and ``max_users``.
 
     Raises:
-        ConfigError: a bad value, named with the fix.
+        ConfigError: a bad value, named with the fix (an unknown name lists the known ones).
     """
+    STRATEGIES.check(config.strategy, f"{prefix}.strategy")
+    ENGINES.check(config.engine, f"{prefix}.engine")
     if config.max_local_steps is not None and config.max_local_steps < 1:
         raise ConfigError(f"{prefix}.max_local_steps={config.max_local_steps}: use None (full epochs) or >= 1")
     if config.max_users is not None and config.max_users < config.clients_per_round:

@@ -160,7 +160,7 @@ class Config:
     seq_len: int = 20
     embed_dim: int = 96
     hidden: int = 256
-    strategy: Literal["fedavg", "fedadam"] = "fedavg"
+    strategy: str = "fedavg"
     server_lr: float = 1.0
     rounds: int = 3
     clients_per_round: int = 10

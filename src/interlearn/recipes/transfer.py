@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from interlearn.models.small_cnn import small_cnn
 from interlearn.pretrained import load_pretrained
 from interlearn.recipes.splits import DataConfig, split_classes
 from interlearn.surgery import count_params
-from interlearn.tasks import classification
+from interlearn.tasks import Task, classification
 from interlearn.tracking import paused, section
 from interlearn.training import evaluate, fit
 from interlearn.transfer import fresh_tail, pretrain, resolve_cut, transfer
@@ -137,15 +138,7 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
     pre_cfg = config.pretrain or replace(
         step_config(len(data["source"]), config.pretrain_steps, 64, 2e-3, seed=config.seed), progress=progress
     )
-    t0 = time.perf_counter()
-    base = (
-        load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)
-    )
-    cut: int | str = "auto" if config.cut == "auto" else resolve_cut(base, config.cut)  # fail before training
-    if not config.pretrained:
-        with section("pretrain"):
-            pretrain(base, data["source"], src_task, pre_cfg)
-    pre_seconds = time.perf_counter() - t0
+    base, cut, pre_seconds = _base(config, make, data["source"], src_task, pre_cfg)
     fc = step_config(len(data["target"]), config.steps, config.batch_size, config.lr, config.weight_decay, config.seed)
     rows: dict[str, dict[str, Any]] = {}
     if "scratch" in config.compare:
@@ -177,22 +170,54 @@ def run(config: Config, run_dir: Path, progress: bool = False) -> dict[str, dict
             model = finetune_at(base, res.cut, data["target"], task, fc, config.finetune_lr_scale, seed=config.seed)
         rows["finetune"] = _row(model, data["target_test"], time.perf_counter() - t0, cut=res.cut)
     if config.budgets:
-        bcfg = BudgetConfig(
-            labels_per_class=config.budgets,
-            seeds=config.budget_seeds,
-            steps=config.steps,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            finetune_lr_scale=config.finetune_lr_scale,
-            folds=config.folds,
-        )
-        say = (lambda line: print(line, flush=True)) if progress else None
-        with paused():  # dozens of small trainings: only the report is tracked (as an artifact)
-            report = label_budgets(
-                make, data["source"], src_task, data["target_pool"], data["target_test"], task, bcfg, pre_cfg, say
-            )
-        (run_dir / "budgets.json").write_text(json.dumps(report.to_dict(), indent=2))
-        (run_dir / "budgets.md").write_text(report.table() + "\n")
-        report.plot(run_dir / "budgets.png")
+        _budgets(config, make, data, (src_task, task), pre_cfg, run_dir, progress)
     return rows
+
+
+def _base(
+    config: Config, make: Callable[[int], nn.Module], source: TensorData, src_task: Task, pre_cfg: FitConfig
+) -> tuple[nn.Module, int | str, float]:
+    """The base (loaded, or pretrained on ``source``), the resolved cut and the seconds it took.
+
+    A bad cut fails here, before any training.
+    """
+    t0 = time.perf_counter()
+    base = (
+        load_pretrained(config.pretrained, architecture=make(config.seed)) if config.pretrained else make(config.seed)
+    )
+    cut: int | str = "auto" if config.cut == "auto" else resolve_cut(base, config.cut)  # fail before training
+    if not config.pretrained:
+        with section("pretrain"):
+            pretrain(base, source, src_task, pre_cfg)
+    return base, cut, time.perf_counter() - t0
+
+
+def _budgets(
+    config: Config,
+    make: Callable[[int], nn.Module],
+    data: dict[str, TensorData],
+    tasks: tuple[Task, Task],
+    pre_cfg: FitConfig,
+    run_dir: Path,
+    progress: bool,
+) -> None:
+    """The label-budget comparison (:func:`interlearn.budgets.label_budgets`), written to ``run_dir``."""
+    src_task, task = tasks
+    bcfg = BudgetConfig(
+        labels_per_class=config.budgets,
+        seeds=config.budget_seeds,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        finetune_lr_scale=config.finetune_lr_scale,
+        folds=config.folds,
+    )
+    say = (lambda line: print(line, flush=True)) if progress else None
+    with paused():  # dozens of small trainings: only the report is tracked (as an artifact)
+        report = label_budgets(
+            make, data["source"], src_task, data["target_pool"], data["target_test"], task, bcfg, pre_cfg, say
+        )
+    (run_dir / "budgets.json").write_text(json.dumps(report.to_dict(), indent=2))
+    (run_dir / "budgets.md").write_text(report.table() + "\n")
+    report.plot(run_dir / "budgets.png")

@@ -11,6 +11,8 @@ computed from those numbers, including when a paradigm does not help.
 - :mod:`~interlearn.scenarios.multitask` — multi-task learning with little data per task.
 - :mod:`~interlearn.scenarios.federated` — non-IID clients: FedAvg vs local-only vs
   centralized, and the accuracy cost of differential privacy (accuracy vs epsilon).
+- :mod:`~interlearn.scenarios.personal` — personalization by a local memory (kNN-Per) over the
+  federated model: every user's accuracy before and after, and the skew where it stops paying.
 """
 
 from interlearn.scenarios.base import Scenario

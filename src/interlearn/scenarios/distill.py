@@ -122,23 +122,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         seeds,
     )
     curve = [paired_gain([r["distilled"][k] for r in runs], [r["alone"][k] for r in runs], seeds) for k in ks]
-    rows: dict[str, dict[str, Any]] = {
-        "teacher": {
-            "accuracy": teacher,
-            "accuracy_per_seed": [r["teacher"] for r in runs],
-            "trainable_params": runs[0]["teacher_params"],
-            "seeds": seeds,
-        }
-    }
-    for m in ("alone", "distilled"):
-        for k in ks:
-            rows[f"{m}@{k}"] = {
-                "accuracy": mean[m][k],
-                "labels_per_class": k,
-                "accuracy_per_seed": [r[m][k] for r in runs],
-                "trainable_params": runs[0]["student_params"],
-                "seeds": seeds,
-            }
+    rows = _rows(runs, mean, teacher, seeds)
     rows["distilled_vs_alone"] = overall.row() | {"per_budget": {str(k): g.row() for k, g in zip(ks, curve)}}
     plot_curves(
         {
@@ -152,25 +136,64 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         hlines={f"teacher (all labels, {runs[0]['teacher_params']:,} params)": teacher},
         xlog=True,
     )
+    return Scenario(rows, [_section(mean, teacher, seeds, overall, curve, len(train))])
 
-    def pts(gs: list[Gain]) -> str:
-        return ", ".join(f"{k}: {100 * g.mean:+.1f} ± {100 * g.se:.1f}" for k, g in zip(ks, gs))
 
+def _rows(
+    runs: list[dict[str, Any]], mean: dict[str, dict[int, float]], teacher: float, seeds: list[int]
+) -> dict[str, dict[str, Any]]:
+    """The teacher's row and one per student and budget (mean accuracy over the seeds)."""
+    rows: dict[str, dict[str, Any]] = {
+        "teacher": {
+            "accuracy": teacher,
+            "accuracy_per_seed": [r["teacher"] for r in runs],
+            "trainable_params": runs[0]["teacher_params"],
+            "seeds": seeds,
+        }
+    }
+    for m in ("alone", "distilled"):
+        for k in LABELS_PER_CLASS:
+            rows[f"{m}@{k}"] = {
+                "accuracy": mean[m][k],
+                "labels_per_class": k,
+                "accuracy_per_seed": [r[m][k] for r in runs],
+                "trainable_params": runs[0]["student_params"],
+                "seeds": seeds,
+            }
+    return rows
+
+
+def _boundary(mean: dict[str, dict[int, float]], curve: list[Gain], n_train: int) -> tuple[str, str]:
+    """Where distillation stops paying: ``(boundary text, stops)``."""
+    ks = LABELS_PER_CLASS
     stop = boundary(ks, curve, side="high")
     if stop is None:
         b = (
-            f"Distillation still pays at {ks[-1]} labels per class: the teacher, trained on all {len(train)} labels, knows "
+            f"Distillation still pays at {ks[-1]} labels per class: the teacher, trained on all {n_train} labels, knows "
             "more than the student's labels tell it."
         )
-        stops = f"not within {ks[-1]} labels/class"
-    else:
-        b = (
-            f"From {stop} labels per class on, the gain is no longer above twice its standard error: the student's own "
-            f"labels then pin down what {STUDENT_HIDDEN} hidden units can represent (alone it reaches {mean['alone'][ks[-1]]:.1%} "
-            f"at {ks[-1]}), and the teacher's soft targets add little."
-        )
-        stops = f"from {stop} labels/class"
-    section = Section(
+        return b, f"not within {ks[-1]} labels/class"
+    b = (
+        f"From {stop} labels per class on, the gain is no longer above twice its standard error: the student's own "
+        f"labels then pin down what {STUDENT_HIDDEN} hidden units can represent (alone it reaches {mean['alone'][ks[-1]]:.1%} "
+        f"at {ks[-1]}), and the teacher's soft targets add little."
+    )
+    return b, f"from {stop} labels/class"
+
+
+def _section(
+    mean: dict[str, dict[int, float]],
+    teacher: float,
+    seeds: list[int],
+    overall: Gain,
+    curve: list[Gain],
+    n_train: int,
+) -> Section:
+    """The report's section: the distilled student against the student alone."""
+    ks = LABELS_PER_CLASS
+    pts = ", ".join(f"{k}: {100 * g.mean:+.1f} ± {100 * g.se:.1f}" for k, g in zip(ks, curve))
+    b, stops = _boundary(mean, curve, n_train)
+    return Section(
         paradigm="Knowledge distillation",
         question=f"A {STUDENT_HIDDEN}-unit student has only 2-50 labelled images per class; the teacher learned from all of them. Does "
         "learning from the teacher's softened outputs on every training image (the unlabelled ones as the transfer set) beat "
@@ -180,7 +203,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         result=f"distilled student (T = {TEMPERATURE:g}, alpha = {ALPHA:g})",
         result_value=statistics.fmean(mean["distilled"].values()),
         verdict=gain_verdict(overall, "distillation"),
-        why=f"Gain per labels/class (points ± SE): {pts(curve)}. The teacher's soft outputs on the unlabelled images carry "
+        why=f"Gain per labels/class (points ± SE): {pts}. The teacher's soft outputs on the unlabelled images carry "
         "what the missing labels would have, and more: which digits look alike (Hinton et al. 2015's dark knowledge).",
         plot="distill/learning_curve.png",
         table=[
@@ -198,4 +221,3 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         boundary=b,
         stops=stops,
     )
-    return Scenario(rows, [section])

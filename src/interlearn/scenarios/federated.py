@@ -34,7 +34,7 @@ from interlearn.models.mlp import digits_mlp
 from interlearn.plotting import log_x, pyplot, save_figure
 from interlearn.report import Section
 from interlearn.scenarios.base import Scenario
-from interlearn.scenarios.stats import boundary, gain_verdict, paired_gain
+from interlearn.scenarios.stats import Gain, boundary, gain_verdict, paired_gain
 
 __all__ = ["run", "NOISE_MULTIPLIERS", "CLIP_NORM", "REPEATS"]
 
@@ -112,8 +112,28 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     """FedAvg vs local-only vs centralized, then DP-FedAvg at each noise multiplier, 3 seeds; one section."""
     folder = Path(out) / "federated"
     folder.mkdir(parents=True, exist_ok=True)
-    tr, te = load_digits(seed=seed)
     seeds = [seed + i for i in range(REPEATS)]
+    per_seed, dp = _runs(folder, seed, seeds, progress)
+    q = CLIENTS_PER_ROUND / NUM_CLIENTS
+    eps = {z: PrivacyAccountant(delta=DELTA).epsilon_after(noise_multiplier=z, sample_rate=q, steps=ROUNDS) for z in dp}
+    acc = {k: [r[k]["accuracy"] for r in per_seed] for k in ("federated", "local_only", "centralized")}
+    rows = _rows(per_seed, acc, dp, eps, seeds)
+    gain = paired_gain(acc["federated"], acc["local_only"], seeds)
+    dp_gains = [paired_gain(dp[z], acc["local_only"], seeds) for z in NOISE_MULTIPLIERS]
+    rows["federated_vs_local"] = gain.row()
+    rows["dp_vs_local"] = {f"z{z:g}": g.row() | {"epsilon": eps[z]} for z, g in zip(NOISE_MULTIPLIERS, dp_gains)}
+    fed, central = (statistics.fmean(acc[k]) for k in ("federated", "centralized"))
+    history = [json.loads(s) for s in (folder / "metrics.jsonl").read_text().splitlines() if s.strip()]
+    points = [(eps[z], rows[f"dp_z{z:g}"]["accuracy"]) for z in NOISE_MULTIPLIERS]
+    _plot(history, central, statistics.fmean(acc["local_only"]), points, fed, folder / "federated.png")
+    return Scenario(rows, [_section(rows, eps, seeds, gain, _dp_boundary(eps, dp_gains))])
+
+
+def _runs(
+    folder: Path, seed: int, seeds: list[int], progress: bool
+) -> tuple[list[dict[str, dict[str, Any]]], dict[float, list[float]]]:
+    """Per seed, the tour's rows (FedAvg, local only, centralized) and DP-FedAvg's accuracy at each noise multiplier."""
+    tr, te = load_digits(seed=seed)
     per_seed: list[dict[str, dict[str, Any]]] = []
     dp: dict[float, list[float]] = {z: [] for z in NOISE_MULTIPLIERS}
     for i, s in enumerate(seeds):
@@ -132,9 +152,17 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
                 f"centralized {r['centralized']['accuracy']:.3f}; DP-FedAvg {dps} ({time.perf_counter() - t0:.1f} s)",
                 flush=True,
             )
-    q = CLIENTS_PER_ROUND / NUM_CLIENTS
-    eps = {z: PrivacyAccountant(delta=DELTA).epsilon_after(noise_multiplier=z, sample_rate=q, steps=ROUNDS) for z in dp}
-    acc = {k: [r[k]["accuracy"] for r in per_seed] for k in ("federated", "local_only", "centralized")}
+    return per_seed, dp
+
+
+def _rows(
+    per_seed: list[dict[str, dict[str, Any]]],
+    acc: dict[str, list[float]],
+    dp: dict[float, list[float]],
+    eps: dict[float, float],
+    seeds: list[int],
+) -> dict[str, dict[str, Any]]:
+    """Summary rows: each setting's mean accuracy over the seeds (and the first seed's other metrics)."""
     rows: dict[str, dict[str, Any]] = {}
     for k in acc:
         rows[k] = {
@@ -153,14 +181,11 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
             "rounds": ROUNDS,
             "seeds": seeds,
         }
-    gain = paired_gain(acc["federated"], acc["local_only"], seeds)
-    dp_gains = [paired_gain(dp[z], acc["local_only"], seeds) for z in NOISE_MULTIPLIERS]
-    rows["federated_vs_local"] = gain.row()
-    rows["dp_vs_local"] = {f"z{z:g}": g.row() | {"epsilon": eps[z]} for z, g in zip(NOISE_MULTIPLIERS, dp_gains)}
-    fed, local, central = (statistics.fmean(acc[k]) for k in ("federated", "local_only", "centralized"))
-    history = [json.loads(s) for s in (folder / "metrics.jsonl").read_text().splitlines() if s.strip()]
-    points = [(eps[z], rows[f"dp_z{z:g}"]["accuracy"]) for z in NOISE_MULTIPLIERS]
-    _plot(history, central, local, points, fed, folder / "federated.png")
+    return rows
+
+
+def _dp_boundary(eps: dict[float, float], dp_gains: list[Gain]) -> tuple[str, str]:
+    """Where differential privacy erases the gain over training alone: ``(boundary text, stops)``."""
     stop = boundary(NOISE_MULTIPLIERS, dp_gains, side="high")
     dp_line = ", ".join(
         f"epsilon {eps[z]:.1f}: {100 * g.mean:+.1f} ± {100 * g.se:.1f}" for z, g in zip(NOISE_MULTIPLIERS, dp_gains)
@@ -170,16 +195,22 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
             f"Even at epsilon {eps[NOISE_MULTIPLIERS[-1]]:.1f} (user-level DP, delta = {DELTA:g}) DP-FedAvg beats training "
             f"alone. DP-FedAvg minus local only (points ± SE): {dp_line}."
         )
-        stops = f"not down to epsilon {eps[NOISE_MULTIPLIERS[-1]]:.1f}"
-    else:
-        b = (
-            f"With user-level differential privacy at epsilon {eps[stop]:.1f} or less (delta = {DELTA:g}) collaboration stops "
-            f"paying: with {CLIENTS_PER_ROUND} clients per round, the noise that hides one client is as large as the averaged "
-            f"update. DP-FedAvg minus local only (points ± SE): {dp_line}. User-level DP needs hundreds to thousands of "
-            "clients per round (McMahan et al. 2018; BENCHMARKS.md, fl_privacy)."
-        )
-        stops = f"DP at epsilon <= {eps[stop]:.1f}"
-    section = Section(
+        return b, f"not down to epsilon {eps[NOISE_MULTIPLIERS[-1]]:.1f}"
+    b = (
+        f"With user-level differential privacy at epsilon {eps[stop]:.1f} or less (delta = {DELTA:g}) collaboration stops "
+        f"paying: with {CLIENTS_PER_ROUND} clients per round, the noise that hides one client is as large as the averaged "
+        f"update. DP-FedAvg minus local only (points ± SE): {dp_line}. User-level DP needs hundreds to thousands of "
+        "clients per round (McMahan et al. 2018; BENCHMARKS.md, fl_privacy)."
+    )
+    return b, f"DP at epsilon <= {eps[stop]:.1f}"
+
+
+def _section(
+    rows: dict[str, dict[str, Any]], eps: dict[float, float], seeds: list[int], gain: Gain, edge: tuple[str, str]
+) -> Section:
+    """The report's section; ``edge`` is :func:`_dp_boundary`'s ``(boundary text, stops)``."""
+    fed, local, central = (rows[k]["accuracy"] for k in ("federated", "local_only", "centralized"))
+    return Section(
         paradigm="Federated learning",
         question=f"With the digits spread over {NUM_CLIENTS} clients that each see a few classes, how far above training "
         f"alone does FedAvg get, how close to pooling the data, and where does differential privacy erase the gain? ({REPEATS} seeds: "
@@ -218,7 +249,6 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         ],
         seeds=seeds,
         difference_se=gain.se,
-        boundary=b,
-        stops=stops,
+        boundary=edge[0],
+        stops=edge[1],
     )
-    return Scenario(rows, [section])

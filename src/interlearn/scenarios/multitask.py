@@ -24,7 +24,7 @@ from interlearn.multitask.data import DIGITS_TASKS, load_digits_multitask
 from interlearn.multitask.tour import digits_model
 from interlearn.report import Section, plot_curves
 from interlearn.scenarios.base import Scenario
-from interlearn.scenarios.stats import boundary, gain_verdict, paired_gain
+from interlearn.scenarios.stats import Gain, boundary, gain_verdict, paired_gain
 
 __all__ = ["run", "LABELS_PER_TASK", "REPEATS", "disjoint_labels"]
 
@@ -81,20 +81,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     ns = LABELS_PER_TASK
     acc = {m: {n: [r[m][n]["accuracy"] for r in runs] for n in ns} for m in ("multitask", "independent")}
     mean = {m: {n: statistics.fmean(acc[m][n]) for n in ns} for m in acc}
-    rows: dict[str, dict[str, Any]] = {}
-    for m in ("multitask", "independent"):
-        for n in ns:
-            rows[f"{m}@{n}"] = {
-                "accuracy": mean[m][n],
-                "labels_per_task": n,
-                "accuracy_per_seed": acc[m][n],
-                "seeds": seeds,
-                "trainable_params": runs[0][m][n]["trainable_params"],
-                **{
-                    f"{t}_accuracy": statistics.fmean(r[m][n][f"{t}_accuracy"] for r in runs)
-                    for t in DIGITS_TASKS.columns
-                },
-            }
+    rows = _rows(runs, acc, mean, seeds)
     overall = paired_gain(
         [statistics.fmean(acc["multitask"][n][i] for n in ns) for i in range(len(seeds))],
         [statistics.fmean(acc["independent"][n][i] for n in ns) for i in range(len(seeds))],
@@ -110,6 +97,36 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         "digits: shared trunk vs one model per task",
         xlog=True,
     )
+    return Scenario(rows, [_section(rows, mean, seeds, overall, curve)])
+
+
+def _rows(
+    runs: list[dict[str, dict[int, Any]]],
+    acc: dict[str, dict[int, list[float]]],
+    mean: dict[str, dict[int, float]],
+    seeds: list[int],
+) -> dict[str, dict[str, Any]]:
+    """One row per method and budget: mean accuracy (overall and per task) over the seeds."""
+    rows: dict[str, dict[str, Any]] = {}
+    for m in ("multitask", "independent"):
+        for n in LABELS_PER_TASK:
+            rows[f"{m}@{n}"] = {
+                "accuracy": mean[m][n],
+                "labels_per_task": n,
+                "accuracy_per_seed": acc[m][n],
+                "seeds": seeds,
+                "trainable_params": runs[0][m][n]["trainable_params"],
+                **{
+                    f"{t}_accuracy": statistics.fmean(r[m][n][f"{t}_accuracy"] for r in runs)
+                    for t in DIGITS_TASKS.columns
+                },
+            }
+    return rows
+
+
+def _why(rows: dict[str, dict[str, Any]], curve: list[Gain]) -> str:
+    """The gain per budget and per task, and which tasks lose (they compete for the trunk)."""
+    ns = LABELS_PER_TASK
     per_task = {
         t: statistics.fmean(
             rows[f"multitask@{n}"][f"{t}_accuracy"] - rows[f"independent@{n}"][f"{t}_accuracy"] for n in ns
@@ -130,6 +147,18 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
             "the trunk, and loss weighting or gradient combination (uncertainty, PCGrad; BENCHMARKS.md, multitask) is the "
             "tool for such conflicts."
         )
+    return why
+
+
+def _section(
+    rows: dict[str, dict[str, Any]],
+    mean: dict[str, dict[int, float]],
+    seeds: list[int],
+    overall: Gain,
+    curve: list[Gain],
+) -> Section:
+    """The report's section: sharing against one model per task, and the budget where it stops paying."""
+    ns = LABELS_PER_TASK
     stop = boundary(ns, curve, side="high")
     if stop is None:
         b, stops = f"Sharing still pays at {ns[-1]} labels per task.", f"not within {ns[-1]} labels/task"
@@ -139,7 +168,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
             "enough labels of its own to learn its features, and sharing a trunk only makes the tasks compete for it."
         )
         stops = f"from {stop} labels/task"
-    section = Section(
+    return Section(
         paradigm="Multi-task learning",
         question="When each of three related tasks (digit, parity, >= 5) has only 20-200 labelled images, and no image is "
         "labelled for two tasks, does one shared model beat one model per task? (Mean accuracy over the tasks and the three "
@@ -149,7 +178,7 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         result="shared trunk + three heads",
         result_value=statistics.fmean(mean["multitask"].values()),
         verdict=gain_verdict(overall, "sharing"),
-        why=why,
+        why=_why(rows, curve),
         plot="multitask/accuracy_vs_labels.png",
         table=[
             {
@@ -167,4 +196,3 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         boundary=b,
         stops=stops,
     )
-    return Scenario(rows, [section])

@@ -52,6 +52,7 @@ LR = 3e-3
 FINETUNE_LR_SCALE = 0.1
 METHODS = ("scratch", "transfer", "transfer_mirrored", "finetune_mirrored")
 Feats = dict[str, torch.Tensor]
+PLOT = "transfer/learning_curve.png"
 
 
 def _pick(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
@@ -126,40 +127,11 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
     folder.mkdir(parents=True, exist_ok=True)
     train, test = load_digits(seed=seed, image=True)
     base = load_shipped(BASE).eval()
-    task = classification(10)
-    zero_shot = evaluate(base, test, task)["accuracy"]
-    with torch.no_grad():  # the frozen base's features, computed once
-        body = base[:-1]
-        feats = {
-            "train": body(train.x),
-            "test": body(test.x),
-            "train_mirrored": body(train.x.flip(-1)),
-            "test_mirrored": body(test.x.flip(-1)),
-        }
+    zero_shot = evaluate(base, test, classification(10))["accuracy"]
     seeds = [seed + i for i in range(REPEATS)]
-    runs = []
-    for s in seeds:
-        runs.append(_one_seed(base, train, test, feats, s))
-        if progress:
-            line = ", ".join(f"{k}: " + "/".join(f"{runs[-1][m][k]:.2f}" for m in METHODS) for k in BUDGETS)
-            print(f"  seed {s} (scratch/transfer/finetune at labels per class) {line}", flush=True)
+    runs = _runs(base, train, test, seeds, progress)
     mean = {m: {k: statistics.fmean(r[m][k] for r in runs) for k in BUDGETS} for m in METHODS}
-    plot = "transfer/learning_curve.png"
-    names = {
-        "scratch": "scratch (either target)",
-        "transfer": "transfer, digits",
-        "transfer_mirrored": "transfer, mirrored digits",
-        "finetune_mirrored": "fine-tune, mirrored digits",
-    }
-    plot_curves(
-        {names[m]: (list(BUDGETS), [mean[m][k] for k in BUDGETS]) for m in METHODS},
-        folder / "learning_curve.png",
-        "labelled images per class",
-        f"test accuracy (mean of {REPEATS} seeds)",
-        "from the shipped MNIST base: accuracy vs labels",
-        hlines={"base as is, digits (zero-shot)": zero_shot},
-        xlog=True,
-    )
+    _plot(mean, zero_shot, folder / "learning_curve.png")
     rows: dict[str, dict[str, Any]] = {
         f"{m}@{k}": {
             "accuracy": mean[m][k],
@@ -171,7 +143,6 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         for k in BUDGETS
     }
     rows["zero_shot"] = {"accuracy": zero_shot, "base": BASE}
-
     tr, tr_curve = _curve_gains(runs, seeds, "transfer", "scratch")
     trm, trm_curve = _curve_gains(runs, seeds, "transfer_mirrored", "scratch")
     ft, ft_curve = _curve_gains(runs, seeds, "finetune_mirrored", "transfer_mirrored")
@@ -181,46 +152,103 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         ("finetune_vs_transfer_mirrored", ft, ft_curve),
     ):
         rows[name] = g.row() | {"per_budget": {str(k): c.row() for k, c in zip(BUDGETS, curve)}}
-    avg = {m: statistics.fmean(mean[m].values()) for m in METHODS}
+    transfer = _transfer_section(mean, zero_shot, seeds, (tr, tr_curve), trm_curve)
+    finetune = _finetune_section(mean, seeds, (ft, ft_curve))
+    return Scenario(rows, [transfer, finetune])
 
-    def pts(gs: list[Gain]) -> str:
-        return ", ".join(f"{k}: {100 * g.mean:+.1f} ± {100 * g.se:.1f}" for k, g in zip(BUDGETS, gs))
 
+def _runs(
+    base: nn.Sequential, train: TensorData, test: TensorData, seeds: list[int], progress: bool
+) -> list[dict[str, dict[int, float]]]:
+    """Every method's test accuracy per budget, one dict per seed (the base's features computed once)."""
+    with torch.no_grad():  # the frozen base's features, computed once
+        body = base[:-1]
+        feats = {
+            "train": body(train.x),
+            "test": body(test.x),
+            "train_mirrored": body(train.x.flip(-1)),
+            "test_mirrored": body(test.x.flip(-1)),
+        }
+    runs = []
+    for s in seeds:
+        runs.append(_one_seed(base, train, test, feats, s))
+        if progress:
+            line = ", ".join(f"{k}: " + "/".join(f"{runs[-1][m][k]:.2f}" for m in METHODS) for k in BUDGETS)
+            print(f"  seed {s} (scratch/transfer/finetune at labels per class) {line}", flush=True)
+    return runs
+
+
+def _plot(mean: dict[str, dict[int, float]], zero_shot: float, path: Path) -> None:
+    """The learning curves (mean over seeds), with the base's zero-shot accuracy as a line."""
+    names = {
+        "scratch": "scratch (either target)",
+        "transfer": "transfer, digits",
+        "transfer_mirrored": "transfer, mirrored digits",
+        "finetune_mirrored": "fine-tune, mirrored digits",
+    }
+    plot_curves(
+        {names[m]: (list(BUDGETS), [mean[m][k] for k in BUDGETS]) for m in METHODS},
+        path,
+        "labelled images per class",
+        f"test accuracy (mean of {REPEATS} seeds)",
+        "from the shipped MNIST base: accuracy vs labels",
+        hlines={"base as is, digits (zero-shot)": zero_shot},
+        xlog=True,
+    )
+
+
+def _pts(gs: list[Gain]) -> str:
+    """Gains per budget in points ± SE."""
+    return ", ".join(f"{k}: {100 * g.mean:+.1f} ± {100 * g.se:.1f}" for k, g in zip(BUDGETS, gs))
+
+
+def _transfer_boundary(tr_curve: list[Gain], trm_curve: list[Gain]) -> tuple[str, str]:
+    """Where transfer stops paying: ``(boundary text, stops)``."""
     stop_tr, stop_trm = boundary(BUDGETS, tr_curve, side="high"), boundary(BUDGETS, trm_curve, side="high")
-    if stop_tr is None:
-        b_tr = (
-            f"On these digits transfer still pays at {BUDGETS[-1]} labels per class, about all the training split has: "
-            "source and target are nearly the same task. It stops paying when the target drifts from the source: on the "
-            "same digits mirrored, the frozen features "
-            + (
-                f"stop beating scratch at {stop_trm} labels per class"
-                if stop_trm is not None
-                else "still beat scratch at every budget, by less"
-            )
-            + f" (transfer minus scratch, mirrored: {pts(trm_curve)}), and fine-tuning takes over (next section)."
-        )
-        stops_tr = (
-            f"mirrored digits: from {stop_trm} labels/class" if stop_trm is not None else f"not within {BUDGETS[-1]}"
-        )
-    else:
-        b_tr = (
+    if stop_tr is not None:
+        return (
             f"From {stop_tr} labels per class on, scratch catches up: the target's own labels then teach the network what "
-            "the base knew, and the frozen features, shaped by MNIST's writers, cap what a new classifier on them reaches."
+            "the base knew, and the frozen features, shaped by MNIST's writers, cap what a new classifier on them reaches.",
+            f"from {stop_tr} labels/class",
         )
-        stops_tr = f"from {stop_tr} labels/class"
-    transfer = Section(
+    b_tr = (
+        f"On these digits transfer still pays at {BUDGETS[-1]} labels per class, about all the training split has: "
+        "source and target are nearly the same task. It stops paying when the target drifts from the source: on the "
+        "same digits mirrored, the frozen features "
+        + (
+            f"stop beating scratch at {stop_trm} labels per class"
+            if stop_trm is not None
+            else "still beat scratch at every budget, by less"
+        )
+        + f" (transfer minus scratch, mirrored: {_pts(trm_curve)}), and fine-tuning takes over (next section)."
+    )
+    stops_tr = f"mirrored digits: from {stop_trm} labels/class" if stop_trm is not None else f"not within {BUDGETS[-1]}"
+    return b_tr, stops_tr
+
+
+def _transfer_section(
+    mean: dict[str, dict[int, float]],
+    zero_shot: float,
+    seeds: list[int],
+    gains: tuple[Gain, list[Gain]],
+    trm_curve: list[Gain],
+) -> Section:
+    """Transfer (frozen base, new classifier) against scratch."""
+    tr, tr_curve = gains
+    b_tr, stops_tr = _transfer_boundary(tr_curve, trm_curve)
+    return Section(
         paradigm="Transfer learning",
         question="With 1-100 labelled images per class of the embedded digits, does a base pretrained on 60,000 MNIST images "
         "(shipped with interlearn) beat training the same network from scratch? (Accuracy averaged over the five label "
         f"budgets; {REPEATS} seeds; the same network and optimizer steps for every method.)",
         baseline="scratch",
-        baseline_value=avg["scratch"],
+        baseline_value=statistics.fmean(mean["scratch"].values()),
         result="transfer (frozen base, new classifier)",
-        result_value=avg["transfer"],
+        result_value=statistics.fmean(mean["transfer"].values()),
         verdict=gain_verdict(tr, "transfer"),
-        why=f"Gain per labels/class (points ± SE): {pts(tr_curve)}. The base reads these digits at {zero_shot:.1%} with "
+        why=f"Gain per labels/class (points ± SE): {_pts(tr_curve)}. The base reads these digits at {zero_shot:.1%} with "
         "no label from them: its features already separate the classes, so a few labels place a classifier on them.",
-        plot=plot,
+        plot=PLOT,
         table=[
             {
                 "labels/class": k,
@@ -237,6 +265,11 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         boundary=b_tr,
         stops=stops_tr,
     )
+
+
+def _finetune_section(mean: dict[str, dict[int, float]], seeds: list[int], gains: tuple[Gain, list[Gain]]) -> Section:
+    """Fine-tuning (LP-FT) against the frozen base, on the mirrored digits."""
+    ft, ft_curve = gains
     stop_ft = boundary(BUDGETS, ft_curve, side="low")
     if stop_ft is None:
         b_ft = f"Fine-tuning pays at every budget, down to {BUDGETS[0]} label per class."
@@ -248,20 +281,21 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
             "fitting noise. Above that it adapts the features to the new input."
         )
         stops_ft = f"at <= {stop_ft} labels/class (too few to adapt)"
-    finetune = Section(
+    return Section(
         paradigm="Fine-tuning",
         question="When the target differs from the source (the same digits, mirrored left to right), does letting the "
         "pretrained layers train too (a tenth of the learning rate, from the linear probe's classifier) beat keeping them "
         f"frozen? (Averaged over the five label budgets; {REPEATS} seeds.)",
         baseline="transfer (frozen base), mirrored digits",
-        baseline_value=avg["transfer_mirrored"],
+        baseline_value=statistics.fmean(mean["transfer_mirrored"].values()),
         result="fine-tune (LP-FT, discriminative rates), mirrored digits",
-        result_value=avg["finetune_mirrored"],
+        result_value=statistics.fmean(mean["finetune_mirrored"].values()),
         verdict=gain_verdict(ft, "fine-tuning"),
-        why=f"Gain per labels/class (points ± SE): {pts(ft_curve)}. Frozen, the base's features were shaped by upright "
+        why=f"Gain per labels/class (points ± SE): {_pts(ft_curve)}. Frozen, the base's features were shaped by upright "
         "MNIST digits and fit mirrored ones less well; fine-tuning reshapes them. On the digits as they are, the frozen "
-        f"features are already this good ({avg['transfer']:.1%} averaged over the budgets), which is when freezing is enough.",
-        plot=plot,
+        f"features are already this good ({statistics.fmean(mean['transfer'].values()):.1%} averaged over the budgets), "
+        "which is when freezing is enough.",
+        plot=PLOT,
         table=[
             {
                 "labels/class": k,
@@ -277,4 +311,3 @@ def run(out: Path, seed: int = 0, progress: bool = False) -> Scenario:
         boundary=b_ft,
         stops=stops_ft,
     )
-    return Scenario(rows, [transfer, finetune])

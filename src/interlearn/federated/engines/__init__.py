@@ -38,15 +38,15 @@ __all__ = [
 ENGINES: Registry[Callable[..., Engine]] = Registry("engine")
 """Engines: name -> ``factory(**kwargs) -> Engine``."""
 
-_BUILTIN: dict[str, Callable[..., Engine]] = {
-    "auto": AutoEngine,
-    "sequential": SequentialEngine,
-    "vectorized": VectorizedEngine,
-    "multicore": MultiCoreEngine,
-    "ray": RayEngine,  # imports Ray (an optional dependency) when started
-}
-for _name, _factory in _BUILTIN.items():
-    ENGINES.register(_name, _factory)
+ENGINES.register_all(
+    {
+        "auto": AutoEngine,
+        "sequential": SequentialEngine,
+        "vectorized": VectorizedEngine,
+        "multicore": MultiCoreEngine,
+        "ray": RayEngine,  # imports Ray (an optional dependency) when started
+    }
+)
 
 
 def register_engine(name: str, factory: Callable[..., Engine]) -> None:

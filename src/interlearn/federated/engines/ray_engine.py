@@ -246,17 +246,21 @@ class RayEngine(EngineBase):
             ConfigError: when the task's clients and generators differ in length.
             Exception: whatever the client update raised, with its original type.
         """
-        import ray
-        from ray import exceptions as rex
-
         setup = self.bound()
         check_task(task)
         self.start()
+        refs = self._submit(setup, task)
+        return self._collect(task, refs, self._late(refs))
+
+    def _submit(self, setup: EngineSetup, task: CohortTask) -> list[Any]:
+        """One Ray task per client; the model, update, parameters and data go through the object store."""
+        import ray
+
         self._model_ref = self._cached(self._model_ref, setup.model)
         self._update_ref = self._cached(self._update_ref, task_update(setup, task))
         params_ref = ray.put({k: v.detach() for k, v in task.params.items()})
         extras_ref = ray.put(dict(task.server_extras))
-        refs = [
+        return [
             self._task.remote(
                 self._model_ref[1],
                 self._update_ref[1],
@@ -269,13 +273,22 @@ class RayEngine(EngineBase):
             )
             for cid, gen in zip(task.clients, task.generators)
         ]
-        if self.timeout_s is not None:
-            _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            late = {id(r) for r in pending}
-        else:
-            late = set()
+
+    def _late(self, refs: list[Any]) -> set[int]:
+        """The ids of the refs still running at the timeout (cancelled); none without one."""
+        import ray
+
+        if self.timeout_s is None:
+            return set()
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        return {id(r) for r in pending}
+
+    def _collect(self, task: CohortTask, refs: list[Any], late: set[int]) -> CohortOutcome:
+        """Every finished client's result, in cohort order; late or lost clients are dropouts."""
+        import ray
+        from ray import exceptions as rex
 
         lost = (
             rex.WorkerCrashedError,

@@ -117,64 +117,72 @@ def make_client_app(build: Callable[[Context], ClientSetup]) -> ClientApp:
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         torch.set_num_threads(1)
-        setup = _setup(context)
-        params = record_to_params(msg.content["params"])
-        extras = record_to_params(msg.content["extras"])
-        generator = record_to_generator(msg.content["generator"])
-        state_record = context.state.get(STATE_KEY)
-        client_state = record_to_params(state_record) if isinstance(state_record, ArrayRecord) else None
-        result, new_state = setup.client_update(setup.model, params, setup.data, client_state, extras, generator)
-        if new_state is not None:
-            context.state[STATE_KEY] = params_to_record(new_state)
-        notes: ConfigRecord | None = None
-        if "client-round" in msg.content:  # protect the update here, before it leaves the node
-            info = ClientRound.from_json(str(msg.content["client-round"]["json"]))
-            load_step_states(setup.steps, info.states)
-            ctx = client_context(info.round, info.seed, result.client_id, _memory(context), on_device=True)
-            result = apply_client_steps(setup.steps, result, ctx)
-            context.state[MEMORY_KEY] = params_to_record(ctx.memory)
-            notes = ConfigRecord({"json": context_to_json(ctx)})
-        content = result_to_content(result)
-        content["generator"] = generator_to_record(generator)
-        if notes is not None:
-            content["client-context"] = notes
-        return Message(content, reply_to=msg)
+        return _train_reply(_setup(context), msg, context)
 
     @app.query("secagg")
     def secagg(msg: Message, context: Context) -> Message:
         """One secure-aggregation protocol message; the protocol state stays in ``context.state``."""
-        setup = _setup(context)
-        payload = json.loads(str(msg.content["secagg"]["json"]))
-        memory = _memory(context)
-        old = context.state.get(SECAGG_KEY)
-        state = json.loads(str(old["json"])) if isinstance(old, ConfigRecord) and old.get("json") else None
-        reply, new_state = device_message(payload["stage"], payload, setup.data.client_id, memory, state)
-        context.state[MEMORY_KEY] = params_to_record(memory)
-        context.state[SECAGG_KEY] = ConfigRecord({"json": json.dumps(new_state) if new_state is not None else ""})
-        masked = reply.pop("masked", None)
-        content = RecordDict({"secagg": ConfigRecord({"json": json.dumps(reply)})})
-        if masked is not None:
-            content["masked"] = ArrayRecord({"y": masked}, keep_input=True)
-        return Message(content, reply_to=msg)
+        return _secagg_reply(_setup(context), msg, context)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         torch.set_num_threads(1)
-        setup = _setup(context)
-        n = len(setup.data)
-        ev = (
-            evaluate_params(setup.model, record_to_params(msg.content["params"]), setup.data.x, setup.data.y)
-            if n
-            else {}
-        )
-        metrics = MetricRecord(
-            {
-                "client-id": int(setup.data.client_id),
-                "num-examples": n,
-                "accuracy": float(ev.get("accuracy", 0.0)),
-                "loss": float(ev.get("loss", 0.0)),
-            }
-        )
-        return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+        return _evaluate_reply(_setup(context), msg)
 
     return app
+
+
+def _train_reply(setup: ClientSetup, msg: Message, context: Context) -> Message:
+    """Run the client update on the server's parameters; protect it here when the round has client steps."""
+    params = record_to_params(msg.content["params"])
+    extras = record_to_params(msg.content["extras"])
+    generator = record_to_generator(msg.content["generator"])
+    state_record = context.state.get(STATE_KEY)
+    client_state = record_to_params(state_record) if isinstance(state_record, ArrayRecord) else None
+    result, new_state = setup.client_update(setup.model, params, setup.data, client_state, extras, generator)
+    if new_state is not None:
+        context.state[STATE_KEY] = params_to_record(new_state)
+    notes: ConfigRecord | None = None
+    if "client-round" in msg.content:  # protect the update here, before it leaves the node
+        info = ClientRound.from_json(str(msg.content["client-round"]["json"]))
+        load_step_states(setup.steps, info.states)
+        ctx = client_context(info.round, info.seed, result.client_id, _memory(context), on_device=True)
+        result = apply_client_steps(setup.steps, result, ctx)
+        context.state[MEMORY_KEY] = params_to_record(ctx.memory)
+        notes = ConfigRecord({"json": context_to_json(ctx)})
+    content = result_to_content(result)
+    content["generator"] = generator_to_record(generator)
+    if notes is not None:
+        content["client-context"] = notes
+    return Message(content, reply_to=msg)
+
+
+def _secagg_reply(setup: ClientSetup, msg: Message, context: Context) -> Message:
+    """Answer one secure-aggregation stage, keeping the protocol state in ``context.state``."""
+    payload = json.loads(str(msg.content["secagg"]["json"]))
+    memory = _memory(context)
+    old = context.state.get(SECAGG_KEY)
+    state = json.loads(str(old["json"])) if isinstance(old, ConfigRecord) and old.get("json") else None
+    reply, new_state = device_message(payload["stage"], payload, setup.data.client_id, memory, state)
+    context.state[MEMORY_KEY] = params_to_record(memory)
+    context.state[SECAGG_KEY] = ConfigRecord({"json": json.dumps(new_state) if new_state is not None else ""})
+    masked = reply.pop("masked", None)
+    content = RecordDict({"secagg": ConfigRecord({"json": json.dumps(reply)})})
+    if masked is not None:
+        content["masked"] = ArrayRecord({"y": masked}, keep_input=True)
+    return Message(content, reply_to=msg)
+
+
+def _evaluate_reply(setup: ClientSetup, msg: Message) -> Message:
+    """The node's accuracy and loss with the server's parameters (zeros without data)."""
+    n = len(setup.data)
+    ev = evaluate_params(setup.model, record_to_params(msg.content["params"]), setup.data.x, setup.data.y) if n else {}
+    metrics = MetricRecord(
+        {
+            "client-id": int(setup.data.client_id),
+            "num-examples": n,
+            "accuracy": float(ev.get("accuracy", 0.0)),
+            "loss": float(ev.get("loss", 0.0)),
+        }
+    )
+    return Message(RecordDict({"metrics": metrics}), reply_to=msg)

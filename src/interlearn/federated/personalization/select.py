@@ -241,86 +241,119 @@ def personalize_validated(
         if len(val) == 0 or len(test) == 0:
             raise DataError(f"user {name}: empty validation or test split; personalize only users that have both")
         g_val = rank(model, global_params, val)
-        # candidates: (setting, params, validation score); the global model is every method's first
-        cands: dict[str, list[tuple[dict[str, Any], Params, float]]] = {}
-        if {"finetune", "interpolate"} & set(config.methods):
-            gen = torch.Generator().manual_seed(config.seed + i)
-            traj = sgd_trajectory(
-                model,
-                global_params,
-                train,
-                config.steps,
-                config.lr,
-                config.batch_size,
-                gen,
-                loss_fn,
-                trainable=names,
-                optimizer=config.optimizer,
-            )
-            traj[0] = global_params
-        if "finetune" in config.methods:
-            cands["finetune"] = [
-                ({"steps": s}, p, g_val if s == 0 else rank(model, p, val)) for s, p in sorted(traj.items())
-            ]
-        if "interpolate" in config.methods:
-            end = traj[max(traj)]
-            cands["interpolate"] = [({"alpha": 0.0}, global_params, g_val)]
-            for a in sorted(x for x in config.alphas if x > 0):
-                p = interpolate_params(global_params, end, a)
-                cands["interpolate"].append(({"alpha": a, "steps": max(traj)}, p, rank(model, p, val)))
-        if "ditto" in config.methods:
-            cands["ditto"] = [({"steps": 0}, global_params, g_val)]
-            for lam in config.lams:
-                gen = torch.Generator().manual_seed(config.seed + i)
-                traj_l = sgd_trajectory(
-                    model,
-                    global_params,
-                    train,
-                    [s for s in config.steps if s > 0] or [0],
-                    config.lr,
-                    config.batch_size,
-                    gen,
-                    loss_fn,
-                    anchor=global_params,
-                    lam=lam,
-                    trainable=names,
-                    optimizer=config.optimizer,
-                )
-                cands["ditto"] += [
-                    ({"lam": lam, "steps": s}, p, rank(model, p, val)) for s, p in sorted(traj_l.items()) if s > 0
-                ]
+        ctx = _UserRun(model, global_params, train, val, rank, config, loss_fn, names, config.seed + i)
+        cands = _candidates(ctx, g_val)
         for mname, fn in (extra_methods or {}).items():
             cands[mname] = [({}, global_params, g_val)] + [(st, p, rank(model, p, val)) for st, p in fn(i, train)]
         g_test = score(model, global_params, test)
-        tested: dict[int, float] = {id(global_params): g_test}
         # the reported metric on validation (ranks methods over users)
-        valued: dict[int, float] = {id(global_params): g_val if select is None else score(model, global_params, val)}
-
-        chosen: dict[str, dict[str, Any]] = {}
-        params_of: dict[str, Any] = {}
-        pool: list[tuple[str, dict[str, Any], Any, float]] = []
-        for method, options in cands.items():
-            setting, p, v = max(options, key=lambda o: o[2])  # max keeps the first of equal scores
-            chosen[method] = {
-                "setting": setting,
-                "val": v,
-                "val_metric": _memo(valued, score, model, p, val),
-                "test": _memo(tested, score, model, p, test),
-            }
-            params_of[method] = p
-            pool += [(method, st, q, w) for st, q, w in options]
-        m, setting, p, v = max(pool, key=lambda o: o[3])
-        chosen["best"] = {
-            "setting": {"method": m, **setting},
-            "val": v,
-            "val_metric": _memo(valued, score, model, p, val),
-            "test": _memo(tested, score, model, p, test),
-        }
-        params_of["best"] = p
+        g_metric = g_val if select is None else score(model, global_params, val)
+        chosen, params_of = _choose(cands, model, global_params, score, (val, g_metric), (test, g_test))
         results.append(UserChoice(name, g_val, g_test, chosen, _count(val), _count(test)))
         if name in keep:
             kept[name] = params_of
     return SelectionReport(results, config), kept
+
+
+Candidate = tuple[dict[str, Any], Any, float]  # (setting, personal parameters, validation score)
+
+
+@dataclass(frozen=True)
+class _UserRun:
+    """What one user's local training starts from (see :func:`personalize_validated`)."""
+
+    model: nn.Module
+    global_params: Params
+    train: TensorData
+    val: TensorData
+    rank: ScoreFn
+    config: SelectConfig
+    loss_fn: LossFn
+    names: list[str]
+    seed: int
+
+    def ranked(self, personal: Any) -> float:
+        """What validation ranks ``personal`` by."""
+        return self.rank(self.model, personal, self.val)
+
+    def trajectory(self, steps: Sequence[int], **anchor: Any) -> dict[int, Params]:
+        """:func:`sgd_trajectory` from the global model with a fresh generator seeded per user."""
+        cfg = self.config
+        gen = torch.Generator().manual_seed(self.seed)
+        return sgd_trajectory(
+            self.model,
+            self.global_params,
+            self.train,
+            steps,
+            cfg.lr,
+            cfg.batch_size,
+            gen,
+            self.loss_fn,
+            trainable=self.names,
+            optimizer=cfg.optimizer,
+            **anchor,
+        )
+
+
+def _candidates(ctx: _UserRun, g_val: float) -> dict[str, list[Candidate]]:
+    """Every configured method's candidates for one user; the global model is every method's first."""
+    config, global_params, rank = ctx.config, ctx.global_params, ctx.ranked
+    cands: dict[str, list[Candidate]] = {}
+    if {"finetune", "interpolate"} & set(config.methods):
+        traj = ctx.trajectory(config.steps)
+        traj[0] = global_params
+    if "finetune" in config.methods:
+        cands["finetune"] = [({"steps": s}, p, g_val if s == 0 else rank(p)) for s, p in sorted(traj.items())]
+    if "interpolate" in config.methods:
+        end = traj[max(traj)]
+        cands["interpolate"] = [({"alpha": 0.0}, global_params, g_val)]
+        for a in sorted(x for x in config.alphas if x > 0):
+            p = interpolate_params(global_params, end, a)
+            cands["interpolate"].append(({"alpha": a, "steps": max(traj)}, p, rank(p)))
+    if "ditto" in config.methods:
+        cands["ditto"] = [({"steps": 0}, global_params, g_val)]
+        for lam in config.lams:
+            traj_l = ctx.trajectory([s for s in config.steps if s > 0] or [0], anchor=global_params, lam=lam)
+            cands["ditto"] += [({"lam": lam, "steps": s}, p, rank(p)) for s, p in sorted(traj_l.items()) if s > 0]
+    return cands
+
+
+def _choose(
+    cands: dict[str, list[Candidate]],
+    model: nn.Module,
+    global_params: Params,
+    score: ScoreFn,
+    val: tuple[TensorData, float],
+    test: tuple[TensorData, float],
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per method, and over all methods (``"best"``), the candidate with the best validation score.
+
+    ``max`` keeps the first of equal scores: the earliest candidate, i.e. less adaptation.
+    ``val`` and ``test`` are the splits with the global model's ``score`` on them.
+    Returns the choices (setting and scores) and the chosen parameters, by method.
+    """
+    (val_data, g_metric), (test_data, g_test) = val, test
+    valued: dict[int, float] = {id(global_params): g_metric}
+    tested: dict[int, float] = {id(global_params): g_test}
+
+    def val_metric(p: Any) -> float:
+        return _memo(valued, score, model, p, val_data)
+
+    def tested_on(p: Any) -> float:
+        return _memo(tested, score, model, p, test_data)
+
+    chosen: dict[str, dict[str, Any]] = {}
+    params_of: dict[str, Any] = {}
+    pool: list[tuple[str, dict[str, Any], Any, float]] = []
+    for method, options in cands.items():
+        setting, p, v = max(options, key=lambda o: o[2])  # max keeps the first of equal scores
+        chosen[method] = {"setting": setting, "val": v, "val_metric": val_metric(p), "test": tested_on(p)}
+        params_of[method] = p
+        pool += [(method, st, q, w) for st, q, w in options]
+    m, setting, p, v = max(pool, key=lambda o: o[3])
+    chosen["best"] = {"setting": {"method": m, **setting}, "val": v, "val_metric": val_metric(p), "test": tested_on(p)}
+    params_of["best"] = p
+    return chosen, params_of
 
 
 def _memo(cache: dict[int, float], score: ScoreFn, model: nn.Module, personal: Any, data: TensorData) -> float:

@@ -40,7 +40,7 @@ from interlearn.federated.protections.robust import (
     stacked_per_key,
 )
 from interlearn.federated.strategies.aggregate import cast_back
-from interlearn.federated.strategies.registry import AGGREGATORS, register_aggregator
+from interlearn.federated.strategies.registry import AGGREGATORS
 from interlearn.types import Params
 
 __all__ = ["bulyan", "bulyan_selection", "check_bulyan", "Bulyan"]
@@ -129,5 +129,4 @@ class Bulyan(Aggregator):
         return f"Bulyan(num_byzantine={self.num_byzantine})"
 
 
-if "bulyan" not in AGGREGATORS:  # idempotent under re-import
-    register_aggregator("bulyan", Bulyan)
+AGGREGATORS.register_all({"bulyan": Bulyan}, skip_registered=True)  # idempotent under re-import

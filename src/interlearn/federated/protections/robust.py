@@ -24,7 +24,7 @@ nothing is lowered silently. Bulyan (Krum as its inner rule) is in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from interlearn.federated.api import Aggregator, ClientResult
 from interlearn.federated.protections.privacy.clipping import clip_update
 from interlearn.federated.protections.privacy.cohort import is_aggregate
 from interlearn.federated.strategies.aggregate import arithmetic_dtype, cast_back, weighted_mean
-from interlearn.federated.strategies.registry import AGGREGATORS, register_aggregator
+from interlearn.federated.strategies.registry import AGGREGATORS
 from interlearn.types import Params
 
 __all__ = [
@@ -348,13 +348,7 @@ def _multi_krum(num_byzantine: int | None = None, num_selected: int | None = Non
     return Krum(num_byzantine, num_selected)
 
 
-_ROBUST: dict[str, Callable[..., Aggregator]] = {
-    "median": Median,
-    "trimmed_mean": TrimmedMean,
-    "krum": Krum,
-    "multi_krum": _multi_krum,
-    "norm_bound": NormBound,
-}
-for _name, _factory in _ROBUST.items():
-    if _name not in AGGREGATORS:  # idempotent under re-import
-        register_aggregator(_name, _factory)
+AGGREGATORS.register_all(
+    {"median": Median, "trimmed_mean": TrimmedMean, "krum": Krum, "multi_krum": _multi_krum, "norm_bound": NormBound},
+    skip_registered=True,  # idempotent under re-import
+)

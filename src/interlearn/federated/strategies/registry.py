@@ -91,16 +91,15 @@ def get_aggregator(name: str, **kwargs: Any) -> Aggregator:
     return aggregator
 
 
-_BUILTIN: dict[str, Callable[..., Strategy]] = {
-    "fedavg": fedavg,
-    "fedavgm": fedavgm,
-    "fedadam": fedadam,
-    "fedyogi": fedyogi,
-    "fedadagrad": fedadagrad,
-    "scaffold": scaffold,
-    "qfedavg": qfedavg,
-}
-for _name, _factory in _BUILTIN.items():
-    register_strategy(_name, _factory)
-register_aggregator("mean", WeightedMean)
-register_aggregator("uniform_mean", lambda: WeightedMean(uniform=True))
+STRATEGIES.register_all(
+    {
+        "fedavg": fedavg,
+        "fedavgm": fedavgm,
+        "fedadam": fedadam,
+        "fedyogi": fedyogi,
+        "fedadagrad": fedadagrad,
+        "scaffold": scaffold,
+        "qfedavg": qfedavg,
+    }
+)
+AGGREGATORS.register_all({"mean": WeightedMean, "uniform_mean": lambda: WeightedMean(uniform=True)})

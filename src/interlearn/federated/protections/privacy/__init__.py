@@ -82,6 +82,9 @@ def dp_fedavg_steps(
     updates, the fixed denominator ``q * population``, Opacus' RDP accountant. The round loop
     samples the way these steps account (``SimulationConfig(sampling=None)`` follows them).
 
+    Long because: a keyword-only facade over :class:`ClipUpdates` and :func:`dp_noise`; its
+    length is the signature and the documented arguments, its body two calls.
+
     Args:
         clip_norm: clip norm (initial one when ``adaptive``).
         noise_multiplier: ``z`` of the Gaussian mechanism (std over the sensitivity).

@@ -88,17 +88,25 @@ class DPSGDClientUpdate:
         server_extras: Params,
         generator: torch.Generator,
     ) -> tuple[ClientResult, Params | None]:
-        from opacus import PrivacyEngine
-        from opacus.validators import ModuleValidator
-
-        errors = ModuleValidator.validate(model, strict=False)
-        if errors:
-            raise ConfigError(
-                f"Opacus cannot make this model private: {errors[0]}. "
-                "Call opacus.validators.ModuleValidator.fix(model) first (BatchNorm -> GroupNorm)."
-            )
+        _check_private(model)
         local = copy.deepcopy(model)
         _load(local, params)
+        cid = data.client_id
+        module, opt, loader = self._make_private(local, data, generator)
+        total, steps = self._train(module, opt, loader)
+        trained = dict(local.named_parameters())
+        update = {k: (trained[k].detach() - v) if k in trained else torch.zeros_like(v) for k, v in params.items()}
+        metrics = {
+            "loss": total / max(steps, 1),
+            "steps": float(steps),  # non-empty batches
+            "dpsgd/epsilon": float(self._engines[cid].get_epsilon(self.delta)),
+        }
+        return ClientResult(cid, update, float(len(data)), metrics), client_state
+
+    def _make_private(self, local: torch.nn.Module, data: ClientData, generator: torch.Generator) -> tuple[Any, ...]:
+        """``(module, optimizer, loader)`` wrapped by the client's own Opacus ``PrivacyEngine``."""
+        from opacus import PrivacyEngine
+
         cid = data.client_id
         if cid not in self._engines:
             with warnings.catch_warnings():
@@ -110,16 +118,20 @@ class DPSGDClientUpdate:
             self._datasets[cid] = ds
         loader = DataLoader(ds, batch_size=min(self.batch_size, len(data)), generator=generator)
         opt = torch.optim.SGD(local.parameters(), lr=self.lr)
-        engine = self._engines[cid]
-        module, opt, loader = engine.make_private(
-            module=local,
-            optimizer=opt,
-            data_loader=loader,
-            noise_multiplier=self.noise_multiplier,
-            max_grad_norm=self.max_grad_norm,
-            poisson_sampling=True,
-            noise_generator=generator,
+        return tuple(
+            self._engines[cid].make_private(
+                module=local,
+                optimizer=opt,
+                data_loader=loader,
+                noise_multiplier=self.noise_multiplier,
+                max_grad_norm=self.max_grad_norm,
+                poisson_sampling=True,
+                noise_generator=generator,
+            )
         )
+
+    def _train(self, module: Any, opt: Any, loader: Any) -> tuple[float, int]:
+        """The local epochs of DP-SGD; the summed loss and the count of non-empty batches."""
         module.train()
         total, steps = 0.0, 0
         for _ in range(self.epochs):
@@ -135,14 +147,19 @@ class DPSGDClientUpdate:
                 if len(xb):
                     total += float(loss.detach())
                     steps += 1
-        trained = dict(local.named_parameters())
-        update = {k: (trained[k].detach() - v) if k in trained else torch.zeros_like(v) for k, v in params.items()}
-        metrics = {
-            "loss": total / max(steps, 1),
-            "steps": float(steps),  # non-empty batches
-            "dpsgd/epsilon": float(engine.get_epsilon(self.delta)),
-        }
-        return ClientResult(cid, update, float(len(data)), metrics), client_state
+        return total, steps
+
+
+def _check_private(model: torch.nn.Module) -> None:
+    """Refuse a model Opacus cannot make private (BatchNorm, ...), naming the fix."""
+    from opacus.validators import ModuleValidator
+
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        raise ConfigError(
+            f"Opacus cannot make this model private: {errors[0]}. "
+            "Call opacus.validators.ModuleValidator.fix(model) first (BatchNorm -> GroupNorm)."
+        )
 
 
 def _load(module: torch.nn.Module, params: Params) -> None:

@@ -314,6 +314,21 @@ def secure_sum(
     tr = Transcript()
     server = SecAggServer(ring, threshold, length, graph)
     clients = {cid: SecAggClient(cid, x.reshape(-1), ring) for cid, x in inputs.items()}
+    inbox = _exchange_keys(server, clients, threshold, tr)
+    masked = _masking(server, clients, inbox, set(drop_before_masking), tr)
+    u3 = server.collect_masked(masked)
+    tr.masked = dict(masked)
+    shares = _unmasking(server, clients, u3, set(drop_before_unmasking), threshold, tr)
+    total = server.unmask(shares)
+    tr.survivors = u3
+    tr.dropped = [v for v in server.u2 if v not in masked]
+    return total, tr
+
+
+def _exchange_keys(
+    server: SecAggServer, clients: Mapping[ClientId, SecAggClient], threshold: int, tr: Transcript
+) -> dict[ClientId, dict[ClientId, bytes]]:
+    """Stages 0-1: every client advertises its keys, then secret-shares them with its roster."""
     keys = {cid: c.advertise_keys() for cid, c in clients.items()}
     for cid in keys:
         tr.up(cid, 64)
@@ -324,18 +339,36 @@ def secure_sum(
         tr.down(cid, 72 * len(roster))
         sent[cid] = c.share_keys(roster, threshold)
         tr.up(cid, sum(len(ct) for ct in sent[cid].values()))
-    inbox = server.route_shares(sent)
-    gone = set(drop_before_masking)
+    return server.route_shares(sent)
+
+
+def _masking(
+    server: SecAggServer,
+    clients: Mapping[ClientId, SecAggClient],
+    inbox: Mapping[ClientId, Mapping[ClientId, bytes]],
+    gone: set[ClientId],
+    tr: Transcript,
+) -> dict[ClientId, torch.Tensor]:
+    """Stage 2: every client still there (not in ``gone``) sends its masked input."""
     masked = {}
     for cid in server.u2:
         near_u2 = server.restrict(cid, server.u2)
         tr.down(cid, sum(len(ct) for ct in inbox[cid].values()) + 8 * len(near_u2))
         if cid not in gone:
             masked[cid] = clients[cid].masked_input(near_u2, inbox[cid])
-            tr.up(cid, length * ring.bytes_per_element)
-    u3 = server.collect_masked(masked)
-    tr.masked = dict(masked)
-    quiet = set(drop_before_unmasking)
+            tr.up(cid, server.length * server.ring.bytes_per_element)
+    return masked
+
+
+def _unmasking(
+    server: SecAggServer,
+    clients: Mapping[ClientId, SecAggClient],
+    u3: list[ClientId],
+    quiet: set[ClientId],
+    threshold: int,
+    tr: Transcript,
+) -> dict[ClientId, dict[ClientId, Share]]:
+    """Stage 3: every survivor not in ``quiet`` sends the shares that remove the masks."""
     shares = {}
     for cid in u3:
         near_u2, near_u3 = server.restrict(cid, server.u2), server.restrict(cid, u3)
@@ -343,7 +376,4 @@ def secure_sum(
         if cid not in quiet:
             shares[cid] = clients[cid].unmask(near_u2, near_u3, threshold)
             tr.up(cid, SHARE_BYTES * len(shares[cid]))
-    total = server.unmask(shares)
-    tr.survivors = u3
-    tr.dropped = [v for v in server.u2 if v not in masked]
-    return total, tr
+    return shares

@@ -72,21 +72,7 @@ def remote_secure_sum(
         tr.down(c, 72 * len(server.roster_for(c)))
     for c, cts in sent.items():
         tr.up(c, sum(len(ct) for ct in cts.values()))
-    inbox = server.route_shares(sent)
-    payloads: dict[ClientId, dict[str, Any]] = {
-        c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]}
-        for c in server.u2
-    }
-    for c in server.u2:
-        tr.down(c, sum(len(ct) for ct in inbox[c].values()) + 8 * len(payloads[c]["u2"]))
-    replies = channel("mask", payloads)
-    masked = {}
-    for c, r in replies.items():
-        y = r["masked"]
-        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.numel() != length:
-            continue  # a malformed masked input counts as a dropout; its masks are removed
-        masked[c] = y.reshape(-1)
-        tr.up(c, length * ring.bytes_per_element)
+    masked = _remote_masking(channel, server, server.route_shares(sent), tr)
     u3 = server.collect_masked(masked)
     replies = channel(
         "unmask",
@@ -101,6 +87,28 @@ def remote_secure_sum(
     tr.survivors = list(u3)
     tr.dropped = [v for v in server.u2 if v not in masked]
     return total, tr
+
+
+def _remote_masking(
+    channel: Channel, server: SecAggServer, inbox: dict[ClientId, dict[ClientId, bytes]], tr: Transcript
+) -> dict[ClientId, torch.Tensor]:
+    """The masking stage over ``channel``: each client's shares in, its masked input (int64) out."""
+    length, ring = server.length, server.ring
+    payloads: dict[ClientId, dict[str, Any]] = {
+        c: {"u2": server.restrict(c, server.u2), "inbox": [[int(u), ct.hex()] for u, ct in inbox[c].items()]}
+        for c in server.u2
+    }
+    for c in server.u2:
+        tr.down(c, sum(len(ct) for ct in inbox[c].values()) + 8 * len(payloads[c]["u2"]))
+    replies = channel("mask", payloads)
+    masked = {}
+    for c, r in replies.items():
+        y = r["masked"]
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.numel() != length:
+            continue  # a malformed masked input counts as a dropout; its masks are removed
+        masked[c] = y.reshape(-1)
+        tr.up(c, length * ring.bytes_per_element)
+    return masked
 
 
 def device_message(
