@@ -23,7 +23,7 @@ from interlearn.federated import (
     register_step,
     register_strategy,
 )
-from interlearn.federated.api import CohortOutcome, CohortTask
+from interlearn.federated.api import Aggregator, CohortOutcome, CohortTask, UpdateStep
 from interlearn.federated.client.registry import CLIENT_UPDATES
 from interlearn.federated.engines import ENGINES, SequentialEngine
 from interlearn.federated.strategies import AGGREGATORS, STRATEGIES, ServerSGD, WeightedMean
@@ -46,7 +46,7 @@ class HalfStepStrategy(ServerStrategy):
         return super().aggregate(params, results, state)
 
 
-class CountingMean:
+class CountingMean(Aggregator):
     """The uniform mean, counting its calls (a user's aggregator)."""
 
     name = "counting_mean"
@@ -78,7 +78,7 @@ class CountingSGD(LocalSGD):
         return super().finish(params, state, client_state, ctx, steps)
 
 
-class Stamp:
+class Stamp(UpdateStep):
     """An update step that stamps each client result's metrics (a user's step)."""
 
     def __init__(self, value: float = 1.0) -> None:
