@@ -33,7 +33,8 @@ that the harness gives Flower its full speed.
 rate is its total time over rounds 2..R divided by the training examples of those rounds (the
 same rounds for every tool; round 1, the warm-up, is reported on its own): microseconds per
 example. Every tool runs ``--repeats`` times, interleaved (repeat k of every tool before repeat
-k + 1 of any), and the JSON holds the median and the min-max. A ratio between two tools is
+k + 1 of any; the order rotates by one tool each repeat), and the JSON holds the median and the
+min-max. A ratio between two tools is
 taken per repeat (repeat k against repeat k); a target is met only when its whole min-max range
 clears it. Seconds per round are kept as information.
 
@@ -402,6 +403,12 @@ def _args() -> argparse.Namespace:
         "--flower-check", action="store_true", help="also run the Flower app through `flwr run` (mnist_2nn)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="measure the roofline floor again for the workloads of an existing --json and recompute its summary "
+        "(runs no tool)",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per tool run")
     ap.add_argument("--keep", default=None, help="keep the prep folders and logs here (default: a temporary folder)")
     ap.add_argument(
@@ -430,14 +437,17 @@ def run_workload(w: str, args: argparse.Namespace, tmp: str) -> tuple[dict, dict
     full = load_prep(folder)
     tx, ty = test_arrays(folder, full)
     examples = round_examples(full["partition"], full["schedule"])
-    fl = floor(cfg["model"], BATCH, int(cfg["model_kwargs"].get("vocab", 0)))
+    vocab = int(cfg["model_kwargs"].get("vocab", 0))
+    fl = floor(cfg["model"], BATCH, vocab) | {"vocab": vocab}
     print(
         f"== {w}: {cfg['num_clients']} clients, {rounds} rounds, floor {fl['us_per_example']:.1f} us/example",
         flush=True,
     )
     runs: dict[str, list[dict]] = {t: [] for t in args.tools}
     for k in range(args.repeats):
-        for tool in args.tools:  # interleaved: repeat k of every tool before repeat k + 1 of any
+        # interleaved: repeat k of every tool before repeat k + 1 of any; the order rotates, so no
+        # tool always runs right after the peers (Flower's Ray shutting down slowed the next tool)
+        for tool in args.tools[k % len(args.tools) :] + args.tools[: k % len(args.tools)]:
             r = run_tool(tool, folder, folder / f"rep{k}", args.pfl_python, args.timeout)
             if "error" not in r:
                 r["final_acc"] = accuracy(full, torch.load(folder / f"rep{k}" / tool / "final.pt"), tx, ty)
@@ -457,6 +467,20 @@ def run_workload(w: str, args: argparse.Namespace, tmp: str) -> tuple[dict, dict
     return {t: pool(rs, examples) for t, rs in runs.items()}, fl, examples, check
 
 
+def refloor(out_path: Path, previous: dict) -> None:
+    """The floor measured again (same model shapes) and the targets recomputed; the tools' timings are kept."""
+    if previous.get("format") != FORMAT:
+        raise SystemExit(f"{out_path}: no results of this format to re-floor; run the matrix first")
+    for w in previous["results"]:
+        vocab = 78 if w == "shakespeare_lstm" else 0
+        vocab = int(previous["floor"].get(w, {}).get("vocab", vocab))
+        previous["floor"][w] = floor(WORKLOADS[w]["model"], BATCH, vocab) | {"vocab": vocab}
+        print(f"{w}: floor {previous['floor'][w]['us_per_example']:.1f} us/example ({previous['floor'][w]['bound']})")
+    previous.update(summarize(previous["results"], previous["floor"], previous.get("flower_check")))
+    out_path.write_text(json.dumps(previous, indent=2))
+    print(f"re-floored {out_path}")
+
+
 def main() -> None:
     args = _args()
     torch.set_num_threads(1)
@@ -467,6 +491,9 @@ def main() -> None:
     floors: dict = previous.get("floor", {}) if same_format else {}
     workloads: dict = previous.get("workloads", {}) if same_format else {}
     check = previous.get("flower_check") if same_format else None
+    if args.floor_only:
+        refloor(out_path, previous)
+        return
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="fl_matrix_") as tmp_dir:
         for w in args.workloads:

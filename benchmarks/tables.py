@@ -372,8 +372,9 @@ def fl_mnist_curve(load: Load) -> str:
     return _curve(load("fl_mnist")["history"], "test accuracy %")
 
 
-def _secagg(d: dict[str, Any], cpu: bool) -> str:
+def _secagg(d: dict[str, Any], cpu: bool, ranges: bool = False) -> str:
     head = ["clients", "variant", "k", "plain s/round", "secure s/round", "time ratio"]
+    head += ["range"] if ranges else []
     head += ["CPU ratio", "bytes-up ratio", "bytes-down ratio"] if cpu else ["bytes-up ratio"]
     out = [_row(head), _row(["---:", "---", *["---:"] * (len(head) - 2)])]
     for variant, per_n in d["variants"].items():
@@ -386,6 +387,9 @@ def _secagg(d: dict[str, Any], cpu: bool) -> str:
                 f"{v['seconds']:.4f}",
                 f"{v['time_ratio']:.2f}",
             ]
+            if ranges:
+                r = v["time_ratio_range"]
+                cells.append(f"{r['min']:.2f}–{r['max']:.2f}")
             cells += (
                 [f"{v['cpu_time_ratio']:.2f}", f"{v['bytes_ratio']:.2f}", f"{v['bytes_down_ratio']:.2f}"]
                 if cpu
@@ -396,8 +400,14 @@ def _secagg(d: dict[str, Any], cpu: bool) -> str:
 
 
 def fl_secagg(load: Load) -> str:
-    """Plain vs secure round time, CPU and bytes for both variants at every client count."""
-    return _secagg(load("fl_secagg"), cpu=True)
+    """Plain vs secure round time (median and range of the repeats), CPU and bytes for both
+    variants at every client count."""
+    return _secagg(load("fl_secagg"), cpu=True, ranges=True)
+
+
+def fl_secagg_previous(load: Load) -> str:
+    """The previous run (one repeat), full SecAgg at a thousand clients included."""
+    return _secagg(load("fl_secagg_previous"), cpu=True)
 
 
 def fl_secagg_sequential(load: Load) -> str:
